@@ -1,0 +1,82 @@
+//! The command line: clap definitions and one thin function per command.
+//!
+//! Each command parses its arguments, calls the library, prints. It owns the
+//! choice of state directory and of exit codes (0 success, 1 the run did not
+//! succeed, 2 bad input or an error). It must never hold logic a library user
+//! would need: that belongs in the scheduler, store, spec or sandbox.
+
+mod print;
+mod run;
+mod runs;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when the command worked but the run it reports did not succeed.
+pub const EXIT_RUN_FAILED: u8 = 1;
+/// Exit code for bad input and errors.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Run workflows of WebAssembly tasks, each in its own sandbox")]
+pub struct Cli {
+    /// State directory (default: `.sluice` next to the bundle, or in the current directory).
+    #[arg(long, global = true, env = "SLUICE_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job from a bundle directory (or sluice.toml file) and wait for it.
+    Run(run::RunArgs),
+    /// Inspect runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Work with single task components.
+    #[command(subcommand)]
+    Task(run::TaskCommand),
+}
+
+/// Parse the command line, run the command, print any error with its causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(cli.state, args),
+        Command::Task(cmd) => run::task(cli.state, cmd),
+        Command::Runs(cmd) => runs::runs(cli.state, cmd),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Parse `k=v` pairs from `--param`.
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not of the form key=value")),
+    }
+}

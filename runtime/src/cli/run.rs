@@ -1,0 +1,122 @@
+//! `sluice run` and `sluice task run`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Subcommand};
+
+use super::{EXIT_RUN_FAILED, parse_param, print, state};
+use crate::model::RunView;
+use crate::sandbox::Limits;
+use crate::scheduler::{JobRequest, Observer, Quiet};
+use crate::spec;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Bundle directory (holding sluice.toml) or the bundle file itself.
+    pub bundle: PathBuf,
+    /// The job to run (may be omitted when the bundle has one job).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Override a job parameter: --param key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Deployment target the run belongs to.
+    #[arg(long, default_value = "dev")]
+    pub target: String,
+    /// Print the finished run's record as JSON (and nothing else on stdout).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Run one component with no bundle.
+    Run(TaskRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskRunArgs {
+    /// The component (.wasm) to run.
+    pub component: PathBuf,
+    /// A task parameter: --param key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Memory limit, e.g. 64MiB.
+    #[arg(long, value_parser = spec::parse_size)]
+    pub memory: Option<u64>,
+    /// Wall-clock timeout, e.g. 30s.
+    #[arg(long, value_parser = spec::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print the finished run's record as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let bundle = spec::load(&args.bundle)?;
+    let job = bundle.job(args.job.as_deref())?;
+    let dir = state::state_dir(state_arg, &bundle.root);
+    let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
+    let rt = state::runtime(&dir)?;
+    watch_ctrl_c(rt.cancel.clone());
+    let progress = print::Progress::new(job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4));
+    let observer: &dyn Observer = if args.json { &Quiet } else { &progress };
+    let request = JobRequest { bundle: &bundle, job, overrides, target: args.target };
+    let view = tokio_runtime()?.block_on(rt.run_job(request, observer))?;
+    finish(&view, args.json, &dir)
+}
+
+pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
+    let TaskCommand::Run(args) = cmd;
+    let cwd = std::env::current_dir()?;
+    let dir = state::state_dir(state_arg, &cwd);
+    let rt = state::runtime(&dir)?;
+    watch_ctrl_c(rt.cancel.clone());
+    let defaults = Limits::default();
+    let limits = Limits {
+        memory: args.memory.unwrap_or(defaults.memory),
+        timeout: args.timeout.unwrap_or(defaults.timeout),
+        ..defaults
+    };
+    let progress = print::Progress::new(8);
+    let observer: &dyn Observer = if args.json { &Quiet } else { &progress };
+    let params = args.params.into_iter().collect();
+    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, params, limits, observer))?;
+    finish(&view, args.json, &dir)
+}
+
+fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(view)?);
+    } else {
+        print::run_footer(view, dir);
+    }
+    Ok(if view.result.is_some_and(|r| r.is_success()) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// First Ctrl-C cancels the run (running sandboxes stop at their next epoch tick).
+fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
+    let _ = ctrlc_thread(cancel);
+}
+
+fn ctrlc_thread(cancel: Arc<AtomicBool>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("sluice-signal".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(_) => return,
+        };
+        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("canceling the run (Ctrl-C)…");
+            cancel.store(true, Ordering::Relaxed);
+        }
+    })?;
+    Ok(())
+}

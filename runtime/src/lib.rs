@@ -1,0 +1,20 @@
+//! sluice: a workflow runtime where every task is a WebAssembly component run
+//! in its own wasmtime sandbox.
+//!
+//! The library is everything; the `sluice` binary is glue over [`cli`].
+//! One module per concern, each owning its data:
+//!
+//! - [`model`]: runs, tasks, attempts, events and the views folded from them (no I/O)
+//! - [`spec`]: the bundle file (`sluice.toml`): parsing and validation
+//! - [`sandbox`]: wasmtime, the component cache, limits and host capabilities
+//! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
+//! - [`scheduler`]: turning a job run into attempts, in order, durably
+//! - [`cli`]: the command line, thin over the rest
+
+pub mod cli;
+pub mod model;
+pub mod sandbox;
+pub mod scheduler;
+pub mod spec;
+pub mod store;
+pub mod util;

@@ -1,0 +1,177 @@
+//! The component cache: compiled components by content.
+//!
+//! Owns the two cache levels. In memory, a ready-to-instantiate `TaskPre` per
+//! component blake3, so a job that runs one component forty times compiles and
+//! links it once. On disk, precompiled artifacts named by the component's
+//! blake3 and the engine's compatibility key, so a second `sluice` process
+//! skips compilation. It never runs guests.
+//!
+//! Safety of loading artifacts: wasmtime trusts a precompiled artifact as
+//! native code. We only load files this cache wrote, under the state directory
+//! of the user running sluice, named by content hash, written atomically
+//! (temp file + rename). An artifact that fails to load is recompiled.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use super::bindings::TaskPre;
+use super::{HostState, SandboxError};
+
+/// Where a loaded component came from: how much work loading it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadOrigin {
+    /// Already linked in this process.
+    Memory,
+    /// A precompiled artifact from the disk cache.
+    Disk,
+    /// Compiled from the wasm bytes (and written to the disk cache).
+    Compiled,
+}
+
+/// A component ready to instantiate.
+pub struct TaskComponent {
+    /// blake3 of the component's bytes, hex.
+    pub hash: String,
+    pub origin: LoadOrigin,
+    /// Time spent compiling or deserializing and linking it.
+    pub load_time: Duration,
+    pub(crate) pre: TaskPre<HostState>,
+}
+
+impl std::fmt::Debug for TaskComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskComponent").field("hash", &self.hash).field("origin", &self.origin).finish()
+    }
+}
+
+pub(crate) struct ComponentCache {
+    dir: Option<PathBuf>,
+    engine_key: String,
+    linked: Mutex<HashMap<String, Arc<TaskComponent>>>,
+}
+
+impl ComponentCache {
+    pub(crate) fn new(dir: Option<PathBuf>, engine_key: String) -> Self {
+        ComponentCache { dir, engine_key, linked: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn load(
+        &self,
+        engine: &Engine,
+        linker: &Linker<HostState>,
+        bytes: &[u8],
+        label: &str,
+    ) -> Result<Arc<TaskComponent>, SandboxError> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        if let Some(hit) = self.linked.lock().unwrap_or_else(PoisonError::into_inner).get(&hash) {
+            return Ok(Arc::new(TaskComponent {
+                hash: hit.hash.clone(),
+                origin: LoadOrigin::Memory,
+                load_time: Duration::ZERO,
+                pre: hit.pre.clone(),
+            }));
+        }
+        let started = Instant::now();
+        let (component, origin) = match self.from_disk(engine, &hash) {
+            Some(c) => (c, LoadOrigin::Disk),
+            None => (self.compile(engine, bytes, &hash, label)?, LoadOrigin::Compiled),
+        };
+        let pre = link(linker, &component, label)?;
+        let loaded = Arc::new(TaskComponent { hash: hash.clone(), origin, load_time: started.elapsed(), pre });
+        self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn artifact_path(&self, hash: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(format!("{hash}-{}.cwasm", self.engine_key)))
+    }
+
+    fn from_disk(&self, engine: &Engine, hash: &str) -> Option<Component> {
+        let path = self.artifact_path(hash)?;
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: see the module docs: the file was written by this cache,
+        // atomically, under the user's own state directory, and is named by
+        // the component's content hash and this engine's compatibility key.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cached artifact unusable; recompiling");
+                None
+            }
+        }
+    }
+
+    fn compile(&self, engine: &Engine, bytes: &[u8], hash: &str, label: &str) -> Result<Component, SandboxError> {
+        check_is_component(bytes, label)?;
+        let component = Component::new(engine, bytes).map_err(|e| SandboxError::InvalidComponent {
+            component: label.to_string(),
+            message: format!("{e:#}"),
+        })?;
+        if let Some(path) = self.artifact_path(hash) {
+            if let Err(e) = component.serialize().map_err(|e| e.to_string()).and_then(|b| write_atomic(&path, &b)) {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the compiled artifact; next run recompiles");
+            }
+        }
+        Ok(component)
+    }
+}
+
+fn link(linker: &Linker<HostState>, component: &Component, label: &str) -> Result<TaskPre<HostState>, SandboxError> {
+    let wrong_world = |e: wasmtime::Error| SandboxError::WrongWorld {
+        component: label.to_string(),
+        message: format!("{e:#}"),
+    };
+    let pre = linker.instantiate_pre(component).map_err(wrong_world)?;
+    TaskPre::new(pre).map_err(wrong_world)
+}
+
+/// A clear error for the common mistakes before wasmtime's parser sees the bytes.
+fn check_is_component(bytes: &[u8], label: &str) -> Result<(), SandboxError> {
+    const MAGIC: &[u8] = b"\0asm";
+    let invalid = |message: String| Err(SandboxError::InvalidComponent { component: label.to_string(), message });
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return invalid("not a WebAssembly file (no `\\0asm` header)".into());
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return invalid(
+            "this is a core WebAssembly module, not a component; build the task for `wasm32-wasip2` \
+             (a wit-bindgen guest built that way is already a component)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().ok_or("artifact path has no parent")?;
+    fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"), std::process::id()));
+    fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("renaming into {}: {e}", path.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_modules_and_garbage_are_named_as_such() {
+        let core = b"\0asm\x01\0\0\0";
+        let e = check_is_component(core, "x.wasm").unwrap_err().to_string();
+        assert!(e.contains("core WebAssembly module") && e.contains("x.wasm"), "{e}");
+        let e = check_is_component(b"hello world", "y.wasm").unwrap_err().to_string();
+        assert!(e.contains("not a WebAssembly file"), "{e}");
+        assert!(check_is_component(b"\0asm\x0d\0\x01\0", "z.wasm").is_ok());
+    }
+}

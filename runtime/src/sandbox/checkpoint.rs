@@ -1,0 +1,87 @@
+//! Capability: checkpoints (`sluice:task/checkpoint`).
+//!
+//! Owns a task's durable progress markers: `save` returns only once the data
+//! is flushed to the store, so a checkpoint acknowledged to the guest survives
+//! a crash and is offered to the task's next attempt. It never reads or writes
+//! another task's or another run's checkpoints.
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::bindings::sluice::task::checkpoint;
+use super::HostState;
+use crate::model::RunId;
+use crate::store::Store;
+
+/// Largest checkpoint: progress markers, not data sets; each save is a durable write.
+pub const MAX_CHECKPOINT_BYTES: usize = 1 << 20;
+
+/// Longest checkpoint key.
+pub const MAX_CHECKPOINT_KEY_BYTES: usize = 128;
+
+/// The checkpoint capability of one attempt.
+pub(crate) struct Checkpoints {
+    store: Arc<dyn Store>,
+    run: RunId,
+    task: String,
+}
+
+impl Checkpoints {
+    pub(crate) fn new(store: Arc<dyn Store>, run: RunId, task: &str) -> Self {
+        Checkpoints { store, run, task: task.to_string() }
+    }
+}
+
+impl checkpoint::Host for Checkpoints {
+    async fn save(&mut self, key: String, data: Vec<u8>) -> Result<(), String> {
+        if key.is_empty() || key.len() > MAX_CHECKPOINT_KEY_BYTES {
+            return Err(format!("checkpoint key must be 1-{MAX_CHECKPOINT_KEY_BYTES} bytes"));
+        }
+        if data.len() > MAX_CHECKPOINT_BYTES {
+            return Err(format!("checkpoint `{key}` is {} bytes, over the limit of {MAX_CHECKPOINT_BYTES}", data.len()));
+        }
+        self.store
+            .save_checkpoint(self.run, &self.task, &key, &data)
+            .and_then(|()| self.store.flush())
+            .map_err(|e| format!("checkpoint `{key}` could not be saved: {e}"))
+    }
+
+    async fn load(&mut self, key: String) -> Option<Vec<u8>> {
+        match self.store.load_checkpoint(self.run, &self.task, &key) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(task = %self.task, key, error = %e, "loading a checkpoint failed");
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    checkpoint::add_to_linker::<HostState, HasSelf<Checkpoints>>(linker, |s| &mut s.checkpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use checkpoint::Host;
+
+    #[tokio::test]
+    async fn saved_data_is_seen_by_the_same_task_only() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut a = Checkpoints::new(store.clone(), 1, "a");
+        a.save("progress".into(), b"3".to_vec()).await.unwrap();
+        assert_eq!(Checkpoints::new(store.clone(), 1, "a").load("progress".into()).await, Some(b"3".to_vec()));
+        assert_eq!(Checkpoints::new(store.clone(), 1, "b").load("progress".into()).await, None);
+        assert_eq!(Checkpoints::new(store, 2, "a").load("progress".into()).await, None);
+    }
+
+    #[tokio::test]
+    async fn oversized_checkpoints_are_refused() {
+        let mut a = Checkpoints::new(Arc::new(MemoryStore::new()), 1, "a");
+        let err = a.save("k".into(), vec![0; MAX_CHECKPOINT_BYTES + 1]).await.unwrap_err();
+        assert!(err.contains("over the limit"), "{err}");
+    }
+}

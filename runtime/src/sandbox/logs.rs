@@ -1,0 +1,123 @@
+//! Capability: the attempt's log (the guest's stdout and stderr).
+//!
+//! Owns the capped buffer both streams write into. Bytes past the cap are
+//! accepted and dropped (a guest's `println!` must not fail because the host
+//! stopped listening) and the log is marked truncated. It never writes to the
+//! host's own terminal.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// How many bytes the guest may hand over in one write; a guest writing more
+/// loops, which keeps host-side copies small.
+const WRITE_BUDGET: usize = 64 << 10;
+
+#[derive(Debug, Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    cap: usize,
+    dropped: u64,
+}
+
+/// A log shared by the guest's stdout and stderr.
+#[derive(Debug, Clone)]
+pub(crate) struct CappedLog {
+    inner: Arc<Mutex<Buffer>>,
+}
+
+impl CappedLog {
+    pub(crate) fn new(cap: u64) -> Self {
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        CappedLog { inner: Arc::new(Mutex::new(Buffer { bytes: Vec::new(), cap, dropped: 0 })) }
+    }
+
+    fn append(&self, data: &[u8]) {
+        let mut b = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = b.cap.saturating_sub(b.bytes.len());
+        let keep = room.min(data.len());
+        b.bytes.extend_from_slice(&data[..keep]);
+        b.dropped += (data.len() - keep) as u64;
+    }
+
+    /// The captured text (invalid UTF-8 replaced) and whether bytes were dropped.
+    pub(crate) fn take(&self) -> (String, bool) {
+        let mut b = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = std::mem::take(&mut b.bytes);
+        (String::from_utf8_lossy(&bytes).into_owned(), b.dropped > 0)
+    }
+}
+
+impl IsTerminal for CappedLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedLog {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for CappedLog {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_BUDGET)
+    }
+}
+
+impl AsyncWrite for CappedLog {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_up_to_the_cap_and_marks_truncation() {
+        let log = CappedLog::new(5);
+        let mut out = log.clone();
+        OutputStream::write(&mut out, Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(log.take(), ("abc".to_string(), false));
+        let log = CappedLog::new(5);
+        let mut out = log.clone();
+        OutputStream::write(&mut out, Bytes::from_static(b"abcdefgh")).unwrap();
+        assert_eq!(log.take(), ("abcde".to_string(), true));
+    }
+}

@@ -1,0 +1,125 @@
+//! From the TOML tree to a [`Bundle`]: the top level, `[bundle]` and `[components]`.
+//! Jobs and tasks are read in [`super::job`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::error::{Locator, SpecError};
+use super::job;
+use super::names;
+use super::read::{Entry, Node, Table};
+use super::{Bundle, ComponentSpec, JobSpec};
+
+const TOP_KEYS: &[&str] = &["bundle", "components", "jobs"];
+const BUNDLE_KEYS: &[&str] = &["name"];
+const COMPONENT_KEYS: &[&str] = &["path"];
+
+/// Parses `text` and validates it into a bundle rooted at the absolute `root`.
+pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, SpecError> {
+    let loc = Locator::new(file, text);
+    let document = DeTable::parse(text).map_err(|error| loc.syntax(&error))?;
+    let span = document.span();
+    let value = Spanned::new(span, DeValue::Table(document.into_inner()));
+    let top = Node::root(&loc, &value).table()?;
+    top.deny_unknown(TOP_KEYS)?;
+
+    let name = bundle_name(&top)?;
+    let components = match top.get("components") {
+        Some(node) => components(node, &root)?,
+        None => BTreeMap::new(),
+    };
+    let jobs = match top.get("jobs") {
+        Some(node) => jobs(node, &components)?,
+        None => BTreeMap::new(),
+    };
+    Ok(Bundle {
+        name,
+        root,
+        file: file.to_path_buf(),
+        components,
+        jobs,
+    })
+}
+
+fn bundle_name(top: &Table<'_>) -> Result<String, SpecError> {
+    let Some(node) = top.get("bundle") else {
+        let message = "missing required table `[bundle]` (with `name = \"…\"`)";
+        return Err(top.node.loc.invalid(&top.node.span, "bundle", message));
+    };
+    let table = node.table()?;
+    table.deny_unknown(BUNDLE_KEYS)?;
+    let name = table.require("name")?;
+    checked_name(name).map(str::to_string)
+}
+
+/// A string value that must follow the name rule.
+pub(crate) fn checked_name<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
+    let text = node.str()?;
+    names::check_name(text).map_err(|why| node.error(why))?;
+    Ok(text)
+}
+
+/// A table key that must follow the name rule; the error points at the key.
+pub(crate) fn check_key_name(entry: &Entry<'_>, what: &str) -> Result<(), SpecError> {
+    names::check_name(entry.key).map_err(|why| {
+        entry.node.loc.invalid(
+            &entry.key_span,
+            &entry.node.path,
+            format!("bad {what} name: {why}"),
+        )
+    })
+}
+
+fn components(node: &Node<'_>, root: &Path) -> Result<BTreeMap<String, ComponentSpec>, SpecError> {
+    let table = node.table()?;
+    let mut components = BTreeMap::new();
+    for entry in table.entries() {
+        check_key_name(entry, "component")?;
+        let path = component_path(&entry.node)?;
+        let name = entry.key.to_string();
+        components.insert(
+            name.clone(),
+            ComponentSpec {
+                name,
+                path: root.join(path),
+            },
+        );
+    }
+    Ok(components)
+}
+
+/// `name = "path"` or `name = { path = "path" }`.
+fn component_path<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
+    let (path_node, path) = match node.value {
+        DeValue::String(_) => (node.clone(), node.str()?),
+        DeValue::Table(_) => {
+            let table = node.table()?;
+            table.deny_unknown(COMPONENT_KEYS)?;
+            let path_node = table.require("path")?.clone();
+            let path = path_node.str()?;
+            (path_node, path)
+        }
+        _ => return Err(node.error("expected a path string or a table `{ path = \"…\" }`")),
+    };
+    if path.trim().is_empty() {
+        return Err(path_node.error("component path is empty"));
+    }
+    Ok(path)
+}
+
+fn jobs(
+    node: &Node<'_>,
+    components: &BTreeMap<String, ComponentSpec>,
+) -> Result<BTreeMap<String, JobSpec>, SpecError> {
+    let table = node.table()?;
+    let mut jobs = BTreeMap::new();
+    for entry in table.entries() {
+        check_key_name(entry, "job")?;
+        let job = job::job(entry.key, &entry.node, components)?;
+        jobs.insert(entry.key.to_string(), job);
+    }
+    Ok(jobs)
+}

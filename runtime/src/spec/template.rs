@@ -1,0 +1,267 @@
+//! `{{ … }}` references inside parameter values.
+//!
+//! A value such as `"orders/{{ job.parameters.day }}.csv"` names things that are only
+//! known when a run starts or when an upstream task has finished. This module parses
+//! those references ([`references`]) so the bundle can be validated up front, and fills
+//! them in ([`render`]) once a caller can resolve them. It knows nothing about runs:
+//! resolution is the caller's closure.
+
+use std::fmt;
+
+use super::names;
+
+/// One thing a `{{ … }}` reference can name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reference {
+    /// `job.parameters.<name>`
+    JobParameter(String),
+    /// `job.run_id`
+    JobRunId,
+    /// `job.name`
+    JobName,
+    /// `job.start_time.iso_date`
+    JobStartDate,
+    /// `job.start_time.iso_datetime`
+    JobStartDateTime,
+    /// `task.attempt`
+    TaskAttempt,
+    /// `task.key`
+    TaskKey,
+    /// `tasks.<task>.values.<name>`: a value an upstream task set.
+    TaskValue { task: String, name: String },
+}
+
+/// The references that name one fixed thing, as written.
+const FIXED: [(&str, Reference); 6] = [
+    ("job.run_id", Reference::JobRunId),
+    ("job.name", Reference::JobName),
+    ("job.start_time.iso_date", Reference::JobStartDate),
+    ("job.start_time.iso_datetime", Reference::JobStartDateTime),
+    ("task.attempt", Reference::TaskAttempt),
+    ("task.key", Reference::TaskKey),
+];
+
+impl Reference {
+    /// Whether the reference is known when a run starts, before any task ran
+    /// (the only kind a job parameter may use).
+    pub fn is_run_level(&self) -> bool {
+        matches!(
+            self,
+            Reference::JobRunId
+                | Reference::JobName
+                | Reference::JobStartDate
+                | Reference::JobStartDateTime
+        )
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::JobParameter(name) => write!(f, "job.parameters.{name}"),
+            Reference::TaskValue { task, name } => write!(f, "tasks.{task}.values.{name}"),
+            fixed => {
+                let text = FIXED
+                    .iter()
+                    .find(|(_, r)| r == fixed)
+                    .map_or("?", |(text, _)| *text);
+                f.write_str(text)
+            }
+        }
+    }
+}
+
+/// A piece of a template: literal text or a reference.
+enum Piece<'t> {
+    Text(&'t str),
+    Ref(Reference),
+}
+
+/// Every reference in `text`, in order (repeats included).
+pub fn references(text: &str) -> Result<Vec<Reference>, String> {
+    let pieces = pieces(text)?;
+    Ok(pieces
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Ref(reference) => Some(reference),
+            Piece::Text(_) => None,
+        })
+        .collect())
+}
+
+/// `text` with every reference replaced by what `resolve` returns for it. A reference
+/// that `resolve` cannot answer (returns `None` for) is an error naming it.
+pub fn render(
+    text: &str,
+    resolve: &mut dyn FnMut(&Reference) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for piece in pieces(text)? {
+        match piece {
+            Piece::Text(literal) => out.push_str(literal),
+            Piece::Ref(reference) => match resolve(&reference) {
+                Some(value) => out.push_str(&value),
+                None => return Err(format!("cannot resolve `{{{{ {reference} }}}}`")),
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            pieces.push(Piece::Text(&rest[..open]));
+        }
+        let inside = &rest[open + 2..];
+        let Some(close) = inside.find("}}") else {
+            return Err(format!(
+                "`{{{{` without a closing `}}}}` in `{}`",
+                excerpt(&rest[open..])
+            ));
+        };
+        let body = &inside[..close];
+        if body.contains("{{") {
+            return Err(format!(
+                "`{{{{` inside a reference in `{}`",
+                excerpt(&rest[open..])
+            ));
+        }
+        pieces.push(Piece::Ref(parse_reference(body.trim())?));
+        rest = &inside[close + 2..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest));
+    }
+    Ok(pieces)
+}
+
+/// A short excerpt for error messages, so long values are not echoed whole.
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+fn parse_reference(body: &str) -> Result<Reference, String> {
+    if let Some((_, fixed)) = FIXED.iter().find(|(text, _)| *text == body) {
+        return Ok(fixed.clone());
+    }
+    if let Some(name) = body.strip_prefix("job.parameters.") {
+        return names::check_name(name)
+            .map(|()| Reference::JobParameter(name.to_string()))
+            .map_err(|why| format!("bad parameter name in `{{{{ {body} }}}}`: {why}"));
+    }
+    if let Some(rest) = body.strip_prefix("tasks.") {
+        return parse_task_value(body, rest);
+    }
+    Err(unknown_reference(body))
+}
+
+fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
+    let shape = || format!("`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`");
+    let (task, after) = rest.split_once('.').ok_or_else(shape)?;
+    let name = after.strip_prefix("values.").ok_or_else(shape)?;
+    names::check_name(task).map_err(|why| format!("bad task key in `{{{{ {body} }}}}`: {why}"))?;
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(shape());
+    }
+    Ok(Reference::TaskValue {
+        task: task.to_string(),
+        name: name.to_string(),
+    })
+}
+
+fn unknown_reference(body: &str) -> String {
+    let known = FIXED.iter().map(|(text, _)| *text);
+    let hint = names::suggestion(body, known);
+    format!(
+        "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, \
+         job.start_time.iso_date, job.start_time.iso_datetime, task.attempt, task.key, \
+         tasks.<task>.values.<name>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_kind_of_reference() {
+        let text = "{{job.parameters.day}} {{ job.run_id }} {{job.name}} {{ job.start_time.iso_date }} \
+                    {{job.start_time.iso_datetime}} {{task.attempt}} {{ task.key }} {{ tasks.a-1.values.rows }}";
+        let found = references(text).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                Reference::JobParameter("day".into()),
+                Reference::JobRunId,
+                Reference::JobName,
+                Reference::JobStartDate,
+                Reference::JobStartDateTime,
+                Reference::TaskAttempt,
+                Reference::TaskKey,
+                Reference::TaskValue {
+                    task: "a-1".into(),
+                    name: "rows".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_text_has_no_references() {
+        assert_eq!(references("a,b\n1,2 } {").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn display_matches_the_written_form() {
+        for text in [
+            "job.parameters.day",
+            "job.start_time.iso_datetime",
+            "tasks.a.values.b",
+            "task.key",
+        ] {
+            let found = references(&format!("{{{{{text}}}}}")).unwrap();
+            assert_eq!(found[0].to_string(), text);
+        }
+    }
+
+    #[test]
+    fn unclosed_braces_are_an_error() {
+        let err = references("x {{ job.name").unwrap_err();
+        assert!(err.contains("without a closing"), "{err}");
+        assert!(references("{{ {{ job.name }}").is_err());
+    }
+
+    #[test]
+    fn unknown_references_suggest_the_closest() {
+        let err = references("{{ job.runid }}").unwrap_err();
+        assert!(err.contains("unknown reference `{{ job.runid }}`"), "{err}");
+        assert!(err.contains("did you mean `job.run_id`?"), "{err}");
+        assert!(
+            references("{{ tasks.a.outputs.b }}")
+                .unwrap_err()
+                .contains("tasks.<task key>.values.<name>")
+        );
+        assert!(references("{{ job.parameters.a b }}").is_err());
+        assert!(references("{{}}").is_err());
+    }
+
+    #[test]
+    fn render_fills_in_and_refuses_unresolved() {
+        let mut resolve = |r: &Reference| match r {
+            Reference::JobParameter(name) if name == "day" => Some("2024-01-02".to_string()),
+            Reference::TaskKey => Some("extract".to_string()),
+            _ => None,
+        };
+        let out = render("in/{{ job.parameters.day }}/{{task.key}}.csv", &mut resolve).unwrap();
+        assert_eq!(out, "in/2024-01-02/extract.csv");
+        let err = render("{{ job.run_id }}", &mut resolve).unwrap_err();
+        assert_eq!(err, "cannot resolve `{{ job.run_id }}`");
+    }
+}

@@ -1,0 +1,64 @@
+//! Tests of the bundle file: valid bundles round-trip, invalid ones say where and why.
+
+use std::path::Path;
+
+use super::{SpecError, parse};
+
+mod errors;
+mod references;
+mod valid;
+
+const FILE: &str = "examples/hello/sluice.toml";
+
+const HEAD: &str = r#"[bundle]
+name = "hello"
+
+[components]
+ingest = { path = "ingest.wasm" }
+clean = "clean.wasm"
+"#;
+
+/// HEAD plus one job `hello` whose tasks are given as TOML.
+fn with_job(job: &str) -> String {
+    format!("{HEAD}\n{job}")
+}
+
+fn task(lines: &str) -> String {
+    with_job(&format!("[[jobs.hello.tasks]]\n{lines}\n"))
+}
+
+fn error_of(text: &str) -> SpecError {
+    match parse(text, Path::new(FILE), Path::new("/b")) {
+        Ok(bundle) => panic!("accepted an invalid bundle: {bundle:?}"),
+        Err(error) => error,
+    }
+}
+
+/// The 1-based line on which `needle` first appears in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in text"));
+    text[..at].matches('\n').count() + 1
+}
+
+/// Asserts the error's line, key path and that its message holds `needle`.
+fn assert_error(text: &str, line: usize, key: &str, needle: &str) -> String {
+    let error = error_of(text);
+    let shown = error.to_string();
+    assert_eq!(error.line(), Some(line), "wrong line in: {shown}");
+    assert_eq!(error.key(), Some(key), "wrong key in: {shown}");
+    assert!(
+        shown.starts_with(&format!("{FILE}:{line}:")),
+        "no location in: {shown}"
+    );
+    assert!(
+        shown.contains(&format!(": {key}: ")),
+        "no key path in: {shown}"
+    );
+    assert!(shown.contains(needle), "`{needle}` missing from: {shown}");
+    assert!(!shown.contains('\n'), "multi-line error: {shown}");
+    shown
+}
+
+const TASK_A: &str = "[[jobs.hello.tasks]]\nkey = \"a\"\ncomponent = \"ingest\"\n";

@@ -1,0 +1,546 @@
+//! The embedded sled 0.34 backend: the default [`Store`].
+//!
+//! Owns the on-disk layout of the store directory: which trees exist, how
+//! their keys are built, how records are encoded. This is the only file in the
+//! project that names sled; everything else speaks [`Store`]. It never
+//! interprets events, summaries or values beyond (de)serializing them, never
+//! flushes on its own except to make a run id durable before handing it out,
+//! and never panics on what it reads from disk: an undecodable record is a
+//! [`StoreError::Corrupt`].
+//!
+//! Layout (every run-scoped key starts with the run id, 8 bytes big-endian, so
+//! one run's records sort together and never share a prefix with another's):
+//!
+//! | tree          | key                                   | value                      |
+//! |---------------|---------------------------------------|----------------------------|
+//! | `summaries`   | run                                   | [`RunSummary`] as JSON     |
+//! | `unfinished`  | run                                   | empty (index of in-flight) |
+//! | `events`      | run, seq (u64 BE, from 0)             | [`Event`] as JSON          |
+//! | `values`      | run, len(task) u8, task, key          | JSON text                  |
+//! | `checkpoints` | run, len(task) u8, task, key          | bytes                      |
+//! | `meta`        | `last_run_id`                         | u64 BE                     |
+//!
+//! The task name is length-prefixed and the key runs to the end of the key, so
+//! (task "a", key "bc") and (task "ab", key "c") cannot collide; names are
+//! still checked with [`check_name`] (non-empty, ≤ 255 bytes, no control
+//! characters) so that the length fits its byte.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError, check_name};
+use crate::model::{Event, RunId, RunSummary};
+
+const SUMMARIES: &str = "summaries";
+const UNFINISHED: &str = "unfinished";
+const EVENTS: &str = "events";
+const VALUES: &str = "values";
+const CHECKPOINTS: &str = "checkpoints";
+const META: &str = "meta";
+
+/// Meta key of the last run id handed out.
+const LAST_RUN_ID: &[u8] = b"last_run_id";
+
+const RUN_KEY_LEN: usize = 8;
+const EVENT_KEY_LEN: usize = 16;
+
+/// A [`Store`] in a sled database directory. Single-process: sled locks the
+/// directory, and a second open (from this or another process) fails with
+/// [`StoreError::Open`].
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    summaries: sled::Tree,
+    unfinished: sled::Tree,
+    events: sled::Tree,
+    values: sled::Tree,
+    checkpoints: sled::Tree,
+    meta: sled::Tree,
+    /// Serializes the writes that are more than one sled operation: an append
+    /// (find the run's next sequence number, write after it) and a summary
+    /// (summary plus in-flight index), so concurrent callers cannot interleave them.
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let open_error = |e: sled::Error| StoreError::Open { path: dir.to_path_buf(), message: e.to_string() };
+        let db = sled::Config::new()
+            .path(dir)
+            // HighThroughput rather than LowSpace: our writes are appends of
+            // small records that are never overwritten (event logs) or rarely
+            // (summaries, values), so there is little garbage for LowSpace's
+            // more frequent rewriting to reclaim, and write latency is what
+            // group commit is about.
+            .mode(sled::Mode::HighThroughput)
+            // No background flusher: a write is durable only where the caller
+            // flushes (see the design's durability contract).
+            .flush_every_ms(None)
+            .open()
+            .map_err(open_error)?;
+        let tree = |name: &str| db.open_tree(name).map_err(open_error);
+        Ok(SledStore {
+            path: dir.to_path_buf(),
+            summaries: tree(SUMMARIES)?,
+            unfinished: tree(UNFINISHED)?,
+            events: tree(EVENTS)?,
+            values: tree(VALUES)?,
+            checkpoints: tree(CHECKPOINTS)?,
+            meta: tree(META)?,
+            db,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Held for a multi-step write. Nothing panics while holding it, and a
+    /// poisoned lock guards no data, so poisoning is ignored.
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sequence number the run's next event gets: one past the last stored.
+    fn next_seq(&self, run: RunId) -> Result<u64, StoreError> {
+        let Some(last) = self.events.scan_prefix(run_key(run)).next_back() else {
+            return Ok(0);
+        };
+        let (key, _) = last.map_err(storage)?;
+        let (_, seq) = decode_event_key(&key)?;
+        seq.checked_add(1).ok_or_else(|| corrupt(format!("event log of run {run}"), "sequence numbers exhausted"))
+    }
+
+    /// A summary as stored under `key`, checked to belong to the run the key names.
+    fn decode_summary(key: &[u8], bytes: &[u8]) -> Result<RunSummary, StoreError> {
+        let run = decode_run_key(key, "summary key")?;
+        let summary: RunSummary = decode_json(bytes, || format!("summary of run {run}"))?;
+        if summary.run_id != run {
+            return Err(corrupt(format!("summary of run {run}"), format!("record names run {}", summary.run_id)));
+        }
+        Ok(summary)
+    }
+}
+
+impl Store for SledStore {
+    /// A counter in the meta tree, bumped by compare-and-swap and flushed
+    /// before the id is returned, so an id is never handed out twice even if
+    /// the process dies right after. (sled's `generate_id` is also crash-safe,
+    /// but after every restart it skips ahead by twice its persist interval,
+    /// two million by default; run ids are meant to stay small and dense.)
+    /// Costs one fsync per run, which also commits whatever was pending.
+    fn next_run_id(&self) -> Result<RunId, StoreError> {
+        loop {
+            let current = self.meta.get(LAST_RUN_ID).map_err(storage)?;
+            let last = match &current {
+                Some(bytes) => decode_u64(bytes, "run id counter")?,
+                None => 0,
+            };
+            let next = last.checked_add(1).ok_or_else(|| corrupt("run id counter", "run ids exhausted"))?;
+            let swapped =
+                self.meta.compare_and_swap(LAST_RUN_ID, current, Some(&next.to_be_bytes()[..])).map_err(storage)?;
+            if swapped.is_ok() {
+                self.flush()?;
+                return Ok(next);
+            }
+        }
+    }
+
+    fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.write_lock();
+        let first = self.next_seq(run)?;
+        let end = u64::try_from(events.len())
+            .ok()
+            .and_then(|count| first.checked_add(count))
+            .ok_or_else(|| corrupt(format!("event log of run {run}"), "sequence numbers exhausted"))?;
+        let mut batch = sled::Batch::default();
+        for (seq, event) in (first..end).zip(events) {
+            batch.insert(&event_key(run, seq)[..], encode_json(event, "event")?);
+        }
+        self.events.apply_batch(batch).map_err(storage)
+    }
+
+    fn events(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
+        self.events
+            .scan_prefix(run_key(run))
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(storage)?;
+                let (_, seq) = decode_event_key(&key)?;
+                decode_json(&bytes, || format!("event {seq} of run {run}"))
+            })
+            .collect()
+    }
+
+    /// Writes the in-flight index so that a crash between the two writes
+    /// leaves at worst a stale index entry, which `unfinished_runs` filters out.
+    fn put_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
+        let key = run_key(summary.run_id);
+        let bytes = encode_json(summary, "run summary")?;
+        let _guard = self.write_lock();
+        if summary.result.is_none() {
+            self.unfinished.insert(key, sled::IVec::default()).map_err(storage)?;
+            self.summaries.insert(key, bytes).map_err(storage)?;
+        } else {
+            self.summaries.insert(key, bytes).map_err(storage)?;
+            self.unfinished.remove(key).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn summary(&self, run: RunId) -> Result<Option<RunSummary>, StoreError> {
+        let key = run_key(run);
+        match self.summaries.get(key).map_err(storage)? {
+            Some(bytes) => Self::decode_summary(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list_summaries(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+        self.summaries
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(storage)?;
+                Self::decode_summary(&key, &bytes)
+            })
+            .collect()
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+        let mut runs = Vec::new();
+        for entry in self.unfinished.iter() {
+            let (key, _) = entry.map_err(storage)?;
+            let run = decode_run_key(&key, "in-flight index key")?;
+            if self.summary(run)?.is_some_and(|s| s.result.is_none()) {
+                runs.push(run);
+            }
+        }
+        Ok(runs)
+    }
+
+    fn put_value(&self, run: RunId, task: &str, key: &str, json: &str) -> Result<(), StoreError> {
+        self.values.insert(named_key(run, task, key)?, json.as_bytes()).map_err(storage)?;
+        Ok(())
+    }
+
+    fn value(&self, run: RunId, task: &str, key: &str) -> Result<Option<String>, StoreError> {
+        match self.values.get(named_key(run, task, key)?).map_err(storage)? {
+            Some(bytes) => decode_utf8(&bytes, || format!("value `{key}` of task `{task}` in run {run}")).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn values(&self, run: RunId, task: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = task_prefix(run, task)?;
+        self.values
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (full_key, bytes) = entry.map_err(storage)?;
+                let what = || format!("a value of task `{task}` in run {run}");
+                let key = decode_utf8(&full_key[prefix.len()..], what)?;
+                let json = decode_utf8(&bytes, || format!("value `{key}` of task `{task}` in run {run}"))?;
+                Ok((key, json))
+            })
+            .collect()
+    }
+
+    fn save_checkpoint(&self, run: RunId, task: &str, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        self.checkpoints.insert(named_key(run, task, key)?, data).map_err(storage)?;
+        Ok(())
+    }
+
+    fn load_checkpoint(&self, run: RunId, task: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let saved = self.checkpoints.get(named_key(run, task, key)?).map_err(storage)?;
+        Ok(saved.map(|bytes| bytes.to_vec()))
+    }
+
+    /// One fsync of sled's shared log: covers every tree.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(storage)?;
+        Ok(())
+    }
+}
+
+/// A sled error as a store error.
+fn storage(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { .. } => corrupt("storage file", e.to_string()),
+        other => StoreError::Io(other.to_string()),
+    }
+}
+
+fn corrupt(what: impl Into<String>, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { what: what.into(), message: message.into() }
+}
+
+fn run_key(run: RunId) -> [u8; RUN_KEY_LEN] {
+    run.to_be_bytes()
+}
+
+fn event_key(run: RunId, seq: u64) -> [u8; EVENT_KEY_LEN] {
+    let mut key = [0; EVENT_KEY_LEN];
+    key[..RUN_KEY_LEN].copy_from_slice(&run.to_be_bytes());
+    key[RUN_KEY_LEN..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The prefix every (task, key) record of one task of one run starts with.
+fn task_prefix(run: RunId, task: &str) -> Result<Vec<u8>, StoreError> {
+    check_name(task)?;
+    let len = u8::try_from(task.len()).map_err(|_| corrupt("task name", "longer than 255 bytes"))?;
+    let mut prefix = Vec::with_capacity(RUN_KEY_LEN + 1 + task.len());
+    prefix.extend_from_slice(&run_key(run));
+    prefix.push(len);
+    prefix.extend_from_slice(task.as_bytes());
+    Ok(prefix)
+}
+
+fn named_key(run: RunId, task: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+    check_name(key)?;
+    let mut full = task_prefix(run, task)?;
+    full.extend_from_slice(key.as_bytes());
+    Ok(full)
+}
+
+fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| corrupt(what, format!("{} bytes, expected 8", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+fn decode_run_key(key: &[u8], what: &str) -> Result<RunId, StoreError> {
+    decode_u64(key, what)
+}
+
+fn decode_event_key(key: &[u8]) -> Result<(RunId, u64), StoreError> {
+    if key.len() != EVENT_KEY_LEN {
+        return Err(corrupt("event key", format!("{} bytes, expected {EVENT_KEY_LEN}", key.len())));
+    }
+    let (run, seq) = key.split_at(RUN_KEY_LEN);
+    Ok((decode_u64(run, "event key")?, decode_u64(seq, "event key")?))
+}
+
+fn encode_json<T: Serialize>(record: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| corrupt(format!("{what} to write"), e.to_string()))
+}
+
+fn decode_json<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what(), e.to_string()))
+}
+
+fn decode_utf8(bytes: &[u8], what: impl FnOnce() -> String) -> Result<String, StoreError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| corrupt(what(), e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::conformance::{finished_summary, numbered_event, running_summary};
+
+    fn open_in(dir: &tempfile::TempDir) -> SledStore {
+        SledStore::open(dir.path()).expect("open store")
+    }
+
+    fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+        assert!(matches!(result, Err(StoreError::Corrupt { .. })), "expected Corrupt, got {result:?}");
+    }
+
+    #[test]
+    fn reopen_after_flush_keeps_data_and_run_id_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open_in(&dir);
+            assert_eq!(store.next_run_id().unwrap(), 1);
+            assert_eq!(store.next_run_id().unwrap(), 2);
+            store.append(2, &[numbered_event(0), numbered_event(1)]).unwrap();
+            store.put_summary(&running_summary(1)).unwrap();
+            store.put_summary(&finished_summary(2)).unwrap();
+            store.put_value(2, "task", "out", "{\"n\":1}").unwrap();
+            store.save_checkpoint(2, "task", "cursor", b"\x00\xffdata").unwrap();
+            store.flush().unwrap();
+        }
+        let store = open_in(&dir);
+        assert_eq!(store.next_run_id().unwrap(), 3, "the counter survives reopen");
+        assert_eq!(store.events(2).unwrap(), vec![numbered_event(0), numbered_event(1)]);
+        store.append(2, &[numbered_event(2)]).unwrap();
+        assert_eq!(store.events(2).unwrap().len(), 3, "appends continue after the stored log");
+        assert_eq!(store.events(2).unwrap()[2], numbered_event(2));
+        assert_eq!(store.summary(2).unwrap(), Some(finished_summary(2)));
+        assert_eq!(store.unfinished_runs().unwrap(), vec![1]);
+        assert_eq!(store.value(2, "task", "out").unwrap().as_deref(), Some("{\"n\":1}"));
+        assert_eq!(store.load_checkpoint(2, "task", "cursor").unwrap().as_deref(), Some(&b"\x00\xffdata"[..]));
+    }
+
+    #[test]
+    fn second_open_of_a_held_store_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = open_in(&dir);
+        let err = SledStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn opening_a_file_as_a_store_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"hello").unwrap();
+        let err = SledStore::open(&file).unwrap_err();
+        assert!(matches!(err, StoreError::Open { ref path, .. } if path == &file), "{err:?}");
+    }
+
+    #[test]
+    fn garbage_event_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(&dir);
+        store.append(7, &[numbered_event(0)]).unwrap();
+        store.events.insert(event_key(7, 1), &b"\xde\xad not json"[..]).unwrap();
+        assert_corrupt(store.events(7));
+        // A well-formed event of valid JSON but the wrong shape is just as corrupt.
+        store.events.insert(event_key(8, 0), &b"{\"event\":\"no_such_event\"}"[..]).unwrap();
+        assert_corrupt(store.events(8));
+    }
+
+    #[test]
+    fn malformed_event_key_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(&dir);
+        let mut short = run_key(9).to_vec();
+        short.push(1);
+        store.events.insert(short, &b"{}"[..]).unwrap();
+        assert_corrupt(store.events(9));
+        assert_corrupt(store.append(9, &[numbered_event(0)]));
+    }
+
+    #[test]
+    fn garbage_summaries_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(&dir);
+        store.summaries.insert(run_key(3), &b"\x00\x01\x02"[..]).unwrap();
+        assert_corrupt(store.summary(3));
+        assert_corrupt(store.list_summaries(10));
+        // A summary filed under another run's key.
+        let moved = encode_json(&running_summary(5), "summary").unwrap();
+        store.summaries.insert(run_key(4), moved).unwrap();
+        assert_corrupt(store.summary(4));
+        // A key that is not a run id.
+        store.summaries.insert(&b"odd"[..], &b"{}"[..]).unwrap();
+        assert_corrupt(store.list_summaries(100));
+        store.unfinished.insert(&b"odd"[..], &b""[..]).unwrap();
+        assert_corrupt(store.unfinished_runs());
+    }
+
+    #[test]
+    fn garbage_values_and_counter_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(&dir);
+        store.values.insert(named_key(1, "t", "k").unwrap(), &b"\xff\xfe"[..]).unwrap();
+        assert_corrupt(store.value(1, "t", "k"));
+        assert_corrupt(store.values(1, "t"));
+        let mut bad_key = task_prefix(1, "u").unwrap();
+        bad_key.push(0xff);
+        store.values.insert(bad_key, &b"1"[..]).unwrap();
+        assert_corrupt(store.values(1, "u"));
+        store.meta.insert(LAST_RUN_ID, &b"abc"[..]).unwrap();
+        assert_corrupt(store.next_run_id());
+    }
+
+    #[test]
+    fn stale_in_flight_index_entries_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(&dir);
+        store.put_summary(&finished_summary(1)).unwrap();
+        // As if the process died between writing the summary and clearing the index.
+        store.unfinished.insert(run_key(1), sled::IVec::default()).unwrap();
+        store.unfinished.insert(run_key(2), sled::IVec::default()).unwrap();
+        assert_eq!(store.unfinished_runs().unwrap(), Vec::<RunId>::new());
+    }
+
+    /// Where the SIGKILL test tells its child process to open the store.
+    const KILL_TEST_DIR: &str = "SLUICE_STORE_KILL_TEST_DIR";
+    /// What the child prints once its first writes are flushed.
+    const FLUSHED: &str = "sluice-store-flushed";
+    const CHILD_TEST: &str = "sigkill_child_writer";
+
+    /// The child side of `survives_sigkill_mid_write`: opens the store, writes
+    /// and flushes, says so, then keeps writing (flushing now and then) until
+    /// it is killed. Does nothing when run on its own.
+    #[test]
+    #[ignore = "run by survives_sigkill_mid_write in a child process"]
+    fn sigkill_child_writer() {
+        let Some(dir) = std::env::var_os(KILL_TEST_DIR) else { return };
+        let store = SledStore::open(Path::new(&dir)).expect("child opens store");
+        let run = store.next_run_id().expect("run id");
+        store.put_summary(&running_summary(run)).expect("summary");
+        store.append(run, &[numbered_event(0)]).expect("append");
+        store.put_value(run, "task", "out", "true").expect("value");
+        store.save_checkpoint(run, "task", "cp", &run.to_be_bytes()).expect("checkpoint");
+        store.flush().expect("flush");
+        println!("{FLUSHED} {run}");
+        for i in 1..20_000 {
+            store.append(run, &[numbered_event(i)]).expect("append");
+            store.save_checkpoint(run, "task", "cp", &i.to_be_bytes()).expect("checkpoint");
+            if i % 16 == 0 {
+                store.flush().expect("flush");
+            }
+        }
+    }
+
+    /// The abrupt-kill scenario of sled#1533: a writer killed mid-write
+    /// (SIGKILL, no destructors), three times over; each time the store must
+    /// reopen, keep everything flushed, and decode cleanly.
+    #[test]
+    fn survives_sigkill_mid_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let test_path = module_path!().split_once("::").map_or(module_path!(), |(_, rest)| rest);
+        let child_test = format!("{test_path}::{CHILD_TEST}");
+        for round in 1..=3u64 {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([child_test.as_str(), "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                .env(KILL_TEST_DIR, dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn child");
+            let stdout = child.stdout.take().expect("child stdout");
+            let run: RunId = BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| line.split_once(FLUSHED).and_then(|(_, rest)| rest.trim().parse().ok()))
+                .expect("child reports its flushed run");
+            assert_eq!(run, round, "run ids continue across kills");
+            std::thread::sleep(Duration::from_millis(30));
+            child.kill().expect("kill child");
+            child.wait().expect("reap child");
+
+            let store = open_in(&dir);
+            let events = store.events(run).expect("events decode after kill");
+            assert!(!events.is_empty(), "the flushed event survives");
+            let expected: Vec<Event> = (0..events.len() as u64).map(numbered_event).collect();
+            assert_eq!(events, expected, "the log is a gap-free prefix");
+            assert_eq!(store.summary(run).unwrap(), Some(running_summary(run)));
+            assert_eq!(store.value(run, "task", "out").unwrap().as_deref(), Some("true"));
+            assert!(store.load_checkpoint(run, "task", "cp").unwrap().is_some());
+            assert_eq!(store.unfinished_runs().unwrap(), (1..=round).collect::<Vec<_>>());
+        }
+    }
+}
