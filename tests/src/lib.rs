@@ -1,1 +1,181 @@
-//! Shared harness for the end-to-end tests.
+//! The end-to-end test harness: a new test is a few lines.
+//!
+//! It finds the built `sluice` binary (next to the test executable), builds the
+//! task components (`tasks/`) and the hostile/probing test guests
+//! (`tests/guests/`) once per test binary, and gives each test its own state
+//! directory. Tests drive the real binary, real components and a real sled store.
+//!
+//! ```no_run
+//! let s = sluice_tests::Sluice::new();
+//! let out = s.run(&["task", "run", sluice_tests::task("fib").to_str().unwrap(), "--param", "n=10"]);
+//! out.assert_exit(0);
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `sluice` binary of the same profile as this test executable.
+pub fn sluice_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        // target/<profile>/deps/<test> -> target/<profile>/sluice
+        let bin = exe.parent().and_then(Path::parent).expect("profile dir").join("sluice");
+        assert!(bin.is_file(), "{} is missing: build it first with `cargo build --release -p sluice` (scripts/test does)", bin.display());
+        bin
+    })
+    .clone()
+}
+
+fn build_wasm_workspace(dir: &str) {
+    let manifest = repo().join(dir).join("Cargo.toml");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(repo().join(dir).join("target"))
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building {dir} for wasm32-wasip2 failed");
+}
+
+fn wasm(dir: &str, name: &str, once: &'static OnceLock<()>) -> PathBuf {
+    once.get_or_init(|| build_wasm_workspace(dir));
+    let path = repo().join(dir).join("target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A task component from `tasks/` (built once per test binary).
+pub fn task(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    wasm("tasks", name, &BUILT)
+}
+
+/// A test guest from `tests/guests/` (built once per test binary).
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    wasm("tests/guests", name, &BUILT)
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn assert_exit(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// One test's sluice: its own state directory and scratch space.
+pub struct Sluice {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sluice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sluice {
+    pub fn new() -> Sluice {
+        Sluice { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Run `sluice ARGS --state <this test's state>`.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let out = Command::new(sluice_bin())
+            .args(args)
+            .arg("--state")
+            .arg(self.state())
+            .env_remove("SLUICE_STATE")
+            .output()
+            .expect("spawning sluice");
+        Out::from(out)
+    }
+
+    /// `sluice task run COMPONENT --json PARAMS...`, returning the run's record.
+    pub fn task_run(&self, component: &Path, extra: &[&str]) -> (Out, Value) {
+        let mut args = vec!["task", "run", component.to_str().expect("utf-8 path"), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let json = out.json();
+        (out, json)
+    }
+
+    /// Write a bundle (`sluice.toml` with `text`) into a fresh directory and return it.
+    /// `{guest:NAME}` and `{task:NAME}` in `text` become absolute component paths.
+    pub fn bundle(&self, name: &str, text: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("bundle dir");
+        std::fs::write(dir.join("sluice.toml"), expand(text)).expect("write bundle");
+        dir
+    }
+}
+
+fn expand(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let (before, after) = rest.split_at(start);
+        out.push_str(before);
+        let end = after.find('}');
+        let inner = end.map(|e| &after[1..e]);
+        match inner.and_then(|i| i.split_once(':')) {
+            Some(("guest", n)) => out.push_str(guest(n).to_str().expect("utf-8")),
+            Some(("task", n)) => out.push_str(task(n).to_str().expect("utf-8")),
+            _ => {
+                out.push('{');
+                rest = &after[1..];
+                continue;
+            }
+        }
+        rest = &after[end.expect("closing brace") + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The run's task record (`tasks[]` entry) with key `key`.
+pub fn task_of<'v>(run: &'v Value, key: &str) -> &'v Value {
+    run["tasks"].as_array().and_then(|ts| ts.iter().find(|t| t["key"] == key)).unwrap_or_else(|| panic!("no task `{key}` in {run:#}"))
+}
+
+/// The last attempt of task `key`.
+pub fn last_attempt<'v>(run: &'v Value, key: &str) -> &'v Value {
+    task_of(run, key)["attempts"].as_array().and_then(|a| a.last()).unwrap_or_else(|| panic!("task `{key}` has no attempts"))
+}

@@ -84,6 +84,7 @@ impl ComponentCache {
         };
         let pre = link(linker, &component, label)?;
         let loaded = Arc::new(TaskComponent { hash: hash.clone(), origin, load_time: started.elapsed(), pre });
+        tracing::debug!(component = label, hash = %&hash[..16], origin = ?origin, load_ms = loaded.load_time.as_secs_f64() * 1e3, "component loaded");
         self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, loaded.clone());
         Ok(loaded)
     }

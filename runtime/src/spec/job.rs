@@ -58,18 +58,21 @@ pub(crate) fn job(
     for (index, site) in sites.iter().enumerate() {
         check_task_references(name, &tasks[index], site, &parameters, &graph, &tasks)?;
     }
-    let mut slots: Vec<Option<TaskSpec>> = tasks.into_iter().map(Some).collect();
-    let tasks = graph
-        .order
-        .iter()
-        .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
-        .collect();
     Ok(JobSpec {
         name: name.to_string(),
         parameters,
         timeout,
-        tasks,
+        tasks: in_order(tasks, &graph.order),
     })
+}
+
+/// `tasks` (in file order) rearranged into `order` (file positions).
+fn in_order(tasks: Vec<TaskSpec>, order: &[usize]) -> Vec<TaskSpec> {
+    let mut slots: Vec<Option<TaskSpec>> = tasks.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
+        .collect()
 }
 
 /// The task tables of a job; a job without tasks is an error.
