@@ -158,6 +158,9 @@ pub enum Event {
         /// Captured stdout/stderr, possibly truncated.
         log: String,
         log_truncated: bool,
+        /// Time spent in the sandbox (instantiate + run), in microseconds.
+        #[serde(default)]
+        elapsed_us: u64,
     },
     /// A task that never ran (its upstream failed, it was excluded or canceled).
     TaskSkipped {
@@ -195,12 +198,19 @@ pub struct AttemptView {
     pub error: Option<String>,
     pub log: String,
     pub log_truncated: bool,
+    /// Time spent in the sandbox (instantiate + run), in microseconds.
+    pub elapsed_us: u64,
 }
 
 impl AttemptView {
+    /// How long the attempt ran: the sandbox's own measure when recorded,
+    /// else the difference of its start and end stamps.
     pub fn duration(&self) -> Option<Duration> {
-        self.finished_at
-            .map(|f| Duration::from_millis(f.saturating_sub(self.started_at)))
+        let finished = self.finished_at?;
+        if self.elapsed_us > 0 {
+            return Some(Duration::from_micros(self.elapsed_us));
+        }
+        Some(Duration::from_millis(finished.saturating_sub(self.started_at)))
     }
 }
 
@@ -284,9 +294,10 @@ impl RunView {
                         error: None,
                         log: String::new(),
                         log_truncated: false,
+                        elapsed_us: 0,
                     });
                 }
-                Event::AttemptFinished { task, attempt, at, result, output, error, log, log_truncated } => {
+                Event::AttemptFinished { task, attempt, at, result, output, error, log, log_truncated, elapsed_us } => {
                     let t = view.task_mut(task)?;
                     let a = t
                         .attempts
@@ -299,6 +310,7 @@ impl RunView {
                     a.error = error.clone();
                     a.log = log.clone();
                     a.log_truncated = *log_truncated;
+                    a.elapsed_us = *elapsed_us;
                     t.state = TaskState::Terminated;
                     t.result = Some(*result);
                 }

@@ -28,11 +28,11 @@ impl Observer for Progress {
         let w = self.width;
         let _ = match event {
             Event::RunCreated { job, tasks, .. } => writeln!(out, "run {run} · job {job} · {} task{}", tasks.len(), plural(tasks.len())),
-            Event::AttemptFinished { task, result, error, at, .. } => {
-                let _ = at;
+            Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
+                let took = human_duration(Duration::from_micros(*elapsed_us));
                 match error {
-                    Some(e) => writeln!(out, "  {} {task:<w$}  {}: {}", mark(*result), result.as_str(), first_line(e)),
-                    None => writeln!(out, "  {} {task:<w$}  {}", mark(*result), result.as_str()),
+                    Some(e) => writeln!(out, "  {} {task:<w$}  {:<9} {took:>9}  {}", mark(*result), result.as_str(), first_line(e)),
+                    None => writeln!(out, "  {} {task:<w$}  {:<9} {took:>9}", mark(*result), result.as_str()),
                 }
             }
             Event::TaskSkipped { task, result, reason, .. } => writeln!(out, "  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str()),

@@ -264,6 +264,7 @@ impl<'r> RunState<'r> {
                     error: Some(message),
                     log: String::new(),
                     log_truncated: false,
+                    elapsed_us: 0,
                 })?;
                 return Ok(TaskResult::Failed);
             }
@@ -320,6 +321,7 @@ impl<'r> RunState<'r> {
             error,
             log: outcome.log,
             log_truncated: outcome.log_truncated,
+            elapsed_us: outcome.elapsed.as_micros() as u64,
         })?;
         Ok(result)
     }

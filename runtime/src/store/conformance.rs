@@ -60,6 +60,7 @@ fn every_kind_of_event(run: RunId) -> Vec<Event> {
             error: Some("boom\nline two\u{0}".into()),
             log: "ünïcødé log".into(),
             log_truncated: true,
+            elapsed_us: 1234,
         },
         Event::TaskSkipped { task: "a".into(), result: TaskResult::UpstreamFailed, reason: "x".into(), at: 4 },
         Event::RunFinished { result: RunResult::Failed, at: 5 },

@@ -1,0 +1,80 @@
+//! What a guest can reach: its params and context, upstream values only,
+//! granted secrets only, its own log.
+
+use serde_json::{Value, json};
+use sluice_tests::{Sluice, last_attempt};
+
+fn output(run: &Value, key: &str) -> Value {
+    let a = last_attempt(run, key);
+    serde_json::from_str(a["output"].as_str().unwrap_or_else(|| panic!("{key} has no output: {a:#}"))).unwrap()
+}
+
+const HEAD: &str = "[bundle]\nname = \"caps\"\n[components]\nprobe = \"{guest:probe}\"\n[jobs.caps]\nparameters = { colour = \"blue\" }\n";
+
+#[test]
+fn values_flow_to_dependents_only() {
+    let s = Sluice::new();
+    let dir = s.bundle(
+        "values",
+        &format!(
+            "{HEAD}\
+             [[jobs.caps.tasks]]\nkey = \"up\"\ncomponent = \"probe\"\nparams = {{ set_colour = \"{{{{ job.parameters.colour }}}}\" }}\n\
+             [[jobs.caps.tasks]]\nkey = \"down\"\ncomponent = \"probe\"\ndepends_on = [\"up\"]\nparams = {{ read_value = \"up.colour\", seen = \"{{{{ tasks.up.values.colour }}}}\" }}\n\
+             [[jobs.caps.tasks]]\nkey = \"stranger\"\ncomponent = \"probe\"\nparams = {{ read_value = \"up.colour\" }}\n"
+        ),
+    );
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let run = out.json();
+    let down = output(&run, "down");
+    assert_eq!(down["read"], "blue", "{down:#}");
+    assert_eq!(down["params"]["seen"], "blue", "template reference resolved before start: {down:#}");
+    let stranger = output(&run, "stranger");
+    assert_eq!(stranger["read"], Value::Null, "a task that does not depend on `up` cannot read its values: {stranger:#}");
+}
+
+#[test]
+fn only_granted_secrets_resolve_and_the_rest_are_denied() {
+    let s = Sluice::new();
+    let dir = s.bundle(
+        "secrets",
+        &format!(
+            "{HEAD}\
+             [[jobs.caps.tasks]]\nkey = \"granted\"\ncomponent = \"probe\"\nsecrets = [\"storage/key\"]\nparams = {{ secret = \"storage/key\" }}\n\
+             [[jobs.caps.tasks]]\nkey = \"denied\"\ncomponent = \"probe\"\nsecrets = [\"storage/key\"]\nparams = {{ secret = \"billing/key\" }}\n"
+        ),
+    );
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let run = out.json();
+    let denied = output(&run, "denied")["secret_result"]["err"].as_str().unwrap().to_string();
+    assert!(denied.contains("not granted to task `denied`"), "{denied}");
+    let granted = output(&run, "granted")["secret_result"]["err"].as_str().unwrap().to_string();
+    assert!(granted.contains("no secret store"), "the grant check passed, resolution has no store yet: {granted}");
+}
+
+#[test]
+fn the_guest_sees_its_context_and_its_stdout_and_stderr_become_the_log() {
+    let s = Sluice::new();
+    let (out, run) = s.task_run(&sluice_tests::guest("probe"), &["--param", "print=to stdout", "--param", "eprint=to stderr", "--param", "n=7"]);
+    out.assert_exit(0);
+    let o = output(&run, "probe");
+    assert_eq!(o["params"]["n"], "7");
+    assert_eq!(o["ctx"]["task_key"], "probe");
+    assert_eq!(o["ctx"]["attempt"], 0);
+    assert_eq!(o["ctx"]["run_id"], run["run_id"].to_string());
+    let log = last_attempt(&run, "probe")["log"].as_str().unwrap().to_string();
+    assert!(log.contains("to stdout") && log.contains("to stderr"), "{log}");
+}
+
+#[test]
+fn task_errors_are_recorded_with_their_kind() {
+    let s = Sluice::new();
+    for kind in ["transient", "permanent"] {
+        let (out, run) = s.task_run(&sluice_tests::guest("probe"), &["--param", &format!("fail={kind}"), "--param", "message=disk on fire"]);
+        out.assert_exit(1);
+        let a = last_attempt(&run, "probe");
+        assert_eq!(a["result"], "failed");
+        assert_eq!(a["error"], json!(format!("{kind} error: disk on fire")));
+    }
+}
