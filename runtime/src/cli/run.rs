@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use super::{EXIT_RUN_FAILED, parse_param, print, state};
 use crate::model::RunView;
 use crate::sandbox::Limits;
-use crate::scheduler::{JobRequest, Observer, Quiet};
+use crate::scheduler::{JobRequest, Observer, Quiet, Runtime};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -61,12 +61,12 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     let job = bundle.job(args.job.as_deref())?;
     let dir = state::state_dir(state_arg, &bundle.root);
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
-    let rt = state::runtime(&dir)?;
+    let rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
     watch_ctrl_c(rt.cancel.clone());
-    let progress = print::Progress::new(job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4));
-    let observer: &dyn Observer = if args.json { &Quiet } else { &progress };
+    let tokio = tokio_runtime()?;
+    resume_interrupted(&rt, &tokio, args.json)?;
     let request = JobRequest { bundle: &bundle, job, overrides, target: args.target };
-    let view = tokio_runtime()?.block_on(rt.run_job(request, observer))?;
+    let view = tokio.block_on(rt.run_job(request))?;
     finish(&view, args.json, &dir)
 }
 
@@ -74,7 +74,7 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
     let TaskCommand::Run(args) = cmd;
     let cwd = std::env::current_dir()?;
     let dir = state::state_dir(state_arg, &cwd);
-    let rt = state::runtime(&dir)?;
+    let rt = state::runtime(&dir, observer(args.json, 8))?;
     watch_ctrl_c(rt.cancel.clone());
     let defaults = Limits::default();
     let limits = Limits {
@@ -82,14 +82,33 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         timeout: args.timeout.unwrap_or(defaults.timeout),
         ..defaults
     };
-    let progress = print::Progress::new(8);
-    let observer: &dyn Observer = if args.json { &Quiet } else { &progress };
     let params = args.params.into_iter().collect();
-    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, params, limits, observer))?;
+    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, params, limits))?;
     finish(&view, args.json, &dir)
 }
 
-fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// Progress lines on stdout, or nothing when stdout is for JSON.
+pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
+    if json { Arc::new(Quiet) } else { Arc::new(print::Progress::new(width)) }
+}
+
+/// Continue the runs a previous process left in flight (it died), before anything else.
+pub(crate) fn resume_interrupted(rt: &Runtime, tokio: &tokio::runtime::Runtime, quiet: bool) -> anyhow::Result<Vec<RunView>> {
+    let mut resumed = Vec::new();
+    for run in rt.interrupted_runs()? {
+        if !quiet {
+            println!("resuming run {run}: the process running it stopped before it finished");
+        }
+        let view = tokio.block_on(rt.resume(run))?;
+        if !quiet {
+            println!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"));
+        }
+        resumed.push(view);
+    }
+    Ok(resumed)
+}
+
+pub(crate) fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(view)?);
     } else {
@@ -98,12 +117,12 @@ fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyhow::Result<E
     Ok(if view.result.is_some_and(|r| r.is_success()) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
 }
 
-fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// First Ctrl-C cancels the run (running sandboxes stop at their next epoch tick).
-fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
+pub(crate) fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
     let _ = ctrlc_thread(cancel);
 }
 

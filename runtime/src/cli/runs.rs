@@ -1,20 +1,28 @@
-//! `sluice runs list` and `sluice runs show`.
+//! `sluice runs list|show|cancel|resume|repair`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{print, state};
+use super::run::{finish, observer, resume_interrupted, tokio_runtime, watch_ctrl_c};
+use super::{parse_param, print, state};
 use crate::model::{RunId, RunView};
+use crate::scheduler::RepairRequest;
+use crate::store::StoreError;
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// List recent runs, newest first.
     List(ListArgs),
-    /// Show one run: its tasks, states, durations, outputs and logs.
+    /// Show one run: its task graph, states, attempts, outputs and logs.
     Show(ShowArgs),
+    /// Cancel a run (from another terminal while it runs, or one left unfinished).
+    Cancel(IdArgs),
+    /// Continue runs a stopped process left unfinished (all of them, or one).
+    Resume(ResumeArgs),
+    /// Rerun the failed tasks of a finished run (or named ones) inside the same run.
+    Repair(RepairArgs),
 }
 
 #[derive(Debug, Args)]
@@ -33,30 +41,119 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    pub run_id: RunId,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to resume (default: every unfinished run).
+    pub run_id: Option<RunId>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    pub run_id: RunId,
+    /// A task to rerun (repeatable; default: every task that did not succeed).
+    #[arg(long = "task", value_name = "KEY")]
+    pub tasks: Vec<String>,
+    /// Also rerun every task downstream of the named ones.
+    #[arg(long)]
+    pub with_dependents: bool,
+    /// Override a job parameter for the repair: --param key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
     let dir = state::state_dir(state_arg, &std::env::current_dir()?);
-    let store = state::open_existing(&dir)?;
     match cmd {
         RunsCommand::List(args) => {
+            let store = state::open_existing(&dir)?;
             let runs = store.list_summaries(args.limit)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
                 print::run_list(&runs);
             }
+            Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Show(args) => {
+            let store = state::open_existing(&dir)?;
             let events = store.events(args.run_id)?;
             if events.is_empty() {
                 anyhow::bail!("no run {} in {}", args.run_id, dir.display());
             }
-            let view = RunView::from_events(&events).with_context(|| format!("run {}", args.run_id))?;
+            let view = RunView::from_events(&events).map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
                 print::run_details(&view);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Cancel(args) => cancel(&dir, args),
+        RunsCommand::Resume(args) => {
+            state::open_existing(&dir).map(drop)?;
+            let rt = state::runtime(&dir, observer(args.json, 8))?;
+            watch_ctrl_c(rt.cancel.clone());
+            let tokio = tokio_runtime()?;
+            let views = match args.run_id {
+                Some(id) => vec![tokio.block_on(rt.resume(id))?],
+                None => resume_interrupted(&rt, &tokio, args.json)?,
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else if views.is_empty() {
+                println!("no unfinished runs");
+            }
+            let ok = views.iter().all(crate::scheduler::succeeded);
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_RUN_FAILED) })
+        }
+        RunsCommand::Repair(args) => {
+            state::open_existing(&dir).map(drop)?;
+            let rt = state::runtime(&dir, observer(args.json, 8))?;
+            watch_ctrl_c(rt.cancel.clone());
+            let req = RepairRequest { tasks: args.tasks, with_dependents: args.with_dependents, overrides: args.params.into_iter().collect() };
+            let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req))?;
+            finish(&view, args.json, &dir)
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancel: through a request file when another process runs it, directly otherwise.
+fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
+    if !dir.join("store").exists() {
+        anyhow::bail!("no sluice state in {}; pass --state DIR", dir.display());
+    }
+    match state::open_store(dir) {
+        Err(StoreError::Locked { .. }) => {
+            state::control(dir).request_cancel(args.run_id)?;
+            println!("cancel requested: the sluice process running run {} stops it", args.run_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.into()),
+        Ok(store) => {
+            drop(store);
+            let rt = state::runtime(dir, observer(args.json, 8))?;
+            let view = rt.view(args.run_id)?;
+            if let Some(r) = view.result {
+                anyhow::bail!("run {} already finished ({})", args.run_id, r.as_str());
+            }
+            let view = tokio_runtime()?.block_on(rt.cancel_interrupted(args.run_id))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

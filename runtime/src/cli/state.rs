@@ -1,18 +1,17 @@
 //! Finding and opening the state directory.
 //!
 //! Layout: `<state>/store` (the sled store), `<state>/components` (precompiled
-//! component artifacts).
+//! component artifacts), `<state>/control` (requests from other processes).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
 use crate::model::SystemClock;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::scheduler::Runtime;
-use crate::store::{SledStore, Store};
+use crate::scheduler::{Control, Observer, Runtime};
+use crate::store::{SledStore, Store, StoreError};
 
 /// The name of the default state directory.
 pub const STATE_DIR: &str = ".sluice";
@@ -22,14 +21,17 @@ pub fn state_dir(explicit: Option<PathBuf>, default_parent: &Path) -> PathBuf {
     explicit.unwrap_or_else(|| default_parent.join(STATE_DIR))
 }
 
-/// Open the store, creating the state directory if needed.
-pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating state directory {}", dir.display()))?;
-    let store = SledStore::open(&dir.join("store"))?;
-    Ok(Arc::new(store))
+pub fn control(dir: &Path) -> Control {
+    Control::new(dir.join("control"))
 }
 
-/// Open the store of an existing state directory, for read-only commands.
+/// Open the store, creating the state directory if needed.
+pub fn open_store(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Open { path: dir.to_path_buf(), message: e.to_string() })?;
+    Ok(Arc::new(SledStore::open(&dir.join("store"))?))
+}
+
+/// Open the store of an existing state directory, for commands that only inspect.
 pub fn open_existing(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     if !dir.join("store").exists() {
         anyhow::bail!(
@@ -37,12 +39,18 @@ pub fn open_existing(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
             dir.display()
         );
     }
-    open_store(dir)
+    open_store(dir).map_err(|e| match e {
+        StoreError::Locked { .. } => anyhow::anyhow!("{e}: a run is in progress; try again when it ends (or cancel it: `sluice runs cancel RUN_ID`)"),
+        other => other.into(),
+    })
 }
 
-/// Store, sandbox and clock for running tasks.
-pub fn runtime(dir: &Path) -> anyhow::Result<Runtime> {
-    let store = open_store(dir)?;
+/// Store, sandbox, clock and control directory for running tasks.
+pub fn runtime(dir: &Path, observer: Arc<dyn Observer>) -> anyhow::Result<Runtime> {
+    let store = open_store(dir).with_context(|| format!("opening the state in {}", dir.display()))?;
     let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(dir.join("components")) })?;
-    Ok(Runtime { store, sandbox: Arc::new(sandbox), clock: Arc::new(SystemClock), cancel: Arc::new(AtomicBool::new(false)) })
+    let mut rt = Runtime::new(store, Arc::new(sandbox), Arc::new(SystemClock));
+    rt.control = Some(control(dir));
+    rt.observer = observer;
+    Ok(rt)
 }

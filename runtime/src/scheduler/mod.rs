@@ -1,34 +1,48 @@
 //! The scheduler: turning a job run into task attempts and recording them.
 //!
-//! Owns the order tasks run in, the resolution of their parameters
-//! (`{{ … }}` references) just before each starts, the translation of sandbox
-//! outcomes into task results, and the run's result. Every transition is
-//! appended to the run's event log before anything acts on it, and the log is
-//! flushed before the run's result is reported. This version runs tasks one
-//! at a time in dependency order; a task whose upstream did not succeed ends
-//! `upstream_failed` (or `upstream_canceled`) without running.
+//! Owns readiness (`run_if`), the order and concurrency of attempts, retries,
+//! timeouts, cancellation, for_each/condition/run_job tasks, resolution of
+//! `{{ … }}` references just before a task starts, crash recovery (resume),
+//! repair, and the run's result. Every transition is appended to the run's
+//! event log before anything acts on it, and flushed in groups before anyone
+//! outside the process can observe it (see [`journal`]).
 //!
 //! It must never touch wasmtime (that is the sandbox) or sled (that is the
 //! store), and never print: progress goes to an [`Observer`].
 
+mod control;
+mod exec;
+pub mod journal;
 mod params;
+mod plan;
+pub mod readiness;
+mod restore;
 mod result;
+pub mod retry;
+mod start;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
+use tokio::sync::Semaphore;
 
-use crate::model::{Clock, Event, PlannedTask, RunId, RunResult, RunView, TaskResult};
-use crate::sandbox::{Invocation, Limits, Sandbox, SandboxError, Status, TaskComponent, TaskContext};
-use crate::spec::{Bundle, JobSpec, SpecError, TaskSpec};
+use crate::model::{Clock, Event, RunId, RunPlan, RunResult, RunView, TaskResult};
+use crate::sandbox::{Limits, MAX_CONCURRENT_INSTANCES, Sandbox, SandboxError};
+use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::{Store, StoreError};
 
+pub use control::Control;
 pub use params::resolve_job_parameters;
+pub use restore::RESTARTED;
 pub use result::run_result;
 
-/// Why a run could not be started or recorded.
+use exec::{Exec, Stop};
+use journal::Journal;
+use plan::Loaded;
+
+/// Why a run could not be started, resumed, repaired or recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error(transparent)]
@@ -41,9 +55,13 @@ pub enum SchedulerError {
     Parameters(String),
     #[error("run {run}: {message}")]
     Corrupt { run: RunId, message: String },
+    #[error("no run {0}")]
+    NoSuchRun(RunId),
+    #[error("run {run}: {message}")]
+    Refused { run: RunId, message: String },
 }
 
-/// Receives every event as it is appended (for progress output).
+/// Receives every event once it is durable (for progress output).
 pub trait Observer: Send + Sync {
     fn event(&self, run: RunId, event: &Event);
 }
@@ -55,13 +73,33 @@ impl Observer for Quiet {
     fn event(&self, _run: RunId, _event: &Event) {}
 }
 
-/// What a run needs from its surroundings.
+/// What runs need from their surroundings. Cheap to clone.
+#[derive(Clone)]
 pub struct Runtime {
     pub store: Arc<dyn Store>,
     pub sandbox: Arc<Sandbox>,
     pub clock: Arc<dyn Clock>,
-    /// Set (e.g. on Ctrl-C) to cancel the run in flight.
+    /// Set (e.g. on Ctrl-C) to cancel every run this process is running.
     pub cancel: Arc<AtomicBool>,
+    /// Where other processes leave requests (cancel) for runs of this store.
+    pub control: Option<Control>,
+    /// Sandboxes this process runs at once, across all runs (the global bound).
+    pub slots: Arc<Semaphore>,
+    pub observer: Arc<dyn Observer>,
+}
+
+impl Runtime {
+    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, clock: Arc<dyn Clock>) -> Runtime {
+        Runtime {
+            store,
+            sandbox,
+            clock,
+            cancel: Arc::new(AtomicBool::new(false)),
+            control: None,
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
+            observer: Arc::new(Quiet),
+        }
+    }
 }
 
 /// A job to run.
@@ -73,304 +111,232 @@ pub struct JobRequest<'a> {
     pub target: String,
 }
 
+/// What to repair.
+#[derive(Debug, Clone, Default)]
+pub struct RepairRequest {
+    /// Tasks to rerun; empty = every task that did not succeed.
+    pub tasks: Vec<String>,
+    /// Also rerun every task downstream of the named ones.
+    pub with_dependents: bool,
+    /// Job parameter overrides for the repair.
+    pub overrides: BTreeMap<String, String>,
+}
+
 impl Runtime {
     /// Run a job from a bundle to its end. Components are loaded (and bad ones
     /// refused) before the run is created, so a bad bundle leaves no run behind.
-    pub async fn run_job(&self, req: JobRequest<'_>, observer: &dyn Observer) -> Result<RunView, SchedulerError> {
-        let components = self.load_components(req.bundle, req.job)?;
-        let run_id = self.store.next_run_id()?;
+    pub async fn run_job(&self, req: JobRequest<'_>) -> Result<RunView, SchedulerError> {
+        let (plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
+        let run = self.store.next_run_id()?;
         let started = self.clock.now();
-        let parameters = resolve_job_parameters(req.job, &req.overrides, run_id, started)?;
-        let planned = req
-            .job
-            .tasks
-            .iter()
-            .map(|t| PlannedTask {
-                key: t.key.clone(),
-                component: t.component.clone(),
-                component_hash: components[&t.component].hash.clone(),
-                depends_on: t.depends_on.clone(),
-            })
-            .collect();
-        let mut run = RunState::new(self, run_id, observer);
-        run.append(Event::RunCreated {
-            run_id,
-            job: req.job.name.clone(),
-            source: req.bundle.root.display().to_string(),
-            target: req.target.clone(),
-            parameters: parameters.clone(),
-            tasks: planned,
-            at: self.clock.now_millis(),
-        })?;
-        let view = run.view()?;
-        self.store.put_summary(&view.summary())?;
-
-        let mut results: BTreeMap<String, TaskResult> = BTreeMap::new();
-        for task in &req.job.tasks {
-            let result = match upstream_problem(task, &results) {
-                Some((result, reason)) => {
-                    run.append(Event::TaskSkipped { task: task.key.clone(), result, reason, at: self.clock.now_millis() })?;
-                    result
-                }
-                None if self.cancel.load(Ordering::Relaxed) => {
-                    let reason = "the run was canceled before the task started".to_string();
-                    run.append(Event::TaskSkipped { task: task.key.clone(), result: TaskResult::Canceled, reason, at: self.clock.now_millis() })?;
-                    TaskResult::Canceled
-                }
-                None => {
-                    let ctx = AttemptSpec { job: req.job, task, target: &req.target, parameters: &parameters, started };
-                    run.attempt(&components[&task.component], ctx).await?
-                }
-            };
-            results.insert(task.key.clone(), result);
-        }
-        run.finish(req.job.tasks.iter().map(|t| (t.key.as_str(), t.depends_on.as_slice())), &results)
+        let parameters = resolve_job_parameters(req.job, &req.overrides, run, started)?;
+        let source = req.bundle.root.display().to_string();
+        self.start_run(run, plan, Arc::new(loaded), parameters, req.target, source, None).await
     }
 
     /// Run one component with no bundle (`sluice task run`).
-    pub async fn run_component(
-        &self,
-        path: &Path,
-        params: BTreeMap<String, String>,
-        limits: Limits,
-        observer: &dyn Observer,
-    ) -> Result<RunView, SchedulerError> {
+    pub async fn run_component(&self, path: &Path, params: BTreeMap<String, String>, limits: Limits) -> Result<RunView, SchedulerError> {
         let component = self.sandbox.load_file(path)?;
-        let key = task_key_for(path);
-        let run_id = self.store.next_run_id()?;
-        let mut run = RunState::new(self, run_id, observer);
-        run.append(Event::RunCreated {
-            run_id,
-            job: "task".into(),
-            source: path.display().to_string(),
-            target: "dev".into(),
-            parameters: BTreeMap::new(),
-            tasks: vec![PlannedTask { key: key.clone(), component: key.clone(), component_hash: component.hash.clone(), depends_on: vec![] }],
-            at: self.clock.now_millis(),
-        })?;
-        self.store.put_summary(&run.view()?.summary())?;
-        let mut invocation = Invocation::new(&key, self.store.clone(), run_id);
-        invocation.params = params;
-        invocation.limits = limits;
-        invocation.logical_start = self.clock.now();
-        invocation.cancel = self.cancel.clone();
-        let result = run.execute(&component, &key, 0, invocation).await?;
-        let deps: [String; 0] = [];
-        run.finish([(key.as_str(), &deps[..])].into_iter(), &BTreeMap::from([(key.clone(), result)]))
+        let plan = plan::single(path, &component, params, limits);
+        let key = plan.job.tasks[0].key.clone();
+        let loaded: Loaded = BTreeMap::from([(key, component)]);
+        let run = self.store.next_run_id()?;
+        self.start_run(run, plan, Arc::new(loaded), BTreeMap::new(), "dev".into(), path.display().to_string(), None).await
     }
 
-    fn load_components(&self, bundle: &Bundle, job: &JobSpec) -> Result<BTreeMap<String, Arc<TaskComponent>>, SchedulerError> {
-        let mut loaded = BTreeMap::new();
-        for task in &job.tasks {
-            if loaded.contains_key(&task.component) {
-                continue;
-            }
-            let spec = bundle.components.get(&task.component).ok_or_else(|| {
-                SchedulerError::Parameters(format!("task `{}` names unknown component `{}`", task.key, task.component))
-            })?;
-            let component = self.sandbox.load_file(&spec.path).map_err(|e| match e {
-                SandboxError::Read { path, message } => SandboxError::Read {
-                    path,
-                    message: format!("{message} (component `{}` of {}; did you build the tasks?)", spec.name, bundle.file.display()),
-                },
-                other => other,
-            })?;
-            loaded.insert(task.component.clone(), component);
-        }
-        Ok(loaded)
-    }
-}
-
-/// A task key for a bundle-less run: the file stem, reduced to name characters.
-fn task_key_for(path: &Path) -> String {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("task");
-    let key: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).take(100).collect();
-    if key.is_empty() { "task".into() } else { key }
-}
-
-/// If a dependency did not succeed, the result this task takes without running.
-fn upstream_problem(task: &TaskSpec, results: &BTreeMap<String, TaskResult>) -> Option<(TaskResult, String)> {
-    let mut failed = Vec::new();
-    let mut canceled = Vec::new();
-    for dep in &task.depends_on {
-        match results.get(dep) {
-            Some(TaskResult::Success | TaskResult::Excluded) => {}
-            Some(TaskResult::Canceled | TaskResult::UpstreamCanceled) => canceled.push(dep.as_str()),
-            _ => failed.push(dep.as_str()),
-        }
-    }
-    if !failed.is_empty() {
-        return Some((TaskResult::UpstreamFailed, format!("upstream task {} did not succeed", quote_list(&failed))));
-    }
-    if !canceled.is_empty() {
-        return Some((TaskResult::UpstreamCanceled, format!("upstream task {} was canceled", quote_list(&canceled))));
-    }
-    None
-}
-
-fn quote_list(keys: &[&str]) -> String {
-    keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// What one attempt of a bundle task needs to know about its run.
-struct AttemptSpec<'a> {
-    job: &'a JobSpec,
-    task: &'a TaskSpec,
-    target: &'a str,
-    parameters: &'a BTreeMap<String, String>,
-    started: std::time::SystemTime,
-}
-
-/// One run in flight: appends events, keeps the observer informed.
-struct RunState<'r> {
-    rt: &'r Runtime,
-    run_id: RunId,
-    events: Vec<Event>,
-    observer: &'r dyn Observer,
-}
-
-impl<'r> RunState<'r> {
-    fn new(rt: &'r Runtime, run_id: RunId, observer: &'r dyn Observer) -> Self {
-        RunState { rt, run_id, events: Vec::new(), observer }
-    }
-
-    /// Append one event to the durable log (unflushed: group commit), then tell the observer.
-    fn append(&mut self, event: Event) -> Result<(), SchedulerError> {
-        self.rt.store.append(self.run_id, std::slice::from_ref(&event))?;
-        self.observer.event(self.run_id, &event);
-        self.events.push(event);
-        Ok(())
-    }
-
-    fn view(&self) -> Result<RunView, SchedulerError> {
-        RunView::from_events(&self.events).map_err(|e| SchedulerError::Corrupt { run: self.run_id, message: e.0 })
-    }
-
-    async fn attempt(&mut self, component: &TaskComponent, spec: AttemptSpec<'_>) -> Result<TaskResult, SchedulerError> {
-        let attempt = 0;
-        let task = spec.task;
-        let rendered = params::render_task_params(task, spec.job, spec.parameters, self.run_id, spec.started, attempt, &*self.rt.store);
-        let params = match rendered {
-            Ok(p) => p,
-            Err(message) => {
-                let at = self.rt.clock.now_millis();
-                self.append(Event::AttemptStarted { task: task.key.clone(), attempt, at })?;
-                self.append(Event::AttemptFinished {
-                    task: task.key.clone(),
-                    attempt,
-                    at,
-                    result: TaskResult::Failed,
-                    output: None,
-                    error: Some(message),
-                    log: String::new(),
-                    log_truncated: false,
-                    elapsed_us: 0,
-                })?;
-                return Ok(TaskResult::Failed);
-            }
-        };
-        let defaults = Limits::default();
-        let limits = Limits {
-            memory: task.limits.memory.unwrap_or(defaults.memory),
-            timeout: task.timeout.or(spec.job.timeout).unwrap_or(defaults.timeout),
-            max_log: task.limits.max_log.unwrap_or(defaults.max_log),
-            max_output: task.limits.max_output.unwrap_or(defaults.max_output),
-        };
-        let invocation = Invocation {
-            context: TaskContext {
-                job: spec.job.name.clone(),
-                run_id: self.run_id.to_string(),
-                task_key: task.key.clone(),
-                attempt,
-                target: spec.target.to_string(),
-            },
-            params,
-            limits,
-            secrets: task.secrets.clone(),
-            readable_tasks: upstream_closure(spec.job, task),
-            store: self.rt.store.clone(),
-            run: self.run_id,
-            logical_start: spec.started,
-            cancel: self.rt.cancel.clone(),
-        };
-        self.execute(component, &task.key, attempt, invocation).await
-    }
-
-    async fn execute(&mut self, component: &TaskComponent, key: &str, attempt: u32, invocation: Invocation) -> Result<TaskResult, SchedulerError> {
-        self.append(Event::AttemptStarted { task: key.to_string(), attempt, at: self.rt.clock.now_millis() })?;
-        let outcome = self.rt.sandbox.run(component, invocation).await;
-        let (result, output, error) = match outcome.status {
-            Status::Success { output } => (TaskResult::Success, Some(output), None),
-            Status::Failed { kind, message } => {
-                (TaskResult::Failed, None, Some(format!("{}: {message}", failure_label(kind))))
-            }
-            Status::TimedOut { message } => (TaskResult::TimedOut, None, Some(message)),
-            Status::Canceled => (TaskResult::Canceled, None, Some("canceled".into())),
-        };
-        if result == TaskResult::Success {
-            for (name, json) in &outcome.values {
-                self.rt.store.put_value(self.run_id, key, name, json)?;
-            }
-        }
-        self.append(Event::AttemptFinished {
-            task: key.to_string(),
-            attempt,
-            at: self.rt.clock.now_millis(),
-            result,
-            output,
-            error,
-            log: outcome.log,
-            log_truncated: outcome.log_truncated,
-            elapsed_us: outcome.elapsed.as_micros() as u64,
-        })?;
-        Ok(result)
-    }
-
-    /// Decide the run's result, append it, flush, and only then hand back the view.
-    fn finish<'k>(
-        mut self,
-        tasks: impl Iterator<Item = (&'k str, &'k [String])>,
-        results: &BTreeMap<String, TaskResult>,
+    #[allow(clippy::too_many_arguments)]
+    async fn start_run(
+        &self,
+        run: RunId,
+        plan: RunPlan,
+        loaded: Arc<Loaded>,
+        parameters: BTreeMap<String, String>,
+        target: String,
+        source: String,
+        parent_cancel: Option<Arc<AtomicBool>>,
     ) -> Result<RunView, SchedulerError> {
-        let ended: Vec<result::Ended<'_>> = tasks
-            .map(|(key, depends_on)| result::Ended {
-                key,
-                depends_on,
-                result: results.get(key).copied().unwrap_or(TaskResult::Canceled),
-            })
-            .collect();
-        let outcome: RunResult = run_result(&ended);
-        self.append(Event::RunFinished { result: outcome, at: self.rt.clock.now_millis() })?;
-        let view = self.view()?;
-        self.rt.store.put_summary(&view.summary())?;
-        self.rt.store.flush()?;
-        Ok(view)
+        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), Vec::new());
+        journal.append(Event::RunCreated {
+            run_id: run,
+            job: plan.job.name.clone(),
+            source,
+            target: target.clone(),
+            parameters: parameters.clone(),
+            tasks: plan::planned_tasks(&plan),
+            at: self.clock.now_millis(),
+            plan: Some(Box::new(plan.clone())),
+        })?;
+        self.store.put_summary(&journal.view()?.summary())?;
+        let started = self.clock.now();
+        let mut exec = Exec::new(self.clone(), plan, loaded, journal, parameters, target, started);
+        exec.parent_cancel = parent_cancel;
+        exec.drive().await
+    }
+
+    /// A child run for a `run_job` task (boxed: runs nest).
+    pub(crate) fn run_child(
+        &self,
+        run: RunId,
+        plan: RunPlan,
+        loaded: Arc<Loaded>,
+        overrides: BTreeMap<String, String>,
+        target: String,
+        parent_cancel: Arc<AtomicBool>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunView, SchedulerError>> + Send + '_>> {
+        Box::pin(async move {
+            let parameters = resolve_job_parameters(&plan.job, &overrides, run, self.clock.now())?;
+            let source = plan.bundle_root.display().to_string();
+            self.start_run(run, plan, loaded, parameters, target, source, Some(parent_cancel)).await
+        })
+    }
+
+    /// Resume the child run of a `run_job` task after a crash.
+    pub(crate) fn resume_child(
+        &self,
+        run: RunId,
+        parent_cancel: Arc<AtomicBool>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunView, SchedulerError>> + Send + '_>> {
+        Box::pin(async move {
+            let view = self.view(run)?;
+            if view.result.is_some() {
+                return Ok(view);
+            }
+            self.continue_run(run, None, Some(parent_cancel)).await
+        })
+    }
+
+    /// The current view of a run.
+    pub fn view(&self, run: RunId) -> Result<RunView, SchedulerError> {
+        let events = self.store.events(run)?;
+        if events.is_empty() {
+            return Err(SchedulerError::NoSuchRun(run));
+        }
+        RunView::from_events(&events).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })
+    }
+
+    /// Runs a previous process left unfinished (it died): what `resume` continues.
+    pub fn interrupted_runs(&self) -> Result<Vec<RunId>, SchedulerError> {
+        let mut out = Vec::new();
+        for run in self.store.unfinished_runs()? {
+            // children are resumed by their parent
+            let events = self.store.events(run)?;
+            let is_child = matches!(events.first(), Some(Event::RunCreated { plan: Some(p), .. }) if p.parent.is_some());
+            if !is_child {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Continue a run whose process died. Attempts that were running count as
+    /// failed ("runtime restarted") and go through their retry policy.
+    pub async fn resume(&self, run: RunId) -> Result<RunView, SchedulerError> {
+        let view = self.view(run)?;
+        if view.result.is_some() {
+            return Err(SchedulerError::Refused { run, message: format!("already finished ({})", view.result.map(|r| r.as_str()).unwrap_or("")) });
+        }
+        self.continue_run(run, None, None).await
+    }
+
+    /// Cancel a run no process is running: what it left in flight is canceled.
+    pub async fn cancel_interrupted(&self, run: RunId) -> Result<RunView, SchedulerError> {
+        self.continue_run(run, Some(Stop::Canceled("canceled by `sluice runs cancel`".into())), None).await
+    }
+
+    async fn continue_run(&self, run: RunId, stop: Option<Stop>, parent_cancel: Option<Arc<AtomicBool>>) -> Result<RunView, SchedulerError> {
+        let events = self.store.events(run)?;
+        let plan = plan_of(run, &events)?;
+        let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
+        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), events);
+        journal.append(Event::RunResumed { at: self.clock.now_millis() })?;
+        let view = journal.view()?;
+        let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
+        exec.parent_cancel = parent_cancel;
+        if let Some(stop) = stop {
+            exec.stop(stop)?;
+        }
+        exec.settle_interrupted(&view)?;
+        exec.drive().await
+    }
+
+    /// Rerun tasks of a finished run inside the same run.
+    pub async fn repair(&self, run: RunId, req: RepairRequest) -> Result<RunView, SchedulerError> {
+        let events = self.store.events(run)?;
+        if events.is_empty() {
+            return Err(SchedulerError::NoSuchRun(run));
+        }
+        let view = RunView::from_events(&events).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })?;
+        if view.result.is_none() {
+            return Err(SchedulerError::Refused { run, message: "is not finished; resume it (`sluice runs resume`) or cancel it first".into() });
+        }
+        let plan = plan_of(run, &events)?;
+        let tasks = repair_set(&plan, &view, &req)?;
+        if tasks.is_empty() {
+            return Err(SchedulerError::Refused { run, message: "has no failed tasks to repair; name tasks with --task".into() });
+        }
+        let mut parameters = view.parameters.clone();
+        for (k, v) in &req.overrides {
+            if !plan.job.parameters.contains_key(k) {
+                return Err(SchedulerError::Parameters(format!("--param {k}: job `{}` has no parameter `{k}`", plan.job.name)));
+            }
+            parameters.insert(k.clone(), v.clone());
+        }
+        let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
+        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), events);
+        let repair = view.repairs.len() as u32 + 1;
+        journal.append(Event::RepairStarted { repair, tasks, parameters, at: self.clock.now_millis() })?;
+        self.store.put_summary(&journal.view()?.summary())?;
+        let view = journal.view()?;
+        let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
+        exec.settle_interrupted(&view)?;
+        exec.drive().await
     }
 }
 
-fn failure_label(kind: crate::sandbox::FailureKind) -> &'static str {
-    use crate::sandbox::FailureKind::*;
-    match kind {
-        Transient => "transient error",
-        Permanent => "permanent error",
-        Trap => "trap",
-        MemoryLimit => "out of memory",
-        InvalidOutput => "invalid output",
-        Host => "host error",
+fn plan_of(run: RunId, events: &[Event]) -> Result<RunPlan, SchedulerError> {
+    match events.first() {
+        Some(Event::RunCreated { plan: Some(plan), .. }) => Ok((**plan).clone()),
+        Some(_) => Err(SchedulerError::Refused { run, message: "was recorded without a plan and cannot be continued".into() }),
+        None => Err(SchedulerError::NoSuchRun(run)),
     }
 }
 
-/// Every task `task` depends on, directly or transitively.
-fn upstream_closure(job: &JobSpec, task: &TaskSpec) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    let mut stack: Vec<&str> = task.depends_on.iter().map(String::as_str).collect();
-    while let Some(key) = stack.pop() {
-        if seen.insert(key.to_string()) {
-            if let Some(t) = job.task(key) {
-                stack.extend(t.depends_on.iter().map(String::as_str));
+/// The top-level tasks a repair reruns.
+fn repair_set(plan: &RunPlan, view: &RunView, req: &RepairRequest) -> Result<Vec<String>, SchedulerError> {
+    let top: Vec<&crate::model::TaskView> = view.tasks.iter().filter(|t| t.parent.is_none()).collect();
+    let mut chosen: BTreeSet<String> = BTreeSet::new();
+    if req.tasks.is_empty() {
+        for t in &top {
+            if !matches!(t.result, Some(TaskResult::Success | TaskResult::Excluded)) {
+                chosen.insert(t.key.clone());
+            }
+        }
+    } else {
+        for k in &req.tasks {
+            if plan.job.task(k).is_none() {
+                let known: Vec<&str> = plan.job.tasks.iter().map(|t| t.key.as_str()).collect();
+                return Err(SchedulerError::Parameters(format!("--task {k}: the run has no task `{k}` (it has {})", known.join(", "))));
+            }
+            chosen.insert(k.clone());
+        }
+    }
+    if req.with_dependents {
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for t in &plan.job.tasks {
+                if !chosen.contains(&t.key) && t.upstream_keys().any(|u| chosen.contains(u)) {
+                    chosen.insert(t.key.clone());
+                    grew = true;
+                }
             }
         }
     }
-    seen
+    // keep plan order
+    Ok(plan.job.tasks.iter().filter(|t| chosen.contains(&t.key)).map(|t| t.key.clone()).collect())
 }
 
+/// What a run's result says about success, for exit codes.
+pub fn succeeded(view: &RunView) -> bool {
+    view.result.is_some_and(RunResult::is_success)
+}

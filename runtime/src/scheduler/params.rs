@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::model::RunId;
 use crate::spec::template::{self, Reference};
-use crate::spec::{JobSpec, TaskSpec};
+use crate::spec::JobSpec;
 use crate::store::Store;
 
 use super::SchedulerError;
@@ -54,27 +54,38 @@ fn run_level(r: &Reference, job: &JobSpec, run_id: RunId, started: SystemTime) -
     }
 }
 
-/// A task's params with every reference resolved. A reference that cannot be
-/// resolved (an upstream value that was never set) fails the task, naming it.
-pub(crate) fn render_task_params(
-    task: &TaskSpec,
-    job: &JobSpec,
-    parameters: &BTreeMap<String, String>,
-    run_id: RunId,
-    started: SystemTime,
-    attempt: u32,
-    store: &dyn Store,
-) -> Result<BTreeMap<String, String>, String> {
+/// What references in a task's text resolve against.
+pub(crate) struct Scope<'a> {
+    pub job: &'a JobSpec,
+    pub parameters: &'a BTreeMap<String, String>,
+    pub run_id: RunId,
+    pub started: SystemTime,
+    pub attempt: u32,
+    pub task: &'a str,
+    /// A for_each iteration's input.
+    pub input: Option<&'a str>,
+    pub store: &'a dyn Store,
+}
+
+/// Fill in every reference of `text`. An upstream value that was never set
+/// fails, naming it.
+pub(crate) fn render(text: &str, scope: &Scope<'_>) -> Result<String, String> {
+    let mut resolve = |r: &Reference| match r {
+        Reference::JobParameter(p) => scope.parameters.get(p).cloned(),
+        Reference::TaskAttempt => Some(scope.attempt.to_string()),
+        Reference::TaskKey => Some(scope.task.to_string()),
+        Reference::Input => scope.input.map(str::to_string),
+        Reference::TaskValue { task: up, name } => scope.store.value(scope.run_id, up, name).ok().flatten().map(|json| unquote(&json)),
+        other => run_level(other, scope.job, scope.run_id, scope.started),
+    };
+    template::render(text, &mut resolve)
+}
+
+/// A task's params with every reference resolved.
+pub(crate) fn render_all(params: &BTreeMap<String, String>, scope: &Scope<'_>) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
-    for (name, raw) in &task.params {
-        let mut resolve = |r: &Reference| match r {
-            Reference::JobParameter(p) => parameters.get(p).cloned(),
-            Reference::TaskAttempt => Some(attempt.to_string()),
-            Reference::TaskKey => Some(task.key.clone()),
-            Reference::TaskValue { task: up, name } => store.value(run_id, up, name).ok().flatten().map(|json| unquote(&json)),
-            other => run_level(other, job, run_id, started),
-        };
-        let value = template::render(raw, &mut resolve).map_err(|e| format!("param `{name}`: {e} (was the value set by its task?)"))?;
+    for (name, raw) in params {
+        let value = render(raw, scope).map_err(|e| format!("param `{name}`: {e} (was the value set by its task?)"))?;
         out.insert(name.clone(), value);
     }
     Ok(out)
@@ -98,6 +109,7 @@ mod tests {
             name: "nightly".into(),
             parameters: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             timeout: None,
+            max_parallel_tasks: None,
             tasks: vec![],
         }
     }

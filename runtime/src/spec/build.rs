@@ -1,5 +1,6 @@
 //! From the TOML tree to a [`Bundle`]: the top level, `[bundle]` and `[components]`.
-//! Jobs and tasks are read in [`super::job`].
+//! Jobs and tasks are read in [`super::job`]; `run_job` links between jobs are checked
+//! in [`super::calls`] once every job is read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::calls;
 use super::error::{Locator, SpecError};
 use super::job;
 use super::names;
@@ -116,10 +118,13 @@ fn jobs(
 ) -> Result<BTreeMap<String, JobSpec>, SpecError> {
     let table = node.table()?;
     let mut jobs = BTreeMap::new();
+    let mut run_jobs = BTreeMap::new();
     for entry in table.entries() {
         check_key_name(entry, "job")?;
-        let job = job::job(entry.key, &entry.node, components)?;
+        let (job, sites) = job::job(entry.key, &entry.node, components)?;
         jobs.insert(entry.key.to_string(), job);
+        run_jobs.insert(entry.key.to_string(), sites);
     }
+    calls::check(&jobs, &run_jobs)?;
     Ok(jobs)
 }

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::TaskSpec;
 use super::error::SpecError;
 use super::job::TaskSite;
 use super::names;
+use super::{TaskKind, TaskSpec};
 
 /// A validated task graph. Indexes are positions in file order.
 pub(crate) struct Graph {
@@ -66,19 +66,31 @@ fn dependencies(
     let mut all = Vec::with_capacity(tasks.len());
     for (task, site) in tasks.iter().zip(sites) {
         let mut deps: Vec<usize> = Vec::with_capacity(task.depends_on.len());
-        for (dep, node) in task.depends_on.iter().zip(&site.depends_on) {
-            if dep == &task.key {
-                return Err(node.error(format!("task `{dep}` depends on itself")));
+        for (dep, dep_site) in task.depends_on.iter().zip(&site.depends_on) {
+            let (key, node) = (&dep.task, &dep_site.task);
+            if key == &task.key {
+                return Err(node.error(format!("task `{key}` depends on itself")));
             }
-            let Some(&position) = index.get(dep) else {
-                let hint = names::suggestion(dep, index.keys().map(String::as_str));
+            let Some(&position) = index.get(key) else {
+                let hint = names::suggestion(key, index.keys().map(String::as_str));
                 return Err(node.error(format!(
-                    "unknown task `{dep}`{hint}; tasks in job `{job}`: {}",
+                    "unknown task `{key}`{hint}; tasks in job `{job}`: {}",
                     names::list(tasks.iter().map(|t| t.key.as_str()))
                 )));
             };
             if deps.contains(&position) {
-                return Err(node.error(format!("`{dep}` is listed twice")));
+                return Err(node.error(format!("`{key}` is listed twice")));
+            }
+            let upstream = &tasks[position].kind;
+            if let (Some(outcome), false) = (
+                &dep_site.outcome,
+                matches!(upstream, TaskKind::Condition { .. }),
+            ) {
+                return Err(outcome.error(format!(
+                    "`outcome` applies only to a condition task, and `{key}` is a {} task; \
+                     depend on `{key}` without it",
+                    upstream.name()
+                )));
             }
             deps.push(position);
         }
@@ -172,7 +184,7 @@ fn cycle_error(
         .position(|&dep| dep == second)
         .unwrap_or(0);
     match sites[first].depends_on.get(entry) {
-        Some(node) => node.error(message),
+        Some(site) => site.task.error(message),
         None => sites[first].key.error(message),
     }
 }

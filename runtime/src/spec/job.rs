@@ -1,43 +1,59 @@
-//! Jobs and their tasks: fields, limits, secrets, and the `{{ … }}` references in params.
+//! Jobs and their tasks: the fields every kind shares, limits, secrets and params.
+//! What a task does is read in [`super::kinds`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::build::{check_key_name, checked_name};
+use super::calls::RunJobSite;
+use super::depends::{self, DependencySite};
 use super::error::SpecError;
-use super::graph::{self, Graph};
+use super::graph;
+use super::kinds::{self, TaskKind};
 use super::names;
 use super::read::{Node, Table};
-use super::template::{self, Reference};
+use super::refs::{self, Scope, Templated};
+use super::retries::retries;
+use super::template;
 use super::{ComponentSpec, JobSpec, Limits, TaskSpec};
 
-const JOB_KEYS: &[&str] = &["parameters", "timeout", "tasks"];
+const JOB_KEYS: &[&str] = &["parameters", "timeout", "max_parallel_tasks", "tasks"];
 const TASK_KEYS: &[&str] = &[
     "key",
     "component",
+    "condition",
+    "for_each",
+    "run_job",
     "depends_on",
+    "run_if",
     "params",
     "timeout",
     "limits",
+    "retries",
     "secrets",
 ];
 const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output"];
+/// Task keys that only some kinds take.
+const KIND_BOUND_KEYS: [&str; 5] = ["params", "timeout", "limits", "retries", "secrets"];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
 pub(crate) struct TaskSite<'a> {
     /// The `key = "…"` value.
     pub key: Node<'a>,
-    /// Each `depends_on` element, in the order listed (parallel to `TaskSpec::depends_on`).
-    pub depends_on: Vec<Node<'a>>,
-    /// Each param value with its name, in file order.
-    pub params: Vec<(String, Node<'a>)>,
+    /// Each `depends_on` entry, in the order listed (parallel to `TaskSpec::depends_on`).
+    pub depends_on: Vec<DependencySite<'a>>,
+    /// Every value that may hold `{{ … }}` references, in file order.
+    pub templates: Vec<Templated<'a>>,
+    /// For a `run_job` task, where it names its job and parameters.
+    pub run_job: Option<RunJobSite<'a>>,
 }
 
-/// Reads and validates one job, returning its tasks in topological order.
-pub(crate) fn job(
+/// Reads and validates one job, returning its tasks in topological order and its
+/// `run_job` tasks for the bundle-wide checks.
+pub(crate) fn job<'a>(
     name: &str,
-    node: &Node<'_>,
+    node: &Node<'a>,
     components: &BTreeMap<String, ComponentSpec>,
-) -> Result<JobSpec, SpecError> {
+) -> Result<(JobSpec, Vec<RunJobSite<'a>>), SpecError> {
     let table = node.table()?;
     table.deny_unknown(JOB_KEYS)?;
     let parameters = match table.get("parameters") {
@@ -45,6 +61,10 @@ pub(crate) fn job(
         None => BTreeMap::new(),
     };
     let timeout = table.get("timeout").map(Node::duration).transpose()?;
+    let max_parallel_tasks = table
+        .get("max_parallel_tasks")
+        .map(max_parallel_tasks)
+        .transpose()?;
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -55,15 +75,37 @@ pub(crate) fn job(
         sites.push(site);
     }
     let graph = graph::check(name, &tasks, &sites)?;
-    for (index, site) in sites.iter().enumerate() {
-        check_task_references(name, &tasks[index], site, &parameters, &graph, &tasks)?;
+    let scope = Scope {
+        job: name,
+        parameters: &parameters,
+        graph: &graph,
+        tasks: &tasks,
+    };
+    for (task, site) in tasks.iter().zip(&sites) {
+        refs::check_task(&scope, task, &site.templates)?;
     }
-    Ok(JobSpec {
+    let run_jobs = sites.into_iter().filter_map(|site| site.run_job).collect();
+    let job = JobSpec {
         name: name.to_string(),
         parameters,
         timeout,
+        max_parallel_tasks,
         tasks: in_order(tasks, &graph.order),
-    })
+    };
+    Ok((job, run_jobs))
+}
+
+fn max_parallel_tasks(node: &Node<'_>) -> Result<u32, SpecError> {
+    let value = node.integer()?;
+    u32::try_from(value)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| {
+            node.error(format!(
+                "max_parallel_tasks must be a whole number from 1 to {}, found {value}",
+                u32::MAX
+            ))
+        })
 }
 
 /// `tasks` (in file order) rearranged into `order` (file positions).
@@ -119,26 +161,33 @@ fn task<'a>(
     table.deny_unknown(TASK_KEYS)?;
     let key_node = table.require("key")?.clone();
     let key = checked_name(&key_node)?.to_string();
-    let component = component(table.require("component")?, components)?;
-    let depends_on = match table.get("depends_on") {
-        Some(node) => node.strings()?,
-        None => Vec::new(),
-    };
-    let (params, param_sites) = match table.get("params") {
-        Some(node) => task_params(node)?,
-        None => (BTreeMap::new(), Vec::new()),
+    let mut templates = Vec::new();
+    let (kind, run_job) = kinds::kind(&table, &key, components, &mut templates)?;
+    check_kind_bound_keys(&table, &key, &kind)?;
+    let (depends_on, dependency_sites) = match table.get("depends_on") {
+        Some(node) => depends::depends_on(node)?,
+        None => (Vec::new(), Vec::new()),
     };
     let spec = TaskSpec {
         key,
-        component,
-        depends_on: depends_on.iter().map(|(_, dep)| dep.to_string()).collect(),
-        params,
+        kind,
+        depends_on,
+        run_if: table
+            .get("run_if")
+            .map(depends::run_if)
+            .transpose()?
+            .unwrap_or_default(),
+        params: match table.get("params") {
+            Some(node) => task_params(node, "param", false, &mut templates)?,
+            None => BTreeMap::new(),
+        },
         timeout: table.get("timeout").map(Node::duration).transpose()?,
         limits: table
             .get("limits")
             .map(limits)
             .transpose()?
             .unwrap_or_default(),
+        retries: table.get("retries").map(retries).transpose()?,
         secrets: table
             .get("secrets")
             .map(secrets)
@@ -147,42 +196,61 @@ fn task<'a>(
     };
     let site = TaskSite {
         key: key_node,
-        depends_on: depends_on.into_iter().map(|(n, _)| n).collect(),
-        params: param_sites,
+        depends_on: dependency_sites,
+        templates,
+        run_job,
     };
     Ok((spec, site))
 }
 
-fn component(
-    node: &Node<'_>,
-    components: &BTreeMap<String, ComponentSpec>,
-) -> Result<String, SpecError> {
-    let name = node.str()?;
-    if components.contains_key(name) {
-        return Ok(name.to_string());
+/// `params`, `timeout`, `limits`, `retries` and `secrets` only where the kind uses them:
+/// a component task takes all five, a for_each task a `timeout` for the whole loop
+/// (the rest go in its template), a run_job task `retries`, a condition task none.
+fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
+    let (allowed, hint): (&[&str], &str) = match kind {
+        TaskKind::Component { .. } => return Ok(()),
+        TaskKind::Condition { .. } => (&[], "a condition only compares `left` with `right`"),
+        TaskKind::ForEach { .. } => (
+            &["timeout"],
+            "put it in `for_each.task`, the template each input runs",
+        ),
+        TaskKind::RunJob { .. } => (&["retries"], "the job it runs has its own settings"),
+    };
+    let refused = table
+        .entries()
+        .iter()
+        .find(|entry| KIND_BOUND_KEYS.contains(&entry.key) && !allowed.contains(&entry.key));
+    match refused {
+        Some(entry) => Err(entry.key_error(format!(
+            "`{}` does not apply to {} task `{task}`; {hint}",
+            entry.key,
+            kind.name()
+        ))),
+        None => Ok(()),
     }
-    let hint = names::suggestion(name, components.keys().map(String::as_str));
-    Err(node.error(format!(
-        "unknown component `{name}`{hint}; components: {}",
-        names::list(components.keys())
-    )))
 }
 
-type Params<'a> = (BTreeMap<String, String>, Vec<(String, Node<'a>)>);
-
-fn task_params<'a>(node: &Node<'a>) -> Result<Params<'a>, SpecError> {
+/// A params table: names follow the name rule; each value is added to `templates`
+/// labelled "`label` `name`" (`input`: whether `{{ input }}` may be used).
+pub(crate) fn task_params<'a>(
+    node: &Node<'a>,
+    label: &str,
+    input: bool,
+    templates: &mut Vec<Templated<'a>>,
+) -> Result<BTreeMap<String, String>, SpecError> {
     let table = node.table()?;
     let mut params = BTreeMap::new();
-    let mut sites = Vec::new();
     for entry in table.entries() {
         check_key_name(entry, "param")?;
-        params.insert(entry.key.to_string(), entry.node.param_string()?);
-        sites.push((entry.key.to_string(), entry.node.clone()));
+        let value = entry.node.param_string()?;
+        let what = format!("{label} `{}`", entry.key);
+        templates.push(Templated::new(what, &value, &entry.node, input));
+        params.insert(entry.key.to_string(), value);
     }
-    Ok((params, sites))
+    Ok(params)
 }
 
-fn limits(node: &Node<'_>) -> Result<Limits, SpecError> {
+pub(crate) fn limits(node: &Node<'_>) -> Result<Limits, SpecError> {
     let table = node.table()?;
     table.deny_unknown(LIMIT_KEYS)?;
     let size = |key: &str| table.get(key).map(Node::size).transpose();
@@ -197,7 +265,7 @@ fn limits(node: &Node<'_>) -> Result<Limits, SpecError> {
     Ok(limits)
 }
 
-fn secrets(node: &Node<'_>) -> Result<Vec<String>, SpecError> {
+pub(crate) fn secrets(node: &Node<'_>) -> Result<Vec<String>, SpecError> {
     let mut secrets: Vec<String> = Vec::new();
     for (item, name) in node.strings()? {
         names::check_secret_name(name).map_err(|why| item.error(why))?;
@@ -207,61 +275,4 @@ fn secrets(node: &Node<'_>) -> Result<Vec<String>, SpecError> {
         secrets.push(name.to_string());
     }
     Ok(secrets)
-}
-
-/// Every reference in a task's params must name something that exists when it runs.
-fn check_task_references(
-    job: &str,
-    task: &TaskSpec,
-    site: &TaskSite<'_>,
-    parameters: &BTreeMap<String, String>,
-    graph: &Graph,
-    tasks: &[TaskSpec],
-) -> Result<(), SpecError> {
-    let upstream = graph.upstream_of(&task.key);
-    for (param, node) in &site.params {
-        let value = task.params.get(param).map_or("", String::as_str);
-        let context =
-            |why: String| node.error(format!("task `{}`, param `{param}`: {why}", task.key));
-        let references = template::references(value).map_err(context)?;
-        for reference in &references {
-            check_reference(job, &task.key, reference, parameters, upstream, tasks)
-                .map_err(context)?;
-        }
-    }
-    Ok(())
-}
-
-fn check_reference(
-    job: &str,
-    key: &str,
-    reference: &Reference,
-    parameters: &BTreeMap<String, String>,
-    upstream: Option<&BTreeSet<String>>,
-    tasks: &[TaskSpec],
-) -> Result<(), String> {
-    match reference {
-        Reference::JobParameter(name) if !parameters.contains_key(name) => {
-            let hint = names::suggestion(name, parameters.keys().map(String::as_str));
-            Err(format!(
-                "`{{{{ {reference} }}}}` names no parameter of job `{job}`{hint}; parameters: {}",
-                names::list(parameters.keys())
-            ))
-        }
-        Reference::TaskValue { task, .. } if task == key => Err(format!(
-            "`{{{{ {reference} }}}}`: a task cannot read its own values"
-        )),
-        Reference::TaskValue { task, .. } if !tasks.iter().any(|t| &t.key == task) => {
-            let hint = names::suggestion(task, tasks.iter().map(|t| t.key.as_str()));
-            Err(format!(
-                "`{{{{ {reference} }}}}`: no task `{task}` in job `{job}`{hint}"
-            ))
-        }
-        Reference::TaskValue { task, .. } if !upstream.is_some_and(|up| up.contains(task)) => {
-            Err(format!(
-                "`{{{{ {reference} }}}}`: task `{task}` is not upstream of `{key}`; add it to `depends_on`"
-            ))
-        }
-        _ => Ok(()),
-    }
 }

@@ -3,13 +3,15 @@
 //! This module owns the translation from the text a user wrote to a [`Bundle`] the rest of
 //! the runtime can trust: every key is known, every name is well formed, every duration and
 //! size parses, every task's component and dependencies exist, the task graph has no cycle
-//! (tasks come back in a stable topological order), and every `{{ … }}` reference in a
-//! parameter names something that will exist when the task runs. Problems come back as a
-//! [`SpecError`] that points at `file:line:col` and the key path, with a hint when one helps.
+//! (tasks come back in a stable topological order), `run_job` tasks name other jobs without
+//! forming a cycle of jobs, and every `{{ … }}` reference names something that will exist
+//! when the task runs. Problems come back as a [`SpecError`] that points at
+//! `file:line:col` and the key path, with a hint when one helps.
 //!
 //! What it must never do: any I/O beyond reading the bundle file itself (component paths
 //! are resolved, not opened), execute anything, or touch the store. Rendering references
-//! ([`template::render`]) is offered as a pure function; the values come from the caller.
+//! ([`template::render`]) and evaluating conditions ([`ConditionOp::evaluate`]) are offered
+//! as pure functions; the values come from the caller.
 //!
 //! The accepted format (anything else is an error):
 //!
@@ -19,11 +21,14 @@
 //!
 //! [components]
 //! ingest = { path = "tasks/ingest.wasm" }   # or: ingest = "tasks/ingest.wasm"
+//! count = "tasks/count.wasm"
 //!
 //! [jobs.hello]
 //! parameters = { who = "world", n = 10 }     # scalars become strings, arrays/tables JSON
 //! timeout = "1h"
+//! max_parallel_tasks = 4                     # at most this many tasks of a run at once
 //!
+//! # A task does exactly one of: component, condition, for_each, run_job.
 //! [[jobs.hello.tasks]]
 //! key = "extract"
 //! component = "ingest"
@@ -31,16 +36,46 @@
 //! depends_on = []
 //! timeout = "10s"
 //! limits = { memory = "64MiB", max_log = "1MiB", max_output = "64KiB" }
+//! retries = { max = 3, initial = "1s", backoff = 2.0, max_interval = "1m", jitter = 0.1, on_timeout = false }
 //! secrets = ["storage/access_key"]
+//!
+//! [[jobs.hello.tasks]]
+//! key = "big_enough"                         # outcome "true" or "false"
+//! depends_on = ["extract"]
+//! condition = { op = "greater_than", left = "{{ tasks.extract.values.rows }}", right = "100" }
+//!
+//! [[jobs.hello.tasks]]
+//! key = "count_each"
+//! depends_on = [{ task = "big_enough", outcome = "true" }]
+//! for_each = { inputs = "{{ tasks.extract.values.files }}", concurrency = 2, task = { component = "count", params = { file = "{{ input }}" }, retries = { max = 1 } } }
+//!
+//! [[jobs.hello.tasks]]
+//! key = "report"
+//! depends_on = ["count_each", { task = "big_enough", outcome = false }]
+//! run_if = "at_least_one_success"            # all_success (default) | at_least_one_success |
+//!                                            # none_failed | all_done | at_least_one_failed | all_failed
+//! run_job = { job = "publish", parameters = { who = "{{ job.parameters.who }}" } }
+//!
+//! [jobs.publish]
+//! parameters = { who = "nobody" }
+//! tasks = [{ key = "send", component = "ingest", params = { to = "{{ job.parameters.who }}" } }]
 //! ```
+//!
+//! `retries.max = -1` retries without limit; every other `retries` key has a default
+//! (see [`RetryPolicy`]). `{{ input }}` is allowed only in a `for_each` template's params.
 
 mod build;
+mod calls;
+mod depends;
 mod duration;
 mod error;
 mod graph;
 mod job;
+mod kinds;
 pub mod names;
 mod read;
+mod refs;
+mod retries;
 pub mod template;
 
 #[cfg(test)]
@@ -50,15 +85,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+pub use depends::{Dependency, RunIf};
 pub use duration::{parse_duration, parse_size};
 pub use error::SpecError;
+pub use kinds::{
+    ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind,
+};
+pub use retries::RetryPolicy;
 pub use template::Reference;
 
 /// The file name looked for when [`load`] is given a directory.
 pub const BUNDLE_FILE: &str = "sluice.toml";
 
 /// A parsed and validated bundle file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
     /// `bundle.name`.
     pub name: String,
@@ -73,7 +115,7 @@ pub struct Bundle {
 }
 
 /// A named WebAssembly component.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentSpec {
     pub name: String,
     /// `root.join(path)`; existence is checked by whoever loads it, not here.
@@ -81,34 +123,45 @@ pub struct ComponentSpec {
 }
 
 /// A job: parameters and a DAG of tasks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub name: String,
     /// Parameter defaults, as strings (may hold run-level `{{ job.… }}` references).
     pub parameters: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// At most this many tasks of one run at once (≥ 1); `None` = the runtime's limit.
+    pub max_parallel_tasks: Option<u32>,
     /// Topologically sorted; tasks keep their file order wherever dependencies allow.
     pub tasks: Vec<TaskSpec>,
 }
 
 /// One task of a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {
     pub key: String,
-    /// The name of a component in [`Bundle::components`].
-    pub component: String,
-    /// Keys of tasks in the same job, as listed.
-    pub depends_on: Vec<String>,
+    /// What the task does.
+    pub kind: TaskKind,
+    /// Tasks of the same job this one waits for, as listed.
+    pub depends_on: Vec<Dependency>,
+    /// When the task runs, given how its upstream tasks ended.
+    pub run_if: RunIf,
     /// Parameters as strings; values may hold `{{ … }}` references (see [`template`]).
+    /// Component tasks only (empty otherwise).
     pub params: BTreeMap<String, String>,
+    /// For a component task its attempt, for a for_each task the whole loop; `None` for
+    /// condition and run_job tasks.
     pub timeout: Option<Duration>,
+    /// Component tasks only (default otherwise).
     pub limits: Limits,
-    /// Secret names (`scope/key`) the task may read.
+    /// `None` = a failed attempt is final. Component and run_job tasks only; a for_each
+    /// task's iterations retry by [`ForEachTemplate::retries`].
+    pub retries: Option<RetryPolicy>,
+    /// Secret names (`scope/key`) the task may read. Component tasks only.
     pub secrets: Vec<String>,
 }
 
 /// Resource limits of a task; `None` means the runtime default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Linear memory, in bytes.
     pub memory: Option<u64>,
@@ -143,6 +196,23 @@ impl JobSpec {
     /// The task with this key.
     pub fn task(&self, key: &str) -> Option<&TaskSpec> {
         self.tasks.iter().find(|task| task.key == key)
+    }
+}
+
+impl TaskSpec {
+    /// The component a component task runs; `None` for the other kinds.
+    pub fn component(&self) -> Option<&str> {
+        match &self.kind {
+            TaskKind::Component { component } => Some(component),
+            _ => None,
+        }
+    }
+
+    /// The keys of the tasks this one depends on, as listed.
+    pub fn upstream_keys(&self) -> impl Iterator<Item = &str> {
+        self.depends_on
+            .iter()
+            .map(|dependency| dependency.task.as_str())
     }
 }
 

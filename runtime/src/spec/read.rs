@@ -78,6 +78,40 @@ impl<'a> Node<'a> {
         }
     }
 
+    pub fn bool(&self) -> Result<bool, SpecError> {
+        match self.value {
+            DeValue::Boolean(flag) => Ok(*flag),
+            _ => Err(self.wrong_type("a boolean (true or false)")),
+        }
+    }
+
+    /// A whole number that fits in 64 bits.
+    pub fn integer(&self) -> Result<i64, SpecError> {
+        match self.value {
+            DeValue::Integer(int) => {
+                integer(int.as_str(), int.radix()).map_err(|why| self.error(why))
+            }
+            _ => Err(self.wrong_type("an integer")),
+        }
+    }
+
+    /// A finite number; integers are accepted too (`2` reads as `2.0`).
+    pub fn number(&self) -> Result<f64, SpecError> {
+        let value = match self.value {
+            DeValue::Float(float) => float.as_str().parse::<f64>().ok(),
+            DeValue::Integer(int) => integer(int.as_str(), int.radix()).ok().map(|n| n as f64),
+            _ => return Err(self.wrong_type("a number")),
+        };
+        value
+            .filter(|number| number.is_finite())
+            .ok_or_else(|| self.error("expected a finite number"))
+    }
+
+    /// Whether the value is a scalar (not an array or a table).
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self.value, DeValue::Array(_) | DeValue::Table(_))
+    }
+
     /// The elements of an array, each with its `path[i]`.
     pub fn array(&self) -> Result<Vec<Node<'a>>, SpecError> {
         let DeValue::Array(items) = self.value else {
@@ -154,6 +188,15 @@ impl<'a> Node<'a> {
     }
 }
 
+impl Entry<'_> {
+    /// An error pointing at the key itself (not its value), under the key's path.
+    pub fn key_error(&self, message: impl Into<String>) -> SpecError {
+        self.node
+            .loc
+            .invalid(&self.key_span, &self.node.path, message)
+    }
+}
+
 impl<'a> Table<'a> {
     fn new(node: Node<'a>, table: &'a DeTable<'a>) -> Self {
         let mut entries: Vec<Entry<'a>> = table
@@ -218,7 +261,7 @@ impl<'a> Table<'a> {
 }
 
 /// "a string", "an integer", …: the type of a value for error messages (never the value).
-fn describe(value: &DeValue<'_>) -> String {
+pub(crate) fn describe(value: &DeValue<'_>) -> String {
     let kind = value.type_str();
     match kind.chars().next() {
         Some('a' | 'i') => format!("an {kind}"),

@@ -29,16 +29,21 @@ pub enum Reference {
     TaskKey,
     /// `tasks.<task>.values.<name>`: a value an upstream task set.
     TaskValue { task: String, name: String },
+    /// `input`: the current element of a `for_each` task's inputs (only valid in the
+    /// params of a `for_each` task template; how an element is written, e.g. a JSON
+    /// string without its quotes, is up to whoever resolves it for [`render`]).
+    Input,
 }
 
 /// The references that name one fixed thing, as written.
-const FIXED: [(&str, Reference); 6] = [
+const FIXED: [(&str, Reference); 7] = [
     ("job.run_id", Reference::JobRunId),
     ("job.name", Reference::JobName),
     ("job.start_time.iso_date", Reference::JobStartDate),
     ("job.start_time.iso_datetime", Reference::JobStartDateTime),
     ("task.attempt", Reference::TaskAttempt),
     ("task.key", Reference::TaskKey),
+    ("input", Reference::Input),
 ];
 
 impl Reference {
@@ -182,7 +187,7 @@ fn unknown_reference(body: &str) -> String {
     format!(
         "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, \
          job.start_time.iso_date, job.start_time.iso_datetime, task.attempt, task.key, \
-         tasks.<task>.values.<name>"
+         tasks.<task>.values.<name>, input (in a for_each task template)"
     )
 }
 
@@ -193,7 +198,7 @@ mod tests {
     #[test]
     fn finds_every_kind_of_reference() {
         let text = "{{job.parameters.day}} {{ job.run_id }} {{job.name}} {{ job.start_time.iso_date }} \
-                    {{job.start_time.iso_datetime}} {{task.attempt}} {{ task.key }} {{ tasks.a-1.values.rows }}";
+                    {{job.start_time.iso_datetime}} {{task.attempt}} {{ task.key }} {{ tasks.a-1.values.rows }} {{input}}";
         let found = references(text).unwrap();
         assert_eq!(
             found,
@@ -209,6 +214,7 @@ mod tests {
                     task: "a-1".into(),
                     name: "rows".into()
                 },
+                Reference::Input,
             ]
         );
     }
@@ -225,6 +231,7 @@ mod tests {
             "job.start_time.iso_datetime",
             "tasks.a.values.b",
             "task.key",
+            "input",
         ] {
             let found = references(&format!("{{{{{text}}}}}")).unwrap();
             assert_eq!(found[0].to_string(), text);

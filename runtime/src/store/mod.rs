@@ -43,6 +43,9 @@ pub enum StoreError {
         path.display()
     )]
     Open { path: PathBuf, message: String },
+    /// Another process holds the store (sled is single-process).
+    #[error("the store at {} is in use by another sluice process", path.display())]
+    Locked { path: PathBuf },
     /// Reading or writing failed.
     #[error("store I/O error: {0}")]
     Io(String),

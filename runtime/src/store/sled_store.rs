@@ -74,7 +74,10 @@ impl std::fmt::Debug for SledStore {
 impl SledStore {
     /// Open (or create) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let open_error = |e: sled::Error| StoreError::Open { path: dir.to_path_buf(), message: e.to_string() };
+        let open_error = |e: sled::Error| match &e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError::Locked { path: dir.to_path_buf() },
+            _ => StoreError::Open { path: dir.to_path_buf(), message: e.to_string() },
+        };
         let db = sled::Config::new()
             .path(dir)
             // HighThroughput rather than LowSpace: our writes are appends of
@@ -391,11 +394,11 @@ mod tests {
     }
 
     #[test]
-    fn second_open_of_a_held_store_is_an_open_error() {
+    fn second_open_of_a_held_store_is_refused_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let _held = open_in(&dir);
         let err = SledStore::open(dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(matches!(err, StoreError::Open { .. } | StoreError::Locked { .. }), "{err:?}");
         assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
     }
 

@@ -131,13 +131,6 @@ fn missing_required_keys() {
         "jobs.hello.tasks[0].key",
         "missing required key `key`",
     );
-    let text = task("key = \"a\"");
-    assert_error(
-        &text,
-        line_of(&text, "[[jobs"),
-        "jobs.hello.tasks[0].component",
-        "missing required key `component`",
-    );
 }
 
 #[test]

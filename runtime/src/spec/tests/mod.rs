@@ -4,7 +4,10 @@ use std::path::Path;
 
 use super::{SpecError, parse};
 
+mod calls;
 mod errors;
+mod flow;
+mod kinds;
 mod references;
 mod valid;
 
@@ -25,6 +28,20 @@ fn with_job(job: &str) -> String {
 
 fn task(lines: &str) -> String {
     with_job(&format!("[[jobs.hello.tasks]]\n{lines}\n"))
+}
+
+/// The bundle `text` describes; panics with the error when it is refused.
+fn bundle_of(text: &str) -> super::Bundle {
+    parse(text, Path::new(FILE), Path::new("/b")).unwrap_or_else(|error| panic!("refused: {error}"))
+}
+
+/// The task `key` of job `hello` in `text`.
+fn task_of(text: &str, key: &str) -> super::TaskSpec {
+    let bundle = bundle_of(text);
+    match bundle.jobs["hello"].task(key) {
+        Some(task) => task.clone(),
+        None => panic!("no task `{key}`"),
+    }
 }
 
 fn error_of(text: &str) -> SpecError {

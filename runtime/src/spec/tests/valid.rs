@@ -139,7 +139,9 @@ fn task_fields_round_trip() {
     let bundle = hello();
     let job = &bundle.jobs["hello"];
     let extract = job.task("extract").expect("extract");
-    assert_eq!(extract.component, "ingest");
+    assert_eq!(extract.component(), Some("ingest"));
+    assert_eq!(extract.run_if, RunIf::AllSuccess);
+    assert_eq!(extract.retries, None);
     assert!(extract.depends_on.is_empty());
     assert_eq!(extract.timeout, Some(Duration::from_secs(90)));
     assert_eq!(
@@ -152,7 +154,11 @@ fn task_fields_round_trip() {
     );
     assert_eq!(extract.secrets, ["storage/access_key", "db.main/pass-word"]);
     let report = job.task("report").expect("report");
-    assert_eq!(report.depends_on, ["load", "extract"]);
+    assert_eq!(
+        report.depends_on,
+        [Dependency::on("load"), Dependency::on("extract")]
+    );
+    assert!(report.upstream_keys().eq(["load", "extract"]));
     assert_eq!(report.limits, Limits::default());
     assert_eq!(report.timeout, None);
     assert_eq!(
@@ -282,4 +288,69 @@ component = "c"
         missing,
         "two.toml: no job named `nightl`; jobs: hourly, nightly (did you mean `nightly`?)"
     );
+}
+
+/// The TOML example in the module's docs.
+fn docs_example() -> String {
+    let mut text = String::new();
+    let mut inside = false;
+    for line in include_str!("../mod.rs").lines() {
+        let Some(doc) = line.strip_prefix("//!") else {
+            continue;
+        };
+        let doc = doc.strip_prefix(' ').unwrap_or(doc);
+        match (inside, doc.trim()) {
+            (false, "```toml") => inside = true,
+            (true, "```") => break,
+            (true, _) => {
+                text.push_str(doc);
+                text.push('\n');
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+#[test]
+fn the_module_docs_example_is_valid() {
+    let text = docs_example();
+    let bundle = match parse(&text, Path::new("sluice.toml"), Path::new("/b")) {
+        Ok(bundle) => bundle,
+        Err(error) => panic!("docs example refused: {error}\n{text}"),
+    };
+    let job = &bundle.jobs["hello"];
+    assert_eq!(job.max_parallel_tasks, Some(4));
+    let kinds: Vec<(&str, &str)> = job
+        .tasks
+        .iter()
+        .map(|t| (t.key.as_str(), t.kind.name()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("extract", "component"),
+            ("big_enough", "condition"),
+            ("count_each", "for_each"),
+            ("report", "run_job")
+        ]
+    );
+    let report = job.task("report").expect("report");
+    assert_eq!(report.run_if, RunIf::AtLeastOneSuccess);
+    assert_eq!(report.depends_on[1].outcome, Some(false));
+}
+
+#[test]
+fn bundles_round_trip_through_serde() {
+    let text = docs_example();
+    let bundle = parse(&text, Path::new("sluice.toml"), Path::new("/b")).expect("valid");
+    let json = serde_json::to_string(&bundle).expect("serialize");
+    assert!(json.contains(r#""kind":"for_each""#), "{json}");
+    assert!(json.contains(r#""op":"greater_than""#), "{json}");
+    assert!(
+        json.contains(r#""run_if":"at_least_one_success""#),
+        "{json}"
+    );
+    let back: Bundle = serde_json::from_str(&json).expect("deserialize");
+    assert_eq!(back, bundle);
 }

@@ -1,0 +1,262 @@
+//! The vocabulary of runs: states, results, events and the views derived from them.
+//!
+//! Owns the data types every other module speaks (a run's event log, a task's
+//! result, an attempt's record) and the pure fold that turns a run's event log
+//! into its current view. It must never do I/O: the store persists these types,
+//! the scheduler produces them, the CLI prints them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod view;
+pub use view::{AttemptView, CorruptLog, RepairView, RunView, TaskView, iteration_key};
+
+use serde::{Deserialize, Serialize};
+
+/// A run's id: a small, monotonically increasing number, like Databricks run ids.
+pub type RunId = u64;
+
+/// Milliseconds since the Unix epoch; what every record stores for a time.
+pub type Millis = u64;
+
+/// The time source. Injected so time-dependent logic is testable.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+    fn now_millis(&self) -> Millis {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as Millis
+    }
+}
+
+/// The real wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// How a terminated task ended. Databricks' vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskResult {
+    Success,
+    Failed,
+    TimedOut,
+    Canceled,
+    Excluded,
+    UpstreamFailed,
+    UpstreamCanceled,
+}
+
+impl TaskResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskResult::Success => "success",
+            TaskResult::Failed => "failed",
+            TaskResult::TimedOut => "timed_out",
+            TaskResult::Canceled => "canceled",
+            TaskResult::Excluded => "excluded",
+            TaskResult::UpstreamFailed => "upstream_failed",
+            TaskResult::UpstreamCanceled => "upstream_canceled",
+        }
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Pending,
+    Blocked,
+    Queued,
+    Running,
+    WaitingForRetry,
+    Terminated,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Blocked => "blocked",
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::WaitingForRetry => "waiting_for_retry",
+            TaskState::Terminated => "terminated",
+        }
+    }
+}
+
+/// How a whole run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    Success,
+    SuccessWithFailures,
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+impl RunResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Success => "success",
+            RunResult::SuccessWithFailures => "success_with_failures",
+            RunResult::Failed => "failed",
+            RunResult::TimedOut => "timed_out",
+            RunResult::Canceled => "canceled",
+        }
+    }
+    pub fn is_success(self) -> bool {
+        matches!(self, RunResult::Success | RunResult::SuccessWithFailures)
+    }
+}
+
+/// One task as planned when the run was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedTask {
+    pub key: String,
+    /// Name of the component in the bundle (or the file name for `sluice task run`).
+    pub component: String,
+    /// blake3 of the component's bytes, hex.
+    pub component_hash: String,
+    pub depends_on: Vec<String>,
+}
+
+/// A component as the run pinned it: where it was loaded from and its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedComponent {
+    pub path: std::path::PathBuf,
+    /// blake3 of the bytes, hex.
+    pub hash: String,
+}
+
+/// The job exactly as the run started it: enough to resume or repair the run
+/// after a crash even if the bundle file has changed since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub bundle_root: std::path::PathBuf,
+    pub job: crate::spec::JobSpec,
+    /// The other jobs of the bundle that `run_job` tasks may start.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, crate::spec::JobSpec>,
+    pub components: BTreeMap<String, PinnedComponent>,
+    /// The run that started this one through a `run_job` task, and that task.
+    #[serde(default)]
+    pub parent: Option<(RunId, String)>,
+}
+
+/// Everything that happens to a run, in order. The run's current view is the
+/// fold of these (see [`RunView::from_events`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunCreated {
+        run_id: RunId,
+        job: String,
+        /// The bundle directory, or the component path for a bundle-less run.
+        source: String,
+        target: String,
+        parameters: BTreeMap<String, String>,
+        tasks: Vec<PlannedTask>,
+        at: Millis,
+        /// Absent for bundle-less runs (`sluice task run`).
+        #[serde(default)]
+        plan: Option<Box<RunPlan>>,
+    },
+    /// The task's upstreams allow it to run; it waits for a free slot.
+    TaskQueued {
+        task: String,
+        at: Millis,
+    },
+    AttemptStarted {
+        task: String,
+        attempt: u32,
+        at: Millis,
+    },
+    AttemptFinished {
+        task: String,
+        attempt: u32,
+        at: Millis,
+        result: TaskResult,
+        /// The task's JSON output on success.
+        output: Option<String>,
+        /// Why it failed, for every result but success.
+        error: Option<String>,
+        /// Captured stdout/stderr, possibly truncated.
+        log: String,
+        log_truncated: bool,
+        /// Time spent in the sandbox (instantiate + run), in microseconds.
+        #[serde(default)]
+        elapsed_us: u64,
+        /// A condition task's outcome.
+        #[serde(default)]
+        outcome: Option<bool>,
+    },
+    /// The attempt failed in a retryable way; the next one starts after a delay.
+    RetryScheduled {
+        task: String,
+        next_attempt: u32,
+        /// When the next attempt may start.
+        not_before: Millis,
+        at: Millis,
+    },
+    /// A `for_each` task's inputs were resolved; iteration `i` is task `KEY[i]`.
+    IterationsPlanned {
+        task: String,
+        inputs: Vec<String>,
+        at: Millis,
+    },
+    /// A `run_job` task started a child run.
+    ChildRunStarted {
+        task: String,
+        child: RunId,
+        at: Millis,
+    },
+    /// Someone asked for the run to stop.
+    CancelRequested {
+        reason: String,
+        at: Millis,
+    },
+    /// The run was picked up again after the process running it died.
+    RunResumed {
+        at: Millis,
+    },
+    /// A finished run is being repaired: these tasks run again.
+    RepairStarted {
+        repair: u32,
+        tasks: Vec<String>,
+        /// Job parameters in force for the repair (after `--param` overrides).
+        parameters: BTreeMap<String, String>,
+        at: Millis,
+    },
+    /// A task that never ran (its upstream failed, it was excluded or canceled).
+    TaskSkipped {
+        task: String,
+        result: TaskResult,
+        reason: String,
+        at: Millis,
+    },
+    RunFinished {
+        result: RunResult,
+        at: Millis,
+    },
+}
+
+/// The small per-run record listings read without folding the whole log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub job: String,
+    pub source: String,
+    pub created_at: Millis,
+    pub finished_at: Option<Millis>,
+    /// `None` while the run is in flight.
+    pub result: Option<RunResult>,
+}

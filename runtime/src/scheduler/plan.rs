@@ -1,0 +1,176 @@
+//! Pinning a job for a run: the job spec, the bundle's other jobs, and every
+//! component with its content hash, recorded in the run's first event so the
+//! run can be resumed or repaired exactly as it started.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::model::{PinnedComponent, PlannedTask, RunId, RunPlan};
+use crate::sandbox::{Limits as SandboxLimits, Sandbox, SandboxError, TaskComponent};
+use crate::spec::{Bundle, JobSpec, TaskKind, TaskSpec};
+
+use super::SchedulerError;
+
+/// Components loaded for a run, by component name.
+pub(crate) type Loaded = BTreeMap<String, Arc<TaskComponent>>;
+
+/// Every component name a job's tasks use (for_each templates included).
+fn component_names(job: &JobSpec) -> Vec<&str> {
+    let mut names: Vec<&str> = job
+        .tasks
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TaskKind::Component { component } => Some(component.as_str()),
+            TaskKind::ForEach { template, .. } => Some(template.component.as_str()),
+            _ => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Jobs reachable from `job` through `run_job` tasks (including itself).
+fn reachable_jobs<'b>(bundle: &'b Bundle, job: &'b JobSpec) -> BTreeMap<String, &'b JobSpec> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![job];
+    while let Some(j) = stack.pop() {
+        if out.insert(j.name.clone(), j).is_some() {
+            continue;
+        }
+        for t in &j.tasks {
+            if let TaskKind::RunJob { job: child, .. } = &t.kind {
+                if let Some(c) = bundle.jobs.get(child) {
+                    stack.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Load every component the job (and the jobs it starts) uses, refusing bad
+/// ones before anything is written, and pin them.
+pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(RunPlan, Loaded), SchedulerError> {
+    let jobs = reachable_jobs(bundle, job);
+    let mut loaded = Loaded::new();
+    let mut pinned = BTreeMap::new();
+    for j in jobs.values() {
+        for name in component_names(j) {
+            if loaded.contains_key(name) {
+                continue;
+            }
+            let spec = bundle.components.get(name).ok_or_else(|| {
+                SchedulerError::Parameters(format!("job `{}` uses unknown component `{name}`", j.name))
+            })?;
+            let component = sandbox.load_file(&spec.path).map_err(|e| match e {
+                SandboxError::Read { path, message } => SandboxError::Read {
+                    path,
+                    message: format!("{message} (component `{name}` of {}; did you build the tasks?)", bundle.file.display()),
+                },
+                other => other,
+            })?;
+            pinned.insert(name.to_string(), PinnedComponent { path: spec.path.clone(), hash: component.hash.clone() });
+            loaded.insert(name.to_string(), component);
+        }
+    }
+    let others = jobs.into_iter().filter(|(n, _)| *n != job.name).map(|(n, j)| (n, j.clone())).collect();
+    let plan = RunPlan { bundle_root: bundle.root.clone(), job: job.clone(), jobs: others, components: pinned, parent: None };
+    Ok((plan, loaded))
+}
+
+/// Load a pinned plan's components again (resume, repair, child runs): each
+/// must still have the hash the run started with.
+pub(crate) fn reload(sandbox: &Sandbox, plan: &RunPlan) -> Result<Loaded, SchedulerError> {
+    let mut loaded = Loaded::new();
+    for (name, pin) in &plan.components {
+        let component = sandbox.load_file(&pin.path)?;
+        if component.hash != pin.hash {
+            return Err(SchedulerError::Parameters(format!(
+                "component `{name}` ({}) changed since the run started ({} → {}); it cannot be resumed or repaired with different code",
+                pin.path.display(),
+                &pin.hash[..12],
+                &component.hash[..12]
+            )));
+        }
+        loaded.insert(name.clone(), component);
+    }
+    Ok(loaded)
+}
+
+/// The plan of a bundle-less run of one component (`sluice task run`).
+pub(crate) fn single(path: &Path, component: &TaskComponent, params: BTreeMap<String, String>, limits: SandboxLimits) -> RunPlan {
+    let key = task_key_for(path);
+    let task = TaskSpec {
+        key: key.clone(),
+        kind: TaskKind::Component { component: key.clone() },
+        depends_on: Vec::new(),
+        run_if: Default::default(),
+        params,
+        timeout: Some(limits.timeout),
+        limits: crate::spec::Limits {
+            memory: Some(limits.memory),
+            max_log: Some(limits.max_log),
+            max_output: Some(limits.max_output),
+        },
+        secrets: Vec::new(),
+        retries: None,
+    };
+    let job = JobSpec { name: "task".into(), parameters: BTreeMap::new(), timeout: None, max_parallel_tasks: None, tasks: vec![task] };
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    RunPlan {
+        bundle_root: root,
+        job,
+        jobs: BTreeMap::new(),
+        components: BTreeMap::from([(key, PinnedComponent { path: path.to_path_buf(), hash: component.hash.clone() })]),
+        parent: None,
+    }
+}
+
+/// The tasks as the run's first event lists them.
+pub(crate) fn planned_tasks(plan: &RunPlan) -> Vec<PlannedTask> {
+    plan.job
+        .tasks
+        .iter()
+        .map(|t| {
+            let (component, hash) = match &t.kind {
+                TaskKind::Component { component } => (component.clone(), hash_of(plan, component)),
+                TaskKind::ForEach { template, .. } => (template.component.clone(), hash_of(plan, &template.component)),
+                TaskKind::Condition { .. } => ("(condition)".to_string(), String::new()),
+                TaskKind::RunJob { job, .. } => (format!("(run_job {job})"), String::new()),
+            };
+            PlannedTask { key: t.key.clone(), component, component_hash: hash, depends_on: t.upstream_keys().map(str::to_string).collect() }
+        })
+        .collect()
+}
+
+fn hash_of(plan: &RunPlan, component: &str) -> String {
+    plan.components.get(component).map(|c| c.hash.clone()).unwrap_or_default()
+}
+
+/// A task key for a bundle-less run: the file stem, reduced to name characters.
+pub(crate) fn task_key_for(path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("task");
+    let key: String =
+        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).take(100).collect();
+    if key.is_empty() { "task".into() } else { key }
+}
+
+/// The plan of a child run started by `run_job` task `task` of run `parent`.
+pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Result<RunPlan, SchedulerError> {
+    let spec = plan
+        .jobs
+        .get(job)
+        .ok_or_else(|| SchedulerError::Parameters(format!("run_job: job `{job}` is not part of this run's plan")))?;
+    let mut jobs = plan.jobs.clone();
+    jobs.remove(job);
+    jobs.insert(plan.job.name.clone(), plan.job.clone());
+    Ok(RunPlan {
+        bundle_root: plan.bundle_root.clone(),
+        job: spec.clone(),
+        jobs,
+        components: plan.components.clone(),
+        parent: Some((parent, task.to_string())),
+    })
+}

@@ -1,0 +1,380 @@
+//! What a task does: run a component, decide a branch, loop a template over a JSON
+//! array, or run another job. Exactly one of `component`, `condition`, `for_each` and
+//! `run_job` says which.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::build::{check_key_name, checked_name};
+use super::calls::RunJobSite;
+use super::error::SpecError;
+use super::job::{limits, secrets, task_params};
+use super::names;
+use super::read::{Node, Table};
+use super::refs::Templated;
+use super::retries::{RetryPolicy, retries};
+use super::{ComponentSpec, Limits};
+
+/// The keys that choose a task's kind.
+const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
+const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
+const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
+const TEMPLATE_KEYS: &[&str] = &[
+    "component",
+    "params",
+    "timeout",
+    "limits",
+    "retries",
+    "secrets",
+];
+const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
+
+/// The most iterations of a `for_each` task that may run at once.
+pub const MAX_FOR_EACH_CONCURRENCY: u32 = 1000;
+/// `for_each.concurrency` when not written.
+pub const DEFAULT_FOR_EACH_CONCURRENCY: u32 = 4;
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Run a component of [`Bundle::components`](super::Bundle::components).
+    Component { component: String },
+    /// Compare two rendered strings; the outcome (`true`/`false`) picks the branch that
+    /// downstream tasks named in [`Dependency::outcome`](super::Dependency::outcome).
+    Condition {
+        op: ConditionOp,
+        /// May hold `{{ … }}` references.
+        left: String,
+        /// May hold `{{ … }}` references.
+        right: String,
+    },
+    /// Run `template` once per element of `inputs`, at most `concurrency` at a time.
+    ForEach {
+        /// Renders to a JSON array (may hold `{{ … }}` references).
+        inputs: String,
+        /// 1 ..= [`MAX_FOR_EACH_CONCURRENCY`].
+        concurrency: u32,
+        template: Box<ForEachTemplate>,
+    },
+    /// Start a run of another job of the bundle and wait for it.
+    RunJob {
+        /// A job of the same bundle, never the job itself; runs never form a cycle.
+        job: String,
+        /// Overrides of parameters the target job declares (may hold `{{ … }}` references).
+        parameters: BTreeMap<String, String>,
+    },
+}
+
+impl TaskKind {
+    /// The key that chose this kind: `"component"`, `"condition"`, `"for_each"`, `"run_job"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskKind::Component { .. } => "component",
+            TaskKind::Condition { .. } => "condition",
+            TaskKind::ForEach { .. } => "for_each",
+            TaskKind::RunJob { .. } => "run_job",
+        }
+    }
+}
+
+/// The task a `for_each` task runs for each element (`{{ input }}` in its params).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForEachTemplate {
+    pub component: String,
+    pub params: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub limits: Limits,
+    /// Retries of each iteration on its own.
+    pub retries: Option<RetryPolicy>,
+    pub secrets: Vec<String>,
+}
+
+/// How a condition task compares `left` with `right`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionOp {
+    EqualTo,
+    NotEqual,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+}
+
+impl ConditionOp {
+    pub const ALL: [ConditionOp; 6] = [
+        ConditionOp::EqualTo,
+        ConditionOp::NotEqual,
+        ConditionOp::GreaterThan,
+        ConditionOp::GreaterThanOrEqual,
+        ConditionOp::LessThan,
+        ConditionOp::LessThanOrEqual,
+    ];
+
+    /// The name as written in the bundle file (`"equal_to"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionOp::EqualTo => "equal_to",
+            ConditionOp::NotEqual => "not_equal",
+            ConditionOp::GreaterThan => "greater_than",
+            ConditionOp::GreaterThanOrEqual => "greater_than_or_equal",
+            ConditionOp::LessThan => "less_than",
+            ConditionOp::LessThanOrEqual => "less_than_or_equal",
+        }
+    }
+
+    /// The outcome of `left <op> right` on rendered operands. Equality compares the
+    /// strings exactly; the ordering operators compare both sides as numbers
+    /// (surrounding whitespace ignored) and fail, naming the side, when one is not a
+    /// finite number.
+    pub fn evaluate(self, left: &str, right: &str) -> Result<bool, String> {
+        let ordering = match self {
+            ConditionOp::EqualTo => return Ok(left == right),
+            ConditionOp::NotEqual => return Ok(left != right),
+            _ => number(self, "left", left)?.partial_cmp(&number(self, "right", right)?),
+        };
+        let Some(ordering) = ordering else {
+            return Err(format!("cannot compare `{left}` with `{right}`"));
+        };
+        Ok(match self {
+            ConditionOp::GreaterThan => ordering.is_gt(),
+            ConditionOp::GreaterThanOrEqual => ordering.is_ge(),
+            ConditionOp::LessThan => ordering.is_lt(),
+            _ => ordering.is_le(),
+        })
+    }
+}
+
+fn number(op: ConditionOp, side: &str, text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|number| number.is_finite())
+        .ok_or_else(|| format!("{side} side `{text}` is not a number; `{op}` compares numbers"))
+}
+
+impl fmt::Display for ConditionOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConditionOp {
+    type Err = String;
+
+    /// The operator named as in the file; the error suggests the closest and lists all.
+    fn from_str(name: &str) -> Result<Self, String> {
+        let names = ConditionOp::ALL.map(ConditionOp::as_str);
+        ConditionOp::ALL
+            .into_iter()
+            .find(|op| op.as_str() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown op `{name}`{}; expected one of {}",
+                    names::suggestion(name, names),
+                    names::list(names)
+                )
+            })
+    }
+}
+
+/// Reads the one kind key of a task table (`task` is the task's key, for errors).
+/// `{{ … }}` values are added to `templates` for checking once the job is known.
+pub(crate) fn kind<'a>(
+    table: &Table<'a>,
+    task: &str,
+    components: &BTreeMap<String, ComponentSpec>,
+    templates: &mut Vec<Templated<'a>>,
+) -> Result<(TaskKind, Option<RunJobSite<'a>>), SpecError> {
+    let choices = format!("give exactly one of {}", names::list(KIND_KEYS));
+    let mut given = table
+        .entries()
+        .iter()
+        .filter(|e| KIND_KEYS.contains(&e.key));
+    let Some(entry) = given.next() else {
+        return Err(table.node.error(format!(
+            "task `{task}` does not say what it does; {choices}"
+        )));
+    };
+    if let Some(second) = given.next() {
+        return Err(second.key_error(format!(
+            "task `{task}` has both `{}` and `{}`; {choices}",
+            entry.key, second.key
+        )));
+    }
+    let node = &entry.node;
+    let kind = match entry.key {
+        "component" => TaskKind::Component {
+            component: component(node, components)?,
+        },
+        "condition" => condition(node, templates)?,
+        "for_each" => for_each(node, components, templates)?,
+        _ => return run_job(node, task, templates).map(|(kind, site)| (kind, Some(site))),
+    };
+    Ok((kind, None))
+}
+
+/// A component name that must be in `components`.
+fn component(
+    node: &Node<'_>,
+    components: &BTreeMap<String, ComponentSpec>,
+) -> Result<String, SpecError> {
+    let name = node.str()?;
+    if components.contains_key(name) {
+        return Ok(name.to_string());
+    }
+    let hint = names::suggestion(name, components.keys().map(String::as_str));
+    Err(node.error(format!(
+        "unknown component `{name}`{hint}; components: {}",
+        names::list(components.keys())
+    )))
+}
+
+fn condition<'a>(
+    node: &Node<'a>,
+    templates: &mut Vec<Templated<'a>>,
+) -> Result<TaskKind, SpecError> {
+    let table = node.table()?;
+    table.deny_unknown(CONDITION_KEYS)?;
+    let op_node = table.require("op")?;
+    let op = op_node
+        .str()?
+        .parse()
+        .map_err(|why: String| op_node.error(why))?;
+    let mut operand = |side: &str| -> Result<String, SpecError> {
+        let node = table.require(side)?;
+        if !node.is_scalar() {
+            return Err(node.error("expected a string, number or boolean to compare"));
+        }
+        let value = node.param_string()?;
+        templates.push(Templated::new(
+            format!("condition `{side}`"),
+            &value,
+            node,
+            false,
+        ));
+        Ok(value)
+    };
+    Ok(TaskKind::Condition {
+        op,
+        left: operand("left")?,
+        right: operand("right")?,
+    })
+}
+
+fn for_each<'a>(
+    node: &Node<'a>,
+    components: &BTreeMap<String, ComponentSpec>,
+    templates: &mut Vec<Templated<'a>>,
+) -> Result<TaskKind, SpecError> {
+    let table = node.table()?;
+    table.deny_unknown(FOR_EACH_KEYS)?;
+    let inputs_node = table.require("inputs")?;
+    let inputs = inputs_node.param_string()?;
+    check_literal_inputs(inputs_node, &inputs)?;
+    templates.push(Templated::new(
+        "for_each `inputs`".into(),
+        &inputs,
+        inputs_node,
+        false,
+    ));
+    let concurrency = match table.get("concurrency") {
+        Some(node) => concurrency(node)?,
+        None => DEFAULT_FOR_EACH_CONCURRENCY,
+    };
+    let template_node = table.require("task")?;
+    let template = template(template_node, components, templates)?;
+    Ok(TaskKind::ForEach {
+        inputs,
+        concurrency,
+        template: Box::new(template),
+    })
+}
+
+/// Inputs without references are known now, so they must already be a JSON array.
+fn check_literal_inputs(node: &Node<'_>, inputs: &str) -> Result<(), SpecError> {
+    // Bad references are reported, with context, when the job's references are checked.
+    if !super::template::references(inputs).is_ok_and(|found| found.is_empty()) {
+        return Ok(());
+    }
+    match serde_json::from_str::<serde_json::Value>(inputs) {
+        Ok(serde_json::Value::Array(_)) => Ok(()),
+        Ok(_) | Err(_) => Err(node.error(
+            "inputs must be a JSON array, e.g. `[\"a\", \"b\"]` or `\"{{ tasks.list.values.files }}\"`",
+        )),
+    }
+}
+
+fn concurrency(node: &Node<'_>) -> Result<u32, SpecError> {
+    let value = node.integer()?;
+    u32::try_from(value)
+        .ok()
+        .filter(|n| (1..=MAX_FOR_EACH_CONCURRENCY).contains(n))
+        .ok_or_else(|| {
+            node.error(format!(
+                "concurrency must be from 1 to {MAX_FOR_EACH_CONCURRENCY}, found {value}"
+            ))
+        })
+}
+
+fn template<'a>(
+    node: &Node<'a>,
+    components: &BTreeMap<String, ComponentSpec>,
+    templates: &mut Vec<Templated<'a>>,
+) -> Result<ForEachTemplate, SpecError> {
+    let table = node.table()?;
+    table.deny_unknown(TEMPLATE_KEYS)?;
+    Ok(ForEachTemplate {
+        component: component(table.require("component")?, components)?,
+        params: match table.get("params") {
+            Some(node) => task_params(node, "for_each param", true, templates)?,
+            None => BTreeMap::new(),
+        },
+        timeout: table.get("timeout").map(Node::duration).transpose()?,
+        limits: table
+            .get("limits")
+            .map(limits)
+            .transpose()?
+            .unwrap_or_default(),
+        retries: table.get("retries").map(retries).transpose()?,
+        secrets: table
+            .get("secrets")
+            .map(secrets)
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+fn run_job<'a>(
+    node: &Node<'a>,
+    task: &str,
+    templates: &mut Vec<Templated<'a>>,
+) -> Result<(TaskKind, RunJobSite<'a>), SpecError> {
+    let table = node.table()?;
+    table.deny_unknown(RUN_JOB_KEYS)?;
+    let job_node = table.require("job")?.clone();
+    let job = checked_name(&job_node)?.to_string();
+    let mut parameters = BTreeMap::new();
+    let mut entries = Vec::new();
+    if let Some(node) = table.get("parameters") {
+        for entry in node.table()?.entries() {
+            check_key_name(entry, "parameter")?;
+            let value = entry.node.param_string()?;
+            let label = format!("run_job parameter `{}`", entry.key);
+            templates.push(Templated::new(label, &value, &entry.node, false));
+            parameters.insert(entry.key.to_string(), value);
+            entries.push(entry.clone());
+        }
+    }
+    let site = RunJobSite {
+        task: task.to_string(),
+        job: job_node,
+        parameters: entries,
+    };
+    Ok((TaskKind::RunJob { job, parameters }, site))
+}

@@ -1,0 +1,107 @@
+//! Checks that every `{{ … }}` reference in a task names something that exists when the
+//! task runs: a declared job parameter, an upstream task's values, or (in a `for_each`
+//! template only) the current input.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::TaskSpec;
+use super::error::SpecError;
+use super::graph::Graph;
+use super::names;
+use super::read::Node;
+use super::template::{self, Reference};
+
+/// A value of a task that may hold references, and where it was written.
+pub(crate) struct Templated<'a> {
+    /// What the value is, for errors: "param `day`", "condition `left`", ….
+    pub label: String,
+    pub value: String,
+    pub node: Node<'a>,
+    /// Whether `{{ input }}` is allowed (the params of a `for_each` template).
+    pub input: bool,
+}
+
+impl<'a> Templated<'a> {
+    pub fn new(label: String, value: &str, node: &Node<'a>, input: bool) -> Self {
+        Templated {
+            label,
+            value: value.to_string(),
+            node: node.clone(),
+            input,
+        }
+    }
+}
+
+/// The job-wide facts references are checked against.
+pub(crate) struct Scope<'j> {
+    pub job: &'j str,
+    pub parameters: &'j BTreeMap<String, String>,
+    pub graph: &'j Graph,
+    pub tasks: &'j [TaskSpec],
+}
+
+/// Every reference in `templates` (the values of `task`) must resolve when it runs.
+pub(crate) fn check_task(
+    scope: &Scope<'_>,
+    task: &TaskSpec,
+    templates: &[Templated<'_>],
+) -> Result<(), SpecError> {
+    let upstream = scope.graph.upstream_of(&task.key);
+    for templated in templates {
+        let context = |why: String| {
+            templated
+                .node
+                .error(format!("task `{}`, {}: {why}", task.key, templated.label))
+        };
+        let references = template::references(&templated.value).map_err(context)?;
+        for reference in &references {
+            check_reference(scope, &task.key, reference, upstream, templated.input)
+                .map_err(context)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_reference(
+    scope: &Scope<'_>,
+    key: &str,
+    reference: &Reference,
+    upstream: Option<&BTreeSet<String>>,
+    input_allowed: bool,
+) -> Result<(), String> {
+    let Scope {
+        job,
+        parameters,
+        tasks,
+        ..
+    } = scope;
+    match reference {
+        Reference::JobParameter(name) if !parameters.contains_key(name) => {
+            let hint = names::suggestion(name, parameters.keys().map(String::as_str));
+            Err(format!(
+                "`{{{{ {reference} }}}}` names no parameter of job `{job}`{hint}; parameters: {}",
+                names::list(parameters.keys())
+            ))
+        }
+        Reference::TaskValue { task, .. } if task == key => Err(format!(
+            "`{{{{ {reference} }}}}`: a task cannot read its own values"
+        )),
+        Reference::TaskValue { task, .. } if !tasks.iter().any(|t| &t.key == task) => {
+            let hint = names::suggestion(task, tasks.iter().map(|t| t.key.as_str()));
+            Err(format!(
+                "`{{{{ {reference} }}}}`: no task `{task}` in job `{job}`{hint}"
+            ))
+        }
+        Reference::TaskValue { task, .. } if !upstream.is_some_and(|up| up.contains(task)) => {
+            Err(format!(
+                "`{{{{ {reference} }}}}`: task `{task}` is not upstream of `{key}`; add it to `depends_on`"
+            ))
+        }
+        Reference::Input if !input_allowed => Err(
+            "`{{ input }}` is only available in the params of a for_each task template \
+             (`for_each.task.params`)"
+                .to_string(),
+        ),
+        _ => Ok(()),
+    }
+}

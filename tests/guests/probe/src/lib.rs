@@ -1,0 +1,153 @@
+//! `probe`: a well-behaved task that exercises every import and reports what it saw.
+//!
+//! Params (all optional):
+//! * every param is echoed in the output under `"params"`;
+//! * `set_<k>=V` publishes value `<k>`: `V` itself if it is valid JSON, else `V` as a JSON
+//!   string; `setraw_<k>=V` hands `V` to the host verbatim (to probe its JSON/cap checks).
+//!   Results under `"set"`: `{ "<k>": {"ok": true} | {"err": "..."} }`;
+//! * `read_value=task.key` → `"read"`: that upstream value, or `null`;
+//! * `checkpoint=V` → loads checkpoint `cp` (`"checkpoint_before"`: its previous contents as a
+//!   string, or `null`), then saves `V` under `cp`;
+//! * `secret=name` → `"secret_result"`: `{"ok": value}` or `{"err": message}`;
+//! * `print=S` → `S` on stdout; `eprint=S` → `S` on stderr;
+//! * `fail=transient|permanent` → after all of the above, fail with that kind and param
+//!   `message` (default `probe failed`).
+//!
+//! The output always includes `"ctx"`: job, run_id, task_key, attempt, target.
+
+use serde_json::{Map, Value, json};
+use sluice_sdk::{Context, Task, TaskError, checkpoint, params, secrets, values};
+
+fn result<T: Into<Value>>(r: Result<T, TaskError>) -> Value {
+    match r {
+        Ok(v) => json!({ "ok": v.into() }),
+        Err(e) => json!({ "err": e.message() }),
+    }
+}
+
+/// `V` as JSON if it parses, else as a JSON string.
+pub fn as_json(v: &str) -> String {
+    match serde_json::from_str::<Value>(v) {
+        Ok(_) => v.to_string(),
+        Err(_) => Value::String(v.to_string()).to_string(),
+    }
+}
+
+pub struct Probe;
+
+impl Task for Probe {
+    type Output = Value;
+
+    fn run(ctx: &Context) -> Result<Value, TaskError> {
+        let all = params::all();
+        let mut out = Map::new();
+        out.insert("ctx".into(), serde_json::to_value(ctx)?);
+        out.insert(
+            "params".into(),
+            Value::Object(all.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        );
+
+        let mut set = Map::new();
+        for (k, v) in &all {
+            if let Some(key) = k.strip_prefix("set_") {
+                set.insert(key.into(), result(values::set_json(key, &as_json(v)).map(|()| true)));
+            } else if let Some(key) = k.strip_prefix("setraw_") {
+                set.insert(key.into(), result(values::set_json(key, v).map(|()| true)));
+            }
+        }
+        out.insert("set".into(), Value::Object(set));
+
+        let read = match params::get("read_value") {
+            None => Value::Null,
+            Some(name) => {
+                let (task, key) = name.split_once('.').ok_or_else(|| {
+                    TaskError::permanent(format!("param `read_value`: `{name}` is not `task.key`"))
+                })?;
+                match values::get_json(task, key) {
+                    None => Value::Null,
+                    Some(raw) => serde_json::from_str(&raw).unwrap_or(Value::String(raw)),
+                }
+            }
+        };
+        out.insert("read".into(), read);
+
+        if let Some(cp) = params::get("checkpoint") {
+            let before = checkpoint::load("cp").map(|b| String::from_utf8_lossy(&b).into_owned());
+            out.insert("checkpoint_before".into(), before.map_or(Value::Null, Value::String));
+            checkpoint::save("cp", cp.as_bytes())?;
+        }
+
+        if let Some(name) = params::get("secret") {
+            out.insert("secret_result".into(), result(secrets::reveal(&name)));
+        }
+
+        if let Some(s) = params::get("print") {
+            println!("{s}");
+        }
+        if let Some(s) = params::get("eprint") {
+            eprintln!("{s}");
+        }
+
+        let message = params::get("message").unwrap_or_else(|| "probe failed".into());
+        match params::get("fail").as_deref() {
+            None | Some("") => Ok(Value::Object(out)),
+            Some("transient") => Err(TaskError::transient(message)),
+            Some("permanent") => Err(TaskError::permanent(message)),
+            Some(other) => Err(TaskError::permanent(format!(
+                "param `fail`: `{other}` is not transient or permanent"
+            ))),
+        }
+    }
+}
+
+sluice_sdk::export_task!(Probe);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sdk::testing::{self, MockHost};
+
+    #[test]
+    fn everything() {
+        MockHost::new()
+            .param("set_rows", "3")
+            .param("set_word", "hi")
+            .param("setraw_bad", "{")
+            .param("read_value", "up.k")
+            .upstream("up", "k", json!({"a": 1}))
+            .param("checkpoint", "two")
+            .checkpoint("cp", b"one".to_vec())
+            .param("secret", "db/pw")
+            .secret("db/pw", "s3cret")
+            .install();
+        let ctx = Context { job: "j".into(), attempt: 2, ..Context::default() };
+        let out = testing::run::<Probe>(&ctx).unwrap();
+        assert_eq!(out["ctx"]["attempt"], 2);
+        assert_eq!(out["ctx"]["job"], "j");
+        assert_eq!(out["params"]["set_word"], "hi");
+        assert_eq!(out["set"]["rows"], json!({"ok": true}));
+        assert!(out["set"]["bad"]["err"].is_string());
+        assert_eq!(out["read"], json!({"a": 1}));
+        assert_eq!(out["checkpoint_before"], "one");
+        assert_eq!(out["secret_result"], json!({"ok": "s3cret"}));
+        assert_eq!(testing::published("rows"), Some(json!(3)));
+        assert_eq!(testing::published("word"), Some(json!("hi")));
+        assert_eq!(testing::host().checkpoints["cp"], b"two");
+    }
+
+    #[test]
+    fn failures_and_denials() {
+        MockHost::new().param("secret", "nope").install();
+        let out = testing::run::<Probe>(&Context::default()).unwrap();
+        assert!(out["secret_result"]["err"].as_str().unwrap().contains("nope"));
+        assert_eq!(out["read"], Value::Null);
+
+        MockHost::new().param("fail", "transient").param("message", "m").install();
+        assert_eq!(testing::run::<Probe>(&Context::default()).unwrap_err(), TaskError::Transient("m".into()));
+        MockHost::new().param("fail", "permanent").install();
+        assert_eq!(
+            testing::run::<Probe>(&Context::default()).unwrap_err(),
+            TaskError::Permanent("probe failed".into())
+        );
+    }
+}
