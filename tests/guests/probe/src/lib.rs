@@ -13,6 +13,10 @@
 //! * `fail=transient|permanent` → after all of the above, fail with that kind and param
 //!   `message` (default `probe failed`).
 //!
+//! * `sleep_ms=N` → sleeps N ms (real time) before anything else;
+//! * `hang_below_attempt=N` → on attempts < N, loops forever (to be timed out);
+//! * `fail_below_attempt=N` → on attempts < N, fails transiently at the end.
+//!
 //! The output always includes `"ctx"`: job, run_id, task_key, attempt, target.
 
 use serde_json::{Map, Value, json};
@@ -39,6 +43,16 @@ impl Task for Probe {
     type Output = Value;
 
     fn run(ctx: &Context) -> Result<Value, TaskError> {
+        if let Some(ms) = params::get("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        let below = |name: &str| params::get(name).and_then(|v| v.parse::<u32>().ok()).is_some_and(|n| ctx.attempt < n);
+        if below("hang_below_attempt") {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
         let all = params::all();
         let mut out = Map::new();
         out.insert("ctx".into(), serde_json::to_value(ctx)?);
@@ -89,6 +103,9 @@ impl Task for Probe {
         }
 
         let message = params::get("message").unwrap_or_else(|| "probe failed".into());
+        if below("fail_below_attempt") {
+            return Err(TaskError::transient(format!("{message} (attempt {})", ctx.attempt)));
+        }
         match params::get("fail").as_deref() {
             None | Some("") => Ok(Value::Object(out)),
             Some("transient") => Err(TaskError::transient(message)),
