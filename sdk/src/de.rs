@@ -58,7 +58,10 @@ impl<'de> Deserializer<'de> for ParamsDeserializer<'de> {
     type Error = ParamError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        visitor.visit_map(ParamsMap { iter: self.pairs.iter(), current: None })
+        visitor.visit_map(ParamsMap {
+            iter: self.pairs.iter(),
+            current: None,
+        })
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
@@ -96,13 +99,20 @@ impl<'de> MapAccess<'de> for ParamsMap<'de> {
             None => Ok(None),
             Some(pair) => {
                 self.current = Some(pair);
-                seed.deserialize(BorrowedStrDeserializer::new(pair.0.as_str())).map(Some)
+                seed.deserialize(BorrowedStrDeserializer::new(pair.0.as_str()))
+                    .map(Some)
             }
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ParamError> {
-        let (name, value) = self.current.take().expect("next_value_seed before next_key_seed");
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ParamError> {
+        let (name, value) = self
+            .current
+            .take()
+            .expect("next_value_seed before next_key_seed");
         seed.deserialize(ValueDeserializer::new(value))
             .map_err(|e| ParamError(format!("param `{name}`: {e}")))
     }
@@ -216,7 +226,10 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
         match self.s.trim() {
             "" | "null" => visitor.visit_unit(),
-            _ => Err(ParamError(format!("expected an empty value or `null`, got `{}`", self.s))),
+            _ => Err(ParamError(format!(
+                "expected an empty value or `null`, got `{}`",
+                self.s
+            ))),
         }
     }
 
@@ -309,7 +322,11 @@ struct CommaSeq<'de> {
 
 impl<'de> CommaSeq<'de> {
     fn new(s: &'de str) -> Self {
-        let items = if s.trim().is_empty() { None } else { Some(s.split(',')) };
+        let items = if s.trim().is_empty() {
+            None
+        } else {
+            Some(s.split(','))
+        };
         CommaSeq { items, seen: 0 }
     }
 
@@ -317,7 +334,10 @@ impl<'de> CommaSeq<'de> {
         let value = visitor.visit_seq(&mut self)?;
         let rest = self.items.map_or(0, |it| it.count());
         if rest > 0 {
-            return Err(de::Error::invalid_length(self.seen + rest, &"fewer elements"));
+            return Err(de::Error::invalid_length(
+                self.seen + rest,
+                &"fewer elements",
+            ));
         }
         Ok(value)
     }
@@ -330,7 +350,9 @@ impl<'de> SeqAccess<'de> for &mut CommaSeq<'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, ParamError> {
-        let Some(items) = self.items.as_mut() else { return Ok(None) };
+        let Some(items) = self.items.as_mut() else {
+            return Ok(None);
+        };
         match items.next() {
             None => Ok(None),
             Some(item) => {
@@ -351,7 +373,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn parse<T: serde::de::DeserializeOwned>(kv: &[(&str, &str)]) -> Result<T, ParamError> {
@@ -375,14 +399,25 @@ mod tests {
         let b: Basic = parse(&[("n", "42"), ("name", "ada"), ("tags", r#"["x","y"]"#)]).unwrap();
         assert_eq!(
             b,
-            Basic { n: 42, name: "ada".into(), tags: Some(vec!["x".into(), "y".into()]) }
+            Basic {
+                n: 42,
+                name: "ada".into(),
+                tags: Some(vec!["x".into(), "y".into()])
+            }
         );
     }
 
     #[test]
     fn missing_option_is_none_and_unknown_params_are_ignored() {
         let b: Basic = parse(&[("name", "ada"), ("n", " 7 "), ("other", "zzz")]).unwrap();
-        assert_eq!(b, Basic { n: 7, name: "ada".into(), tags: None });
+        assert_eq!(
+            b,
+            Basic {
+                n: 7,
+                name: "ada".into(),
+                tags: None
+            }
+        );
     }
 
     #[test]
@@ -394,9 +429,16 @@ mod tests {
     #[test]
     fn bad_number_names_param_and_value() {
         let e = parse::<Basic>(&[("n", "x1"), ("name", "a")]).unwrap_err();
-        assert_eq!(e.to_string(), "param `n`: `x1` is not a valid u32 (invalid digit found in string)");
+        assert_eq!(
+            e.to_string(),
+            "param `n`: `x1` is not a valid u32 (invalid digit found in string)"
+        );
         let e = parse::<Basic>(&[("n", "-1"), ("name", "a")]).unwrap_err();
-        assert!(e.to_string().starts_with("param `n`: `-1` is not a valid u32"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("param `n`: `-1` is not a valid u32"),
+            "{e}"
+        );
         let e = parse::<Basic>(&[("n", "99999999999"), ("name", "a")]).unwrap_err();
         assert!(e.to_string().contains("too large"), "{e}");
     }
@@ -406,7 +448,10 @@ mod tests {
         assert_eq!(value::<i64>("-12").unwrap(), -12);
         assert_eq!(value::<u8>("255").unwrap(), 255);
         assert!(value::<u8>("256").is_err());
-        assert_eq!(value::<i128>("-170141183460469231731687303715884105728").unwrap(), i128::MIN);
+        assert_eq!(
+            value::<i128>("-170141183460469231731687303715884105728").unwrap(),
+            i128::MIN
+        );
         assert_eq!(value::<f64>("2.5").unwrap(), 2.5);
         assert_eq!(value::<f32>("1e3").unwrap(), 1000.0);
         assert_eq!(value::<char>("é").unwrap(), 'é');
@@ -424,7 +469,10 @@ mod tests {
             assert!(!value::<bool>(f).unwrap(), "{f}");
         }
         let e = value::<bool>("maybe").unwrap_err();
-        assert!(e.to_string().starts_with("`maybe` is not a valid bool"), "{e}");
+        assert!(
+            e.to_string().starts_with("`maybe` is not a valid bool"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -440,12 +488,19 @@ mod tests {
         assert_eq!(value::<Vec<u32>>("1, 2,3").unwrap(), vec![1, 2, 3]);
         assert_eq!(value::<Vec<String>>("a, b").unwrap(), vec!["a", "b"]);
         assert_eq!(value::<Vec<String>>("").unwrap(), Vec::<String>::new());
-        assert_eq!(value::<Vec<String>>(r#"["a,b", "c"]"#).unwrap(), vec!["a,b", "c"]);
+        assert_eq!(
+            value::<Vec<String>>(r#"["a,b", "c"]"#).unwrap(),
+            vec!["a,b", "c"]
+        );
         assert_eq!(value::<(u8, String)>("1, x").unwrap(), (1, "x".to_string()));
         assert_eq!(value::<(u8, bool)>("[1, true]").unwrap(), (1, true));
         assert!(value::<(u8, u8)>("1,2,3").is_err());
         let e = value::<Vec<u32>>("1,x").unwrap_err();
-        assert!(e.to_string().starts_with("element 1: `x` is not a valid u32"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("element 1: `x` is not a valid u32"),
+            "{e}"
+        );
         assert!(value::<Vec<u32>>("[1, 2").is_err());
         assert!(value::<Vec<u32>>("[1] trailing").is_err());
     }
@@ -462,12 +517,18 @@ mod tests {
             inner: Inner,
             weights: BTreeMap<String, f64>,
         }
-        let o: Outer =
-            parse(&[("inner", r#"{"a": 1}"#), ("weights", r#"{"x": 0.5, "y": 2}"#)]).unwrap();
+        let o: Outer = parse(&[
+            ("inner", r#"{"a": 1}"#),
+            ("weights", r#"{"x": 0.5, "y": 2}"#),
+        ])
+        .unwrap();
         assert_eq!(o.inner, Inner { a: 1, b: None });
         assert_eq!(o.weights["y"], 2.0);
         let e = parse::<Outer>(&[("inner", "a=1"), ("weights", "{}")]).unwrap_err();
-        assert!(e.to_string().starts_with("param `inner`: not valid JSON"), "{e}");
+        assert!(
+            e.to_string().starts_with("param `inner`: not valid JSON"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -482,7 +543,10 @@ mod tests {
         assert_eq!(value::<Mode>("fast").unwrap(), Mode::Fast);
         assert_eq!(value::<Mode>(" slow ").unwrap(), Mode::Slow);
         assert_eq!(value::<Mode>(r#""slow""#).unwrap(), Mode::Slow);
-        assert_eq!(value::<Mode>(r#"{"custom": {"factor": 3}}"#).unwrap(), Mode::Custom { factor: 3 });
+        assert_eq!(
+            value::<Mode>(r#"{"custom": {"factor": 3}}"#).unwrap(),
+            Mode::Custom { factor: 3 }
+        );
         let e = value::<Mode>("medium").unwrap_err();
         assert!(e.to_string().contains("unknown variant `medium`"), "{e}");
     }
@@ -503,7 +567,14 @@ mod tests {
             10
         }
         let p: P = parse(&[("port", "8080"), ("dry-run", "yes")]).unwrap();
-        assert_eq!(p, P { limit: 10, dry_run: true, port: Port(8080) });
+        assert_eq!(
+            p,
+            P {
+                limit: 10,
+                dry_run: true,
+                port: Port(8080)
+            }
+        );
 
         let all: BTreeMap<String, String> = parse(&[("a", "1"), ("b", "x")]).unwrap();
         assert_eq!(all.len(), 2);

@@ -165,6 +165,7 @@ pub mod __private {
 }
 
 #[doc(hidden)]
+#[allow(clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",

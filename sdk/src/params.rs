@@ -23,7 +23,9 @@ where
     T::Err: Display,
 {
     match get(name) {
-        None => Err(TaskError::permanent(format!("missing required param `{name}`"))),
+        None => Err(TaskError::permanent(format!(
+            "missing required param `{name}`"
+        ))),
         Some(raw) => parse_value(name, &raw),
     }
 }
@@ -84,7 +86,7 @@ pub fn parse<T: DeserializeOwned>() -> Result<T, TaskError> {
 /// ``missing required param `n` ``. Unknown parameters are ignored unless the struct has
 /// `#[serde(deny_unknown_fields)]`. Every error is permanent.
 pub fn from_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, TaskError> {
-    T::deserialize(ParamsDeserializer::new(pairs)).map_err(|e| TaskError::permanent(e))
+    T::deserialize(ParamsDeserializer::new(pairs)).map_err(TaskError::permanent)
 }
 
 fn parse_value<T>(name: &str, raw: &str) -> Result<T, TaskError>
@@ -134,14 +136,20 @@ mod tests {
             )
         );
         let e = require::<u32>("missing").unwrap_err();
-        assert_eq!(e, TaskError::Permanent("missing required param `missing`".into()));
+        assert_eq!(
+            e,
+            TaskError::Permanent("missing required param `missing`".into())
+        );
         assert_eq!(require::<f64>("f").unwrap(), 1.5);
         assert_eq!(require::<String>("n").unwrap(), "x");
     }
 
     #[test]
     fn get_or_defaults_only_when_absent() {
-        MockHost::new().param("bad", "nope").param("good", "7").install();
+        MockHost::new()
+            .param("bad", "nope")
+            .param("good", "7")
+            .install();
         assert_eq!(get_or("absent", 3u32).unwrap(), 3);
         assert_eq!(get_or("good", 3u32).unwrap(), 7);
         assert!(get_or("bad", 3u32).unwrap_err().is_permanent());
@@ -151,8 +159,15 @@ mod tests {
 
     #[test]
     fn all_and_get() {
-        MockHost::new().param("a", "1").param("b", "2").param("a", "3").install();
-        assert_eq!(all(), vec![("b".into(), "2".into()), ("a".into(), "3".into())]);
+        MockHost::new()
+            .param("a", "1")
+            .param("b", "2")
+            .param("a", "3")
+            .install();
+        assert_eq!(
+            all(),
+            vec![("b".into(), "2".into()), ("a".into(), "3".into())]
+        );
         assert_eq!(get("a").as_deref(), Some("3"));
         assert_eq!(get("c"), None);
     }
@@ -167,13 +182,20 @@ mod tests {
         MockHost::new().param("n", "-3").install();
         let e = parse::<P>().unwrap_err();
         assert!(e.is_permanent());
-        assert!(e.message().starts_with("param `n`: `-3` is not a valid u32"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("param `n`: `-3` is not a valid u32"),
+            "{e}"
+        );
     }
 
     #[test]
     fn type_names_are_short() {
         assert_eq!(short_type_name::<String>(), "String");
         assert_eq!(short_type_name::<u32>(), "u32");
-        assert_eq!(short_type_name::<Option<std::net::Ipv4Addr>>(), "Option<Ipv4Addr>");
+        assert_eq!(
+            short_type_name::<Option<std::net::Ipv4Addr>>(),
+            "Option<Ipv4Addr>"
+        );
     }
 }

@@ -22,6 +22,9 @@ mod tests {
         assert_eq!(reveal("db/password").unwrap(), "hunter2");
         let e = reveal("db/other").unwrap_err();
         assert!(e.is_permanent());
-        assert!(e.message().starts_with("secret `db/other` was denied: "), "{e}");
+        assert!(
+            e.message().starts_with("secret `db/other` was denied: "),
+            "{e}"
+        );
     }
 }

@@ -33,9 +33,8 @@ pub fn get<T: DeserializeOwned>(task: &str, key: &str) -> Result<Option<T>, Task
 /// Like [`get`], but a missing value is a permanent error naming it (``missing upstream value
 /// `extract.rows` ``).
 pub fn require<T: DeserializeOwned>(task: &str, key: &str) -> Result<T, TaskError> {
-    get(task, key)?.ok_or_else(|| {
-        TaskError::permanent(format!("missing upstream value `{task}.{key}`"))
-    })
+    get(task, key)?
+        .ok_or_else(|| TaskError::permanent(format!("missing upstream value `{task}.{key}`")))
 }
 
 /// The raw JSON text of value `key` of upstream task `task`.

@@ -179,3 +179,68 @@ pub fn task_of<'v>(run: &'v Value, key: &str) -> &'v Value {
 pub fn last_attempt<'v>(run: &'v Value, key: &str) -> &'v Value {
     task_of(run, key)["attempts"].as_array().and_then(|a| a.last()).unwrap_or_else(|| panic!("task `{key}` has no attempts"))
 }
+
+/// A `sluice` process running in the background, its stdout read line by line.
+pub struct Background {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Sluice {
+    /// Start `sluice ARGS --state <state>` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        let mut child = Command::new(sluice_bin())
+            .args(args)
+            .arg("--state")
+            .arg(self.state())
+            .env_remove("SLUICE_STATE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning sluice");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Background { child, lines: rx, seen: Vec::new() }
+    }
+}
+
+impl Background {
+    /// Wait (up to 60 s) for a stdout line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            match self.lines.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("`{needle}` never appeared; saw:\n{}", self.seen.join("\n"));
+    }
+
+    /// SIGKILL the process and reap it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for the process to exit; its exit code.
+    pub fn wait(mut self) -> i32 {
+        self.child.wait().expect("waiting for sluice").code().unwrap_or(-1)
+    }
+}

@@ -58,11 +58,12 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub(crate) fn new(spec: TaskSpec, parent: Option<usize>, input: Option<String>) -> Slot {
+        let state = if spec.depends_on.is_empty() { TaskState::Pending } else { TaskState::Blocked };
         Slot {
             spec,
             parent,
             input,
-            state: TaskState::Pending,
+            state,
             result: None,
             outcome: None,
             next_attempt: 0,

@@ -57,7 +57,9 @@ pub fn compute(n: u32, naive: bool) -> Result<Output, TaskError> {
         }
         let slow = fib_naive(std::hint::black_box(n));
         if slow != value {
-            return Err(TaskError::permanent(format!("naive fib({n}) = {slow} but iterative = {value}")));
+            return Err(TaskError::permanent(format!(
+                "naive fib({n}) = {slow} but iterative = {value}"
+            )));
         }
     }
     Ok(Output { n, value })
@@ -99,7 +101,10 @@ mod tests {
 
     #[test]
     fn limits() {
-        assert_eq!(compute(93, false).unwrap().value, 12_200_160_415_121_876_738);
+        assert_eq!(
+            compute(93, false).unwrap().value,
+            12_200_160_415_121_876_738
+        );
         assert!(compute(94, false).unwrap_err().is_permanent());
         assert!(compute(31, true).unwrap_err().is_permanent());
         assert_eq!(compute(20, true).unwrap(), Output { n: 20, value: 6765 });
@@ -107,15 +112,26 @@ mod tests {
 
     #[test]
     fn run_end_to_end() {
-        MockHost::new().param("n", "10").param("naive", "true").install();
+        MockHost::new()
+            .param("n", "10")
+            .param("naive", "true")
+            .install();
         let out = testing::run::<Fib>(&Context::default()).unwrap();
         assert_eq!(out, serde_json::json!({ "n": 10, "value": 55 }));
         assert_eq!(testing::published("value"), Some(serde_json::json!(55)));
 
         MockHost::new().param("n", "ten").install();
         let e = testing::run::<Fib>(&Context::default()).unwrap_err();
-        assert!(e.message().starts_with("param `n`: `ten` is not a valid u32"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("param `n`: `ten` is not a valid u32"),
+            "{e}"
+        );
         MockHost::new().param("n", "94").install();
-        assert!(testing::run::<Fib>(&Context::default()).unwrap_err().is_permanent());
+        assert!(
+            testing::run::<Fib>(&Context::default())
+                .unwrap_err()
+                .is_permanent()
+        );
     }
 }

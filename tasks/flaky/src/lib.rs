@@ -49,7 +49,11 @@ impl Task for Flaky {
             )));
         }
         println!("attempt {attempt}: all {steps} steps done");
-        Ok(Output { steps, attempts: attempt + 1, resumed_from })
+        Ok(Output {
+            steps,
+            attempts: attempt + 1,
+            resumed_from,
+        })
     }
 }
 
@@ -61,18 +65,33 @@ mod tests {
     use sluice_sdk::testing::{self, MockHost};
 
     fn attempt(n: u32) -> Context {
-        Context { attempt: n, ..Context::default() }
+        Context {
+            attempt: n,
+            ..Context::default()
+        }
     }
 
     #[test]
     fn fails_then_resumes() {
-        MockHost::new().param("fail_times", "2").param("steps", "5").install();
+        MockHost::new()
+            .param("fail_times", "2")
+            .param("steps", "5")
+            .install();
         let e = testing::run::<Flaky>(&attempt(0)).unwrap_err();
-        assert_eq!(e, TaskError::Transient("transient failure on attempt 0 after step 1".into()));
+        assert_eq!(
+            e,
+            TaskError::Transient("transient failure on attempt 0 after step 1".into())
+        );
         let e = testing::run::<Flaky>(&attempt(1)).unwrap_err();
-        assert_eq!(e, TaskError::Transient("transient failure on attempt 1 after step 2".into()));
+        assert_eq!(
+            e,
+            TaskError::Transient("transient failure on attempt 1 after step 2".into())
+        );
         let out = testing::run::<Flaky>(&attempt(2)).unwrap();
-        assert_eq!(out, serde_json::json!({ "steps": 5, "attempts": 3, "resumed_from": 2 }));
+        assert_eq!(
+            out,
+            serde_json::json!({ "steps": 5, "attempts": 3, "resumed_from": 2 })
+        );
         assert_eq!(testing::host().checkpoints[CHECKPOINT], b"5");
         // A later attempt (e.g. a repair) finds everything done.
         let out = testing::run::<Flaky>(&attempt(3)).unwrap();
@@ -83,17 +102,34 @@ mod tests {
     fn defaults_and_no_failures() {
         MockHost::new().param("fail_times", "0").install();
         let out = testing::run::<Flaky>(&attempt(0)).unwrap();
-        assert_eq!(out, serde_json::json!({ "steps": 5, "attempts": 1, "resumed_from": 0 }));
+        assert_eq!(
+            out,
+            serde_json::json!({ "steps": 5, "attempts": 1, "resumed_from": 0 })
+        );
 
         MockHost::new().install();
-        assert!(testing::run::<Flaky>(&attempt(0)).unwrap_err().is_transient());
-        assert!(testing::run::<Flaky>(&attempt(1)).unwrap_err().is_transient());
-        assert_eq!(testing::run::<Flaky>(&attempt(2)).unwrap()["resumed_from"], 2);
+        assert!(
+            testing::run::<Flaky>(&attempt(0))
+                .unwrap_err()
+                .is_transient()
+        );
+        assert!(
+            testing::run::<Flaky>(&attempt(1))
+                .unwrap_err()
+                .is_transient()
+        );
+        assert_eq!(
+            testing::run::<Flaky>(&attempt(2)).unwrap()["resumed_from"],
+            2
+        );
     }
 
     #[test]
     fn still_fails_when_no_step_is_left() {
-        MockHost::new().param("steps", "1").param("fail_times", "3").install();
+        MockHost::new()
+            .param("steps", "1")
+            .param("fail_times", "3")
+            .install();
         assert!(testing::run::<Flaky>(&attempt(0)).is_err());
         let e = testing::run::<Flaky>(&attempt(1)).unwrap_err();
         assert_eq!(e.message(), "transient failure on attempt 1 after step 1");
@@ -104,6 +140,10 @@ mod tests {
     #[test]
     fn bad_params_are_permanent() {
         MockHost::new().param("steps", "many").install();
-        assert!(testing::run::<Flaky>(&attempt(0)).unwrap_err().is_permanent());
+        assert!(
+            testing::run::<Flaky>(&attempt(0))
+                .unwrap_err()
+                .is_permanent()
+        );
     }
 }

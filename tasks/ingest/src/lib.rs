@@ -45,7 +45,10 @@ pub fn parse_csv(text: &str, delimiter: char) -> Result<Vec<Record>, String> {
         if blank {
             fields.clear();
         } else {
-            records.push(Record { line: start, fields: std::mem::take(fields) });
+            records.push(Record {
+                line: start,
+                fields: std::mem::take(fields),
+            });
         }
     };
 
@@ -158,7 +161,10 @@ pub fn ingest(text: &str, delimiter: char, rules: &Rules) -> Result<Summary, Str
         } else {
             for &i in &required {
                 if record.fields[i].trim().is_empty() {
-                    row_errors.push(format!("line {line}: column `{}` is required but empty", columns[i]));
+                    row_errors.push(format!(
+                        "line {line}: column `{}` is required but empty",
+                        columns[i]
+                    ));
                 }
             }
             for (slot, &i) in numeric.iter().enumerate() {
@@ -204,7 +210,11 @@ fn number(v: f64) -> serde_json::Value {
 
 /// `a, b,,c` → `["a", "b", "c"]`.
 pub fn column_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The `delimiter` param: one character, or `tab` / `\t`.
@@ -216,7 +226,9 @@ pub fn delimiter(s: &str) -> Result<char, String> {
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if c != '"' && c != '\n' && c != '\r' => Ok(c),
-        _ => Err(format!("param `delimiter`: `{s}` is not a single usable character")),
+        _ => Err(format!(
+            "param `delimiter`: `{s}` is not a single usable character"
+        )),
     }
 }
 
@@ -250,7 +262,10 @@ mod tests {
     use sluice_sdk::testing::{self, MockHost};
 
     fn rec(line: usize, fields: &[&str]) -> Record {
-        Record { line, fields: fields.iter().map(|s| s.to_string()).collect() }
+        Record {
+            line,
+            fields: fields.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
@@ -270,15 +285,24 @@ mod tests {
 
     #[test]
     fn last_line_without_newline_and_other_delimiters() {
-        assert_eq!(parse_csv("a;b\n1;2", ';').unwrap(), vec![rec(1, &["a", "b"]), rec(2, &["1", "2"])]);
-        assert_eq!(parse_csv("a\tb\n", '\t').unwrap(), vec![rec(1, &["a", "b"])]);
+        assert_eq!(
+            parse_csv("a;b\n1;2", ';').unwrap(),
+            vec![rec(1, &["a", "b"]), rec(2, &["1", "2"])]
+        );
+        assert_eq!(
+            parse_csv("a\tb\n", '\t').unwrap(),
+            vec![rec(1, &["a", "b"])]
+        );
         assert_eq!(parse_csv("", ',').unwrap(), vec![]);
         assert_eq!(parse_csv("\n\n", ',').unwrap(), vec![]);
     }
 
     #[test]
     fn unterminated_quote_is_an_error() {
-        assert_eq!(parse_csv("a\n\"oops\n", ',').unwrap_err(), "line 2: unterminated quoted field");
+        assert_eq!(
+            parse_csv("a\n\"oops\n", ',').unwrap_err(),
+            "line 2: unterminated quoted field"
+        );
     }
 
     #[test]
@@ -308,16 +332,41 @@ mod tests {
         for _ in 0..50 {
             text.push_str("nan\n");
         }
-        let s = ingest(&text, ',', &Rules { required: vec![], numeric: vec!["n".into()] }).unwrap();
+        let s = ingest(
+            &text,
+            ',',
+            &Rules {
+                required: vec![],
+                numeric: vec!["n".into()],
+            },
+        )
+        .unwrap();
         assert_eq!((s.rows, s.invalid, s.errors.len()), (50, 50, MAX_ERRORS));
     }
 
     #[test]
     fn document_level_errors() {
-        assert_eq!(ingest("", ',', &Rules::default()).unwrap_err(), "empty csv: there is no header line");
-        assert_eq!(ingest("\n \n", ',', &Rules::default()).unwrap_err(), "line 2: the header names no columns");
-        let e = ingest("a,b\n1,2\n", ',', &Rules { required: vec!["c".into()], numeric: vec![] }).unwrap_err();
-        assert!(e.starts_with("column `c` in `required` is not in the header"), "{e}");
+        assert_eq!(
+            ingest("", ',', &Rules::default()).unwrap_err(),
+            "empty csv: there is no header line"
+        );
+        assert_eq!(
+            ingest("\n \n", ',', &Rules::default()).unwrap_err(),
+            "line 2: the header names no columns"
+        );
+        let e = ingest(
+            "a,b\n1,2\n",
+            ',',
+            &Rules {
+                required: vec!["c".into()],
+                numeric: vec![],
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("column `c` in `required` is not in the header"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -330,7 +379,10 @@ mod tests {
 
     #[test]
     fn run_end_to_end() {
-        MockHost::new().param("csv", "a,b\n1,2\n3,x\n").param("numeric", "a,b").install();
+        MockHost::new()
+            .param("csv", "a,b\n1,2\n3,x\n")
+            .param("numeric", "a,b")
+            .install();
         let out = testing::run::<Ingest>(&Context::default()).unwrap();
         assert_eq!(out["rows"], 2);
         assert_eq!(out["valid"], 1);
@@ -341,6 +393,10 @@ mod tests {
         let e = testing::run::<Ingest>(&Context::default()).unwrap_err();
         assert!(e.is_permanent());
         MockHost::new().install();
-        assert!(testing::run::<Ingest>(&Context::default()).unwrap_err().is_permanent());
+        assert!(
+            testing::run::<Ingest>(&Context::default())
+                .unwrap_err()
+                .is_permanent()
+        );
     }
 }

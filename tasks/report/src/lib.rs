@@ -29,9 +29,10 @@ pub fn parse_from(s: &str) -> Result<Vec<Input>, TaskError> {
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(|item| match item.split_once('.') {
-            Some((task, key)) if !task.is_empty() && !key.is_empty() => {
-                Ok(Input { task: task.to_string(), key: key.to_string() })
-            }
+            Some((task, key)) if !task.is_empty() && !key.is_empty() => Ok(Input {
+                task: task.to_string(),
+                key: key.to_string(),
+            }),
             _ => Err(TaskError::permanent(format!(
                 "param `from`: `{item}` is not a `task.key` pair"
             ))),
@@ -79,7 +80,10 @@ impl Task for Report {
         let message = message(&greeting, &who, &inputs);
         println!("{message}");
         values::set("message", &message)?;
-        Ok(Output { message, inputs: inputs.into_iter().collect() })
+        Ok(Output {
+            message,
+            inputs: inputs.into_iter().collect(),
+        })
     }
 }
 
@@ -94,17 +98,26 @@ mod tests {
     #[test]
     fn parses_pairs() {
         let v = parse_from(" extract.rows, extract.valid ,,load.a.b").unwrap();
-        assert_eq!(v.iter().map(Input::name).collect::<Vec<_>>(), ["extract.rows", "extract.valid", "load.a.b"]);
+        assert_eq!(
+            v.iter().map(Input::name).collect::<Vec<_>>(),
+            ["extract.rows", "extract.valid", "load.a.b"]
+        );
         assert_eq!(v[2].key, "a.b");
         assert!(parse_from("").unwrap().is_empty());
         let e = parse_from("a.b,nodot").unwrap_err();
-        assert_eq!(e.message(), "param `from`: `nodot` is not a `task.key` pair");
+        assert_eq!(
+            e.message(),
+            "param `from`: `nodot` is not a `task.key` pair"
+        );
         assert!(parse_from(".x").is_err());
     }
 
     #[test]
     fn formats_message() {
-        let inputs = vec![("a.n".to_string(), json!(3)), ("b.s".to_string(), json!("ok"))];
+        let inputs = vec![
+            ("a.n".to_string(), json!(3)),
+            ("b.s".to_string(), json!("ok")),
+        ];
         assert_eq!(message("hi", "you", &inputs), "hi you: a.n=3, b.s=ok");
         assert_eq!(message("hello", "world", &[]), "hello world");
     }
@@ -128,6 +141,9 @@ mod tests {
 
         MockHost::new().param("from", "extract.rows").install();
         let e = testing::run::<Report>(&Context::default()).unwrap_err();
-        assert_eq!(e, TaskError::Permanent("missing upstream value `extract.rows`".into()));
+        assert_eq!(
+            e,
+            TaskError::Permanent("missing upstream value `extract.rows`".into())
+        );
     }
 }

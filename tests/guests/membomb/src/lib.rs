@@ -25,7 +25,7 @@ impl Task for MemBomb {
             }
             chunks.push(std::hint::black_box(chunk));
             allocated += 1;
-            if allocated % 64 == 0 {
+            if allocated.is_multiple_of(64) {
                 println!("allocated {allocated} MiB");
             }
         }

@@ -46,7 +46,11 @@ impl Task for Probe {
         if let Some(ms) = params::get("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
-        let below = |name: &str| params::get(name).and_then(|v| v.parse::<u32>().ok()).is_some_and(|n| ctx.attempt < n);
+        let below = |name: &str| {
+            params::get(name)
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|n| ctx.attempt < n)
+        };
         if below("hang_below_attempt") {
             let mut x = 0u64;
             loop {
@@ -58,13 +62,20 @@ impl Task for Probe {
         out.insert("ctx".into(), serde_json::to_value(ctx)?);
         out.insert(
             "params".into(),
-            Value::Object(all.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+            Value::Object(
+                all.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
         );
 
         let mut set = Map::new();
         for (k, v) in &all {
             if let Some(key) = k.strip_prefix("set_") {
-                set.insert(key.into(), result(values::set_json(key, &as_json(v)).map(|()| true)));
+                set.insert(
+                    key.into(),
+                    result(values::set_json(key, &as_json(v)).map(|()| true)),
+                );
             } else if let Some(key) = k.strip_prefix("setraw_") {
                 set.insert(key.into(), result(values::set_json(key, v).map(|()| true)));
             }
@@ -87,7 +98,10 @@ impl Task for Probe {
 
         if let Some(cp) = params::get("checkpoint") {
             let before = checkpoint::load("cp").map(|b| String::from_utf8_lossy(&b).into_owned());
-            out.insert("checkpoint_before".into(), before.map_or(Value::Null, Value::String));
+            out.insert(
+                "checkpoint_before".into(),
+                before.map_or(Value::Null, Value::String),
+            );
             checkpoint::save("cp", cp.as_bytes())?;
         }
 
@@ -104,7 +118,10 @@ impl Task for Probe {
 
         let message = params::get("message").unwrap_or_else(|| "probe failed".into());
         if below("fail_below_attempt") {
-            return Err(TaskError::transient(format!("{message} (attempt {})", ctx.attempt)));
+            return Err(TaskError::transient(format!(
+                "{message} (attempt {})",
+                ctx.attempt
+            )));
         }
         match params::get("fail").as_deref() {
             None | Some("") => Ok(Value::Object(out)),
@@ -137,7 +154,11 @@ mod tests {
             .param("secret", "db/pw")
             .secret("db/pw", "s3cret")
             .install();
-        let ctx = Context { job: "j".into(), attempt: 2, ..Context::default() };
+        let ctx = Context {
+            job: "j".into(),
+            attempt: 2,
+            ..Context::default()
+        };
         let out = testing::run::<Probe>(&ctx).unwrap();
         assert_eq!(out["ctx"]["attempt"], 2);
         assert_eq!(out["ctx"]["job"], "j");
@@ -156,11 +177,22 @@ mod tests {
     fn failures_and_denials() {
         MockHost::new().param("secret", "nope").install();
         let out = testing::run::<Probe>(&Context::default()).unwrap();
-        assert!(out["secret_result"]["err"].as_str().unwrap().contains("nope"));
+        assert!(
+            out["secret_result"]["err"]
+                .as_str()
+                .unwrap()
+                .contains("nope")
+        );
         assert_eq!(out["read"], Value::Null);
 
-        MockHost::new().param("fail", "transient").param("message", "m").install();
-        assert_eq!(testing::run::<Probe>(&Context::default()).unwrap_err(), TaskError::Transient("m".into()));
+        MockHost::new()
+            .param("fail", "transient")
+            .param("message", "m")
+            .install();
+        assert_eq!(
+            testing::run::<Probe>(&Context::default()).unwrap_err(),
+            TaskError::Transient("m".into())
+        );
         MockHost::new().param("fail", "permanent").install();
         assert_eq!(
             testing::run::<Probe>(&Context::default()).unwrap_err(),

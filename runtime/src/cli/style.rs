@@ -1,0 +1,190 @@
+//! How human output looks: glyphs, colours, short durations, fitting text to a width,
+//! and the questions asked of the terminal (is it one, how big, may we colour).
+//!
+//! Owns the visual vocabulary shared by live progress and `runs show`. It must never
+//! hold logic a library user would need, never touch the store, and never print: it
+//! only builds strings (the terminal queries are the one exception to "pure").
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::model::{TaskResult, TaskState};
+use crate::util::human_duration;
+
+/// Whether (and how) to colour text. `Paint::PLAIN` adds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Paint {
+    pub color: bool,
+}
+
+/// ANSI SGR codes used by the CLI.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tone {
+    Good,
+    Bad,
+    Warn,
+    Busy,
+    Dim,
+    Bold,
+}
+
+impl Tone {
+    fn sgr(self) -> &'static str {
+        match self {
+            Tone::Good => "32",
+            Tone::Bad => "31",
+            Tone::Warn => "33",
+            Tone::Busy => "36",
+            Tone::Dim => "2",
+            Tone::Bold => "1",
+        }
+    }
+}
+
+impl Paint {
+    pub const PLAIN: Paint = Paint { color: false };
+
+    /// Colour when stdout is a terminal and `NO_COLOR` is not set (https://no-color.org).
+    pub fn for_stdout() -> Paint {
+        Paint { color: stdout_is_terminal() && !no_color() }
+    }
+
+    pub fn paint(self, tone: Tone, text: &str) -> String {
+        if self.color && !text.is_empty() { format!("\x1b[{}m{text}\x1b[0m", tone.sgr()) } else { text.to_string() }
+    }
+}
+
+/// `NO_COLOR` set to anything but the empty string.
+pub(super) fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// A terminal that understands cursor movement (not `TERM=dumb`).
+pub(super) fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// The terminal's (columns, rows); `COLUMNS`/`LINES` or 80×24 when it cannot be asked.
+pub(super) fn terminal_size() -> (usize, usize) {
+    #[cfg(unix)]
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout()) {
+        if ws.ws_col > 0 && ws.ws_row > 0 {
+            return (ws.ws_col as usize, ws.ws_row as usize);
+        }
+    }
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default);
+    (env("COLUMNS", 80), env("LINES", 24))
+}
+
+/// The mark of a terminated task (the plain progress format: tests grep `✓ key`).
+pub(super) fn mark(r: TaskResult) -> &'static str {
+    match r {
+        TaskResult::Success => "✓",
+        TaskResult::Excluded => "-",
+        TaskResult::Canceled | TaskResult::UpstreamCanceled => "○",
+        _ => "✗",
+    }
+}
+
+pub(super) fn result_tone(r: TaskResult) -> Tone {
+    match r {
+        TaskResult::Success => Tone::Good,
+        TaskResult::Excluded => Tone::Dim,
+        TaskResult::Canceled | TaskResult::UpstreamCanceled => Tone::Warn,
+        _ => Tone::Bad,
+    }
+}
+
+/// Glyph and tone of a task in any state.
+pub(super) fn task_glyph(state: TaskState, result: Option<TaskResult>) -> (&'static str, Tone) {
+    match (state, result) {
+        (TaskState::Terminated, Some(r)) => (mark(r), result_tone(r)),
+        (TaskState::Running, _) => ("●", Tone::Busy),
+        (TaskState::WaitingForRetry, _) => ("↻", Tone::Warn),
+        (TaskState::Queued, _) => ("◦", Tone::Busy),
+        _ => ("·", Tone::Dim),
+    }
+}
+
+/// The word for a task's state: its result once terminated.
+pub(super) fn state_word(state: TaskState, result: Option<TaskResult>) -> &'static str {
+    match (state, result) {
+        (TaskState::Terminated, Some(r)) => r.as_str(),
+        (s, _) => s.as_str(),
+    }
+}
+
+pub(super) fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub(super) fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// At most `max` characters, ending in `…` when cut.
+pub(super) fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// A wall-clock span for live progress: "850 ms", "1.2 s", "2m 05s".
+pub(super) fn short_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1_000 {
+        return format!("{ms} ms");
+    }
+    if ms < 60_000 {
+        return format!("{:.1} s", d.as_secs_f64());
+    }
+    if ms < 3_600_000 {
+        let s = d.as_secs();
+        return format!("{}m {:02}s", s / 60, s % 60);
+    }
+    human_duration(d)
+}
+
+/// Counts per word, in first-seen order: "9 success, 1 failed".
+pub(super) fn tally<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for w in words {
+        match counts.iter_mut().find(|(k, _)| *k == w) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((w, 1)),
+        }
+    }
+    counts.iter().map(|(w, n)| format!("{n} {w}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_durations_read_like_a_stopwatch() {
+        assert_eq!(short_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(short_duration(Duration::from_millis(1_240)), "1.2 s");
+        assert_eq!(short_duration(Duration::from_secs(125)), "2m 05s");
+    }
+
+    #[test]
+    fn ellipsize_counts_characters_not_bytes() {
+        assert_eq!(ellipsize("µµµµ", 4), "µµµµ");
+        assert_eq!(ellipsize("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn tally_keeps_first_seen_order() {
+        assert_eq!(tally(["success", "failed", "success"]), "2 success, 1 failed");
+        assert_eq!(tally([]), "");
+    }
+
+    #[test]
+    fn plain_paint_adds_no_escapes() {
+        assert_eq!(Paint::PLAIN.paint(Tone::Bad, "x"), "x");
+        assert_eq!(Paint { color: true }.paint(Tone::Bad, "x"), "\x1b[31mx\x1b[0m");
+    }
+}
