@@ -177,7 +177,7 @@ impl Exec {
             self.evaluate_pending()?;
             self.start_ready()?;
             self.journal.flush_if_due()?;
-            if self.running.is_empty() && self.slots.iter().all(Slot::ended) {
+            if self.running.is_empty() && self.ready.is_empty() && self.waiting.is_empty() && self.slots.iter().all(Slot::ended) {
                 break;
             }
             let wake = [self.journal.flush_deadline(), self.waiting.iter().map(|w| w.0).min(), Some(Instant::now() + CONTROL_POLL)]
@@ -343,12 +343,13 @@ impl Exec {
                 continue;
             }
             let is_component = matches!(self.slots[i].spec.kind, TaskKind::Component { .. });
-            if is_component && self.running_components >= self.max_parallel() {
+            let blocked = (is_component && self.running_components >= self.max_parallel()) || !self.start(i)?;
+            if blocked {
+                // no slot for this one; later component tasks would not get one
+                // either, so stop scanning (FIFO) and keep the rest queued
                 waiting.push_back(i);
-                continue;
-            }
-            if !self.start(i)? {
-                waiting.push_back(i);
+                waiting.extend(self.ready.drain(..));
+                break;
             }
         }
         self.ready = waiting;

@@ -170,7 +170,7 @@ impl Runtime {
         let started = self.clock.now();
         let mut exec = Exec::new(self.clone(), plan, loaded, journal, parameters, target, started);
         exec.parent_cancel = parent_cancel;
-        exec.drive().await
+        drive(exec).await
     }
 
     /// A child run for a `run_job` task (boxed: runs nest).
@@ -256,7 +256,7 @@ impl Runtime {
             exec.stop(stop)?;
         }
         exec.settle_interrupted(&view)?;
-        exec.drive().await
+        drive(exec).await
     }
 
     /// Rerun tasks of a finished run inside the same run.
@@ -289,7 +289,19 @@ impl Runtime {
         let view = journal.view()?;
         let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
         exec.settle_interrupted(&view)?;
-        exec.drive().await
+        drive(exec).await
+    }
+}
+
+/// Run a coordinator as a tokio task of its own. On a multi-threaded runtime
+/// this keeps the coordinator and the attempts it spawns on the same worker
+/// (tokio's LIFO slot), so a finished attempt wakes it without a cross-thread
+/// handoff — on these machines each such wake-up costs ~100 µs.
+async fn drive(exec: Exec) -> Result<RunView, SchedulerError> {
+    let run = exec.journal.run();
+    match tokio::spawn(exec.drive()).await {
+        Ok(result) => result,
+        Err(e) => Err(SchedulerError::Corrupt { run, message: format!("the run's coordinator failed: {e}") }),
     }
 }
 

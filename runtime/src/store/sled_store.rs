@@ -174,6 +174,12 @@ impl Store for SledStore {
             .ok()
             .and_then(|count| first.checked_add(count))
             .ok_or_else(|| corrupt(format!("event log of run {run}"), "sequence numbers exhausted"))?;
+        if let [event] = events {
+            // a single insert is atomic on its own; sled batches cost a log
+            // write each, which a group commit cannot amortise
+            self.events.insert(&event_key(run, first)[..], encode_json(event, "event")?).map_err(storage)?;
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for (seq, event) in (first..end).zip(events) {
             batch.insert(&event_key(run, seq)[..], encode_json(event, "event")?);

@@ -11,8 +11,7 @@
 //! * `secret=name` → `"secret_result"`: `{"ok": value}` or `{"err": message}`;
 //! * `print=S` → `S` on stdout; `eprint=S` → `S` on stderr;
 //! * `fail=transient|permanent` → after all of the above, fail with that kind and param
-//!   `message` (default `probe failed`).
-//!
+//!   `message` (default `probe failed`);
 //! * `sleep_ms=N` → sleeps N ms (real time) before anything else;
 //! * `hang_below_attempt=N` → on attempts < N, loops forever (to be timed out);
 //! * `fail_below_attempt=N` → on attempts < N, fails transiently at the end.
