@@ -160,3 +160,27 @@ fn a_later_run_resumes_what_a_killed_process_left() {
     assert_eq!(show(&s, 1)["result"], "success");
     assert_eq!(show(&s, 2)["result"], "success");
 }
+
+#[test]
+fn a_run_left_by_a_killed_process_can_be_canceled() {
+    let s = Sluice::new();
+    let dir = s.bundle(
+        "orphan",
+        &format!(
+            "{HEAD}[jobs.j]\n[[jobs.j.tasks]]\nkey = \"slow\"\ncomponent = \"probe\"\nparams = {{ sleep_ms = 3000 }}\n\
+             [[jobs.j.tasks]]\nkey = \"next\"\ncomponent = \"probe\"\ndepends_on = [\"slow\"]\n"
+        ),
+    );
+    let mut bg = s.spawn(&["run", dir.to_str().unwrap()]);
+    bg.wait_for("run 1 ·");
+    bg.kill();
+    let out = s.run(&["runs", "cancel", "1"]);
+    out.assert_exit(0);
+    let run = show(&s, 1);
+    assert_eq!(run["result"], "canceled");
+    assert_eq!(task_of(&run, "next")["result"], "upstream_canceled");
+    // nothing is left to resume
+    let resumed = s.run(&["runs", "resume"]);
+    resumed.assert_exit(0);
+    assert!(resumed.stdout.contains("no unfinished runs"), "{}", resumed.stdout);
+}

@@ -260,3 +260,32 @@ fn references_to_task_values_and_attempts_resolve_before_start() {
     assert_eq!(out["params"]["a"], "0");
     assert_eq!(out["params"]["r"], run["run_id"].to_string());
 }
+
+#[test]
+fn a_job_timeout_stops_the_run_as_timed_out() {
+    let toml = format!(
+        "{HEAD}[jobs.j]\ntimeout = \"1s\"\n\
+         [[jobs.j.tasks]]\nkey = \"slow\"\ncomponent = \"probe\"\ntimeout = \"1m\"\nparams = {{ hang_below_attempt = 99 }}\n\
+         [[jobs.j.tasks]]\nkey = \"next\"\ncomponent = \"probe\"\ndepends_on = [\"slow\"]\n"
+    );
+    let s = Sluice::new();
+    let started = std::time::Instant::now();
+    let (code, run) = run_bundle(&s, "jobtimeout", &toml, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(run["result"], "timed_out", "{run:#}");
+    assert_eq!(result_of(&run, "slow"), "timed_out");
+    assert_eq!(result_of(&run, "next"), "upstream_canceled");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn unlimited_retries_keep_going_until_success() {
+    let toml = format!(
+        "{HEAD}[jobs.j]\n[[jobs.j.tasks]]\nkey = \"f\"\ncomponent = \"probe\"\nparams = {{ fail_below_attempt = 6 }}\n\
+         retries = {{ max = -1, initial = \"1ms\", backoff = 1.0, jitter = 0 }}\n"
+    );
+    let s = Sluice::new();
+    let (code, run) = run_bundle(&s, "unlimited", &toml, &[]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(attempts(&run, "f").len(), 7);
+}

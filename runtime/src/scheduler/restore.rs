@@ -68,6 +68,24 @@ impl Exec {
 
     fn interrupted(&mut self, i: usize, tv: &crate::model::TaskView) -> Result<(), SchedulerError> {
         let open = tv.attempts.last().filter(|a| a.finished_at.is_none()).map(|a| a.attempt);
+        if self.stop.is_some() {
+            // canceling a run nobody runs: what was in flight ends canceled
+            if let Some(attempt) = open {
+                self.append(Event::AttemptFinished {
+                    task: self.slots[i].spec.key.clone(),
+                    attempt,
+                    at: self.now(),
+                    result: TaskResult::Canceled,
+                    output: None,
+                    error: Some(format!("canceled ({RESTARTED})")),
+                    log: String::new(),
+                    log_truncated: false,
+                    elapsed_us: 0,
+                    outcome: None,
+                })?;
+            }
+            return self.ended(i, TaskResult::Canceled);
+        }
         match self.slots[i].spec.kind.clone() {
             TaskKind::Component { .. } => {
                 let Some(attempt) = open else { return self.queue(i) };
