@@ -167,17 +167,7 @@ fn restore_iterations(
     let key = exec.slots[p].spec.key.clone();
     exec.slots[p].concurrency = concurrency.max(1);
     for (n, item) in items.iter().enumerate() {
-        let spec = crate::spec::TaskSpec {
-            key: crate::model::iteration_key(&key, n),
-            kind: TaskKind::Component { component: template.component.clone() },
-            depends_on: Vec::new(),
-            run_if: Default::default(),
-            params: template.params.clone(),
-            timeout: template.timeout,
-            limits: template.limits,
-            secrets: template.secrets.clone(),
-            retries: template.retries.clone(),
-        };
+        let spec = super::start::iteration_spec(&key, n, template);
         let idx = exec.slots.len();
         exec.index.insert(spec.key.clone(), idx);
         exec.slots.push(super::exec::Slot::new(spec, Some(p), Some(item.clone())));

@@ -206,17 +206,7 @@ impl Exec {
         let key = self.slots[p].spec.key.clone();
         self.slots[p].concurrency = concurrency.max(1);
         for (n, item) in items.iter().enumerate() {
-            let spec = TaskSpec {
-                key: iteration_key(&key, n),
-                kind: TaskKind::Component { component: template.component.clone() },
-                depends_on: Vec::new(),
-                run_if: Default::default(),
-                params: template.params.clone(),
-                timeout: template.timeout,
-                limits: template.limits,
-                secrets: template.secrets.clone(),
-                retries: template.retries.clone(),
-            };
+            let spec = iteration_spec(&key, n, template);
             let idx = self.slots.len();
             self.index.insert(spec.key.clone(), idx);
             self.slots.push(Slot::new(spec, Some(p), Some(item.clone())));
@@ -248,6 +238,21 @@ impl Exec {
             Err(e) => (TaskResult::Failed, None, Some(format!("child run: {e}"))),
         };
         self.finish_inline(i, attempt, result, output, error, None)
+    }
+}
+
+/// The task spec of iteration `n` of for_each task `key`.
+pub(crate) fn iteration_spec(key: &str, n: usize, template: &crate::spec::ForEachTemplate) -> TaskSpec {
+    TaskSpec {
+        key: iteration_key(key, n),
+        kind: TaskKind::Component { component: template.component.clone() },
+        depends_on: Vec::new(),
+        run_if: Default::default(),
+        params: template.params.clone(),
+        timeout: template.timeout,
+        limits: template.limits,
+        secrets: template.secrets.clone(),
+        retries: template.retries.clone(),
     }
 }
 
