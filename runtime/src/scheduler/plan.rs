@@ -113,9 +113,13 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, params: BTreeMap<St
             memory: Some(limits.memory),
             max_log: Some(limits.max_log),
             max_output: Some(limits.max_output),
+            fuel: None,
+            max_out: None,
         },
         secrets: Vec::new(),
         retries: None,
+        mounts: Vec::new(),
+        allow_hosts: Vec::new(),
     };
     let job = JobSpec { name: "task".into(), parameters: BTreeMap::new(), timeout: None, max_parallel_tasks: None, tasks: vec![task] };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();

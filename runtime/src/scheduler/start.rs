@@ -253,6 +253,8 @@ pub(crate) fn iteration_spec(key: &str, n: usize, template: &crate::spec::ForEac
         limits: template.limits,
         secrets: template.secrets.clone(),
         retries: template.retries.clone(),
+        mounts: template.mounts.clone(),
+        allow_hosts: template.allow_hosts.clone(),
     }
 }
 

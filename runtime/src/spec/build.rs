@@ -11,12 +11,13 @@ use toml::de::{DeTable, DeValue};
 use super::calls;
 use super::error::{Locator, SpecError};
 use super::job;
+use super::mounts::Roots;
 use super::names;
 use super::read::{Entry, Node, Table};
 use super::{Bundle, ComponentSpec, JobSpec};
 
 const TOP_KEYS: &[&str] = &["bundle", "components", "jobs"];
-const BUNDLE_KEYS: &[&str] = &["name"];
+const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 const COMPONENT_KEYS: &[&str] = &["path"];
 
 /// Parses `text` and validates it into a bundle rooted at the absolute `root`.
@@ -28,33 +29,39 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
     let top = Node::root(&loc, &value).table()?;
     top.deny_unknown(TOP_KEYS)?;
 
-    let name = bundle_name(&top)?;
+    let (name, roots) = bundle_table(&top, &root)?;
     let components = match top.get("components") {
         Some(node) => components(node, &root)?,
         None => BTreeMap::new(),
     };
     let jobs = match top.get("jobs") {
-        Some(node) => jobs(node, &components)?,
+        Some(node) => jobs(node, &components, &roots)?,
         None => BTreeMap::new(),
     };
     Ok(Bundle {
         name,
         root,
         file: file.to_path_buf(),
+        data_roots: roots.data,
         components,
         jobs,
     })
 }
 
-fn bundle_name(top: &Table<'_>) -> Result<String, SpecError> {
+/// `[bundle]`: the name, and the roots host paths must stay under.
+fn bundle_table(top: &Table<'_>, root: &Path) -> Result<(String, Roots), SpecError> {
     let Some(node) = top.get("bundle") else {
         let message = "missing required table `[bundle]` (with `name = \"…\"`)";
         return Err(top.node.loc.invalid(&top.node.span, "bundle", message));
     };
     let table = node.table()?;
     table.deny_unknown(BUNDLE_KEYS)?;
-    let name = table.require("name")?;
-    checked_name(name).map(str::to_string)
+    let name = checked_name(table.require("name")?)?.to_string();
+    let mut roots = Roots::new(root);
+    if let Some(node) = table.get("data_roots") {
+        roots.read_data_roots(node)?;
+    }
+    Ok((name, roots))
 }
 
 /// A string value that must follow the name rule.
@@ -115,13 +122,14 @@ fn component_path<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
 fn jobs(
     node: &Node<'_>,
     components: &BTreeMap<String, ComponentSpec>,
+    roots: &Roots,
 ) -> Result<BTreeMap<String, JobSpec>, SpecError> {
     let table = node.table()?;
     let mut jobs = BTreeMap::new();
     let mut run_jobs = BTreeMap::new();
     for entry in table.entries() {
         check_key_name(entry, "job")?;
-        let (job, sites) = job::job(entry.key, &entry.node, components)?;
+        let (job, sites) = job::job(entry.key, &entry.node, components, roots)?;
         jobs.insert(entry.key.to_string(), job);
         run_jobs.insert(entry.key.to_string(), sites);
     }

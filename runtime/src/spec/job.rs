@@ -1,14 +1,17 @@
-//! Jobs and their tasks: the fields every kind shares, limits, secrets and params.
-//! What a task does is read in [`super::kinds`].
+//! Jobs and their tasks: the fields every kind shares, limits, secrets, params, mounts
+//! and allow_hosts. What a task does is read in [`super::kinds`].
 
 use std::collections::BTreeMap;
 
 use super::build::{check_key_name, checked_name};
 use super::calls::RunJobSite;
+use super::command::COMMAND_KEYS;
 use super::depends::{self, DependencySite};
 use super::error::SpecError;
 use super::graph;
+use super::hosts::allow_hosts;
 use super::kinds::{self, TaskKind};
+use super::mounts::{Roots, mounts};
 use super::names;
 use super::read::{Node, Table};
 use super::refs::{self, Scope, Templated};
@@ -19,6 +22,7 @@ use super::{ComponentSpec, JobSpec, Limits, TaskSpec};
 const JOB_KEYS: &[&str] = &["parameters", "timeout", "max_parallel_tasks", "tasks"];
 const TASK_KEYS: &[&str] = &[
     "key",
+    "kind",
     "component",
     "condition",
     "for_each",
@@ -30,10 +34,25 @@ const TASK_KEYS: &[&str] = &[
     "limits",
     "retries",
     "secrets",
+    "mounts",
+    "allow_hosts",
+    "args",
+    "env",
+    "stdin",
+    "stdin_file",
+    "stdout",
 ];
-const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output"];
-/// Task keys that only some kinds take.
-const KIND_BOUND_KEYS: [&str; 5] = ["params", "timeout", "limits", "retries", "secrets"];
+const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
+/// Task keys that only some kinds take (besides the command-only [`COMMAND_KEYS`]).
+const KIND_BOUND_KEYS: [&str; 7] = [
+    "params",
+    "timeout",
+    "limits",
+    "retries",
+    "secrets",
+    "mounts",
+    "allow_hosts",
+];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
 pub(crate) struct TaskSite<'a> {
@@ -53,6 +72,7 @@ pub(crate) fn job<'a>(
     name: &str,
     node: &Node<'a>,
     components: &BTreeMap<String, ComponentSpec>,
+    roots: &Roots,
 ) -> Result<(JobSpec, Vec<RunJobSite<'a>>), SpecError> {
     let table = node.table()?;
     table.deny_unknown(JOB_KEYS)?;
@@ -70,7 +90,7 @@ pub(crate) fn job<'a>(
     let mut tasks = Vec::with_capacity(task_nodes.len());
     let mut sites = Vec::with_capacity(task_nodes.len());
     for task_node in &task_nodes {
-        let (spec, site) = task(task_node, components)?;
+        let (spec, site) = task(task_node, components, roots)?;
         tasks.push(spec);
         sites.push(site);
     }
@@ -156,13 +176,14 @@ fn job_parameters(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError
 fn task<'a>(
     node: &Node<'a>,
     components: &BTreeMap<String, ComponentSpec>,
+    roots: &Roots,
 ) -> Result<(TaskSpec, TaskSite<'a>), SpecError> {
     let table = node.table()?;
     table.deny_unknown(TASK_KEYS)?;
     let key_node = table.require("key")?.clone();
     let key = checked_name(&key_node)?.to_string();
     let mut templates = Vec::new();
-    let (kind, run_job) = kinds::kind(&table, &key, components, &mut templates)?;
+    let (kind, run_job) = kinds::kind(&table, &key, components, roots, &mut templates)?;
     check_kind_bound_keys(&table, &key, &kind)?;
     let (depends_on, dependency_sites) = match table.get("depends_on") {
         Some(node) => depends::depends_on(node)?,
@@ -193,6 +214,15 @@ fn task<'a>(
             .map(secrets)
             .transpose()?
             .unwrap_or_default(),
+        mounts: match table.get("mounts") {
+            Some(node) => mounts(node, roots)?,
+            None => Vec::new(),
+        },
+        allow_hosts: table
+            .get("allow_hosts")
+            .map(allow_hosts)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let site = TaskSite {
         key: key_node,
@@ -203,12 +233,43 @@ fn task<'a>(
     Ok((spec, site))
 }
 
-/// `params`, `timeout`, `limits`, `retries` and `secrets` only where the kind uses them:
-/// a component task takes all five, a for_each task a `timeout` for the whole loop
-/// (the rest go in its template), a run_job task `retries`, a condition task none.
+/// The keys only some kinds take, only where the kind uses them: a component task takes
+/// all of [`KIND_BOUND_KEYS`], a command task all but `params` plus [`COMMAND_KEYS`], a
+/// for_each task a `timeout` for the whole loop (the rest go in its template), a run_job
+/// task `retries`, a condition task none.
 fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
+    let is_command = matches!(kind, TaskKind::Command { .. });
+    if let Some(entry) = table
+        .entries()
+        .iter()
+        .find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key))
+    {
+        let hint = match kind {
+            TaskKind::Component { .. } => {
+                "; add `kind = \"command\"` to run the component as a `wasi:cli/command` program"
+            }
+            _ => "",
+        };
+        return Err(entry.key_error(format!(
+            "`{}` applies only to command tasks, not to {} task `{task}`{hint}",
+            entry.key,
+            kind.name()
+        )));
+    }
     let (allowed, hint): (&[&str], &str) = match kind {
         TaskKind::Component { .. } => return Ok(()),
+        TaskKind::Command { .. } => (
+            &[
+                "timeout",
+                "limits",
+                "retries",
+                "secrets",
+                "mounts",
+                "allow_hosts",
+            ],
+            "a command task takes its inputs from `args`, `env` and `stdin` (which may hold \
+             `{{ … }}` references)",
+        ),
         TaskKind::Condition { .. } => (&[], "a condition only compares `left` with `right`"),
         TaskKind::ForEach { .. } => (
             &["timeout"],
@@ -258,6 +319,8 @@ pub(crate) fn limits(node: &Node<'_>) -> Result<Limits, SpecError> {
         memory: size("memory")?,
         max_log: size("max_log")?,
         max_output: size("max_output")?,
+        fuel: table.get("fuel").map(fuel).transpose()?,
+        max_out: size("max_out")?,
     };
     if let (Some(0), Some(node)) = (limits.memory, table.get("memory")) {
         return Err(node.error("memory limit must be greater than zero"));
@@ -275,4 +338,17 @@ pub(crate) fn secrets(node: &Node<'_>) -> Result<Vec<String>, SpecError> {
         secrets.push(name.to_string());
     }
     Ok(secrets)
+}
+
+/// `fuel`: a plain whole number of wasmtime fuel units, at least 1.
+fn fuel(node: &Node<'_>) -> Result<u64, SpecError> {
+    let hint = "fuel is a whole number of wasmtime fuel units (roughly one per instruction), \
+                at least 1, e.g. `fuel = 100_000_000`";
+    if !matches!(node.value, toml::de::DeValue::Integer(_)) {
+        return Err(node.error(format!("expected an integer; {hint}")));
+    }
+    u64::try_from(node.integer()?)
+        .ok()
+        .filter(|&fuel| fuel >= 1)
+        .ok_or_else(|| node.error(format!("fuel must be at least 1; {hint}")))
 }

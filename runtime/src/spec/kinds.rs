@@ -1,6 +1,7 @@
 //! What a task does: run a component, decide a branch, loop a template over a JSON
 //! array, or run another job. Exactly one of `component`, `condition`, `for_each` and
-//! `run_job` says which.
+//! `run_job` says which; `kind = "command"` next to `component` makes it a command task
+//! (see [`super::command`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,8 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::build::{check_key_name, checked_name};
 use super::calls::RunJobSite;
+use super::command::{self, Stdin};
 use super::error::SpecError;
+use super::hosts::{HostRule, allow_hosts};
 use super::job::{limits, secrets, task_params};
+use super::mounts::{Mount, Roots, mounts};
 use super::names;
 use super::read::{Node, Table};
 use super::refs::Templated;
@@ -30,6 +34,8 @@ const TEMPLATE_KEYS: &[&str] = &[
     "limits",
     "retries",
     "secrets",
+    "mounts",
+    "allow_hosts",
 ];
 const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
@@ -44,6 +50,20 @@ pub const DEFAULT_FOR_EACH_CONCURRENCY: u32 = 4;
 pub enum TaskKind {
     /// Run a component of [`Bundle::components`](super::Bundle::components).
     Component { component: String },
+    /// Run a `wasi:cli/command` component of [`Bundle::components`](super::Bundle::components);
+    /// exit code 0 is success.
+    Command {
+        component: String,
+        /// The arguments after the program name (each may hold `{{ … }}` references).
+        args: Vec<String>,
+        /// The whole environment the program sees (values may hold `{{ … }}` references).
+        env: BTreeMap<String, String>,
+        /// `None` = empty stdin.
+        stdin: Option<Stdin>,
+        /// Whether stdout is also the task's output (then it must be JSON); it is always
+        /// the log.
+        stdout_is_output: bool,
+    },
     /// Compare two rendered strings; the outcome (`true`/`false`) picks the branch that
     /// downstream tasks named in [`Dependency::outcome`](super::Dependency::outcome).
     Condition {
@@ -71,10 +91,11 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    /// The key that chose this kind: `"component"`, `"condition"`, `"for_each"`, `"run_job"`.
+    /// The kind's name: `"component"`, `"command"`, `"condition"`, `"for_each"`, `"run_job"`.
     pub fn name(&self) -> &'static str {
         match self {
             TaskKind::Component { .. } => "component",
+            TaskKind::Command { .. } => "command",
             TaskKind::Condition { .. } => "condition",
             TaskKind::ForEach { .. } => "for_each",
             TaskKind::RunJob { .. } => "run_job",
@@ -92,6 +113,10 @@ pub struct ForEachTemplate {
     /// Retries of each iteration on its own.
     pub retries: Option<RetryPolicy>,
     pub secrets: Vec<String>,
+    /// Host directories each iteration sees.
+    pub mounts: Vec<Mount>,
+    /// Where each iteration may send HTTP requests; empty = no network.
+    pub allow_hosts: Vec<HostRule>,
 }
 
 /// How a condition task compares `left` with `right`.
@@ -189,6 +214,7 @@ pub(crate) fn kind<'a>(
     table: &Table<'a>,
     task: &str,
     components: &BTreeMap<String, ComponentSpec>,
+    roots: &Roots,
     templates: &mut Vec<Templated<'a>>,
 ) -> Result<(TaskKind, Option<RunJobSite<'a>>), SpecError> {
     let choices = format!("give exactly one of {}", names::list(KIND_KEYS));
@@ -208,12 +234,17 @@ pub(crate) fn kind<'a>(
         )));
     }
     let node = &entry.node;
+    let is_command = command::is_command(table, task, entry.key)?;
     let kind = match entry.key {
+        "component" if is_command => {
+            let component = component(node, components)?;
+            command::command(table, task, component, roots, templates)?
+        }
         "component" => TaskKind::Component {
             component: component(node, components)?,
         },
         "condition" => condition(node, templates)?,
-        "for_each" => for_each(node, components, templates)?,
+        "for_each" => for_each(node, components, roots, templates)?,
         _ => return run_job(node, task, templates).map(|(kind, site)| (kind, Some(site))),
     };
     Ok((kind, None))
@@ -270,6 +301,7 @@ fn condition<'a>(
 fn for_each<'a>(
     node: &Node<'a>,
     components: &BTreeMap<String, ComponentSpec>,
+    roots: &Roots,
     templates: &mut Vec<Templated<'a>>,
 ) -> Result<TaskKind, SpecError> {
     let table = node.table()?;
@@ -288,7 +320,7 @@ fn for_each<'a>(
         None => DEFAULT_FOR_EACH_CONCURRENCY,
     };
     let template_node = table.require("task")?;
-    let template = template(template_node, components, templates)?;
+    let template = template(template_node, components, roots, templates)?;
     Ok(TaskKind::ForEach {
         inputs,
         concurrency,
@@ -325,6 +357,7 @@ fn concurrency(node: &Node<'_>) -> Result<u32, SpecError> {
 fn template<'a>(
     node: &Node<'a>,
     components: &BTreeMap<String, ComponentSpec>,
+    roots: &Roots,
     templates: &mut Vec<Templated<'a>>,
 ) -> Result<ForEachTemplate, SpecError> {
     let table = node.table()?;
@@ -345,6 +378,15 @@ fn template<'a>(
         secrets: table
             .get("secrets")
             .map(secrets)
+            .transpose()?
+            .unwrap_or_default(),
+        mounts: match table.get("mounts") {
+            Some(node) => mounts(node, roots)?,
+            None => Vec::new(),
+        },
+        allow_hosts: table
+            .get("allow_hosts")
+            .map(allow_hosts)
             .transpose()?
             .unwrap_or_default(),
     })

@@ -8,8 +8,13 @@
 //! when the task runs. Problems come back as a [`SpecError`] that points at
 //! `file:line:col` and the key path, with a hint when one helps.
 //!
-//! What it must never do: any I/O beyond reading the bundle file itself (component paths
-//! are resolved, not opened), execute anything, or touch the store. Rendering references
+//! Host paths a task may reach (`mounts`, `stdin_file`, `[bundle] data_roots`) are checked
+//! on the filesystem, read-only: each is `stat`ed and canonicalised (symlinks resolved) so
+//! that it exists, has the right type and stays under the bundle root or a data root.
+//!
+//! What it must never do: open or read any file but the bundle file itself (component
+//! paths are resolved, not opened; mounted directories and stdin files are checked, not
+//! read), write anything, execute anything, or touch the store. Rendering references
 //! ([`template::render`]) and evaluating conditions ([`ConditionOp::evaluate`]) are offered
 //! as pure functions; the values come from the caller.
 //!
@@ -18,6 +23,7 @@
 //! ```toml
 //! [bundle]
 //! name = "hello"
+//! data_roots = ["../shared-data"]            # host paths may also lie under these
 //!
 //! [components]
 //! ingest = { path = "tasks/ingest.wasm" }   # or: ingest = "tasks/ingest.wasm"
@@ -28,16 +34,29 @@
 //! timeout = "1h"
 //! max_parallel_tasks = 4                     # at most this many tasks of a run at once
 //!
-//! # A task does exactly one of: component, condition, for_each, run_job.
+//! # A task does exactly one of: component (optionally kind = "command"), condition,
+//! # for_each, run_job.
 //! [[jobs.hello.tasks]]
 //! key = "extract"
 //! component = "ingest"
 //! params = { greeting = "hi {{ job.parameters.who }}" }
 //! depends_on = []
 //! timeout = "10s"
-//! limits = { memory = "64MiB", max_log = "1MiB", max_output = "64KiB" }
+//! limits = { memory = "64MiB", max_log = "1MiB", max_output = "64KiB", fuel = 100_000_000, max_out = "10MiB" }
 //! retries = { max = 3, initial = "1s", backoff = 2.0, max_interval = "1m", jitter = 0.1, on_timeout = false }
 //! secrets = ["storage/access_key"]
+//! mounts = [{ host = "data/landing", guest = "/landing" }, { host = "data/scratch", guest = "/work", mode = "rw" }]
+//! allow_hosts = ["https://api.example.com", "http://127.0.0.1:*"]   # empty or absent: no network
+//!
+//! [[jobs.hello.tasks]]
+//! key = "hello_c"                            # any wasi:cli/command component
+//! kind = "command"
+//! component = "count"
+//! depends_on = ["extract"]
+//! args = ["--name", "{{ job.parameters.who }}"]
+//! env = { GREETING = "hi" }                  # the whole environment it sees
+//! stdin = "text"                             # or stdin_file = "data/input.txt"
+//! stdout = "output"                          # "log" (default) | "output": also the JSON output
 //!
 //! [[jobs.hello.tasks]]
 //! key = "big_enough"                         # outcome "true" or "false"
@@ -63,15 +82,20 @@
 //!
 //! `retries.max = -1` retries without limit; every other `retries` key has a default
 //! (see [`RetryPolicy`]). `{{ input }}` is allowed only in a `for_each` template's params.
+//! `mounts` and `allow_hosts` go on component and command tasks and in `for_each.task`
+//! (see [`Mount`], [`HostRule`]); guest paths `/tmp`, `/in` and `/out` are the runtime's.
 
 mod build;
 mod calls;
+mod command;
 mod depends;
 mod duration;
 mod error;
 mod graph;
+mod hosts;
 mod job;
 mod kinds;
+mod mounts;
 pub mod names;
 mod read;
 mod refs;
@@ -87,12 +111,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use command::Stdin;
 pub use depends::{Dependency, RunIf};
 pub use duration::{parse_duration, parse_size};
 pub use error::SpecError;
+pub use hosts::{HostRule, parse_host_rule};
 pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind,
 };
+pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
 pub use retries::RetryPolicy;
 pub use template::Reference;
 
@@ -108,6 +135,9 @@ pub struct Bundle {
     pub root: PathBuf,
     /// The bundle file, as the caller named it.
     pub file: PathBuf,
+    /// `[bundle] data_roots`: canonical directories outside the bundle that host paths
+    /// (mounts, stdin files) may also lie under.
+    pub data_roots: Vec<PathBuf>,
     /// Components by name.
     pub components: BTreeMap<String, ComponentSpec>,
     /// Jobs by name.
@@ -146,18 +176,24 @@ pub struct TaskSpec {
     /// When the task runs, given how its upstream tasks ended.
     pub run_if: RunIf,
     /// Parameters as strings; values may hold `{{ … }}` references (see [`template`]).
-    /// Component tasks only (empty otherwise).
+    /// Component tasks only (empty otherwise; command tasks use args, env and stdin).
     pub params: BTreeMap<String, String>,
-    /// For a component task its attempt, for a for_each task the whole loop; `None` for
-    /// condition and run_job tasks.
+    /// For a component or command task its attempt, for a for_each task the whole loop;
+    /// `None` for condition and run_job tasks.
     pub timeout: Option<Duration>,
-    /// Component tasks only (default otherwise).
+    /// Component and command tasks only (default otherwise).
     pub limits: Limits,
-    /// `None` = a failed attempt is final. Component and run_job tasks only; a for_each
-    /// task's iterations retry by [`ForEachTemplate::retries`].
+    /// `None` = a failed attempt is final. Component, command and run_job tasks only; a
+    /// for_each task's iterations retry by [`ForEachTemplate::retries`].
     pub retries: Option<RetryPolicy>,
-    /// Secret names (`scope/key`) the task may read. Component tasks only.
+    /// Secret names (`scope/key`) the task may read. Component and command tasks only.
     pub secrets: Vec<String>,
+    /// Host directories the task sees. Component and command tasks only (a for_each
+    /// task's iterations use [`ForEachTemplate::mounts`]).
+    pub mounts: Vec<Mount>,
+    /// Where the task may send HTTP requests; empty = no network. Component and command
+    /// tasks only (a for_each task's iterations use [`ForEachTemplate::allow_hosts`]).
+    pub allow_hosts: Vec<HostRule>,
 }
 
 /// Resource limits of a task; `None` means the runtime default.
@@ -169,6 +205,10 @@ pub struct Limits {
     pub max_log: Option<u64>,
     /// The task's JSON output, in bytes.
     pub max_output: Option<u64>,
+    /// Wasmtime fuel (a deterministic CPU budget, ≥ 1); `None` = unmetered.
+    pub fuel: Option<u64>,
+    /// Files the task writes under `/out`, in bytes in total.
+    pub max_out: Option<u64>,
 }
 
 impl Bundle {
@@ -200,10 +240,12 @@ impl JobSpec {
 }
 
 impl TaskSpec {
-    /// The component a component task runs; `None` for the other kinds.
+    /// The component a component or command task runs; `None` for the other kinds.
     pub fn component(&self) -> Option<&str> {
         match &self.kind {
-            TaskKind::Component { component } => Some(component),
+            TaskKind::Component { component } | TaskKind::Command { component, .. } => {
+                Some(component)
+            }
             _ => None,
         }
     }

@@ -373,3 +373,41 @@ fn directory_without_bundle_file() {
         "{shown}"
     );
 }
+
+#[test]
+fn fuel_and_max_out_are_checked() {
+    let limits = |l: &str| {
+        task(&format!(
+            "key = \"a\"\ncomponent = \"ingest\"\nlimits = {{ {l} }}"
+        ))
+    };
+    let key = |k: &str| format!("jobs.hello.tasks[0].limits.{k}");
+    let cases = [
+        (
+            "fuel = 0",
+            "fuel",
+            "fuel must be at least 1; fuel is a whole number of wasmtime fuel units",
+        ),
+        ("fuel = -5", "fuel", "fuel must be at least 1"),
+        (
+            "fuel = \"100M\"",
+            "fuel",
+            "expected an integer; fuel is a whole number",
+        ),
+        ("fuel = 1.5", "fuel", "expected an integer"),
+        ("max_out = \"10 parsecs\"", "max_out", "bad size"),
+        (
+            "max_out = -1",
+            "max_out",
+            "size must be a non-negative number of bytes",
+        ),
+        ("fule = 1", "fule", "did you mean `fuel`?"),
+        ("max_outs = 1", "max_outs", "did you mean"),
+    ];
+    for (written, at, needle) in cases {
+        let text = limits(written);
+        assert_error(&text, line_of(&text, "limits"), &key(at), needle);
+    }
+    let a = task_of(&limits("fuel = 1, max_out = 0"), "a");
+    assert_eq!((a.limits.fuel, a.limits.max_out), (Some(1), Some(0)));
+}

@@ -92,6 +92,8 @@ fn for_each_task_full_form() {
         },
         retries: Some(RetryPolicy::new(Some(2))),
         secrets: vec!["s/k".into()],
+        mounts: Vec::new(),
+        allow_hosts: Vec::new(),
     };
     let expected = TaskKind::ForEach {
         inputs: "{{ tasks.a.values.files }}".into(),

@@ -5,10 +5,13 @@ use std::path::Path;
 use super::{SpecError, parse};
 
 mod calls;
+mod command;
 mod errors;
 mod flow;
 mod kinds;
+mod hosts;
 mod references;
+mod sandbox;
 mod valid;
 
 const FILE: &str = "examples/hello/sluice.toml";
@@ -45,7 +48,12 @@ fn task_of(text: &str, key: &str) -> super::TaskSpec {
 }
 
 fn error_of(text: &str) -> SpecError {
-    match parse(text, Path::new(FILE), Path::new("/b")) {
+    error_in(Path::new("/b"), text)
+}
+
+/// The error parsing `text` with bundle root `root` gives.
+fn error_in(root: &Path, text: &str) -> SpecError {
+    match parse(text, Path::new(FILE), root) {
         Ok(bundle) => panic!("accepted an invalid bundle: {bundle:?}"),
         Err(error) => error,
     }
@@ -61,7 +69,12 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 /// Asserts the error's line, key path and that its message holds `needle`.
 fn assert_error(text: &str, line: usize, key: &str, needle: &str) -> String {
-    let error = error_of(text);
+    assert_error_in(Path::new("/b"), text, line, key, needle)
+}
+
+/// [`assert_error`] for a bundle rooted at `root`.
+fn assert_error_in(root: &Path, text: &str, line: usize, key: &str, needle: &str) -> String {
+    let error = error_in(root, text);
     let shown = error.to_string();
     assert_eq!(error.line(), Some(line), "wrong line in: {shown}");
     assert_eq!(error.key(), Some(key), "wrong key in: {shown}");
@@ -76,6 +89,17 @@ fn assert_error(text: &str, line: usize, key: &str, needle: &str) -> String {
     assert!(shown.contains(needle), "`{needle}` missing from: {shown}");
     assert!(!shown.contains('\n'), "multi-line error: {shown}");
     shown
+}
+
+/// A temporary bundle root `<tmp>/b` holding the directories the module docs' example
+/// names (`data/landing`, `data/scratch`), next to its data root `<tmp>/shared-data`.
+fn docs_root() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("b");
+    for sub in ["b/data/landing", "b/data/scratch", "shared-data"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+    }
+    (dir, root)
 }
 
 const TASK_A: &str = "[[jobs.hello.tasks]]\nkey = \"a\"\ncomponent = \"ingest\"\n";

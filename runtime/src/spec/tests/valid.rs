@@ -149,7 +149,8 @@ fn task_fields_round_trip() {
         Limits {
             memory: Some(64 << 20),
             max_log: Some(1 << 20),
-            max_output: Some(65536)
+            max_output: Some(65536),
+            ..Limits::default()
         }
     );
     assert_eq!(extract.secrets, ["storage/access_key", "db.main/pass-word"]);
@@ -315,7 +316,8 @@ fn docs_example() -> String {
 #[test]
 fn the_module_docs_example_is_valid() {
     let text = docs_example();
-    let bundle = match parse(&text, Path::new("sluice.toml"), Path::new("/b")) {
+    let (_dir, root) = super::docs_root();
+    let bundle = match parse(&text, Path::new("sluice.toml"), &root) {
         Ok(bundle) => bundle,
         Err(error) => panic!("docs example refused: {error}\n{text}"),
     };
@@ -330,6 +332,7 @@ fn the_module_docs_example_is_valid() {
         kinds,
         [
             ("extract", "component"),
+            ("hello_c", "command"),
             ("big_enough", "condition"),
             ("count_each", "for_each"),
             ("report", "run_job")
@@ -343,7 +346,8 @@ fn the_module_docs_example_is_valid() {
 #[test]
 fn bundles_round_trip_through_serde() {
     let text = docs_example();
-    let bundle = parse(&text, Path::new("sluice.toml"), Path::new("/b")).expect("valid");
+    let (_dir, root) = super::docs_root();
+    let bundle = parse(&text, Path::new("sluice.toml"), &root).expect("valid");
     let json = serde_json::to_string(&bundle).expect("serialize");
     assert!(json.contains(r#""kind":"for_each""#), "{json}");
     assert!(json.contains(r#""op":"greater_than""#), "{json}");

@@ -1,0 +1,314 @@
+//! Host directories a task sees (`mounts`), `[bundle] data_roots`, and the rule every host
+//! path of the bundle file follows: it must exist and, with symlinks resolved, lie under
+//! the bundle root or a data root.
+//!
+//! These are the module's only filesystem reads besides the bundle file: `stat` and
+//! `canonicalize` of the paths named, never their contents.
+
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::SpecError;
+use super::names;
+use super::read::Node;
+
+const MOUNT_KEYS: &[&str] = &["host", "guest", "mode"];
+/// Guest paths the runtime provides itself: per-attempt scratch, upstream inputs, outputs.
+pub const RESERVED_GUEST_PATHS: [&str; 3] = ["/tmp", "/in", "/out"];
+
+/// A host directory offered to a task's guest as a WASI preopen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Absolute and canonical (symlinks resolved); an existing directory under the bundle
+    /// root or a data root.
+    pub host: PathBuf,
+    /// Absolute and normalised (`/landing`, `/data/raw`); never `/` nor a reserved path.
+    pub guest: String,
+    pub mode: MountMode,
+}
+
+/// Whether the guest may change what it sees under a mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountMode {
+    /// Read-only (the default).
+    Ro,
+    /// Read-write: the task has side effects on the host.
+    Rw,
+}
+
+/// What a host path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A directory.
+    Dir,
+    /// A directory to offer as a WASI preopen.
+    Preopen,
+    /// A regular file.
+    File,
+}
+
+/// The directories host paths resolve against and must stay under.
+pub(crate) struct Roots {
+    /// The bundle root as given (absolute); relative paths are joined to it.
+    root: PathBuf,
+    /// The bundle root canonicalised, or why that failed (checked only when needed).
+    canonical: Result<PathBuf, String>,
+    /// `[bundle] data_roots`, canonical.
+    pub data: Vec<PathBuf>,
+}
+
+impl Roots {
+    /// Roots with no data roots yet.
+    pub fn new(root: &Path) -> Self {
+        Roots {
+            root: root.to_path_buf(),
+            canonical: std::fs::canonicalize(root).map_err(|why| why.to_string()),
+            data: Vec::new(),
+        }
+    }
+
+    /// Reads `[bundle] data_roots`: each an existing directory, canonicalised.
+    pub fn read_data_roots(&mut self, node: &Node<'_>) -> Result<(), SpecError> {
+        for (item, text) in node.strings()? {
+            let path = self.existing(&item, text, "data root", Want::Dir)?;
+            if path.parent().is_none() {
+                return Err(item.error(format!(
+                    "data root `{text}` is `/`, which would allow every path; name a narrower directory"
+                )));
+            }
+            if self.data.contains(&path) {
+                return Err(item.error(format!(
+                    "data root `{text}` (`{}`) is listed twice",
+                    path.display()
+                )));
+            }
+            self.data.push(path);
+        }
+        Ok(())
+    }
+
+    /// A host path (`what` names it in errors): resolved against the bundle root,
+    /// canonicalised, of the wanted type, under the bundle root or a data root.
+    pub fn host_path(
+        &self,
+        node: &Node<'_>,
+        text: &str,
+        what: &str,
+        want: Want,
+    ) -> Result<PathBuf, SpecError> {
+        let path = self.existing(node, text, what, want)?;
+        if self.contains(&path) {
+            return Ok(path);
+        }
+        let joined = self.root.join(text);
+        let how = if lexical(&joined).starts_with(lexical(&self.root)) {
+            "leads through a symlink to"
+        } else {
+            "resolves to"
+        };
+        let root = match &self.canonical {
+            Ok(root) => format!("the bundle root `{}`", root.display()),
+            Err(why) => format!(
+                "the bundle root `{}` (unresolvable: {why})",
+                self.root.display()
+            ),
+        };
+        let data = match self.data.as_slice() {
+            [] => " (no data roots are declared)".to_string(),
+            [one] => format!(" and the data root `{}`", one.display()),
+            data => format!(
+                " and the data roots {}",
+                names::list(data.iter().map(|d| d.display().to_string()))
+            ),
+        };
+        Err(node.error(format!(
+            "{what} `{text}` {how} `{path}`, outside {root}{data}; host paths must stay inside \
+             the bundle or a data root: to allow this one, list `{path}` or a directory above it \
+             in `[bundle] data_roots = [\"…\"]`",
+            path = path.display()
+        )))
+    }
+
+    /// Whether a canonical path lies under the bundle root or a data root.
+    fn contains(&self, path: &Path) -> bool {
+        self.canonical
+            .as_ref()
+            .is_ok_and(|root| path.starts_with(root))
+            || self.data.iter().any(|data| path.starts_with(data))
+    }
+
+    /// `text` joined to the root, canonicalised, and of the wanted type.
+    fn existing(
+        &self,
+        node: &Node<'_>,
+        text: &str,
+        what: &str,
+        want: Want,
+    ) -> Result<PathBuf, SpecError> {
+        if text.trim().is_empty() {
+            return Err(node.error(format!("{what} path is empty")));
+        }
+        if text.contains("{{") {
+            return Err(node.error(format!(
+                "{what} `{text}` cannot hold `{{{{ … }}}}` references; host paths are checked when \
+                 the bundle is loaded"
+            )));
+        }
+        let joined = self.root.join(text);
+        let path = std::fs::canonicalize(&joined).map_err(|why| {
+            node.error(match why.kind() {
+                ErrorKind::NotFound => format!(
+                    "{what} `{text}` does not exist (looked for `{}`)",
+                    joined.display()
+                ),
+                _ => format!("{what} `{text}` cannot be resolved: {why}"),
+            })
+        })?;
+        let is_dir = path.is_dir();
+        match want {
+            Want::Dir if !is_dir => Err(node.error(format!("{what} `{text}` is not a directory"))),
+            Want::Preopen if !is_dir => Err(node.error(format!(
+                "{what} `{text}` is not a directory; only directories can be mounted (WASI \
+                 preopens are directories), so mount the directory that holds it"
+            ))),
+            Want::File if !path.is_file() => Err(node.error(format!(
+                "{what} `{text}` is {}, not a file",
+                if is_dir {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                }
+            ))),
+            _ => Ok(path),
+        }
+    }
+}
+
+/// A `mounts` array: host paths checked against `roots`, guest paths well formed,
+/// reserved paths refused, no guest path equal to or inside another.
+pub(crate) fn mounts(node: &Node<'_>, roots: &Roots) -> Result<Vec<Mount>, SpecError> {
+    let mut mounts: Vec<Mount> = Vec::new();
+    for item in node.array()? {
+        let table = item.table()?;
+        table.deny_unknown(MOUNT_KEYS)?;
+        let host_node = table.require("host")?;
+        let host = roots.host_path(host_node, host_node.str()?, "mount host", Want::Preopen)?;
+        let guest_node = table.require("guest")?;
+        let guest = guest_node.str()?;
+        check_guest(guest).map_err(|why| guest_node.error(why))?;
+        if let Some((index, other)) = mounts
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.guest == guest || nested(&m.guest, guest) || nested(guest, &m.guest))
+        {
+            let relation = if other.guest == guest {
+                "is already mounted"
+            } else if nested(&other.guest, guest) {
+                "lies inside"
+            } else {
+                "contains"
+            };
+            return Err(guest_node.error(format!(
+                "guest path `{guest}` {relation} `{}` (mounts[{index}]); a task's mounts may not \
+                 overlap: give each its own directory",
+                other.guest
+            )));
+        }
+        let mode = match table.get("mode") {
+            Some(node) => mode(node)?,
+            None => MountMode::Ro,
+        };
+        mounts.push(Mount {
+            host,
+            guest: guest.to_string(),
+            mode,
+        });
+    }
+    Ok(mounts)
+}
+
+fn mode(node: &Node<'_>) -> Result<MountMode, SpecError> {
+    match node.str()? {
+        "ro" => Ok(MountMode::Ro),
+        "rw" => Ok(MountMode::Rw),
+        other => Err(node.error(format!(
+            "unknown mode `{other}`{}; use `ro` (read-only, the default) or `rw` (read-write)",
+            names::suggestion(other, ["ro", "rw"])
+        ))),
+    }
+}
+
+/// Whether guest path `inner` lies strictly inside `outer`.
+fn nested(outer: &str, inner: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A guest path: absolute, normalised, not `/`, not reserved by the runtime.
+fn check_guest(guest: &str) -> Result<(), String> {
+    if !guest.starts_with('/') {
+        let parts: Vec<&str> = guest
+            .split('/')
+            .filter(|part| !part.is_empty() && *part != ".")
+            .collect();
+        return Err(format!(
+            "guest path `{guest}` must be absolute, e.g. `/{}`",
+            parts.join("/")
+        ));
+    }
+    if guest == "/" {
+        return Err("guest path `/` would hide the whole guest filesystem; mount at a directory such as `/data`".to_string());
+    }
+    if guest.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(format!(
+            "guest path `{}` holds a control character or `\\`",
+            guest.escape_debug()
+        ));
+    }
+    if guest.contains("//") || guest.ends_with('/') {
+        let tidy: Vec<&str> = guest.split('/').filter(|part| !part.is_empty()).collect();
+        return Err(format!(
+            "guest path `{guest}` is not normalised (no `//`, no trailing `/`); write `/{}`",
+            tidy.join("/")
+        ));
+    }
+    if guest.split('/').any(|part| part == "." || part == "..") {
+        return Err(format!(
+            "guest path `{guest}` has a `.` or `..` segment; write the path it means"
+        ));
+    }
+    if let Some(reserved) = RESERVED_GUEST_PATHS
+        .iter()
+        .find(|reserved| guest == **reserved || nested(reserved, guest))
+    {
+        let role = match *reserved {
+            "/tmp" => "per-attempt scratch, wiped after each attempt",
+            "/in" => "upstream tasks' outputs, read-only",
+            _ => "the task's output files",
+        };
+        return Err(format!(
+            "guest path `{guest}` is reserved: the runtime provides `{reserved}` ({role}); \
+             mount at another path such as `/data`"
+        ));
+    }
+    Ok(())
+}
+
+/// `path` with `.` dropped and `..` applied, without touching the filesystem.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
