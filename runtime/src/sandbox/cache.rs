@@ -21,6 +21,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::bindings::TaskPre;
+use wasmtime_wasi::p2::bindings::CommandPre;
 use super::{HostState, SandboxError};
 
 /// Where a loaded component came from: how much work loading it took.
@@ -34,6 +35,23 @@ pub enum LoadOrigin {
     Compiled,
 }
 
+/// Which world a component is loaded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum World {
+    /// `sluice:task/task`: exports `run(context) -> result<string, task-error>`.
+    Task,
+    /// `wasi:cli/command`: a program with `main` (any language). Core WASI
+    /// preview1 modules are adapted into components for this world.
+    Command,
+}
+
+/// A component linked for its world.
+#[derive(Clone)]
+pub(crate) enum Linked {
+    Task(TaskPre<HostState>),
+    Command(CommandPre<HostState>),
+}
+
 /// A component ready to instantiate.
 pub struct TaskComponent {
     /// blake3 of the component's bytes, hex.
@@ -41,7 +59,30 @@ pub struct TaskComponent {
     pub origin: LoadOrigin,
     /// Time spent compiling or deserializing and linking it.
     pub load_time: Duration,
-    pub(crate) pre: TaskPre<HostState>,
+    pub(crate) pre: Linked,
+}
+
+impl TaskComponent {
+    pub(crate) fn task_pre(&self) -> Option<&TaskPre<HostState>> {
+        match &self.pre {
+            Linked::Task(p) => Some(p),
+            Linked::Command(_) => None,
+        }
+    }
+
+    pub(crate) fn command_pre(&self) -> Option<&CommandPre<HostState>> {
+        match &self.pre {
+            Linked::Command(p) => Some(p),
+            Linked::Task(_) => None,
+        }
+    }
+
+    pub fn world(&self) -> World {
+        match self.pre {
+            Linked::Task(_) => World::Task,
+            Linked::Command(_) => World::Command,
+        }
+    }
 }
 
 impl std::fmt::Debug for TaskComponent {
@@ -53,7 +94,7 @@ impl std::fmt::Debug for TaskComponent {
 pub(crate) struct ComponentCache {
     dir: Option<PathBuf>,
     engine_key: String,
-    linked: Mutex<HashMap<String, Arc<TaskComponent>>>,
+    linked: Mutex<HashMap<(String, World), Arc<TaskComponent>>>,
 }
 
 impl ComponentCache {
@@ -67,9 +108,10 @@ impl ComponentCache {
         linker: &Linker<HostState>,
         bytes: &[u8],
         label: &str,
+        world: World,
     ) -> Result<Arc<TaskComponent>, SandboxError> {
         let hash = blake3::hash(bytes).to_hex().to_string();
-        if let Some(hit) = self.linked.lock().unwrap_or_else(PoisonError::into_inner).get(&hash) {
+        if let Some(hit) = self.linked.lock().unwrap_or_else(PoisonError::into_inner).get(&(hash.clone(), world)) {
             return Ok(Arc::new(TaskComponent {
                 hash: hit.hash.clone(),
                 origin: LoadOrigin::Memory,
@@ -80,12 +122,12 @@ impl ComponentCache {
         let started = Instant::now();
         let (component, origin) = match self.from_disk(engine, &hash) {
             Some(c) => (c, LoadOrigin::Disk),
-            None => (self.compile(engine, bytes, &hash, label)?, LoadOrigin::Compiled),
+            None => (self.compile(engine, bytes, &hash, label, world)?, LoadOrigin::Compiled),
         };
-        let pre = link(linker, &component, label)?;
+        let pre = link(linker, &component, label, world)?;
         let loaded = Arc::new(TaskComponent { hash: hash.clone(), origin, load_time: started.elapsed(), pre });
         tracing::debug!(component = label, hash = %&hash[..16], origin = ?origin, load_ms = loaded.load_time.as_secs_f64() * 1e3, "component loaded");
-        self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, loaded.clone());
+        self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert((hash, world), loaded.clone());
         Ok(loaded)
     }
 
@@ -110,8 +152,16 @@ impl ComponentCache {
         }
     }
 
-    fn compile(&self, engine: &Engine, bytes: &[u8], hash: &str, label: &str) -> Result<Component, SandboxError> {
-        check_is_component(bytes, label)?;
+    fn compile(&self, engine: &Engine, bytes: &[u8], hash: &str, label: &str, world: World) -> Result<Component, SandboxError> {
+        let adapted;
+        let bytes = match (check_is_component(bytes, label), world) {
+            (Ok(()), _) => bytes,
+            (Err(_), World::Command) if is_core_module(bytes) => {
+                adapted = adapt_preview1(bytes, label)?;
+                &adapted[..]
+            }
+            (Err(e), _) => return Err(e),
+        };
         let component = Component::new(engine, bytes).map_err(|e| SandboxError::InvalidComponent {
             component: label.to_string(),
             message: format!("{e:#}"),
@@ -125,13 +175,40 @@ impl ComponentCache {
     }
 }
 
-fn link(linker: &Linker<HostState>, component: &Component, label: &str) -> Result<TaskPre<HostState>, SandboxError> {
-    let wrong_world = |e: wasmtime::Error| SandboxError::WrongWorld {
-        component: label.to_string(),
-        message: format!("{e:#}"),
+fn link(linker: &Linker<HostState>, component: &Component, label: &str, world: World) -> Result<Linked, SandboxError> {
+    let wrong_world = |e: wasmtime::Error| match world {
+        World::Task => SandboxError::WrongWorld { component: label.to_string(), message: format!("{e:#}") },
+        World::Command => SandboxError::NotACommand { component: label.to_string(), message: format!("{e:#}") },
     };
     let pre = linker.instantiate_pre(component).map_err(wrong_world)?;
-    TaskPre::new(pre).map_err(wrong_world)
+    Ok(match world {
+        World::Task => Linked::Task(TaskPre::new(pre).map_err(wrong_world)?),
+        World::Command => Linked::Command(CommandPre::new(pre).map_err(wrong_world)?),
+    })
+}
+
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Turn a core WASI preview1 module (any toolchain's `wasm32-wasip1` output)
+/// into a `wasi:cli/command` component with the official preview1 adapter.
+fn adapt_preview1(module: &[u8], label: &str) -> Result<Vec<u8>, SandboxError> {
+    let invalid = |e: wasmtime::Error| SandboxError::InvalidComponent {
+        component: label.to_string(),
+        message: format!("adapting this WASI preview1 module into a component failed: {e:#}"),
+    };
+    wit_component::ComponentEncoder::default()
+        .module(module)
+        .map_err(|e| invalid(wasmtime::Error::msg(format!("{e:#}"))))?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .map_err(|e| invalid(wasmtime::Error::msg(format!("{e:#}"))))?
+        .validate(true)
+        .encode()
+        .map_err(|e| invalid(wasmtime::Error::msg(format!("{e:#}"))))
 }
 
 /// A clear error for the common mistakes before wasmtime's parser sees the bytes.

@@ -34,6 +34,7 @@
 
 mod bindings;
 mod cache;
+mod command;
 pub mod checkpoint;
 pub mod clocks;
 mod engine;
@@ -51,9 +52,10 @@ use wasmtime::Engine;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub use cache::{LoadOrigin, TaskComponent};
+pub use cache::{LoadOrigin, TaskComponent, World};
 pub use engine::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, MAX_WASM_STACK};
 pub use limits::Limits;
+pub use command::Command;
 pub use run::{FailureKind, Invocation, Outcome, Status, TaskContext};
 
 /// Version of what the sandbox offers a guest (the task world, the WASI
@@ -70,6 +72,8 @@ pub enum SandboxError {
     InvalidComponent { component: String, message: String },
     #[error("{component}: does not implement the sluice task world (sluice:task/task@0.1.0): {message}")]
     WrongWorld { component: String, message: String },
+    #[error("{component}: not a runnable command (a `wasi:cli/command` component or a WASI preview1 module): {message}")]
+    NotACommand { component: String, message: String },
     #[error("cannot start the wasm engine: {0}")]
     Engine(String),
 }
@@ -115,24 +119,34 @@ impl Sandbox {
         Ok(Sandbox { engine, linker, cache })
     }
 
-    /// Load a component from a file (compiling it, or reusing a cached artifact).
+    /// Load a task component from a file (compiling it, or reusing a cached artifact).
     pub fn load_file(&self, path: &Path) -> Result<Arc<TaskComponent>, SandboxError> {
+        self.load_file_as(path, World::Task)
+    }
+
+    /// Load a component from a file as a task or as a command.
+    pub fn load_file_as(&self, path: &Path, world: World) -> Result<Arc<TaskComponent>, SandboxError> {
         let bytes = std::fs::read(path).map_err(|e| SandboxError::Read {
             path: path.to_path_buf(),
             message: if e.kind() == std::io::ErrorKind::NotFound { "file does not exist".into() } else { e.to_string() },
         })?;
-        self.load_bytes(&bytes, &path.display().to_string())
+        self.cache.load(&self.engine, &self.linker, &bytes, &path.display().to_string(), world)
     }
 
     /// Load a component from bytes; `label` names it in errors.
     pub fn load_bytes(&self, bytes: &[u8], label: &str) -> Result<Arc<TaskComponent>, SandboxError> {
-        self.cache.load(&self.engine, &self.linker, bytes, label)
+        self.cache.load(&self.engine, &self.linker, bytes, label, World::Task)
     }
 
     /// Run one attempt of a task. Never panics on guest behaviour: every
     /// failure is an [`Outcome`].
     pub async fn run(&self, component: &TaskComponent, invocation: Invocation) -> Outcome {
         run::run(&self.engine, component, invocation).await
+    }
+
+    /// Run one attempt of a command task (`wasi:cli/command`): exit code 0 is success.
+    pub async fn run_command(&self, component: &TaskComponent, invocation: Invocation, command: Command) -> Outcome {
+        command::run(&self.engine, component, invocation, command).await
     }
 }
 

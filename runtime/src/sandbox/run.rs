@@ -47,6 +47,12 @@ pub struct Invocation {
     pub limits: Limits,
     /// `scope/key` secret names the task may reveal.
     pub secrets: Vec<String>,
+    /// Who started the run: reveals need this principal's read permission.
+    pub principal: String,
+    /// The workspace whose secret scopes the run reads.
+    pub workspace: String,
+    /// Resolves (and audits) `secrets.reveal`; `None`: granted names do not resolve.
+    pub secret_resolver: Option<Arc<dyn crate::secrets::Resolver>>,
     /// Upstream tasks (same run) whose values the task may read.
     pub readable_tasks: BTreeSet<String>,
     pub store: Arc<dyn Store>,
@@ -71,6 +77,9 @@ impl Invocation {
             params: BTreeMap::new(),
             limits: Limits::default(),
             secrets: Vec::new(),
+            principal: String::new(),
+            workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+            secret_resolver: None,
             readable_tasks: BTreeSet::new(),
             store,
             run,
@@ -96,12 +105,15 @@ pub enum FailureKind {
     InvalidOutput,
     /// The host could not start the attempt (e.g. no free sandbox slot).
     Host,
+    /// A command exited with a non-zero code (it cannot say whether that is
+    /// transient, so retry policies apply).
+    Exit,
 }
 
 impl FailureKind {
     /// Whether a retry policy may retry this failure.
     pub fn retryable(self) -> bool {
-        matches!(self, FailureKind::Transient | FailureKind::Trap | FailureKind::Host)
+        matches!(self, FailureKind::Transient | FailureKind::Trap | FailureKind::Host | FailureKind::Exit)
     }
 }
 
@@ -140,19 +152,41 @@ pub(crate) struct InterruptState {
     why: Option<Interrupted>,
 }
 
-pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocation) -> Outcome {
-    let started = Instant::now();
-    let log = CappedLog::new(inv.limits.max_log);
-    let timeout = inv.limits.timeout;
-    let max_output = inv.limits.max_output;
-    let ctx = Context {
-        job: inv.context.job.clone(),
-        run_id: inv.context.run_id.clone(),
-        task_key: inv.context.task_key.clone(),
-        attempt: inv.context.attempt,
-        target: inv.context.target.clone(),
-    };
-    let mut store = WasmStore::new(engine, host_state(&inv, &log, started));
+/// How the guest's standard streams are wired for one attempt.
+pub(crate) struct Io {
+    /// stdout+stderr (or only stderr when `stdout` is set), capped.
+    pub log: CappedLog,
+    /// stdout on its own, when it is the task's output (command tasks).
+    pub stdout: Option<CappedLog>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Io {
+    pub(crate) fn logs_only(inv: &Invocation) -> Io {
+        Io { log: CappedLog::new(inv.limits.max_log), stdout: None, args: Vec::new(), env: Vec::new(), stdin: None }
+    }
+}
+
+/// What the guest gave back.
+pub(crate) enum Returned {
+    /// A task's JSON output.
+    Output(String),
+    /// A task's error.
+    TaskError(TaskError),
+    /// A command's exit code.
+    Exit(i32),
+}
+
+/// The result of calling into the guest: `Err(elapsed)` when the host timer
+/// fired; `(instantiating, error)` when wasmtime reported a failure.
+pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, tokio::time::error::Elapsed>;
+
+/// A store for one attempt: deny-by-default WASI plus the capabilities, the
+/// memory limiter, and the epoch callback enforcing deadline and cancel.
+pub(crate) fn new_store(engine: &Engine, inv: &Invocation, io: &Io, started: Instant) -> WasmStore<HostState> {
+    let mut store = WasmStore::new(engine, host_state(inv, io, started));
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
@@ -167,37 +201,105 @@ pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocat
         }
         Ok(UpdateDeadline::Yield(1))
     });
+    store
+}
 
-    let call = async {
-        let instance = component.pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
-        instance.call_run(&mut store, &ctx).await.map_err(|e| (false, e))
+/// The wall-clock budget of the whole call, host timer included.
+pub(crate) fn host_deadline(inv: &Invocation) -> Duration {
+    inv.limits.timeout + HOST_TIMER_GRACE
+}
+
+pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocation) -> Outcome {
+    let started = Instant::now();
+    let io = Io::logs_only(&inv);
+    let ctx = Context {
+        job: inv.context.job.clone(),
+        run_id: inv.context.run_id.clone(),
+        task_key: inv.context.task_key.clone(),
+        attempt: inv.context.attempt,
+        target: inv.context.target.clone(),
     };
-    let result = tokio::time::timeout(timeout + HOST_TIMER_GRACE, call).await;
+    let mut store = new_store(engine, &inv, &io, started);
+    let result = match component.task_pre() {
+        Some(pre) => {
+            let call = async {
+                let instance = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                match instance.call_run(&mut store, &ctx).await {
+                    Ok(Ok(output)) => Ok(Returned::Output(output)),
+                    Ok(Err(e)) => Ok(Returned::TaskError(e)),
+                    Err(e) => Err((false, e)),
+                }
+            };
+            tokio::time::timeout(host_deadline(&inv), call).await
+        }
+        None => Ok(Err((true, wasmtime::Error::msg("this component is a command; run it as a `kind = \"command\"` task")))),
+    };
+    finish(store, result, &io, &inv, started)
+}
 
+/// Turn what happened into an [`Outcome`].
+pub(crate) fn finish(store: WasmStore<HostState>, result: CallResult, io: &Io, inv: &Invocation, started: Instant) -> Outcome {
     let state = store.into_data();
-    let (text, truncated) = log.take();
-    let status = classify(result, &state, &text, timeout, max_output, &inv.cancel);
-    Outcome {
+    let (mut text, mut truncated) = io.log.take();
+    let result = match (&io.stdout, result) {
+        (Some(out), Ok(Ok(Returned::Exit(0)))) => {
+            let (stdout, cut) = out.take();
+            truncated |= cut;
+            Ok(Ok(Returned::Output(as_json_output(&stdout))))
+        }
+        (Some(out), other) => {
+            // a failed command: its stdout belongs in the log
+            let (stdout, _) = out.take();
+            if !stdout.is_empty() {
+                text = format!("{stdout}{text}");
+            }
+            other
+        }
+        (None, other) => other,
+    };
+    let status = classify(result, &state, &text, inv.limits.timeout, inv.limits.max_output, &inv.cancel);
+    let redactor = state.secrets.redactor();
+    let outcome = Outcome {
         status,
         log: text,
         log_truncated: truncated,
         values: state.values.into_published(),
         secret_audit: state.secrets.audit,
         elapsed: started.elapsed(),
+    };
+    // nothing a task revealed leaves the sandbox
+    secrets::redact_outcome(outcome, &redactor)
+}
+
+/// A command's stdout as a task output: itself when it is JSON, else a JSON string.
+fn as_json_output(stdout: &str) -> String {
+    let trimmed = stdout.trim();
+    match serde_json::from_str::<serde_json::Value>(trimmed) {
+        Ok(_) if !trimmed.is_empty() => trimmed.to_string(),
+        _ => serde_json::Value::String(stdout.to_string()).to_string(),
     }
 }
 
-fn host_state(inv: &Invocation, log: &CappedLog, started: Instant) -> HostState {
+fn host_state(inv: &Invocation, io: &Io, started: Instant) -> HostState {
     let ticks = Ticks::default();
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(log.clone())
-        .stderr(log.clone())
+    match &io.stdout {
+        Some(out) => wasi.stdout(out.clone()),
+        None => wasi.stdout(io.log.clone()),
+    };
+    wasi.stderr(io.log.clone())
+        .args(&io.args)
+        .envs(&io.env)
         .wall_clock(VirtualWallClock::new(inv.logical_start, ticks.clone()))
         .monotonic_clock(VirtualMonotonicClock::new(ticks))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    if let Some(stdin) = &io.stdin {
+        wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin.clone()));
+    }
     let task = &inv.context.task_key;
+    let secrets = secrets::Secrets::for_invocation(inv);
     HostState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -208,22 +310,22 @@ fn host_state(inv: &Invocation, log: &CappedLog, started: Instant) -> HostState 
             run: inv.run,
             readable: inv.readable_tasks.clone(),
         })),
-        secrets: secrets::Secrets::new(task, inv.secrets.iter().cloned()),
-        checkpoints: checkpoint::Checkpoints::new(inv.store.clone(), inv.run, task),
+        checkpoints: checkpoint::Checkpoints::new(inv.store.clone(), inv.run, task).guarded(secrets.revealed()),
+        secrets,
         interrupt: InterruptState { deadline: started + inv.limits.timeout, cancel: inv.cancel.clone(), why: None },
     }
 }
-
-type CallResult = Result<Result<Result<String, TaskError>, (bool, wasmtime::Error)>, tokio::time::error::Elapsed>;
 
 fn classify(result: CallResult, state: &HostState, log: &str, timeout: Duration, max_output: u64, cancel: &AtomicBool) -> Status {
     let timed_out = || Status::TimedOut { message: format!("timed out after {}", crate::util::human_duration(timeout)) };
     match result {
         Err(_elapsed) if cancel.load(Ordering::Relaxed) => Status::Canceled,
         Err(_elapsed) => timed_out(),
-        Ok(Ok(Ok(output))) => check_output(output, max_output),
-        Ok(Ok(Err(TaskError::Transient(m)))) => Status::Failed { kind: FailureKind::Transient, message: m },
-        Ok(Ok(Err(TaskError::Permanent(m)))) => Status::Failed { kind: FailureKind::Permanent, message: m },
+        Ok(Ok(Returned::Output(output))) => check_output(output, max_output),
+        Ok(Ok(Returned::TaskError(TaskError::Transient(m)))) => Status::Failed { kind: FailureKind::Transient, message: m },
+        Ok(Ok(Returned::TaskError(TaskError::Permanent(m)))) => Status::Failed { kind: FailureKind::Permanent, message: m },
+        Ok(Ok(Returned::Exit(0))) => Status::Success { output: "null".into() },
+        Ok(Ok(Returned::Exit(code))) => Status::Failed { kind: FailureKind::Exit, message: format!("exited with code {code}") },
         Ok(Err((instantiating, e))) => match state.interrupt.why {
             Some(Interrupted::Canceled) => Status::Canceled,
             Some(Interrupted::Deadline) => timed_out(),

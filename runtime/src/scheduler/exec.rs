@@ -342,7 +342,7 @@ impl Exec {
             if self.slots[i].state != TaskState::Queued {
                 continue;
             }
-            let is_component = matches!(self.slots[i].spec.kind, TaskKind::Component { .. });
+            let is_component = matches!(self.slots[i].spec.kind, TaskKind::Component { .. } | TaskKind::Command { .. });
             let blocked = (is_component && self.running_components >= self.max_parallel()) || !self.start(i)?;
             if blocked {
                 // no slot for this one; later component tasks would not get one
@@ -491,6 +491,7 @@ pub(crate) fn failure_label(kind: crate::sandbox::FailureKind) -> &'static str {
         MemoryLimit => "out of memory",
         InvalidOutput => "invalid output",
         Host => "host error",
+        Exit => "command failed",
     }
 }
 

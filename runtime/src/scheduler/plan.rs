@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{PinnedComponent, PlannedTask, RunId, RunPlan};
-use crate::sandbox::{Limits as SandboxLimits, Sandbox, SandboxError, TaskComponent};
+use crate::sandbox::{Limits as SandboxLimits, Sandbox, SandboxError, TaskComponent, World};
 use crate::spec::{Bundle, JobSpec, TaskKind, TaskSpec};
 
 use super::SchedulerError;
@@ -15,20 +15,38 @@ use super::SchedulerError;
 /// Components loaded for a run, by component name.
 pub(crate) type Loaded = BTreeMap<String, Arc<TaskComponent>>;
 
-/// Every component name a job's tasks use (for_each templates included).
-fn component_names(job: &JobSpec) -> Vec<&str> {
-    let mut names: Vec<&str> = job
-        .tasks
-        .iter()
-        .filter_map(|t| match &t.kind {
-            TaskKind::Component { component } => Some(component.as_str()),
-            TaskKind::ForEach { template, .. } => Some(template.component.as_str()),
-            _ => None,
-        })
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+/// Every component a job's tasks use (for_each templates included), with the
+/// world it is loaded as: a component any command task runs is a command.
+fn component_worlds(job: &JobSpec) -> BTreeMap<&str, World> {
+    let mut worlds = BTreeMap::new();
+    for t in &job.tasks {
+        match &t.kind {
+            TaskKind::Component { component } => {
+                worlds.entry(component.as_str()).or_insert(World::Task);
+            }
+            TaskKind::ForEach { template, .. } => {
+                worlds.entry(template.component.as_str()).or_insert(World::Task);
+            }
+            TaskKind::Command { component, .. } => {
+                worlds.insert(component.as_str(), World::Command);
+            }
+            TaskKind::Condition { .. } | TaskKind::RunJob { .. } => {}
+        }
+    }
+    worlds
+}
+
+/// The world of every component a plan's jobs use.
+fn plan_worlds(plan: &RunPlan) -> BTreeMap<String, World> {
+    let mut out = BTreeMap::new();
+    for job in std::iter::once(&plan.job).chain(plan.jobs.values()) {
+        for (name, world) in component_worlds(job) {
+            if world == World::Command || !out.contains_key(name) {
+                out.insert(name.to_string(), world);
+            }
+        }
+    }
+    out
 }
 
 /// Jobs reachable from `job` through `run_job` tasks (including itself).
@@ -57,14 +75,14 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
     let mut loaded = Loaded::new();
     let mut pinned = BTreeMap::new();
     for j in jobs.values() {
-        for name in component_names(j) {
-            if loaded.contains_key(name) {
+        for (name, world) in component_worlds(j) {
+            if loaded.get(name).is_some_and(|c: &Arc<TaskComponent>| c.world() == world || world == World::Task) {
                 continue;
             }
             let spec = bundle.components.get(name).ok_or_else(|| {
                 SchedulerError::Parameters(format!("job `{}` uses unknown component `{name}`", j.name))
             })?;
-            let component = sandbox.load_file(&spec.path).map_err(|e| match e {
+            let component = sandbox.load_file_as(&spec.path, world).map_err(|e| match e {
                 SandboxError::Read { path, message } => SandboxError::Read {
                     path,
                     message: format!("{message} (component `{name}` of {}; did you build the tasks?)", bundle.file.display()),
@@ -76,7 +94,15 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
         }
     }
     let others = jobs.into_iter().filter(|(n, _)| *n != job.name).map(|(n, j)| (n, j.clone())).collect();
-    let plan = RunPlan { bundle_root: bundle.root.clone(), job: job.clone(), jobs: others, components: pinned, parent: None };
+    let plan = RunPlan {
+        bundle_root: bundle.root.clone(),
+        job: job.clone(),
+        jobs: others,
+        components: pinned,
+        parent: None,
+        principal: String::new(),
+        workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+    };
     Ok((plan, loaded))
 }
 
@@ -84,8 +110,10 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
 /// must still have the hash the run started with.
 pub(crate) fn reload(sandbox: &Sandbox, plan: &RunPlan) -> Result<Loaded, SchedulerError> {
     let mut loaded = Loaded::new();
+    let worlds = plan_worlds(plan);
     for (name, pin) in &plan.components {
-        let component = sandbox.load_file(&pin.path)?;
+        let world = worlds.get(name).copied().unwrap_or(World::Task);
+        let component = sandbox.load_file_as(&pin.path, world)?;
         if component.hash != pin.hash {
             return Err(SchedulerError::Parameters(format!(
                 "component `{name}` ({}) changed since the run started ({} → {}); it cannot be resumed or repaired with different code",
@@ -129,6 +157,8 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, params: BTreeMap<St
         jobs: BTreeMap::new(),
         components: BTreeMap::from([(key, PinnedComponent { path: path.to_path_buf(), hash: component.hash.clone() })]),
         parent: None,
+        principal: String::new(),
+        workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
     }
 }
 
@@ -139,7 +169,7 @@ pub(crate) fn planned_tasks(plan: &RunPlan) -> Vec<PlannedTask> {
         .iter()
         .map(|t| {
             let (component, hash) = match &t.kind {
-                TaskKind::Component { component } => (component.clone(), hash_of(plan, component)),
+                TaskKind::Component { component } | TaskKind::Command { component, .. } => (component.clone(), hash_of(plan, component)),
                 TaskKind::ForEach { template, .. } => (template.component.clone(), hash_of(plan, &template.component)),
                 TaskKind::Condition { .. } => ("(condition)".to_string(), String::new()),
                 TaskKind::RunJob { job, .. } => (format!("(run_job {job})"), String::new()),
@@ -176,5 +206,7 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
         jobs,
         components: plan.components.clone(),
         parent: Some((parent, task.to_string())),
+        principal: plan.principal.clone(),
+        workspace: plan.workspace.clone(),
     })
 }

@@ -87,7 +87,7 @@ impl Exec {
             return self.ended(i, TaskResult::Canceled);
         }
         match self.slots[i].spec.kind.clone() {
-            TaskKind::Component { .. } => {
+            TaskKind::Component { .. } | TaskKind::Command { .. } => {
                 let Some(attempt) = open else { return self.queue(i) };
                 self.record_restarted(i, attempt)?;
                 if !self.schedule_retry(i, attempt)? {

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{Event, RunView, TaskResult, TaskState, iteration_key};
-use crate::sandbox::{Invocation, Limits, TaskContext};
-use crate::spec::{TaskKind, TaskSpec};
+use crate::sandbox::{Command, Invocation, Limits, TaskContext};
+use crate::spec::{Stdin, TaskKind, TaskSpec};
 
 use super::exec::{Done, Exec, Slot};
 use super::params::{self, Scope};
@@ -16,7 +16,11 @@ impl Exec {
     /// Start slot `i`. `Ok(false)`: no free sandbox slot yet; try again later.
     pub(crate) fn start(&mut self, i: usize) -> Result<bool, SchedulerError> {
         match self.slots[i].spec.kind.clone() {
-            TaskKind::Component { component } => self.start_component(i, &component),
+            TaskKind::Component { component } => self.start_component(i, &component, None),
+            TaskKind::Command { component, args, env, stdin, stdout_is_output } => {
+                let command = CommandSpec { args, env, stdin, stdout_is_output };
+                self.start_component(i, &component, Some(command))
+            }
             TaskKind::Condition { op, left, right } => {
                 let attempt = self.begin(i)?;
                 let rendered = self.render(i, attempt, &left).and_then(|l| Ok((l, self.render(i, attempt, &right)?)));
@@ -133,13 +137,14 @@ impl Exec {
         params::render(text, &self.scope(i, attempt))
     }
 
-    fn start_component(&mut self, i: usize, component: &str) -> Result<bool, SchedulerError> {
+    fn start_component(&mut self, i: usize, component: &str, command: Option<CommandSpec>) -> Result<bool, SchedulerError> {
         let Ok(permit) = self.rt.slots.clone().try_acquire_owned() else { return Ok(false) };
         let attempt = self.slots[i].next_attempt;
         let spec = self.slots[i].spec.clone();
-        let rendered = params::render_all(&spec.params, &self.scope(i, attempt));
+        let rendered = params::render_all(&spec.params, &self.scope(i, attempt))
+            .and_then(|p| Ok((p, command.map(|c| self.render_command(i, attempt, c)).transpose()?)));
         let attempt = self.begin(i)?;
-        let params = match rendered {
+        let (params, command) = match rendered {
             Ok(p) => p,
             Err(e) => {
                 self.finish_inline(i, attempt, TaskResult::Failed, None, Some(e), None)?;
@@ -162,6 +167,9 @@ impl Exec {
             params,
             limits: limits_of(&spec, self.plan.job.timeout),
             secrets: spec.secrets.clone(),
+            principal: self.plan.principal.clone(),
+            workspace: self.plan.workspace.clone(),
+            secret_resolver: self.rt.secrets.clone(),
             readable_tasks: self.upstream_closure(i),
             store: self.rt.store.clone(),
             run: self.journal.run(),
@@ -171,12 +179,28 @@ impl Exec {
         self.running_components += 1;
         let sandbox = self.rt.sandbox.clone();
         let handle = self.running.spawn(async move {
-            let outcome = sandbox.run(&loaded, invocation).await;
+            let outcome = match command {
+                Some(command) => sandbox.run_command(&loaded, invocation, command).await,
+                None => sandbox.run(&loaded, invocation).await,
+            };
             drop(permit);
             Done::Attempt { slot: i, attempt, outcome }
         });
         self.running_ids.insert(handle.id(), (i, attempt));
         Ok(true)
+    }
+
+    /// A command task's args, env and stdin with every reference filled in.
+    fn render_command(&self, i: usize, attempt: u32, c: CommandSpec) -> Result<Command, String> {
+        let scope = self.scope(i, attempt);
+        let args = c.args.iter().enumerate().map(|(n, a)| params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}"))).collect::<Result<_, _>>()?;
+        let env = c.env.iter().map(|(k, v)| Ok((k.clone(), params::render(v, &scope).map_err(|e| format!("env {k}: {e}"))?))).collect::<Result<_, String>>()?;
+        let stdin = match c.stdin {
+            None => None,
+            Some(Stdin::Text(text)) => Some(params::render(&text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes()),
+            Some(Stdin::File(path)) => Some(read_stdin_file(&path)?),
+        };
+        Ok(Command { args, env, stdin, stdout_is_output: c.stdout_is_output })
     }
 
     /// Every task slot `i` depends on, directly or transitively (for an
@@ -267,6 +291,25 @@ pub(crate) fn limits_of(spec: &TaskSpec, job_timeout: Option<std::time::Duration
         max_log: spec.limits.max_log.unwrap_or(d.max_log),
         max_output: spec.limits.max_output.unwrap_or(d.max_output),
     }
+}
+
+/// A command task's inputs as the bundle gives them (before templating).
+struct CommandSpec {
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    stdin: Option<Stdin>,
+    stdout_is_output: bool,
+}
+
+/// Largest file a command task may take on stdin: stdin is held in memory.
+pub const MAX_STDIN_FILE_BYTES: u64 = 64 << 20;
+
+fn read_stdin_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_err(|e| format!("stdin_file {}: {e}", path.display()))?.len();
+    if len > MAX_STDIN_FILE_BYTES {
+        return Err(format!("stdin_file {} is {len} bytes, over the limit of {MAX_STDIN_FILE_BYTES}", path.display()));
+    }
+    std::fs::read(path).map_err(|e| format!("stdin_file {}: {e}", path.display()))
 }
 
 /// for_each inputs: a JSON array; strings are passed as-is, anything else as JSON text.
