@@ -128,6 +128,27 @@ impl Sluice {
         Out::from(out)
     }
 
+    /// Run `sluice ARGS --state <this test's state>` with `env` set (and the secrets
+    /// variables `SLUICE_PRINCIPAL`, `SLUICE_MASTER_KEY`, `SLUICE_WORKSPACE` cleared
+    /// unless given) and `stdin` fed to it.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
+        use std::io::Write as _;
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args).arg("--state").arg(self.state()).env_remove("SLUICE_STATE");
+        for var in ["SLUICE_PRINCIPAL", "SLUICE_MASTER_KEY", "SLUICE_WORKSPACE"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied());
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning sluice");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).expect("writing stdin");
+        }
+        drop(input);
+        Out::from(child.wait_with_output().expect("waiting for sluice"))
+    }
+
     /// `sluice task run COMPONENT --json PARAMS...`, returning the run's record.
     pub fn task_run(&self, component: &Path, extra: &[&str]) -> (Out, Value) {
         let mut args = vec!["task", "run", component.to_str().expect("utf-8 path"), "--json"];
@@ -243,4 +264,32 @@ impl Background {
     pub fn wait(mut self) -> i32 {
         self.child.wait().expect("waiting for sluice").code().unwrap_or(-1)
     }
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 answering every request with `body`
+/// (200 OK), in a background thread, until the test process exits. Returns
+/// its port and a counter of requests served.
+pub fn http_server(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(1000) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let mut request = Vec::new();
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (port, served)
 }

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use super::{EXIT_RUN_FAILED, parse_param, print, state};
 use crate::model::RunView;
 use crate::sandbox::Limits;
-use crate::scheduler::{JobRequest, Observer, Quiet, Runtime};
+use crate::scheduler::{CommandInputs, JobRequest, Observer, Quiet, Runtime, SingleTask};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// Deployment target the run belongs to.
     #[arg(long, default_value = "dev")]
     pub target: String,
+    /// Workspace whose secret scopes the run reads.
+    #[arg(long, default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE")]
+    pub workspace: String,
     /// Print the finished run's record as JSON (and nothing else on stdout).
     #[arg(long)]
     pub json: bool,
@@ -54,6 +57,22 @@ pub struct TaskRunArgs {
     /// Print the finished run's record as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run it as a command: a `wasi:cli/command` component or a WASI preview1
+    /// module (a program with `main`, from any toolchain); exit code 0 is success.
+    #[arg(long)]
+    pub command: bool,
+    /// An environment variable for a command: --env KEY=VALUE (repeatable; nothing else is set).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_param, requires = "command")]
+    pub env: Vec<(String, String)>,
+    /// A file fed to a command's stdin.
+    #[arg(long, requires = "command")]
+    pub stdin_file: Option<PathBuf>,
+    /// A command's stdout is the task's output (JSON as-is, other text as a JSON string).
+    #[arg(long, requires = "command")]
+    pub stdout_output: bool,
+    /// A command's arguments (after `--`).
+    #[arg(last = true, requires = "command")]
+    pub args: Vec<String>,
 }
 
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -61,7 +80,8 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     let job = bundle.job(args.job.as_deref())?;
     let dir = state::state_dir(state_arg, &bundle.root);
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
-    let rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
+    let mut rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
+    rt.workspace = args.workspace;
     watch_ctrl_c(rt.cancel.clone());
     let tokio = tokio_runtime()?;
     resume_interrupted(&rt, &tokio, args.json)?;
@@ -82,8 +102,17 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         timeout: args.timeout.unwrap_or(defaults.timeout),
         ..defaults
     };
-    let params = args.params.into_iter().collect();
-    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, params, limits))?;
+    let command = args.command.then(|| CommandInputs {
+        args: args.args,
+        env: args.env.into_iter().collect(),
+        stdin: args.stdin_file.map(crate::spec::Stdin::File),
+        stdout_is_output: args.stdout_output,
+    });
+    if command.is_some() && !args.params.is_empty() {
+        anyhow::bail!("--param is for task components; a command takes arguments after `--`, --env and --stdin-file");
+    }
+    let task = SingleTask { params: args.params.into_iter().collect(), limits, command };
+    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task))?;
     finish(&view, args.json, &dir)
 }
 

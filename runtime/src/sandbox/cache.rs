@@ -220,8 +220,9 @@ fn check_is_component(bytes: &[u8], label: &str) -> Result<(), SandboxError> {
     }
     if bytes[4..8] == [1, 0, 0, 0] {
         return invalid(
-            "this is a core WebAssembly module, not a component; build the task for `wasm32-wasip2` \
-             (a wit-bindgen guest built that way is already a component)"
+            "this is a core WebAssembly module, not a component; build a task for `wasm32-wasip2` \
+             (a wit-bindgen guest built that way is already a component), or run a program with \
+             `main` built for wasm32-wasip1 as a command task (`kind = \"command\"`, `sluice task run --command`)"
                 .into(),
         );
     }

@@ -39,7 +39,10 @@ pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocat
         env: cmd.env,
         stdin: cmd.stdin,
     };
-    let mut store = run::new_store(engine, &inv, &io, started);
+    let mut store = match run::new_store(engine, &inv, &io, started) {
+        Ok(store) => store,
+        Err(e) => return run::setup_failed(e, started),
+    };
     let result = match component.command_pre() {
         Some(pre) => {
             let call = async {

@@ -38,6 +38,8 @@ mod command;
 pub mod checkpoint;
 pub mod clocks;
 mod engine;
+pub mod files;
+pub mod http;
 pub mod limits;
 pub mod logs;
 pub mod params;
@@ -87,6 +89,11 @@ pub struct SandboxConfig {
 
 /// The per-attempt state a guest's store holds: WASI plus one piece per capability.
 pub(crate) struct HostState {
+    /// Held for the attempt's lifetime: dropping it wipes the scratch `/tmp`.
+    #[allow(dead_code)]
+    files: files::Files,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    http_policy: http::HttpPolicy,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: limits::TaskLimiter,
@@ -95,6 +102,12 @@ pub(crate) struct HostState {
     secrets: secrets::Secrets,
     checkpoints: checkpoint::Checkpoints,
     interrupt: run::InterruptState,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_policy }
+    }
 }
 
 impl WasiView for HostState {
@@ -154,6 +167,7 @@ impl Sandbox {
 fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     params::add_to_linker(&mut linker)?;
     values::add_to_linker(&mut linker)?;
     secrets::add_to_linker(&mut linker)?;

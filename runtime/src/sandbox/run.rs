@@ -61,6 +61,10 @@ pub struct Invocation {
     pub logical_start: SystemTime,
     /// Set to stop the attempt promptly (it ends `Canceled`).
     pub cancel: Arc<AtomicBool>,
+    /// Host directories the guest sees (WASI preopens), besides its scratch `/tmp`.
+    pub mounts: Vec<crate::spec::Mount>,
+    /// Where outbound HTTP may go; empty = no network.
+    pub allow_hosts: Vec<crate::spec::HostRule>,
 }
 
 impl Invocation {
@@ -85,6 +89,8 @@ impl Invocation {
             run,
             logical_start: SystemTime::now(),
             cancel: Arc::new(AtomicBool::new(false)),
+            mounts: Vec::new(),
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -185,8 +191,8 @@ pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, t
 
 /// A store for one attempt: deny-by-default WASI plus the capabilities, the
 /// memory limiter, and the epoch callback enforcing deadline and cancel.
-pub(crate) fn new_store(engine: &Engine, inv: &Invocation, io: &Io, started: Instant) -> WasmStore<HostState> {
-    let mut store = WasmStore::new(engine, host_state(inv, io, started));
+pub(crate) fn new_store(engine: &Engine, inv: &Invocation, io: &Io, started: Instant) -> Result<WasmStore<HostState>, String> {
+    let mut store = WasmStore::new(engine, host_state(inv, io, started)?);
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
@@ -201,7 +207,19 @@ pub(crate) fn new_store(engine: &Engine, inv: &Invocation, io: &Io, started: Ins
         }
         Ok(UpdateDeadline::Yield(1))
     });
-    store
+    Ok(store)
+}
+
+/// The outcome of an attempt that could not be set up (e.g. a mount vanished).
+pub(crate) fn setup_failed(message: String, started: Instant) -> Outcome {
+    Outcome {
+        status: Status::Failed { kind: FailureKind::Host, message: format!("could not set up the sandbox: {message}") },
+        log: String::new(),
+        log_truncated: false,
+        values: Vec::new(),
+        secret_audit: Vec::new(),
+        elapsed: started.elapsed(),
+    }
 }
 
 /// The wall-clock budget of the whole call, host timer included.
@@ -219,7 +237,10 @@ pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocat
         attempt: inv.context.attempt,
         target: inv.context.target.clone(),
     };
-    let mut store = new_store(engine, &inv, &io, started);
+    let mut store = match new_store(engine, &inv, &io, started) {
+        Ok(store) => store,
+        Err(e) => return setup_failed(e, started),
+    };
     let result = match component.task_pre() {
         Some(pre) => {
             let call = async {
@@ -240,6 +261,7 @@ pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocat
 /// Turn what happened into an [`Outcome`].
 pub(crate) fn finish(store: WasmStore<HostState>, result: CallResult, io: &Io, inv: &Invocation, started: Instant) -> Outcome {
     let state = store.into_data();
+    let denied = state.http_policy.denied_lines();
     let (mut text, mut truncated) = io.log.take();
     let result = match (&io.stdout, result) {
         (Some(out), Ok(Ok(Returned::Exit(0)))) => {
@@ -257,6 +279,9 @@ pub(crate) fn finish(store: WasmStore<HostState>, result: CallResult, io: &Io, i
         }
         (None, other) => other,
     };
+    if !denied.is_empty() {
+        text.push_str(&denied);
+    }
     let status = classify(result, &state, &text, inv.limits.timeout, inv.limits.max_output, &inv.cancel);
     let redactor = state.secrets.redactor();
     let outcome = Outcome {
@@ -280,7 +305,7 @@ fn as_json_output(stdout: &str) -> String {
     }
 }
 
-fn host_state(inv: &Invocation, io: &Io, started: Instant) -> HostState {
+fn host_state(inv: &Invocation, io: &Io, started: Instant) -> Result<HostState, String> {
     let ticks = Ticks::default();
     let mut wasi = WasiCtxBuilder::new();
     match &io.stdout {
@@ -298,9 +323,13 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant) -> HostState {
     if let Some(stdin) = &io.stdin {
         wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin.clone()));
     }
+    let files = super::files::Files::grant(&mut wasi, &inv.mounts, None)?;
     let task = &inv.context.task_key;
     let secrets = secrets::Secrets::for_invocation(inv);
-    HostState {
+    Ok(HostState {
+        files,
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        http_policy: super::http::HttpPolicy::new(inv.allow_hosts.clone()),
         wasi: wasi.build(),
         table: ResourceTable::new(),
         limiter: TaskLimiter::new(inv.limits.memory),
@@ -313,7 +342,7 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant) -> HostState {
         checkpoints: checkpoint::Checkpoints::new(inv.store.clone(), inv.run, task).guarded(secrets.revealed()),
         secrets,
         interrupt: InterruptState { deadline: started + inv.limits.timeout, cancel: inv.cancel.clone(), why: None },
-    }
+    })
 }
 
 fn classify(result: CallResult, state: &HostState, log: &str, timeout: Duration, max_output: u64, cancel: &AtomicBool) -> Status {

@@ -86,6 +86,12 @@ pub struct Runtime {
     /// Sandboxes this process runs at once, across all runs (the global bound).
     pub slots: Arc<Semaphore>,
     pub observer: Arc<dyn Observer>,
+    /// Who starts runs (recorded in each new run's plan; secrets are revealed for it).
+    pub principal: String,
+    /// The workspace new runs read secret scopes from.
+    pub workspace: String,
+    /// Resolves tasks' `secrets.reveal` calls; `None`: granted names do not resolve.
+    pub secrets: Option<Arc<dyn crate::secrets::Resolver>>,
 }
 
 impl Runtime {
@@ -98,6 +104,9 @@ impl Runtime {
             control: None,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
             observer: Arc::new(Quiet),
+            principal: String::new(),
+            workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+            secrets: None,
         }
     }
 }
@@ -109,6 +118,24 @@ pub struct JobRequest<'a> {
     /// `--param k=v` overrides of job parameters.
     pub overrides: BTreeMap<String, String>,
     pub target: String,
+}
+
+/// One component to run without a bundle.
+#[derive(Debug, Clone, Default)]
+pub struct SingleTask {
+    pub params: BTreeMap<String, String>,
+    pub limits: Limits,
+    /// Run it as a command (`wasi:cli/command` or a WASI preview1 module).
+    pub command: Option<CommandInputs>,
+}
+
+/// What a command gets.
+#[derive(Debug, Clone, Default)]
+pub struct CommandInputs {
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub stdin: Option<crate::spec::Stdin>,
+    pub stdout_is_output: bool,
 }
 
 /// What to repair.
@@ -126,7 +153,9 @@ impl Runtime {
     /// Run a job from a bundle to its end. Components are loaded (and bad ones
     /// refused) before the run is created, so a bad bundle leaves no run behind.
     pub async fn run_job(&self, req: JobRequest<'_>) -> Result<RunView, SchedulerError> {
-        let (plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
+        let (mut plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
+        plan.principal = self.principal.clone();
+        plan.workspace = self.workspace.clone();
         let run = self.store.next_run_id()?;
         let started = self.clock.now();
         let parameters = resolve_job_parameters(req.job, &req.overrides, run, started)?;
@@ -135,9 +164,12 @@ impl Runtime {
     }
 
     /// Run one component with no bundle (`sluice task run`).
-    pub async fn run_component(&self, path: &Path, params: BTreeMap<String, String>, limits: Limits) -> Result<RunView, SchedulerError> {
-        let component = self.sandbox.load_file(path)?;
-        let plan = plan::single(path, &component, params, limits);
+    pub async fn run_component(&self, path: &Path, task: SingleTask) -> Result<RunView, SchedulerError> {
+        let world = if task.command.is_some() { crate::sandbox::World::Command } else { crate::sandbox::World::Task };
+        let component = self.sandbox.load_file_as(path, world)?;
+        let mut plan = plan::single(path, &component, task);
+        plan.principal = self.principal.clone();
+        plan.workspace = self.workspace.clone();
         let key = plan.job.tasks[0].key.clone();
         let loaded: Loaded = BTreeMap::from([(key, component)]);
         let run = self.store.next_run_id()?;

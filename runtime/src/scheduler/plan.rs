@@ -128,14 +128,19 @@ pub(crate) fn reload(sandbox: &Sandbox, plan: &RunPlan) -> Result<Loaded, Schedu
 }
 
 /// The plan of a bundle-less run of one component (`sluice task run`).
-pub(crate) fn single(path: &Path, component: &TaskComponent, params: BTreeMap<String, String>, limits: SandboxLimits) -> RunPlan {
+pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::SingleTask) -> RunPlan {
     let key = task_key_for(path);
+    let limits: SandboxLimits = single.limits;
+    let kind = match single.command {
+        None => TaskKind::Component { component: key.clone() },
+        Some(c) => TaskKind::Command { component: key.clone(), args: c.args, env: c.env, stdin: c.stdin, stdout_is_output: c.stdout_is_output },
+    };
     let task = TaskSpec {
         key: key.clone(),
-        kind: TaskKind::Component { component: key.clone() },
+        kind,
         depends_on: Vec::new(),
         run_if: Default::default(),
-        params,
+        params: single.params,
         timeout: Some(limits.timeout),
         limits: crate::spec::Limits {
             memory: Some(limits.memory),

@@ -175,6 +175,8 @@ impl Exec {
             run: self.journal.run(),
             logical_start: self.logical_start,
             cancel: self.run_cancel.clone(),
+            mounts: spec.mounts.clone(),
+            allow_hosts: spec.allow_hosts.clone(),
         };
         self.running_components += 1;
         let sandbox = self.rt.sandbox.clone();

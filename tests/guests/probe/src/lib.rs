@@ -8,7 +8,14 @@
 //! * `read_value=task.key` → `"read"`: that upstream value, or `null`;
 //! * `checkpoint=V` → loads checkpoint `cp` (`"checkpoint_before"`: its previous contents as a
 //!   string, or `null`), then saves `V` under `cp`;
-//! * `secret=name` → `"secret_result"`: `{"ok": value}` or `{"err": message}`;
+//! * `secret=name` → `"secret_result"`: `{"ok": value}` or `{"err": message}`, and on success
+//!   `"secret_len"`: the value's length in bytes;
+//! * `echo_secret=1` (with `secret`) → tries to leak the revealed value every way the host
+//!   must redact: prints it and its base64 to stdout, its URL-safe base64 and percent-encoding
+//!   to stderr, puts `"echo": {raw, b64, b64url, pct, basic}` in the output (`basic`: an
+//!   HTTP Basic header for `user:<value>`), publishes it as value `leak`, appends it to the
+//!   `fail` message, and tries to save it as checkpoint `cp_secret` (`"checkpoint_secret"`:
+//!   `{"ok": true}` or `{"err": message}`);
 //! * `print=S` → `S` on stdout; `eprint=S` → `S` on stderr;
 //! * `fail=transient|permanent` → after all of the above, fail with that kind and param
 //!   `message` (default `probe failed`);
@@ -104,8 +111,28 @@ impl Task for Probe {
             checkpoint::save("cp", cp.as_bytes())?;
         }
 
+        let mut leaked = None;
         if let Some(name) = params::get("secret") {
-            out.insert("secret_result".into(), result(secrets::reveal(&name)));
+            let revealed = secrets::reveal(&name);
+            if let Ok(v) = &revealed {
+                out.insert("secret_len".into(), json!(v.len()));
+                leaked = params::get("echo_secret").filter(|e| e == "1").map(|_| v.clone());
+            }
+            out.insert("secret_result".into(), result(revealed));
+        }
+        if let Some(v) = &leaked {
+            println!("secret={v} b64={}", base64(v.as_bytes(), STD));
+            eprintln!("b64url={} pct={}", base64(v.as_bytes(), URL), percent(v));
+            let basic = format!("Authorization: Basic {}", base64(format!("user:{v}").as_bytes(), STD));
+            out.insert(
+                "echo".into(),
+                json!({ "raw": v, "b64": base64(v.as_bytes(), STD), "b64url": base64(v.as_bytes(), URL), "pct": percent(v), "basic": basic }),
+            );
+            let _ = values::set_json("leak", &Value::String(v.clone()).to_string());
+            out.insert(
+                "checkpoint_secret".into(),
+                result(checkpoint::save("cp_secret", v.as_bytes()).map(|()| true)),
+            );
         }
 
         if let Some(s) = params::get("print") {
@@ -115,7 +142,10 @@ impl Task for Probe {
             eprintln!("{s}");
         }
 
-        let message = params::get("message").unwrap_or_else(|| "probe failed".into());
+        let mut message = params::get("message").unwrap_or_else(|| "probe failed".into());
+        if let Some(v) = &leaked {
+            message = format!("{message}: {v}");
+        }
         if below("fail_below_attempt") {
             return Err(TaskError::transient(format!(
                 "{message} (attempt {})",
@@ -134,6 +164,38 @@ impl Task for Probe {
 }
 
 sluice_sdk::export_task!(Probe);
+
+const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64 with padding over `alphabet` (the guest carries no base64 crate).
+fn base64(bytes: &[u8], alphabet: &[u8; 64]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(alphabet[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encoding of everything but RFC 3986 unreserved characters.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -170,6 +232,14 @@ mod tests {
         assert_eq!(testing::published("rows"), Some(json!(3)));
         assert_eq!(testing::published("word"), Some(json!("hi")));
         assert_eq!(testing::host().checkpoints["cp"], b"two");
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(base64(b"user:pass", STD), "dXNlcjpwYXNz");
+        assert_eq!(base64(b"ab?>", STD), "YWI/Pg==");
+        assert_eq!(base64(b"ab?>", URL), "YWI_Pg==");
+        assert_eq!(percent("a b/ü"), "a%20b%2F%C3%BC");
     }
 
     #[test]

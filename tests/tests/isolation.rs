@@ -1,0 +1,157 @@
+//! What a guest can and cannot reach: mounts (and escapes from them), its
+//! scratch /tmp, environment, sockets, outbound HTTP through the allowlist,
+//! and command tasks' inputs. Every case leaves the host healthy.
+
+use serde_json::Value;
+use sluice_tests::{Sluice, guest, last_attempt, task_of};
+
+fn output(run: &Value, key: &str) -> Value {
+    let a = last_attempt(run, key);
+    serde_json::from_str(a["output"].as_str().unwrap_or_else(|| panic!("{key} has no output: {a:#}"))).unwrap()
+}
+
+fn run_bundle(s: &Sluice, name: &str, toml: &str) -> (i32, Value) {
+    let dir = s.bundle(name, toml);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    let json = out.json();
+    (out.code, json)
+}
+
+const HEAD: &str = "[bundle]\nname = \"iso\"\n[components]\nfs = \"{guest:fsprobe}\"\nnet = \"{guest:netprobe}\"\ncmd = \"{guest:cmd}\"\n";
+
+#[test]
+fn mounts_are_confined_and_other_tasks_mounts_are_invisible() {
+    let s = Sluice::new();
+    let root = s.dir.path().join("files");
+    std::fs::create_dir_all(root.join("data/in")).unwrap();
+    std::fs::create_dir_all(root.join("data/work")).unwrap();
+    std::fs::create_dir_all(root.join("data/private")).unwrap();
+    std::fs::write(root.join("data/in/orders.csv"), "id\n1\n").unwrap();
+    std::fs::write(root.join("data/private/secret.txt"), "top secret").unwrap();
+    std::fs::write(s.dir.path().join("outside.txt"), "outside the bundle").unwrap();
+    std::os::unix::fs::symlink(s.dir.path().join("outside.txt"), root.join("data/work/escape")).unwrap();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"reader\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/in\", guest = \"/in-data\", mode = \"ro\" }}]\nparams = {{ read = \"/in-data/orders.csv\", write = \"/in-data/new.txt\", data = \"x\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"dotdot\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/work\", guest = \"/work\", mode = \"rw\" }}]\nparams = {{ read = \"/work/../private/secret.txt\", write = \"/work/../escaped.txt\", data = \"x\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"symlink\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/work\", guest = \"/work\", mode = \"rw\" }}]\nparams = {{ read = \"/work/escape\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"stranger\"\ncomponent = \"fs\"\nparams = {{ read = \"/in-data/orders.csv\", list = \"/\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"absolute\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/work\", guest = \"/work\", mode = \"rw\" }}]\nparams = {{ read = \"/etc/passwd\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"writer\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/work\", guest = \"/work\", mode = \"rw\" }}]\nparams = {{ write = \"/work/result.txt\", data = \"written\" }}\n"
+    );
+    std::fs::write(root.join("sluice.toml"), toml.replace("{guest:fsprobe}", guest("fsprobe").to_str().unwrap()).replace("{guest:netprobe}", guest("netprobe").to_str().unwrap()).replace("{guest:cmd}", guest("cmd").to_str().unwrap())).unwrap();
+    let out = s.run(&["run", root.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let run = out.json();
+    let reader = output(&run, "reader");
+    assert_eq!(reader["read"]["ok"], "id\n1\n");
+    assert!(reader["write"]["err"].is_string(), "a read-only mount refuses writes: {reader:#}");
+    assert!(!root.join("data/in/new.txt").exists());
+    let dotdot = output(&run, "dotdot");
+    assert!(dotdot["read"]["err"].is_string() && dotdot["write"]["err"].is_string(), "`..` cannot leave the mount: {dotdot:#}");
+    assert!(!root.join("data/escaped.txt").exists());
+    assert!(output(&run, "symlink")["read"]["err"].is_string(), "a symlink out of the mount is refused");
+    let stranger = output(&run, "stranger");
+    assert!(stranger["read"]["err"].is_string(), "another task's mount is invisible: {stranger:#}");
+    assert!(output(&run, "absolute")["read"]["err"].is_string(), "nothing outside the mounts resolves");
+    assert_eq!(std::fs::read_to_string(root.join("data/work/result.txt")).unwrap(), "written");
+}
+
+#[test]
+fn each_attempt_gets_a_fresh_scratch_tmp() {
+    let s = Sluice::new();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"first\"\ncomponent = \"fs\"\nparams = {{ write = \"/tmp/note\", data = \"hi\", read = \"/tmp/note\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"second\"\ncomponent = \"fs\"\ndepends_on = [\"first\"]\nparams = {{ list = \"/tmp\" }}\n"
+    );
+    let (code, run) = run_bundle(&s, "scratch", &toml);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(output(&run, "first")["read"]["ok"], "hi");
+    assert_eq!(output(&run, "second")["list"]["ok"], serde_json::json!([]), "the scratch dir was wiped");
+}
+
+#[test]
+fn guests_see_no_environment_and_no_sockets() {
+    let s = Sluice::new();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"env\"\ncomponent = \"fs\"\nparams = {{ env = \"HOME\", env_all = \"1\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"socket\"\ncomponent = \"net\"\nparams = {{ connect = \"127.0.0.1:22\" }}\n"
+    );
+    let (code, run) = run_bundle(&s, "noenv", &toml);
+    assert_eq!(code, 0, "{run:#}");
+    let env = output(&run, "env");
+    assert_eq!(env["env"], Value::Null);
+    assert_eq!(env["env_all"], serde_json::json!([]));
+    assert!(output(&run, "socket")["connect"]["err"].is_string(), "sockets are off");
+}
+
+#[test]
+fn outbound_http_goes_only_where_allowed() {
+    let (port, served) = sluice_tests::http_server("hello from the host");
+    let s = Sluice::new();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"allowed\"\ncomponent = \"net\"\nallow_hosts = [\"http://127.0.0.1:{port}\"]\nparams = {{ get = \"http://127.0.0.1:{port}/x\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"no_network\"\ncomponent = \"net\"\nparams = {{ get = \"http://127.0.0.1:{port}/x\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"other_port\"\ncomponent = \"net\"\nallow_hosts = [\"http://127.0.0.1:{port}\"]\nparams = {{ get = \"http://127.0.0.1:1/x\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"metadata\"\ncomponent = \"net\"\nallow_hosts = [\"http://127.0.0.1:{port}\"]\nparams = {{ get = \"http://169.254.169.254/latest/meta-data/\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"by_name\"\ncomponent = \"net\"\nallow_hosts = [\"http://sluice-test.invalid:*\"]\nparams = {{ get = \"http://sluice-test.invalid/\" }}\n"
+    );
+    let (code, run) = run_bundle(&s, "http", &toml);
+    assert_eq!(code, 0, "{run:#}");
+    let ok = output(&run, "allowed");
+    assert_eq!(ok["get"]["status"], 200, "{ok:#}");
+    assert_eq!(ok["get"]["body"], "hello from the host");
+    for key in ["no_network", "other_port", "metadata", "by_name"] {
+        let o = output(&run, key);
+        assert!(o["get"]["err"].is_string(), "{key} must be denied: {o:#}");
+        let log = last_attempt(&run, key)["log"].as_str().unwrap().to_string();
+        assert!(log.contains("outbound HTTP denied"), "{key}: the denial is logged: {log}");
+    }
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "only the allowed request reached the server");
+}
+
+#[test]
+fn command_tasks_get_exactly_their_args_env_and_stdin() {
+    let s = Sluice::new();
+    std::fs::create_dir_all(s.dir.path().join("cmdtask")).unwrap();
+    std::fs::write(s.dir.path().join("cmdtask/input.txt"), "from a file").unwrap();
+    let toml = format!(
+        "{HEAD}[jobs.j]\nparameters = {{ who = \"sluice\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"echo\"\nkind = \"command\"\ncomponent = \"cmd\"\nargs = [\"--who\", \"{{{{ job.parameters.who }}}}\"]\nenv = {{ GREETING = \"hi\" }}\nstdin = \"piped text\"\nstdout = \"output\"\n\
+         [[jobs.j.tasks]]\nkey = \"file\"\nkind = \"command\"\ncomponent = \"cmd\"\nstdin_file = \"input.txt\"\nstdout = \"output\"\n\
+         [[jobs.j.tasks]]\nkey = \"fails\"\nkind = \"command\"\ncomponent = \"cmd\"\nenv = {{ EXIT = \"3\" }}\n"
+    );
+    let (code, run) = run_bundle(&s, "cmdtask", &toml);
+    assert_eq!(code, 1, "one command exits non-zero: {run:#}");
+    let echo = output(&run, "echo");
+    assert_eq!(echo["args"], serde_json::json!(["echo", "--who", "sluice"]));
+    assert_eq!(echo["env"], serde_json::json!([["GREETING", "hi"]]), "only the declared environment");
+    assert_eq!(echo["stdin"], "piped text");
+    assert!(last_attempt(&run, "echo")["log"].as_str().unwrap().contains("cmd: 3 args"), "stderr is the log");
+    assert_eq!(output(&run, "file")["stdin"], "from a file");
+    let fails = last_attempt(&run, "fails");
+    assert_eq!(fails["result"], "failed");
+    // WASI 0.2's `exit` carries only success or failure: a Rust wasip2 program's
+    // exit(3) arrives as 1 (preview1 programs keep their exact code)
+    assert!(fails["error"].as_str().unwrap().contains("exited with code 1"), "{fails:#}");
+    assert!(fails["log"].as_str().unwrap().contains("\"args\""), "a failed command's stdout is kept in its log");
+}
+
+#[test]
+fn five_hundred_concurrent_sandboxes_all_finish() {
+    let s = Sluice::new();
+    let inputs: Vec<String> = (0..500).map(|i| i.to_string()).collect();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n[[jobs.j.tasks]]\nkey = \"many\"\nfor_each = {{ inputs = \"[{}]\", concurrency = 500, task = {{ component = \"fs\", params = {{ write = \"/tmp/x\", data = \"{{{{ input }}}}\", read = \"/tmp/x\" }} }} }}\n",
+        inputs.join(",")
+    );
+    let (code, run) = run_bundle(&s, "many", &toml);
+    assert_eq!(code, 0);
+    let parent: Value = serde_json::from_str(last_attempt(&run, "many")["output"].as_str().unwrap()).unwrap();
+    assert_eq!(parent["succeeded"], 500, "back-pressure, not errors: {parent:#}");
+    assert_eq!(output(&run, "many[499]")["read"]["ok"], "499");
+    assert_eq!(task_of(&run, "many[0]")["result"], "success");
+}
