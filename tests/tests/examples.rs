@@ -35,3 +35,24 @@ fn the_pipeline_example_takes_the_quick_branch_when_asked() {
     assert_eq!(task_of(&run, "fan_out")["result"], "excluded");
     assert_eq!(task_of(&run, "quick_path")["result"], "success");
 }
+
+#[test]
+fn the_polyglot_example_runs_a_c_program_next_to_a_rust_task() {
+    let s = Sluice::new();
+    let wasm = repo().join("examples/polyglot/wordcount.wasm");
+    assert!(wasm.is_file(), "{} is missing: scripts/setup builds it with clang for wasm32-wasi", wasm.display());
+    let run = example(&s, "polyglot", &[]);
+    assert_eq!(run["result"], "success");
+    let count: serde_json::Value = serde_json::from_str(sluice_tests::last_attempt(&run, "count")["output"].as_str().unwrap()).unwrap();
+    assert_eq!(count, serde_json::json!({ "lines": 4, "words": 23, "bytes": 121, "label": "poem" }));
+    assert!(sluice_tests::last_attempt(&run, "count")["log"].as_str().unwrap().contains("wordcount: counted 121 bytes"));
+
+    // a preview1 program keeps its exact exit code
+    let empty = s.dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let out = s.run(&["task", "run", wasm.to_str().unwrap(), "--command", "--stdin-file", empty.to_str().unwrap(), "--json"]);
+    out.assert_exit(1);
+    let a = sluice_tests::last_attempt(&out.json(), "wordcount").clone();
+    assert!(a["error"].as_str().unwrap().contains("exited with code 2"), "{a:#}");
+    assert!(a["log"].as_str().unwrap().contains("nothing on stdin"));
+}
