@@ -50,7 +50,7 @@ fn only_granted_secrets_resolve_and_the_rest_are_denied() {
     let denied = output(&run, "denied")["secret_result"]["err"].as_str().unwrap().to_string();
     assert!(denied.contains("not granted to task `denied`"), "{denied}");
     let granted = output(&run, "granted")["secret_result"]["err"].as_str().unwrap().to_string();
-    assert!(granted.contains("no secret store"), "the grant check passed, resolution has no store yet: {granted}");
+    assert!(granted.contains("no scope `storage` for target `dev`"), "the grant check passed, the scope does not exist: {granted}");
 }
 
 #[test]

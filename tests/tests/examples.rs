@@ -47,12 +47,12 @@ fn the_polyglot_example_runs_a_c_program_next_to_a_rust_task() {
     assert_eq!(count, serde_json::json!({ "lines": 4, "words": 23, "bytes": 121, "label": "poem" }));
     assert!(sluice_tests::last_attempt(&run, "count")["log"].as_str().unwrap().contains("wordcount: counted 121 bytes"));
 
-    // a preview1 program keeps its exact exit code
+    // a failing program fails its task (WASI 0.2's exit carries only failure: code 1)
     let empty = s.dir.path().join("empty.txt");
     std::fs::write(&empty, "").unwrap();
     let out = s.run(&["task", "run", wasm.to_str().unwrap(), "--command", "--stdin-file", empty.to_str().unwrap(), "--json"]);
     out.assert_exit(1);
     let a = sluice_tests::last_attempt(&out.json(), "wordcount").clone();
-    assert!(a["error"].as_str().unwrap().contains("exited with code 2"), "{a:#}");
+    assert!(a["error"].as_str().unwrap().contains("exited with code 1"), "{a:#}");
     assert!(a["log"].as_str().unwrap().contains("nothing on stdin"));
 }

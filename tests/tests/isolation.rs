@@ -135,7 +135,7 @@ fn command_tasks_get_exactly_their_args_env_and_stdin() {
     let fails = last_attempt(&run, "fails");
     assert_eq!(fails["result"], "failed");
     // WASI 0.2's `exit` carries only success or failure: a Rust wasip2 program's
-    // exit(3) arrives as 1 (preview1 programs keep their exact code)
+    // exit(3) arrives as 1 (the preview1 adapter maps exit codes the same way)
     assert!(fails["error"].as_str().unwrap().contains("exited with code 1"), "{fails:#}");
     assert!(fails["log"].as_str().unwrap().contains("\"args\""), "a failed command's stdout is kept in its log");
 }
