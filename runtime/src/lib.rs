@@ -7,6 +7,7 @@
 //! - [`model`]: runs, tasks, attempts, events and the views folded from them (no I/O)
 //! - [`spec`]: the bundle file (`sluice.toml`): parsing and validation
 //! - [`sandbox`]: wasmtime, the component cache, limits and host capabilities
+//! - [`secrets`]: encrypted scopes, ACLs, grants, redaction and the audit trail
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: turning a job run into attempts, in order, durably
 //! - [`cli`]: the command line, thin over the rest
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod model;
 pub mod sandbox;
 pub mod scheduler;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod util;

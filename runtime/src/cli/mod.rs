@@ -8,6 +8,7 @@
 mod print;
 mod run;
 mod runs;
+mod secrets;
 mod state;
 
 use std::path::PathBuf;
@@ -41,6 +42,11 @@ pub enum Command {
     /// Work with single task components.
     #[command(subcommand)]
     Task(run::TaskCommand),
+    /// Secret scopes, values, ACLs and the audit trail.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// The secrets audit trail (same as `sluice secrets audit`).
+    Audit(secrets::AuditArgs),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -64,6 +70,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(cli.state, args),
         Command::Task(cmd) => run::task(cli.state, cmd),
         Command::Runs(cmd) => runs::runs(cli.state, cmd),
+        Command::Secrets(cmd) => secrets::secrets(cli.state, cmd),
+        Command::Audit(args) => secrets::audit(cli.state, args),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Finding and opening the state directory.
 //!
 //! Layout: `<state>/store` (the sled store), `<state>/components` (precompiled
-//! component artifacts), `<state>/control` (requests from other processes).
+//! component artifacts), `<state>/control` (requests from other processes),
+//! `<state>/master.key` (the secrets' master key, unless `SLUICE_MASTER_KEY` is set;
+//! beside the store, never in it).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +29,11 @@ pub fn control(dir: &Path) -> Control {
 
 /// Open the store, creating the state directory if needed.
 pub fn open_store(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(open_sled(dir)?)
+}
+
+/// [`open_store`], keeping the backend's type (its database also holds the secrets).
+pub fn open_sled(dir: &Path) -> Result<Arc<SledStore>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Open { path: dir.to_path_buf(), message: e.to_string() })?;
     Ok(Arc::new(SledStore::open(&dir.join("store"))?))
 }
@@ -47,9 +54,13 @@ pub fn open_existing(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Store, sandbox, clock and control directory for running tasks.
 pub fn runtime(dir: &Path, observer: Arc<dyn Observer>) -> anyhow::Result<Runtime> {
-    let store = open_store(dir).with_context(|| format!("opening the state in {}", dir.display()))?;
+    let sled = open_sled(dir).with_context(|| format!("opening the state in {}", dir.display()))?;
+    let vault = super::secrets::vault(&sled, dir)?;
+    let store: Arc<dyn Store> = sled;
     let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(dir.join("components")) })?;
     let mut rt = Runtime::new(store, Arc::new(sandbox), Arc::new(SystemClock));
+    rt.secrets = Some(Arc::new(vault));
+    rt.principal = super::secrets::principal().unwrap_or_else(|| super::secrets::ANONYMOUS.into());
     rt.control = Some(control(dir));
     rt.observer = observer;
     Ok(rt)

@@ -150,6 +150,17 @@ pub struct RunPlan {
     /// The run that started this one through a `run_job` task, and that task.
     #[serde(default)]
     pub parent: Option<(RunId, String)>,
+    /// Who started the run (the CLI's principal; a child run's is its parent's):
+    /// secret reveals need this principal's read permission, also on resume and repair.
+    #[serde(default)]
+    pub principal: String,
+    /// The workspace whose secret scopes the run reads.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+}
+
+fn default_workspace() -> String {
+    "default".into()
 }
 
 /// Everything that happens to a run, in order. The run's current view is the

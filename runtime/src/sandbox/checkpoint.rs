@@ -4,6 +4,11 @@
 //! is flushed to the store, so a checkpoint acknowledged to the guest survives
 //! a crash and is offered to the task's next attempt. It never reads or writes
 //! another task's or another run's checkpoints.
+//!
+//! Checkpoints are the task's own data, stored as given (redacting them would
+//! corrupt them), so a save holding a secret value the attempt revealed, in
+//! any form the redactor knows, is refused: no value reaches the store through
+//! a checkpoint. A task that must carry a secret across attempts reveals it again.
 
 use std::sync::Arc;
 
@@ -25,11 +30,19 @@ pub(crate) struct Checkpoints {
     store: Arc<dyn Store>,
     run: RunId,
     task: String,
+    /// The values the attempt revealed: saves holding one are refused.
+    revealed: Option<super::secrets::Revealed>,
 }
 
 impl Checkpoints {
     pub(crate) fn new(store: Arc<dyn Store>, run: RunId, task: &str) -> Self {
-        Checkpoints { store, run, task: task.to_string() }
+        Checkpoints { store, run, task: task.to_string(), revealed: None }
+    }
+
+    /// Refuse saves that hold a value of `revealed`.
+    pub(crate) fn guarded(mut self, revealed: super::secrets::Revealed) -> Self {
+        self.revealed = Some(revealed);
+        self
     }
 }
 
@@ -40,6 +53,13 @@ impl checkpoint::Host for Checkpoints {
         }
         if data.len() > MAX_CHECKPOINT_BYTES {
             return Err(format!("checkpoint `{key}` is {} bytes, over the limit of {MAX_CHECKPOINT_BYTES}", data.len()));
+        }
+        if self.revealed.as_ref().is_some_and(|r| r.found_in(&data)) {
+            tracing::warn!(task = %self.task, key, "checkpoint holding a revealed secret refused");
+            return Err(format!(
+                "checkpoint `{key}` holds a secret value this task revealed; checkpoints are stored as given, \
+                 so it was not saved (reveal the secret again in the next attempt instead)"
+            ));
         }
         self.store
             .save_checkpoint(self.run, &self.task, &key, &data)

@@ -1,16 +1,59 @@
 //! Capability: secrets (`sluice:task/secrets`).
 //!
-//! Owns the grant check: a task resolves only the `scope/key` names its spec
-//! lists; every other name is denied and the denial is audited. Until an
-//! encrypted secret store is configured, granted names fail to resolve with a
-//! clear error. It must never log, store or return a value it was not granted.
+//! Owns the grant check and what follows a reveal. A task resolves only the
+//! `scope/key` names its spec lists; every name it asks for, granted or not,
+//! goes to the run's [`Resolver`] (which checks the run's principal and target
+//! and audits the call durably) so that denials are audited too. Every value
+//! handed to the guest is remembered ([`Revealed`]) so that the attempt's log,
+//! output, error and published values are redacted before the [`Outcome`]
+//! leaves the sandbox ([`redact_outcome`]), and so that a checkpoint holding a
+//! value is refused (checkpoints are stored as the task gave them).
+//! Without a resolver (a library user who configured none), granted names fail
+//! with "no secret store is configured". It must never log, store or return a
+//! value it was not granted.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::sluice::task::secrets;
+use super::run::{Invocation, Outcome, Status};
 use super::HostState;
+use crate::model::RunId;
+use crate::secrets::{ExposeSecret as _, Redactor, RevealRequest, Resolver, SecretString};
+
+/// The values an attempt revealed, shared by the capabilities that must not let them out.
+#[derive(Clone, Default)]
+pub(crate) struct Revealed(Arc<Mutex<Vec<SecretString>>>);
+
+impl Revealed {
+    fn add(&self, value: SecretString) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(value);
+    }
+
+    /// A redactor for every value revealed so far.
+    pub(crate) fn redactor(&self) -> Redactor {
+        let values = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Redactor::new(values.iter().map(|v| v.expose_secret()))
+    }
+
+    /// Whether `data` holds a revealed value in any form a redactor knows.
+    pub(crate) fn found_in(&self, data: &[u8]) -> bool {
+        let empty = self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        !empty && self.redactor().found_in(data)
+    }
+}
+
+/// What reveals resolve against: the run's resolver, principal, workspace and target.
+struct Access {
+    resolver: Arc<dyn Resolver>,
+    run: RunId,
+    attempt: u32,
+    principal: String,
+    workspace: String,
+    target: String,
+}
 
 /// The secrets capability of one attempt.
 pub(crate) struct Secrets {
@@ -18,15 +61,38 @@ pub(crate) struct Secrets {
     granted: BTreeSet<String>,
     /// Every name the guest asked for and whether it was granted, in order.
     pub(crate) audit: Vec<(String, bool)>,
+    access: Option<Access>,
+    revealed: Revealed,
 }
 
 impl Secrets {
+    /// A capability with grants but no resolver: granted names do not resolve.
     pub(crate) fn new(task: &str, granted: impl IntoIterator<Item = String>) -> Self {
-        Secrets { task: task.to_string(), granted: granted.into_iter().collect(), audit: Vec::new() }
+        Secrets { task: task.to_string(), granted: granted.into_iter().collect(), audit: Vec::new(), access: None, revealed: Revealed::default() }
     }
 
-    fn reveal_granted(&self, name: &str) -> Result<String, String> {
-        Err(format!("secret `{name}` is granted but no secret store is configured to resolve it"))
+    /// The capability an invocation grants.
+    pub(crate) fn for_invocation(inv: &Invocation) -> Self {
+        let mut s = Secrets::new(&inv.context.task_key, inv.secrets.iter().cloned());
+        s.access = inv.secret_resolver.as_ref().map(|resolver| Access {
+            resolver: resolver.clone(),
+            run: inv.run,
+            attempt: inv.context.attempt,
+            principal: inv.principal.clone(),
+            workspace: inv.workspace.clone(),
+            target: inv.context.target.clone(),
+        });
+        s
+    }
+
+    /// The values this attempt revealed (a shared handle).
+    pub(crate) fn revealed(&self) -> Revealed {
+        self.revealed.clone()
+    }
+
+    /// A redactor for every value revealed.
+    pub(crate) fn redactor(&self) -> Redactor {
+        self.revealed.redactor()
     }
 }
 
@@ -34,12 +100,40 @@ impl secrets::Host for Secrets {
     async fn reveal(&mut self, name: String) -> Result<String, String> {
         let granted = self.granted.contains(&name);
         self.audit.push((name.clone(), granted));
-        if !granted {
-            tracing::warn!(task = %self.task, secret = %name, "secret access denied: not granted to this task");
-            return Err(format!("secret `{name}` is not granted to task `{}`", self.task));
+        let Some(access) = &self.access else {
+            if !granted {
+                tracing::warn!(task = %self.task, secret = %name.escape_debug(), "secret access denied: not granted to this task");
+                return Err(format!("secret `{}` is not granted to task `{}`", name.escape_debug(), self.task));
+            }
+            return Err(format!("secret `{name}` is granted but no secret store is configured to resolve it"));
+        };
+        let request = RevealRequest {
+            run: access.run,
+            task: self.task.clone(),
+            attempt: access.attempt,
+            principal: access.principal.clone(),
+            workspace: access.workspace.clone(),
+            target: access.target.clone(),
+            name: name.clone(),
+            granted,
+        };
+        let resolver = access.resolver.clone();
+        // the resolver reads the store and flushes the audit record: blocking work
+        let result = tokio::task::spawn_blocking(move || resolver.reveal(&request))
+            .await
+            .unwrap_or_else(|e| Err(format!("the secret store failed while resolving `{name}`: {e}")));
+        match result {
+            Ok(value) => {
+                tracing::info!(task = %self.task, secret = %name, "secret revealed");
+                let text = value.expose_secret().to_string();
+                self.revealed.add(value);
+                Ok(text)
+            }
+            Err(why) => {
+                tracing::warn!(task = %self.task, secret = %name.escape_debug(), reason = %why, "secret access denied");
+                Err(why)
+            }
         }
-        tracing::info!(task = %self.task, secret = %name, "secret access granted");
-        self.reveal_granted(&name)
     }
 }
 
@@ -47,18 +141,76 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     secrets::add_to_linker::<HostState, HasSelf<Secrets>>(linker, |s| &mut s.secrets)
 }
 
+/// `outcome` with every revealed value (in every form the redactor knows)
+/// replaced by `[REDACTED]`: log, output, error message and published values.
+pub(crate) fn redact_outcome(mut outcome: Outcome, redactor: &Redactor) -> Outcome {
+    if redactor.is_empty() {
+        return outcome;
+    }
+    outcome.log = redactor.redact_log(&outcome.log, outcome.log_truncated);
+    outcome.status = match outcome.status {
+        Status::Success { output } => Status::Success { output: redactor.redact_json(&output) },
+        Status::Failed { kind, message } => Status::Failed { kind, message: redactor.redact(&message) },
+        Status::TimedOut { message } => Status::TimedOut { message: redactor.redact(&message) },
+        Status::Canceled => Status::Canceled,
+    };
+    outcome.values = outcome.values.into_iter().map(|(k, json)| (redactor.redact(&k), redactor.redact_json(&json))).collect();
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::FailureKind;
+    use crate::secrets::{MasterKey, MemorySecretStore, ScopeId, SecretStore, Vault, REDACTED};
     use secrets::Host;
 
     #[tokio::test]
-    async fn ungranted_names_are_denied_and_audited() {
+    async fn without_a_resolver_ungranted_names_are_denied_and_granted_ones_do_not_resolve() {
         let mut s = Secrets::new("t", ["storage/key".to_string()]);
         let denied = s.reveal("other/key".into()).await.unwrap_err();
         assert!(denied.contains("not granted to task `t`"), "{denied}");
         let unresolved = s.reveal("storage/key".into()).await.unwrap_err();
         assert!(unresolved.contains("no secret store"), "{unresolved}");
         assert_eq!(s.audit, vec![("other/key".to_string(), false), ("storage/key".to_string(), true)]);
+    }
+
+    #[tokio::test]
+    async fn granted_names_resolve_through_the_resolver_and_are_remembered() {
+        let store: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new());
+        let vault = Vault::new(store, Arc::new(MasterKey::generate("k")), Arc::new(crate::model::SystemClock));
+        let id = ScopeId::new("default", "prod", "db").unwrap();
+        vault.create_scope("alice", &id).unwrap();
+        vault.put("alice", &id, "pw", &SecretString::from("hunter2".to_string())).unwrap();
+        let vault = Arc::new(vault);
+        let mut inv = Invocation::new("t", Arc::new(crate::store::MemoryStore::new()), 1);
+        inv.secrets = vec!["db/pw".into()];
+        inv.principal = "alice".into();
+        inv.context.target = "prod".into();
+        inv.secret_resolver = Some(vault.clone());
+        let mut s = Secrets::for_invocation(&inv);
+        assert!(s.reveal("db/other".into()).await.unwrap_err().contains("not granted"));
+        assert_eq!(s.reveal("db/pw".into()).await.unwrap(), "hunter2");
+        assert!(s.revealed().found_in(b"xx hunter2 xx"));
+        let trail = vault.audit(&Default::default()).unwrap();
+        let reveals: Vec<bool> = trail.iter().filter(|r| r.run == Some(1)).map(|r| r.granted).collect();
+        assert_eq!(reveals, vec![false, true], "the denial and the reveal are both audited");
+    }
+
+    #[test]
+    fn outcomes_are_redacted_everywhere() {
+        let r = Redactor::new(["hunter2"]);
+        let outcome = Outcome {
+            status: Status::Failed { kind: FailureKind::Permanent, message: "bad hunter2".into() },
+            log: "log aHVudGVyMg== end".into(),
+            log_truncated: false,
+            values: vec![("k".into(), "\"hunter2\"".into())],
+            secret_audit: Vec::new(),
+            elapsed: std::time::Duration::ZERO,
+        };
+        let clean = redact_outcome(outcome, &r);
+        assert_eq!(clean.status, Status::Failed { kind: FailureKind::Permanent, message: format!("bad {REDACTED}") });
+        assert_eq!(clean.log, format!("log {REDACTED} end"));
+        assert_eq!(clean.values, vec![("k".to_string(), format!("\"{REDACTED}\""))]);
     }
 }

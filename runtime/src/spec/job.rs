@@ -159,6 +159,9 @@ fn job_parameters(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError
         check_key_name(entry, "parameter")?;
         let value = entry.node.param_string()?;
         let references = template::references(&value).map_err(|why| entry.node.error(why))?;
+        if let Some(secret) = references.iter().find(|r| matches!(r, template::Reference::Secret { .. })) {
+            return Err(entry.node.error(super::refs::secret_not_allowed(secret)));
+        }
         if let Some(bad) = references
             .iter()
             .find(|reference| !reference.is_run_level())

@@ -1,6 +1,8 @@
 //! Checks that every `{{ … }}` reference in a task names something that exists when the
 //! task runs: a declared job parameter, an upstream task's values, or (in a `for_each`
-//! template only) the current input.
+//! template only) the current input. Secret references (`{{ secrets/<scope>/<key> }}`)
+//! are refused everywhere but a command task's `env`: anywhere else their value would
+//! be rendered into text the run stores (params, conditions, inputs, child parameters).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,11 +57,33 @@ pub(crate) fn check_task(
         };
         let references = template::references(&templated.value).map_err(context)?;
         for reference in &references {
+            if matches!(reference, Reference::Secret { .. }) && !allows_secrets(&templated.label) {
+                return Err(context(secret_not_allowed(reference)));
+            }
             check_reference(scope, &task.key, reference, upstream, templated.input)
                 .map_err(context)?;
         }
     }
     Ok(())
+}
+
+/// Whether a templated value may hold secret references: only the `env` of a command
+/// task (whose values `command.rs` labels "env `NAME`").
+fn allows_secrets(label: &str) -> bool {
+    label.starts_with("env `")
+}
+
+/// Why a secret reference is refused where it was written.
+pub(crate) fn secret_not_allowed(reference: &Reference) -> String {
+    let name = match reference {
+        Reference::Secret { scope, key } => format!("{scope}/{key}"),
+        other => other.to_string(),
+    };
+    format!(
+        "`{{{{ {reference} }}}}`: secret references are allowed only in a command task's `env`; \
+         a task component lists the secrets it needs (`secrets = [\"{name}\"]`) and reads them \
+         at run time with `secrets.reveal`"
+    )
 }
 
 fn check_reference(

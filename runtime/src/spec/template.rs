@@ -33,6 +33,9 @@ pub enum Reference {
     /// params of a `for_each` task template; how an element is written, e.g. a JSON
     /// string without its quotes, is up to whoever resolves it for [`render`]).
     Input,
+    /// `secrets/<scope>/<key>`: a secret's value. Allowed only in a command task's
+    /// `env` (see `refs`), and resolved inside the sandbox, never into stored text.
+    Secret { scope: String, key: String },
 }
 
 /// The references that name one fixed thing, as written.
@@ -65,6 +68,7 @@ impl fmt::Display for Reference {
         match self {
             Reference::JobParameter(name) => write!(f, "job.parameters.{name}"),
             Reference::TaskValue { task, name } => write!(f, "tasks.{task}.values.{name}"),
+            Reference::Secret { scope, key } => write!(f, "secrets/{scope}/{key}"),
             fixed => {
                 let text = FIXED
                     .iter()
@@ -164,6 +168,14 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     if let Some(rest) = body.strip_prefix("tasks.") {
         return parse_task_value(body, rest);
     }
+    if let Some(name) = body.strip_prefix("secrets/") {
+        return names::check_secret_name(name)
+            .map(|()| {
+                let (scope, key) = name.split_once('/').unwrap_or((name, ""));
+                Reference::Secret { scope: scope.to_string(), key: key.to_string() }
+            })
+            .map_err(|why| format!("bad secret reference `{{{{ {body} }}}}` (write `secrets/<scope>/<key>`): {why}"));
+    }
     Err(unknown_reference(body))
 }
 
@@ -187,7 +199,8 @@ fn unknown_reference(body: &str) -> String {
     format!(
         "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, \
          job.start_time.iso_date, job.start_time.iso_datetime, task.attempt, task.key, \
-         tasks.<task>.values.<name>, input (in a for_each task template)"
+         tasks.<task>.values.<name>, input (in a for_each task template), \
+         secrets/<scope>/<key> (in a command task's env)"
     )
 }
 
@@ -217,6 +230,20 @@ mod tests {
                 Reference::Input,
             ]
         );
+    }
+
+    #[test]
+    fn secret_references_name_a_scope_and_a_key() {
+        assert_eq!(
+            references("{{ secrets/db/pw }}").unwrap(),
+            vec![Reference::Secret { scope: "db".into(), key: "pw".into() }]
+        );
+        assert_eq!(references("{{secrets/db/pw}}").unwrap()[0].to_string(), "secrets/db/pw");
+        for bad in ["{{ secrets/db }}", "{{ secrets/db/pw/x }}", "{{ secrets/ db/pw }}", "{{ secrets/a b/c }}"] {
+            assert!(references(bad).is_err(), "{bad}");
+        }
+        let mut none = |_: &Reference| None;
+        assert!(render("{{ secrets/db/pw }}", &mut none).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use crate::model::{Event, RunId, RunSummary};
 
 pub mod memory;
+pub mod sled_secrets;
 pub mod sled_store;
 
 #[cfg(test)]

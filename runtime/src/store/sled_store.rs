@@ -113,6 +113,12 @@ impl SledStore {
         &self.path
     }
 
+    /// The sled database, for the record kinds other modules keep in it
+    /// (`sled_secrets`), so that one flush covers them all.
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Held for a multi-step write. Nothing panics while holding it, and a
     /// poisoned lock guards no data, so poisoning is ignored.
     fn write_lock(&self) -> MutexGuard<'_, ()> {

@@ -91,3 +91,65 @@ fn job_parameters_only_use_run_level_references() {
         "job parameters may only reference",
     );
 }
+
+/// Task `a`, then task `t` after it written as `lines`, in a job with parameter `day`.
+fn secret_after_a(lines: &str) -> String {
+    with_job(&format!(
+        "[jobs.hello]\nparameters = {{ day = \"x\" }}\n\n{TASK_A}\n[[jobs.hello.tasks]]\nkey = \"t\"\ndepends_on = [\"a\"]\n{lines}\n"
+    ))
+}
+
+const ONLY_ENV: &str = "secret references are allowed only in a command task's `env`";
+
+#[test]
+fn secret_references_are_refused_outside_a_command_env() {
+    let cases = [
+        ("component = \"clean\"\nparams = { pw = \"{{ secrets/db/pw }}\" }", "pw =", "jobs.hello.tasks[1].params.pw"),
+        (
+            "condition = { op = \"equal_to\", left = \"{{secrets/db/pw}}\", right = \"x\" }",
+            "condition",
+            "jobs.hello.tasks[1].condition.left",
+        ),
+        (
+            "for_each = { inputs = \"{{ secrets/db/list }}\", task = { component = \"clean\" } }",
+            "for_each",
+            "jobs.hello.tasks[1].for_each.inputs",
+        ),
+        (
+            "for_each = { inputs = \"[1]\", task = { component = \"clean\", params = { pw = \"{{ secrets/db/pw }}\" } } }",
+            "for_each",
+            "jobs.hello.tasks[1].for_each.task.params.pw",
+        ),
+        (
+            "kind = \"command\"\ncomponent = \"clean\"\nargs = [\"--password={{ secrets/db/pw }}\"]",
+            "args",
+            "jobs.hello.tasks[1].args[0]",
+        ),
+        ("kind = \"command\"\ncomponent = \"clean\"\nstdin = \"{{ secrets/db/pw }}\"", "stdin", "jobs.hello.tasks[1].stdin"),
+    ];
+    for (lines, line_needle, key) in cases {
+        let text = secret_after_a(lines);
+        let shown = assert_error(&text, line_of(&text, line_needle), key, ONLY_ENV);
+        assert!(shown.contains("`{{ secrets/db/"), "{shown}");
+    }
+    let text = with_job("[jobs.hello]\nparameters = { pw = \"{{ secrets/db/pw }}\" }\n\n[[jobs.hello.tasks]]\nkey = \"a\"\ncomponent = \"ingest\"\n");
+    let shown = assert_error(&text, line_of(&text, "parameters"), "jobs.hello.parameters.pw", ONLY_ENV);
+    assert!(shown.contains("`secrets = [\"db/pw\"]`"), "the error says how to read a secret instead: {shown}");
+    let text = format!(
+        "{HEAD}\n[jobs.hello]\n\n[[jobs.hello.tasks]]\nkey = \"go\"\n\
+         run_job = {{ job = \"publish\", parameters = {{ who = \"{{{{ secrets/db/pw }}}}\" }} }}\n\n\
+         [jobs.publish]\nparameters = {{ who = \"nobody\" }}\ntasks = [{{ key = \"send\", component = \"ingest\" }}]\n"
+    );
+    assert_error(&text, line_of(&text, "run_job"), "jobs.hello.tasks[0].run_job.parameters.who", ONLY_ENV);
+}
+
+#[test]
+fn secret_references_are_accepted_in_a_command_env_and_must_be_well_formed() {
+    let text = secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db/pw }}\" }");
+    match task_of(&text, "t").kind {
+        crate::spec::TaskKind::Command { env, .. } => assert_eq!(env["PGPASSWORD"], "{{ secrets/db/pw }}"),
+        other => panic!("not a command: {other:?}"),
+    }
+    let text = secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db }}\" }");
+    assert_error(&text, line_of(&text, "env"), "jobs.hello.tasks[1].env.PGPASSWORD", "write `secrets/<scope>/<key>`");
+}
