@@ -5,11 +5,16 @@
 //! succeed, 2 bad input or an error). It must never hold logic a library user
 //! would need: that belongs in the scheduler, store, spec or sandbox.
 
+mod board;
+mod dag;
+mod frame;
 mod print;
+mod progress;
 mod run;
 mod runs;
 mod secrets;
 mod state;
+mod style;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

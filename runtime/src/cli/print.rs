@@ -1,45 +1,24 @@
-//! Human-readable output: progress lines, run listings, run details.
+//! Human-readable output of finished commands: the closing lines of a run, run
+//! listings, and `runs show` (the task graph by level, every attempt, iterations,
+//! child runs, repairs, outputs and logs). Live progress is `progress`/`board`.
+//!
+//! It only formats what a `RunView` or `RunSummary` already says. It must never hold
+//! logic a library user would need and never touch the store.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::model::{Event, Millis, RunId, RunSummary, RunView, TaskResult};
-use crate::scheduler::Observer;
+pub use super::progress::Progress;
+
+use super::dag::{layers, pick_iterations, upstream_list};
+use super::style::{Paint, Tone, clean, ellipsize, first_line, plural, result_tone, state_word, tally, task_glyph};
+use crate::model::{AttemptView, Millis, RunResult, RunSummary, RunView, TaskResult, TaskState, TaskView};
 use crate::util::human_duration;
 
 /// Longest log excerpt `runs show` prints per attempt before pointing at `--json`.
 const SHOW_LOG_LINES: usize = 40;
-
-/// Prints one line per finished or skipped task.
-pub struct Progress {
-    width: usize,
-}
-
-impl Progress {
-    pub fn new(width: usize) -> Self {
-        Progress { width: width.max(4) }
-    }
-}
-
-impl Observer for Progress {
-    fn event(&self, run: RunId, event: &Event) {
-        let mut out = std::io::stdout().lock();
-        let w = self.width;
-        let _ = match event {
-            Event::RunCreated { job, tasks, .. } => writeln!(out, "run {run} · job {job} · {} task{}", tasks.len(), plural(tasks.len())),
-            Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
-                let took = human_duration(Duration::from_micros(*elapsed_us));
-                match error {
-                    Some(e) => writeln!(out, "  {} {task:<w$}  {:<9} {took:>9}  {}", mark(*result), result.as_str(), first_line(e)),
-                    None => writeln!(out, "  {} {task:<w$}  {:<9} {took:>9}", mark(*result), result.as_str()),
-                }
-            }
-            Event::TaskSkipped { task, result, reason, .. } => writeln!(out, "  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str()),
-            _ => Ok(()),
-        };
-    }
-}
+/// Upstream tasks named in a row of the task table (the rest are counted).
+const UPSTREAM_SHOWN: usize = 6;
 
 /// The closing lines of `sluice run`.
 pub fn run_footer(view: &RunView, state: &Path) {
@@ -67,93 +46,196 @@ pub fn run_list(runs: &[RunSummary]) {
     }
 }
 
+/// `sluice runs show RUN`.
 pub fn run_details(v: &RunView) {
-    let result = v.result.map(|x| x.as_str()).unwrap_or("running");
-    println!("run {} · job {} · {result}", v.run_id, v.job);
-    println!("  started   {}", stamp(v.created_at));
+    let mut out = String::new();
+    details(&mut out, v, Paint::for_stdout());
+    print!("{out}");
+}
+
+fn details(out: &mut String, v: &RunView, paint: Paint) {
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    let result = v.result.map(RunResult::as_str).unwrap_or("running");
+    let tone = match v.result {
+        Some(r) if r.is_success() => Tone::Good,
+        Some(_) => Tone::Bad,
+        None => Tone::Busy,
+    };
+    line(format!("run {} · job {} · {}", v.run_id, v.job, paint.paint(tone, result)));
+    line(format!("  started   {}", stamp(v.created_at)));
     if let Some(f) = v.finished_at {
-        println!("  finished  {} (took {})", stamp(f), human_duration(ms(f.saturating_sub(v.created_at))));
+        line(format!("  finished  {} (took {})", stamp(f), human_duration(ms(f.saturating_sub(v.created_at)))));
     }
-    println!("  target    {}", v.target);
-    println!("  source    {}", v.source);
+    line(format!("  target    {}", v.target));
+    line(format!("  source    {}", v.source));
     for (k, val) in &v.parameters {
-        println!("  param     {k} = {val}");
+        line(format!("  param     {k} = {val}"));
     }
-    let w = v.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4).max(4);
-    println!();
-    println!("  {:<w$}  {:<12}  {:<17}  {:>8}  {:>10}  DEPENDS ON", "TASK", "STATE", "RESULT", "ATTEMPTS", "DURATION");
-    for t in &v.tasks {
-        let dur = t.attempts.last().and_then(|a| a.duration()).map(human_duration).unwrap_or_else(|| "-".into());
-        println!(
-            "  {:<w$}  {:<12}  {:<17}  {:>8}  {:>10}  {}",
-            t.key,
-            t.state.as_str(),
-            t.result.map(TaskResult::as_str).unwrap_or("-"),
-            t.attempts.len(),
-            dur,
-            t.depends_on.join(", ")
-        );
+    if v.resumed > 0 {
+        line(format!("  resumed   {} time{} (the process running it stopped)", v.resumed, plural(v.resumed as usize)));
     }
-    for t in &v.tasks {
-        if let Some(reason) = &t.skipped_reason {
-            println!("\n── {} — {}: {reason}", t.key, t.result.map(TaskResult::as_str).unwrap_or("-"));
-        }
-        for a in &t.attempts {
-            let res = a.result.map(TaskResult::as_str).unwrap_or("running");
-            let dur = a.duration().map(human_duration).unwrap_or_default();
-            println!("\n── {} · attempt {} · {res} · {dur}", t.key, a.attempt);
-            if let Some(o) = &a.output {
-                println!("  output: {}", ellipsize(o, 2000));
-            }
-            if let Some(e) = &a.error {
-                println!("  error:  {e}");
-            }
-            print_log(&a.log, a.log_truncated);
-        }
+    for r in &v.repairs {
+        line(format!("  repair {:<2} {} · reran {}", r.repair, stamp(r.at), r.tasks.join(", ")));
+    }
+    if v.cancel_requested {
+        line("  cancel    requested".into());
+    }
+    let top: Vec<&TaskView> = v.tasks.iter().filter(|t| t.parent.is_none()).collect();
+    let order = graph_table(out, v, &top, paint);
+    for t in order.into_iter().map(|i| top[i]) {
+        let its: Vec<&TaskView> = v.tasks.iter().filter(|i| i.parent.as_deref() == Some(t.key.as_str())).collect();
+        task_section(out, t, &its, "", paint);
     }
 }
 
-fn print_log(log: &str, truncated: bool) {
+/// The table of top-level tasks by topological level; returns the order it used.
+fn graph_table(out: &mut String, v: &RunView, top: &[&TaskView], paint: Paint) -> Vec<usize> {
+    let graph: Vec<(&str, &[String])> = top.iter().map(|t| (t.key.as_str(), t.depends_on.as_slice())).collect();
+    let layers = layers(&graph);
+    let kw = top.iter().map(|t| t.key.chars().count()).max().unwrap_or(4).max(4);
+    out.push_str(&format!("\n  {:<5}  {:<w$}  {:<10}  {:<17}  {:>8}  {:>9}  DEPENDS ON\n", "LEVEL", "TASK", "STATE", "RESULT", "ATTEMPTS", "DURATION", w = kw + 2));
+    for (level, members) in layers.iter().enumerate() {
+        for (n, &i) in members.iter().enumerate() {
+            let t = top[i];
+            let (glyph, tone) = task_glyph(t.state, t.result);
+            let lvl = if n == 0 { level.to_string() } else { String::new() };
+            let dur = task_duration(t).map(human_duration).unwrap_or_else(|| "-".into());
+            let result = t.result.map(TaskResult::as_str).unwrap_or("-");
+            let mut notes: Vec<String> = Vec::new();
+            if !t.depends_on.is_empty() {
+                notes.push(format!("← {}", upstream_list(&t.depends_on, UPSTREAM_SHOWN)));
+            }
+            notes.extend(task_notes(v, t));
+            let row = format!(
+                "  {lvl:<5}  {} {:<kw$}  {:<10}  {}  {:>8}  {dur:>9}  {}",
+                paint.paint(tone, glyph),
+                t.key,
+                t.state.as_str(),
+                paint.paint(tone, &format!("{result:<17}")),
+                t.attempts.len(),
+                notes.join(" · ")
+            );
+            out.push_str(row.trim_end());
+            out.push('\n');
+        }
+    }
+    layers.into_iter().flatten().collect()
+}
+
+/// What a task's row adds after its upstream tasks: outcome, iterations, child run.
+fn task_notes(v: &RunView, t: &TaskView) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(o) = t.outcome {
+        notes.push(format!("outcome {o}"));
+    }
+    let its: Vec<&TaskView> = v.tasks.iter().filter(|i| i.parent.as_deref() == Some(t.key.as_str())).collect();
+    if !its.is_empty() {
+        notes.push(format!("{} iteration{}: {}", its.len(), plural(its.len()), tally(its.iter().map(|i| state_word(i.state, i.result)))));
+    }
+    if let Some(c) = t.child_run {
+        notes.push(format!("child run {c}"));
+    }
+    notes
+}
+
+/// A task's section: its attempts (with output, error and log), then its iterations.
+fn task_section(out: &mut String, t: &TaskView, its: &[&TaskView], indent: &str, paint: Paint) {
+    if t.attempts.is_empty() && t.skipped_reason.is_none() && its.is_empty() {
+        return;
+    }
+    let (glyph, tone) = task_glyph(t.state, t.result);
+    let mut head = format!("{} {}", paint.paint(tone, glyph), t.key);
+    head.push_str(&format!(" · {}", paint.paint(tone, state_word(t.state, t.result))));
+    if t.attempts.len() > 1 {
+        head.push_str(&format!(" · {} attempts", t.attempts.len()));
+    }
+    if let Some(o) = t.outcome {
+        head.push_str(&format!(" · outcome {o}"));
+    }
+    if let Some(c) = t.child_run {
+        head.push_str(&format!(" · child run {c} (sluice runs show {c})"));
+    }
+    out.push_str(&format!("\n{indent}── {head}\n"));
+    if let Some(reason) = &t.skipped_reason {
+        out.push_str(&format!("{indent}  skipped: {}\n", clean(reason)));
+    }
+    for a in &t.attempts {
+        attempt(out, a, &format!("{indent}  "), paint);
+    }
+    if its.is_empty() {
+        return;
+    }
+    let (shown, hidden) = pick_iterations(its);
+    out.push_str(&format!("{indent}  iterations: {} ({})\n", its.len(), tally(its.iter().map(|i| state_word(i.state, i.result)))));
+    let inner = format!("{indent}    ");
+    for i in shown {
+        task_section(out, i, &[], &inner, paint);
+    }
+    if !hidden.is_empty() {
+        let results = tally(hidden.iter().map(|i| state_word(i.state, i.result)));
+        out.push_str(&format!("\n{inner}… {} more iteration{} not detailed: {results} (see --json)\n", hidden.len(), plural(hidden.len())));
+    }
+}
+
+/// One attempt: number, result, duration and first line of its error, then the rest.
+fn attempt(out: &mut String, a: &AttemptView, indent: &str, paint: Paint) {
+    let (res, tone) = match a.result {
+        Some(r) => (r.as_str(), result_tone(r)),
+        None => ("running", Tone::Busy),
+    };
+    let mut head = format!("{indent}attempt {} · {}", a.attempt, paint.paint(tone, res));
+    if let Some(d) = a.duration() {
+        head.push_str(&format!(" · {}", human_duration(d)));
+    }
+    if let Some(e) = &a.error {
+        head.push_str(&format!(" · {}", clean(first_line(e))));
+    }
+    out.push_str(&head);
+    out.push('\n');
+    if let Some(o) = &a.output {
+        out.push_str(&format!("{indent}  output: {}\n", ellipsize(o, 2000)));
+    }
+    if let Some(e) = &a.error
+        && e.lines().count() > 1
+    {
+        out.push_str(&format!("{indent}  error:\n"));
+        for l in e.lines() {
+            out.push_str(&format!("{indent}    {}\n", clean(l)));
+        }
+    }
+    log(out, &a.log, a.log_truncated, indent);
+}
+
+fn log(out: &mut String, log: &str, truncated: bool, indent: &str) {
     if log.is_empty() {
         return;
     }
     let lines: Vec<&str> = log.lines().collect();
-    println!("  log:");
+    out.push_str(&format!("{indent}  log:\n"));
     let skip = lines.len().saturating_sub(SHOW_LOG_LINES);
     if skip > 0 {
-        println!("    … {skip} earlier lines (see --json for all)");
+        out.push_str(&format!("{indent}    … {skip} earlier lines (see --json for all)\n"));
     }
     for l in &lines[skip..] {
-        println!("    | {l}");
+        out.push_str(&format!("{indent}    | {}\n", clean(l)));
     }
     if truncated {
-        println!("    … log truncated at its size limit");
+        out.push_str(&format!("{indent}    … log truncated at its size limit\n"));
     }
 }
 
-fn mark(r: TaskResult) -> &'static str {
-    match r {
-        TaskResult::Success => "✓",
-        TaskResult::Excluded => "-",
-        TaskResult::Canceled | TaskResult::UpstreamCanceled => "○",
-        _ => "✗",
+/// The last attempt's duration; for tasks run by the scheduler itself (for_each,
+/// run_job) the time from their first start to their end.
+fn task_duration(t: &TaskView) -> Option<Duration> {
+    let last = t.attempts.last()?;
+    if last.elapsed_us > 0 || t.state != TaskState::Terminated {
+        return last.duration();
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
-}
-
-fn ellipsize(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let cut: String = s.chars().take(max).collect();
-    format!("{cut}…")
+    let first = t.attempts.first()?.started_at;
+    last.finished_at.map(|f| ms(f.saturating_sub(first)))
 }
 
 fn ms(m: Millis) -> Duration {
@@ -162,4 +244,85 @@ fn ms(m: Millis) -> Duration {
 
 fn stamp(m: Millis) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + ms(m)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, PlannedTask};
+
+    fn run() -> RunView {
+        let task = |k: &str, d: &[&str]| PlannedTask { key: k.into(), component: "c".into(), component_hash: "h".into(), depends_on: d.iter().map(|s| s.to_string()).collect() };
+        let finished = |task: &str, attempt, result, error: Option<&str>, output: Option<&str>| Event::AttemptFinished {
+            task: task.into(),
+            attempt,
+            at: 10,
+            result,
+            output: output.map(str::to_string),
+            error: error.map(str::to_string),
+            log: if result == TaskResult::Success { String::new() } else { "line one\nline two".into() },
+            log_truncated: false,
+            elapsed_us: 1_500,
+            outcome: None,
+        };
+        let started = |task: &str, attempt| Event::AttemptStarted { task: task.into(), attempt, at: 1 };
+        let mut events = vec![
+            Event::RunCreated {
+                run_id: 3,
+                job: "diamond".into(),
+                source: "s".into(),
+                target: "dev".into(),
+                parameters: Default::default(),
+                tasks: vec![task("a", &[]), task("b", &["a"]), task("each", &["a"]), task("d", &["b", "each"])],
+                at: 0,
+                plan: None,
+            },
+            started("a", 0),
+            finished("a", 0, TaskResult::Success, None, Some("{\"rows\":4}")),
+            started("b", 0),
+            finished("b", 0, TaskResult::Failed, Some("transient error: 503\ndetails"), None),
+            Event::RetryScheduled { task: "b".into(), next_attempt: 1, not_before: 20, at: 10 },
+            started("b", 1),
+            finished("b", 1, TaskResult::Success, None, Some("{}")),
+            started("each", 0),
+            Event::IterationsPlanned { task: "each".into(), inputs: vec!["x".into(); 25], at: 2 },
+        ];
+        for i in 0..25 {
+            let key = format!("each[{i}]");
+            events.push(started(&key, 0));
+            let result = if i == 7 { TaskResult::Failed } else { TaskResult::Success };
+            events.push(finished(&key, 0, result, (i == 7).then_some("permanent error: bad row"), None));
+        }
+        events.push(finished("each", 0, TaskResult::Failed, Some("1 of 25 iterations did not succeed"), None));
+        events.push(Event::TaskSkipped { task: "d".into(), result: TaskResult::UpstreamFailed, reason: "upstream `each` failed".into(), at: 11 });
+        events.push(Event::RunFinished { result: RunResult::Failed, at: 12 });
+        events.push(Event::RepairStarted { repair: 1, tasks: vec!["d".into()], parameters: Default::default(), at: 13 });
+        events.push(Event::TaskSkipped { task: "d".into(), result: TaskResult::UpstreamFailed, reason: "upstream `each` failed".into(), at: 14 });
+        events.push(Event::RunFinished { result: RunResult::Failed, at: 15 });
+        RunView::from_events(&events).unwrap()
+    }
+
+    #[test]
+    fn runs_show_lays_the_graph_out_by_level_and_lists_every_attempt() {
+        let mut out = String::new();
+        details(&mut out, &run(), Paint::PLAIN);
+        let has = |needle: &str| assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
+        has("run 3 · job diamond · failed");
+        has("  repair 1  ");
+        has("  0      ✓ a     terminated  success");
+        has("  1      ✓ b     terminated  success                   2       1 ms  ← a\n");
+        has("         ✗ each  terminated  failed                    1       1 ms  ← a · 25 iterations: 24 success, 1 failed\n");
+        has("  2      ✗ d     terminated  upstream_failed           0          -  ← b, each\n");
+        has("── ✓ b · success · 2 attempts\n  attempt 0 · failed · 1 ms · transient error: 503\n");
+        has("    error:\n      transient error: 503\n      details\n");
+        has("  attempt 1 · success · 1 ms\n    output: {}\n");
+        has("    output: {\"rows\":4}");
+        has("    log:\n      | line one\n      | line two\n");
+        has("  iterations: 25 (24 success, 1 failed)\n");
+        has("    ── ✗ each[7] · failed\n      attempt 0 · failed · 1 ms · permanent error: bad row\n");
+        has("… 24 more iterations not detailed: 24 success (see --json)");
+        has("── ✗ d · upstream_failed\n  skipped: upstream `each` failed\n");
+        assert!(!out.contains("each[3]"), "successful iterations beyond the limit are collapsed:\n{out}");
+        assert!(!out.contains('\x1b'), "no colour when asked for none");
+    }
 }

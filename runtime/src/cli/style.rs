@@ -67,10 +67,11 @@ pub(super) fn stdout_is_terminal() -> bool {
 /// The terminal's (columns, rows); `COLUMNS`/`LINES` or 80×24 when it cannot be asked.
 pub(super) fn terminal_size() -> (usize, usize) {
     #[cfg(unix)]
-    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout()) {
-        if ws.ws_col > 0 && ws.ws_row > 0 {
-            return (ws.ws_col as usize, ws.ws_row as usize);
-        }
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout())
+        && ws.ws_col > 0
+        && ws.ws_row > 0
+    {
+        return (ws.ws_col as usize, ws.ws_row as usize);
     }
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default);
     (env("COLUMNS", 80), env("LINES", 24))
@@ -120,6 +121,16 @@ pub(super) fn plural(n: usize) -> &'static str {
 
 pub(super) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+/// Text a guest wrote, safe to put on a terminal: control characters (escape sequences
+/// that could move the cursor or recolour the screen, carriage returns) become `?`, a
+/// tab becomes a space. Newlines are the caller's business: pass single lines.
+pub(super) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.chars().map(|c| if c == '\t' { ' ' } else if c.is_control() { '?' } else { c }).collect())
 }
 
 /// At most `max` characters, ending in `…` when cut.
@@ -174,6 +185,12 @@ mod tests {
     fn ellipsize_counts_characters_not_bytes() {
         assert_eq!(ellipsize("µµµµ", 4), "µµµµ");
         assert_eq!(ellipsize("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn guest_text_cannot_drive_the_terminal() {
+        assert_eq!(clean("plain"), "plain");
+        assert_eq!(clean("\x1b[2Jgone\r\tx"), "?[2Jgone? x");
     }
 
     #[test]

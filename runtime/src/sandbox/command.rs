@@ -11,7 +11,10 @@ use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime_wasi::I32Exit;
 
+use std::sync::Arc;
+
 use super::cache::TaskComponent;
+use super::files::ScratchPool;
 use super::logs::CappedLog;
 use super::run::{self, Invocation, Io, Outcome, Returned};
 
@@ -28,7 +31,7 @@ pub struct Command {
     pub stdout_is_output: bool,
 }
 
-pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocation, cmd: Command) -> Outcome {
+pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: &TaskComponent, inv: Invocation, cmd: Command) -> Outcome {
     let started = Instant::now();
     let mut args = vec![inv.context.task_key.clone()];
     args.extend(cmd.args);
@@ -39,7 +42,7 @@ pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocat
         env: cmd.env,
         stdin: cmd.stdin,
     };
-    let mut store = match run::new_store(engine, &inv, &io, started) {
+    let mut store = match run::new_store(engine, scratch, &inv, &io, started) {
         Ok(store) => store,
         Err(e) => return run::setup_failed(e, started),
     };

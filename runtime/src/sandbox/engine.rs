@@ -60,6 +60,9 @@ fn config(pool: Option<PoolingAllocationConfig>) -> Config {
     cfg.wasm_component_model(true)
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
+        // fuel makes a CPU budget deterministic (same count on every machine);
+        // unmetered tasks get an effectively endless tank
+        .consume_fuel(true)
         .cranelift_opt_level(OptLevel::Speed)
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK);

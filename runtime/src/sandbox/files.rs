@@ -1,13 +1,15 @@
 //! Capability: files, through WASI preopens only.
 //!
 //! Owns what of the host's filesystem an attempt sees: the task's declared
-//! mounts (read-only or read-write, as declared) and a scratch `/tmp` created
-//! for the attempt and wiped when it ends. cap-std confines every open to its
+//! mounts (read-only or read-write, as declared) and a scratch `/tmp` that is
+//! empty when the attempt starts and wiped when it ends. cap-std confines every open to its
 //! preopen: `..` and symlinks that lead outside fail inside the guest, and an
 //! absolute path outside every mount has nothing to resolve against. It never
 //! grants a path the task did not declare.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -16,15 +18,68 @@ use crate::spec::{Mount, MountMode};
 /// Where the per-attempt scratch directory appears inside the guest.
 pub const SCRATCH_GUEST_PATH: &str = "/tmp";
 
+/// Scratch directories, reused: creating and deleting a directory per attempt
+/// costs milliseconds on filesystems that discard freed blocks synchronously,
+/// so an attempt borrows an empty directory and returns it emptied.
+pub(crate) struct ScratchPool {
+    root: Option<tempfile::TempDir>,
+    free: Mutex<Vec<PathBuf>>,
+    next: AtomicU64,
+}
+
+/// Empty scratch directories kept for reuse: enough for every sandbox slot.
+const MAX_POOLED_SCRATCH_DIRS: usize = super::engine::MAX_CONCURRENT_INSTANCES as usize;
+
+impl ScratchPool {
+    /// A pool under a fresh directory of the system temp dir (removed with the pool).
+    pub(crate) fn new() -> ScratchPool {
+        let root = tempfile::Builder::new().prefix("sluice-scratch-").tempdir().ok();
+        if root.is_none() {
+            tracing::warn!("cannot create a scratch root in the temp dir; attempts get no /tmp");
+        }
+        ScratchPool { root, free: Mutex::new(Vec::new()), next: AtomicU64::new(0) }
+    }
+
+    fn take(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return Ok(dir);
+        }
+        let root = self.root.as_ref().ok_or("no scratch root")?;
+        let dir = root.path().join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create the attempt's scratch directory {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Empty `dir` and keep it for the next attempt (or delete it if that fails).
+    fn give_back(&self, dir: PathBuf) {
+        let emptied = std::fs::read_dir(&dir).and_then(|entries| {
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
+            }
+            Ok(())
+        });
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if emptied.is_ok() && free.len() < MAX_POOLED_SCRATCH_DIRS {
+            free.push(dir);
+        } else {
+            drop(free);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(path = %dir.display(), error = %e, "could not wipe an attempt's scratch directory");
+            }
+        }
+    }
+}
+
 /// The directories one attempt may touch; dropping it wipes the scratch dir.
 pub(crate) struct Files {
-    scratch: Option<tempfile::TempDir>,
+    scratch: Option<(PathBuf, Arc<ScratchPool>)>,
 }
 
 impl Files {
-    /// Preopen `mounts` and a fresh scratch directory under `scratch_root`
-    /// (the system temp dir when `None`). An error names the mount.
-    pub(crate) fn grant(wasi: &mut WasiCtxBuilder, mounts: &[Mount], scratch_root: Option<&Path>) -> Result<Files, String> {
+    /// Preopen `mounts` and an empty scratch directory as `/tmp`. An error names the mount.
+    pub(crate) fn grant(wasi: &mut WasiCtxBuilder, mounts: &[Mount], pool: &Arc<ScratchPool>) -> Result<Files, String> {
         for m in mounts {
             let perms = match m.mode {
                 MountMode::Ro => FsPerms::ReadOnly,
@@ -33,33 +88,24 @@ impl Files {
             wasi.preopened_dir(&m.host, &m.guest, perms)
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", m.host.display(), m.guest))?;
         }
-        let scratch = match scratch_root {
-            Some(root) => {
-                std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-                tempfile::Builder::new().prefix("attempt-").tempdir_in(root)
-            }
-            None => tempfile::Builder::new().prefix("sluice-attempt-").tempdir(),
-        }
-        .map_err(|e| format!("cannot create the attempt's scratch directory: {e}"))?;
-        wasi.preopened_dir(scratch.path(), SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
+        let dir = pool.take()?;
+        let files = Files { scratch: Some((dir.clone(), pool.clone())) };
+        wasi.preopened_dir(&dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot mount the scratch directory: {e:#}"))?;
-        Ok(Files { scratch: Some(scratch) })
+        Ok(files)
     }
 
     /// The scratch directory's host path (while the attempt lives).
     #[cfg(test)]
-    pub(crate) fn scratch(&self) -> Option<std::path::PathBuf> {
-        self.scratch.as_ref().map(|s| s.path().to_path_buf())
+    pub(crate) fn scratch(&self) -> Option<PathBuf> {
+        self.scratch.as_ref().map(|s| s.0.clone())
     }
 }
 
 impl Drop for Files {
     fn drop(&mut self) {
-        if let Some(dir) = self.scratch.take() {
-            let path = dir.path().to_path_buf();
-            if let Err(e) = dir.close() {
-                tracing::warn!(path = %path.display(), error = %e, "could not wipe an attempt's scratch directory");
-            }
+        if let Some((dir, pool)) = self.scratch.take() {
+            pool.give_back(dir);
         }
     }
 }
@@ -70,20 +116,24 @@ mod tests {
 
     #[test]
     fn scratch_is_wiped_when_the_attempt_ends() {
-        let root = tempfile::tempdir().unwrap();
+        let pool = Arc::new(ScratchPool::new());
         let mut wasi = WasiCtxBuilder::new();
-        let files = Files::grant(&mut wasi, &[], Some(root.path())).unwrap();
+        let files = Files::grant(&mut wasi, &[], &pool).unwrap();
         let scratch = files.scratch().unwrap();
+        std::fs::create_dir(scratch.join("sub")).unwrap();
+        std::fs::write(scratch.join("sub/leftover"), b"x").unwrap();
         std::fs::write(scratch.join("leftover"), b"x").unwrap();
         drop(files);
-        assert!(!scratch.exists());
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "emptied");
+        let again = Files::grant(&mut WasiCtxBuilder::new(), &[], &pool).unwrap();
+        assert_eq!(again.scratch().unwrap(), scratch, "reused");
     }
 
     #[test]
     fn a_missing_mount_is_named() {
         let mut wasi = WasiCtxBuilder::new();
         let m = Mount { host: std::path::PathBuf::from("/nonexistent/dir"), guest: "/data".into(), mode: MountMode::Ro };
-        let err = Files::grant(&mut wasi, &[m], None).err().unwrap();
+        let err = Files::grant(&mut wasi, &[m], &Arc::new(ScratchPool::new())).err().unwrap();
         assert!(err.contains("/nonexistent/dir") && err.contains("/data"), "{err}");
     }
 }

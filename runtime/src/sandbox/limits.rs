@@ -37,6 +37,8 @@ pub struct Limits {
     pub timeout: Duration,
     pub max_log: u64,
     pub max_output: u64,
+    /// Deterministic CPU budget in wasm fuel units; `None` = unmetered.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -46,6 +48,7 @@ impl Default for Limits {
             timeout: DEFAULT_TIMEOUT,
             max_log: DEFAULT_MAX_LOG_BYTES,
             max_output: DEFAULT_MAX_OUTPUT_BYTES,
+            fuel: None,
         }
     }
 }

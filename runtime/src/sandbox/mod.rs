@@ -102,6 +102,8 @@ pub(crate) struct HostState {
     secrets: secrets::Secrets,
     checkpoints: checkpoint::Checkpoints,
     interrupt: run::InterruptState,
+    /// The attempt's fuel budget, to name it when it runs out.
+    fuel_budget: Option<u64>,
 }
 
 impl wasmtime_wasi_http::WasiHttpView for HostState {
@@ -119,6 +121,7 @@ impl WasiView for HostState {
 /// One engine, one linker, one component cache: share it across all attempts of a process.
 pub struct Sandbox {
     engine: Engine,
+    scratch: Arc<files::ScratchPool>,
     linker: Linker<HostState>,
     cache: cache::ComponentCache,
 }
@@ -129,7 +132,7 @@ impl Sandbox {
         engine::start_ticker(&engine);
         let linker = link(&engine).map_err(|e| SandboxError::Engine(format!("linking host capabilities: {e:#}")))?;
         let cache = cache::ComponentCache::new(config.cache_dir, engine::compatibility_key(&engine));
-        Ok(Sandbox { engine, linker, cache })
+        Ok(Sandbox { engine, linker, cache, scratch: Arc::new(files::ScratchPool::new()) })
     }
 
     /// Load a task component from a file (compiling it, or reusing a cached artifact).
@@ -154,12 +157,12 @@ impl Sandbox {
     /// Run one attempt of a task. Never panics on guest behaviour: every
     /// failure is an [`Outcome`].
     pub async fn run(&self, component: &TaskComponent, invocation: Invocation) -> Outcome {
-        run::run(&self.engine, component, invocation).await
+        run::run(&self.engine, &self.scratch, component, invocation).await
     }
 
     /// Run one attempt of a command task (`wasi:cli/command`): exit code 0 is success.
     pub async fn run_command(&self, component: &TaskComponent, invocation: Invocation, command: Command) -> Outcome {
-        command::run(&self.engine, component, invocation, command).await
+        command::run(&self.engine, &self.scratch, component, invocation, command).await
     }
 }
 

@@ -20,6 +20,7 @@ use super::cache::TaskComponent;
 use super::clocks::{Ticks, VirtualMonotonicClock, VirtualWallClock};
 use super::limits::{Limits, TaskLimiter};
 use super::logs::CappedLog;
+use super::files::ScratchPool;
 use super::values::UpstreamValues;
 use super::{HostState, checkpoint, params, secrets, values};
 use crate::model::RunId;
@@ -111,6 +112,8 @@ pub enum FailureKind {
     InvalidOutput,
     /// The host could not start the attempt (e.g. no free sandbox slot).
     Host,
+    /// The task used up its fuel budget (deterministic: retrying cannot help).
+    Fuel,
     /// A command exited with a non-zero code (it cannot say whether that is
     /// transient, so retry policies apply).
     Exit,
@@ -191,8 +194,9 @@ pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, t
 
 /// A store for one attempt: deny-by-default WASI plus the capabilities, the
 /// memory limiter, and the epoch callback enforcing deadline and cancel.
-pub(crate) fn new_store(engine: &Engine, inv: &Invocation, io: &Io, started: Instant) -> Result<WasmStore<HostState>, String> {
-    let mut store = WasmStore::new(engine, host_state(inv, io, started)?);
+pub(crate) fn new_store(engine: &Engine, scratch: &Arc<ScratchPool>, inv: &Invocation, io: &Io, started: Instant) -> Result<WasmStore<HostState>, String> {
+    let mut store = WasmStore::new(engine, host_state(inv, io, started, scratch)?);
+    store.set_fuel(inv.limits.fuel.unwrap_or(u64::MAX)).map_err(|e| format!("setting the fuel budget: {e}"))?;
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
@@ -227,7 +231,7 @@ pub(crate) fn host_deadline(inv: &Invocation) -> Duration {
     inv.limits.timeout + HOST_TIMER_GRACE
 }
 
-pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocation) -> Outcome {
+pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: &TaskComponent, inv: Invocation) -> Outcome {
     let started = Instant::now();
     let io = Io::logs_only(&inv);
     let ctx = Context {
@@ -237,7 +241,7 @@ pub(crate) async fn run(engine: &Engine, component: &TaskComponent, inv: Invocat
         attempt: inv.context.attempt,
         target: inv.context.target.clone(),
     };
-    let mut store = match new_store(engine, &inv, &io, started) {
+    let mut store = match new_store(engine, scratch, &inv, &io, started) {
         Ok(store) => store,
         Err(e) => return setup_failed(e, started),
     };
@@ -305,7 +309,7 @@ fn as_json_output(stdout: &str) -> String {
     }
 }
 
-fn host_state(inv: &Invocation, io: &Io, started: Instant) -> Result<HostState, String> {
+fn host_state(inv: &Invocation, io: &Io, started: Instant, scratch: &Arc<ScratchPool>) -> Result<HostState, String> {
     let ticks = Ticks::default();
     let mut wasi = WasiCtxBuilder::new();
     match &io.stdout {
@@ -323,7 +327,7 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant) -> Result<HostState, 
     if let Some(stdin) = &io.stdin {
         wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin.clone()));
     }
-    let files = super::files::Files::grant(&mut wasi, &inv.mounts, None)?;
+    let files = super::files::Files::grant(&mut wasi, &inv.mounts, scratch)?;
     let task = &inv.context.task_key;
     let secrets = secrets::Secrets::for_invocation(inv);
     Ok(HostState {
@@ -342,6 +346,7 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant) -> Result<HostState, 
         checkpoints: checkpoint::Checkpoints::new(inv.store.clone(), inv.run, task).guarded(secrets.revealed()),
         secrets,
         interrupt: InterruptState { deadline: started + inv.limits.timeout, cancel: inv.cancel.clone(), why: None },
+        fuel_budget: inv.limits.fuel,
     })
 }
 
@@ -366,6 +371,10 @@ fn classify(result: CallResult, state: &HostState, log: &str, timeout: Duration,
                         crate::util::human_bytes(state.limiter_limit()),
                         crate::util::human_bytes(wanted)
                     ),
+                },
+                None if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) => Status::Failed {
+                    kind: FailureKind::Fuel,
+                    message: format!("fuel budget of {} exhausted", state.fuel_budget.unwrap_or(0)),
                 },
                 None if e.downcast_ref::<Trap>().is_some() => Status::Failed { kind: FailureKind::Trap, message: trap_message(&e, log) },
                 None if instantiating => Status::Failed { kind: FailureKind::Host, message: format!("could not instantiate: {e:#}") },

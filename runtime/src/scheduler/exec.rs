@@ -492,6 +492,7 @@ pub(crate) fn failure_label(kind: crate::sandbox::FailureKind) -> &'static str {
         InvalidOutput => "invalid output",
         Host => "host error",
         Exit => "command failed",
+        Fuel => "out of fuel",
     }
 }
 

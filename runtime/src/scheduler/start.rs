@@ -292,6 +292,7 @@ pub(crate) fn limits_of(spec: &TaskSpec, job_timeout: Option<std::time::Duration
         timeout: spec.timeout.or(job_timeout).unwrap_or(d.timeout),
         max_log: spec.limits.max_log.unwrap_or(d.max_log),
         max_output: spec.limits.max_output.unwrap_or(d.max_output),
+        fuel: spec.limits.fuel,
     }
 }
 
