@@ -211,3 +211,13 @@ fn a_failed_task_fails_its_dependents_without_running_them() {
     assert_eq!(sluice_tests::task_of(&run, "after")["attempts"], serde_json::json!([]));
     assert_eq!(sluice_tests::task_of(&run, "side")["result"], "success");
 }
+
+#[test]
+fn a_gigabyte_of_stdout_is_capped_and_the_host_stays_small() {
+    let s = Sluice::new();
+    let (out, run) = s.task_run(&guest("chatty"), &["--param", "bytes=1073741824"]);
+    out.assert_exit(0);
+    let a = last_attempt(&run, "chatty");
+    assert_eq!(a["log_truncated"], true);
+    assert_eq!(a["log"].as_str().unwrap().len(), 1 << 20, "exactly the default 1 MiB cap is kept");
+}
