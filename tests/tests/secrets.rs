@@ -299,3 +299,37 @@ fn values_come_from_stdin_or_a_file_never_an_argument() {
     assert_eq!(actions, ["scope_create", "put", "delete", "scope_delete"]);
     assert_state_dir_clean(&s);
 }
+
+#[test]
+fn a_command_task_gets_secrets_in_its_env_and_they_are_redacted_from_what_it_prints() {
+    let s = Sluice::new();
+    let key = key_hex(6);
+    setup(&s, "dev", &key);
+    let dir = s.bundle(
+        "cmd",
+        "[bundle]\nname = \"sec\"\n[components]\ncmd = \"{guest:cmd}\"\n[jobs.sec]\n\
+         [[jobs.sec.tasks]]\nkey = \"c\"\nkind = \"command\"\ncomponent = \"cmd\"\nstdout = \"output\"\n\
+         env = { PGPASSWORD = \"{{ secrets/db/pw }}\", URL = \"postgres://app:{{ secrets/db/pw }}@db/{{ task.key }}\", PLAIN = \"x\" }\n",
+    );
+    let dir = dir.to_str().unwrap();
+    let out = as_user(&s, "alice", &key, &["run", dir, "--json"], None);
+    out.assert_exit(0);
+    assert_clean("the run's --json record", &out.stdout);
+    let run = out.json();
+    let pairs: Vec<(String, String)> = serde_json::from_value(output(&run, "c")["env"].clone()).expect("env pairs");
+    let env: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
+    assert_eq!(env["PGPASSWORD"], "[REDACTED]", "the program saw the value; its output shows it redacted");
+    assert_eq!(env["URL"], "postgres://app:[REDACTED]@db/c");
+    assert_eq!(env["PLAIN"], "x");
+    let trail = audit(&s, &["--run", &run["run_id"].to_string()]);
+    assert_eq!(trail.len(), 2, "one audited reveal per reference: {trail:#?}");
+    assert!(trail.iter().all(|r| r["granted"] == true && r["task"] == "c" && r["version"] == 2), "{trail:#?}");
+
+    let denied = as_user(&s, "mallory", &key, &["run", dir, "--json"], None);
+    denied.assert_exit(1);
+    let a = last_attempt(&denied.json(), "c").clone();
+    let error = a["error"].as_str().unwrap();
+    assert!(error.contains("env `") && error.contains("principal `mallory`") && error.contains("no read permission"), "{error}");
+    assert_eq!(audit(&s, &["--principal", "mallory", "--denied"]).len(), 1);
+    assert_state_dir_clean(&s);
+}

@@ -23,8 +23,11 @@ use super::run::{self, Invocation, Io, Outcome, Returned};
 pub struct Command {
     /// `argv[1..]` (argv\[0] is the task key).
     pub args: Vec<String>,
-    /// The whole environment the program sees.
+    /// The whole environment the program sees, but for `secret_env`.
     pub env: Vec<(String, String)>,
+    /// Variables whose values hold `{{ secrets/scope/key }}` references: revealed
+    /// (and audited) just before the program starts, redacted from all it reports.
+    pub secret_env: Vec<(String, Vec<crate::spec::template::Part>)>,
     /// Bytes on stdin (closed when `None`).
     pub stdin: Option<Vec<u8>>,
     /// Whether stdout is the task's output (JSON as-is, other text as a JSON string).
@@ -33,13 +36,22 @@ pub struct Command {
 
 pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: &TaskComponent, inv: Invocation, cmd: Command) -> Outcome {
     let started = Instant::now();
+    let mut inv = inv;
+    let mut env = cmd.env;
+    match super::secrets::resolve_env(&inv, cmd.secret_env).await {
+        Ok((resolved, values)) => {
+            env.extend(resolved);
+            inv.revealed.extend(values);
+        }
+        Err(message) => return super::secrets::denied(message, started),
+    }
     let mut args = vec![inv.context.task_key.clone()];
     args.extend(cmd.args);
     let io = Io {
         log: CappedLog::new(inv.limits.max_log),
         stdout: cmd.stdout_is_output.then(|| CappedLog::new(inv.limits.max_output)),
         args,
-        env: cmd.env,
+        env,
         stdin: cmd.stdin,
     };
     let mut store = match run::new_store(engine, scratch, &inv, &io, started) {

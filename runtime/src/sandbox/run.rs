@@ -54,6 +54,9 @@ pub struct Invocation {
     pub workspace: String,
     /// Resolves (and audits) `secrets.reveal`; `None`: granted names do not resolve.
     pub secret_resolver: Option<Arc<dyn crate::secrets::Resolver>>,
+    /// Secret values the attempt holds before it starts (a command task's env):
+    /// redacted from what it reports like the ones it reveals.
+    pub revealed: Vec<crate::secrets::SecretString>,
     /// Upstream tasks (same run) whose values the task may read.
     pub readable_tasks: BTreeSet<String>,
     pub store: Arc<dyn Store>,
@@ -85,6 +88,7 @@ impl Invocation {
             principal: String::new(),
             workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
             secret_resolver: None,
+            revealed: Vec::new(),
             readable_tasks: BTreeSet::new(),
             store,
             run,

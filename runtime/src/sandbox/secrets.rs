@@ -8,6 +8,9 @@
 //! output, error and published values are redacted before the [`Outcome`]
 //! leaves the sandbox ([`redact_outcome`]), and so that a checkpoint holding a
 //! value is refused (checkpoints are stored as the task gave them).
+//! A command task's `env` may hold `{{ secrets/scope/key }}` references: they
+//! are revealed here too, through the same resolver, just before the program
+//! starts ([`resolve_env`]), and redacted the same way.
 //! Without a resolver (a library user who configured none), granted names fail
 //! with "no secret store is configured". It must never log, store or return a
 //! value it was not granted.
@@ -18,10 +21,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::sluice::task::secrets;
-use super::run::{Invocation, Outcome, Status};
+use super::run::{FailureKind, Invocation, Outcome, Status};
 use super::HostState;
 use crate::model::RunId;
 use crate::secrets::{ExposeSecret as _, Redactor, RevealRequest, Resolver, SecretString};
+use crate::spec::template::Part;
 
 /// The values an attempt revealed, shared by the capabilities that must not let them out.
 #[derive(Clone, Default)]
@@ -74,6 +78,9 @@ impl Secrets {
     /// The capability an invocation grants.
     pub(crate) fn for_invocation(inv: &Invocation) -> Self {
         let mut s = Secrets::new(&inv.context.task_key, inv.secrets.iter().cloned());
+        for value in &inv.revealed {
+            s.revealed.add(value.clone());
+        }
         s.access = inv.secret_resolver.as_ref().map(|resolver| Access {
             resolver: resolver.clone(),
             run: inv.run,
@@ -137,6 +144,60 @@ impl secrets::Host for Secrets {
     }
 }
 
+/// The values of a command task's secret env variables: each part revealed
+/// through the run's resolver (the reference in the task's `env` is its grant;
+/// the principal's permission and the target are checked, every reveal audited).
+/// Returns the variables and the values to redact; `Err`: why the attempt cannot start.
+pub(crate) async fn resolve_env(inv: &Invocation, secret_env: Vec<(String, Vec<Part>)>) -> Result<(Vec<(String, String)>, Vec<SecretString>), String> {
+    let mut env = Vec::new();
+    let mut values = Vec::new();
+    for (var, parts) in secret_env {
+        let mut text = zeroize::Zeroizing::new(String::new());
+        for part in parts {
+            match part {
+                Part::Text(t) => text.push_str(&t),
+                Part::Secret { scope, key } => {
+                    let name = format!("{scope}/{key}");
+                    let Some(resolver) = inv.secret_resolver.clone() else {
+                        return Err(format!("env `{var}`: secret `{name}` cannot be revealed: no secret store is configured"));
+                    };
+                    let request = RevealRequest {
+                        run: inv.run,
+                        task: inv.context.task_key.clone(),
+                        attempt: inv.context.attempt,
+                        principal: inv.principal.clone(),
+                        workspace: inv.workspace.clone(),
+                        target: inv.context.target.clone(),
+                        name: name.clone(),
+                        granted: true,
+                    };
+                    let value = tokio::task::spawn_blocking(move || resolver.reveal(&request))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the secret store failed: {e}")))
+                        .map_err(|why| format!("env `{var}`: {why}"))?;
+                    text.push_str(value.expose_secret());
+                    values.push(value);
+                }
+            }
+        }
+        env.push((var, text.to_string()));
+    }
+    Ok((env, values))
+}
+
+/// The outcome of an attempt whose secrets could not be revealed: a permanent
+/// failure (retrying does not grant a permission), before anything ran.
+pub(crate) fn denied(message: String, started: std::time::Instant) -> Outcome {
+    Outcome {
+        status: Status::Failed { kind: FailureKind::Permanent, message },
+        log: String::new(),
+        log_truncated: false,
+        values: Vec::new(),
+        secret_audit: Vec::new(),
+        elapsed: started.elapsed(),
+    }
+}
+
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     secrets::add_to_linker::<HostState, HasSelf<Secrets>>(linker, |s| &mut s.secrets)
 }
@@ -161,7 +222,6 @@ pub(crate) fn redact_outcome(mut outcome: Outcome, redactor: &Redactor) -> Outco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::FailureKind;
     use crate::secrets::{MasterKey, MemorySecretStore, ScopeId, SecretStore, Vault, REDACTED};
     use secrets::Host;
 

@@ -67,18 +67,30 @@ pub(crate) struct Scope<'a> {
     pub store: &'a dyn Store,
 }
 
-/// Fill in every reference of `text`. An upstream value that was never set
-/// fails, naming it.
-pub(crate) fn render(text: &str, scope: &Scope<'_>) -> Result<String, String> {
-    let mut resolve = |r: &Reference| match r {
+/// What one reference of a task's text resolves to (`None`: it cannot be resolved).
+fn resolve(r: &Reference, scope: &Scope<'_>) -> Option<String> {
+    match r {
         Reference::JobParameter(p) => scope.parameters.get(p).cloned(),
         Reference::TaskAttempt => Some(scope.attempt.to_string()),
         Reference::TaskKey => Some(scope.task.to_string()),
         Reference::Input => scope.input.map(str::to_string),
         Reference::TaskValue { task: up, name } => scope.store.value(scope.run_id, up, name).ok().flatten().map(|json| unquote(&json)),
         other => run_level(other, scope.job, scope.run_id, scope.started),
-    };
-    template::render(text, &mut resolve)
+    }
+}
+
+/// Fill in every reference of `text`. An upstream value that was never set
+/// fails, naming it.
+pub(crate) fn render(text: &str, scope: &Scope<'_>) -> Result<String, String> {
+    let mut lookup = |r: &Reference| resolve(r, scope);
+    template::render(text, &mut lookup)
+}
+
+/// Like [`render`], keeping secret references as parts for the sandbox to
+/// reveal (a command task's `env`: the only place they are allowed).
+pub(crate) fn render_parts(text: &str, scope: &Scope<'_>) -> Result<Vec<template::Part>, String> {
+    let mut lookup = |r: &Reference| resolve(r, scope);
+    template::render_parts(text, &mut lookup)
 }
 
 /// A task's params with every reference resolved.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{Event, RunView, TaskResult, TaskState, iteration_key};
 use crate::sandbox::{Command, Invocation, Limits, TaskContext};
+use crate::spec::template::Part;
 use crate::spec::{Stdin, TaskKind, TaskSpec};
 
 use super::exec::{Done, Exec, Slot};
@@ -170,6 +171,7 @@ impl Exec {
             principal: self.plan.principal.clone(),
             workspace: self.plan.workspace.clone(),
             secret_resolver: self.rt.secrets.clone(),
+            revealed: Vec::new(),
             readable_tasks: self.upstream_closure(i),
             store: self.rt.store.clone(),
             run: self.journal.run(),
@@ -196,13 +198,23 @@ impl Exec {
     fn render_command(&self, i: usize, attempt: u32, c: CommandSpec) -> Result<Command, String> {
         let scope = self.scope(i, attempt);
         let args = c.args.iter().enumerate().map(|(n, a)| params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}"))).collect::<Result<_, _>>()?;
-        let env = c.env.iter().map(|(k, v)| Ok((k.clone(), params::render(v, &scope).map_err(|e| format!("env {k}: {e}"))?))).collect::<Result<_, String>>()?;
+        let mut env = Vec::new();
+        let mut secret_env = Vec::new();
+        for (k, v) in &c.env {
+            // secret references stay parts: the sandbox reveals them (audited) at start
+            let parts = params::render_parts(v, &scope).map_err(|e| format!("env {k}: {e}"))?;
+            match parts.as_slice() {
+                [] => env.push((k.clone(), String::new())),
+                [Part::Text(text)] => env.push((k.clone(), text.clone())),
+                _ => secret_env.push((k.clone(), parts)),
+            }
+        }
         let stdin = match c.stdin {
             None => None,
             Some(Stdin::Text(text)) => Some(params::render(&text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes()),
             Some(Stdin::File(path)) => Some(read_stdin_file(&path)?),
         };
-        Ok(Command { args, env, stdin, stdout_is_output: c.stdout_is_output })
+        Ok(Command { args, env, secret_env, stdin, stdout_is_output: c.stdout_is_output })
     }
 
     /// Every task slot `i` depends on, directly or transitively (for an

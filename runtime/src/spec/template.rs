@@ -117,6 +117,39 @@ pub fn render(
     Ok(out)
 }
 
+/// A rendered value that may still hold secret references (a command task's `env`):
+/// text, or a secret for the sandbox to reveal in its place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Part {
+    Text(String),
+    Secret { scope: String, key: String },
+}
+
+/// Like [`render`], but secret references stay [`Part::Secret`] (`resolve` is not
+/// asked for them), so that their values never pass through rendered text.
+/// Neighbouring text is merged.
+pub fn render_parts(
+    text: &str,
+    resolve: &mut dyn FnMut(&Reference) -> Option<String>,
+) -> Result<Vec<Part>, String> {
+    let mut parts: Vec<Part> = Vec::new();
+    let push_text = |parts: &mut Vec<Part>, s: &str| match parts.last_mut() {
+        Some(Part::Text(t)) => t.push_str(s),
+        _ => parts.push(Part::Text(s.to_string())),
+    };
+    for piece in pieces(text)? {
+        match piece {
+            Piece::Text(literal) => push_text(&mut parts, literal),
+            Piece::Ref(Reference::Secret { scope, key }) => parts.push(Part::Secret { scope, key }),
+            Piece::Ref(reference) => match resolve(&reference) {
+                Some(value) => push_text(&mut parts, &value),
+                None => return Err(format!("cannot resolve `{{{{ {reference} }}}}`")),
+            },
+        }
+    }
+    Ok(parts)
+}
+
 fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
     let mut pieces = Vec::new();
     let mut rest = text;
@@ -244,6 +277,12 @@ mod tests {
         }
         let mut none = |_: &Reference| None;
         assert!(render("{{ secrets/db/pw }}", &mut none).is_err());
+        let mut key = |r: &Reference| (*r == Reference::TaskKey).then(|| "t".to_string());
+        assert_eq!(
+            render_parts("u={{task.key}}:{{ secrets/db/pw }}!", &mut key).unwrap(),
+            vec![Part::Text("u=t:".into()), Part::Secret { scope: "db".into(), key: "pw".into() }, Part::Text("!".into())]
+        );
+        assert!(render_parts("{{ job.name }}", &mut none).is_err());
     }
 
     #[test]
