@@ -155,3 +155,25 @@ fn five_hundred_concurrent_sandboxes_all_finish() {
     assert_eq!(output(&run, "many[499]")["read"]["ok"], "499");
     assert_eq!(task_of(&run, "many[0]")["result"], "success");
 }
+
+#[test]
+fn a_workspace_never_sees_another_workspaces_runs() {
+    let s = Sluice::new();
+    let toml = format!("{HEAD}[jobs.j]\n[[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"fs\"\n");
+    let dir = s.bundle("tenants", &toml);
+    s.run(&["run", dir.to_str().unwrap(), "--workspace", "acme"]).assert_exit(0);
+    let acme = s.run(&["runs", "list", "--json", "--workspace", "acme"]).json();
+    assert_eq!(acme.as_array().unwrap().len(), 1);
+    assert_eq!(acme[0]["workspace"], "acme");
+    let globex = s.run(&["runs", "list", "--json", "--workspace", "globex"]).json();
+    assert_eq!(globex, serde_json::json!([]), "another tenant's runs are invisible");
+    let show = s.run(&["runs", "show", "1", "--workspace", "globex"]);
+    show.assert_exit(2);
+    assert!(show.stderr.contains("no run 1 in workspace `globex`"), "{}", show.stderr);
+    let repair = s.run(&["runs", "repair", "1", "--task", "t", "--workspace", "globex"]);
+    repair.assert_exit(2);
+    s.run(&["runs", "show", "1", "--workspace", "acme"]).assert_exit(0);
+    // a workspace name cannot escape its namespace
+    let bad = s.run(&["runs", "list", "--workspace", "../acme"]);
+    bad.assert_exit(2);
+}

@@ -88,6 +88,11 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).try_init();
 }
 
+/// A workspace name: the bundle name rule, so it cannot escape its namespace.
+pub(crate) fn parse_workspace(s: &str) -> Result<String, String> {
+    crate::spec::names::check_name(s).map(|()| s.to_string()).map_err(|e| format!("workspace: {e}"))
+}
+
 /// Parse `k=v` pairs from `--param`.
 pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "dev")]
     pub target: String,
     /// Workspace whose secret scopes the run reads.
-    #[arg(long, default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE")]
+    #[arg(long, default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE", value_parser = super::parse_workspace)]
     pub workspace: String,
     /// Print the finished run's record as JSON (and nothing else on stdout).
     #[arg(long)]
@@ -45,6 +45,9 @@ pub enum TaskCommand {
 pub struct TaskRunArgs {
     /// The component (.wasm) to run.
     pub component: PathBuf,
+    /// Workspace (tenant namespace) the run belongs to.
+    #[arg(long, default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE", value_parser = super::parse_workspace)]
+    pub workspace: String,
     /// A task parameter: --param key=value (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
@@ -94,7 +97,8 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
     let TaskCommand::Run(args) = cmd;
     let cwd = std::env::current_dir()?;
     let dir = state::state_dir(state_arg, &cwd);
-    let rt = state::runtime(&dir, observer(args.json, 8))?;
+    let mut rt = state::runtime(&dir, observer(args.json, 8))?;
+    rt.workspace = args.workspace.clone();
     watch_ctrl_c(rt.cancel.clone());
     let defaults = Limits::default();
     let limits = Limits {
@@ -125,6 +129,9 @@ pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
 pub(crate) fn resume_interrupted(rt: &Runtime, tokio: &tokio::runtime::Runtime, quiet: bool) -> anyhow::Result<Vec<RunView>> {
     let mut resumed = Vec::new();
     for run in rt.interrupted_runs()? {
+        if rt.view(run)?.workspace != rt.workspace {
+            continue; // another tenant's run: resumed by a command of its own workspace
+        }
         if !quiet {
             println!("resuming run {run}: the process running it stopped before it finished");
         }

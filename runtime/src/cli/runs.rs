@@ -25,6 +25,24 @@ pub enum RunsCommand {
     Repair(RepairArgs),
 }
 
+/// The tenant namespace a command works in: runs of other workspaces are invisible.
+#[derive(Debug, Args)]
+pub struct WorkspaceArg {
+    /// Workspace (tenant namespace) whose runs to see.
+    #[arg(long = "workspace", default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE", value_parser = super::parse_workspace)]
+    pub name: String,
+}
+
+impl WorkspaceArg {
+    /// Refuse a run of another workspace as if it did not exist.
+    fn check(&self, view: &RunView) -> anyhow::Result<()> {
+        if view.workspace != self.name {
+            anyhow::bail!("no run {} in workspace `{}`", view.run_id, self.name);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// How many runs to show.
@@ -32,6 +50,8 @@ pub struct ListArgs {
     pub limit: usize,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +59,8 @@ pub struct ShowArgs {
     pub run_id: RunId,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +68,8 @@ pub struct IdArgs {
     pub run_id: RunId,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +78,8 @@ pub struct ResumeArgs {
     pub run_id: Option<RunId>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +96,8 @@ pub struct RepairArgs {
     pub params: Vec<(String, String)>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
 }
 
 pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
@@ -77,7 +105,12 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
     match cmd {
         RunsCommand::List(args) => {
             let store = state::open_existing(&dir)?;
-            let runs = store.list_summaries(args.limit)?;
+            let runs: Vec<_> = store
+                .list_summaries(usize::MAX)?
+                .into_iter()
+                .filter(|r| r.workspace == args.workspace.name)
+                .take(args.limit)
+                .collect();
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
@@ -92,6 +125,7 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
                 anyhow::bail!("no run {} in {}", args.run_id, dir.display());
             }
             let view = RunView::from_events(&events).map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?;
+            args.workspace.check(&view)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -102,11 +136,15 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
         RunsCommand::Cancel(args) => cancel(&dir, args),
         RunsCommand::Resume(args) => {
             state::open_existing(&dir).map(drop)?;
-            let rt = state::runtime(&dir, observer(args.json, 8))?;
+            let mut rt = state::runtime(&dir, observer(args.json, 8))?;
+            rt.workspace = args.workspace.name.clone();
             watch_ctrl_c(rt.cancel.clone());
             let tokio = tokio_runtime()?;
             let views = match args.run_id {
-                Some(id) => vec![tokio.block_on(rt.resume(id))?],
+                Some(id) => {
+                    args.workspace.check(&rt.view(id)?)?;
+                    vec![tokio.block_on(rt.resume(id))?]
+                }
                 None => resume_interrupted(&rt, &tokio, args.json)?,
             };
             if args.json {
@@ -120,6 +158,7 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
         RunsCommand::Repair(args) => {
             state::open_existing(&dir).map(drop)?;
             let rt = state::runtime(&dir, observer(args.json, 8))?;
+            args.workspace.check(&rt.view(args.run_id)?)?;
             watch_ctrl_c(rt.cancel.clone());
             let req = RepairRequest { tasks: args.tasks, with_dependents: args.with_dependents, overrides: args.params.into_iter().collect() };
             let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req))?;
@@ -135,7 +174,7 @@ fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
     }
     match state::open_store(dir) {
         Err(StoreError::Locked { .. }) => {
-            state::control(dir).request_cancel(args.run_id)?;
+            state::control(dir).request_cancel(args.run_id, &args.workspace.name)?;
             println!("cancel requested: the sluice process running run {} stops it", args.run_id);
             Ok(ExitCode::SUCCESS)
         }
@@ -144,6 +183,7 @@ fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
             drop(store);
             let rt = state::runtime(dir, observer(args.json, 8))?;
             let view = rt.view(args.run_id)?;
+            args.workspace.check(&view)?;
             if let Some(r) = view.result {
                 anyhow::bail!("run {} already finished ({})", args.run_id, r.as_str());
             }

@@ -159,7 +159,7 @@ pub struct RunPlan {
     pub workspace: String,
 }
 
-fn default_workspace() -> String {
+pub(crate) fn default_workspace() -> String {
     "default".into()
 }
 
@@ -270,4 +270,7 @@ pub struct RunSummary {
     pub finished_at: Option<Millis>,
     /// `None` while the run is in flight.
     pub result: Option<RunResult>,
+    /// The tenant namespace the run belongs to; other workspaces never see it.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
 }

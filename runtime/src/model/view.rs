@@ -81,6 +81,8 @@ pub struct RunView {
     /// How many times the run was resumed after its process died.
     pub resumed: u32,
     pub cancel_requested: bool,
+    /// The tenant namespace the run belongs to.
+    pub workspace: String,
 }
 
 /// The event log was not a valid history.
@@ -97,7 +99,8 @@ impl RunView {
     pub fn from_events(events: &[Event]) -> Result<RunView, CorruptLog> {
         let mut iter = events.iter();
         let mut view = match iter.next() {
-            Some(Event::RunCreated { run_id, job, source, target, parameters, tasks, at, .. }) => RunView {
+            Some(Event::RunCreated { run_id, job, source, target, parameters, tasks, at, plan }) => RunView {
+                workspace: plan.as_ref().map_or_else(|| super::default_workspace(), |p| p.workspace.clone()),
                 run_id: *run_id,
                 job: job.clone(),
                 source: source.clone(),
@@ -260,6 +263,7 @@ impl RunView {
             created_at: self.created_at,
             finished_at: self.finished_at,
             result: self.result,
+            workspace: self.workspace.clone(),
         }
     }
 }

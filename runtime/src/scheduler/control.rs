@@ -22,14 +22,19 @@ impl Control {
         self.dir.join(format!("cancel-{run}"))
     }
 
-    /// Ask the process running `run` to cancel it.
-    pub fn request_cancel(&self, run: u64) -> std::io::Result<()> {
+    /// Ask the process running `run` to cancel it, on behalf of `workspace`
+    /// (a request from another workspace is ignored).
+    pub fn request_cancel(&self, run: u64, workspace: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        std::fs::write(self.cancel_file(run), b"cancel\n")
+        std::fs::write(self.cancel_file(run), workspace.as_bytes())
     }
 
-    pub fn cancel_requested(&self, run: u64) -> bool {
-        self.cancel_file(run).exists()
+    /// Whether `workspace` asked for `run` to be canceled.
+    pub fn cancel_requested(&self, run: u64, workspace: &str) -> bool {
+        match std::fs::read(self.cancel_file(run)) {
+            Ok(by) => by == workspace.as_bytes(),
+            Err(_) => false,
+        }
     }
 
     /// Forget requests about a run that has ended.
@@ -50,10 +55,11 @@ mod tests {
     fn a_request_is_seen_until_cleared() {
         let dir = tempfile::tempdir().unwrap();
         let c = Control::new(dir.path().join("control"));
-        assert!(!c.cancel_requested(7));
-        c.request_cancel(7).unwrap();
-        assert!(c.cancel_requested(7) && !c.cancel_requested(8));
+        assert!(!c.cancel_requested(7, "default"));
+        c.request_cancel(7, "default").unwrap();
+        assert!(c.cancel_requested(7, "default") && !c.cancel_requested(8, "default"));
+        assert!(!c.cancel_requested(7, "other"), "another workspace cannot cancel it");
         c.clear(7);
-        assert!(!c.cancel_requested(7));
+        assert!(!c.cancel_requested(7, "default"));
     }
 }

@@ -233,7 +233,7 @@ impl Exec {
             Some(Stop::Canceled("canceled by the user (Ctrl-C)".into()))
         } else if self.parent_cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             Some(Stop::Canceled("the parent run was canceled".into()))
-        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run)) {
+        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run, &self.plan.workspace)) {
             Some(Stop::Canceled("canceled by `sluice runs cancel`".into()))
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
             let t = self.plan.job.timeout.unwrap_or_default();

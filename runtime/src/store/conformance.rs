@@ -26,6 +26,7 @@ pub(super) fn running_summary(run: RunId) -> RunSummary {
         created_at: 1_000 + run,
         finished_at: None,
         result: None,
+        workspace: "default".into(),
     }
 }
 
