@@ -263,7 +263,7 @@ fn put(state_arg: Option<PathBuf>, args: PutArgs) -> anyhow::Result<ExitCode> {
     let id = scope_id(&args.scope, &args.place)?;
     let value = read_value(args.from_file.as_deref(), &args.scope, &args.key)?;
     let version = open(state_arg, true)?.put(&who, &id, &args.key, &value)?;
-    println!("stored {}/{} version {version} (scope {id})", args.scope, args.key);
+    println!("stored {}/{} version {version} in scope {id}", args.scope, args.key);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,4 +32,12 @@ pub trait Resolver: Send + Sync {
     /// The value of `req.name`, or why not (a message for the guest: never a value).
     /// Must audit every call, granted or denied, before returning.
     fn reveal(&self, req: &RevealRequest) -> Result<SecretString, String>;
+
+    /// The version a reveal of `name` (`scope/key`) would return for a run of
+    /// `workspace` and `target`, without revealing anything: what a cache key
+    /// records so that a rotation changes it. `None`: no such secret.
+    fn version(&self, workspace: &str, target: &str, name: &str) -> Option<u32> {
+        let _ = (workspace, target, name);
+        None
+    }
 }

@@ -235,10 +235,10 @@ impl Vault {
             return Ok(key.clone());
         }
         let key = self.keys.load(false)?;
-        if let Some(check) = self.store.key_check()? {
-            if !key.matches(&check) {
-                return Err(SecretsError::WrongMasterKey { source_name: key.source().to_string() });
-            }
+        if let Some(check) = self.store.key_check()?
+            && !key.matches(&check)
+        {
+            return Err(SecretsError::WrongMasterKey { source_name: key.source().to_string() });
         }
         *unlocked = Some(key.clone());
         Ok(key)
@@ -348,6 +348,12 @@ impl Resolver for Vault {
                 Err(reason)
             }
         }
+    }
+
+    fn version(&self, workspace: &str, target: &str, name: &str) -> Option<u32> {
+        let (scope, key) = split_name(name).ok()?;
+        let id = ScopeId::new(workspace, target, scope).ok()?;
+        self.store.latest(&id, key).ok().flatten().map(|v| v.version)
     }
 }
 

@@ -49,6 +49,8 @@ fn put_bumps_the_version_and_reveal_returns_the_newest() {
     assert_eq!(got.expose_secret(), VALUE);
     let rec = last_audit(&vault);
     assert!(rec.granted && rec.version == Some(2) && rec.run == Some(7) && rec.task.as_deref() == Some("load"), "{rec:?}");
+    assert_eq!(vault.version(DEFAULT_WORKSPACE, "prod", "db/pw"), Some(2));
+    assert_eq!(vault.version(DEFAULT_WORKSPACE, "test", "db/pw"), None);
     let listed = vault.list("alice", &id).unwrap();
     assert_eq!((listed[0].key.as_str(), listed[0].version, listed[0].versions), ("pw", 2, 2));
     assert_eq!(listed[0].updated_by, "alice");

@@ -142,12 +142,9 @@ fn env<'a>(
                 .error("an environment variable's value is one string; found a nested value"));
         }
         let value = entry.node.param_string()?;
-        templates.push(Templated::new(
-            format!("env `{}`", entry.key),
-            &value,
-            &entry.node,
-            false,
-        ));
+        templates.push(
+            Templated::new(format!("env `{}`", entry.key), &value, &entry.node, false).allowing_secrets(),
+        );
         env.insert(entry.key.to_string(), value);
     }
     Ok(env)

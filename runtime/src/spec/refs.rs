@@ -21,6 +21,8 @@ pub(crate) struct Templated<'a> {
     pub node: Node<'a>,
     /// Whether `{{ input }}` is allowed (the params of a `for_each` template).
     pub input: bool,
+    /// Whether `{{ secrets/<scope>/<key> }}` is allowed (a command task's `env` only).
+    pub secrets: bool,
 }
 
 impl<'a> Templated<'a> {
@@ -30,7 +32,15 @@ impl<'a> Templated<'a> {
             value: value.to_string(),
             node: node.clone(),
             input,
+            secrets: false,
         }
+    }
+
+    /// The value may hold secret references (a command task's `env`: the sandbox
+    /// reveals them when the program starts; nothing stores the rendered text).
+    pub fn allowing_secrets(mut self) -> Self {
+        self.secrets = true;
+        self
     }
 }
 
@@ -57,7 +67,7 @@ pub(crate) fn check_task(
         };
         let references = template::references(&templated.value).map_err(context)?;
         for reference in &references {
-            if matches!(reference, Reference::Secret { .. }) && !allows_secrets(&templated.label) {
+            if matches!(reference, Reference::Secret { .. }) && !templated.secrets {
                 return Err(context(secret_not_allowed(reference)));
             }
             check_reference(scope, &task.key, reference, upstream, templated.input)
@@ -65,12 +75,6 @@ pub(crate) fn check_task(
         }
     }
     Ok(())
-}
-
-/// Whether a templated value may hold secret references: only the `env` of a command
-/// task (whose values `command.rs` labels "env `NAME`").
-fn allows_secrets(label: &str) -> bool {
-    label.starts_with("env `")
 }
 
 /// Why a secret reference is refused where it was written.
