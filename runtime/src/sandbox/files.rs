@@ -18,6 +18,25 @@ use crate::spec::{Mount, MountMode};
 /// Where the per-attempt scratch directory appears inside the guest.
 pub const SCRATCH_GUEST_PATH: &str = "/tmp";
 
+/// Where a task writes the files it hands downstream.
+pub const OUT_GUEST_PATH: &str = "/out";
+
+/// Where upstream task `KEY`'s `/out` files appear, read-only: `/in/KEY`.
+pub const IN_GUEST_ROOT: &str = "/in";
+
+/// Preopen upstream outputs read-only at `/in/<task>` and the attempt's own
+/// output directory read-write at `/out`.
+pub(crate) fn grant_artifacts(wasi: &mut WasiCtxBuilder, inputs: &[(String, PathBuf)], out: Option<&PathBuf>) -> Result<(), String> {
+    for (task, dir) in inputs {
+        let guest = format!("{IN_GUEST_ROOT}/{task}");
+        wasi.preopened_dir(dir, &guest, FsPerms::ReadOnly).map_err(|e| format!("cannot offer {guest}: {e:#}"))?;
+    }
+    if let Some(dir) = out {
+        wasi.preopened_dir(dir, OUT_GUEST_PATH, FsPerms::ReadWrite).map_err(|e| format!("cannot mount {OUT_GUEST_PATH}: {e:#}"))?;
+    }
+    Ok(())
+}
+
 /// Scratch directories, reused: creating and deleting a directory per attempt
 /// costs milliseconds on filesystems that discard freed blocks synchronously,
 /// so an attempt borrows an empty directory and returns it emptied.

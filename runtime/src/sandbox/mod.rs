@@ -43,6 +43,7 @@ pub mod http;
 pub mod limits;
 pub mod logs;
 pub mod params;
+mod random;
 mod run;
 pub mod secrets;
 pub mod values;

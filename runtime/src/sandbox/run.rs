@@ -69,6 +69,12 @@ pub struct Invocation {
     pub mounts: Vec<crate::spec::Mount>,
     /// Where outbound HTTP may go; empty = no network.
     pub allow_hosts: Vec<crate::spec::HostRule>,
+    /// Upstream tasks' output directories, offered read-only at `/in/<task>`.
+    pub inputs: Vec<(String, std::path::PathBuf)>,
+    /// The directory the guest sees as `/out` (the caller collects it afterwards).
+    pub out_dir: Option<std::path::PathBuf>,
+    /// Seed of every random source, for tasks that must be reproducible; `None`: OS randomness.
+    pub random_seed: Option<[u8; 32]>,
 }
 
 impl Invocation {
@@ -96,6 +102,9 @@ impl Invocation {
             cancel: Arc::new(AtomicBool::new(false)),
             mounts: Vec::new(),
             allow_hosts: Vec::new(),
+            inputs: Vec::new(),
+            out_dir: None,
+            random_seed: None,
         }
     }
 }
@@ -332,6 +341,10 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant, scratch: &Arc<Scratch
         wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin.clone()));
     }
     let files = super::files::Files::grant(&mut wasi, &inv.mounts, scratch)?;
+    super::files::grant_artifacts(&mut wasi, &inv.inputs, inv.out_dir.as_ref())?;
+    if let Some(seed) = &inv.random_seed {
+        super::random::seed(&mut wasi, seed);
+    }
     let task = &inv.context.task_key;
     let secrets = secrets::Secrets::for_invocation(inv);
     Ok(HostState {

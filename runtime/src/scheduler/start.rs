@@ -179,6 +179,9 @@ impl Exec {
             cancel: self.run_cancel.clone(),
             mounts: spec.mounts.clone(),
             allow_hosts: spec.allow_hosts.clone(),
+            inputs: Vec::new(),
+            out_dir: None,
+            random_seed: None,
         };
         self.running_components += 1;
         let sandbox = self.rt.sandbox.clone();
@@ -293,6 +296,7 @@ pub(crate) fn iteration_spec(key: &str, n: usize, template: &crate::spec::ForEac
         retries: template.retries.clone(),
         mounts: template.mounts.clone(),
         allow_hosts: template.allow_hosts.clone(),
+        cache: template.cache,
     }
 }
 

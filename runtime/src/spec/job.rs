@@ -36,6 +36,7 @@ const TASK_KEYS: &[&str] = &[
     "secrets",
     "mounts",
     "allow_hosts",
+    "cache",
     "args",
     "env",
     "stdin",
@@ -44,7 +45,7 @@ const TASK_KEYS: &[&str] = &[
 ];
 const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
 /// Task keys that only some kinds take (besides the command-only [`COMMAND_KEYS`]).
-const KIND_BOUND_KEYS: [&str; 7] = [
+const KIND_BOUND_KEYS: [&str; 8] = [
     "params",
     "timeout",
     "limits",
@@ -52,6 +53,7 @@ const KIND_BOUND_KEYS: [&str; 7] = [
     "secrets",
     "mounts",
     "allow_hosts",
+    "cache",
 ];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
@@ -226,6 +228,7 @@ fn task<'a>(
             .map(allow_hosts)
             .transpose()?
             .unwrap_or_default(),
+        cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
     };
     let site = TaskSite {
         key: key_node,
@@ -269,6 +272,7 @@ fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Resu
                 "secrets",
                 "mounts",
                 "allow_hosts",
+                "cache",
             ],
             "a command task takes its inputs from `args`, `env` and `stdin` (which may hold \
              `{{ … }}` references)",

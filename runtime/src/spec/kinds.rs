@@ -36,6 +36,7 @@ const TEMPLATE_KEYS: &[&str] = &[
     "secrets",
     "mounts",
     "allow_hosts",
+    "cache",
 ];
 const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
@@ -117,6 +118,8 @@ pub struct ForEachTemplate {
     pub mounts: Vec<Mount>,
     /// Where each iteration may send HTTP requests; empty = no network.
     pub allow_hosts: Vec<HostRule>,
+    /// Whether an iteration's result may be reused from an earlier identical one.
+    pub cache: bool,
 }
 
 /// How a condition task compares `left` with `right`.
@@ -389,6 +392,7 @@ fn template<'a>(
             .map(allow_hosts)
             .transpose()?
             .unwrap_or_default(),
+        cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
     })
 }
 

@@ -194,6 +194,9 @@ pub struct TaskSpec {
     /// Where the task may send HTTP requests; empty = no network. Component and command
     /// tasks only (a for_each task's iterations use [`ForEachTemplate::allow_hosts`]).
     pub allow_hosts: Vec<HostRule>,
+    /// `cache = false`: never reuse an earlier result, always run. Component and command
+    /// tasks (and for_each templates) only; tasks with network access never reuse anyway.
+    pub cache: bool,
 }
 
 /// Resource limits of a task; `None` means the runtime default.

@@ -94,6 +94,7 @@ fn for_each_task_full_form() {
         secrets: vec!["s/k".into()],
         mounts: Vec::new(),
         allow_hosts: Vec::new(),
+        cache: true,
     };
     let expected = TaskKind::ForEach {
         inputs: "{{ tasks.a.values.files }}".into(),
@@ -363,4 +364,16 @@ fn ordering_ops_name_the_side_that_is_not_a_number() {
     assert!(err.contains("right side `` is not a number"), "{err}");
     let err = ConditionOp::LessThan.evaluate("NaN", "1").unwrap_err();
     assert!(err.contains("left side `NaN`"), "{err}");
+}
+
+#[test]
+fn cache_false_opts_a_task_out_of_reuse() {
+    let text = "[bundle]\nname = \"b\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\ncache = false\n[[jobs.j.tasks]]\nkey = \"b\"\ncomponent = \"c\"\n";
+    let bundle = crate::spec::parse(text, std::path::Path::new("sluice.toml"), std::path::Path::new(".")).unwrap();
+    let job = bundle.job(None).unwrap();
+    assert!(!job.task("a").unwrap().cache);
+    assert!(job.task("b").unwrap().cache, "reuse is the default");
+    let bad = text.replace("cache = false", "cache = \"no\"");
+    let err = crate::spec::parse(&bad, std::path::Path::new("sluice.toml"), std::path::Path::new(".")).unwrap_err().to_string();
+    assert!(err.contains("sluice.toml:9:") && err.contains("cache"), "{err}");
 }
