@@ -272,6 +272,24 @@ pub(super) fn flush_succeeds_with_and_without_writes(store: &dyn Store) {
 
 /// `#[test]` per behaviour for one backend; `$fixture()` returns the store and
 /// whatever must live as long as it (a temporary directory, say).
+pub(super) fn cache_entries_are_replaced_listed_and_removed(store: &dyn Store) {
+    assert_eq!(store.cache_entry("ab").unwrap(), None);
+    store.put_cache_entry("ab", "{\"v\":1}").unwrap();
+    store.put_cache_entry("cd", "{\"v\":2}").unwrap();
+    store.put_cache_entry("ab", "{\"v\":3}").unwrap();
+    assert_eq!(store.cache_entry("ab").unwrap().as_deref(), Some("{\"v\":3}"));
+    assert_eq!(
+        store.cache_entries().unwrap(),
+        vec![("ab".to_string(), "{\"v\":3}".to_string()), ("cd".to_string(), "{\"v\":2}".to_string())]
+    );
+    store.remove_cache_entry("ab").unwrap();
+    assert_eq!(store.cache_entries().unwrap().len(), 1);
+    store.put_key_parts("cd", "{\"p\":1}").unwrap();
+    assert_eq!(store.key_parts("cd").unwrap().as_deref(), Some("{\"p\":1}"));
+    assert_eq!(store.key_parts("zz").unwrap(), None);
+    assert!(store.put_cache_entry("", "{}").is_err(), "empty keys are refused");
+}
+
 macro_rules! conformance {
     ($backend:ident, $fixture:path) => {
         conformance!(@cases $backend, $fixture, [
@@ -291,6 +309,7 @@ macro_rules! conformance {
             checkpoints_are_overwritten_and_isolated,
             invalid_names_are_refused,
             flush_succeeds_with_and_without_writes,
+            cache_entries_are_replaced_listed_and_removed,
         ]);
     };
     (@cases $backend:ident, $fixture:path, [$($case:ident),* $(,)?]) => {

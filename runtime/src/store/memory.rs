@@ -26,6 +26,10 @@ struct Inner {
     values: BTreeMap<(RunId, String), BTreeMap<String, String>>,
     /// (run, task) → key → bytes.
     checkpoints: BTreeMap<(RunId, String), BTreeMap<String, Vec<u8>>>,
+    /// cache key → entry JSON.
+    cache: BTreeMap<String, String>,
+    /// cache key → parts JSON.
+    key_parts: BTreeMap<String, String>,
 }
 
 impl MemoryStore {
@@ -113,5 +117,37 @@ impl Store for MemoryStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        check_name(key)?;
+        self.inner().cache.insert(key.to_owned(), json.to_owned());
+        Ok(())
+    }
+
+    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check_name(key)?;
+        Ok(self.inner().cache.get(key).cloned())
+    }
+
+    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.inner().cache.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError> {
+        check_name(key)?;
+        self.inner().cache.remove(key);
+        Ok(())
+    }
+
+    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        check_name(key)?;
+        self.inner().key_parts.insert(key.to_owned(), json.to_owned());
+        Ok(())
+    }
+
+    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check_name(key)?;
+        Ok(self.inner().key_parts.get(key).cloned())
     }
 }

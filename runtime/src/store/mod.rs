@@ -90,6 +90,18 @@ pub trait Store: Send + Sync {
     fn load_checkpoint(&self, run: RunId, task: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Make everything written so far durable (one fsync for many writes: group commit).
     fn flush(&self) -> Result<(), StoreError>;
+    /// Cache entries: JSON text by cache key (hex); replaces an existing entry.
+    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError>;
+    /// The cache entry under `key`, if any.
+    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Every cache entry (key, JSON), sorted by key.
+    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Forget a cache entry (gc).
+    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError>;
+    /// The parts a cache key was computed from, by key (content-addressed: the
+    /// same parts always give the same key), so a miss can be explained later.
+    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError>;
+    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// Check a task or key name: non-empty, at most [`MAX_NAME_LEN`] bytes, and

@@ -39,6 +39,8 @@ const UNFINISHED: &str = "unfinished";
 const EVENTS: &str = "events";
 const VALUES: &str = "values";
 const CHECKPOINTS: &str = "checkpoints";
+const CACHE: &str = "cache";
+const KEY_PARTS: &str = "key_parts";
 const META: &str = "meta";
 
 /// Meta key of the last run id handed out.
@@ -58,6 +60,8 @@ pub struct SledStore {
     events: sled::Tree,
     values: sled::Tree,
     checkpoints: sled::Tree,
+    cache: sled::Tree,
+    key_parts: sled::Tree,
     meta: sled::Tree,
     /// Serializes the writes that are more than one sled operation: an append
     /// (find the run's next sequence number, write after it) and a summary
@@ -102,6 +106,8 @@ impl SledStore {
             events: tree(EVENTS)?,
             values: tree(VALUES)?,
             checkpoints: tree(CHECKPOINTS)?,
+            cache: tree(CACHE)?,
+            key_parts: tree(KEY_PARTS)?,
             meta: tree(META)?,
             db,
             write_lock: Mutex::new(()),
@@ -292,6 +298,48 @@ impl Store for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(storage)?;
         Ok(())
+    }
+
+    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        check_name(key)?;
+        self.cache.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+        Ok(())
+    }
+
+    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check_name(key)?;
+        let found = self.cache.get(key.as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_utf8(&bytes, || format!("cache entry {key}"))).transpose()
+    }
+
+    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.cache
+            .iter()
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(storage)?;
+                let key = decode_utf8(&key, || "cache key".to_string())?;
+                let json = decode_utf8(&bytes, || format!("cache entry {key}"))?;
+                Ok((key, json))
+            })
+            .collect()
+    }
+
+    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError> {
+        check_name(key)?;
+        self.cache.remove(key.as_bytes()).map_err(storage)?;
+        Ok(())
+    }
+
+    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        check_name(key)?;
+        self.key_parts.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+        Ok(())
+    }
+
+    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check_name(key)?;
+        let found = self.key_parts.get(key.as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_utf8(&bytes, || format!("key parts {key}"))).transpose()
     }
 }
 
