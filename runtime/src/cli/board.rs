@@ -262,7 +262,7 @@ pub(super) mod fixtures {
     }
 
     pub(in crate::cli) fn finished(task: &str, attempt: u32, at: Millis, result: TaskResult, error: Option<&str>) -> Event {
-        Event::AttemptFinished { task: task.into(), attempt, at, result, output: None, error: error.map(str::to_string), log: String::new(), log_truncated: false, elapsed_us: 0, outcome: None }
+        Event::AttemptFinished { task: task.into(), attempt, at, result, output: None, error: error.map(str::to_string), log: String::new(), log_truncated: false, elapsed_us: 0, outcome: None, cache: None }
     }
 
     pub(in crate::cli) fn board(events: &[Event]) -> RunBoard {

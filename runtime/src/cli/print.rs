@@ -264,6 +264,7 @@ mod tests {
             log_truncated: false,
             elapsed_us: 1_500,
             outcome: None,
+            cache: None,
         };
         let started = |task: &str, attempt| Event::AttemptStarted { task: task.into(), attempt, at: 1 };
         let mut events = vec![

@@ -281,6 +281,7 @@ mod tests {
             log_truncated: false,
             elapsed_us: 123,
             outcome: None,
+            cache: None,
         };
         assert_eq!(plain_line(&b, 4, &finished(crate::model::TaskResult::Success, None)).unwrap(), "  ✓ fib      success      123 µs");
         let failed = plain_line(&b, 4, &finished(crate::model::TaskResult::Failed, Some("trap: boom\nbacktrace"))).unwrap();

@@ -209,6 +209,10 @@ pub enum Event {
         /// A condition task's outcome.
         #[serde(default)]
         outcome: Option<bool>,
+        /// Content-hashed reruns: the attempt's cache key, where its result was
+        /// reused from (`RUN/TASK`; nothing ran), and its `/out` files' manifest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache: Option<Box<AttemptCache>>,
     },
     /// The attempt failed in a retryable way; the next one starts after a delay.
     RetryScheduled {
@@ -258,6 +262,19 @@ pub enum Event {
         result: RunResult,
         at: Millis,
     },
+}
+
+/// What content-hashed reruns recorded about an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AttemptCache {
+    /// The cache key (blake3 hex) of the attempt's inputs; `None` when the task is never cached.
+    pub key: Option<String>,
+    /// `RUN/TASK` whose result this attempt reused instead of running.
+    pub reused_from: Option<String>,
+    /// The blob holding the manifest of the files the task wrote under `/out`.
+    pub artifacts: Option<String>,
+    /// Why the task is never reused (network access, rw mounts, `cache = false`).
+    pub not_cached: Option<String>,
 }
 
 /// The small per-run record listings read without folding the whole log.

@@ -21,6 +21,9 @@ pub struct AttemptView {
     pub log_truncated: bool,
     /// Time spent in the sandbox (instantiate + run), in microseconds.
     pub elapsed_us: u64,
+    /// Cache key, reuse and artifacts of the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::AttemptCache>,
 }
 
 impl AttemptView {
@@ -158,9 +161,10 @@ impl RunView {
                     log: String::new(),
                     log_truncated: false,
                     elapsed_us: 0,
+                    cache: None,
                 });
             }
-            Event::AttemptFinished { task, attempt, at, result, output, error, log, log_truncated, elapsed_us, outcome } => {
+            Event::AttemptFinished { task, attempt, at, result, output, error, log, log_truncated, elapsed_us, outcome, cache } => {
                 let t = self.task_mut(task)?;
                 let a = t.attempts.iter_mut().rev().find(|a| a.attempt == *attempt).ok_or_else(|| {
                     CorruptLog(format!("task `{task}` attempt {attempt} finished but never started"))
@@ -172,6 +176,7 @@ impl RunView {
                 a.log = log.clone();
                 a.log_truncated = *log_truncated;
                 a.elapsed_us = *elapsed_us;
+                a.cache = cache.as_deref().cloned();
                 t.state = TaskState::Terminated;
                 t.result = Some(*result);
                 t.outcome = *outcome;
@@ -306,6 +311,7 @@ mod tests {
             log_truncated: false,
             elapsed_us: 0,
             outcome: None,
+            cache: None,
         }
     }
 

@@ -387,6 +387,7 @@ impl Exec {
             log_truncated: outcome.log_truncated,
             elapsed_us: outcome.elapsed.as_micros() as u64,
             outcome: None,
+            cache: None,
         })?;
         if result != TaskResult::Success && retryable && self.stop.is_none() && self.schedule_retry(i, attempt)? {
             return Ok(());
@@ -449,6 +450,7 @@ impl Exec {
             log_truncated: false,
             elapsed_us: 0,
             outcome: None,
+            cache: None,
         })?;
         self.ended(p, result)
     }

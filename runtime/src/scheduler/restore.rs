@@ -82,6 +82,7 @@ impl Exec {
                     log_truncated: false,
                     elapsed_us: 0,
                     outcome: None,
+                    cache: None,
                 })?;
             }
             return self.ended(i, TaskResult::Canceled);
@@ -144,6 +145,7 @@ impl Exec {
             log_truncated: false,
             elapsed_us: 0,
             outcome: None,
+            cache: None,
         })
     }
 }

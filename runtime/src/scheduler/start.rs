@@ -117,6 +117,7 @@ impl Exec {
             log_truncated: false,
             elapsed_us: 0,
             outcome,
+            cache: None,
         })?;
         self.ended(i, result)
     }

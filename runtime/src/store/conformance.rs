@@ -65,6 +65,7 @@ fn every_kind_of_event(run: RunId) -> Vec<Event> {
             log_truncated: true,
             elapsed_us: 1234,
             outcome: Some(true),
+            cache: None,
         },
         Event::RetryScheduled { task: "a".into(), next_attempt: 1, not_before: 9, at: 3 },
         Event::IterationsPlanned { task: "a".into(), inputs: vec!["x".into()], at: 3 },
