@@ -7,11 +7,13 @@
 //! - [`model`]: runs, tasks, attempts, events and the views folded from them (no I/O)
 //! - [`spec`]: the bundle file (`sluice.toml`): parsing and validation
 //! - [`sandbox`]: wasmtime, the component cache, limits and host capabilities
+//! - [`cache`]: content-hashed reruns: cache keys, the blob store, trees hashed by content
 //! - [`secrets`]: encrypted scopes, ACLs, grants, redaction and the audit trail
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: turning a job run into attempts, in order, durably
 //! - [`cli`]: the command line, thin over the rest
 
+pub mod cache;
 pub mod cli;
 pub mod model;
 pub mod sandbox;

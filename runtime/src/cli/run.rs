@@ -33,6 +33,12 @@ pub struct RunArgs {
     /// Print the finished run's record as JSON (and nothing else on stdout).
     #[arg(long)]
     pub json: bool,
+    /// Run every task even when an identical earlier result could be reused.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Re-read every mounted file instead of trusting unchanged size, mtime and inode.
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +91,7 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
     let mut rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
     rt.workspace = args.workspace;
+    state::cache_flags(&mut rt, args.no_cache, args.rehash);
     watch_ctrl_c(rt.cancel.clone());
     let tokio = tokio_runtime()?;
     resume_interrupted(&rt, &tokio, args.json)?;

@@ -94,6 +94,9 @@ pub struct RepairArgs {
     /// Override a job parameter for the repair: --param key=value (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// Rerun the tasks even when an identical earlier result could be reused.
+    #[arg(long)]
+    pub no_cache: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -157,7 +160,8 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
         }
         RunsCommand::Repair(args) => {
             state::open_existing(&dir).map(drop)?;
-            let rt = state::runtime(&dir, observer(args.json, 8))?;
+            let mut rt = state::runtime(&dir, observer(args.json, 8))?;
+            state::cache_flags(&mut rt, args.no_cache, false);
             args.workspace.check(&rt.view(args.run_id)?)?;
             watch_ctrl_c(rt.cancel.clone());
             let req = RepairRequest { tasks: args.tasks, with_dependents: args.with_dependents, overrides: args.params.into_iter().collect() };

@@ -63,5 +63,15 @@ pub fn runtime(dir: &Path, observer: Arc<dyn Observer>) -> anyhow::Result<Runtim
     rt.principal = super::secrets::principal().unwrap_or_else(|| super::secrets::ANONYMOUS.into());
     rt.control = Some(control(dir));
     rt.observer = observer;
+    let cache = crate::scheduler::CacheConfig::open(dir).map_err(|e| anyhow::anyhow!("opening the result cache in {}: {e}", dir.display()))?;
+    rt.cache = Some(Arc::new(cache));
     Ok(rt)
+}
+
+/// Turn off reuse (`--no-cache`) or trust no stat cache (`--rehash`) for this process.
+pub fn cache_flags(rt: &mut Runtime, no_cache: bool, rehash: bool) {
+    if let Some(cfg) = rt.cache.as_mut().and_then(Arc::get_mut) {
+        cfg.no_cache = no_cache;
+        cfg.rehash = rehash;
+    }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Slot {
     pub(crate) iterations: Vec<usize>,
     pub(crate) released: usize,
     pub(crate) concurrency: usize,
+    /// What the task produced when it succeeded (for downstream keys and `/in`).
+    pub(crate) produced: super::caching::Produced,
 }
 
 impl Slot {
@@ -70,6 +72,7 @@ impl Slot {
             iterations: Vec::new(),
             released: 0,
             concurrency: 1,
+            produced: Default::default(),
         }
     }
 
@@ -99,6 +102,8 @@ pub(crate) struct Exec {
     pub(crate) parent_cancel: Option<Arc<AtomicBool>>,
     pub(crate) stop: Option<Stop>,
     pub(crate) deadline: Option<Instant>,
+    /// Cache context of attempts in flight, by (slot, attempt).
+    pub(crate) pending_cache: HashMap<(usize, u32), super::caching::Pending>,
 }
 
 impl Exec {
@@ -149,6 +154,7 @@ impl Exec {
             parent_cancel: None,
             stop: None,
             deadline,
+            pending_cache: HashMap::new(),
         }
     }
 
@@ -361,7 +367,7 @@ impl Exec {
         self.running_components -= 1;
         let key = self.slots[i].spec.key.clone();
         let timed_out_run = matches!(self.stop, Some(Stop::TimedOut(_)));
-        let (result, output, error, retryable) = match outcome.status {
+        let (mut result, mut output, mut error, retryable) = match outcome.status {
             Status::Success { output } => (TaskResult::Success, Some(output), None, false),
             Status::Failed { kind, message } => (TaskResult::Failed, None, Some(format!("{}: {message}", failure_label(kind))), kind.retryable()),
             Status::TimedOut { message } => {
@@ -371,6 +377,17 @@ impl Exec {
             Status::Canceled if timed_out_run => (TaskResult::TimedOut, None, Some("the job timed out".into()), false),
             Status::Canceled => (TaskResult::Canceled, None, Some("canceled".into()), false),
         };
+        let mut cache = None;
+        if let Some(pending) = self.pending_cache.remove(&(i, attempt)) {
+            match self.harvest(i, pending, result == TaskResult::Success, output.as_deref(), &outcome.values) {
+                Ok(c) => cache = c.map(Box::new),
+                Err(message) => {
+                    result = TaskResult::Failed;
+                    output = None;
+                    error = Some(format!("invalid output: {message}"));
+                }
+            }
+        }
         if result == TaskResult::Success {
             for (name, json) in &outcome.values {
                 self.rt.store.put_value(self.journal.run(), &key, name, json)?;
@@ -387,7 +404,7 @@ impl Exec {
             log_truncated: outcome.log_truncated,
             elapsed_us: outcome.elapsed.as_micros() as u64,
             outcome: None,
-            cache: None,
+            cache,
         })?;
         if result != TaskResult::Success && retryable && self.stop.is_none() && self.schedule_retry(i, attempt)? {
             return Ok(());
@@ -474,6 +491,7 @@ impl Exec {
         }
         let at = self.now();
         self.append(Event::RunFinished { result: outcome, at })?;
+        super::caching::finish(&self.rt.cache);
         let view = self.journal.view()?;
         self.rt.store.put_summary(&view.summary())?;
         self.journal.flush()?;

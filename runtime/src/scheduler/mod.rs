@@ -10,6 +10,7 @@
 //! It must never touch wasmtime (that is the sandbox) or sled (that is the
 //! store), and never print: progress goes to an [`Observer`].
 
+mod caching;
 mod control;
 mod exec;
 pub mod journal;
@@ -33,6 +34,7 @@ use crate::sandbox::{Limits, MAX_CONCURRENT_INSTANCES, Sandbox, SandboxError};
 use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::{Store, StoreError};
 
+pub use caching::CacheConfig;
 pub use control::Control;
 pub use params::resolve_job_parameters;
 pub use restore::RESTARTED;
@@ -92,6 +94,8 @@ pub struct Runtime {
     pub workspace: String,
     /// Resolves tasks' `secrets.reveal` calls; `None`: granted names do not resolve.
     pub secrets: Option<Arc<dyn crate::secrets::Resolver>>,
+    /// Content-hashed reruns (blob store, stat cache); `None`: nothing is reused.
+    pub cache: Option<Arc<CacheConfig>>,
 }
 
 impl Runtime {
@@ -107,6 +111,7 @@ impl Runtime {
             principal: String::new(),
             workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
             secrets: None,
+            cache: None,
         }
     }
 }
@@ -283,6 +288,7 @@ impl Runtime {
         journal.append(Event::RunResumed { at: self.clock.now_millis() })?;
         let view = journal.view()?;
         let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
+        exec.restore_produced(&view);
         exec.parent_cancel = parent_cancel;
         if let Some(stop) = stop {
             exec.stop(stop)?;
@@ -320,6 +326,7 @@ impl Runtime {
         self.store.put_summary(&journal.view()?.summary())?;
         let view = journal.view()?;
         let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
+        exec.restore_produced(&view);
         exec.settle_interrupted(&view)?;
         drive(exec).await
     }

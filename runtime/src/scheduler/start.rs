@@ -10,6 +10,7 @@ use crate::spec::template::Part;
 use crate::spec::{Stdin, TaskKind, TaskSpec};
 
 use super::exec::{Done, Exec, Slot};
+use super::caching::Prepared;
 use super::params::{self, Scope};
 use super::{SchedulerError, plan};
 
@@ -158,6 +159,24 @@ impl Exec {
             self.finish_inline(i, attempt, TaskResult::Failed, None, Some(e), None)?;
             return Ok(true);
         };
+        let limits = limits_of(&spec, self.plan.job.timeout);
+        let prepared = match self.prepare_cache(i, attempt, &loaded.hash, &params, &limits, command.as_ref()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.finish_inline(i, attempt, TaskResult::Failed, None, Some(format!("preparing the attempt: {e}")), None)?;
+                return Ok(true);
+            }
+        };
+        let (pending, inputs, random_seed) = match prepared {
+            Prepared::Hit(entry) => {
+                drop(permit);
+                self.record_hit(i, attempt, *entry)?;
+                return Ok(true);
+            }
+            Prepared::Run { pending, inputs, seed } => (pending, inputs, seed),
+        };
+        let out_dir = pending.out_dir.clone();
+        self.pending_cache.insert((i, attempt), pending);
         let invocation = Invocation {
             context: TaskContext {
                 job: self.plan.job.name.clone(),
@@ -167,7 +186,7 @@ impl Exec {
                 target: self.target.clone(),
             },
             params,
-            limits: limits_of(&spec, self.plan.job.timeout),
+            limits,
             secrets: spec.secrets.clone(),
             principal: self.plan.principal.clone(),
             workspace: self.plan.workspace.clone(),
@@ -180,9 +199,9 @@ impl Exec {
             cancel: self.run_cancel.clone(),
             mounts: spec.mounts.clone(),
             allow_hosts: spec.allow_hosts.clone(),
-            inputs: Vec::new(),
-            out_dir: None,
-            random_seed: None,
+            inputs,
+            out_dir,
+            random_seed,
         };
         self.running_components += 1;
         let sandbox = self.rt.sandbox.clone();
@@ -223,7 +242,7 @@ impl Exec {
 
     /// Every task slot `i` depends on, directly or transitively (for an
     /// iteration: its parent's upstreams).
-    fn upstream_closure(&self, i: usize) -> std::collections::BTreeSet<String> {
+    pub(crate) fn upstream_closure(&self, i: usize) -> std::collections::BTreeSet<String> {
         let start = self.slots[i].parent.unwrap_or(i);
         let mut seen = std::collections::BTreeSet::new();
         let mut stack: Vec<String> = self.slots[start].spec.upstream_keys().map(str::to_string).collect();
