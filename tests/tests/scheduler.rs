@@ -213,7 +213,8 @@ fn a_timed_out_attempt_is_retried_only_when_on_timeout_is_set() {
     assert_eq!(a[0]["result"], "timed_out");
     assert_eq!(a[1]["result"], "success");
 
-    let (code, run) = run_bundle(&s, "t2", &task(false), &[]);
+    // the same task again: without --no-cache its earlier success would simply be reused
+    let (code, run) = run_bundle(&s, "t2", &task(false), &["--no-cache"]);
     assert_eq!(code, 1);
     assert_eq!(run["result"], "timed_out");
     assert_eq!(attempts(&run, "slow").len(), 1);
@@ -240,7 +241,7 @@ fn independent_tasks_run_in_parallel_up_to_max_parallel_tasks() {
     let s = Sluice::new();
     let (_, free) = run_bundle(&s, "free", &job(""), &[]);
     assert_eq!(max_overlap(&free), 4, "{free:#}");
-    let (_, bounded) = run_bundle(&s, "bounded", &job("max_parallel_tasks = 2"), &[]);
+    let (_, bounded) = run_bundle(&s, "bounded", &job("max_parallel_tasks = 2"), &["--no-cache"]);
     assert_eq!(max_overlap(&bounded), 2, "{bounded:#}");
 }
 
