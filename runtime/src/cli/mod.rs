@@ -6,6 +6,7 @@
 //! would need: that belongs in the scheduler, store, spec or sandbox.
 
 mod board;
+mod cache;
 mod dag;
 mod frame;
 mod print;
@@ -52,6 +53,11 @@ pub enum Command {
     Secrets(secrets::SecretsCommand),
     /// The secrets audit trail (same as `sluice secrets audit`).
     Audit(secrets::AuditArgs),
+    /// Explain cache hits and misses; collect unused results.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
+    /// Re-execute a run's tasks in a scratch area and check their outputs are byte-identical.
+    Verify(cache::VerifyArgs),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -77,6 +83,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(cmd) => runs::runs(cli.state, cmd),
         Command::Secrets(cmd) => secrets::secrets(cli.state, cmd),
         Command::Audit(args) => secrets::audit(cli.state, args),
+        Command::Cache(cmd) => cache::cache(cli.state, cmd),
+        Command::Verify(args) => cache::verify(cli.state, args),
     }
 }
 

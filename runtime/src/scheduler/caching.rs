@@ -48,9 +48,10 @@ impl CacheConfig {
         Ok(CacheConfig { blobs, staging, stat_cache: Mutex::new(stat_cache), stat_cache_path, no_cache: false, rehash: false })
     }
 
-    /// Keep the stat cache for the next run.
+    /// Keep the stat cache for the next run (forgetting files that are gone).
     pub fn save(&self) {
-        let cache = self.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.prune_missing();
         if let Err(e) = cache.save(&self.stat_cache_path) {
             tracing::warn!(error = %e, "could not save the stat cache");
         }
@@ -307,6 +308,10 @@ impl Exec {
             self.slots[i].produced = Produced { output: output.map(str::to_string), out_tree: out_tree.clone() };
         }
         if let (true, None, Some((key, parts))) = (success, &pending.not_cached, &pending.key) {
+            if out_tree.is_some() {
+                // the entry must never be durable before the files it names
+                cfg.blobs.sync().map_err(|e| format!("making /out durable: {e}"))?;
+            }
             let entry = CacheEntry {
                 key: *key,
                 parts: parts.clone(),

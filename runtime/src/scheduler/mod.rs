@@ -13,6 +13,7 @@
 mod caching;
 mod control;
 mod exec;
+mod inspect;
 pub mod journal;
 mod params;
 mod plan;
@@ -35,6 +36,7 @@ use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::{Store, StoreError};
 
 pub use caching::CacheConfig;
+pub use inspect::{Explanation, GcSummary, Verification};
 pub use control::Control;
 pub use params::resolve_job_parameters;
 pub use restore::RESTARTED;
@@ -193,6 +195,9 @@ impl Runtime {
         parent_cancel: Option<Arc<AtomicBool>>,
     ) -> Result<RunView, SchedulerError> {
         let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), Vec::new());
+        // the run's logical start, as recorded (to the millisecond): what guests'
+        // clocks read, on every attempt, resume, repair and verify alike
+        let at = self.clock.now_millis();
         journal.append(Event::RunCreated {
             run_id: run,
             job: plan.job.name.clone(),
@@ -200,11 +205,11 @@ impl Runtime {
             target: target.clone(),
             parameters: parameters.clone(),
             tasks: plan::planned_tasks(&plan),
-            at: self.clock.now_millis(),
+            at,
             plan: Some(Box::new(plan.clone())),
         })?;
         self.store.put_summary(&journal.view()?.summary())?;
-        let started = self.clock.now();
+        let started = exec::time_of(at);
         let mut exec = Exec::new(self.clone(), plan, loaded, journal, parameters, target, started);
         exec.parent_cancel = parent_cancel;
         drive(exec).await
@@ -344,7 +349,7 @@ async fn drive(exec: Exec) -> Result<RunView, SchedulerError> {
     }
 }
 
-fn plan_of(run: RunId, events: &[Event]) -> Result<RunPlan, SchedulerError> {
+pub(crate) fn plan_of(run: RunId, events: &[Event]) -> Result<RunPlan, SchedulerError> {
     match events.first() {
         Some(Event::RunCreated { plan: Some(plan), .. }) => Ok((**plan).clone()),
         Some(_) => Err(SchedulerError::Refused { run, message: "was recorded without a plan and cannot be continued".into() }),

@@ -19,6 +19,7 @@
 //! * `print=S` → `S` on stdout; `eprint=S` → `S` on stderr;
 //! * `fail=transient|permanent` → after all of the above, fail with that kind and param
 //!   `message` (default `probe failed`);
+//! * `entropy=1` → `"entropy"`: the wall clock (ns) and a value drawn from the random source;
 //! * `sleep_ms=N` → sleeps N ms (real time) before anything else;
 //! * `hang_below_attempt=N` → on attempts < N, loops forever (to be timed out);
 //! * `fail_below_attempt=N` → on attempts < N, fails transiently at the end.
@@ -65,6 +66,14 @@ impl Task for Probe {
         }
         let all = params::all();
         let mut out = Map::new();
+        if params::get("entropy").is_some() {
+            // the wall clock and the random source a deterministic task must not leak
+            use std::hash::{BuildHasher, Hasher};
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u8(1);
+            out.insert("entropy".into(), json!({ "now_ns": now.to_string(), "random": h.finish().to_string() }));
+        }
         out.insert("ctx".into(), serde_json::to_value(ctx)?);
         out.insert(
             "params".into(),

@@ -1,0 +1,140 @@
+//! `sluice cache explain|gc` and `sluice verify`: thin over the scheduler's
+//! inspection of content-hashed reruns.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::run::{observer, tokio_runtime};
+use super::{EXIT_RUN_FAILED, state};
+use crate::model::RunId;
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show a task's cache key parts; for a miss, what differs from the nearest earlier result.
+    Explain(ExplainArgs),
+    /// Forget old cache entries and delete blobs nothing references any more.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    pub run_id: RunId,
+    pub task: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep only the newest N cache entries.
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Forget cache entries older than this (e.g. 30d, 12h).
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub run_id: RunId,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<ExitCode> {
+    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
+    state::open_existing(&dir).map(drop)?;
+    let rt = state::runtime(&dir, observer(true, 8))?;
+    match cmd {
+        CacheCommand::Explain(args) => {
+            let e = rt.explain(args.run_id, &args.task)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            match (&e.key, &e.reused_from, &e.not_cached) {
+                (_, _, Some(why)) => println!("{}: never reused: {why}", e.task),
+                (Some(key), Some(from), _) => println!("{}: hit — key {} reused the result of {from}", e.task, &key[..16]),
+                (Some(key), None, _) => {
+                    println!("{}: miss — key {}", e.task, &key[..16]);
+                    match &e.nearest {
+                        Some(near) => {
+                            println!("  nearest earlier result: {near}");
+                            for d in &e.differences {
+                                println!("  {d}");
+                            }
+                        }
+                        None => println!("  no earlier result of this task to compare with"),
+                    }
+                }
+                (None, _, _) => println!("{}: no cache key was recorded (not a component or command task, or it never ran)", e.task),
+            }
+            if let Some(parts) = &e.parts {
+                println!("  key parts:");
+                println!("    component  {}", parts.component);
+                for (k, v) in &parts.params {
+                    println!("    param      {k} = {v}");
+                }
+                for (k, v) in &parts.inputs {
+                    println!("    input      {k} = {v}");
+                }
+                for m in &parts.mounts {
+                    println!("    mount      {} ({}) = {}", m.guest, m.mode, m.content);
+                }
+                for (k, v) in &parts.secrets {
+                    println!("    secret     {k} (version {v})");
+                }
+                for (k, v) in &parts.limits {
+                    println!("    limit      {k} = {v}");
+                }
+                println!("    granted    {}", parts.capabilities.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Gc(args) => {
+            if args.keep.is_none() && args.older_than.is_none() {
+                anyhow::bail!("say what to forget: --keep N and/or --older-than DURATION (unreferenced blobs are always removed)");
+            }
+            let before = args.older_than.map(|d| rt.clock.now_millis().saturating_sub(d.as_millis() as u64));
+            let g = rt.gc(args.keep, before)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&g)?);
+            } else {
+                println!(
+                    "cache entries: {} removed, {} kept; blobs: {} removed ({}), {} kept",
+                    g.removed_entries,
+                    g.kept_entries,
+                    g.removed_blobs,
+                    crate::util::human_bytes(g.bytes_freed),
+                    g.kept_blobs
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn verify(state_arg: Option<PathBuf>, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
+    state::open_existing(&dir).map(drop)?;
+    let rt = state::runtime(&dir, observer(true, 8))?;
+    let results = tokio_runtime()?.block_on(rt.verify(args.run_id, args.task.as_deref()))?;
+    let all_same = results.iter().all(|v| v.verdict != "different");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        let w = results.iter().map(|v| v.task.len()).max().unwrap_or(4);
+        for v in &results {
+            println!("  {:<w$}  {:<9}  {}", v.task, v.verdict, v.detail);
+        }
+        println!("run {}: {}", args.run_id, if all_same { "reproduced" } else { "NOT reproduced" });
+    }
+    Ok(if all_same { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
+}
