@@ -156,7 +156,7 @@ pub struct Outcome {
     pub log_truncated: bool,
     /// Values the task published (persist them only on success).
     pub values: Vec<(String, String)>,
-    /// Secret names the guest asked for, and whether each was granted.
+    /// Every secret name the guest asked for and whether it was revealed.
     pub secret_audit: Vec<(String, bool)>,
     pub elapsed: Duration,
 }

@@ -105,8 +105,15 @@ impl Secrets {
 
 impl secrets::Host for Secrets {
     async fn reveal(&mut self, name: String) -> Result<String, String> {
+        let result = self.reveal_once(name.clone()).await;
+        self.audit.push((name, result.is_ok()));
+        result
+    }
+}
+
+impl Secrets {
+    async fn reveal_once(&mut self, name: String) -> Result<String, String> {
         let granted = self.granted.contains(&name);
-        self.audit.push((name.clone(), granted));
         let Some(access) = &self.access else {
             if !granted {
                 tracing::warn!(task = %self.task, secret = %name.escape_debug(), "secret access denied: not granted to this task");
@@ -232,7 +239,7 @@ mod tests {
         assert!(denied.contains("not granted to task `t`"), "{denied}");
         let unresolved = s.reveal("storage/key".into()).await.unwrap_err();
         assert!(unresolved.contains("no secret store"), "{unresolved}");
-        assert_eq!(s.audit, vec![("other/key".to_string(), false), ("storage/key".to_string(), true)]);
+        assert_eq!(s.audit, vec![("other/key".to_string(), false), ("storage/key".to_string(), false)], "neither resolved");
     }
 
     #[tokio::test]

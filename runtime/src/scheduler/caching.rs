@@ -32,6 +32,10 @@ pub struct CacheConfig {
     pub no_cache: bool,
     /// `--rehash`: re-read every mounted file instead of trusting size+mtime+inode.
     pub rehash: bool,
+    /// Empty `/out` directories for reuse: creating and removing a directory per
+    /// attempt costs milliseconds on filesystems with synchronous discard.
+    out_dirs: Mutex<Vec<PathBuf>>,
+    next_out: std::sync::atomic::AtomicU64,
 }
 
 impl CacheConfig {
@@ -45,7 +49,47 @@ impl CacheConfig {
         });
         let staging = state.join("staging");
         std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
-        Ok(CacheConfig { blobs, staging, stat_cache: Mutex::new(stat_cache), stat_cache_path, no_cache: false, rehash: false })
+        Ok(CacheConfig {
+            blobs,
+            staging,
+            stat_cache: Mutex::new(stat_cache),
+            stat_cache_path,
+            no_cache: false,
+            rehash: false,
+            out_dirs: Mutex::new(Vec::new()),
+            next_out: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// An empty directory for an attempt's `/out`.
+    fn take_out_dir(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = self.out_dirs.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return Ok(dir);
+        }
+        let n = self.next_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.staging.join(format!("out-{}-{n}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Empty an `/out` directory and keep it for the next attempt.
+    fn give_back(&self, dir: PathBuf) {
+        let emptied = std::fs::read_dir(&dir).and_then(|entries| {
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() { std::fs::remove_dir_all(entry.path())? } else { std::fs::remove_file(entry.path())? }
+            }
+            Ok(())
+        });
+        match emptied {
+            Ok(()) => self.out_dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir),
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
     }
 
     /// Keep the stat cache for the next run (forgetting files that are gone).
@@ -61,8 +105,16 @@ impl CacheConfig {
 /// What a finished task hands downstream, by content.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Produced {
-    pub output: Option<String>,
     pub out_tree: Option<TreeManifest>,
+    /// What downstream keys record of this result ([`cache::upstream_digest`]).
+    pub digest: Option<Hash>,
+}
+
+impl Produced {
+    fn new(output: Option<String>, values: &[(String, String)], out_tree: Option<TreeManifest>) -> Produced {
+        let digest = Some(cache::upstream_digest(output.as_deref(), values, out_tree.as_ref().map(|t| &t.root)));
+        Produced { out_tree, digest }
+    }
 }
 
 /// An attempt's cache context between its start and its end.
@@ -96,20 +148,18 @@ impl Exec {
             return Ok(Prepared::Run { pending: Pending { key: None, not_cached: None, out_dir: None, max_out: None }, inputs: Vec::new(), seed: None });
         };
         let spec = self.slots[i].spec.clone();
+        let _ = attempt;
         let inputs = self.materialize_inputs(i, &cfg)?;
-        let out_dir = cfg.staging.join(format!("out-{}-{}-{attempt}-{}", self.journal.run(), sanitize(&spec.key), std::process::id()));
-        if out_dir.exists() {
-            std::fs::remove_dir_all(&out_dir).map_err(|e| format!("clearing {}: {e}", out_dir.display()))?;
-        }
-        std::fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
         let not_cached = match cache::reusable(&spec) {
             Err(why) => Some(why.to_string()),
             Ok(()) if !spec.cache || cfg.no_cache => Some(cache::OPTED_OUT.to_string()),
             Ok(()) => None,
         };
-        let pending = |key| Pending { key, not_cached: not_cached.clone(), out_dir: Some(out_dir.clone()), max_out: spec.limits.max_out };
+        let pending = |key| -> Result<Pending, String> {
+            Ok(Pending { key, not_cached: not_cached.clone(), out_dir: Some(cfg.take_out_dir()?), max_out: spec.limits.max_out })
+        };
         if not_cached.is_some() && !cfg.no_cache {
-            return Ok(Prepared::Run { pending: pending(None), inputs, seed: None });
+            return Ok(Prepared::Run { pending: pending(None)?, inputs, seed: None });
         }
         let parts = self.key_parts(i, &cfg, component_hash, params, limits, command, !inputs.is_empty())?;
         let key = parts.key();
@@ -119,11 +169,10 @@ impl Exec {
         let seed = Some(*key.as_bytes());
         if not_cached.is_none() {
             if let Some(entry) = self.lookup(&cfg, &key) {
-                let _ = std::fs::remove_dir_all(&out_dir);
                 return Ok(Prepared::Hit(Box::new(entry)));
             }
         }
-        Ok(Prepared::Run { pending: pending(Some((key, parts))), inputs, seed })
+        Ok(Prepared::Run { pending: pending(Some((key, parts)))?, inputs, seed })
     }
 
     fn lookup(&self, cfg: &CacheConfig, key: &Hash) -> Option<CacheEntry> {
@@ -174,6 +223,7 @@ impl Exec {
         for name in &spec.secrets {
             parts.secrets.insert(name.clone(), version(name));
         }
+
         if let Some(c) = command {
             parts.args = c.args.clone();
             for (k, v) in &c.env {
@@ -194,6 +244,10 @@ impl Exec {
             }
             parts.stdin = c.stdin.as_ref().map(|b| Hash::of(b).to_string());
         }
+        if !spec.secrets.is_empty() || command.is_some_and(|c| !c.secret_env.is_empty()) {
+            // what a reveal returns depends on who asks
+            parts.inputs.insert("context.principal".into(), self.plan.principal.clone());
+        }
         Ok(parts)
     }
 
@@ -204,8 +258,7 @@ impl Exec {
         if s.result != Some(TaskResult::Success) {
             return None;
         }
-        let values = self.rt.store.values(self.journal.run(), key).ok()?;
-        Some(cache::upstream_digest(s.produced.output.as_deref(), &values, s.produced.out_tree.as_ref().map(|t| &t.root)))
+        s.produced.digest
     }
 
     /// Offer each direct upstream's `/out` files read-only at `/in/<task>`.
@@ -242,7 +295,7 @@ impl Exec {
             Some(tree) => Some(self.store_manifest(tree)?),
             None => None,
         };
-        self.slots[i].produced = Produced { output: entry.output.clone(), out_tree: entry.out_tree.clone() };
+        self.slots[i].produced = Produced::new(entry.output.clone(), &entry.values, entry.out_tree.clone());
         let cache = AttemptCache {
             key: Some(entry.key.to_string()),
             reused_from: Some(format!("{}/{}", entry.run, entry.task)),
@@ -285,7 +338,7 @@ impl Exec {
         let out_tree = match &pending.out_dir {
             Some(dir) if success => {
                 let tree = cache::store_tree(&cfg.blobs, dir).map_err(|e| format!("collecting /out: {e}"));
-                let _ = std::fs::remove_dir_all(dir);
+                cfg.give_back(dir.clone());
                 let tree = tree?;
                 if let Some(max) = pending.max_out {
                     if tree.total_size() > max {
@@ -295,7 +348,7 @@ impl Exec {
                 (!tree.entries.is_empty() || !tree.dirs.is_empty()).then_some(tree)
             }
             Some(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
+                cfg.give_back(dir.clone());
                 None
             }
             None => None,
@@ -305,7 +358,7 @@ impl Exec {
             None => None,
         };
         if success {
-            self.slots[i].produced = Produced { output: output.map(str::to_string), out_tree: out_tree.clone() };
+            self.slots[i].produced = Produced::new(output.map(str::to_string), values, out_tree.clone());
         }
         if let (true, None, Some((key, parts))) = (success, &pending.not_cached, &pending.key) {
             if out_tree.is_some() {
@@ -338,18 +391,16 @@ impl Exec {
     /// On resume or repair: what earlier successful attempts produced.
     pub(crate) fn restore_produced(&mut self, view: &crate::model::RunView) {
         let Some(cfg) = self.rt.cache.clone() else { return };
+        let run = self.journal.run();
         for s in self.slots.iter_mut() {
             let Some(tv) = view.task(&s.spec.key) else { continue };
             let Some(a) = tv.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)) else { continue };
             let artifacts = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| h.parse::<Hash>().ok());
             let out_tree = artifacts.and_then(|h| cfg.blobs.get(&h).ok()).and_then(|b| serde_json::from_slice(&b).ok());
-            s.produced = Produced { output: a.output.clone(), out_tree };
+            let values = self.rt.store.values(run, &s.spec.key).unwrap_or_default();
+            s.produced = Produced::new(a.output.clone(), &values, out_tree);
         }
     }
-}
-
-fn sanitize(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 /// Keep cache state consistent across runs (called when a run ends).

@@ -186,6 +186,10 @@ impl Exec {
             if self.running.is_empty() && self.ready.is_empty() && self.waiting.is_empty() && self.slots.iter().all(Slot::ended) {
                 break;
             }
+            if !self.to_evaluate.is_empty() {
+                // tasks that ended in place (reused, conditions, skips) woke others: go on
+                continue;
+            }
             let wake = [self.journal.flush_deadline(), self.waiting.iter().map(|w| w.0).min(), Some(Instant::now() + CONTROL_POLL)]
                 .into_iter()
                 .flatten()
@@ -379,6 +383,10 @@ impl Exec {
         };
         let mut cache = None;
         if let Some(pending) = self.pending_cache.remove(&(i, attempt)) {
+            let mut pending = pending;
+            if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
+                pending.not_cached = Some("a secret reveal was refused: the result depends on access rights, so it is not reused".into());
+            }
             match self.harvest(i, pending, result == TaskResult::Success, output.as_deref(), &outcome.values) {
                 Ok(c) => cache = c.map(Box::new),
                 Err(message) => {
