@@ -213,7 +213,7 @@ pub fn limit_parts(memory: u64, fuel: Option<u64>, max_output: u64, max_out: Opt
 /// Exact, so two different sizes never read alike.
 pub fn size_text(bytes: u64) -> String {
     for (unit, name) in [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{name}", bytes / unit);
         }
     }

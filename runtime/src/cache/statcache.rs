@@ -167,11 +167,10 @@ impl StatCache {
     /// same file (device, inode, times, size) recorded under another path — then it is
     /// recorded under `key` too, so a renamed directory stays cached once its old path goes.
     pub(crate) fn lookup(&mut self, key: &str, stat: &FileStat) -> Option<Hash> {
-        if let Some(record) = self.records.get(key) {
-            if record.stat == *stat {
+        if let Some(record) = self.records.get(key)
+            && record.stat == *stat {
                 return Some(record.hash);
             }
-        }
         if stat.ino == 0 {
             return None;
         }

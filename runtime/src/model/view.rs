@@ -103,7 +103,7 @@ impl RunView {
         let mut iter = events.iter();
         let mut view = match iter.next() {
             Some(Event::RunCreated { run_id, job, source, target, parameters, tasks, at, plan }) => RunView {
-                workspace: plan.as_ref().map_or_else(|| super::default_workspace(), |p| p.workspace.clone()),
+                workspace: plan.as_ref().map_or_else(super::default_workspace, |p| p.workspace.clone()),
                 run_id: *run_id,
                 job: job.clone(),
                 source: source.clone(),

@@ -120,7 +120,7 @@ impl ComponentCache {
             }));
         }
         let started = Instant::now();
-        let (component, origin) = match self.from_disk(engine, &hash) {
+        let (component, origin) = match self.load_artifact(engine, &hash) {
             Some(c) => (c, LoadOrigin::Disk),
             None => (self.compile(engine, bytes, &hash, label, world)?, LoadOrigin::Compiled),
         };
@@ -135,7 +135,7 @@ impl ComponentCache {
         self.dir.as_ref().map(|d| d.join(format!("{hash}-{}.cwasm", self.engine_key)))
     }
 
-    fn from_disk(&self, engine: &Engine, hash: &str) -> Option<Component> {
+    fn load_artifact(&self, engine: &Engine, hash: &str) -> Option<Component> {
         let path = self.artifact_path(hash)?;
         if !path.is_file() {
             return None;
@@ -166,11 +166,10 @@ impl ComponentCache {
             component: label.to_string(),
             message: format!("{e:#}"),
         })?;
-        if let Some(path) = self.artifact_path(hash) {
-            if let Err(e) = component.serialize().map_err(|e| e.to_string()).and_then(|b| write_atomic(&path, &b)) {
+        if let Some(path) = self.artifact_path(hash)
+            && let Err(e) = component.serialize().map_err(|e| e.to_string()).and_then(|b| write_atomic(&path, &b)) {
                 tracing::warn!(path = %path.display(), error = %e, "could not write the compiled artifact; next run recompiles");
             }
-        }
         Ok(component)
     }
 }

@@ -130,7 +130,7 @@ pub(crate) enum Prepared {
     /// Reuse this stored result; nothing runs.
     Hit(Box<CacheEntry>),
     /// Run it with these `/in` dirs, this `/out` dir and this random seed.
-    Run { pending: Pending, inputs: Vec<(String, PathBuf)>, seed: Option<[u8; 32]> },
+    Run { pending: Box<Pending>, inputs: Vec<(String, PathBuf)>, seed: Option<[u8; 32]> },
 }
 
 impl Exec {
@@ -145,7 +145,7 @@ impl Exec {
         command: Option<&Command>,
     ) -> Result<Prepared, String> {
         let Some(cfg) = self.rt.cache.clone() else {
-            return Ok(Prepared::Run { pending: Pending { key: None, not_cached: None, out_dir: None, max_out: None }, inputs: Vec::new(), seed: None });
+            return Ok(Prepared::Run { pending: Box::new(Pending { key: None, not_cached: None, out_dir: None, max_out: None }), inputs: Vec::new(), seed: None });
         };
         let spec = self.slots[i].spec.clone();
         let _ = attempt;
@@ -159,7 +159,7 @@ impl Exec {
             Ok(Pending { key, not_cached: not_cached.clone(), out_dir: Some(cfg.take_out_dir()?), max_out: spec.limits.max_out })
         };
         if not_cached.is_some() && !cfg.no_cache {
-            return Ok(Prepared::Run { pending: pending(None)?, inputs, seed: None });
+            return Ok(Prepared::Run { pending: Box::new(pending(None)?), inputs, seed: None });
         }
         let parts = self.key_parts(i, &cfg, component_hash, params, limits, command, !inputs.is_empty())?;
         let key = parts.key();
@@ -167,12 +167,11 @@ impl Exec {
             self.rt.store.put_key_parts(&key.to_string(), &json).map_err(|e| e.to_string())?;
         }
         let seed = Some(*key.as_bytes());
-        if not_cached.is_none() {
-            if let Some(entry) = self.lookup(&cfg, &key) {
+        if not_cached.is_none()
+            && let Some(entry) = self.lookup(&cfg, &key) {
                 return Ok(Prepared::Hit(Box::new(entry)));
             }
-        }
-        Ok(Prepared::Run { pending: pending(Some((key, parts)))?, inputs, seed })
+        Ok(Prepared::Run { pending: Box::new(pending(Some((key, parts)))?), inputs, seed })
     }
 
     fn lookup(&self, cfg: &CacheConfig, key: &Hash) -> Option<CacheEntry> {
@@ -340,11 +339,10 @@ impl Exec {
                 let tree = cache::store_tree(&cfg.blobs, dir).map_err(|e| format!("collecting /out: {e}"));
                 cfg.give_back(dir.clone());
                 let tree = tree?;
-                if let Some(max) = pending.max_out {
-                    if tree.total_size() > max {
+                if let Some(max) = pending.max_out
+                    && tree.total_size() > max {
                         return Err(format!("wrote {} to /out, over the limit of {}", crate::util::human_bytes(tree.total_size()), crate::util::human_bytes(max)));
                     }
-                }
                 (!tree.entries.is_empty() || !tree.dirs.is_empty()).then_some(tree)
             }
             Some(dir) => {

@@ -114,7 +114,7 @@ impl Runtime {
             .into_iter()
             .map(|(k, j)| (k, serde_json::from_str::<CacheEntry>(&j).map_or(0, |e| e.created_at)))
             .collect();
-        entries.sort_by(|a, b| b.1.cmp(&a.1));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.1));
         let mut removed_entries = 0;
         for (n, (key, created)) in entries.iter().enumerate() {
             let too_many = keep.is_some_and(|k| n >= k);
@@ -147,11 +147,10 @@ impl Runtime {
             }
             out.push(self.verify_task(&view, &plan, &loaded, &tv.key).await?);
         }
-        if let Some(k) = only {
-            if out.is_empty() {
+        if let Some(k) = only
+            && out.is_empty() {
                 return Err(SchedulerError::Parameters(format!("run {run} has no task `{k}`")));
             }
-        }
         Ok(out)
     }
 

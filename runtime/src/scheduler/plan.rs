@@ -58,11 +58,10 @@ fn reachable_jobs<'b>(bundle: &'b Bundle, job: &'b JobSpec) -> BTreeMap<String, 
             continue;
         }
         for t in &j.tasks {
-            if let TaskKind::RunJob { job: child, .. } = &t.kind {
-                if let Some(c) = bundle.jobs.get(child) {
+            if let TaskKind::RunJob { job: child, .. } = &t.kind
+                && let Some(c) = bundle.jobs.get(child) {
                     stack.push(c);
                 }
-            }
         }
     }
     out

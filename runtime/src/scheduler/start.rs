@@ -176,7 +176,7 @@ impl Exec {
             Prepared::Run { pending, inputs, seed } => (pending, inputs, seed),
         };
         let out_dir = pending.out_dir.clone();
-        self.pending_cache.insert((i, attempt), pending);
+        self.pending_cache.insert((i, attempt), *pending);
         let invocation = Invocation {
             context: TaskContext {
                 job: self.plan.job.name.clone(),
@@ -247,11 +247,10 @@ impl Exec {
         let mut seen = std::collections::BTreeSet::new();
         let mut stack: Vec<String> = self.slots[start].spec.upstream_keys().map(str::to_string).collect();
         while let Some(key) = stack.pop() {
-            if let Some(&u) = self.index.get(&key) {
-                if seen.insert(key) {
+            if let Some(&u) = self.index.get(&key)
+                && seen.insert(key) {
                     stack.extend(self.slots[u].spec.upstream_keys().map(str::to_string));
                 }
-            }
         }
         seen
     }
