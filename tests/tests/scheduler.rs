@@ -290,3 +290,25 @@ fn unlimited_retries_keep_going_until_success() {
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(attempts(&run, "f").len(), 7);
 }
+
+#[test]
+fn a_global_bound_caps_sandboxes_across_the_process() {
+    let mut t = format!("{HEAD}[jobs.j]\n");
+    for i in 0..4 {
+        t += &format!("[[jobs.j.tasks]]\nkey = \"t{i}\"\ncomponent = \"probe\"\nparams = {{ sleep_ms = 300 }}\n");
+    }
+    let s = Sluice::new();
+    let (code, run) = run_bundle(&s, "global", &t, &["--max-parallel", "1"]);
+    assert_eq!(code, 0);
+    let spans: Vec<(u64, u64)> = (0..4)
+        .map(|i| {
+            let a = last_attempt(&run, &format!("t{i}"));
+            (a["started_at"].as_u64().unwrap(), a["finished_at"].as_u64().unwrap())
+        })
+        .collect();
+    for (s0, _) in &spans {
+        assert_eq!(spans.iter().filter(|(s, e)| s <= s0 && e > s0).count(), 1, "one at a time: {spans:?}");
+    }
+    let bad = s.run(&["run", s.dir.path().join("global").to_str().unwrap(), "--max-parallel", "0"]);
+    bad.assert_exit(2);
+}

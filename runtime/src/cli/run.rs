@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Run every task even when an identical earlier result could be reused.
     #[arg(long)]
     pub no_cache: bool,
+    /// Sandboxes this process runs at once, across all runs (the global bound).
+    #[arg(long, env = "SLUICE_MAX_PARALLEL", value_parser = parse_max_parallel)]
+    pub max_parallel: Option<usize>,
     /// Re-read every mounted file instead of trusting unchanged size, mtime and inode.
     #[arg(long)]
     pub rehash: bool,
@@ -92,6 +95,9 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     let mut rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
     rt.workspace = args.workspace;
     state::cache_flags(&mut rt, args.no_cache, args.rehash);
+    if let Some(n) = args.max_parallel {
+        rt.slots = Arc::new(tokio::sync::Semaphore::new(n));
+    }
     watch_ctrl_c(rt.cancel.clone());
     let tokio = tokio_runtime()?;
     resume_interrupted(&rt, &tokio, args.json)?;
@@ -125,6 +131,14 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
     let task = SingleTask { params: args.params.into_iter().collect(), limits, command };
     let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task))?;
     finish(&view, args.json, &dir)
+}
+
+fn parse_max_parallel(s: &str) -> Result<usize, String> {
+    let max = crate::sandbox::MAX_CONCURRENT_INSTANCES as usize;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {max} (the sandbox pool's size)")),
+    }
 }
 
 /// Progress lines on stdout, or nothing when stdout is for JSON.
