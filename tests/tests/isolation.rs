@@ -177,3 +177,28 @@ fn a_workspace_never_sees_another_workspaces_runs() {
     let bad = s.run(&["runs", "list", "--workspace", "../acme"]);
     bad.assert_exit(2);
 }
+
+#[test]
+fn job_limits_are_defaults_that_a_task_can_override() {
+    let s = Sluice::new();
+    let toml = "[bundle]\nname = \"lim\"\n[components]\nbomb = \"{guest:membomb}\"\n[jobs.j]\nlimits = { memory = \"32MiB\" }\n\
+         [[jobs.j.tasks]]\nkey = \"capped\"\ncomponent = \"bomb\"\nparams = { mb = \"48\" }\n\
+         [[jobs.j.tasks]]\nkey = \"roomy\"\ncomponent = \"bomb\"\nlimits = { memory = \"128MiB\" }\nparams = { mb = \"48\" }\n";
+    let dir = s.bundle("lim", toml);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(1);
+    let run = out.json();
+    assert!(last_attempt(&run, "capped")["error"].as_str().unwrap().contains("memory limit of 32.0 MiB"), "{run:#}");
+    assert_eq!(task_of(&run, "roomy")["result"], "success");
+}
+
+#[test]
+fn a_fuel_budget_stops_a_guest_deterministically() {
+    let s = Sluice::new();
+    let toml = "[bundle]\nname = \"fuel\"\n[components]\nspin = \"{guest:spin}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"spin\"\ncomponent = \"spin\"\ntimeout = \"30s\"\nlimits = { fuel = 1000000 }\n";
+    let dir = s.bundle("fuel", toml);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(1);
+    let a = last_attempt(&out.json(), "spin").clone();
+    assert!(a["error"].as_str().unwrap().contains("fuel budget of 1000000 exhausted"), "{a:#}");
+}

@@ -122,6 +122,7 @@ mod tests {
             parameters: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             timeout: None,
             max_parallel_tasks: None,
+            limits: Default::default(),
             tasks: vec![],
         }
     }

@@ -154,7 +154,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         allow_hosts: Vec::new(),
         cache: true,
     };
-    let job = JobSpec { name: "task".into(), parameters: BTreeMap::new(), timeout: None, max_parallel_tasks: None, tasks: vec![task] };
+    let job = JobSpec { name: "task".into(), parameters: BTreeMap::new(), timeout: None, max_parallel_tasks: None, limits: Default::default(), tasks: vec![task] };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {
         bundle_root: root,

@@ -19,7 +19,7 @@ use super::retries::retries;
 use super::template;
 use super::{ComponentSpec, JobSpec, Limits, TaskSpec};
 
-const JOB_KEYS: &[&str] = &["parameters", "timeout", "max_parallel_tasks", "tasks"];
+const JOB_KEYS: &[&str] = &["parameters", "timeout", "max_parallel_tasks", "limits", "tasks"];
 const TASK_KEYS: &[&str] = &[
     "key",
     "kind",
@@ -83,6 +83,7 @@ pub(crate) fn job<'a>(
         None => BTreeMap::new(),
     };
     let timeout = table.get("timeout").map(Node::duration).transpose()?;
+    let job_limits = table.get("limits").map(limits).transpose()?.unwrap_or_default();
     let max_parallel_tasks = table
         .get("max_parallel_tasks")
         .map(max_parallel_tasks)
@@ -112,6 +113,7 @@ pub(crate) fn job<'a>(
         parameters,
         timeout,
         max_parallel_tasks,
+        limits: job_limits,
         tasks: in_order(tasks, &graph.order),
     };
     Ok((job, run_jobs))

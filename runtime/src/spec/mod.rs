@@ -33,6 +33,7 @@
 //! parameters = { who = "world", n = 10 }     # scalars become strings, arrays/tables JSON
 //! timeout = "1h"
 //! max_parallel_tasks = 4                     # at most this many tasks of a run at once
+//! limits = { memory = "128MiB" }             # defaults for every task's limits
 //!
 //! # A task does exactly one of: component (optionally kind = "command"), condition,
 //! # for_each, run_job.
@@ -161,6 +162,9 @@ pub struct JobSpec {
     pub timeout: Option<Duration>,
     /// At most this many tasks of one run at once (≥ 1); `None` = the runtime's limit.
     pub max_parallel_tasks: Option<u32>,
+    /// Defaults for every task's limits (a task's own `limits` win, key by key).
+    #[serde(default)]
+    pub limits: Limits,
     /// Topologically sorted; tasks keep their file order wherever dependencies allow.
     pub tasks: Vec<TaskSpec>,
 }
