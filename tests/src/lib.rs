@@ -270,11 +270,19 @@ impl Background {
 /// (200 OK), in a background thread, until the test process exits. Returns
 /// its port and a counter of requests served.
 pub fn http_server(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (port, served, _) = http_server_recording(body);
+    (port, served)
+}
+
+/// [`http_server`] that also keeps every request's head (request line and headers).
+pub fn http_server_recording(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = served.clone();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(1000) {
             let Ok(mut stream) = stream else { continue };
@@ -286,10 +294,13 @@ pub fn http_server(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
+            if let Ok(mut s) = seen.lock() {
+                s.push(String::from_utf8_lossy(&request).into_owned());
+            }
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n{body}", body.len());
             let _ = stream.write_all(reply.as_bytes());
         }
     });
-    (port, served)
+    (port, served, heads)
 }

@@ -333,3 +333,42 @@ fn a_command_task_gets_secrets_in_its_env_and_they_are_redacted_from_what_it_pri
     assert_eq!(audit(&s, &["--principal", "mallory", "--denied"]).len(), 1);
     assert_state_dir_clean(&s);
 }
+
+#[test]
+fn an_injected_secret_reaches_the_allowed_host_but_never_the_guest() {
+    let s = Sluice::new();
+    let key = key_hex(9);
+    setup(&s, "dev", &key);
+    let (port, _served, heads) = sluice_tests::http_server_recording("ok");
+    let text = format!(
+        "[bundle]\nname = \"inj\"\n[components]\nnet = \"{{guest:netprobe}}\"\n[jobs.sec]\n\
+         [[jobs.sec.tasks]]\nkey = \"call\"\ncomponent = \"net\"\nallow_hosts = [\"http://127.0.0.1:{port}\"]\n\
+         secrets = [{{ name = \"db/pw\", inject = \"header:Authorization\" }}]\n\
+         params = {{ auth_secret = \"db/pw\", get = \"http://127.0.0.1:{port}/api\" }}\n"
+    );
+    let dir = s.bundle("inj", &text);
+    let out = as_user(&s, "alice", &key, &["run", dir.to_str().unwrap(), "--json"], None);
+    out.assert_exit(0);
+    let run = out.json();
+    let o = output(&run, "call");
+    assert_eq!(o["get"]["status"], 200, "{o:#}");
+    let saw = o["saw"].as_str().unwrap();
+    assert!(saw.starts_with("sluice-injected-") && !saw.contains(VALUE), "the guest holds only a placeholder: {saw}");
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1);
+    assert!(heads[0].to_ascii_lowercase().contains(&format!("authorization: bearer {}", VALUE.to_ascii_lowercase())), "the host put the value into the request: {}", heads[0]);
+    assert_clean("the run's --json record", &out.stdout);
+    assert_state_dir_clean(&s);
+}
+
+#[test]
+fn inject_needs_an_allowlist() {
+    let s = Sluice::new();
+    let dir = s.bundle(
+        "noinj",
+        "[bundle]\nname = \"inj\"\n[components]\nnet = \"{guest:netprobe}\"\n[jobs.sec]\n[[jobs.sec.tasks]]\nkey = \"call\"\ncomponent = \"net\"\nsecrets = [{ name = \"db/pw\", inject = \"header:Authorization\" }]\n",
+    );
+    let out = s.run(&["run", dir.to_str().unwrap()]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("needs `allow_hosts`"), "{}", out.stderr);
+}

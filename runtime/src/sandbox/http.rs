@@ -32,15 +32,27 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// A secret the guest holds only as a placeholder: the host puts the real value
+/// into `header` of requests that pass the allowlist, where the placeholder stands.
+pub(crate) struct Injection {
+    pub placeholder: String,
+    pub header: String,
+    pub value: crate::secrets::SecretString,
+}
+
+/// The injections of one attempt, shared by the secrets and http capabilities.
+pub(crate) type Injections = Arc<Mutex<Vec<Injection>>>;
+
 /// The outbound HTTP policy of one attempt.
 pub(crate) struct HttpPolicy {
     rules: Vec<HostRule>,
     pub(crate) decisions: Arc<Mutex<Vec<Decision>>>,
+    injections: Injections,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(rules: Vec<HostRule>) -> Self {
-        HttpPolicy { rules, decisions: Arc::new(Mutex::new(Vec::new())) }
+    pub(crate) fn new(rules: Vec<HostRule>, injections: Injections) -> Self {
+        HttpPolicy { rules, decisions: Arc::new(Mutex::new(Vec::new())), injections }
     }
 
     /// One log line per denied request, for the attempt's log.
@@ -124,7 +136,9 @@ impl WasiHttpHooks for HttpPolicy {
         drop(fut);
         let rules = self.rules.clone();
         let decisions = self.decisions.clone();
+        let injections = self.injections.clone();
         Box::new(async move {
+            let mut request = request;
             let uri = request.uri().clone();
             let url = uri.to_string();
             let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
@@ -139,6 +153,7 @@ impl WasiHttpHooks for HttpPolicy {
                 return Err(HttpError::HttpRequestDenied);
             }
             record(&decisions, &url, true, "allowed".into());
+            inject(&mut request, &injections);
             let options = RequestOptions {
                 connect_timeout: Some(options.and_then(|o| o.connect_timeout).map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT))),
                 first_byte_timeout: Some(options.and_then(|o| o.first_byte_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT))),
@@ -148,6 +163,25 @@ impl WasiHttpHooks for HttpPolicy {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as SendFuture))
         })
+    }
+}
+
+/// Put the real value of every injected secret where its placeholder stands in
+/// its header; placeholders anywhere else stay placeholders.
+fn inject(request: &mut http::Request<WasiBody>, injections: &Injections) {
+    use crate::secrets::ExposeSecret as _;
+    let injections = injections.lock().unwrap_or_else(PoisonError::into_inner);
+    for inj in injections.iter() {
+        let Ok(name) = http::HeaderName::from_bytes(inj.header.as_bytes()) else { continue };
+        let Some(current) = request.headers().get(&name).and_then(|v| v.to_str().ok()).map(str::to_string) else { continue };
+        if !current.contains(&inj.placeholder) {
+            continue;
+        }
+        let filled = current.replace(&inj.placeholder, inj.value.expose_secret());
+        if let Ok(mut value) = http::HeaderValue::from_str(&filled) {
+            value.set_sensitive(true);
+            request.headers_mut().insert(name, value);
+        }
     }
 }
 

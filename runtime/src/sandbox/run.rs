@@ -69,6 +69,8 @@ pub struct Invocation {
     pub mounts: Vec<crate::spec::Mount>,
     /// Where outbound HTTP may go; empty = no network.
     pub allow_hosts: Vec<crate::spec::HostRule>,
+    /// Granted secrets the host injects into outbound HTTP headers (name → header).
+    pub inject: std::collections::BTreeMap<String, String>,
     /// Upstream tasks' output directories, offered read-only at `/in/<task>`.
     pub inputs: Vec<(String, std::path::PathBuf)>,
     /// The directory the guest sees as `/out` (the caller collects it afterwards).
@@ -102,6 +104,7 @@ impl Invocation {
             cancel: Arc::new(AtomicBool::new(false)),
             mounts: Vec::new(),
             allow_hosts: Vec::new(),
+            inject: Default::default(),
             inputs: Vec::new(),
             out_dir: None,
             random_seed: None,
@@ -350,7 +353,7 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant, scratch: &Arc<Scratch
     Ok(HostState {
         files,
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
-        http_policy: super::http::HttpPolicy::new(inv.allow_hosts.clone()),
+        http_policy: super::http::HttpPolicy::new(inv.allow_hosts.clone(), secrets.injections.clone()),
         wasi: wasi.build(),
         table: ResourceTable::new(),
         limiter: TaskLimiter::new(inv.limits.memory),

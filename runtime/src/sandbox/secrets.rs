@@ -67,17 +67,29 @@ pub(crate) struct Secrets {
     pub(crate) audit: Vec<(String, bool)>,
     access: Option<Access>,
     revealed: Revealed,
+    /// Names the host injects into outbound HTTP (name → header): the guest gets a placeholder.
+    inject: std::collections::BTreeMap<String, String>,
+    pub(crate) injections: super::http::Injections,
 }
 
 impl Secrets {
     /// A capability with grants but no resolver: granted names do not resolve.
     pub(crate) fn new(task: &str, granted: impl IntoIterator<Item = String>) -> Self {
-        Secrets { task: task.to_string(), granted: granted.into_iter().collect(), audit: Vec::new(), access: None, revealed: Revealed::default() }
+        Secrets {
+            task: task.to_string(),
+            granted: granted.into_iter().collect(),
+            audit: Vec::new(),
+            access: None,
+            revealed: Revealed::default(),
+            inject: Default::default(),
+            injections: Default::default(),
+        }
     }
 
     /// The capability an invocation grants.
     pub(crate) fn for_invocation(inv: &Invocation) -> Self {
         let mut s = Secrets::new(&inv.context.task_key, inv.secrets.iter().cloned());
+        s.inject = inv.inject.clone();
         for value in &inv.revealed {
             s.revealed.add(value.clone());
         }
@@ -101,6 +113,17 @@ impl Secrets {
     pub(crate) fn redactor(&self) -> Redactor {
         self.revealed.redactor()
     }
+}
+
+/// An opaque stand-in for an injected secret, unique per reveal.
+fn placeholder(task: &str, name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = blake3::Hasher::new();
+    h.update(task.as_bytes());
+    h.update(name.as_bytes());
+    h.update(&NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+    h.update(&std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos().to_le_bytes());
+    format!("sluice-injected-{}", &h.finalize().to_hex()[..32])
 }
 
 impl secrets::Host for Secrets {
@@ -139,6 +162,15 @@ impl Secrets {
         match result {
             Ok(value) => {
                 tracing::info!(task = %self.task, secret = %name, "secret revealed");
+                if let Some(header) = self.inject.get(&name) {
+                    // the guest never holds the value: the host puts it into requests
+                    let placeholder = placeholder(&self.task, &name);
+                    let mut injections = self.injections.lock().unwrap_or_else(PoisonError::into_inner);
+                    injections.push(super::http::Injection { placeholder: placeholder.clone(), header: header.clone(), value: value.clone() });
+                    drop(injections);
+                    self.revealed.add(value);
+                    return Ok(placeholder);
+                }
                 let text = value.expose_secret().to_string();
                 self.revealed.add(value);
                 Ok(text)

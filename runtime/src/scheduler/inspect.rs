@@ -223,6 +223,7 @@ impl Runtime {
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             mounts: spec.mounts.clone(),
             allow_hosts: Vec::new(),
+            inject: Default::default(),
             inputs,
             out_dir: Some(out_dir.clone()),
             random_seed: seed,

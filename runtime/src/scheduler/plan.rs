@@ -149,6 +149,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
             max_out: None,
         },
         secrets: Vec::new(),
+        inject: Default::default(),
         retries: None,
         mounts: Vec::new(),
         allow_hosts: Vec::new(),

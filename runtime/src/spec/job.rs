@@ -196,6 +196,12 @@ fn task<'a>(
         Some(node) => depends::depends_on(node)?,
         None => (Vec::new(), Vec::new()),
     };
+    let grants = table.get("secrets").map(secrets_and_injections).transpose()?.unwrap_or_default();
+    if let (false, Some(node)) = (grants.1.is_empty(), table.get("secrets")) {
+        if table.get("allow_hosts").is_none() {
+            return Err(node.error("a secret with `inject` needs `allow_hosts`: it is only ever placed into requests to those hosts"));
+        }
+    }
     let spec = TaskSpec {
         key,
         kind,
@@ -216,11 +222,8 @@ fn task<'a>(
             .transpose()?
             .unwrap_or_default(),
         retries: table.get("retries").map(retries).transpose()?,
-        secrets: table
-            .get("secrets")
-            .map(secrets)
-            .transpose()?
-            .unwrap_or_default(),
+        secrets: grants.0,
+        inject: grants.1,
         mounts: match table.get("mounts") {
             Some(node) => mounts(node, roots)?,
             None => Vec::new(),
@@ -338,15 +341,43 @@ pub(crate) fn limits(node: &Node<'_>) -> Result<Limits, SpecError> {
 }
 
 pub(crate) fn secrets(node: &Node<'_>) -> Result<Vec<String>, SpecError> {
+    secrets_and_injections(node).map(|(secrets, _)| secrets)
+}
+
+const SECRET_GRANT_KEYS: &[&str] = &["name", "inject"];
+
+/// `secrets = ["scope/key", { name = "scope/key", inject = "header:Authorization" }]`:
+/// the granted names, and for injected ones the outbound HTTP header the host fills in.
+pub(crate) fn secrets_and_injections(node: &Node<'_>) -> Result<(Vec<String>, BTreeMap<String, String>), SpecError> {
     let mut secrets: Vec<String> = Vec::new();
-    for (item, name) in node.strings()? {
-        names::check_secret_name(name).map_err(|why| item.error(why))?;
+    let mut inject = BTreeMap::new();
+    for item in node.array()? {
+        let (name_node, name) = match item.table() {
+            Ok(table) => {
+                table.deny_unknown(SECRET_GRANT_KEYS)?;
+                let name_node = table.require("name")?.clone();
+                let name = name_node.str()?;
+                if let Some(how) = table.get("inject") {
+                    let header = how.str()?.strip_prefix("header:").filter(|h| is_header_name(h)).ok_or_else(|| {
+                        how.error("inject must be `header:<Header-Name>` (e.g. `header:Authorization`): the host puts the value in that request header")
+                    })?;
+                    inject.insert(name.to_string(), header.to_ascii_lowercase());
+                }
+                (name_node, name)
+            }
+            Err(_) => (item.clone(), item.str()?),
+        };
+        names::check_secret_name(name).map_err(|why| name_node.error(why))?;
         if secrets.iter().any(|seen| seen == name) {
-            return Err(item.error(format!("secret `{name}` is listed twice")));
+            return Err(name_node.error(format!("secret `{name}` is listed twice")));
         }
         secrets.push(name.to_string());
     }
-    Ok(secrets)
+    Ok((secrets, inject))
+}
+
+fn is_header_name(h: &str) -> bool {
+    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// `fuel`: a plain whole number of wasmtime fuel units, at least 1.

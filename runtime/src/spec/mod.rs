@@ -198,6 +198,10 @@ pub struct TaskSpec {
     /// Where the task may send HTTP requests; empty = no network. Component and command
     /// tasks only (a for_each task's iterations use [`ForEachTemplate::allow_hosts`]).
     pub allow_hosts: Vec<HostRule>,
+    /// Secrets the host injects into outbound HTTP instead of handing them over:
+    /// name → lowercase header name. The guest's reveal returns a placeholder.
+    #[serde(default)]
+    pub inject: BTreeMap<String, String>,
     /// `cache = false`: never reuse an earlier result, always run. Component and command
     /// tasks (and for_each templates) only; tasks with network access never reuse anyway.
     pub cache: bool,

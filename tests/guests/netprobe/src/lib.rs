@@ -1,7 +1,8 @@
 //! `netprobe`: tries network access the test asks for and reports each result.
 //!
 //! Params: `get=URL` (an HTTP GET through wasi:http; output `"get"`:
-//! `{"status": N, "body": "…"}` or `{"err": "…"}`), `connect=HOST:PORT` (a raw
+//! `{"status": N, "body": "…"}` or `{"err": "…"}`; with `auth_secret=NAME` it reveals
+//! that secret and sends it as `authorization: Bearer …`, output `"saw"`: what it got), `connect=HOST:PORT` (a raw
 //! TCP connection through std; output `"connect"`: `{"ok": true}` or `{"err": "…"}`).
 
 use serde_json::{Map, Value, json};
@@ -15,7 +16,14 @@ impl Task for NetProbe {
     fn run(_ctx: &Context) -> Result<Value, TaskError> {
         let mut out = Map::new();
         if let Some(url) = params::get("get") {
-            let got = waki::Client::new().get(&url).send().and_then(|r| {
+            let mut request = waki::Client::new().get(&url);
+            if let Some(name) = params::get("auth_secret") {
+                // an injected secret reveals as a placeholder; the host fills in the value
+                let token = sluice_sdk::secrets::reveal(&name)?;
+                out.insert("saw".into(), Value::String(token.clone()));
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let got = request.send().and_then(|r| {
                 let status = r.status_code();
                 let body = r.body()?;
                 Ok(json!({ "status": status, "body": String::from_utf8_lossy(&body) }))
