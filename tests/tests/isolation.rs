@@ -193,6 +193,18 @@ fn job_limits_are_defaults_that_a_task_can_override() {
 }
 
 #[test]
+fn a_target_gives_defaults_that_jobs_and_tasks_override() {
+    let s = Sluice::new();
+    let toml = "[bundle]\nname = \"tgt\"\n[targets.dev]\nlimits = { memory = \"32MiB\" }\n[targets.prod]\n\
+         [components]\nbomb = \"{guest:membomb}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"bomb\"\nparams = { mb = \"48\" }\n";
+    let dir = s.bundle("tgt", toml);
+    let dev = s.run(&["run", dir.to_str().unwrap(), "--json", "--target", "dev"]);
+    dev.assert_exit(1);
+    assert!(last_attempt(&dev.json(), "t")["error"].as_str().unwrap().contains("memory limit of 32.0 MiB"));
+    s.run(&["run", dir.to_str().unwrap(), "--json", "--target", "prod"]).assert_exit(0);
+}
+
+#[test]
 fn a_fuel_budget_stops_a_guest_deterministically() {
     let s = Sluice::new();
     let toml = "[bundle]\nname = \"fuel\"\n[components]\nspin = \"{guest:spin}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"spin\"\ncomponent = \"spin\"\ntimeout = \"30s\"\nlimits = { fuel = 1000000 }\n";

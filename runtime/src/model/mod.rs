@@ -157,6 +157,9 @@ pub struct RunPlan {
     /// The workspace whose secret scopes the run reads.
     #[serde(default = "default_workspace")]
     pub workspace: String,
+    /// The target's default limits when the run started (`[targets.T] limits`).
+    #[serde(default)]
+    pub target_limits: crate::spec::Limits,
 }
 
 pub(crate) fn default_workspace() -> String {

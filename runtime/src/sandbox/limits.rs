@@ -30,6 +30,17 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 /// a guest cannot exhaust host memory through tables instead of memories.
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
+/// Wasm instances one attempt may create: a task component holds a handful of
+/// core instances (the program plus wit-component's shims); more is a guest
+/// trying to multiply its memory or tables past what the host planned for.
+pub const MAX_INSTANCES_PER_ATTEMPT: usize = 32;
+
+/// Linear memories one attempt may have (the memory limit is shared across them).
+pub const MAX_MEMORIES_PER_ATTEMPT: usize = 16;
+
+/// Tables one attempt may have.
+pub const MAX_TABLES_PER_ATTEMPT: usize = 64;
+
 /// Limits applied to one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -85,6 +96,18 @@ impl wasmtime::ResourceLimiter for TaskLimiter {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES_PER_ATTEMPT
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_ATTEMPT
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_ATTEMPT
     }
 }
 

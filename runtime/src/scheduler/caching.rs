@@ -156,7 +156,7 @@ impl Exec {
             Ok(()) => None,
         };
         let pending = |key| -> Result<Pending, String> {
-            Ok(Pending { key, not_cached: not_cached.clone(), out_dir: Some(cfg.take_out_dir()?), max_out: super::start::max_out_of(&spec, &self.plan.job) })
+            Ok(Pending { key, not_cached: not_cached.clone(), out_dir: Some(cfg.take_out_dir()?), max_out: super::start::max_out_of(&spec, &self.plan) })
         };
         if not_cached.is_some() && !cfg.no_cache {
             return Ok(Prepared::Run { pending: Box::new(pending(None)?), inputs, seed: None });
@@ -198,7 +198,7 @@ impl Exec {
         let spec = &self.slots[i].spec;
         let mut parts = KeyParts::new(component_hash);
         parts.params = params.clone();
-        parts.limits = cache::limit_parts(limits.memory, limits.fuel, limits.max_output, super::start::max_out_of(spec, &self.plan.job));
+        parts.limits = cache::limit_parts(limits.memory, limits.fuel, limits.max_output, super::start::max_out_of(spec, &self.plan));
         for m in spec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
             let tree = {
                 let mut stats = cfg.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);

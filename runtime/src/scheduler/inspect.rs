@@ -210,7 +210,7 @@ impl Runtime {
         let invocation = Invocation {
             context: TaskContext { job: plan.job.name.clone(), run_id: view.run_id.to_string(), task_key: key.to_string(), attempt: a.attempt, target: view.target.clone() },
             params: parts.params.clone(),
-            limits: super::start::limits_of(&spec, &plan.job),
+            limits: super::start::limits_of(&spec, plan),
             secrets: Vec::new(),
             principal: plan.principal.clone(),
             workspace: plan.workspace.clone(),

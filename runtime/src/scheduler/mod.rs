@@ -161,6 +161,7 @@ impl Runtime {
     /// refused) before the run is created, so a bad bundle leaves no run behind.
     pub async fn run_job(&self, req: JobRequest<'_>) -> Result<RunView, SchedulerError> {
         let (mut plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
+        plan.target_limits = req.bundle.targets.get(&req.target).map(|t| t.limits).unwrap_or_default();
         plan.principal = self.principal.clone();
         plan.workspace = self.workspace.clone();
         let run = self.store.next_run_id()?;

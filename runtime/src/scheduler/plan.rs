@@ -99,6 +99,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
         jobs: others,
         components: pinned,
         parent: None,
+        target_limits: Default::default(),
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
     };
@@ -163,6 +164,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         jobs: BTreeMap::new(),
         components: BTreeMap::from([(key, PinnedComponent { path: path.to_path_buf(), hash: component.hash.clone() })]),
         parent: None,
+        target_limits: Default::default(),
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
     }
@@ -212,6 +214,7 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
         jobs,
         components: plan.components.clone(),
         parent: Some((parent, task.to_string())),
+        target_limits: plan.target_limits,
         principal: plan.principal.clone(),
         workspace: plan.workspace.clone(),
     })

@@ -159,7 +159,7 @@ impl Exec {
             self.finish_inline(i, attempt, TaskResult::Failed, None, Some(e), None)?;
             return Ok(true);
         };
-        let limits = limits_of(&spec, &self.plan.job);
+        let limits = limits_of(&spec, &self.plan);
         let prepared = match self.prepare_cache(i, attempt, &loaded.hash, &params, &limits, command.as_ref()) {
             Ok(p) => p,
             Err(e) => {
@@ -322,22 +322,22 @@ pub(crate) fn iteration_spec(key: &str, n: usize, template: &crate::spec::ForEac
 }
 
 /// The sandbox limits of a task: its own, else its job's timeout, else defaults.
-/// The sandbox limits of a task: its own, else its job's defaults, else the runtime's.
-pub(crate) fn limits_of(spec: &TaskSpec, job: &crate::spec::JobSpec) -> Limits {
+/// The sandbox limits of a task: its own, else its job's, else its target's, else the runtime's.
+pub(crate) fn limits_of(spec: &TaskSpec, plan: &crate::model::RunPlan) -> Limits {
     let d = Limits::default();
-    let (t, j) = (&spec.limits, &job.limits);
+    let (t, j, g) = (&spec.limits, &plan.job.limits, &plan.target_limits);
     Limits {
-        memory: t.memory.or(j.memory).unwrap_or(d.memory),
-        timeout: spec.timeout.or(job.timeout).unwrap_or(d.timeout),
-        max_log: t.max_log.or(j.max_log).unwrap_or(d.max_log),
-        max_output: t.max_output.or(j.max_output).unwrap_or(d.max_output),
-        fuel: t.fuel.or(j.fuel),
+        memory: t.memory.or(j.memory).or(g.memory).unwrap_or(d.memory),
+        timeout: spec.timeout.or(plan.job.timeout).unwrap_or(d.timeout),
+        max_log: t.max_log.or(j.max_log).or(g.max_log).unwrap_or(d.max_log),
+        max_output: t.max_output.or(j.max_output).or(g.max_output).unwrap_or(d.max_output),
+        fuel: t.fuel.or(j.fuel).or(g.fuel),
     }
 }
 
-/// A task's `/out` byte limit: its own, else its job's; `None` = unlimited.
-pub(crate) fn max_out_of(spec: &TaskSpec, job: &crate::spec::JobSpec) -> Option<u64> {
-    spec.limits.max_out.or(job.limits.max_out)
+/// A task's `/out` byte limit: its own, else its job's, else its target's; `None` = unlimited.
+pub(crate) fn max_out_of(spec: &TaskSpec, plan: &crate::model::RunPlan) -> Option<u64> {
+    spec.limits.max_out.or(plan.job.limits.max_out).or(plan.target_limits.max_out)
 }
 
 /// A command task's inputs as the bundle gives them (before templating).

@@ -16,7 +16,8 @@ use super::names;
 use super::read::{Entry, Node, Table};
 use super::{Bundle, ComponentSpec, JobSpec};
 
-const TOP_KEYS: &[&str] = &["bundle", "components", "jobs"];
+const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets"];
+const TARGET_KEYS: &[&str] = &["limits"];
 const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -38,6 +39,10 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
         Some(node) => jobs(node, &components, &roots)?,
         None => BTreeMap::new(),
     };
+    let targets = match top.get("targets") {
+        Some(node) => targets(node)?,
+        None => BTreeMap::new(),
+    };
     Ok(Bundle {
         name,
         root,
@@ -45,7 +50,22 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
         data_roots: roots.data,
         components,
         jobs,
+        targets,
     })
+}
+
+/// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target.
+fn targets(node: &Node<'_>) -> Result<BTreeMap<String, super::TargetSpec>, SpecError> {
+    let mut out = BTreeMap::new();
+    for entry in node.table()?.entries() {
+        check_key_name(entry, "target")?;
+        let name = entry.key.to_string();
+        let table = entry.node.table()?;
+        table.deny_unknown(TARGET_KEYS)?;
+        let limits = table.get("limits").map(job::limits).transpose()?.unwrap_or_default();
+        out.insert(name, super::TargetSpec { limits });
+    }
+    Ok(out)
 }
 
 /// `[bundle]`: the name, and the roots host paths must stay under.

@@ -143,6 +143,16 @@ pub struct Bundle {
     pub components: BTreeMap<String, ComponentSpec>,
     /// Jobs by name.
     pub jobs: BTreeMap<String, JobSpec>,
+    /// Deployment targets (`[targets.dev]`, …) and their defaults.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetSpec>,
+}
+
+/// A deployment target's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    /// Defaults for every task's limits in runs of this target (job and task limits win).
+    pub limits: Limits,
 }
 
 /// A named WebAssembly component.
