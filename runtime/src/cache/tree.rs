@@ -430,8 +430,14 @@ fn parallel_map<T: Sync, S, R: Send>(
     scratch: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, &T) -> Result<R, TreeError> + Sync,
 ) -> Vec<Result<R, TreeError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_HASH_THREADS);
-    if items.len() < PARALLEL_FROM_FILES || threads <= 1 {
+    if items.len() < PARALLEL_FROM_FILES {
+        let mut state = scratch();
+        return items.iter().map(|item| work(&mut state, item)).collect();
+    }
+    // asking the OS (cgroup files) costs more than hashing a small tree: once per process
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_HASH_THREADS));
+    if threads <= 1 {
         let mut state = scratch();
         return items.iter().map(|item| work(&mut state, item)).collect();
     }

@@ -86,6 +86,19 @@ pub struct RunView {
     pub cancel_requested: bool,
     /// The tenant namespace the run belongs to.
     pub workspace: String,
+    /// Task key → position, so folding a long log is not quadratic (not serialized).
+    #[serde(skip)]
+    index: FoldIndex,
+}
+
+/// A lookup cache that never makes two views differ.
+#[derive(Debug, Clone, Default)]
+struct FoldIndex(std::collections::HashMap<String, usize>);
+
+impl PartialEq for FoldIndex {
+    fn eq(&self, _: &FoldIndex) -> bool {
+        true
+    }
 }
 
 /// The event log was not a valid history.
@@ -104,6 +117,7 @@ impl RunView {
         let mut view = match iter.next() {
             Some(Event::RunCreated { run_id, job, source, target, parameters, tasks, at, plan }) => RunView {
                 workspace: plan.as_ref().map_or_else(super::default_workspace, |p| p.workspace.clone()),
+                index: FoldIndex::default(),
                 run_id: *run_id,
                 job: job.clone(),
                 source: source.clone(),
@@ -252,7 +266,19 @@ impl RunView {
     }
 
     fn task_mut(&mut self, key: &str) -> Result<&mut TaskView, CorruptLog> {
-        self.tasks.iter_mut().find(|t| t.key == key).ok_or_else(|| CorruptLog(format!("event names unknown task `{key}`")))
+        let cached = self.index.0.get(key).copied().filter(|&i| self.tasks.get(i).is_some_and(|t| t.key == key));
+        let i = match cached {
+            Some(i) => i,
+            None => {
+                let i = self.tasks.iter().position(|t| t.key == key).ok_or_else(|| CorruptLog(format!("event names unknown task `{key}`")))?;
+                if self.index.0.is_empty() || self.index.0.len() < self.tasks.len() {
+                    self.index.0 = self.tasks.iter().enumerate().map(|(n, t)| (t.key.clone(), n)).collect();
+                }
+                self.index.0.insert(key.to_string(), i);
+                i
+            }
+        };
+        Ok(&mut self.tasks[i])
     }
 
     pub fn task(&self, key: &str) -> Option<&TaskView> {

@@ -49,6 +49,14 @@ impl CacheConfig {
         });
         let staging = state.join("staging");
         std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
+        // the store's lock makes this the only process using the state: `/out`
+        // dirs and half-made `/in` copies left by earlier processes are garbage
+        for entry in std::fs::read_dir(&staging).map_err(|e| format!("reading {}: {e}", staging.display()))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("out-") || name.starts_with(".in-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         Ok(CacheConfig {
             blobs,
             staging,

@@ -104,6 +104,8 @@ pub(crate) struct Exec {
     pub(crate) deadline: Option<Instant>,
     /// Cache context of attempts in flight, by (slot, attempt).
     pub(crate) pending_cache: HashMap<(usize, u32), super::caching::Pending>,
+    /// Sandbox slots of attempts in flight, released once each is recorded.
+    pub(crate) permits: HashMap<(usize, u32), tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Exec {
@@ -155,6 +157,7 @@ impl Exec {
             stop: None,
             deadline,
             pending_cache: HashMap::new(),
+            permits: HashMap::new(),
         }
     }
 
@@ -369,6 +372,7 @@ impl Exec {
     /// Handle a finished attempt: record it, then retry, or end the task.
     fn attempt_done(&mut self, i: usize, attempt: u32, outcome: Outcome) -> Result<(), SchedulerError> {
         self.running_components -= 1;
+        let _slot = self.permits.remove(&(i, attempt));
         let key = self.slots[i].spec.key.clone();
         let timed_out_run = matches!(self.stop, Some(Stop::TimedOut(_)));
         let (mut result, mut output, mut error, retryable) = match outcome.status {

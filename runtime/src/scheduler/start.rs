@@ -205,13 +205,15 @@ impl Exec {
             random_seed,
         };
         self.running_components += 1;
+        // the slot is given back when the coordinator has recorded the attempt, so
+        // finished-but-unrecorded attempts count against the bound too
+        self.permits.insert((i, attempt), permit);
         let sandbox = self.rt.sandbox.clone();
         let handle = self.running.spawn(async move {
             let outcome = match command {
                 Some(command) => sandbox.run_command(&loaded, invocation, command).await,
                 None => sandbox.run(&loaded, invocation).await,
             };
-            drop(permit);
             Done::Attempt { slot: i, attempt, outcome }
         });
         self.running_ids.insert(handle.id(), (i, attempt));
