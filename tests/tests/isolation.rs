@@ -214,3 +214,28 @@ fn a_fuel_budget_stops_a_guest_deterministically() {
     let a = last_attempt(&out.json(), "spin").clone();
     assert!(a["error"].as_str().unwrap().contains("fuel budget of 1000000 exhausted"), "{a:#}");
 }
+
+#[test]
+fn only_a_target_that_allows_it_mounts_paths_outside_the_bundle() {
+    let s = Sluice::new();
+    let outside = s.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f.txt"), "far away").unwrap();
+    let task = format!(
+        "[components]\nfs = \"{{guest:fsprobe}}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"fs\"\nmounts = [{{ host = \"{}\", guest = \"/far\" }}]\nparams = {{ read = \"/far/f.txt\" }}\n",
+        outside.display()
+    );
+    // no target allows it: refused when the bundle is read
+    let dir = s.bundle("strict", &format!("[bundle]\nname = \"b\"\n{task}"));
+    let out = s.run(&["run", dir.to_str().unwrap()]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("outside") && out.stderr.contains("data_roots"), "{}", out.stderr);
+    // prod allows it, dev does not
+    let dir = s.bundle("open", &format!("[bundle]\nname = \"b\"\n[targets.prod]\nallow_absolute_paths = true\n[targets.dev]\n{task}"));
+    let dev = s.run(&["run", dir.to_str().unwrap(), "--target", "dev"]);
+    dev.assert_exit(2);
+    assert!(dev.stderr.contains("target `dev` does not allow absolute paths"), "{}", dev.stderr);
+    let prod = s.run(&["run", dir.to_str().unwrap(), "--target", "prod", "--json"]);
+    prod.assert_exit(0);
+    assert_eq!(output(&prod.json(), "t")["read"]["ok"], "far away");
+}

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn a_missing_mount_is_named() {
         let mut wasi = WasiCtxBuilder::new();
-        let m = Mount { host: std::path::PathBuf::from("/nonexistent/dir"), guest: "/data".into(), mode: MountMode::Ro };
+        let m = Mount { host: std::path::PathBuf::from("/nonexistent/dir"), guest: "/data".into(), mode: MountMode::Ro, outside_roots: false };
         let err = Files::grant(&mut wasi, &[m], &Arc::new(ScratchPool::new())).err().unwrap();
         assert!(err.contains("/nonexistent/dir") && err.contains("/data"), "{err}");
     }

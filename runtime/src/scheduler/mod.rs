@@ -160,6 +160,7 @@ impl Runtime {
     /// Run a job from a bundle to its end. Components are loaded (and bad ones
     /// refused) before the run is created, so a bad bundle leaves no run behind.
     pub async fn run_job(&self, req: JobRequest<'_>) -> Result<RunView, SchedulerError> {
+        check_mount_roots(req.bundle, req.job, &req.target)?;
         let (mut plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
         plan.target_limits = req.bundle.targets.get(&req.target).map(|t| t.limits).unwrap_or_default();
         plan.principal = self.principal.clone();
@@ -348,6 +349,32 @@ async fn drive(exec: Exec) -> Result<RunView, SchedulerError> {
         Ok(result) => result,
         Err(e) => Err(SchedulerError::Corrupt { run, message: format!("the run's coordinator failed: {e}") }),
     }
+}
+
+/// Mounts outside the bundle and its data roots need a target that allows them.
+fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(), SchedulerError> {
+    if bundle.targets.get(target).is_some_and(|t| t.allow_absolute_paths) {
+        return Ok(());
+    }
+    let jobs = std::iter::once(job).chain(bundle.jobs.values().filter(|j| j.name != job.name));
+    for j in jobs {
+        for t in &j.tasks {
+            let template_mounts = match &t.kind {
+                crate::spec::TaskKind::ForEach { template, .. } => template.mounts.as_slice(),
+                _ => &[],
+            };
+            if let Some(m) = t.mounts.iter().chain(template_mounts).find(|m| m.outside_roots) {
+                return Err(SchedulerError::Parameters(format!(
+                    "task `{}` of job `{}` mounts {}, outside the bundle and its data roots; target `{target}` does not allow \
+                     absolute paths (set `allow_absolute_paths = true` under [targets.{target}], or add a data root)",
+                    t.key,
+                    j.name,
+                    m.host.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn plan_of(run: RunId, events: &[Event]) -> Result<RunPlan, SchedulerError> {

@@ -17,7 +17,7 @@ use super::read::{Entry, Node, Table};
 use super::{Bundle, ComponentSpec, JobSpec};
 
 const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets"];
-const TARGET_KEYS: &[&str] = &["limits"];
+const TARGET_KEYS: &[&str] = &["limits", "allow_absolute_paths"];
 const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -30,17 +30,18 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
     let top = Node::root(&loc, &value).table()?;
     top.deny_unknown(TOP_KEYS)?;
 
-    let (name, roots) = bundle_table(&top, &root)?;
+    let (name, mut roots) = bundle_table(&top, &root)?;
+    let targets = match top.get("targets") {
+        Some(node) => targets(node)?,
+        None => BTreeMap::new(),
+    };
+    roots.anywhere = targets.values().any(|t| t.allow_absolute_paths);
     let components = match top.get("components") {
         Some(node) => components(node, &root)?,
         None => BTreeMap::new(),
     };
     let jobs = match top.get("jobs") {
         Some(node) => jobs(node, &components, &roots)?,
-        None => BTreeMap::new(),
-    };
-    let targets = match top.get("targets") {
-        Some(node) => targets(node)?,
         None => BTreeMap::new(),
     };
     Ok(Bundle {
@@ -63,7 +64,8 @@ fn targets(node: &Node<'_>) -> Result<BTreeMap<String, super::TargetSpec>, SpecE
         let table = entry.node.table()?;
         table.deny_unknown(TARGET_KEYS)?;
         let limits = table.get("limits").map(job::limits).transpose()?.unwrap_or_default();
-        out.insert(name, super::TargetSpec { limits });
+        let allow_absolute_paths = table.get("allow_absolute_paths").map(Node::bool).transpose()?.unwrap_or(false);
+        out.insert(name, super::TargetSpec { limits, allow_absolute_paths });
     }
     Ok(out)
 }

@@ -153,6 +153,9 @@ pub struct Bundle {
 pub struct TargetSpec {
     /// Defaults for every task's limits in runs of this target (job and task limits win).
     pub limits: Limits,
+    /// Runs of this target may mount host directories outside the bundle and its data roots.
+    #[serde(default)]
+    pub allow_absolute_paths: bool,
 }
 
 /// A named WebAssembly component.

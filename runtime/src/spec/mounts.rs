@@ -27,6 +27,10 @@ pub struct Mount {
     /// Absolute and normalised (`/landing`, `/data/raw`); never `/` nor a reserved path.
     pub guest: String,
     pub mode: MountMode,
+    /// The host path lies outside the bundle root and every data root: only runs of a
+    /// target with `allow_absolute_paths = true` may use it (checked when a run starts).
+    #[serde(default)]
+    pub outside_roots: bool,
 }
 
 /// Whether the guest may change what it sees under a mount.
@@ -58,6 +62,9 @@ pub(crate) struct Roots {
     canonical: Result<PathBuf, String>,
     /// `[bundle] data_roots`, canonical.
     pub data: Vec<PathBuf>,
+    /// Some target allows absolute host paths: mounts outside the roots are accepted
+    /// here and checked against the run's target when it starts.
+    pub anywhere: bool,
 }
 
 impl Roots {
@@ -67,6 +74,7 @@ impl Roots {
             root: root.to_path_buf(),
             canonical: std::fs::canonicalize(root).map_err(|why| why.to_string()),
             data: Vec::new(),
+            anywhere: false,
         }
     }
 
@@ -100,7 +108,7 @@ impl Roots {
         want: Want,
     ) -> Result<PathBuf, SpecError> {
         let path = self.existing(node, text, what, want)?;
-        if self.contains(&path) {
+        if self.contains(&path) || (self.anywhere && want == Want::Preopen) {
             return Ok(path);
         }
         let joined = self.root.join(text);
@@ -133,7 +141,7 @@ impl Roots {
     }
 
     /// Whether a canonical path lies under the bundle root or a data root.
-    fn contains(&self, path: &Path) -> bool {
+    pub(crate) fn contains(&self, path: &Path) -> bool {
         self.canonical
             .as_ref()
             .is_ok_and(|root| path.starts_with(root))
@@ -221,10 +229,12 @@ pub(crate) fn mounts(node: &Node<'_>, roots: &Roots) -> Result<Vec<Mount>, SpecE
             Some(node) => mode(node)?,
             None => MountMode::Ro,
         };
+        let outside_roots = !roots.contains(&host);
         mounts.push(Mount {
             host,
             guest: guest.to_string(),
             mode,
+            outside_roots,
         });
     }
     Ok(mounts)

@@ -81,6 +81,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
         host: host.clone(),
         guest: guest.into(),
         mode,
+        outside_roots: false,
     };
     assert_eq!(
         a.mounts,
