@@ -37,7 +37,12 @@ fn main() {
         assert_eq!(d.origin, LoadOrigin::Disk);
         disk.push(d.load_time);
     }
-    println!("fib.wasm ({} KiB): compile median {:?}, cached-artifact load median {:?}", std::fs::metadata(&fib).unwrap().len() / 1024, median(compile), median(disk));
+    println!(
+        "fib.wasm ({} KiB): compile median {:?}, cached-artifact load median {:?}",
+        std::fs::metadata(&fib).unwrap().len() / 1024,
+        median(compile),
+        median(disk)
+    );
 
     let sandbox = Sandbox::new(config).expect("sandbox");
     let component = sandbox.load_file(&fib).expect("load");

@@ -24,9 +24,8 @@ pub fn load(key: &str) -> Option<Vec<u8>> {
 
 /// [`save`] `value` serialized as JSON.
 pub fn save_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), TaskError> {
-    let json = serde_json::to_vec(value).map_err(|e| {
-        TaskError::permanent(format!("checkpoint `{key}` could not be serialized: {e}"))
-    })?;
+    let json = serde_json::to_vec(value)
+        .map_err(|e| TaskError::permanent(format!("checkpoint `{key}` could not be serialized: {e}")))?;
     save(key, &json)
 }
 
@@ -35,9 +34,9 @@ pub fn save_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), Task
 pub fn load_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, TaskError> {
     match load(key) {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            TaskError::permanent(format!("checkpoint `{key}` has an unexpected shape: {e}"))
-        }),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TaskError::permanent(format!("checkpoint `{key}` has an unexpected shape: {e}"))),
     }
 }
 

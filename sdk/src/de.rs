@@ -10,10 +10,7 @@
 
 use std::fmt;
 
-use serde::de::{
-    self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
-    value::BorrowedStrDeserializer,
-};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor, value::BorrowedStrDeserializer};
 
 /// Error while deserializing parameters. Converted into a permanent [`crate::TaskError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +55,7 @@ impl<'de> Deserializer<'de> for ParamsDeserializer<'de> {
     type Error = ParamError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        visitor.visit_map(ParamsMap {
-            iter: self.pairs.iter(),
-            current: None,
-        })
+        visitor.visit_map(ParamsMap { iter: self.pairs.iter(), current: None })
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
@@ -91,30 +85,19 @@ struct ParamsMap<'de> {
 impl<'de> MapAccess<'de> for ParamsMap<'de> {
     type Error = ParamError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, ParamError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ParamError> {
         match self.iter.next() {
             None => Ok(None),
             Some(pair) => {
                 self.current = Some(pair);
-                seed.deserialize(BorrowedStrDeserializer::new(pair.0.as_str()))
-                    .map(Some)
+                seed.deserialize(BorrowedStrDeserializer::new(pair.0.as_str())).map(Some)
             }
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, ParamError> {
-        let (name, value) = self
-            .current
-            .take()
-            .expect("next_value_seed before next_key_seed");
-        seed.deserialize(ValueDeserializer::new(value))
-            .map_err(|e| ParamError(format!("param `{name}`: {e}")))
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ParamError> {
+        let (name, value) = self.current.take().expect("next_value_seed before next_key_seed");
+        seed.deserialize(ValueDeserializer::new(value)).map_err(|e| ParamError(format!("param `{name}`: {e}")))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -137,10 +120,7 @@ impl<'de> ValueDeserializer<'de> {
         T: std::str::FromStr,
         T::Err: fmt::Display,
     {
-        self.s
-            .trim()
-            .parse()
-            .map_err(|e| ParamError(format!("`{}` is not a valid {what} ({e})", self.s)))
+        self.s.trim().parse().map_err(|e| ParamError(format!("`{}` is not a valid {what} ({e})", self.s)))
     }
 
     fn is_json_array(&self) -> bool {
@@ -192,10 +172,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         match self.s.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => visitor.visit_bool(true),
             "false" | "no" | "off" | "0" => visitor.visit_bool(false),
-            _ => Err(ParamError(format!(
-                "`{}` is not a valid bool (use true/false, yes/no, on/off or 1/0)",
-                self.s
-            ))),
+            _ => Err(ParamError(format!("`{}` is not a valid bool (use true/false, yes/no, on/off or 1/0)", self.s))),
         }
     }
 
@@ -226,18 +203,11 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
         match self.s.trim() {
             "" | "null" => visitor.visit_unit(),
-            _ => Err(ParamError(format!(
-                "expected an empty value or `null`, got `{}`",
-                self.s
-            ))),
+            _ => Err(ParamError(format!("expected an empty value or `null`, got `{}`", self.s))),
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ParamError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, ParamError> {
         self.deserialize_unit(visitor)
     }
 
@@ -257,11 +227,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ParamError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, ParamError> {
         if self.is_json_array() {
             from_json!(self, deserialize_tuple(len, visitor))
         } else {
@@ -322,11 +288,7 @@ struct CommaSeq<'de> {
 
 impl<'de> CommaSeq<'de> {
     fn new(s: &'de str) -> Self {
-        let items = if s.trim().is_empty() {
-            None
-        } else {
-            Some(s.split(','))
-        };
+        let items = if s.trim().is_empty() { None } else { Some(s.split(',')) };
         CommaSeq { items, seen: 0 }
     }
 
@@ -334,10 +296,7 @@ impl<'de> CommaSeq<'de> {
         let value = visitor.visit_seq(&mut self)?;
         let rest = self.items.map_or(0, |it| it.count());
         if rest > 0 {
-            return Err(de::Error::invalid_length(
-                self.seen + rest,
-                &"fewer elements",
-            ));
+            return Err(de::Error::invalid_length(self.seen + rest, &"fewer elements"));
         }
         Ok(value)
     }
@@ -346,10 +305,7 @@ impl<'de> CommaSeq<'de> {
 impl<'de> SeqAccess<'de> for &mut CommaSeq<'de> {
     type Error = ParamError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, ParamError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, ParamError> {
         let Some(items) = self.items.as_mut() else {
             return Ok(None);
         };

@@ -4,9 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-    kv.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(kv: &[(&str, &str)]) -> Result<T, ParamError> {
@@ -28,27 +26,13 @@ struct Basic {
 #[test]
 fn the_example_struct() {
     let b: Basic = parse(&[("n", "42"), ("name", "ada"), ("tags", r#"["x","y"]"#)]).unwrap();
-    assert_eq!(
-        b,
-        Basic {
-            n: 42,
-            name: "ada".into(),
-            tags: Some(vec!["x".into(), "y".into()])
-        }
-    );
+    assert_eq!(b, Basic { n: 42, name: "ada".into(), tags: Some(vec!["x".into(), "y".into()]) });
 }
 
 #[test]
 fn missing_option_is_none_and_unknown_params_are_ignored() {
     let b: Basic = parse(&[("name", "ada"), ("n", " 7 "), ("other", "zzz")]).unwrap();
-    assert_eq!(
-        b,
-        Basic {
-            n: 7,
-            name: "ada".into(),
-            tags: None
-        }
-    );
+    assert_eq!(b, Basic { n: 7, name: "ada".into(), tags: None });
 }
 
 #[test]
@@ -60,16 +44,9 @@ fn missing_required_param_is_named() {
 #[test]
 fn bad_number_names_param_and_value() {
     let e = parse::<Basic>(&[("n", "x1"), ("name", "a")]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "param `n`: `x1` is not a valid u32 (invalid digit found in string)"
-    );
+    assert_eq!(e.to_string(), "param `n`: `x1` is not a valid u32 (invalid digit found in string)");
     let e = parse::<Basic>(&[("n", "-1"), ("name", "a")]).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("param `n`: `-1` is not a valid u32"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("param `n`: `-1` is not a valid u32"), "{e}");
     let e = parse::<Basic>(&[("n", "99999999999"), ("name", "a")]).unwrap_err();
     assert!(e.to_string().contains("too large"), "{e}");
 }
@@ -79,10 +56,7 @@ fn scalars() {
     assert_eq!(value::<i64>("-12").unwrap(), -12);
     assert_eq!(value::<u8>("255").unwrap(), 255);
     assert!(value::<u8>("256").is_err());
-    assert_eq!(
-        value::<i128>("-170141183460469231731687303715884105728").unwrap(),
-        i128::MIN
-    );
+    assert_eq!(value::<i128>("-170141183460469231731687303715884105728").unwrap(), i128::MIN);
     assert_eq!(value::<f64>("2.5").unwrap(), 2.5);
     assert_eq!(value::<f32>("1e3").unwrap(), 1000.0);
     assert_eq!(value::<char>("é").unwrap(), 'é');
@@ -100,10 +74,7 @@ fn bools() {
         assert!(!value::<bool>(f).unwrap(), "{f}");
     }
     let e = value::<bool>("maybe").unwrap_err();
-    assert!(
-        e.to_string().starts_with("`maybe` is not a valid bool"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("`maybe` is not a valid bool"), "{e}");
 }
 
 #[test]
@@ -119,19 +90,12 @@ fn sequences_json_or_comma_separated() {
     assert_eq!(value::<Vec<u32>>("1, 2,3").unwrap(), vec![1, 2, 3]);
     assert_eq!(value::<Vec<String>>("a, b").unwrap(), vec!["a", "b"]);
     assert_eq!(value::<Vec<String>>("").unwrap(), Vec::<String>::new());
-    assert_eq!(
-        value::<Vec<String>>(r#"["a,b", "c"]"#).unwrap(),
-        vec!["a,b", "c"]
-    );
+    assert_eq!(value::<Vec<String>>(r#"["a,b", "c"]"#).unwrap(), vec!["a,b", "c"]);
     assert_eq!(value::<(u8, String)>("1, x").unwrap(), (1, "x".to_string()));
     assert_eq!(value::<(u8, bool)>("[1, true]").unwrap(), (1, true));
     assert!(value::<(u8, u8)>("1,2,3").is_err());
     let e = value::<Vec<u32>>("1,x").unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("element 1: `x` is not a valid u32"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("element 1: `x` is not a valid u32"), "{e}");
     assert!(value::<Vec<u32>>("[1, 2").is_err());
     assert!(value::<Vec<u32>>("[1] trailing").is_err());
 }
@@ -148,18 +112,11 @@ fn maps_and_structs_from_json() {
         inner: Inner,
         weights: BTreeMap<String, f64>,
     }
-    let o: Outer = parse(&[
-        ("inner", r#"{"a": 1}"#),
-        ("weights", r#"{"x": 0.5, "y": 2}"#),
-    ])
-    .unwrap();
+    let o: Outer = parse(&[("inner", r#"{"a": 1}"#), ("weights", r#"{"x": 0.5, "y": 2}"#)]).unwrap();
     assert_eq!(o.inner, Inner { a: 1, b: None });
     assert_eq!(o.weights["y"], 2.0);
     let e = parse::<Outer>(&[("inner", "a=1"), ("weights", "{}")]).unwrap_err();
-    assert!(
-        e.to_string().starts_with("param `inner`: not valid JSON"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("param `inner`: not valid JSON"), "{e}");
 }
 
 #[test]
@@ -174,10 +131,7 @@ fn enums_by_name_or_json() {
     assert_eq!(value::<Mode>("fast").unwrap(), Mode::Fast);
     assert_eq!(value::<Mode>(" slow ").unwrap(), Mode::Slow);
     assert_eq!(value::<Mode>(r#""slow""#).unwrap(), Mode::Slow);
-    assert_eq!(
-        value::<Mode>(r#"{"custom": {"factor": 3}}"#).unwrap(),
-        Mode::Custom { factor: 3 }
-    );
+    assert_eq!(value::<Mode>(r#"{"custom": {"factor": 3}}"#).unwrap(), Mode::Custom { factor: 3 });
     let e = value::<Mode>("medium").unwrap_err();
     assert!(e.to_string().contains("unknown variant `medium`"), "{e}");
 }
@@ -198,14 +152,7 @@ fn defaults_renames_newtypes_and_whole_maps() {
         10
     }
     let p: P = parse(&[("port", "8080"), ("dry-run", "yes")]).unwrap();
-    assert_eq!(
-        p,
-        P {
-            limit: 10,
-            dry_run: true,
-            port: Port(8080)
-        }
-    );
+    assert_eq!(p, P { limit: 10, dry_run: true, port: Port(8080) });
 
     let all: BTreeMap<String, String> = parse(&[("a", "1"), ("b", "x")]).unwrap();
     assert_eq!(all.len(), 2);

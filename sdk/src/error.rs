@@ -98,8 +98,8 @@ impl From<std::io::Error> for TaskError {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;
         match e.kind() {
-            NotFound | PermissionDenied | AlreadyExists | InvalidInput | InvalidData
-            | Unsupported | UnexpectedEof | OutOfMemory => TaskError::permanent(e),
+            NotFound | PermissionDenied | AlreadyExists | InvalidInput | InvalidData | Unsupported | UnexpectedEof
+            | OutOfMemory => TaskError::permanent(e),
             _ => TaskError::transient(e),
         }
     }

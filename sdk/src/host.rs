@@ -36,12 +36,7 @@ mod imp {
     use crate::testing::with_host;
 
     pub fn param_get(name: &str) -> Option<String> {
-        with_host(|h| {
-            h.params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        with_host(|h| h.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
     pub fn param_list() -> Vec<(String, String)> {
         with_host(|h| h.params.clone())
@@ -53,11 +48,7 @@ mod imp {
         Ok(())
     }
     pub fn value_get(task: &str, key: &str) -> Option<String> {
-        with_host(|h| {
-            h.upstream
-                .get(&(task.to_string(), key.to_string()))
-                .cloned()
-        })
+        with_host(|h| h.upstream.get(&(task.to_string(), key.to_string())).cloned())
     }
     pub fn secret_reveal(name: &str) -> Result<String, String> {
         with_host(|h| h.secrets.get(name).cloned())

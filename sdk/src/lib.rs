@@ -152,9 +152,8 @@ pub mod __private {
     /// Run `T` and serialize its output: the export glue, shared with native tests.
     pub fn run_task<T: Task>(ctx: &Context) -> Result<String, TaskError> {
         let result = T::run(ctx).and_then(|out| {
-            serde_json::to_string(&out).map_err(|e| {
-                TaskError::permanent(format!("task output could not be serialized as JSON: {e}"))
-            })
+            serde_json::to_string(&out)
+                .map_err(|e| TaskError::permanent(format!("task output could not be serialized as JSON: {e}")))
         });
         // `run` is not `main`: nothing flushes std's buffers when it returns.
         use std::io::Write as _;
@@ -177,13 +176,7 @@ pub mod bindings {
 
 impl From<bindings::Context> for Context {
     fn from(c: bindings::Context) -> Self {
-        Context {
-            job: c.job,
-            run_id: c.run_id,
-            task_key: c.task_key,
-            attempt: c.attempt,
-            target: c.target,
-        }
+        Context { job: c.job, run_id: c.run_id, task_key: c.task_key, attempt: c.attempt, target: c.target }
     }
 }
 

@@ -23,9 +23,7 @@ where
     T::Err: Display,
 {
     match get(name) {
-        None => Err(TaskError::permanent(format!(
-            "missing required param `{name}`"
-        ))),
+        None => Err(TaskError::permanent(format!("missing required param `{name}`"))),
         Some(raw) => parse_value(name, &raw),
     }
 }
@@ -95,10 +93,7 @@ where
     T::Err: Display,
 {
     raw.parse().map_err(|e| {
-        TaskError::permanent(format!(
-            "param `{name}`: `{raw}` is not a valid {}: {e}",
-            short_type_name::<T>()
-        ))
+        TaskError::permanent(format!("param `{name}`: `{raw}` is not a valid {}: {e}", short_type_name::<T>()))
     })
 }
 
@@ -129,27 +124,16 @@ mod tests {
     fn require_names_param_and_problem() {
         MockHost::new().param("n", "x").param("f", "1.5").install();
         let e = require::<u32>("n").unwrap_err();
-        assert_eq!(
-            e,
-            TaskError::Permanent(
-                "param `n`: `x` is not a valid u32: invalid digit found in string".into()
-            )
-        );
+        assert_eq!(e, TaskError::Permanent("param `n`: `x` is not a valid u32: invalid digit found in string".into()));
         let e = require::<u32>("missing").unwrap_err();
-        assert_eq!(
-            e,
-            TaskError::Permanent("missing required param `missing`".into())
-        );
+        assert_eq!(e, TaskError::Permanent("missing required param `missing`".into()));
         assert_eq!(require::<f64>("f").unwrap(), 1.5);
         assert_eq!(require::<String>("n").unwrap(), "x");
     }
 
     #[test]
     fn get_or_defaults_only_when_absent() {
-        MockHost::new()
-            .param("bad", "nope")
-            .param("good", "7")
-            .install();
+        MockHost::new().param("bad", "nope").param("good", "7").install();
         assert_eq!(get_or("absent", 3u32).unwrap(), 3);
         assert_eq!(get_or("good", 3u32).unwrap(), 7);
         assert!(get_or("bad", 3u32).unwrap_err().is_permanent());
@@ -159,15 +143,8 @@ mod tests {
 
     #[test]
     fn all_and_get() {
-        MockHost::new()
-            .param("a", "1")
-            .param("b", "2")
-            .param("a", "3")
-            .install();
-        assert_eq!(
-            all(),
-            vec![("b".into(), "2".into()), ("a".into(), "3".into())]
-        );
+        MockHost::new().param("a", "1").param("b", "2").param("a", "3").install();
+        assert_eq!(all(), vec![("b".into(), "2".into()), ("a".into(), "3".into())]);
         assert_eq!(get("a").as_deref(), Some("3"));
         assert_eq!(get("c"), None);
     }
@@ -182,20 +159,13 @@ mod tests {
         MockHost::new().param("n", "-3").install();
         let e = parse::<P>().unwrap_err();
         assert!(e.is_permanent());
-        assert!(
-            e.message()
-                .starts_with("param `n`: `-3` is not a valid u32"),
-            "{e}"
-        );
+        assert!(e.message().starts_with("param `n`: `-3` is not a valid u32"), "{e}");
     }
 
     #[test]
     fn type_names_are_short() {
         assert_eq!(short_type_name::<String>(), "String");
         assert_eq!(short_type_name::<u32>(), "u32");
-        assert_eq!(
-            short_type_name::<Option<std::net::Ipv4Addr>>(),
-            "Option<Ipv4Addr>"
-        );
+        assert_eq!(short_type_name::<Option<std::net::Ipv4Addr>>(), "Option<Ipv4Addr>");
     }
 }

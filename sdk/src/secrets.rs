@@ -7,8 +7,7 @@ use crate::{TaskError, host};
 /// A name the task was not granted is denied by the host; that is a permanent error (retrying
 /// cannot grant it). Never print the value, put it in the output or publish it as a value.
 pub fn reveal(name: &str) -> Result<String, TaskError> {
-    host::secret_reveal(name)
-        .map_err(|e| TaskError::permanent(format!("secret `{name}` was denied: {e}")))
+    host::secret_reveal(name).map_err(|e| TaskError::permanent(format!("secret `{name}` was denied: {e}")))
 }
 
 #[cfg(test)]
@@ -22,9 +21,6 @@ mod tests {
         assert_eq!(reveal("db/password").unwrap(), "hunter2");
         let e = reveal("db/other").unwrap_err();
         assert!(e.is_permanent());
-        assert!(
-            e.message().starts_with("secret `db/other` was denied: "),
-            "{e}"
-        );
+        assert!(e.message().starts_with("secret `db/other` was denied: "), "{e}");
     }
 }

@@ -60,8 +60,7 @@ impl MockHost {
     /// Make `task` appear to have published `value` under `key`.
     pub fn upstream(mut self, task: &str, key: &str, value: impl Serialize) -> Self {
         let json = serde_json::to_string(&value).expect("upstream value serializes");
-        self.upstream
-            .insert((task.to_string(), key.to_string()), json);
+        self.upstream.insert((task.to_string(), key.to_string()), json);
         self
     }
 
@@ -98,11 +97,7 @@ pub fn host() -> MockHost {
 
 /// The value this task published under `key`, parsed as JSON.
 pub fn published(key: &str) -> Option<serde_json::Value> {
-    with_host(|h| {
-        h.published
-            .get(key)
-            .map(|s| serde_json::from_str(s).expect("published JSON"))
-    })
+    with_host(|h| h.published.get(key).map(|s| serde_json::from_str(s).expect("published JSON")))
 }
 
 /// Run `T` through the same glue as the component export (output serialized to JSON, stdout

@@ -15,8 +15,7 @@ pub fn set<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), TaskError>
 
 /// Publish an already-serialized JSON document under `key`.
 pub fn set_json(key: &str, json: &str) -> Result<(), TaskError> {
-    host::value_set(key, json)
-        .map_err(|e| TaskError::permanent(format!("value `{key}` was refused: {e}")))
+    host::value_set(key, json).map_err(|e| TaskError::permanent(format!("value `{key}` was refused: {e}")))
 }
 
 /// Read value `key` published by upstream task `task` of the same run, `None` if it was not
@@ -24,17 +23,16 @@ pub fn set_json(key: &str, json: &str) -> Result<(), TaskError> {
 pub fn get<T: DeserializeOwned>(task: &str, key: &str) -> Result<Option<T>, TaskError> {
     match get_json(task, key) {
         None => Ok(None),
-        Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
-            TaskError::permanent(format!("value `{task}.{key}` has an unexpected shape: {e}"))
-        }),
+        Some(json) => serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| TaskError::permanent(format!("value `{task}.{key}` has an unexpected shape: {e}"))),
     }
 }
 
 /// Like [`get`], but a missing value is a permanent error naming it (``missing upstream value
 /// `extract.rows` ``).
 pub fn require<T: DeserializeOwned>(task: &str, key: &str) -> Result<T, TaskError> {
-    get(task, key)?
-        .ok_or_else(|| TaskError::permanent(format!("missing upstream value `{task}.{key}`")))
+    get(task, key)?.ok_or_else(|| TaskError::permanent(format!("missing upstream value `{task}.{key}`")))
 }
 
 /// The raw JSON text of value `key` of upstream task `task`.

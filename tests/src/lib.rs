@@ -29,7 +29,11 @@ pub fn sluice_bin() -> PathBuf {
         let exe = std::env::current_exe().expect("current exe");
         // target/<profile>/deps/<test> -> target/<profile>/sluice
         let bin = exe.parent().and_then(Path::parent).expect("profile dir").join("sluice");
-        assert!(bin.is_file(), "{} is missing: build it first with `cargo build --release -p sluice` (scripts/test does)", bin.display());
+        assert!(
+            bin.is_file(),
+            "{} is missing: build it first with `cargo build --release -p sluice` (scripts/test does)",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -92,7 +96,8 @@ impl Out {
 
     /// stdout parsed as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
     }
 }
 
@@ -139,7 +144,9 @@ impl Sluice {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().copied());
-        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("spawning sluice");
         let mut input = child.stdin.take().expect("stdin");
         if let Some(bytes) = stdin {
@@ -193,12 +200,18 @@ fn expand(text: &str) -> String {
 
 /// The run's task record (`tasks[]` entry) with key `key`.
 pub fn task_of<'v>(run: &'v Value, key: &str) -> &'v Value {
-    run["tasks"].as_array().and_then(|ts| ts.iter().find(|t| t["key"] == key)).unwrap_or_else(|| panic!("no task `{key}` in {run:#}"))
+    run["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["key"] == key))
+        .unwrap_or_else(|| panic!("no task `{key}` in {run:#}"))
 }
 
 /// The last attempt of task `key`.
 pub fn last_attempt<'v>(run: &'v Value, key: &str) -> &'v Value {
-    task_of(run, key)["attempts"].as_array().and_then(|a| a.last()).unwrap_or_else(|| panic!("task `{key}` has no attempts"))
+    task_of(run, key)["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .unwrap_or_else(|| panic!("task `{key}` has no attempts"))
 }
 
 /// A `sluice` process running in the background, its stdout read line by line.
@@ -275,7 +288,9 @@ pub fn http_server(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic
 }
 
 /// [`http_server`] that also keeps every request's head (request line and headers).
-pub fn http_server_recording(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub fn http_server_recording(
+    body: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -298,7 +313,10 @@ pub fn http_server_recording(body: &'static str) -> (u16, std::sync::Arc<std::sy
                 s.push(String::from_utf8_lossy(&request).into_owned());
             }
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n{body}", body.len());
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
             let _ = stream.write_all(reply.as_bytes());
         }
     });

@@ -26,7 +26,11 @@ fn a_corrupt_wasm_file_is_refused_by_name() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let out = s.run(&["task", "run", truncated.to_str().unwrap()]);
     out.assert_exit(2);
-    assert!(out.stderr.contains("truncated.wasm") && out.stderr.contains("not a valid WebAssembly component"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("truncated.wasm") && out.stderr.contains("not a valid WebAssembly component"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -165,11 +169,7 @@ fn bundle_errors_name_file_line_and_key() {
             "[bundle]\nname = \"b\"\n[components]\nfib = \"{task:fib}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"fib\"\ntimeout = \"10 parsecs\"\n",
             &["sluice.toml:9:", "timeout"],
         ),
-        (
-            "syntax",
-            "[bundle\nname = \"b\"\n",
-            &["sluice.toml:1:", "syntax"],
-        ),
+        ("syntax", "[bundle\nname = \"b\"\n", &["sluice.toml:1:", "syntax"]),
     ];
     for (name, text, needles) in cases {
         let dir = s.bundle(name, text);

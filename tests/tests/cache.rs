@@ -11,7 +11,10 @@ fn executed(run: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|t| {
-            t["attempts"].as_array().and_then(|a| a.last()).is_some_and(|a| a["cache"]["reused_from"].is_null() && a["result"] == "success")
+            t["attempts"]
+                .as_array()
+                .and_then(|a| a.last())
+                .is_some_and(|a| a["cache"]["reused_from"].is_null() && a["result"] == "success")
         })
         .map(|t| t["key"].as_str().unwrap().to_string())
         .collect();
@@ -73,7 +76,11 @@ fn a_changed_param_reruns_that_task_and_its_dependents_only() {
     let dir = pipeline(&s, 1, "data");
     std::fs::write(dir.join("data/in.txt"), "rows").unwrap();
     run(&s, &dir, &[]);
-    std::fs::write(dir.join("sluice.toml"), std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace("n = \"1\"", "n = \"2\"")).unwrap();
+    std::fs::write(
+        dir.join("sluice.toml"),
+        std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace("n = \"1\"", "n = \"2\""),
+    )
+    .unwrap();
     let second = run(&s, &dir, &[]);
     assert_eq!(executed(&second), ["c"]);
     let explain = s.run(&["cache", "explain", &second["run_id"].to_string(), "c"]);
@@ -106,7 +113,9 @@ fn a_changed_component_reruns_its_tasks_and_their_dependents() {
     let own = s.dir.path().join("fs-copy.wasm");
     std::fs::copy(guest("fsprobe"), &own).unwrap();
     let toml = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
-    let toml = toml.replace("[jobs.j]", &format!("fs2 = \"{}\"\n[jobs.j]", own.display())).replace("key = \"b\"\ncomponent = \"fs\"", "key = \"b\"\ncomponent = \"fs2\"");
+    let toml = toml
+        .replace("[jobs.j]", &format!("fs2 = \"{}\"\n[jobs.j]", own.display()))
+        .replace("key = \"b\"\ncomponent = \"fs\"", "key = \"b\"\ncomponent = \"fs2\"");
     std::fs::write(dir.join("sluice.toml"), &toml).unwrap();
     run(&s, &dir, &[]);
     let mut bytes = std::fs::read(&own).unwrap();
@@ -125,7 +134,8 @@ fn a_mount_renamed_with_the_same_contents_is_still_a_hit() {
     std::fs::write(dir.join("data/in.txt"), "rows").unwrap();
     run(&s, &dir, &[]);
     std::fs::rename(dir.join("data"), dir.join("renamed")).unwrap();
-    let toml = std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace("host = \"data\"", "host = \"renamed\"");
+    let toml =
+        std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace("host = \"data\"", "host = \"renamed\"");
     std::fs::write(dir.join("sluice.toml"), toml).unwrap();
     let second = run(&s, &dir, &[]);
     assert_eq!(executed(&second), Vec::<String>::new(), "content, not paths, is keyed");
@@ -144,7 +154,9 @@ fn clocks_and_randomness_are_reproducible_and_verify_proves_it() {
     let verify = s.run(&["verify", &id, "--json"]);
     verify.assert_exit(0);
     let results = verify.json();
-    let verdict = |task: &str| results.as_array().unwrap().iter().find(|v| v["task"] == task).unwrap()["verdict"].as_str().unwrap().to_string();
+    let verdict = |task: &str| {
+        results.as_array().unwrap().iter().find(|v| v["task"] == task).unwrap()["verdict"].as_str().unwrap().to_string()
+    };
     for task in ["a", "b", "c", "d"] {
         assert_eq!(verdict(task), "identical", "{task}: {results:#}");
     }

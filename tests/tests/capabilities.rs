@@ -30,7 +30,11 @@ fn values_flow_to_dependents_only() {
     assert_eq!(down["read"], "blue", "{down:#}");
     assert_eq!(down["params"]["seen"], "blue", "template reference resolved before start: {down:#}");
     let stranger = output(&run, "stranger");
-    assert_eq!(stranger["read"], Value::Null, "a task that does not depend on `up` cannot read its values: {stranger:#}");
+    assert_eq!(
+        stranger["read"],
+        Value::Null,
+        "a task that does not depend on `up` cannot read its values: {stranger:#}"
+    );
 }
 
 #[test]
@@ -50,13 +54,19 @@ fn only_granted_secrets_resolve_and_the_rest_are_denied() {
     let denied = output(&run, "denied")["secret_result"]["err"].as_str().unwrap().to_string();
     assert!(denied.contains("not granted to task `denied`"), "{denied}");
     let granted = output(&run, "granted")["secret_result"]["err"].as_str().unwrap().to_string();
-    assert!(granted.contains("no scope `storage` for target `dev`"), "the grant check passed, the scope does not exist: {granted}");
+    assert!(
+        granted.contains("no scope `storage` for target `dev`"),
+        "the grant check passed, the scope does not exist: {granted}"
+    );
 }
 
 #[test]
 fn the_guest_sees_its_context_and_its_stdout_and_stderr_become_the_log() {
     let s = Sluice::new();
-    let (out, run) = s.task_run(&sluice_tests::guest("probe"), &["--param", "print=to stdout", "--param", "eprint=to stderr", "--param", "n=7"]);
+    let (out, run) = s.task_run(
+        &sluice_tests::guest("probe"),
+        &["--param", "print=to stdout", "--param", "eprint=to stderr", "--param", "n=7"],
+    );
     out.assert_exit(0);
     let o = output(&run, "probe");
     assert_eq!(o["params"]["n"], "7");
@@ -71,7 +81,10 @@ fn the_guest_sees_its_context_and_its_stdout_and_stderr_become_the_log() {
 fn task_errors_are_recorded_with_their_kind() {
     let s = Sluice::new();
     for kind in ["transient", "permanent"] {
-        let (out, run) = s.task_run(&sluice_tests::guest("probe"), &["--param", &format!("fail={kind}"), "--param", "message=disk on fire"]);
+        let (out, run) = s.task_run(
+            &sluice_tests::guest("probe"),
+            &["--param", &format!("fail={kind}"), "--param", "message=disk on fire"],
+        );
         out.assert_exit(1);
         let a = last_attempt(&run, "probe");
         assert_eq!(a["result"], "failed");

@@ -43,14 +43,18 @@ fn the_polyglot_example_runs_a_c_program_next_to_a_rust_task() {
     assert!(wasm.is_file(), "{} is missing: scripts/setup builds it with clang for wasm32-wasi", wasm.display());
     let run = example(&s, "polyglot", &[]);
     assert_eq!(run["result"], "success");
-    let count: serde_json::Value = serde_json::from_str(sluice_tests::last_attempt(&run, "count")["output"].as_str().unwrap()).unwrap();
+    let count: serde_json::Value =
+        serde_json::from_str(sluice_tests::last_attempt(&run, "count")["output"].as_str().unwrap()).unwrap();
     assert_eq!(count, serde_json::json!({ "lines": 4, "words": 23, "bytes": 121, "label": "poem" }));
-    assert!(sluice_tests::last_attempt(&run, "count")["log"].as_str().unwrap().contains("wordcount: counted 121 bytes"));
+    assert!(
+        sluice_tests::last_attempt(&run, "count")["log"].as_str().unwrap().contains("wordcount: counted 121 bytes")
+    );
 
     // a failing program fails its task (WASI 0.2's exit carries only failure: code 1)
     let empty = s.dir.path().join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    let out = s.run(&["task", "run", wasm.to_str().unwrap(), "--command", "--stdin-file", empty.to_str().unwrap(), "--json"]);
+    let out =
+        s.run(&["task", "run", wasm.to_str().unwrap(), "--command", "--stdin-file", empty.to_str().unwrap(), "--json"]);
     out.assert_exit(1);
     let a = sluice_tests::last_attempt(&out.json(), "wordcount").clone();
     assert!(a["error"].as_str().unwrap().contains("exited with code 1"), "{a:#}");

@@ -20,10 +20,14 @@ fn hello_example_runs_its_tasks_and_passes_values() {
     for key in ["extract", "fib", "report"] {
         assert_eq!(task_of(&run, key)["result"], "success", "{key}: {run:#}");
     }
-    let report: serde_json::Value = serde_json::from_str(last_attempt(&run, "report")["output"].as_str().unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(last_attempt(&run, "report")["output"].as_str().unwrap()).unwrap();
     let message = report["message"].as_str().unwrap();
     assert!(message.contains("hello world"), "{message}");
-    assert!(message.contains("extract.rows=4") && message.contains("extract.valid=2") && message.contains("fib.value=6765"), "{message}");
+    assert!(
+        message.contains("extract.rows=4") && message.contains("extract.valid=2") && message.contains("fib.value=6765"),
+        "{message}"
+    );
     // the report task's stdout is its log
     assert!(!last_attempt(&run, "report")["log"].as_str().unwrap().is_empty());
 }
@@ -76,7 +80,8 @@ fn a_single_component_runs_without_a_bundle() {
     let (out, run) = s.task_run(&task("fib"), &["--param", "n=10"]);
     out.assert_exit(0);
     assert_eq!(run["result"], "success");
-    let output: serde_json::Value = serde_json::from_str(last_attempt(&run, "fib")["output"].as_str().unwrap()).unwrap();
+    let output: serde_json::Value =
+        serde_json::from_str(last_attempt(&run, "fib")["output"].as_str().unwrap()).unwrap();
     assert_eq!(output["value"], 55);
 
     let (out, run) = s.task_run(&task("fib"), &["--param", "n=94"]);

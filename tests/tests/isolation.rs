@@ -39,7 +39,13 @@ fn mounts_are_confined_and_other_tasks_mounts_are_invisible() {
          [[jobs.j.tasks]]\nkey = \"absolute\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/work\", guest = \"/work\", mode = \"rw\" }}]\nparams = {{ read = \"/etc/passwd\" }}\n\
          [[jobs.j.tasks]]\nkey = \"writer\"\ncomponent = \"fs\"\nmounts = [{{ host = \"data/work\", guest = \"/work\", mode = \"rw\" }}]\nparams = {{ write = \"/work/result.txt\", data = \"written\" }}\n"
     );
-    std::fs::write(root.join("sluice.toml"), toml.replace("{guest:fsprobe}", guest("fsprobe").to_str().unwrap()).replace("{guest:netprobe}", guest("netprobe").to_str().unwrap()).replace("{guest:cmd}", guest("cmd").to_str().unwrap())).unwrap();
+    std::fs::write(
+        root.join("sluice.toml"),
+        toml.replace("{guest:fsprobe}", guest("fsprobe").to_str().unwrap())
+            .replace("{guest:netprobe}", guest("netprobe").to_str().unwrap())
+            .replace("{guest:cmd}", guest("cmd").to_str().unwrap()),
+    )
+    .unwrap();
     let out = s.run(&["run", root.to_str().unwrap(), "--json"]);
     out.assert_exit(0);
     let run = out.json();
@@ -48,7 +54,10 @@ fn mounts_are_confined_and_other_tasks_mounts_are_invisible() {
     assert!(reader["write"]["err"].is_string(), "a read-only mount refuses writes: {reader:#}");
     assert!(!root.join("data/in/new.txt").exists());
     let dotdot = output(&run, "dotdot");
-    assert!(dotdot["read"]["err"].is_string() && dotdot["write"]["err"].is_string(), "`..` cannot leave the mount: {dotdot:#}");
+    assert!(
+        dotdot["read"]["err"].is_string() && dotdot["write"]["err"].is_string(),
+        "`..` cannot leave the mount: {dotdot:#}"
+    );
     assert!(!root.join("data/escaped.txt").exists());
     assert!(output(&run, "symlink")["read"]["err"].is_string(), "a symlink out of the mount is refused");
     let stranger = output(&run, "stranger");
@@ -231,7 +240,10 @@ fn only_a_target_that_allows_it_mounts_paths_outside_the_bundle() {
     out.assert_exit(2);
     assert!(out.stderr.contains("outside") && out.stderr.contains("data_roots"), "{}", out.stderr);
     // prod allows it, dev does not
-    let dir = s.bundle("open", &format!("[bundle]\nname = \"b\"\n[targets.prod]\nallow_absolute_paths = true\n[targets.dev]\n{task}"));
+    let dir = s.bundle(
+        "open",
+        &format!("[bundle]\nname = \"b\"\n[targets.prod]\nallow_absolute_paths = true\n[targets.dev]\n{task}"),
+    );
     let dev = s.run(&["run", dir.to_str().unwrap(), "--target", "dev"]);
     dev.assert_exit(2);
     assert!(dev.stderr.contains("target `dev` does not allow absolute paths"), "{}", dev.stderr);

@@ -123,7 +123,10 @@ fn kill_then_resume(after: &str) {
             assert_eq!(before, after, "{key} had completed durably and must not run again");
         }
         if before.last().is_some_and(|a| a["finished_at"].is_null()) {
-            assert!(after.iter().any(|a| a["error"].as_str().is_some_and(|e| e.contains("runtime restarted"))), "{key}: {after:?}");
+            assert!(
+                after.iter().any(|a| a["error"].as_str().is_some_and(|e| e.contains("runtime restarted"))),
+                "{key}: {after:?}"
+            );
             assert_eq!(after.last().unwrap()["result"], "success");
         }
     }

@@ -22,20 +22,25 @@ fn attempts(run: &Value, key: &str) -> Vec<Value> {
     task_of(run, key)["attempts"].as_array().cloned().unwrap_or_default()
 }
 
-const HEAD: &str = "[bundle]\nname = \"s\"\n[components]\nprobe = \"{guest:probe}\"\nfib = \"{task:fib}\"\nflaky = \"{task:flaky}\"\n";
+const HEAD: &str =
+    "[bundle]\nname = \"s\"\n[components]\nprobe = \"{guest:probe}\"\nfib = \"{task:fib}\"\nflaky = \"{task:flaky}\"\n";
 
 #[test]
 fn every_run_if_rule_on_diamonds() {
     let rules = ["all_success", "at_least_one_success", "none_failed", "all_done", "at_least_one_failed", "all_failed"];
     let mut toml = format!("{HEAD}[jobs.d]\n");
     for (name, fail) in [("ok", ""), ("bad", "permanent")] {
-        toml += &format!("[[jobs.d.tasks]]\nkey = \"{name}1\"\ncomponent = \"probe\"\nparams = {{ fail = \"{fail}\" }}\n");
-        toml += &format!("[[jobs.d.tasks]]\nkey = \"{name}2\"\ncomponent = \"probe\"\nparams = {{ fail = \"{fail}\" }}\n");
+        toml +=
+            &format!("[[jobs.d.tasks]]\nkey = \"{name}1\"\ncomponent = \"probe\"\nparams = {{ fail = \"{fail}\" }}\n");
+        toml +=
+            &format!("[[jobs.d.tasks]]\nkey = \"{name}2\"\ncomponent = \"probe\"\nparams = {{ fail = \"{fail}\" }}\n");
     }
     let pairs = [("okok", "ok1", "ok2"), ("okbad", "ok1", "bad1"), ("badbad", "bad1", "bad2")];
     for (p, a, b) in pairs {
         for r in rules {
-            toml += &format!("[[jobs.d.tasks]]\nkey = \"{p}_{r}\"\ncomponent = \"probe\"\ndepends_on = [\"{a}\", \"{b}\"]\nrun_if = \"{r}\"\n");
+            toml += &format!(
+                "[[jobs.d.tasks]]\nkey = \"{p}_{r}\"\ncomponent = \"probe\"\ndepends_on = [\"{a}\", \"{b}\"]\nrun_if = \"{r}\"\n"
+            );
         }
     }
     let s = Sluice::new();
@@ -177,7 +182,8 @@ fn transient_failures_are_retried_with_backoff_and_resume_from_their_checkpoint(
     assert_eq!(results, ["failed", "failed", "failed", "success"]);
     assert!(a[0]["error"].as_str().unwrap().starts_with("transient error: transient failure on attempt 0"));
     // waits of 100, 200, 400 ms between attempts, in that order
-    let gaps: Vec<u64> = a.windows(2).map(|w| w[1]["started_at"].as_u64().unwrap() - w[0]["finished_at"].as_u64().unwrap()).collect();
+    let gaps: Vec<u64> =
+        a.windows(2).map(|w| w[1]["started_at"].as_u64().unwrap() - w[0]["finished_at"].as_u64().unwrap()).collect();
     for (gap, want) in gaps.iter().zip([100, 200, 400]) {
         assert!(*gap >= want, "backoff gaps {gaps:?}");
     }

@@ -26,7 +26,13 @@ fn as_user(s: &Sluice, principal: &str, key: &str, args: &[&str], stdin: Option<
 /// alice creates scope `db` for `target` and puts `pw` twice: OLD, then VALUE.
 fn setup(s: &Sluice, target: &str, key: &str) {
     as_user(s, "alice", key, &["secrets", "scopes", "create", "db", "--target", target], None).assert_exit(0);
-    let first = as_user(s, "alice", key, &["secrets", "put", "db", "pw", "--target", target], Some(format!("{OLD}\n").as_bytes()));
+    let first = as_user(
+        s,
+        "alice",
+        key,
+        &["secrets", "put", "db", "pw", "--target", target],
+        Some(format!("{OLD}\n").as_bytes()),
+    );
     first.assert_exit(0);
     assert!(first.stdout.contains("version 1"), "{}", first.stdout);
     let second = as_user(s, "alice", key, &["secrets", "put", "db", "pw", "--target", target], Some(VALUE.as_bytes()));
@@ -45,7 +51,8 @@ fn bundle(s: &Sluice, tasks: &[(&str, &str, &str)]) -> String {
 
 fn output(run: &Value, key: &str) -> Value {
     let a = last_attempt(run, key);
-    serde_json::from_str(a["output"].as_str().unwrap_or_else(|| panic!("{key} has no output: {a:#}"))).expect("output is JSON")
+    serde_json::from_str(a["output"].as_str().unwrap_or_else(|| panic!("{key} has no output: {a:#}")))
+        .expect("output is JSON")
 }
 
 /// Every form of `value` that must never be seen.
@@ -53,9 +60,22 @@ fn forms(value: &str) -> Vec<String> {
     let b = value.as_bytes();
     let pct: String = b
         .iter()
-        .map(|&c| if c.is_ascii_alphanumeric() || b"-._~".contains(&c) { char::from(c).to_string() } else { format!("%{c:02X}") })
+        .map(|&c| {
+            if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                char::from(c).to_string()
+            } else {
+                format!("%{c:02X}")
+            }
+        })
         .collect();
-    vec![value.to_string(), STANDARD.encode(b), STANDARD_NO_PAD.encode(b), URL_SAFE.encode(b), URL_SAFE_NO_PAD.encode(b), pct]
+    vec![
+        value.to_string(),
+        STANDARD.encode(b),
+        STANDARD_NO_PAD.encode(b),
+        URL_SAFE.encode(b),
+        URL_SAFE_NO_PAD.encode(b),
+        pct,
+    ]
 }
 
 fn assert_clean(what: &str, text: &str) {
@@ -107,11 +127,16 @@ fn a_granted_secret_is_revealed_and_every_leak_of_it_is_redacted() {
         &s,
         &[
             ("leaky", "\"db/pw\"", "secret = \"db/pw\", echo_secret = \"1\""),
-            ("failing", "\"db/pw\"", "secret = \"db/pw\", echo_secret = \"1\", fail = \"permanent\", message = \"could not log in\""),
+            (
+                "failing",
+                "\"db/pw\"",
+                "secret = \"db/pw\", echo_secret = \"1\", fail = \"permanent\", message = \"could not log in\"",
+            ),
         ],
     );
     let text = std::fs::read_to_string(format!("{dir}/sluice.toml")).unwrap();
-    let text = text + "[[jobs.sec.tasks]]\nkey = \"reader\"\ncomponent = \"probe\"\ndepends_on = [\"leaky\"]\nparams = { read_value = \"leaky.leak\" }\n";
+    let text = text
+        + "[[jobs.sec.tasks]]\nkey = \"reader\"\ncomponent = \"probe\"\ndepends_on = [\"leaky\"]\nparams = { read_value = \"leaky.leak\" }\n";
     std::fs::write(format!("{dir}/sluice.toml"), text).unwrap();
     let out = as_user(&s, "alice", &key, &["run", &dir, "--target", "prod", "--json"], None);
     out.assert_exit(1);
@@ -120,7 +145,10 @@ fn a_granted_secret_is_revealed_and_every_leak_of_it_is_redacted() {
     let run = out.json();
 
     let leaky = output(&run, "leaky");
-    assert_eq!(leaky["secret_result"]["ok"], "[REDACTED]", "the guest got the value; the record shows it redacted: {leaky:#}");
+    assert_eq!(
+        leaky["secret_result"]["ok"], "[REDACTED]",
+        "the guest got the value; the record shows it redacted: {leaky:#}"
+    );
     assert_eq!(leaky["secret_len"], VALUE.len(), "reveal returns the newest version");
     for form in ["raw", "b64", "b64url", "pct"] {
         assert_eq!(leaky["echo"][form], "[REDACTED]", "{form}: {leaky:#}");
@@ -128,7 +156,10 @@ fn a_granted_secret_is_revealed_and_every_leak_of_it_is_redacted() {
     assert!(leaky["echo"]["basic"].as_str().unwrap().contains("[REDACTED]"), "inside a Basic header too: {leaky:#}");
     assert!(leaky["checkpoint_secret"]["err"].as_str().unwrap().contains("holds a secret value"), "{leaky:#}");
     let log = last_attempt(&run, "leaky")["log"].as_str().unwrap().to_string();
-    assert!(log.contains("secret=[REDACTED] b64=[REDACTED]") && log.contains("b64url=[REDACTED] pct=[REDACTED]"), "{log}");
+    assert!(
+        log.contains("secret=[REDACTED] b64=[REDACTED]") && log.contains("b64url=[REDACTED] pct=[REDACTED]"),
+        "{log}"
+    );
     assert_eq!(output(&run, "reader")["read"], "[REDACTED]", "the published value was stored redacted");
     let failing = last_attempt(&run, "failing");
     assert_eq!(failing["error"], "permanent error: could not log in: [REDACTED]");
@@ -162,7 +193,10 @@ fn ungranted_names_are_denied_and_audited() {
     let denied = audit(&s, &["--run", &run["run_id"].to_string(), "--denied"]);
     assert_eq!(denied.len(), 2, "{denied:#?}");
     let t = denied.iter().find(|r| r["task"] == "t").expect("t's denial");
-    assert_eq!((t["scope"].as_str(), t["key"].as_str(), t["action"].as_str()), (Some("db"), Some("other"), Some("reveal")));
+    assert_eq!(
+        (t["scope"].as_str(), t["key"].as_str(), t["action"].as_str()),
+        (Some("db"), Some("other"), Some("reveal"))
+    );
     assert!(t["reason"].as_str().unwrap().contains("not granted"), "{t:#}");
     let human = as_user(&s, "alice", "", &["secrets", "audit", "--scope", "db", "--task", "t"], None);
     human.assert_exit(0);
@@ -238,7 +272,8 @@ fn a_wrong_master_key_fails_clearly_and_changes_nothing() {
     // no SLUICE_MASTER_KEY: the first put makes <state>/master.key, owner-only
     let none = s.run_with(&["secrets", "scopes", "create", "db"], &[("SLUICE_PRINCIPAL", "alice")], None);
     none.assert_exit(0);
-    s.run_with(&["secrets", "put", "db", "pw"], &[("SLUICE_PRINCIPAL", "alice")], Some(VALUE.as_bytes())).assert_exit(0);
+    s.run_with(&["secrets", "put", "db", "pw"], &[("SLUICE_PRINCIPAL", "alice")], Some(VALUE.as_bytes()))
+        .assert_exit(0);
     let key_file = s.state().join("master.key");
     #[cfg(unix)]
     {
@@ -250,7 +285,11 @@ fn a_wrong_master_key_fails_clearly_and_changes_nothing() {
     let wrong = key_hex(9);
     let put = as_user(&s, "alice", &wrong, &["secrets", "put", "db", "pw"], Some(b"other"));
     put.assert_exit(2);
-    assert!(put.stderr.contains("SLUICE_MASTER_KEY is not the key") && put.stderr.contains("nothing was changed"), "{}", put.stderr);
+    assert!(
+        put.stderr.contains("SLUICE_MASTER_KEY is not the key") && put.stderr.contains("nothing was changed"),
+        "{}",
+        put.stderr
+    );
     let bad = as_user(&s, "alice", "not-a-key", &["secrets", "put", "db", "pw"], Some(b"other"));
     bad.assert_exit(2);
     assert!(bad.stderr.contains("SLUICE_MASTER_KEY is neither 64 hex digits nor base64"), "{}", bad.stderr);
@@ -270,7 +309,10 @@ fn a_wrong_master_key_fails_clearly_and_changes_nothing() {
     let out = s.run_with(&["run", &dir, "--json"], &[("SLUICE_PRINCIPAL", "alice")], None);
     out.assert_exit(0);
     let t = output(&out.json(), "t");
-    assert_eq!((t["secret_result"]["ok"].as_str(), t["secret_len"].as_u64()), (Some("[REDACTED]"), Some(VALUE.len() as u64)));
+    assert_eq!(
+        (t["secret_result"]["ok"].as_str(), t["secret_len"].as_u64()),
+        (Some("[REDACTED]"), Some(VALUE.len() as u64))
+    );
 }
 
 #[test]
@@ -329,7 +371,10 @@ fn a_command_task_gets_secrets_in_its_env_and_they_are_redacted_from_what_it_pri
     denied.assert_exit(1);
     let a = last_attempt(&denied.json(), "c").clone();
     let error = a["error"].as_str().unwrap();
-    assert!(error.contains("env `") && error.contains("principal `mallory`") && error.contains("no read permission"), "{error}");
+    assert!(
+        error.contains("env `") && error.contains("principal `mallory`") && error.contains("no read permission"),
+        "{error}"
+    );
     assert_eq!(audit(&s, &["--principal", "mallory", "--denied"]).len(), 1);
     assert_state_dir_clean(&s);
 }
@@ -356,7 +401,11 @@ fn an_injected_secret_reaches_the_allowed_host_but_never_the_guest() {
     assert!(saw.starts_with("sluice-injected-") && !saw.contains(VALUE), "the guest holds only a placeholder: {saw}");
     let heads = heads.lock().unwrap().clone();
     assert_eq!(heads.len(), 1);
-    assert!(heads[0].to_ascii_lowercase().contains(&format!("authorization: bearer {}", VALUE.to_ascii_lowercase())), "the host put the value into the request: {}", heads[0]);
+    assert!(
+        heads[0].to_ascii_lowercase().contains(&format!("authorization: bearer {}", VALUE.to_ascii_lowercase())),
+        "the host put the value into the request: {}",
+        heads[0]
+    );
     assert_clean("the run's --json record", &out.stdout);
     assert_state_dir_clean(&s);
 }

@@ -59,7 +59,9 @@ pub enum BlobError {
     Io { action: &'static str, path: PathBuf, source: io::Error },
     #[error("blob {hash} is not in the blob store at {}", dir.display())]
     Missing { hash: Hash, dir: PathBuf },
-    #[error("blob {hash} is corrupt (its content hashes to {actual}); it will be rewritten by the next run that produces it")]
+    #[error(
+        "blob {hash} is corrupt (its content hashes to {actual}); it will be rewritten by the next run that produces it"
+    )]
     Corrupt { hash: Hash, actual: Hash },
 }
 
@@ -189,7 +191,9 @@ impl BlobStore {
                     return Ok(());
                 }
                 Err(e) if e.error.kind() == ErrorKind::NotFound => e.file, // shard removed by gc
-                Err(e) => return Err(BlobError::Io { action: "renaming a temp file to", path: target, source: e.error }),
+                Err(e) => {
+                    return Err(BlobError::Io { action: "renaming a temp file to", path: target, source: e.error });
+                }
             };
         }
         Err(BlobError::Io {

@@ -192,13 +192,12 @@ fn gc_removes_only_unreferenced_blobs_and_stale_temp_files() {
 
     let referenced: HashSet<Hash> = [keep_a, keep_b, Hash::of(b"referenced but absent")].into();
     let report = blobs.gc(&referenced).unwrap();
-    assert_eq!(
-        report,
-        GcReport { removed: 2, kept: 2, bytes_freed: 6 + 7 + 5, temps_removed: 1 }
-    );
+    assert_eq!(report, GcReport { removed: 2, kept: 2, bytes_freed: 6 + 7 + 5, temps_removed: 1 });
     assert!(blobs.contains(&keep_a) && blobs.contains(&keep_b));
     assert!(!blobs.contains(&drop_a) && !blobs.contains(&drop_b));
-    assert!(!blobs.path(&drop_a).parent().unwrap().exists() || blobs.path(&drop_a).parent() == blobs.path(&keep_a).parent());
+    assert!(
+        !blobs.path(&drop_a).parent().unwrap().exists() || blobs.path(&drop_a).parent() == blobs.path(&keep_a).parent()
+    );
     assert!(!stale.exists() && fresh.exists() && stranger.exists());
 
     // a second gc finds nothing more to do, and puts still work after shards went away

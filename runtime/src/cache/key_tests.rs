@@ -38,15 +38,35 @@ fn every_field_changes_the_key() {
         ("format", Box::new(|p: &mut KeyParts| p.format += 1)),
         ("component", Box::new(|p: &mut KeyParts| p.component = hex(0x9c))),
         ("param value", Box::new(|p: &mut KeyParts| *p.params.get_mut("day").unwrap() = "2026-11-26".into())),
-        ("param added", Box::new(|p: &mut KeyParts| { p.params.insert("n".into(), "5".into()); })),
+        (
+            "param added",
+            Box::new(|p: &mut KeyParts| {
+                p.params.insert("n".into(), "5".into());
+            }),
+        ),
         ("limit", Box::new(|p: &mut KeyParts| p.limits = limit_parts(128 << 20, None, 1 << 20, None))),
         ("mount content", Box::new(|p: &mut KeyParts| p.mounts[0].content = hex(9))),
         ("mount mode", Box::new(|p: &mut KeyParts| p.mounts[0].mode = "rw".into())),
         ("mount guest", Box::new(|p: &mut KeyParts| p.mounts[0].guest = "/landed".into())),
-        ("input", Box::new(|p: &mut KeyParts| { p.inputs.insert("upstream.bronze".into(), hex(7)); })),
+        (
+            "input",
+            Box::new(|p: &mut KeyParts| {
+                p.inputs.insert("upstream.bronze".into(), hex(7));
+            }),
+        ),
         ("capability", Box::new(|p: &mut KeyParts| p.capabilities.push("network".into()))),
-        ("secret version", Box::new(|p: &mut KeyParts| { p.secrets.insert("storage/key".into(), 2); })),
-        ("env", Box::new(|p: &mut KeyParts| { p.env.insert("GREETING".into(), "hello".into()); })),
+        (
+            "secret version",
+            Box::new(|p: &mut KeyParts| {
+                p.secrets.insert("storage/key".into(), 2);
+            }),
+        ),
+        (
+            "env",
+            Box::new(|p: &mut KeyParts| {
+                p.env.insert("GREETING".into(), "hello".into());
+            }),
+        ),
         ("args", Box::new(|p: &mut KeyParts| p.args.push("y".into()))),
         ("args order", Box::new(|p: &mut KeyParts| p.args.reverse())),
         ("stdin", Box::new(|p: &mut KeyParts| p.stdin = None)),
@@ -67,7 +87,11 @@ fn bytes_moved_between_adjacent_fields_change_the_key() {
     let pairs: Vec<(KeyParts, KeyParts)> = vec![
         (
             KeyParts { component: "abc".into(), ..KeyParts::new("") },
-            KeyParts { component: "ab".into(), params: BTreeMap::from([("c".into(), String::new())]), ..KeyParts::new("") },
+            KeyParts {
+                component: "ab".into(),
+                params: BTreeMap::from([("c".into(), String::new())]),
+                ..KeyParts::new("")
+            },
         ),
         (
             KeyParts { params: BTreeMap::from([("a".into(), "bc".into())]), ..KeyParts::new("x") },
@@ -98,11 +122,20 @@ fn bytes_moved_between_adjacent_fields_change_the_key() {
             KeyParts { stdin: Some(String::new()), ..KeyParts::new("x") },
         ),
         (
-            KeyParts { mounts: vec![MountPart { guest: "/ab".into(), mode: "ro".into(), content: "c".into() }], ..KeyParts::new("x") },
-            KeyParts { mounts: vec![MountPart { guest: "/a".into(), mode: "bro".into(), content: "c".into() }], ..KeyParts::new("x") },
+            KeyParts {
+                mounts: vec![MountPart { guest: "/ab".into(), mode: "ro".into(), content: "c".into() }],
+                ..KeyParts::new("x")
+            },
+            KeyParts {
+                mounts: vec![MountPart { guest: "/a".into(), mode: "bro".into(), content: "c".into() }],
+                ..KeyParts::new("x")
+            },
         ),
         (
-            KeyParts { env: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]), ..KeyParts::new("x") },
+            KeyParts {
+                env: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]),
+                ..KeyParts::new("x")
+            },
             KeyParts { env: BTreeMap::from([("A".into(), "1B2".into())]), ..KeyParts::new("x") },
         ),
         (

@@ -54,8 +54,8 @@ pub use key::{
 };
 pub use statcache::{FileStat, STAT_CACHE_FILE, StatCache};
 pub use tree::{
-    MaterializeReport, SnapshotStats, Tree, TreeEntry, TreeError, TreeManifest, materialize, snapshot,
-    snapshot_cached, store_tree, tree_root,
+    MaterializeReport, SnapshotStats, Tree, TreeEntry, TreeError, TreeManifest, materialize, snapshot, snapshot_cached,
+    store_tree, tree_root,
 };
 
 /// The blob store's directory under the state directory.

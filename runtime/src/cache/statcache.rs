@@ -168,9 +168,10 @@ impl StatCache {
     /// recorded under `key` too, so a renamed directory stays cached once its old path goes.
     pub(crate) fn lookup(&mut self, key: &str, stat: &FileStat) -> Option<Hash> {
         if let Some(record) = self.records.get(key)
-            && record.stat == *stat {
-                return Some(record.hash);
-            }
+            && record.stat == *stat
+        {
+            return Some(record.hash);
+        }
         if stat.ino == 0 {
             return None;
         }
@@ -184,7 +185,8 @@ impl StatCache {
     /// started at `started`, unless it changed too recently to be trusted.
     pub(crate) fn record(&mut self, key: &str, stat: &FileStat, hash: Hash, started: SystemTime) {
         let last_change = stat.mtime_ns.max(stat.ctime_ns);
-        let settled_before = nanos_since_epoch(started).saturating_sub(i64::try_from(self.settle.as_nanos()).unwrap_or(i64::MAX));
+        let settled_before =
+            nanos_since_epoch(started).saturating_sub(i64::try_from(self.settle.as_nanos()).unwrap_or(i64::MAX));
         if last_change < settled_before {
             self.insert(key.to_string(), Record { stat: *stat, hash });
         } else {

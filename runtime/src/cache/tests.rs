@@ -6,9 +6,7 @@ use super::*;
 
 /// The task `key` of job `j` of a bundle whose root is `root` (mount hosts must exist there).
 fn task(root: &Path, tasks: &str, key: &str) -> crate::spec::TaskSpec {
-    let text = format!(
-        "[bundle]\nname = \"b\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n{tasks}"
-    );
+    let text = format!("[bundle]\nname = \"b\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n{tasks}");
     let bundle = crate::spec::parse(&text, Path::new("sluice.toml"), root).unwrap_or_else(|e| panic!("{e}"));
     bundle.jobs["j"].task(key).unwrap_or_else(|| panic!("no task {key}")).clone()
 }

@@ -140,7 +140,10 @@ impl TreeManifest {
 /// its path — `d`, u64-LE path length, path for a directory; `f`, u64-LE path length, path,
 /// 32-byte content hash for a file. Every field has a fixed or prefixed length, so two
 /// different trees never encode alike.
-pub fn tree_root<'a>(files: impl IntoIterator<Item = (&'a str, &'a Hash)>, dirs: impl IntoIterator<Item = &'a str>) -> Hash {
+pub fn tree_root<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a Hash)>,
+    dirs: impl IntoIterator<Item = &'a str>,
+) -> Hash {
     let mut nodes: Vec<(&str, Option<&Hash>)> = dirs.into_iter().map(|d| (d, None)).collect();
     nodes.extend(files.into_iter().map(|(path, hash)| (path, Some(hash))));
     nodes.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.is_some().cmp(&b.1.is_some())));
@@ -194,9 +197,8 @@ fn snapshot_inner(dir: &Path, mut cache: Option<&mut StatCache>, rehash: bool) -
         }
     }
 
-    let read = parallel_map(&to_read, || vec![0u8; HASH_BUFFER_BYTES], |buffer, &i| {
-        hash_file(&walked.files[i].1, buffer)
-    });
+    let read =
+        parallel_map(&to_read, || vec![0u8; HASH_BUFFER_BYTES], |buffer, &i| hash_file(&walked.files[i].1, buffer));
     for (&i, result) in to_read.iter().zip(read) {
         let (hash, size, stat) = result?;
         hashes[i] = Some((hash, size));
@@ -230,14 +232,18 @@ fn snapshot_inner(dir: &Path, mut cache: Option<&mut StatCache>, rehash: bool) -
 pub fn store_tree(blobs: &BlobStore, dir: &Path) -> Result<TreeManifest, TreeError> {
     let walked = walk(dir)?;
     let indices: Vec<usize> = (0..walked.files.len()).collect();
-    let stored = parallel_map(&indices, || (), |_, &i| -> Result<(Hash, u64), TreeError> {
-        let path = &walked.files[i].1;
-        let (file, _) = open_regular(path)?;
-        blobs.put_reader(file).map_err(|e| match e {
-            BlobError::Io { action: "reading", source, .. } => io_error("reading", path)(source),
-            other => TreeError::Blob(other),
-        })
-    });
+    let stored = parallel_map(
+        &indices,
+        || (),
+        |_, &i| -> Result<(Hash, u64), TreeError> {
+            let path = &walked.files[i].1;
+            let (file, _) = open_regular(path)?;
+            blobs.put_reader(file).map_err(|e| match e {
+                BlobError::Io { action: "reading", source, .. } => io_error("reading", path)(source),
+                other => TreeError::Blob(other),
+            })
+        },
+    );
     let mut entries = Vec::with_capacity(walked.files.len());
     for ((rel, _, _), result) in walked.files.into_iter().zip(stored) {
         let (hash, size) = result?;
@@ -282,7 +288,12 @@ pub fn materialize(blobs: &BlobStore, manifest: &TreeManifest, dest: &Path) -> R
             .map_err(|_| BlobError::Missing { hash: entry.hash, dir: blobs.dir().to_path_buf() })?
             .len();
         if size != entry.size {
-            return Err(TreeError::SizeMismatch { hash: entry.hash, path: entry.path.clone(), expected: entry.size, actual: size });
+            return Err(TreeError::SizeMismatch {
+                hash: entry.hash,
+                path: entry.path.clone(),
+                expected: entry.size,
+                actual: size,
+            });
         }
     }
     fs::create_dir_all(dest).map_err(io_error("creating", dest))?;
@@ -314,14 +325,10 @@ pub fn materialize(blobs: &BlobStore, manifest: &TreeManifest, dest: &Path) -> R
 
 fn copy_read_only(blob: &Path, target: &Path) -> Result<(), TreeError> {
     let mut from = File::open(blob).map_err(io_error("opening", blob))?;
-    let mut to = File::options()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .map_err(|e| match e.kind() {
-            ErrorKind::AlreadyExists => TreeError::Exists { path: target.to_path_buf() },
-            _ => io_error("creating", target)(e),
-        })?;
+    let mut to = File::options().write(true).create_new(true).open(target).map_err(|e| match e.kind() {
+        ErrorKind::AlreadyExists => TreeError::Exists { path: target.to_path_buf() },
+        _ => io_error("creating", target)(e),
+    })?;
     io::copy(&mut from, &mut to).map_err(io_error("copying to", target))?;
     let mut permissions = to.metadata().map_err(io_error("inspecting", target))?.permissions();
     permissions.set_readonly(true);
@@ -331,7 +338,11 @@ fn copy_read_only(blob: &Path, target: &Path) -> Result<(), TreeError> {
 /// A manifest path is safe when it is relative, `/`-separated, and every part is a plain name.
 fn check_relative(path: &str) -> Result<(), TreeError> {
     let bad_part = |part: &str| {
-        part.is_empty() || part == "." || part == ".." || part.contains('\0') || (cfg!(windows) && part.contains(['\\', ':']))
+        part.is_empty()
+            || part == "."
+            || part == ".."
+            || part.contains('\0')
+            || (cfg!(windows) && part.contains(['\\', ':']))
     };
     if path.split('/').any(bad_part) {
         return Err(TreeError::UnsafePath { path: path.to_string() });
@@ -436,7 +447,8 @@ fn parallel_map<T: Sync, S, R: Send>(
     }
     // asking the OS (cgroup files) costs more than hashing a small tree: once per process
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_HASH_THREADS));
+    let threads =
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_HASH_THREADS));
     if threads <= 1 {
         let mut state = scratch();
         return items.iter().map(|item| work(&mut state, item)).collect();

@@ -42,8 +42,14 @@ fn snapshot_lists_files_and_dirs_sorted_with_their_hashes() {
     assert_eq!(tree.dirs, ["empty", "sub", "sub/deeper"]);
     assert_eq!(tree.files[1].hash, Hash::of(b"same"));
     assert_eq!(tree.files[1].size, 4);
-    assert_eq!(tree.stats, SnapshotStats { files: 4, dirs: 3, bytes: 9 + 7 + 4 + 4, reread: 4, cached: 0, bytes_read: 24 });
-    assert_eq!(tree.root, tree_root(tree.files.iter().map(|f| (f.path.as_str(), &f.hash)), tree.dirs.iter().map(String::as_str)));
+    assert_eq!(
+        tree.stats,
+        SnapshotStats { files: 4, dirs: 3, bytes: 9 + 7 + 4 + 4, reread: 4, cached: 0, bytes_read: 24 }
+    );
+    assert_eq!(
+        tree.root,
+        tree_root(tree.files.iter().map(|f| (f.path.as_str(), &f.hash)), tree.dirs.iter().map(String::as_str))
+    );
     assert_eq!(snapshot(dir.path()).unwrap().root, tree.root, "deterministic");
 }
 
@@ -303,7 +309,9 @@ fn the_stat_cache_survives_save_and_load_and_ignores_garbage() {
     assert_eq!((again.stats.cached, again.root), (4, first.root));
 
     assert!(StatCache::load(&base.path().join("absent.json")).unwrap().is_empty());
-    for garbage in [&b"{not json"[..], b"", br#"{"format":99,"files":{}}"#, br#"{"format":1,"files":{"/x":{"hash":"zz"}}}"#] {
+    for garbage in
+        [&b"{not json"[..], b"", br#"{"format":99,"files":{}}"#, br#"{"format":1,"files":{"/x":{"hash":"zz"}}}"#]
+    {
         fs::write(&file, garbage).unwrap();
         assert!(StatCache::load(&file).unwrap().is_empty());
     }

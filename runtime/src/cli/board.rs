@@ -68,7 +68,21 @@ pub(super) struct TaskLine {
 impl TaskLine {
     fn new(key: String, parent: Option<String>, blocked: bool, max: MaxAttempts) -> TaskLine {
         let state = if blocked { TaskState::Blocked } else { TaskState::Pending };
-        TaskLine { key, parent, state, result: None, attempts: 0, max, first_start: None, end: None, sandbox_us: 0, detail: None, retry_at: None, child: None, outcome: None }
+        TaskLine {
+            key,
+            parent,
+            state,
+            result: None,
+            attempts: 0,
+            max,
+            first_start: None,
+            end: None,
+            sandbox_us: 0,
+            detail: None,
+            retry_at: None,
+            child: None,
+            outcome: None,
+        }
     }
 
     pub fn done(&self) -> bool {
@@ -111,7 +125,20 @@ pub(super) struct RunBoard {
 
 impl RunBoard {
     pub fn new(run: RunId) -> RunBoard {
-        RunBoard { run, job: None, parent: None, since: None, finished: None, notes: Vec::new(), lines: Vec::new(), complete: false, key_width: 0, planned: HashSet::new(), index: HashMap::new(), iteration_max: HashMap::new() }
+        RunBoard {
+            run,
+            job: None,
+            parent: None,
+            since: None,
+            finished: None,
+            notes: Vec::new(),
+            lines: Vec::new(),
+            complete: false,
+            key_width: 0,
+            planned: HashSet::new(),
+            index: HashMap::new(),
+            iteration_max: HashMap::new(),
+        }
     }
 
     pub fn line(&self, key: &str) -> Option<&TaskLine> {
@@ -127,7 +154,9 @@ impl RunBoard {
     /// when the iterations were planned before this process saw the run.
     pub fn iterations(&self, key: &str) -> (usize, Option<usize>, usize) {
         let its = self.lines.iter().filter(|l| l.parent.as_deref() == Some(key));
-        let (d, t, f) = its.fold((0, 0, 0), |(d, t, f), l| (d + l.done() as usize, t + 1, f + (l.done() && l.result != Some(TaskResult::Success)) as usize));
+        let (d, t, f) = its.fold((0, 0, 0), |(d, t, f), l| {
+            (d + l.done() as usize, t + 1, f + (l.done() && l.result != Some(TaskResult::Success)) as usize)
+        });
         (d, (self.planned.contains(key) || t == 0).then_some(t), f)
     }
 
@@ -204,7 +233,9 @@ impl RunBoard {
                 l.state = TaskState::Running;
                 l.child = Some(*child);
             }
-            Event::CancelRequested { reason, .. } => self.notes.push(format!("stopping: {}", clean(first_line(reason)))),
+            Event::CancelRequested { reason, .. } => {
+                self.notes.push(format!("stopping: {}", clean(first_line(reason))))
+            }
             Event::RunResumed { at } => {
                 self.since.get_or_insert(*at);
                 self.notes.push("resumed".into());
@@ -235,7 +266,11 @@ impl RunBoard {
     /// The line of `key`, created on first mention (runs this process did not create).
     fn task(&mut self, key: &str) -> &mut TaskLine {
         if !self.index.contains_key(key) {
-            let parent = key.strip_suffix(']').and_then(|k| k.rsplit_once('[')).filter(|(_, i)| i.parse::<usize>().is_ok()).map(|(p, _)| p.to_string());
+            let parent = key
+                .strip_suffix(']')
+                .and_then(|k| k.rsplit_once('['))
+                .filter(|(_, i)| i.parse::<usize>().is_ok())
+                .map(|(p, _)| p.to_string());
             if let Some(p) = &parent {
                 self.task(p);
             }
@@ -256,13 +291,45 @@ pub(super) mod fixtures {
     pub(in crate::cli) fn created(tasks: &[(&str, &[&str])]) -> Event {
         let tasks = tasks
             .iter()
-            .map(|(k, d)| PlannedTask { key: k.to_string(), component: "c".into(), component_hash: "h".into(), depends_on: d.iter().map(|s| s.to_string()).collect() })
+            .map(|(k, d)| PlannedTask {
+                key: k.to_string(),
+                component: "c".into(),
+                component_hash: "h".into(),
+                depends_on: d.iter().map(|s| s.to_string()).collect(),
+            })
             .collect();
-        Event::RunCreated { run_id: 1, job: "j".into(), source: "s".into(), target: "dev".into(), parameters: Default::default(), tasks, at: 0, plan: None }
+        Event::RunCreated {
+            run_id: 1,
+            job: "j".into(),
+            source: "s".into(),
+            target: "dev".into(),
+            parameters: Default::default(),
+            tasks,
+            at: 0,
+            plan: None,
+        }
     }
 
-    pub(in crate::cli) fn finished(task: &str, attempt: u32, at: Millis, result: TaskResult, error: Option<&str>) -> Event {
-        Event::AttemptFinished { task: task.into(), attempt, at, result, output: None, error: error.map(str::to_string), log: String::new(), log_truncated: false, elapsed_us: 0, outcome: None, cache: None }
+    pub(in crate::cli) fn finished(
+        task: &str,
+        attempt: u32,
+        at: Millis,
+        result: TaskResult,
+        error: Option<&str>,
+    ) -> Event {
+        Event::AttemptFinished {
+            task: task.into(),
+            attempt,
+            at,
+            result,
+            output: None,
+            error: error.map(str::to_string),
+            log: String::new(),
+            log_truncated: false,
+            elapsed_us: 0,
+            outcome: None,
+            cache: None,
+        }
     }
 
     pub(in crate::cli) fn board(events: &[Event]) -> RunBoard {
@@ -311,5 +378,4 @@ mod tests {
         assert_eq!(b.iterations("each"), (1, None, 0), "the total is unknown");
         assert_eq!(b.top().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["each"], "the iteration's parent gets a line");
     }
-
 }

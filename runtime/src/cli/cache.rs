@@ -61,7 +61,9 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
             }
             match (&e.key, &e.reused_from, &e.not_cached) {
                 (_, _, Some(why)) => println!("{}: never reused: {why}", e.task),
-                (Some(key), Some(from), _) => println!("{}: hit — key {} reused the result of {from}", e.task, &key[..16]),
+                (Some(key), Some(from), _) => {
+                    println!("{}: hit — key {} reused the result of {from}", e.task, &key[..16])
+                }
                 (Some(key), None, _) => {
                     println!("{}: miss — key {}", e.task, &key[..16]);
                     match &e.nearest {
@@ -74,7 +76,9 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
                         None => println!("  no earlier result of this task to compare with"),
                     }
                 }
-                (None, _, _) => println!("{}: no cache key was recorded (not a component or command task, or it never ran)", e.task),
+                (None, _, _) => {
+                    println!("{}: no cache key was recorded (not a component or command task, or it never ran)", e.task)
+                }
             }
             if let Some(parts) = &e.parts {
                 println!("  key parts:");
@@ -100,7 +104,9 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
         }
         CacheCommand::Gc(args) => {
             if args.keep.is_none() && args.older_than.is_none() {
-                anyhow::bail!("say what to forget: --keep N and/or --older-than DURATION (unreferenced blobs are always removed)");
+                anyhow::bail!(
+                    "say what to forget: --keep N and/or --older-than DURATION (unreferenced blobs are always removed)"
+                );
             }
             let before = args.older_than.map(|d| rt.clock.now_millis().saturating_sub(d.as_millis() as u64));
             let g = rt.gc(args.keep, before)?;

@@ -128,10 +128,14 @@ mod tests {
 
     #[test]
     fn many_iterations_collapse_to_the_ones_that_failed() {
-        let its: Vec<TaskView> = (0..50).map(|i| iteration(i, if i % 10 == 3 { TaskResult::Failed } else { TaskResult::Success })).collect();
+        let its: Vec<TaskView> =
+            (0..50).map(|i| iteration(i, if i % 10 == 3 { TaskResult::Failed } else { TaskResult::Success })).collect();
         let refs: Vec<&TaskView> = its.iter().collect();
         let (shown, hidden) = pick_iterations(&refs);
-        assert_eq!(shown.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["each[3]", "each[13]", "each[23]", "each[33]", "each[43]"]);
+        assert_eq!(
+            shown.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+            ["each[3]", "each[13]", "each[23]", "each[33]", "each[43]"]
+        );
         assert_eq!(hidden.len(), 45);
         assert!(hidden.iter().all(|t| t.result == Some(TaskResult::Success)));
 

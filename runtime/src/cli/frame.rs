@@ -16,7 +16,14 @@ use crate::model::{Millis, RunId, TaskResult, TaskState};
 const MAX_KEY_WIDTH: usize = 32;
 
 /// Render `root` as at most `rows` lines of at most `cols - 1` visible characters.
-pub(super) fn frame(root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: Millis, cols: usize, rows: usize, paint: Paint) -> Vec<String> {
+pub(super) fn frame(
+    root: &RunBoard,
+    runs: &BTreeMap<RunId, RunBoard>,
+    now: Millis,
+    cols: usize,
+    rows: usize,
+    paint: Paint,
+) -> Vec<String> {
     let cols = cols.max(20) - 1;
     let top: Vec<&TaskLine> = root.top().collect();
     let done = top.iter().filter(|l| l.done()).count();
@@ -27,7 +34,9 @@ pub(super) fn frame(root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: Mill
     for n in &root.notes {
         header.push_str(&format!(" · {n}"));
     }
-    let took = |end: Millis| root.since.map(|s| short_duration(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default();
+    let took = |end: Millis| {
+        root.since.map(|s| short_duration(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default()
+    };
     let status = match root.finished {
         Some((r, at)) => format!(" · {} in {}", r.as_str(), took(at)),
         None if root.complete => format!(" · {done}/{} done · {}", top.len(), took(now)),
@@ -78,8 +87,11 @@ struct Cells {
 
 fn cells(l: &TaskLine, root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: Millis) -> Cells {
     let (glyph, tone) = task_glyph(l.state, l.result);
-    let retries = l.attempts > 1 || l.state == TaskState::WaitingForRetry || matches!(l.max, MaxAttempts::Unlimited | MaxAttempts::Upto(2..));
-    let attempt = if retries && l.attempts > 0 { format!("attempt {}", l.max.fraction(l.attempts)) } else { String::new() };
+    let retries = l.attempts > 1
+        || l.state == TaskState::WaitingForRetry
+        || matches!(l.max, MaxAttempts::Unlimited | MaxAttempts::Upto(2..));
+    let attempt =
+        if retries && l.attempts > 0 { format!("attempt {}", l.max.fraction(l.attempts)) } else { String::new() };
     let mut detail = Vec::new();
     let (its_done, its, its_bad) = root.iterations(&l.key);
     let has_its = its != Some(0);
@@ -92,7 +104,9 @@ fn cells(l: &TaskLine, root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: M
         detail.push(match runs.get(&child) {
             Some(b) => match b.finished {
                 Some((r, _)) => format!("run {child} {}", r.as_str()),
-                None => format!("run {child} · {}/{} tasks done", b.top().filter(|t| t.done()).count(), b.top().count()),
+                None => {
+                    format!("run {child} · {}/{} tasks done", b.top().filter(|t| t.done()).count(), b.top().count())
+                }
             },
             None => format!("run {child}"),
         });
@@ -216,7 +230,11 @@ mod tests {
 
     #[test]
     fn lines_fit_the_width_and_colour_only_when_asked() {
-        let b = board(&[created(&[("a", &[])]), Event::AttemptStarted { task: "a".into(), attempt: 0, at: 0 }, finished("a", 0, 1, TaskResult::Failed, Some(&"x".repeat(300)))]);
+        let b = board(&[
+            created(&[("a", &[])]),
+            Event::AttemptStarted { task: "a".into(), attempt: 0, at: 0 },
+            finished("a", 0, 1, TaskResult::Failed, Some(&"x".repeat(300))),
+        ]);
         let plain = frame(&b, &BTreeMap::new(), 5, 40, 10, Paint::PLAIN);
         assert!(plain.iter().all(|l| l.chars().count() <= 39), "{plain:?}");
         let colored = frame(&b, &BTreeMap::new(), 5, 40, 10, Paint { color: true });
@@ -233,7 +251,8 @@ mod tests {
             finished("each[1]", 0, 5, TaskResult::Failed, Some("boom")),
         ]);
         assert!(render(&b, 10)[1].ends_with("1/5 iterations done, 1 not successful"), "{:?}", render(&b, 10));
-        let b = board(&[Event::RunResumed { at: 0 }, Event::AttemptStarted { task: "each[3]".into(), attempt: 1, at: 0 }]);
+        let b =
+            board(&[Event::RunResumed { at: 0 }, Event::AttemptStarted { task: "each[3]".into(), attempt: 1, at: 0 }]);
         let lines = render(&b, 10);
         assert_eq!(lines[0], "run 1 · resumed · 0 done · 2.0 s");
         assert!(lines[1].ends_with("0 iterations done"), "no total for iterations planned before: {lines:?}");

@@ -41,7 +41,8 @@ pub fn run_list(runs: &[RunSummary]) {
     println!("{:>6}  {:<20}  {:<22}  {:>10}  SOURCE", "RUN", "JOB", "RESULT", "DURATION");
     for r in runs {
         let result = r.result.map(|x| x.as_str()).unwrap_or("running");
-        let took = r.finished_at.map(|f| human_duration(ms(f.saturating_sub(r.created_at)))).unwrap_or_else(|| "-".into());
+        let took =
+            r.finished_at.map(|f| human_duration(ms(f.saturating_sub(r.created_at)))).unwrap_or_else(|| "-".into());
         println!("{:>6}  {:<20}  {:<22}  {:>10}  {}", r.run_id, ellipsize(&r.job, 20), result, took, r.source);
     }
 }
@@ -96,7 +97,16 @@ fn graph_table(out: &mut String, v: &RunView, top: &[&TaskView], paint: Paint) -
     let graph: Vec<(&str, &[String])> = top.iter().map(|t| (t.key.as_str(), t.depends_on.as_slice())).collect();
     let layers = layers(&graph);
     let kw = top.iter().map(|t| t.key.chars().count()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("\n  {:<5}  {:<w$}  {:<10}  {:<17}  {:>8}  {:>9}  DEPENDS ON\n", "LEVEL", "TASK", "STATE", "RESULT", "ATTEMPTS", "DURATION", w = kw + 2));
+    out.push_str(&format!(
+        "\n  {:<5}  {:<w$}  {:<10}  {:<17}  {:>8}  {:>9}  DEPENDS ON\n",
+        "LEVEL",
+        "TASK",
+        "STATE",
+        "RESULT",
+        "ATTEMPTS",
+        "DURATION",
+        w = kw + 2
+    ));
     for (level, members) in layers.iter().enumerate() {
         for (n, &i) in members.iter().enumerate() {
             let t = top[i];
@@ -133,7 +143,12 @@ fn task_notes(v: &RunView, t: &TaskView) -> Vec<String> {
     }
     let its: Vec<&TaskView> = v.tasks.iter().filter(|i| i.parent.as_deref() == Some(t.key.as_str())).collect();
     if !its.is_empty() {
-        notes.push(format!("{} iteration{}: {}", its.len(), plural(its.len()), tally(its.iter().map(|i| state_word(i.state, i.result)))));
+        notes.push(format!(
+            "{} iteration{}: {}",
+            its.len(),
+            plural(its.len()),
+            tally(its.iter().map(|i| state_word(i.state, i.result)))
+        ));
     }
     if let Some(c) = t.child_run {
         notes.push(format!("child run {c}"));
@@ -169,14 +184,22 @@ fn task_section(out: &mut String, t: &TaskView, its: &[&TaskView], indent: &str,
         return;
     }
     let (shown, hidden) = pick_iterations(its);
-    out.push_str(&format!("{indent}  iterations: {} ({})\n", its.len(), tally(its.iter().map(|i| state_word(i.state, i.result)))));
+    out.push_str(&format!(
+        "{indent}  iterations: {} ({})\n",
+        its.len(),
+        tally(its.iter().map(|i| state_word(i.state, i.result)))
+    ));
     let inner = format!("{indent}    ");
     for i in shown {
         task_section(out, i, &[], &inner, paint);
     }
     if !hidden.is_empty() {
         let results = tally(hidden.iter().map(|i| state_word(i.state, i.result)));
-        out.push_str(&format!("\n{inner}… {} more iteration{} not detailed: {results} (see --json)\n", hidden.len(), plural(hidden.len())));
+        out.push_str(&format!(
+            "\n{inner}… {} more iteration{} not detailed: {results} (see --json)\n",
+            hidden.len(),
+            plural(hidden.len())
+        ));
     }
 }
 
@@ -252,20 +275,26 @@ mod tests {
     use crate::model::{Event, PlannedTask};
 
     fn run() -> RunView {
-        let task = |k: &str, d: &[&str]| PlannedTask { key: k.into(), component: "c".into(), component_hash: "h".into(), depends_on: d.iter().map(|s| s.to_string()).collect() };
-        let finished = |task: &str, attempt, result, error: Option<&str>, output: Option<&str>| Event::AttemptFinished {
-            task: task.into(),
-            attempt,
-            at: 10,
-            result,
-            output: output.map(str::to_string),
-            error: error.map(str::to_string),
-            log: if result == TaskResult::Success { String::new() } else { "line one\nline two".into() },
-            log_truncated: false,
-            elapsed_us: 1_500,
-            outcome: None,
-            cache: None,
+        let task = |k: &str, d: &[&str]| PlannedTask {
+            key: k.into(),
+            component: "c".into(),
+            component_hash: "h".into(),
+            depends_on: d.iter().map(|s| s.to_string()).collect(),
         };
+        let finished =
+            |task: &str, attempt, result, error: Option<&str>, output: Option<&str>| Event::AttemptFinished {
+                task: task.into(),
+                attempt,
+                at: 10,
+                result,
+                output: output.map(str::to_string),
+                error: error.map(str::to_string),
+                log: if result == TaskResult::Success { String::new() } else { "line one\nline two".into() },
+                log_truncated: false,
+                elapsed_us: 1_500,
+                outcome: None,
+                cache: None,
+            };
         let started = |task: &str, attempt| Event::AttemptStarted { task: task.into(), attempt, at: 1 };
         let mut events = vec![
             Event::RunCreated {
@@ -295,10 +324,25 @@ mod tests {
             events.push(finished(&key, 0, result, (i == 7).then_some("permanent error: bad row"), None));
         }
         events.push(finished("each", 0, TaskResult::Failed, Some("1 of 25 iterations did not succeed"), None));
-        events.push(Event::TaskSkipped { task: "d".into(), result: TaskResult::UpstreamFailed, reason: "upstream `each` failed".into(), at: 11 });
+        events.push(Event::TaskSkipped {
+            task: "d".into(),
+            result: TaskResult::UpstreamFailed,
+            reason: "upstream `each` failed".into(),
+            at: 11,
+        });
         events.push(Event::RunFinished { result: RunResult::Failed, at: 12 });
-        events.push(Event::RepairStarted { repair: 1, tasks: vec!["d".into()], parameters: Default::default(), at: 13 });
-        events.push(Event::TaskSkipped { task: "d".into(), result: TaskResult::UpstreamFailed, reason: "upstream `each` failed".into(), at: 14 });
+        events.push(Event::RepairStarted {
+            repair: 1,
+            tasks: vec!["d".into()],
+            parameters: Default::default(),
+            at: 13,
+        });
+        events.push(Event::TaskSkipped {
+            task: "d".into(),
+            result: TaskResult::UpstreamFailed,
+            reason: "upstream `each` failed".into(),
+            at: 14,
+        });
         events.push(Event::RunFinished { result: RunResult::Failed, at: 15 });
         RunView::from_events(&events).unwrap()
     }
@@ -312,7 +356,9 @@ mod tests {
         has("  repair 1  ");
         has("  0      ✓ a     terminated  success");
         has("  1      ✓ b     terminated  success                   2       1 ms  ← a\n");
-        has("         ✗ each  terminated  failed                    1       1 ms  ← a · 25 iterations: 24 success, 1 failed\n");
+        has(
+            "         ✗ each  terminated  failed                    1       1 ms  ← a · 25 iterations: 24 success, 1 failed\n",
+        );
         has("  2      ✗ d     terminated  upstream_failed           0          -  ← b, each\n");
         has("── ✓ b · success · 2 attempts\n  attempt 0 · failed · 1 ms · transient error: 503\n");
         has("    error:\n      transient error: 503\n      details\n");

@@ -60,7 +60,17 @@ impl Progress {
     }
 
     fn with_mode(width: usize, live: bool, paint: Paint) -> Self {
-        let state = State { width: width.max(4), live, paint, runs: BTreeMap::new(), root: None, drawn: 0, dirty: false, last_draw: None, ticker: false };
+        let state = State {
+            width: width.max(4),
+            live,
+            paint,
+            runs: BTreeMap::new(),
+            root: None,
+            drawn: 0,
+            dirty: false,
+            last_draw: None,
+            ticker: false,
+        };
         Progress { shared: Arc::new(Mutex::new(state)) }
     }
 
@@ -91,7 +101,11 @@ impl Observer for Progress {
         let start_ticker = {
             let mut st = self.lock();
             st.runs.entry(run).or_insert_with(|| RunBoard::new(run)).apply(event);
-            if st.live { st.live_event(run, event) } else { st.plain_event(run, event) }
+            if st.live {
+                st.live_event(run, event)
+            } else {
+                st.plain_event(run, event)
+            }
             // claimed under the lock: one ticker, however many threads report at once
             let start = st.live && !st.ticker;
             st.ticker |= start;
@@ -123,7 +137,9 @@ impl State {
         if self.root == Some(run) && matches!(event, Event::RunFinished { .. }) {
             self.draw();
             self.close();
-        } else if self.root == Some(run) && matches!(event, Event::CancelRequested { reason, .. } if reason.contains("Ctrl-C")) {
+        } else if self.root == Some(run)
+            && matches!(event, Event::CancelRequested { reason, .. } if reason.contains("Ctrl-C"))
+        {
             // the Ctrl-C handler printed a line below the board: keep it, leave the board
             // as it was, and draw the next one underneath (only cosmetic if this misses)
             self.drawn = 0;
@@ -137,14 +153,18 @@ impl State {
     /// process follows started it (child runs resumed by their parent carry no
     /// `RunCreated` here).
     fn is_child(&self, run: RunId) -> bool {
-        self.runs.get(&run).is_some_and(|b| b.parent.is_some()) || self.runs.values().any(|b| b.lines.iter().any(|l| l.child == Some(run)))
+        self.runs.get(&run).is_some_and(|b| b.parent.is_some())
+            || self.runs.values().any(|b| b.lines.iter().any(|l| l.child == Some(run)))
     }
 
     fn tick(&mut self) {
         if self.root.is_none() {
             return;
         }
-        let running = self.root.and_then(|r| self.runs.get(&r)).is_some_and(|b| b.top().any(|l| !l.done() && l.first_start.is_some()));
+        let running = self
+            .root
+            .and_then(|r| self.runs.get(&r))
+            .is_some_and(|b| b.top().any(|l| !l.done() && l.first_start.is_some()));
         let stale = self.last_draw.is_none_or(|t| t.elapsed() >= TICK_EVERY);
         if self.dirty || (running && stale) {
             self.draw();
@@ -199,7 +219,8 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
     let (run, w) = (board.run, width.max(board.key_width()));
     Some(match event {
         Event::RunCreated { job, tasks, .. } => {
-            let from = board.parent.as_ref().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
+            let from =
+                board.parent.as_ref().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
             format!("run {run} · job {job} · {} task{}{from}", tasks.len(), plural(tasks.len()))
         }
         Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
@@ -210,11 +231,18 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
                 (us, _) => human_duration(Duration::from_micros(us)),
             };
             match error {
-                Some(e) => format!("  {} {task:<w$}  {:<9} {took:>9}  {}", mark(*result), result.as_str(), clean(first_line(e))),
+                Some(e) => format!(
+                    "  {} {task:<w$}  {:<9} {took:>9}  {}",
+                    mark(*result),
+                    result.as_str(),
+                    clean(first_line(e))
+                ),
                 None => format!("  {} {task:<w$}  {:<9} {took:>9}", mark(*result), result.as_str()),
             }
         }
-        Event::TaskSkipped { task, result, reason, .. } => format!("  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str()),
+        Event::TaskSkipped { task, result, reason, .. } => {
+            format!("  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str())
+        }
         Event::RetryScheduled { task, next_attempt, not_before, at } => {
             let wait = short_duration(Duration::from_millis(not_before.saturating_sub(*at)));
             let failed = board.max_attempts(task).fraction(*next_attempt);
@@ -222,9 +250,13 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
         }
         Event::CancelRequested { reason, .. } => format!("  ○ run {run}: cancel requested ({reason})"),
         Event::ChildRunStarted { task, child, .. } => format!("  ↳ {task:<w$}  started run {child}"),
-        Event::IterationsPlanned { task, inputs, .. } => format!("  ⋯ {task:<w$}  {} iteration{}", inputs.len(), plural(inputs.len())),
+        Event::IterationsPlanned { task, inputs, .. } => {
+            format!("  ⋯ {task:<w$}  {} iteration{}", inputs.len(), plural(inputs.len()))
+        }
         Event::RunResumed { .. } => format!("run {run} · resumed"),
-        Event::RepairStarted { repair, tasks, .. } => format!("run {run} · repair {repair} · rerunning {}", tasks.join(", ")),
+        Event::RepairStarted { repair, tasks, .. } => {
+            format!("run {run} · repair {repair} · rerunning {}", tasks.join(", "))
+        }
         // queued, started, finished runs (the footer says how) and any later event: no line
         _ => return None,
     })
@@ -253,7 +285,12 @@ mod tests {
     }
 
     fn created() -> Event {
-        let task = |key: &str| crate::model::PlannedTask { key: key.into(), component: "c".into(), component_hash: "h".into(), depends_on: vec![] };
+        let task = |key: &str| crate::model::PlannedTask {
+            key: key.into(),
+            component: "c".into(),
+            component_hash: "h".into(),
+            depends_on: vec![],
+        };
         Event::RunCreated {
             run_id: 7,
             job: "j".into(),
@@ -283,8 +320,12 @@ mod tests {
             outcome: None,
             cache: None,
         };
-        assert_eq!(plain_line(&b, 4, &finished(crate::model::TaskResult::Success, None)).unwrap(), "  ✓ fib      success      123 µs");
-        let failed = plain_line(&b, 4, &finished(crate::model::TaskResult::Failed, Some("trap: boom\nbacktrace"))).unwrap();
+        assert_eq!(
+            plain_line(&b, 4, &finished(crate::model::TaskResult::Success, None)).unwrap(),
+            "  ✓ fib      success      123 µs"
+        );
+        let failed =
+            plain_line(&b, 4, &finished(crate::model::TaskResult::Failed, Some("trap: boom\nbacktrace"))).unwrap();
         assert_eq!(failed, "  ✗ fib      failed       123 µs  trap: boom");
         let retry = Event::RetryScheduled { task: "fib".into(), next_attempt: 1, not_before: 1_250, at: 50 };
         assert_eq!(plain_line(&b, 4, &retry).unwrap(), "  ↻ fib      attempt 1 failed, retrying in 1.2 s");

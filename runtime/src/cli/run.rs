@@ -147,7 +147,11 @@ pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
 }
 
 /// Continue the runs a previous process left in flight (it died), before anything else.
-pub(crate) fn resume_interrupted(rt: &Runtime, tokio: &tokio::runtime::Runtime, quiet: bool) -> anyhow::Result<Vec<RunView>> {
+pub(crate) fn resume_interrupted(
+    rt: &Runtime,
+    tokio: &tokio::runtime::Runtime,
+    quiet: bool,
+) -> anyhow::Result<Vec<RunView>> {
     let mut resumed = Vec::new();
     for run in rt.interrupted_runs()? {
         if rt.view(run)?.workspace != rt.workspace {

@@ -164,7 +164,11 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
             state::cache_flags(&mut rt, args.no_cache, false);
             args.workspace.check(&rt.view(args.run_id)?)?;
             watch_ctrl_c(rt.cancel.clone());
-            let req = RepairRequest { tasks: args.tasks, with_dependents: args.with_dependents, overrides: args.params.into_iter().collect() };
+            let req = RepairRequest {
+                tasks: args.tasks,
+                with_dependents: args.with_dependents,
+                overrides: args.params.into_iter().collect(),
+            };
             let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req))?;
             finish(&view, args.json, &dir)
         }

@@ -163,7 +163,11 @@ pub struct AuditArgs {
 
 /// Who is running `sluice`: `SLUICE_PRINCIPAL`, else `USER`, else `LOGNAME`.
 pub(crate) fn principal() -> Option<String> {
-    [PRINCIPAL_ENV, "USER", "LOGNAME"].iter().filter_map(|v| std::env::var(v).ok()).map(|v| v.trim().to_string()).find(|v| !v.is_empty())
+    [PRINCIPAL_ENV, "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
 }
 
 fn required_principal() -> anyhow::Result<String> {
@@ -207,7 +211,15 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
             } else {
                 println!("{:<24} {:>7} {:>8}  {:<20}  {:<20}  BY", "KEY", "VERSION", "VERSIONS", "CREATED", "UPDATED");
                 for s in &listed {
-                    println!("{:<24} {:>7} {:>8}  {:<20}  {:<20}  {}", s.key, s.version, s.versions, when(s.created_at), when(s.updated_at), s.updated_by);
+                    println!(
+                        "{:<24} {:>7} {:>8}  {:<20}  {:<20}  {}",
+                        s.key,
+                        s.version,
+                        s.versions,
+                        when(s.created_at),
+                        when(s.updated_at),
+                        s.updated_by
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -245,7 +257,15 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
                 println!("{:<24} {:<12} {:<16} {:<8}  CREATED BY", "SCOPE", "TARGET", "WORKSPACE", "YOU");
                 for (s, p) in &listed {
                     let you = p.map_or("-", |p| p.as_str());
-                    println!("{:<24} {:<12} {:<16} {:<8}  {} {}", s.id.name, s.id.target, s.id.workspace, you, when(s.created_at), s.created_by);
+                    println!(
+                        "{:<24} {:<12} {:<16} {:<8}  {} {}",
+                        s.id.name,
+                        s.id.target,
+                        s.id.workspace,
+                        you,
+                        when(s.created_at),
+                        s.created_by
+                    );
                 }
             }
         }
@@ -289,7 +309,8 @@ fn read_value(file: Option<&Path>, scope: &str, key: &str) -> anyhow::Result<Sec
             }
         }
     }
-    let text = std::str::from_utf8(&bytes).map_err(|_| anyhow::anyhow!("the value is not UTF-8 text (secrets are revealed to tasks as strings)"))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("the value is not UTF-8 text (secrets are revealed to tasks as strings)"))?;
     Ok(SecretString::from(text.to_owned()))
 }
 
@@ -321,7 +342,13 @@ fn acl(state_arg: Option<PathBuf>, cmd: AclCommand) -> anyhow::Result<ExitCode> 
 
 /// `sluice audit` / `sluice secrets audit`.
 pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let filter = AuditFilter { scope: args.scope, run: args.run, task: args.task, principal: args.principal, denied_only: args.denied };
+    let filter = AuditFilter {
+        scope: args.scope,
+        run: args.run,
+        task: args.task,
+        principal: args.principal,
+        denied_only: args.denied,
+    };
     let mut records = open(state_arg, false)?.audit(&filter)?;
     if let Some(n) = args.last {
         records.drain(..records.len().saturating_sub(n));
@@ -343,7 +370,14 @@ pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<Exit
             _ => String::new(),
         };
         let verdict = if r.granted { "ok    " } else { "DENIED" };
-        println!("{} {verdict} {:<12} {name} ({}) by {}{by_run}: {}", when(r.at), r.action.as_str(), r.target, r.principal, r.reason);
+        println!(
+            "{} {verdict} {:<12} {name} ({}) by {}{by_run}: {}",
+            when(r.at),
+            r.action.as_str(),
+            r.target,
+            r.principal,
+            r.reason
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

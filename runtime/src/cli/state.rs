@@ -47,7 +47,9 @@ pub fn open_existing(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
         );
     }
     open_store(dir).map_err(|e| match e {
-        StoreError::Locked { .. } => anyhow::anyhow!("{e}: a run is in progress; try again when it ends (or cancel it: `sluice runs cancel RUN_ID`)"),
+        StoreError::Locked { .. } => anyhow::anyhow!(
+            "{e}: a run is in progress; try again when it ends (or cancel it: `sluice runs cancel RUN_ID`)"
+        ),
         other => other.into(),
     })
 }
@@ -63,7 +65,8 @@ pub fn runtime(dir: &Path, observer: Arc<dyn Observer>) -> anyhow::Result<Runtim
     rt.principal = super::secrets::principal().unwrap_or_else(|| super::secrets::ANONYMOUS.into());
     rt.control = Some(control(dir));
     rt.observer = observer;
-    let cache = crate::scheduler::CacheConfig::open(dir).map_err(|e| anyhow::anyhow!("opening the result cache in {}: {e}", dir.display()))?;
+    let cache = crate::scheduler::CacheConfig::open(dir)
+        .map_err(|e| anyhow::anyhow!("opening the result cache in {}: {e}", dir.display()))?;
     rt.cache = Some(Arc::new(cache));
     Ok(rt)
 }

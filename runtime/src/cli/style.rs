@@ -73,7 +73,9 @@ pub(super) fn terminal_size() -> (usize, usize) {
     {
         return (ws.ws_col as usize, ws.ws_row as usize);
     }
-    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default);
+    let env = |name: &str, default: usize| {
+        std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
+    };
     (env("COLUMNS", 80), env("LINES", 24))
 }
 
@@ -130,7 +132,19 @@ pub(super) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(char::is_control) {
         return std::borrow::Cow::Borrowed(s);
     }
-    std::borrow::Cow::Owned(s.chars().map(|c| if c == '\t' { ' ' } else if c.is_control() { '?' } else { c }).collect())
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c == '\t' {
+                    ' '
+                } else if c.is_control() {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
 }
 
 /// At most `max` characters, ending in `…` when cut.

@@ -23,10 +23,7 @@ pub type Millis = u64;
 pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
     fn now_millis(&self) -> Millis {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis() as Millis
+        self.now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as Millis
     }
 }
 

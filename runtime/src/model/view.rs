@@ -178,11 +178,24 @@ impl RunView {
                     cache: None,
                 });
             }
-            Event::AttemptFinished { task, attempt, at, result, output, error, log, log_truncated, elapsed_us, outcome, cache } => {
+            Event::AttemptFinished {
+                task,
+                attempt,
+                at,
+                result,
+                output,
+                error,
+                log,
+                log_truncated,
+                elapsed_us,
+                outcome,
+                cache,
+            } => {
                 let t = self.task_mut(task)?;
-                let a = t.attempts.iter_mut().rev().find(|a| a.attempt == *attempt).ok_or_else(|| {
-                    CorruptLog(format!("task `{task}` attempt {attempt} finished but never started"))
-                })?;
+                let a =
+                    t.attempts.iter_mut().rev().find(|a| a.attempt == *attempt).ok_or_else(|| {
+                        CorruptLog(format!("task `{task}` attempt {attempt} finished but never started"))
+                    })?;
                 a.finished_at = Some(*at);
                 a.result = Some(*result);
                 a.output = output.clone();
@@ -244,7 +257,13 @@ impl RunView {
         Ok(())
     }
 
-    fn repair(&mut self, repair: u32, tasks: &[String], parameters: &BTreeMap<String, String>, at: Millis) -> Result<(), CorruptLog> {
+    fn repair(
+        &mut self,
+        repair: u32,
+        tasks: &[String],
+        parameters: &BTreeMap<String, String>,
+        at: Millis,
+    ) -> Result<(), CorruptLog> {
         for key in tasks {
             self.task_mut(key)?;
         }
@@ -270,7 +289,11 @@ impl RunView {
         let i = match cached {
             Some(i) => i,
             None => {
-                let i = self.tasks.iter().position(|t| t.key == key).ok_or_else(|| CorruptLog(format!("event names unknown task `{key}`")))?;
+                let i = self
+                    .tasks
+                    .iter()
+                    .position(|t| t.key == key)
+                    .ok_or_else(|| CorruptLog(format!("event names unknown task `{key}`")))?;
                 if self.index.0.is_empty() || self.index.0.len() < self.tasks.len() {
                     self.index.0 = self.tasks.iter().enumerate().map(|(n, t)| (t.key.clone(), n)).collect();
                 }
@@ -318,7 +341,12 @@ mod tests {
             parameters: BTreeMap::new(),
             tasks: vec![
                 PlannedTask { key: "a".into(), component: "c".into(), component_hash: "h".into(), depends_on: vec![] },
-                PlannedTask { key: "b".into(), component: "c".into(), component_hash: "h".into(), depends_on: vec!["a".into()] },
+                PlannedTask {
+                    key: "b".into(),
+                    component: "c".into(),
+                    component_hash: "h".into(),
+                    depends_on: vec!["a".into()],
+                },
             ],
             at: 0,
             plan: None,
@@ -359,7 +387,12 @@ mod tests {
             finished("a", 1, TaskResult::Failed),
             Event::TaskSkipped { task: "b".into(), result: TaskResult::UpstreamFailed, reason: "x".into(), at: 11 },
             Event::RunFinished { result: RunResult::Failed, at: 12 },
-            Event::RepairStarted { repair: 1, tasks: vec!["a".into(), "b".into()], parameters: BTreeMap::new(), at: 20 },
+            Event::RepairStarted {
+                repair: 1,
+                tasks: vec!["a".into(), "b".into()],
+                parameters: BTreeMap::new(),
+                at: 20,
+            },
         ]);
         let v = RunView::from_events(&events).unwrap();
         assert_eq!(v.result, None);

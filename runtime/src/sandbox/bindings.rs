@@ -11,4 +11,3 @@ wasmtime::component::bindgen!({
 });
 
 // The world `use`s `context` and `task-error`, so bindgen already exports them at this level.
-

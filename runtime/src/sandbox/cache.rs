@@ -21,8 +21,8 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::bindings::TaskPre;
-use wasmtime_wasi::p2::bindings::CommandPre;
 use super::{HostState, SandboxError};
+use wasmtime_wasi::p2::bindings::CommandPre;
 
 /// Where a loaded component came from: how much work loading it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,14 @@ impl ComponentCache {
         }
     }
 
-    fn compile(&self, engine: &Engine, bytes: &[u8], hash: &str, label: &str, world: World) -> Result<Component, SandboxError> {
+    fn compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        hash: &str,
+        label: &str,
+        world: World,
+    ) -> Result<Component, SandboxError> {
         let adapted;
         let bytes = match (check_is_component(bytes, label), world) {
             (Ok(()), _) => bytes,
@@ -162,14 +169,13 @@ impl ComponentCache {
             }
             (Err(e), _) => return Err(e),
         };
-        let component = Component::new(engine, bytes).map_err(|e| SandboxError::InvalidComponent {
-            component: label.to_string(),
-            message: format!("{e:#}"),
-        })?;
+        let component = Component::new(engine, bytes)
+            .map_err(|e| SandboxError::InvalidComponent { component: label.to_string(), message: format!("{e:#}") })?;
         if let Some(path) = self.artifact_path(hash)
-            && let Err(e) = component.serialize().map_err(|e| e.to_string()).and_then(|b| write_atomic(&path, &b)) {
-                tracing::warn!(path = %path.display(), error = %e, "could not write the compiled artifact; next run recompiles");
-            }
+            && let Err(e) = component.serialize().map_err(|e| e.to_string()).and_then(|b| write_atomic(&path, &b))
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the compiled artifact; next run recompiles");
+        }
         Ok(component)
     }
 }
@@ -231,7 +237,11 @@ fn check_is_component(bytes: &[u8], label: &str) -> Result<(), SandboxError> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path.parent().ok_or("artifact path has no parent")?;
     fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"),
+        std::process::id()
+    ));
     fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::bindings::sluice::task::checkpoint;
 use super::HostState;
+use super::bindings::sluice::task::checkpoint;
 use crate::model::RunId;
 use crate::store::Store;
 
@@ -52,7 +52,10 @@ impl checkpoint::Host for Checkpoints {
             return Err(format!("checkpoint key must be 1-{MAX_CHECKPOINT_KEY_BYTES} bytes"));
         }
         if data.len() > MAX_CHECKPOINT_BYTES {
-            return Err(format!("checkpoint `{key}` is {} bytes, over the limit of {MAX_CHECKPOINT_BYTES}", data.len()));
+            return Err(format!(
+                "checkpoint `{key}` is {} bytes, over the limit of {MAX_CHECKPOINT_BYTES}",
+                data.len()
+            ));
         }
         if self.revealed.as_ref().is_some_and(|r| r.found_in(&data)) {
             tracing::warn!(task = %self.task, key, "checkpoint holding a revealed secret refused");

@@ -34,7 +34,13 @@ pub struct Command {
     pub stdout_is_output: bool,
 }
 
-pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: &TaskComponent, inv: Invocation, cmd: Command) -> Outcome {
+pub(crate) async fn run(
+    engine: &Engine,
+    scratch: &Arc<ScratchPool>,
+    component: &TaskComponent,
+    inv: Invocation,
+    cmd: Command,
+) -> Outcome {
     let started = Instant::now();
     let mut inv = inv;
     let mut env = cmd.env;
@@ -73,7 +79,10 @@ pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: 
             };
             tokio::time::timeout(run::host_deadline(&inv), call).await
         }
-        None => Ok(Err((true, wasmtime::Error::msg("this component is a sluice task, not a command; drop `kind = \"command\"`")))),
+        None => Ok(Err((
+            true,
+            wasmtime::Error::msg("this component is a sluice task, not a command; drop `kind = \"command\"`"),
+        ))),
     };
     run::finish(store, result, &io, &inv, started)
 }

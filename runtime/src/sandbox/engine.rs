@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use super::limits::MAX_MEMORY_BYTES;
 use super::SandboxError;
+use super::limits::MAX_MEMORY_BYTES;
 
 /// How often the epoch advances. A guest's deadline and cancellation are
 /// checked once per tick, so this bounds how late a timeout fires; 10 ms keeps

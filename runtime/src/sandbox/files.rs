@@ -26,13 +26,18 @@ pub const IN_GUEST_ROOT: &str = "/in";
 
 /// Preopen upstream outputs read-only at `/in/<task>` and the attempt's own
 /// output directory read-write at `/out`.
-pub(crate) fn grant_artifacts(wasi: &mut WasiCtxBuilder, inputs: &[(String, PathBuf)], out: Option<&PathBuf>) -> Result<(), String> {
+pub(crate) fn grant_artifacts(
+    wasi: &mut WasiCtxBuilder,
+    inputs: &[(String, PathBuf)],
+    out: Option<&PathBuf>,
+) -> Result<(), String> {
     for (task, dir) in inputs {
         let guest = format!("{IN_GUEST_ROOT}/{task}");
         wasi.preopened_dir(dir, &guest, FsPerms::ReadOnly).map_err(|e| format!("cannot offer {guest}: {e:#}"))?;
     }
     if let Some(dir) = out {
-        wasi.preopened_dir(dir, OUT_GUEST_PATH, FsPerms::ReadWrite).map_err(|e| format!("cannot mount {OUT_GUEST_PATH}: {e:#}"))?;
+        wasi.preopened_dir(dir, OUT_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| format!("cannot mount {OUT_GUEST_PATH}: {e:#}"))?;
     }
     Ok(())
 }
@@ -65,7 +70,8 @@ impl ScratchPool {
         }
         let root = self.root.as_ref().ok_or("no scratch root")?;
         let dir = root.path().join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot create the attempt's scratch directory {}: {e}", dir.display()))?;
+        std::fs::create_dir(&dir)
+            .map_err(|e| format!("cannot create the attempt's scratch directory {}: {e}", dir.display()))?;
         Ok(dir)
     }
 
@@ -151,7 +157,12 @@ mod tests {
     #[test]
     fn a_missing_mount_is_named() {
         let mut wasi = WasiCtxBuilder::new();
-        let m = Mount { host: std::path::PathBuf::from("/nonexistent/dir"), guest: "/data".into(), mode: MountMode::Ro, outside_roots: false };
+        let m = Mount {
+            host: std::path::PathBuf::from("/nonexistent/dir"),
+            guest: "/data".into(),
+            mode: MountMode::Ro,
+            outside_roots: false,
+        };
         let err = Files::grant(&mut wasi, &[m], &Arc::new(ScratchPool::new())).err().unwrap();
         assert!(err.contains("/nonexistent/dir") && err.contains("/data"), "{err}");
     }

@@ -58,7 +58,10 @@ impl HttpPolicy {
     /// One log line per denied request, for the attempt's log.
     pub(crate) fn denied_lines(&self) -> String {
         let d = self.decisions.lock().unwrap_or_else(PoisonError::into_inner);
-        d.iter().filter(|x| !x.allowed).map(|x| format!("[sluice] outbound HTTP denied: {} ({})\n", x.url, x.reason)).collect()
+        d.iter()
+            .filter(|x| !x.allowed)
+            .map(|x| format!("[sluice] outbound HTTP denied: {} ({})\n", x.url, x.reason))
+            .collect()
     }
 }
 
@@ -89,7 +92,11 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 return is_internal(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];
-            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
         }
     }
 }
@@ -122,7 +129,9 @@ async fn check(rules: &[HostRule], scheme: &str, host: &str, port: u16) -> Resul
     };
     for ip in addrs {
         if is_internal(ip) && !matching.iter().any(|r| names_explicitly(r, ip)) {
-            return Err(format!("{host} resolves to the internal address {ip}; list it explicitly in allow_hosts to reach it"));
+            return Err(format!(
+                "{host} resolves to the internal address {ip}; list it explicitly in allow_hosts to reach it"
+            ));
         }
     }
     Ok(())
@@ -132,7 +141,12 @@ type SendFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + 
 type Sent = Box<dyn std::future::Future<Output = Result<(http::Response<WasiBody>, SendFuture), HttpError>> + Send>;
 
 impl WasiHttpHooks for HttpPolicy {
-    fn send_request(&mut self, request: http::Request<WasiBody>, options: Option<RequestOptions>, fut: SendFuture) -> Sent {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: SendFuture,
+    ) -> Sent {
         drop(fut);
         let rules = self.rules.clone();
         let decisions = self.decisions.clone();
@@ -155,9 +169,15 @@ impl WasiHttpHooks for HttpPolicy {
             record(&decisions, &url, true, "allowed".into());
             inject(&mut request, &injections);
             let options = RequestOptions {
-                connect_timeout: Some(options.and_then(|o| o.connect_timeout).map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT))),
-                first_byte_timeout: Some(options.and_then(|o| o.first_byte_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT))),
-                between_bytes_timeout: Some(options.and_then(|o| o.between_bytes_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT))),
+                connect_timeout: Some(
+                    options.and_then(|o| o.connect_timeout).map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
+                ),
+                first_byte_timeout: Some(
+                    options.and_then(|o| o.first_byte_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT)),
+                ),
+                between_bytes_timeout: Some(
+                    options.and_then(|o| o.between_bytes_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT)),
+                ),
             };
             use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
@@ -173,7 +193,9 @@ fn inject(request: &mut http::Request<WasiBody>, injections: &Injections) {
     let injections = injections.lock().unwrap_or_else(PoisonError::into_inner);
     for inj in injections.iter() {
         let Ok(name) = http::HeaderName::from_bytes(inj.header.as_bytes()) else { continue };
-        let Some(current) = request.headers().get(&name).and_then(|v| v.to_str().ok()).map(str::to_string) else { continue };
+        let Some(current) = request.headers().get(&name).and_then(|v| v.to_str().ok()).map(str::to_string) else {
+            continue;
+        };
         if !current.contains(&inj.placeholder) {
             continue;
         }

@@ -34,9 +34,9 @@
 
 mod bindings;
 mod cache;
-mod command;
 pub mod checkpoint;
 pub mod clocks;
+mod command;
 mod engine;
 pub mod files;
 pub mod http;
@@ -56,9 +56,9 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use cache::{LoadOrigin, TaskComponent, World};
+pub use command::Command;
 pub use engine::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, MAX_WASM_STACK};
 pub use limits::Limits;
-pub use command::Command;
 pub use run::{FailureKind, Invocation, Outcome, Status, TaskContext};
 
 /// Version of what the sandbox offers a guest (the task world, the WASI
@@ -75,7 +75,9 @@ pub enum SandboxError {
     InvalidComponent { component: String, message: String },
     #[error("{component}: does not implement the sluice task world (sluice:task/task@0.1.0): {message}")]
     WrongWorld { component: String, message: String },
-    #[error("{component}: not a runnable command (a `wasi:cli/command` component or a WASI preview1 module): {message}")]
+    #[error(
+        "{component}: not a runnable command (a `wasi:cli/command` component or a WASI preview1 module): {message}"
+    )]
     NotACommand { component: String, message: String },
     #[error("cannot start the wasm engine: {0}")]
     Engine(String),
@@ -109,7 +111,11 @@ pub(crate) struct HostState {
 
 impl wasmtime_wasi_http::WasiHttpView for HostState {
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
-        wasmtime_wasi_http::WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_policy }
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
+        }
     }
 }
 
@@ -145,7 +151,11 @@ impl Sandbox {
     pub fn load_file_as(&self, path: &Path, world: World) -> Result<Arc<TaskComponent>, SandboxError> {
         let bytes = std::fs::read(path).map_err(|e| SandboxError::Read {
             path: path.to_path_buf(),
-            message: if e.kind() == std::io::ErrorKind::NotFound { "file does not exist".into() } else { e.to_string() },
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                "file does not exist".into()
+            } else {
+                e.to_string()
+            },
         })?;
         self.cache.load(&self.engine, &self.linker, &bytes, &path.display().to_string(), world)
     }

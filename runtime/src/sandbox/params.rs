@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::bindings::sluice::task::params;
 use super::HostState;
+use super::bindings::sluice::task::params;
 
 /// The parameters one attempt may read.
 #[derive(Debug, Default)]

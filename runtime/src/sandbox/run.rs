@@ -18,9 +18,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings::{Context, TaskError};
 use super::cache::TaskComponent;
 use super::clocks::{Ticks, VirtualMonotonicClock, VirtualWallClock};
+use super::files::ScratchPool;
 use super::limits::{Limits, TaskLimiter};
 use super::logs::CappedLog;
-use super::files::ScratchPool;
 use super::values::UpstreamValues;
 use super::{HostState, checkpoint, params, secrets, values};
 use crate::model::RunId;
@@ -210,7 +210,13 @@ pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, t
 
 /// A store for one attempt: deny-by-default WASI plus the capabilities, the
 /// memory limiter, and the epoch callback enforcing deadline and cancel.
-pub(crate) fn new_store(engine: &Engine, scratch: &Arc<ScratchPool>, inv: &Invocation, io: &Io, started: Instant) -> Result<WasmStore<HostState>, String> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    scratch: &Arc<ScratchPool>,
+    inv: &Invocation,
+    io: &Io,
+    started: Instant,
+) -> Result<WasmStore<HostState>, String> {
     let mut store = WasmStore::new(engine, host_state(inv, io, started, scratch)?);
     store.set_fuel(inv.limits.fuel.unwrap_or(u64::MAX)).map_err(|e| format!("setting the fuel budget: {e}"))?;
     store.limiter(|s| &mut s.limiter);
@@ -247,7 +253,12 @@ pub(crate) fn host_deadline(inv: &Invocation) -> Duration {
     inv.limits.timeout + HOST_TIMER_GRACE
 }
 
-pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: &TaskComponent, inv: Invocation) -> Outcome {
+pub(crate) async fn run(
+    engine: &Engine,
+    scratch: &Arc<ScratchPool>,
+    component: &TaskComponent,
+    inv: Invocation,
+) -> Outcome {
     let started = Instant::now();
     let io = Io::logs_only(&inv);
     let ctx = Context {
@@ -273,13 +284,21 @@ pub(crate) async fn run(engine: &Engine, scratch: &Arc<ScratchPool>, component: 
             };
             tokio::time::timeout(host_deadline(&inv), call).await
         }
-        None => Ok(Err((true, wasmtime::Error::msg("this component is a command; run it as a `kind = \"command\"` task")))),
+        None => {
+            Ok(Err((true, wasmtime::Error::msg("this component is a command; run it as a `kind = \"command\"` task"))))
+        }
     };
     finish(store, result, &io, &inv, started)
 }
 
 /// Turn what happened into an [`Outcome`].
-pub(crate) fn finish(store: WasmStore<HostState>, result: CallResult, io: &Io, inv: &Invocation, started: Instant) -> Outcome {
+pub(crate) fn finish(
+    store: WasmStore<HostState>,
+    result: CallResult,
+    io: &Io,
+    inv: &Invocation,
+    started: Instant,
+) -> Outcome {
     let state = store.into_data();
     let denied = state.http_policy.denied_lines();
     let (mut text, mut truncated) = io.log.take();
@@ -370,16 +389,30 @@ fn host_state(inv: &Invocation, io: &Io, started: Instant, scratch: &Arc<Scratch
     })
 }
 
-fn classify(result: CallResult, state: &HostState, log: &str, timeout: Duration, max_output: u64, cancel: &AtomicBool) -> Status {
-    let timed_out = || Status::TimedOut { message: format!("timed out after {}", crate::util::human_duration(timeout)) };
+fn classify(
+    result: CallResult,
+    state: &HostState,
+    log: &str,
+    timeout: Duration,
+    max_output: u64,
+    cancel: &AtomicBool,
+) -> Status {
+    let timed_out =
+        || Status::TimedOut { message: format!("timed out after {}", crate::util::human_duration(timeout)) };
     match result {
         Err(_elapsed) if cancel.load(Ordering::Relaxed) => Status::Canceled,
         Err(_elapsed) => timed_out(),
         Ok(Ok(Returned::Output(output))) => check_output(output, max_output),
-        Ok(Ok(Returned::TaskError(TaskError::Transient(m)))) => Status::Failed { kind: FailureKind::Transient, message: m },
-        Ok(Ok(Returned::TaskError(TaskError::Permanent(m)))) => Status::Failed { kind: FailureKind::Permanent, message: m },
+        Ok(Ok(Returned::TaskError(TaskError::Transient(m)))) => {
+            Status::Failed { kind: FailureKind::Transient, message: m }
+        }
+        Ok(Ok(Returned::TaskError(TaskError::Permanent(m)))) => {
+            Status::Failed { kind: FailureKind::Permanent, message: m }
+        }
         Ok(Ok(Returned::Exit(0))) => Status::Success { output: "null".into() },
-        Ok(Ok(Returned::Exit(code))) => Status::Failed { kind: FailureKind::Exit, message: format!("exited with code {code}") },
+        Ok(Ok(Returned::Exit(code))) => {
+            Status::Failed { kind: FailureKind::Exit, message: format!("exited with code {code}") }
+        }
         Ok(Err((instantiating, e))) => match state.interrupt.why {
             Some(Interrupted::Canceled) => Status::Canceled,
             Some(Interrupted::Deadline) => timed_out(),
@@ -396,8 +429,12 @@ fn classify(result: CallResult, state: &HostState, log: &str, timeout: Duration,
                     kind: FailureKind::Fuel,
                     message: format!("fuel budget of {} exhausted", state.fuel_budget.unwrap_or(0)),
                 },
-                None if e.downcast_ref::<Trap>().is_some() => Status::Failed { kind: FailureKind::Trap, message: trap_message(&e, log) },
-                None if instantiating => Status::Failed { kind: FailureKind::Host, message: format!("could not instantiate: {e:#}") },
+                None if e.downcast_ref::<Trap>().is_some() => {
+                    Status::Failed { kind: FailureKind::Trap, message: trap_message(&e, log) }
+                }
+                None if instantiating => {
+                    Status::Failed { kind: FailureKind::Host, message: format!("could not instantiate: {e:#}") }
+                }
                 None => Status::Failed { kind: FailureKind::Trap, message: format!("guest failed: {e:#}") },
             },
         },
@@ -413,15 +450,11 @@ impl HostState {
 /// "guest trapped: wasm `unreachable` instruction executed (panicked at src/lib.rs:3:5: boom)".
 fn trap_message(e: &wasmtime::Error, log: &str) -> String {
     let what = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"));
-    let panic = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("panicked at"))
-        .map(|l| {
-            let idx = log.find(l).unwrap_or(0) + l.len();
-            let next = log[idx..].lines().nth(1).unwrap_or("").trim();
-            if next.is_empty() { l.trim().to_string() } else { format!("{} {next}", l.trim()) }
-        });
+    let panic = log.lines().rev().find(|l| l.contains("panicked at")).map(|l| {
+        let idx = log.find(l).unwrap_or(0) + l.len();
+        let next = log[idx..].lines().nth(1).unwrap_or("").trim();
+        if next.is_empty() { l.trim().to_string() } else { format!("{} {next}", l.trim()) }
+    });
     match panic {
         Some(p) => format!("guest trapped: {what} ({p})"),
         None => format!("guest trapped: {what}"),
@@ -432,12 +465,18 @@ fn check_output(output: String, max: u64) -> Status {
     if output.len() as u64 > max {
         return Status::Failed {
             kind: FailureKind::InvalidOutput,
-            message: format!("output is {}, over the limit of {}", crate::util::human_bytes(output.len() as u64), crate::util::human_bytes(max)),
+            message: format!(
+                "output is {}, over the limit of {}",
+                crate::util::human_bytes(output.len() as u64),
+                crate::util::human_bytes(max)
+            ),
         };
     }
     match serde_json::from_str::<serde_json::Value>(&output) {
         Ok(_) => Status::Success { output },
-        Err(e) => Status::Failed { kind: FailureKind::InvalidOutput, message: format!("output is not valid JSON: {e}") },
+        Err(e) => {
+            Status::Failed { kind: FailureKind::InvalidOutput, message: format!("output is not valid JSON: {e}") }
+        }
     }
 }
 

@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::component::{HasSelf, Linker};
 
+use super::HostState;
 use super::bindings::sluice::task::secrets;
 use super::run::{FailureKind, Invocation, Outcome, Status};
-use super::HostState;
 use crate::model::RunId;
-use crate::secrets::{ExposeSecret as _, Redactor, RevealRequest, Resolver, SecretString};
+use crate::secrets::{ExposeSecret as _, Redactor, Resolver, RevealRequest, SecretString};
 use crate::spec::template::Part;
 
 /// The values an attempt revealed, shared by the capabilities that must not let them out.
@@ -122,7 +122,13 @@ fn placeholder(task: &str, name: &str) -> String {
     h.update(task.as_bytes());
     h.update(name.as_bytes());
     h.update(&NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
-    h.update(&std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos().to_le_bytes());
+    h.update(
+        &std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_le_bytes(),
+    );
     format!("sluice-injected-{}", &h.finalize().to_hex()[..32])
 }
 
@@ -166,7 +172,11 @@ impl Secrets {
                     // the guest never holds the value: the host puts it into requests
                     let placeholder = placeholder(&self.task, &name);
                     let mut injections = self.injections.lock().unwrap_or_else(PoisonError::into_inner);
-                    injections.push(super::http::Injection { placeholder: placeholder.clone(), header: header.clone(), value: value.clone() });
+                    injections.push(super::http::Injection {
+                        placeholder: placeholder.clone(),
+                        header: header.clone(),
+                        value: value.clone(),
+                    });
                     drop(injections);
                     self.revealed.add(value);
                     return Ok(placeholder);
@@ -187,7 +197,10 @@ impl Secrets {
 /// through the run's resolver (the reference in the task's `env` is its grant;
 /// the principal's permission and the target are checked, every reveal audited).
 /// Returns the variables and the values to redact; `Err`: why the attempt cannot start.
-pub(crate) async fn resolve_env(inv: &Invocation, secret_env: Vec<(String, Vec<Part>)>) -> Result<(Vec<(String, String)>, Vec<SecretString>), String> {
+pub(crate) async fn resolve_env(
+    inv: &Invocation,
+    secret_env: Vec<(String, Vec<Part>)>,
+) -> Result<(Vec<(String, String)>, Vec<SecretString>), String> {
     let mut env = Vec::new();
     let mut values = Vec::new();
     for (var, parts) in secret_env {
@@ -198,7 +211,9 @@ pub(crate) async fn resolve_env(inv: &Invocation, secret_env: Vec<(String, Vec<P
                 Part::Secret { scope, key } => {
                     let name = format!("{scope}/{key}");
                     let Some(resolver) = inv.secret_resolver.clone() else {
-                        return Err(format!("env `{var}`: secret `{name}` cannot be revealed: no secret store is configured"));
+                        return Err(format!(
+                            "env `{var}`: secret `{name}` cannot be revealed: no secret store is configured"
+                        ));
                     };
                     let request = RevealRequest {
                         run: inv.run,
@@ -254,14 +269,15 @@ pub(crate) fn redact_outcome(mut outcome: Outcome, redactor: &Redactor) -> Outco
         Status::TimedOut { message } => Status::TimedOut { message: redactor.redact(&message) },
         Status::Canceled => Status::Canceled,
     };
-    outcome.values = outcome.values.into_iter().map(|(k, json)| (redactor.redact(&k), redactor.redact_json(&json))).collect();
+    outcome.values =
+        outcome.values.into_iter().map(|(k, json)| (redactor.redact(&k), redactor.redact_json(&json))).collect();
     outcome
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::{MasterKey, MemorySecretStore, ScopeId, SecretStore, Vault, REDACTED};
+    use crate::secrets::{MasterKey, MemorySecretStore, REDACTED, ScopeId, SecretStore, Vault};
     use secrets::Host;
 
     #[tokio::test]
@@ -271,7 +287,11 @@ mod tests {
         assert!(denied.contains("not granted to task `t`"), "{denied}");
         let unresolved = s.reveal("storage/key".into()).await.unwrap_err();
         assert!(unresolved.contains("no secret store"), "{unresolved}");
-        assert_eq!(s.audit, vec![("other/key".to_string(), false), ("storage/key".to_string(), false)], "neither resolved");
+        assert_eq!(
+            s.audit,
+            vec![("other/key".to_string(), false), ("storage/key".to_string(), false)],
+            "neither resolved"
+        );
     }
 
     #[tokio::test]

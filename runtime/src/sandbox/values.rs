@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::bindings::sluice::task::values;
 use super::HostState;
+use super::bindings::sluice::task::values;
 use crate::model::RunId;
 use crate::store::Store;
 
@@ -50,8 +50,14 @@ impl Values {
     }
 
     fn publish(&mut self, key: String, json: String) -> Result<(), String> {
-        if key.is_empty() || key.len() > MAX_VALUE_KEY_BYTES || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-            return Err(format!("invalid value key `{}`: use 1-{MAX_VALUE_KEY_BYTES} characters of A-Z a-z 0-9 _ - .", key.escape_debug()));
+        if key.is_empty()
+            || key.len() > MAX_VALUE_KEY_BYTES
+            || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return Err(format!(
+                "invalid value key `{}`: use 1-{MAX_VALUE_KEY_BYTES} characters of A-Z a-z 0-9 _ - .",
+                key.escape_debug()
+            ));
         }
         if json.len() > MAX_VALUE_BYTES {
             return Err(format!("value `{key}` is {} bytes, over the limit of {MAX_VALUE_BYTES}", json.len()));
@@ -114,11 +120,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         store.put_value(1, "up", "n", "7").unwrap();
         store.put_value(1, "other", "n", "8").unwrap();
-        let mut v = Values::new(Some(UpstreamValues {
-            store,
-            run: 1,
-            readable: BTreeSet::from(["up".to_string()]),
-        }));
+        let mut v = Values::new(Some(UpstreamValues { store, run: 1, readable: BTreeSet::from(["up".to_string()]) }));
         assert_eq!(v.get("up".into(), "n".into()).await.as_deref(), Some("7"));
         assert_eq!(v.get("other".into(), "n".into()).await, None);
     }

@@ -88,7 +88,11 @@ impl CacheConfig {
         let emptied = std::fs::read_dir(&dir).and_then(|entries| {
             for entry in entries {
                 let entry = entry?;
-                if entry.file_type()?.is_dir() { std::fs::remove_dir_all(entry.path())? } else { std::fs::remove_file(entry.path())? }
+                if entry.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(entry.path())?
+                } else {
+                    std::fs::remove_file(entry.path())?
+                }
             }
             Ok(())
         });
@@ -153,7 +157,11 @@ impl Exec {
         command: Option<&Command>,
     ) -> Result<Prepared, String> {
         let Some(cfg) = self.rt.cache.clone() else {
-            return Ok(Prepared::Run { pending: Box::new(Pending { key: None, not_cached: None, out_dir: None, max_out: None }), inputs: Vec::new(), seed: None });
+            return Ok(Prepared::Run {
+                pending: Box::new(Pending { key: None, not_cached: None, out_dir: None, max_out: None }),
+                inputs: Vec::new(),
+                seed: None,
+            });
         };
         let spec = self.slots[i].spec.clone();
         let _ = attempt;
@@ -164,7 +172,12 @@ impl Exec {
             Ok(()) => None,
         };
         let pending = |key| -> Result<Pending, String> {
-            Ok(Pending { key, not_cached: not_cached.clone(), out_dir: Some(cfg.take_out_dir()?), max_out: super::start::max_out_of(&spec, &self.plan) })
+            Ok(Pending {
+                key,
+                not_cached: not_cached.clone(),
+                out_dir: Some(cfg.take_out_dir()?),
+                max_out: super::start::max_out_of(&spec, &self.plan),
+            })
         };
         if not_cached.is_some() && !cfg.no_cache {
             return Ok(Prepared::Run { pending: Box::new(pending(None)?), inputs, seed: None });
@@ -176,9 +189,10 @@ impl Exec {
         }
         let seed = Some(*key.as_bytes());
         if not_cached.is_none()
-            && let Some(entry) = self.lookup(&cfg, &key) {
-                return Ok(Prepared::Hit(Box::new(entry)));
-            }
+            && let Some(entry) = self.lookup(&cfg, &key)
+        {
+            return Ok(Prepared::Hit(Box::new(entry)));
+        }
         Ok(Prepared::Run { pending: Box::new(pending(Some((key, parts)))?), inputs, seed })
     }
 
@@ -206,11 +220,17 @@ impl Exec {
         let spec = &self.slots[i].spec;
         let mut parts = KeyParts::new(component_hash);
         parts.params = params.clone();
-        parts.limits = cache::limit_parts(limits.memory, limits.fuel, limits.max_output, super::start::max_out_of(spec, &self.plan));
+        parts.limits = cache::limit_parts(
+            limits.memory,
+            limits.fuel,
+            limits.max_output,
+            super::start::max_out_of(spec, &self.plan),
+        );
         for m in spec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
             let tree = {
                 let mut stats = cfg.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
-                cache::snapshot_cached(&m.host, &mut stats, cfg.rehash).map_err(|e| format!("hashing mount {}: {e}", m.guest))?
+                cache::snapshot_cached(&m.host, &mut stats, cfg.rehash)
+                    .map_err(|e| format!("hashing mount {}: {e}", m.guest))?
             };
             parts.mounts.push(cache::mount_part(m, &tree.root));
         }
@@ -226,7 +246,13 @@ impl Exec {
             parts.capabilities.push("in".into());
             parts.capabilities.sort();
         }
-        let version = |name: &str| self.rt.secrets.as_ref().and_then(|r| r.version(&self.plan.workspace, &self.target, name)).map_or(0, u64::from);
+        let version = |name: &str| {
+            self.rt
+                .secrets
+                .as_ref()
+                .and_then(|r| r.version(&self.plan.workspace, &self.target, name))
+                .map_or(0, u64::from)
+        };
         for name in &spec.secrets {
             parts.secrets.insert(name.clone(), version(name));
         }
@@ -348,9 +374,14 @@ impl Exec {
                 cfg.give_back(dir.clone());
                 let tree = tree?;
                 if let Some(max) = pending.max_out
-                    && tree.total_size() > max {
-                        return Err(format!("wrote {} to /out, over the limit of {}", crate::util::human_bytes(tree.total_size()), crate::util::human_bytes(max)));
-                    }
+                    && tree.total_size() > max
+                {
+                    return Err(format!(
+                        "wrote {} to /out, over the limit of {}",
+                        crate::util::human_bytes(tree.total_size()),
+                        crate::util::human_bytes(max)
+                    ));
+                }
                 (!tree.entries.is_empty() || !tree.dirs.is_empty()).then_some(tree)
             }
             Some(dir) => {

@@ -176,7 +176,8 @@ impl Exec {
     /// Run the loop until every task has ended; record and flush the result.
     pub(crate) async fn drive(mut self) -> Result<RunView, SchedulerError> {
         for i in 0..self.slots.len() {
-            if matches!(self.slots[i].state, TaskState::Pending | TaskState::Blocked) && self.slots[i].parent.is_none() {
+            if matches!(self.slots[i].state, TaskState::Pending | TaskState::Blocked) && self.slots[i].parent.is_none()
+            {
                 self.to_evaluate.push(i);
             }
         }
@@ -186,18 +187,26 @@ impl Exec {
             self.evaluate_pending()?;
             self.start_ready()?;
             self.journal.flush_if_due()?;
-            if self.running.is_empty() && self.ready.is_empty() && self.waiting.is_empty() && self.slots.iter().all(Slot::ended) {
+            if self.running.is_empty()
+                && self.ready.is_empty()
+                && self.waiting.is_empty()
+                && self.slots.iter().all(Slot::ended)
+            {
                 break;
             }
             if !self.to_evaluate.is_empty() {
                 // tasks that ended in place (reused, conditions, skips) woke others: go on
                 continue;
             }
-            let wake = [self.journal.flush_deadline(), self.waiting.iter().map(|w| w.0).min(), Some(Instant::now() + CONTROL_POLL)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(Instant::now);
+            let wake = [
+                self.journal.flush_deadline(),
+                self.waiting.iter().map(|w| w.0).min(),
+                Some(Instant::now() + CONTROL_POLL),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(Instant::now);
             tokio::select! {
                 biased;
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => self.on_joined(joined)?,
@@ -207,7 +216,10 @@ impl Exec {
         self.finish()
     }
 
-    fn on_joined(&mut self, joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>) -> Result<(), SchedulerError> {
+    fn on_joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) -> Result<(), SchedulerError> {
         match joined {
             Ok((id, done)) => {
                 self.running_ids.remove(&id);
@@ -219,7 +231,10 @@ impl Exec {
             Err(e) => {
                 let Some((slot, attempt)) = self.running_ids.remove(&e.id()) else { return Ok(()) };
                 let outcome = Outcome {
-                    status: Status::Failed { kind: crate::sandbox::FailureKind::Host, message: format!("the attempt's host task failed: {e}") },
+                    status: Status::Failed {
+                        kind: crate::sandbox::FailureKind::Host,
+                        message: format!("the attempt's host task failed: {e}"),
+                    },
                     log: String::new(),
                     log_truncated: false,
                     values: Vec::new(),
@@ -271,9 +286,13 @@ impl Exec {
         self.waiting.clear();
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
-            let never_started = matches!(s.state, TaskState::Pending | TaskState::Blocked | TaskState::Queued | TaskState::WaitingForRetry);
+            let never_started = matches!(
+                s.state,
+                TaskState::Pending | TaskState::Blocked | TaskState::Queued | TaskState::WaitingForRetry
+            );
             if never_started {
-                let result = if s.state == TaskState::Blocked { TaskResult::UpstreamCanceled } else { TaskResult::Canceled };
+                let result =
+                    if s.state == TaskState::Blocked { TaskResult::UpstreamCanceled } else { TaskResult::Canceled };
                 self.skip(i, result, reason.clone())?;
             }
         }
@@ -377,7 +396,9 @@ impl Exec {
         let timed_out_run = matches!(self.stop, Some(Stop::TimedOut(_)));
         let (mut result, mut output, mut error, retryable) = match outcome.status {
             Status::Success { output } => (TaskResult::Success, Some(output), None, false),
-            Status::Failed { kind, message } => (TaskResult::Failed, None, Some(format!("{}: {message}", failure_label(kind))), kind.retryable()),
+            Status::Failed { kind, message } => {
+                (TaskResult::Failed, None, Some(format!("{}: {message}", failure_label(kind))), kind.retryable())
+            }
             Status::TimedOut { message } => {
                 let on_timeout = self.slots[i].spec.retries.as_ref().is_some_and(|r| r.on_timeout);
                 (TaskResult::TimedOut, None, Some(message), on_timeout)
@@ -389,7 +410,9 @@ impl Exec {
         if let Some(pending) = self.pending_cache.remove(&(i, attempt)) {
             let mut pending = pending;
             if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
-                pending.not_cached = Some("a secret reveal was refused: the result depends on access rights, so it is not reused".into());
+                pending.not_cached = Some(
+                    "a secret reveal was refused: the result depends on access rights, so it is not reused".into(),
+                );
             }
             match self.harvest(i, pending, result == TaskResult::Success, output.as_deref(), &outcome.values) {
                 Ok(c) => cache = c.map(Box::new),
@@ -465,8 +488,10 @@ impl Exec {
         } else {
             TaskResult::Failed
         };
-        let output = serde_json::json!({ "iterations": results.len(), "succeeded": ok, "failed": results.len() - ok }).to_string();
-        let error = (result != TaskResult::Success).then(|| format!("{} of {} iterations did not succeed", results.len() - ok, results.len()));
+        let output = serde_json::json!({ "iterations": results.len(), "succeeded": ok, "failed": results.len() - ok })
+            .to_string();
+        let error = (result != TaskResult::Success)
+            .then(|| format!("{} of {} iterations did not succeed", results.len() - ok, results.len()));
         let attempt = self.slots[p].next_attempt.saturating_sub(1);
         self.append(Event::AttemptFinished {
             task: self.slots[p].spec.key.clone(),
@@ -486,14 +511,22 @@ impl Exec {
 
     /// Decide the run's result, record it, flush, and only then return it.
     fn finish(mut self) -> Result<RunView, SchedulerError> {
-        let deps: Vec<Vec<String>> =
-            self.slots.iter().filter(|s| s.parent.is_none()).map(|s| s.spec.upstream_keys().map(str::to_string).collect()).collect();
+        let deps: Vec<Vec<String>> = self
+            .slots
+            .iter()
+            .filter(|s| s.parent.is_none())
+            .map(|s| s.spec.upstream_keys().map(str::to_string).collect())
+            .collect();
         let top: Vec<result::Ended<'_>> = self
             .slots
             .iter()
             .filter(|s| s.parent.is_none())
             .zip(&deps)
-            .map(|(s, d)| result::Ended { key: &s.spec.key, depends_on: d, result: s.result.unwrap_or(TaskResult::Canceled) })
+            .map(|(s, d)| result::Ended {
+                key: &s.spec.key,
+                depends_on: d,
+                result: s.result.unwrap_or(TaskResult::Canceled),
+            })
             .collect();
         let mut outcome = result::run_result(&top);
         match &self.stop {

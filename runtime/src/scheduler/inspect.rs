@@ -47,7 +47,8 @@ impl Runtime {
     /// parts that differ from the nearest earlier result.
     pub fn explain(&self, run: RunId, task: &str) -> Result<Explanation, SchedulerError> {
         let view = self.view(run)?;
-        let tv = view.task(task).ok_or_else(|| SchedulerError::Parameters(format!("run {run} has no task `{task}`")))?;
+        let tv =
+            view.task(task).ok_or_else(|| SchedulerError::Parameters(format!("run {run} has no task `{task}`")))?;
         let attempt = tv.attempts.iter().rev().find(|a| a.cache.is_some());
         let info = attempt.and_then(|a| a.cache.clone()).unwrap_or_default();
         let mut out = Explanation {
@@ -71,7 +72,10 @@ impl Runtime {
             .cache_entries()?
             .into_iter()
             .filter_map(|(_, j)| serde_json::from_str::<CacheEntry>(&j).ok())
-            .filter(|e| !(e.run == run && e.task == task) && e.parts.inputs.get("context.task") == parts.inputs.get("context.task"))
+            .filter(|e| {
+                !(e.run == run && e.task == task)
+                    && e.parts.inputs.get("context.task") == parts.inputs.get("context.task")
+            })
             .collect();
         let mut ordered: Vec<&CacheEntry> = earlier.iter().collect();
         ordered.sort_by_key(|e| e.created_at);
@@ -95,9 +99,14 @@ impl Runtime {
         for summary in self.store.list_summaries(usize::MAX)? {
             let Ok(view) = self.view(summary.run_id) else { continue };
             for a in view.tasks.iter().flat_map(|t| &t.attempts) {
-                let Some(h) = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| h.parse::<Hash>().ok()) else { continue };
+                let Some(h) =
+                    a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| h.parse::<Hash>().ok())
+                else {
+                    continue;
+                };
                 keep.insert(h);
-                if let Some(tree) = cfg.blobs.get(&h).ok().and_then(|b| serde_json::from_slice::<TreeManifest>(&b).ok()) {
+                if let Some(tree) = cfg.blobs.get(&h).ok().and_then(|b| serde_json::from_slice::<TreeManifest>(&b).ok())
+                {
                     keep.extend(tree.blobs());
                 }
             }
@@ -130,7 +139,13 @@ impl Runtime {
             Some(cfg) => cfg.blobs.gc(&referenced).map_err(|e| SchedulerError::Parameters(format!("blob gc: {e}")))?,
             None => Default::default(),
         };
-        Ok(GcSummary { removed_entries, kept_entries: entries.len() - removed_entries, removed_blobs: report.removed, kept_blobs: report.kept, bytes_freed: report.bytes_freed })
+        Ok(GcSummary {
+            removed_entries,
+            kept_entries: entries.len() - removed_entries,
+            removed_blobs: report.removed,
+            kept_blobs: report.kept,
+            bytes_freed: report.bytes_freed,
+        })
     }
 
     /// Re-execute the run's executed tasks (or `only`) in a scratch store and
@@ -148,22 +163,35 @@ impl Runtime {
             out.push(self.verify_task(&view, &plan, &loaded, &tv.key).await?);
         }
         if let Some(k) = only
-            && out.is_empty() {
-                return Err(SchedulerError::Parameters(format!("run {run} has no task `{k}`")));
-            }
+            && out.is_empty()
+        {
+            return Err(SchedulerError::Parameters(format!("run {run} has no task `{k}`")));
+        }
         Ok(out)
     }
 
-    async fn verify_task(&self, view: &RunView, plan: &crate::model::RunPlan, loaded: &super::plan::Loaded, key: &str) -> Result<Verification, SchedulerError> {
-        let skip = |detail: &str| Ok(Verification { task: key.to_string(), verdict: "skipped".into(), detail: detail.to_string() });
+    async fn verify_task(
+        &self,
+        view: &RunView,
+        plan: &crate::model::RunPlan,
+        loaded: &super::plan::Loaded,
+        key: &str,
+    ) -> Result<Verification, SchedulerError> {
+        let skip = |detail: &str| {
+            Ok(Verification { task: key.to_string(), verdict: "skipped".into(), detail: detail.to_string() })
+        };
         let Some(tv) = view.task(key) else { return skip("not in the run") };
-        let Some(a) = tv.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)) else { return skip("did not succeed") };
+        let Some(a) = tv.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)) else {
+            return skip("did not succeed");
+        };
         let Some(info) = &a.cache else { return skip("no cache key recorded (not a component or command task)") };
         if let Some(why) = &info.not_cached {
             return skip(&format!("not reproducible by design: {why}"));
         }
         let Some(k) = &info.key else { return skip("no cache key recorded") };
-        let Some(parts) = self.store.key_parts(k)?.and_then(|j| serde_json::from_str::<KeyParts>(&j).ok()) else { return skip("its key parts are gone") };
+        let Some(parts) = self.store.key_parts(k)?.and_then(|j| serde_json::from_str::<KeyParts>(&j).ok()) else {
+            return skip("its key parts are gone");
+        };
         let spec = match &tv.parent {
             Some(p) => match plan.job.task(p).map(|t| &t.kind) {
                 Some(TaskKind::ForEach { template, .. }) => super::start::iteration_spec(p, 0, template),
@@ -174,7 +202,9 @@ impl Runtime {
                 None => return skip("not in the plan"),
             },
         };
-        let TaskKind::Component { component } = &spec.kind else { return skip("only task components are re-executed (commands may read stdin or secrets)") };
+        let TaskKind::Component { component } = &spec.kind else {
+            return skip("only task components are re-executed (commands may read stdin or secrets)");
+        };
         let Some(component) = loaded.get(component) else { return skip("component not loaded") };
         // a scratch store holding what the task could read: its upstreams' values
         let scratch: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -186,10 +216,15 @@ impl Runtime {
             }
         }
         let cfg = self.cache.as_ref().ok_or_else(|| SchedulerError::Parameters("no cache configured".into()))?;
-        let work = tempfile::Builder::new().prefix("verify-").tempdir_in(&cfg.staging).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
+        let work = tempfile::Builder::new()
+            .prefix("verify-")
+            .tempdir_in(&cfg.staging)
+            .map_err(|e| SchedulerError::Parameters(e.to_string()))?;
         let mut inputs = Vec::new();
         let start = tv.parent.as_deref().unwrap_or(key);
-        for up in plan.job.task(start).map(|t| t.upstream_keys().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default() {
+        for up in
+            plan.job.task(start).map(|t| t.upstream_keys().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default()
+        {
             let manifest = view
                 .task(&up)
                 .and_then(|t| t.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)))
@@ -200,7 +235,8 @@ impl Runtime {
                 .and_then(|b| serde_json::from_slice::<TreeManifest>(&b).ok());
             if let Some(tree) = manifest {
                 let dir = work.path().join(format!("in-{up}"));
-                cache::materialize(&cfg.blobs, &tree, &dir).map_err(|e| SchedulerError::Parameters(format!("offering /in/{up}: {e}")))?;
+                cache::materialize(&cfg.blobs, &tree, &dir)
+                    .map_err(|e| SchedulerError::Parameters(format!("offering /in/{up}: {e}")))?;
                 inputs.push((up, dir));
             }
         }
@@ -208,7 +244,13 @@ impl Runtime {
         std::fs::create_dir_all(&out_dir).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
         let seed = k.parse::<Hash>().map(|h| *h.as_bytes()).ok();
         let invocation = Invocation {
-            context: TaskContext { job: plan.job.name.clone(), run_id: view.run_id.to_string(), task_key: key.to_string(), attempt: a.attempt, target: view.target.clone() },
+            context: TaskContext {
+                job: plan.job.name.clone(),
+                run_id: view.run_id.to_string(),
+                task_key: key.to_string(),
+                attempt: a.attempt,
+                target: view.target.clone(),
+            },
             params: parts.params.clone(),
             limits: super::start::limits_of(&spec, plan),
             secrets: Vec::new(),
@@ -233,7 +275,11 @@ impl Runtime {
         }
         let outcome = self.sandbox.run(component, invocation).await;
         let Status::Success { output } = outcome.status else {
-            return Ok(Verification { task: key.to_string(), verdict: "different".into(), detail: format!("the rerun did not succeed: {:?}", outcome.status) });
+            return Ok(Verification {
+                task: key.to_string(),
+                verdict: "different".into(),
+                detail: format!("the rerun did not succeed: {:?}", outcome.status),
+            });
         };
         let mut diffs = Vec::new();
         if Some(&output) != a.output.as_ref() {
@@ -257,9 +303,17 @@ impl Runtime {
             diffs.push("/out files".to_string());
         }
         Ok(if diffs.is_empty() {
-            Verification { task: key.to_string(), verdict: "identical".into(), detail: "output, values and /out files are byte-identical".into() }
+            Verification {
+                task: key.to_string(),
+                verdict: "identical".into(),
+                detail: "output, values and /out files are byte-identical".into(),
+            }
         } else {
-            Verification { task: key.to_string(), verdict: "different".into(), detail: format!("{} differ", diffs.join(", ")) }
+            Verification {
+                task: key.to_string(),
+                verdict: "different".into(),
+                detail: format!("{} differ", diffs.join(", ")),
+            }
         })
     }
 }

@@ -36,8 +36,8 @@ use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::{Store, StoreError};
 
 pub use caching::CacheConfig;
-pub use inspect::{Explanation, GcSummary, Verification};
 pub use control::Control;
+pub use inspect::{Explanation, GcSummary, Verification};
 pub use params::resolve_job_parameters;
 pub use restore::RESTARTED;
 pub use result::run_result;
@@ -182,7 +182,8 @@ impl Runtime {
         let key = plan.job.tasks[0].key.clone();
         let loaded: Loaded = BTreeMap::from([(key, component)]);
         let run = self.store.next_run_id()?;
-        self.start_run(run, plan, Arc::new(loaded), BTreeMap::new(), "dev".into(), path.display().to_string(), None).await
+        self.start_run(run, plan, Arc::new(loaded), BTreeMap::new(), "dev".into(), path.display().to_string(), None)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -264,7 +265,8 @@ impl Runtime {
         for run in self.store.unfinished_runs()? {
             // children are resumed by their parent
             let events = self.store.events(run)?;
-            let is_child = matches!(events.first(), Some(Event::RunCreated { plan: Some(p), .. }) if p.parent.is_some());
+            let is_child =
+                matches!(events.first(), Some(Event::RunCreated { plan: Some(p), .. }) if p.parent.is_some());
             if !is_child {
                 out.push(run);
             }
@@ -277,7 +279,10 @@ impl Runtime {
     pub async fn resume(&self, run: RunId) -> Result<RunView, SchedulerError> {
         let view = self.view(run)?;
         if view.result.is_some() {
-            return Err(SchedulerError::Refused { run, message: format!("already finished ({})", view.result.map(|r| r.as_str()).unwrap_or("")) });
+            return Err(SchedulerError::Refused {
+                run,
+                message: format!("already finished ({})", view.result.map(|r| r.as_str()).unwrap_or("")),
+            });
         }
         self.continue_run(run, None, None).await
     }
@@ -287,7 +292,12 @@ impl Runtime {
         self.continue_run(run, Some(Stop::Canceled("canceled by `sluice runs cancel`".into())), None).await
     }
 
-    async fn continue_run(&self, run: RunId, stop: Option<Stop>, parent_cancel: Option<Arc<AtomicBool>>) -> Result<RunView, SchedulerError> {
+    async fn continue_run(
+        &self,
+        run: RunId,
+        stop: Option<Stop>,
+        parent_cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<RunView, SchedulerError> {
         let events = self.store.events(run)?;
         let plan = plan_of(run, &events)?;
         let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
@@ -312,17 +322,26 @@ impl Runtime {
         }
         let view = RunView::from_events(&events).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })?;
         if view.result.is_none() {
-            return Err(SchedulerError::Refused { run, message: "is not finished; resume it (`sluice runs resume`) or cancel it first".into() });
+            return Err(SchedulerError::Refused {
+                run,
+                message: "is not finished; resume it (`sluice runs resume`) or cancel it first".into(),
+            });
         }
         let plan = plan_of(run, &events)?;
         let tasks = repair_set(&plan, &view, &req)?;
         if tasks.is_empty() {
-            return Err(SchedulerError::Refused { run, message: "has no failed tasks to repair; name tasks with --task".into() });
+            return Err(SchedulerError::Refused {
+                run,
+                message: "has no failed tasks to repair; name tasks with --task".into(),
+            });
         }
         let mut parameters = view.parameters.clone();
         for (k, v) in &req.overrides {
             if !plan.job.parameters.contains_key(k) {
-                return Err(SchedulerError::Parameters(format!("--param {k}: job `{}` has no parameter `{k}`", plan.job.name)));
+                return Err(SchedulerError::Parameters(format!(
+                    "--param {k}: job `{}` has no parameter `{k}`",
+                    plan.job.name
+                )));
             }
             parameters.insert(k.clone(), v.clone());
         }
@@ -380,7 +399,9 @@ fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(),
 pub(crate) fn plan_of(run: RunId, events: &[Event]) -> Result<RunPlan, SchedulerError> {
     match events.first() {
         Some(Event::RunCreated { plan: Some(plan), .. }) => Ok((**plan).clone()),
-        Some(_) => Err(SchedulerError::Refused { run, message: "was recorded without a plan and cannot be continued".into() }),
+        Some(_) => {
+            Err(SchedulerError::Refused { run, message: "was recorded without a plan and cannot be continued".into() })
+        }
         None => Err(SchedulerError::NoSuchRun(run)),
     }
 }
@@ -399,7 +420,10 @@ fn repair_set(plan: &RunPlan, view: &RunView, req: &RepairRequest) -> Result<Vec
         for k in &req.tasks {
             if plan.job.task(k).is_none() {
                 let known: Vec<&str> = plan.job.tasks.iter().map(|t| t.key.as_str()).collect();
-                return Err(SchedulerError::Parameters(format!("--task {k}: the run has no task `{k}` (it has {})", known.join(", "))));
+                return Err(SchedulerError::Parameters(format!(
+                    "--task {k}: the run has no task `{k}` (it has {})",
+                    known.join(", ")
+                )));
             }
             chosen.insert(k.clone());
         }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::model::RunId;
-use crate::spec::template::{self, Reference};
 use crate::spec::JobSpec;
+use crate::spec::template::{self, Reference};
 use crate::store::Store;
 
 use super::SchedulerError;
@@ -30,7 +30,10 @@ pub fn resolve_job_parameters(
             } else {
                 format!("it declares {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
             };
-            return Err(SchedulerError::Parameters(format!("--param {name}: job `{}` has no parameter `{name}` ({hint})", job.name)));
+            return Err(SchedulerError::Parameters(format!(
+                "--param {name}: job `{}` has no parameter `{name}` ({hint})",
+                job.name
+            )));
         }
     }
     let mut resolved = BTreeMap::new();
@@ -74,7 +77,9 @@ fn resolve(r: &Reference, scope: &Scope<'_>) -> Option<String> {
         Reference::TaskAttempt => Some(scope.attempt.to_string()),
         Reference::TaskKey => Some(scope.task.to_string()),
         Reference::Input => scope.input.map(str::to_string),
-        Reference::TaskValue { task: up, name } => scope.store.value(scope.run_id, up, name).ok().flatten().map(|json| unquote(&json)),
+        Reference::TaskValue { task: up, name } => {
+            scope.store.value(scope.run_id, up, name).ok().flatten().map(|json| unquote(&json))
+        }
         other => run_level(other, scope.job, scope.run_id, scope.started),
     }
 }
@@ -94,7 +99,10 @@ pub(crate) fn render_parts(text: &str, scope: &Scope<'_>) -> Result<Vec<template
 }
 
 /// A task's params with every reference resolved.
-pub(crate) fn render_all(params: &BTreeMap<String, String>, scope: &Scope<'_>) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn render_all(
+    params: &BTreeMap<String, String>,
+    scope: &Scope<'_>,
+) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for (name, raw) in params {
         let value = render(raw, scope).map_err(|e| format!("param `{name}`: {e} (was the value set by its task?)"))?;
@@ -134,7 +142,9 @@ mod tests {
         let p = resolve_job_parameters(&j, &BTreeMap::from([("who".into(), "you".into())]), 7, start).unwrap();
         assert_eq!(p["day"], "2025-11-26");
         assert_eq!(p["who"], "you");
-        let err = resolve_job_parameters(&j, &BTreeMap::from([("nope".into(), "1".into())]), 7, start).unwrap_err().to_string();
+        let err = resolve_job_parameters(&j, &BTreeMap::from([("nope".into(), "1".into())]), 7, start)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no parameter `nope`") && err.contains("`day`"), "{err}");
     }
 

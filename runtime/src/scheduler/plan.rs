@@ -59,9 +59,10 @@ fn reachable_jobs<'b>(bundle: &'b Bundle, job: &'b JobSpec) -> BTreeMap<String, 
         }
         for t in &j.tasks {
             if let TaskKind::RunJob { job: child, .. } = &t.kind
-                && let Some(c) = bundle.jobs.get(child) {
-                    stack.push(c);
-                }
+                && let Some(c) = bundle.jobs.get(child)
+            {
+                stack.push(c);
+            }
         }
     }
     out
@@ -84,7 +85,10 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
             let component = sandbox.load_file_as(&spec.path, world).map_err(|e| match e {
                 SandboxError::Read { path, message } => SandboxError::Read {
                     path,
-                    message: format!("{message} (component `{name}` of {}; did you build the tasks?)", bundle.file.display()),
+                    message: format!(
+                        "{message} (component `{name}` of {}; did you build the tasks?)",
+                        bundle.file.display()
+                    ),
                 },
                 other => other,
             })?;
@@ -133,7 +137,13 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
     let limits: SandboxLimits = single.limits;
     let kind = match single.command {
         None => TaskKind::Component { component: key.clone() },
-        Some(c) => TaskKind::Command { component: key.clone(), args: c.args, env: c.env, stdin: c.stdin, stdout_is_output: c.stdout_is_output },
+        Some(c) => TaskKind::Command {
+            component: key.clone(),
+            args: c.args,
+            env: c.env,
+            stdin: c.stdin,
+            stdout_is_output: c.stdout_is_output,
+        },
     };
     let task = TaskSpec {
         key: key.clone(),
@@ -156,7 +166,14 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         allow_hosts: Vec::new(),
         cache: true,
     };
-    let job = JobSpec { name: "task".into(), parameters: BTreeMap::new(), timeout: None, max_parallel_tasks: None, limits: Default::default(), tasks: vec![task] };
+    let job = JobSpec {
+        name: "task".into(),
+        parameters: BTreeMap::new(),
+        timeout: None,
+        max_parallel_tasks: None,
+        limits: Default::default(),
+        tasks: vec![task],
+    };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {
         bundle_root: root,
@@ -177,12 +194,19 @@ pub(crate) fn planned_tasks(plan: &RunPlan) -> Vec<PlannedTask> {
         .iter()
         .map(|t| {
             let (component, hash) = match &t.kind {
-                TaskKind::Component { component } | TaskKind::Command { component, .. } => (component.clone(), hash_of(plan, component)),
+                TaskKind::Component { component } | TaskKind::Command { component, .. } => {
+                    (component.clone(), hash_of(plan, component))
+                }
                 TaskKind::ForEach { template, .. } => (template.component.clone(), hash_of(plan, &template.component)),
                 TaskKind::Condition { .. } => ("(condition)".to_string(), String::new()),
                 TaskKind::RunJob { job, .. } => (format!("(run_job {job})"), String::new()),
             };
-            PlannedTask { key: t.key.clone(), component, component_hash: hash, depends_on: t.upstream_keys().map(str::to_string).collect() }
+            PlannedTask {
+                key: t.key.clone(),
+                component,
+                component_hash: hash,
+                depends_on: t.upstream_keys().map(str::to_string).collect(),
+            }
         })
         .collect()
 }
@@ -194,8 +218,11 @@ fn hash_of(plan: &RunPlan, component: &str) -> String {
 /// A task key for a bundle-less run: the file stem, reduced to name characters.
 pub(crate) fn task_key_for(path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("task");
-    let key: String =
-        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).take(100).collect();
+    let key: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .take(100)
+        .collect();
     if key.is_empty() { "task".into() } else { key }
 }
 

@@ -63,7 +63,10 @@ pub fn decide(run_if: RunIf, edges: &[Edge]) -> Decision {
     let all = taken.len();
     let unmet = |why: &str| {
         if canceled > 0 && failed == 0 {
-            Decision::Skip(TaskResult::UpstreamCanceled, format!("run_if `{}`: {why} (an upstream task was canceled)", run_if.as_str()))
+            Decision::Skip(
+                TaskResult::UpstreamCanceled,
+                format!("run_if `{}`: {why} (an upstream task was canceled)", run_if.as_str()),
+            )
         } else {
             Decision::Skip(TaskResult::UpstreamFailed, format!("run_if `{}`: {why}", run_if.as_str()))
         }

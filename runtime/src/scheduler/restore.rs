@@ -23,7 +23,12 @@ pub const RESTARTED: &str = "runtime restarted: the process running this attempt
 
 impl Exec {
     /// Rebuild the coordinator of a run from its log.
-    pub(crate) fn restore(rt: Runtime, plan: RunPlan, components: Arc<Loaded>, journal: Journal) -> Result<Exec, SchedulerError> {
+    pub(crate) fn restore(
+        rt: Runtime,
+        plan: RunPlan,
+        components: Arc<Loaded>,
+        journal: Journal,
+    ) -> Result<Exec, SchedulerError> {
         let view = journal.view()?;
         let inputs = planned_inputs(journal.events());
         let start = time_of(view.created_at);
@@ -31,7 +36,10 @@ impl Exec {
         // top-level tasks first, then iterations in the order they were planned
         for tv in view.tasks.iter().filter(|t| t.parent.is_none()) {
             let Some(&i) = exec.index.get(&tv.key) else {
-                return Err(SchedulerError::Corrupt { run: view.run_id, message: format!("task `{}` is not in the run's plan", tv.key) });
+                return Err(SchedulerError::Corrupt {
+                    run: view.run_id,
+                    message: format!("task `{}` is not in the run's plan", tv.key),
+                });
             };
             copy_state(&mut exec, i, tv);
         }
@@ -183,7 +191,11 @@ fn restore_iterations(
         }
     }
     // release more iterations if fewer than the bound are in flight
-    let in_flight = exec.slots[p].iterations.iter().filter(|&&c| !matches!(exec.slots[c].state, TaskState::Pending | TaskState::Terminated)).count();
+    let in_flight = exec.slots[p]
+        .iterations
+        .iter()
+        .filter(|&&c| !matches!(exec.slots[c].state, TaskState::Pending | TaskState::Terminated))
+        .count();
     let mut room = exec.slots[p].concurrency.saturating_sub(in_flight);
     while room > 0 && exec.slots[p].released < items.len() {
         let c = exec.slots[p].iterations[exec.slots[p].released];

@@ -9,8 +9,8 @@ use crate::sandbox::{Command, Invocation, Limits, TaskContext};
 use crate::spec::template::Part;
 use crate::spec::{Stdin, TaskKind, TaskSpec};
 
-use super::exec::{Done, Exec, Slot};
 use super::caching::Prepared;
+use super::exec::{Done, Exec, Slot};
 use super::params::{self, Scope};
 use super::{SchedulerError, plan};
 
@@ -32,7 +32,9 @@ impl Exec {
                         let output = serde_json::json!({ "outcome": v, "left": l, "right": r }).to_string();
                         self.finish_inline(i, attempt, TaskResult::Success, Some(output), None, Some(v))?;
                     }
-                    Err(e) => self.finish_inline(i, attempt, TaskResult::Failed, None, Some(format!("condition: {e}")), None)?,
+                    Err(e) => {
+                        self.finish_inline(i, attempt, TaskResult::Failed, None, Some(format!("condition: {e}")), None)?
+                    }
                 }
                 Ok(true)
             }
@@ -42,7 +44,14 @@ impl Exec {
                 let items = match items {
                     Ok(items) => items,
                     Err(e) => {
-                        self.finish_inline(i, attempt, TaskResult::Failed, None, Some(format!("for_each inputs: {e}")), None)?;
+                        self.finish_inline(
+                            i,
+                            attempt,
+                            TaskResult::Failed,
+                            None,
+                            Some(format!("for_each inputs: {e}")),
+                            None,
+                        )?;
                         return Ok(true);
                     }
                 };
@@ -64,7 +73,14 @@ impl Exec {
                             rendered.insert(k.clone(), v);
                         }
                         Err(e) => {
-                            self.finish_inline(i, attempt, TaskResult::Failed, None, Some(format!("run_job parameter `{k}`: {e}")), None)?;
+                            self.finish_inline(
+                                i,
+                                attempt,
+                                TaskResult::Failed,
+                                None,
+                                Some(format!("run_job parameter `{k}`: {e}")),
+                                None,
+                            )?;
                             return Ok(true);
                         }
                     }
@@ -140,7 +156,12 @@ impl Exec {
         params::render(text, &self.scope(i, attempt))
     }
 
-    fn start_component(&mut self, i: usize, component: &str, command: Option<CommandSpec>) -> Result<bool, SchedulerError> {
+    fn start_component(
+        &mut self,
+        i: usize,
+        component: &str,
+        command: Option<CommandSpec>,
+    ) -> Result<bool, SchedulerError> {
         let Ok(permit) = self.rt.slots.clone().try_acquire_owned() else { return Ok(false) };
         let attempt = self.slots[i].next_attempt;
         let spec = self.slots[i].spec.clone();
@@ -163,7 +184,14 @@ impl Exec {
         let prepared = match self.prepare_cache(i, attempt, &loaded.hash, &params, &limits, command.as_ref()) {
             Ok(p) => p,
             Err(e) => {
-                self.finish_inline(i, attempt, TaskResult::Failed, None, Some(format!("preparing the attempt: {e}")), None)?;
+                self.finish_inline(
+                    i,
+                    attempt,
+                    TaskResult::Failed,
+                    None,
+                    Some(format!("preparing the attempt: {e}")),
+                    None,
+                )?;
                 return Ok(true);
             }
         };
@@ -223,7 +251,12 @@ impl Exec {
     /// A command task's args, env and stdin with every reference filled in.
     fn render_command(&self, i: usize, attempt: u32, c: CommandSpec) -> Result<Command, String> {
         let scope = self.scope(i, attempt);
-        let args = c.args.iter().enumerate().map(|(n, a)| params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}"))).collect::<Result<_, _>>()?;
+        let args = c
+            .args
+            .iter()
+            .enumerate()
+            .map(|(n, a)| params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}")))
+            .collect::<Result<_, _>>()?;
         let mut env = Vec::new();
         let mut secret_env = Vec::new();
         for (k, v) in &c.env {
@@ -237,7 +270,9 @@ impl Exec {
         }
         let stdin = match c.stdin {
             None => None,
-            Some(Stdin::Text(text)) => Some(params::render(&text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes()),
+            Some(Stdin::Text(text)) => {
+                Some(params::render(&text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes())
+            }
             Some(Stdin::File(path)) => Some(read_stdin_file(&path)?),
         };
         Ok(Command { args, env, secret_env, stdin, stdout_is_output: c.stdout_is_output })
@@ -251,9 +286,10 @@ impl Exec {
         let mut stack: Vec<String> = self.slots[start].spec.upstream_keys().map(str::to_string).collect();
         while let Some(key) = stack.pop() {
             if let Some(&u) = self.index.get(&key)
-                && seen.insert(key) {
-                    stack.extend(self.slots[u].spec.upstream_keys().map(str::to_string));
-                }
+                && seen.insert(key)
+            {
+                stack.extend(self.slots[u].spec.upstream_keys().map(str::to_string));
+            }
         }
         seen
     }
@@ -286,15 +322,24 @@ impl Exec {
     }
 
     /// A child run (run_job) ended.
-    pub(crate) fn child_done(&mut self, i: usize, attempt: u32, result: Result<RunView, SchedulerError>) -> Result<(), SchedulerError> {
+    pub(crate) fn child_done(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        result: Result<RunView, SchedulerError>,
+    ) -> Result<(), SchedulerError> {
         let (result, output, error) = match result {
             Ok(view) => {
                 let r = view.result.map(|r| r.as_str()).unwrap_or("unfinished");
                 let output = serde_json::json!({ "run_id": view.run_id, "result": r }).to_string();
                 match view.result {
                     Some(x) if x.is_success() => (TaskResult::Success, Some(output), None),
-                    Some(crate::model::RunResult::Canceled) => (TaskResult::Canceled, Some(output), Some(format!("child run {} was canceled", view.run_id))),
-                    Some(crate::model::RunResult::TimedOut) => (TaskResult::TimedOut, Some(output), Some(format!("child run {} timed out", view.run_id))),
+                    Some(crate::model::RunResult::Canceled) => {
+                        (TaskResult::Canceled, Some(output), Some(format!("child run {} was canceled", view.run_id)))
+                    }
+                    Some(crate::model::RunResult::TimedOut) => {
+                        (TaskResult::TimedOut, Some(output), Some(format!("child run {} timed out", view.run_id)))
+                    }
                     _ => (TaskResult::Failed, Some(output), Some(format!("child run {} ended {r}", view.run_id))),
                 }
             }

@@ -66,7 +66,8 @@ pub fn allowed(acl: &[AclEntry], principal: &str, needed: Permission) -> bool {
 /// Whether the ACL still has a manager after `principal`'s entry becomes
 /// `new` (`None`: removed).
 pub fn keeps_a_manager(acl: &[AclEntry], principal: &str, new: Option<Permission>) -> bool {
-    new == Some(Permission::Manage) || acl.iter().any(|e| e.principal != principal && e.permission == Permission::Manage)
+    new == Some(Permission::Manage)
+        || acl.iter().any(|e| e.principal != principal && e.permission == Permission::Manage)
 }
 
 #[cfg(test)]

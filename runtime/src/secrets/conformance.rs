@@ -18,7 +18,12 @@ fn entry(p: &str, permission: Permission) -> AclEntry {
 }
 
 fn version(key: &MasterKey, n: u32) -> SealedVersion {
-    SealedVersion { version: n, sealed: key.seal(format!("v{n}").as_bytes(), b"aad").expect("seal"), created_at: u64::from(n), created_by: "alice".into() }
+    SealedVersion {
+        version: n,
+        sealed: key.seal(format!("v{n}").as_bytes(), b"aad").expect("seal"),
+        created_at: u64::from(n),
+        created_by: "alice".into(),
+    }
 }
 
 fn audit(action: AuditAction, granted: bool) -> AuditRecord {
@@ -55,7 +60,11 @@ pub(crate) fn run_all(store: &dyn SecretStore) {
 fn scopes_are_created_once_with_their_first_manager(store: &dyn SecretStore) {
     let db = id("prod", "c1");
     assert!(store.create_scope(&scope(&db), &entry("alice", Permission::Manage)).unwrap());
-    assert!(!store.create_scope(&ScopeRecord { created_by: "bob".into(), ..scope(&db) }, &entry("bob", Permission::Manage)).unwrap());
+    assert!(
+        !store
+            .create_scope(&ScopeRecord { created_by: "bob".into(), ..scope(&db) }, &entry("bob", Permission::Manage))
+            .unwrap()
+    );
     assert_eq!(store.scope(&db).unwrap().unwrap().created_by, "alice");
     assert_eq!(store.acl(&db).unwrap(), vec![entry("alice", Permission::Manage)]);
     assert!(store.scopes().unwrap().iter().any(|s| s.id == db));

@@ -53,21 +53,25 @@ impl MasterKey {
     /// padded or not) of 32 bytes. Errors never repeat the text.
     pub fn parse(text: &str, source: &str) -> Result<MasterKey, SecretsError> {
         let text = text.trim();
-        let decoded: Option<Zeroizing<Vec<u8>>> = if text.len() == 2 * KEY_BYTES && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            decode_hex(text)
-        } else {
-            [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
-                .iter()
-                .find_map(|engine| engine.decode(text).ok())
-                .map(Zeroizing::new)
-        };
+        let decoded: Option<Zeroizing<Vec<u8>>> =
+            if text.len() == 2 * KEY_BYTES && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                decode_hex(text)
+            } else {
+                [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+                    .iter()
+                    .find_map(|engine| engine.decode(text).ok())
+                    .map(Zeroizing::new)
+            };
         match decoded {
             Some(d) if d.len() == KEY_BYTES => {
                 let mut bytes = Zeroizing::new([0u8; KEY_BYTES]);
                 bytes.copy_from_slice(&d);
                 Ok(MasterKey { bytes, source: source.to_string() })
             }
-            Some(d) => Err(SecretsError::MasterKey(format!("{source} holds {} bytes; a master key is 32 bytes (64 hex digits or 44 base64 characters)", d.len()))),
+            Some(d) => Err(SecretsError::MasterKey(format!(
+                "{source} holds {} bytes; a master key is 32 bytes (64 hex digits or 44 base64 characters)",
+                d.len()
+            ))),
             None => Err(SecretsError::MasterKey(format!("{source} is neither 64 hex digits nor base64 of 32 bytes"))),
         }
     }

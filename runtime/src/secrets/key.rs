@@ -77,7 +77,8 @@ impl StateKey {
         let shown = self.file.display().to_string();
         let key = MasterKey::generate(&shown);
         if let Some(dir) = self.file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| SecretsError::MasterKey(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SecretsError::MasterKey(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -121,7 +122,8 @@ impl KeySource for StateKey {
 
 /// A key file must be a regular file only its owner can read or write.
 fn check_permissions(path: &Path) -> Result<(), SecretsError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| SecretsError::MasterKey(format!("cannot read {}: {e}", path.display())))?;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| SecretsError::MasterKey(format!("cannot read {}: {e}", path.display())))?;
     if !meta.is_file() {
         return Err(SecretsError::MasterKey(format!("{} is not a regular file", path.display())));
     }

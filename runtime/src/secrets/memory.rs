@@ -88,7 +88,11 @@ impl SecretStore for MemorySecretStore {
 
     fn versions(&self, id: &ScopeId, key: &str) -> Result<Vec<SealedVersion>, StoreError> {
         let inner = self.lock();
-        Ok(inner.versions.get(&(id.clone(), key.to_string())).map(|m| m.values().cloned().collect()).unwrap_or_default())
+        Ok(inner
+            .versions
+            .get(&(id.clone(), key.to_string()))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     fn latest(&self, id: &ScopeId, key: &str) -> Result<Option<SealedVersion>, StoreError> {

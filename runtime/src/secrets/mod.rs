@@ -51,7 +51,7 @@ pub use crypto::{MasterKey, Sealed};
 pub use key::{KeySource, MASTER_KEY_ENV, MASTER_KEY_FILE, StateKey};
 pub use memory::MemorySecretStore;
 pub use redact::{REDACTED, Redactor};
-pub use resolve::{RevealRequest, Resolver};
+pub use resolve::{Resolver, RevealRequest};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use store::SecretStore;
 pub use vault::{AuditFilter, SecretInfo, Vault};
@@ -91,7 +91,9 @@ pub enum SecretsError {
     WrongMasterKey { source_name: String },
     #[error("master key: {0}")]
     MasterKey(String),
-    #[error("secret `{name}` version {version} does not open with the master key: the record was tampered with or moved")]
+    #[error(
+        "secret `{name}` version {version} does not open with the master key: the record was tampered with or moved"
+    )]
     Tampered { name: String, version: u32 },
     #[error("secret store: {0}")]
     Store(#[from] StoreError),

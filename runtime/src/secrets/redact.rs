@@ -58,7 +58,10 @@ impl Redactor {
         if patterns.is_empty() {
             return Redactor::none();
         }
-        let matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(patterns.iter().map(|p| p.as_bytes())).ok();
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|p| p.as_bytes()))
+            .ok();
         Redactor { matcher, patterns }
     }
 
@@ -92,7 +95,9 @@ impl Redactor {
                 .patterns
                 .iter()
                 .filter_map(|p| {
-                    (1..p.len().min(out.len() + 1)).rev().find(|&k| out.as_bytes().ends_with(&p.as_bytes()[..k]) && out.is_char_boundary(out.len() - k))
+                    (1..p.len().min(out.len() + 1))
+                        .rev()
+                        .find(|&k| out.as_bytes().ends_with(&p.as_bytes()[..k]) && out.is_char_boundary(out.len() - k))
                 })
                 .max();
             if let Some(k) = cut {
@@ -134,7 +139,9 @@ impl Redactor {
         match v {
             Value::String(s) => Value::String(self.redact(&s)),
             Value::Array(items) => Value::Array(items.into_iter().map(|i| self.redact_value(i)).collect()),
-            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (self.redact(&k), self.redact_value(v))).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (self.redact(&k), self.redact_value(v))).collect())
+            }
             scalar if self.found_in(scalar.to_string().as_bytes()) => Value::String(REDACTED.to_string()),
             scalar => scalar,
         }
@@ -246,7 +253,8 @@ mod tests {
     #[test]
     fn json_stays_json() {
         let r = Redactor::new([SECRET, "12345", "quo\"te"]);
-        let doc = serde_json::json!({ "a": SECRET, "b": [format!("x{SECRET}"), 12345], "c": "quo\"te", "d": 7 }).to_string();
+        let doc =
+            serde_json::json!({ "a": SECRET, "b": [format!("x{SECRET}"), 12345], "c": "quo\"te", "d": 7 }).to_string();
         let out = r.redact_json(&doc);
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["a"], REDACTED);

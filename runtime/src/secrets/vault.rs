@@ -17,8 +17,8 @@ use serde::Serialize;
 use super::acl::{self, Permission};
 use super::crypto::secret_aad;
 use super::{
-    AclEntry, AuditAction, AuditRecord, KeySource, MAX_VALUE_BYTES, MasterKey, RevealRequest, Resolver, ScopeId, ScopeRecord,
-    SealedVersion, SecretStore, SecretsError, check_name, check_principal, shown, split_name,
+    AclEntry, AuditAction, AuditRecord, KeySource, MAX_VALUE_BYTES, MasterKey, Resolver, RevealRequest, ScopeId,
+    ScopeRecord, SealedVersion, SecretStore, SecretsError, check_name, check_principal, shown, split_name,
 };
 use crate::model::{Clock, Millis, RunId};
 
@@ -83,7 +83,12 @@ impl Vault {
     }
 
     /// Every scope (optionally of one workspace and/or target) with the permission `who` holds on it.
-    pub fn scopes(&self, who: &str, workspace: Option<&str>, target: Option<&str>) -> Result<Vec<(ScopeRecord, Option<Permission>)>, SecretsError> {
+    pub fn scopes(
+        &self,
+        who: &str,
+        workspace: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<Vec<(ScopeRecord, Option<Permission>)>, SecretsError> {
         let mut out = Vec::new();
         for scope in self.store.scopes()? {
             if workspace.is_some_and(|w| w != scope.id.workspace) || target.is_some_and(|t| t != scope.id.target) {
@@ -99,7 +104,14 @@ impl Vault {
     pub fn delete_scope(&self, who: &str, id: &ScopeId) -> Result<(), SecretsError> {
         self.authorize(who, id, Permission::Manage, AuditAction::ScopeDelete, None)?;
         self.store.delete_scope(id)?;
-        self.record(self.entry(AuditAction::ScopeDelete, who, id, None, true, "deleted with its secrets and ACL".into()))
+        self.record(self.entry(
+            AuditAction::ScopeDelete,
+            who,
+            id,
+            None,
+            true,
+            "deleted with its secrets and ACL".into(),
+        ))
     }
 
     /// Store a new version of `key` (`write`); returns its version number.
@@ -112,17 +124,28 @@ impl Vault {
             return Err(SecretsError::InvalidValue("the value is empty".into()));
         }
         if bytes.len() > MAX_VALUE_BYTES {
-            return Err(SecretsError::InvalidValue(format!("the value is {} bytes, over the limit of {MAX_VALUE_BYTES}", bytes.len())));
+            return Err(SecretsError::InvalidValue(format!(
+                "the value is {} bytes, over the limit of {MAX_VALUE_BYTES}",
+                bytes.len()
+            )));
         }
         self.authorize(who, id, Permission::Write, AuditAction::Put, Some(key))?;
         let master = self.key_for_write()?;
         let version = loop {
             let next = match self.store.latest(id, key)? {
-                Some(v) => v.version.checked_add(1).ok_or_else(|| SecretsError::Refused(format!("secret `{key}` has no version numbers left")))?,
+                Some(v) => v
+                    .version
+                    .checked_add(1)
+                    .ok_or_else(|| SecretsError::Refused(format!("secret `{key}` has no version numbers left")))?,
                 None => 1,
             };
             let sealed = master.seal(bytes, &secret_aad(id, key, next))?;
-            let record = SealedVersion { version: next, sealed, created_at: self.clock.now_millis(), created_by: who.to_string() };
+            let record = SealedVersion {
+                version: next,
+                sealed,
+                created_at: self.clock.now_millis(),
+                created_by: who.to_string(),
+            };
             if self.store.add_version(id, key, &record)? {
                 break next;
             }
@@ -163,11 +186,19 @@ impl Vault {
     }
 
     /// Give `principal` `permission` on the scope (`manage`).
-    pub fn acl_put(&self, who: &str, id: &ScopeId, principal: &str, permission: Permission) -> Result<(), SecretsError> {
+    pub fn acl_put(
+        &self,
+        who: &str,
+        id: &ScopeId,
+        principal: &str,
+        permission: Permission,
+    ) -> Result<(), SecretsError> {
         check_principal(principal)?;
         self.authorize(who, id, Permission::Manage, AuditAction::AclPut, None)?;
         if !acl::keeps_a_manager(&self.store.acl(id)?, principal, Some(permission)) {
-            return Err(SecretsError::Refused(format!("`{principal}` is the last manager of scope `{id}`; give someone else manage first")));
+            return Err(SecretsError::Refused(format!(
+                "`{principal}` is the last manager of scope `{id}`; give someone else manage first"
+            )));
         }
         self.store.put_acl(id, &AclEntry { principal: principal.to_string(), permission })?;
         self.record(self.entry(AuditAction::AclPut, who, id, None, true, format!("{principal} has {permission}")))
@@ -178,7 +209,9 @@ impl Vault {
         check_principal(principal)?;
         self.authorize(who, id, Permission::Manage, AuditAction::AclDelete, None)?;
         if !acl::keeps_a_manager(&self.store.acl(id)?, principal, None) {
-            return Err(SecretsError::Refused(format!("`{principal}` is the last manager of scope `{id}`; give someone else manage first")));
+            return Err(SecretsError::Refused(format!(
+                "`{principal}` is the last manager of scope `{id}`; give someone else manage first"
+            )));
         }
         if !self.store.delete_acl(id, principal)? {
             return Err(SecretsError::Refused(format!("`{principal}` has no permission on scope `{id}`")));
@@ -198,7 +231,14 @@ impl Vault {
     }
 
     /// `who` must hold `needed` on an existing scope; a refusal is audited.
-    fn authorize(&self, who: &str, id: &ScopeId, needed: Permission, action: AuditAction, key: Option<&str>) -> Result<(), SecretsError> {
+    fn authorize(
+        &self,
+        who: &str,
+        id: &ScopeId,
+        needed: Permission,
+        action: AuditAction,
+        key: Option<&str>,
+    ) -> Result<(), SecretsError> {
         check_principal(who)?;
         if self.store.scope(id)?.is_none() {
             return Err(SecretsError::NoSuchScope(id.clone()));
@@ -244,7 +284,15 @@ impl Vault {
         Ok(key)
     }
 
-    fn entry(&self, action: AuditAction, who: &str, id: &ScopeId, key: Option<&str>, granted: bool, reason: String) -> AuditRecord {
+    fn entry(
+        &self,
+        action: AuditAction,
+        who: &str,
+        id: &ScopeId,
+        key: Option<&str>,
+        granted: bool,
+        reason: String,
+    ) -> AuditRecord {
         AuditRecord {
             seq: 0,
             at: self.clock.now_millis(),
@@ -295,12 +343,19 @@ impl Vault {
             return Err(if elsewhere.is_empty() {
                 format!("no scope `{scope}` for target `{}` in workspace `{}`", id.target, id.workspace)
             } else {
-                format!("scope `{scope}` belongs to target {}, not to this run's target `{}`", elsewhere.join(", "), id.target)
+                format!(
+                    "scope `{scope}` belongs to target {}, not to this run's target `{}`",
+                    elsewhere.join(", "),
+                    id.target
+                )
             });
         }
         let acl = self.store.acl(&id).map_err(|e| e.to_string())?;
         if !acl::allowed(&acl, &req.principal, Permission::Read) {
-            return Err(format!("principal `{}` (who started the run) has no read permission on scope `{scope}`", req.principal));
+            return Err(format!(
+                "principal `{}` (who started the run) has no read permission on scope `{scope}`",
+                req.principal
+            ));
         }
         let Some(latest) = self.store.latest(&id, key).map_err(|e| e.to_string())? else {
             return Err(format!("scope `{scope}` has no secret `{key}`"));
@@ -337,7 +392,9 @@ impl Resolver for Vault {
                 rec.granted = true;
                 rec.version = Some(version);
                 rec.reason = format!("version {version} revealed");
-                self.record(rec).map_err(|e| format!("secret `{}` was not revealed: the reveal could not be audited ({e})", req.name))?;
+                self.record(rec).map_err(|e| {
+                    format!("secret `{}` was not revealed: the reveal could not be audited ({e})", req.name)
+                })?;
                 Ok(value)
             }
             Err(reason) => {

@@ -48,7 +48,10 @@ fn put_bumps_the_version_and_reveal_returns_the_newest() {
     let got = vault.reveal(&request("alice", "prod", "db/pw", true)).unwrap();
     assert_eq!(got.expose_secret(), VALUE);
     let rec = last_audit(&vault);
-    assert!(rec.granted && rec.version == Some(2) && rec.run == Some(7) && rec.task.as_deref() == Some("load"), "{rec:?}");
+    assert!(
+        rec.granted && rec.version == Some(2) && rec.run == Some(7) && rec.task.as_deref() == Some("load"),
+        "{rec:?}"
+    );
     assert_eq!(vault.version(DEFAULT_WORKSPACE, "prod", "db/pw"), Some(2));
     assert_eq!(vault.version(DEFAULT_WORKSPACE, "test", "db/pw"), None);
     let listed = vault.list("alice", &id).unwrap();
@@ -64,7 +67,10 @@ fn the_creator_manages_and_others_need_grants() {
     assert!(denied.contains("`bob`") && denied.contains("no read permission"), "{denied}");
     let rec = last_audit(&vault);
     assert!(!rec.granted && rec.principal == "bob" && rec.scope == "db" && rec.key.as_deref() == Some("pw"), "{rec:?}");
-    assert!(matches!(vault.put("bob", &id, "pw", &secret("x")), Err(SecretsError::Denied { needed: Permission::Write, .. })));
+    assert!(matches!(
+        vault.put("bob", &id, "pw", &secret("x")),
+        Err(SecretsError::Denied { needed: Permission::Write, .. })
+    ));
     assert_eq!(last_audit(&vault).action, AuditAction::Put);
 
     vault.acl_put("alice", &id, "bob", Permission::Read).unwrap();

@@ -44,15 +44,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
         Some(node) => jobs(node, &components, &roots)?,
         None => BTreeMap::new(),
     };
-    Ok(Bundle {
-        name,
-        root,
-        file: file.to_path_buf(),
-        data_roots: roots.data,
-        components,
-        jobs,
-        targets,
-    })
+    Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets })
 }
 
 /// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target.
@@ -95,13 +87,8 @@ pub(crate) fn checked_name<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
 
 /// A table key that must follow the name rule; the error points at the key.
 pub(crate) fn check_key_name(entry: &Entry<'_>, what: &str) -> Result<(), SpecError> {
-    names::check_name(entry.key).map_err(|why| {
-        entry.node.loc.invalid(
-            &entry.key_span,
-            &entry.node.path,
-            format!("bad {what} name: {why}"),
-        )
-    })
+    names::check_name(entry.key)
+        .map_err(|why| entry.node.loc.invalid(&entry.key_span, &entry.node.path, format!("bad {what} name: {why}")))
 }
 
 fn components(node: &Node<'_>, root: &Path) -> Result<BTreeMap<String, ComponentSpec>, SpecError> {
@@ -111,13 +98,7 @@ fn components(node: &Node<'_>, root: &Path) -> Result<BTreeMap<String, Component
         check_key_name(entry, "component")?;
         let path = component_path(&entry.node)?;
         let name = entry.key.to_string();
-        components.insert(
-            name.clone(),
-            ComponentSpec {
-                name,
-                path: root.join(path),
-            },
-        );
+        components.insert(name.clone(), ComponentSpec { name, path: root.join(path) });
     }
     Ok(components)
 }

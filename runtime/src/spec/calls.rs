@@ -39,30 +39,19 @@ pub(crate) fn check(
     };
     let mut chain: Vec<&str> = cycle.iter().map(|(job, _)| *job).collect();
     chain.push(chain[0]);
-    Err(cycle[0].1.job.error(format!(
-        "job cycle: {} (each job runs the next with `run_job`)",
-        chain.join(" -> ")
-    )))
+    Err(cycle[0].1.job.error(format!("job cycle: {} (each job runs the next with `run_job`)", chain.join(" -> "))))
 }
 
-fn check_target(
-    jobs: &BTreeMap<String, JobSpec>,
-    caller: &str,
-    site: &RunJobSite<'_>,
-) -> Result<(), SpecError> {
+fn check_target(jobs: &BTreeMap<String, JobSpec>, caller: &str, site: &RunJobSite<'_>) -> Result<(), SpecError> {
     let target = site.target();
     if target == caller {
-        return Err(site.job.error(format!(
-            "task `{}` runs its own job `{caller}`; a job cannot run itself",
-            site.task
-        )));
+        return Err(site
+            .job
+            .error(format!("task `{}` runs its own job `{caller}`; a job cannot run itself", site.task)));
     }
     let Some(job) = jobs.get(target) else {
         let hint = names::suggestion(target, jobs.keys().map(String::as_str));
-        return Err(site.job.error(format!(
-            "unknown job `{target}`{hint}; jobs: {}",
-            names::list(jobs.keys())
-        )));
+        return Err(site.job.error(format!("unknown job `{target}`{hint}; jobs: {}", names::list(jobs.keys()))));
     };
     for entry in &site.parameters {
         if !job.parameters.contains_key(entry.key) {
@@ -79,18 +68,12 @@ fn check_target(
 
 /// A cycle of jobs each running the next, as (job, the `run_job` site it runs the next
 /// one from), starting at its alphabetically first job; `None` when there is none.
-fn find_cycle<'s, 'a>(
-    sites: &'s BTreeMap<String, Vec<RunJobSite<'a>>>,
-) -> Option<Vec<(&'s str, &'s RunJobSite<'a>)>> {
+fn find_cycle<'s, 'a>(sites: &'s BTreeMap<String, Vec<RunJobSite<'a>>>) -> Option<Vec<(&'s str, &'s RunJobSite<'a>)>> {
     let mut done = BTreeSet::new();
     for start in sites.keys() {
         let mut path = Vec::new();
         if let Some(mut cycle) = visit(start, sites, &mut done, &mut path) {
-            let first = cycle
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, (job, _))| *job)
-                .map_or(0, |(at, _)| at);
+            let first = cycle.iter().enumerate().min_by_key(|(_, (job, _))| *job).map_or(0, |(at, _)| at);
             cycle.rotate_left(first);
             return Some(cycle);
         }

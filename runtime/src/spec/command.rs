@@ -45,9 +45,9 @@ pub(crate) fn is_command(table: &Table<'_>, task: &str, chosen: &str) -> Result<
         )));
     }
     if chosen != "component" {
-        return Err(node.error(format!(
-            "`kind = \"{kind}\"` needs `component = \"…\"`, but task `{task}` is a {chosen} task"
-        )));
+        return Err(
+            node.error(format!("`kind = \"{kind}\"` needs `component = \"…\"`, but task `{task}` is a {chosen} task"))
+        );
     }
     Ok(kind == "command")
 }
@@ -91,13 +91,7 @@ pub(crate) fn command<'a>(
         Some(node) => stdout(node)?,
         None => false,
     };
-    Ok(TaskKind::Command {
-        component,
-        args,
-        env,
-        stdin,
-        stdout_is_output,
-    })
+    Ok(TaskKind::Command { component, args, env, stdin, stdout_is_output })
 }
 
 /// Of two keys that are both in `table`, the entry written later.
@@ -112,39 +106,27 @@ fn args<'a>(node: &Node<'a>, templates: &mut Vec<Templated<'a>>) -> Result<Vec<S
     let mut args = Vec::new();
     for (index, item) in node.array()?.into_iter().enumerate() {
         if !item.is_scalar() {
-            return Err(item.error(
-                "each arg is one string (numbers and booleans are written as text); found a nested value",
-            ));
+            return Err(
+                item.error("each arg is one string (numbers and booleans are written as text); found a nested value")
+            );
         }
         let value = item.param_string()?;
-        templates.push(Templated::new(
-            format!("args[{index}]"),
-            &value,
-            &item,
-            false,
-        ));
+        templates.push(Templated::new(format!("args[{index}]"), &value, &item, false));
         args.push(value);
     }
     Ok(args)
 }
 
-fn env<'a>(
-    node: &Node<'a>,
-    templates: &mut Vec<Templated<'a>>,
-) -> Result<BTreeMap<String, String>, SpecError> {
+fn env<'a>(node: &Node<'a>, templates: &mut Vec<Templated<'a>>) -> Result<BTreeMap<String, String>, SpecError> {
     let table = node.table()?;
     let mut env = BTreeMap::new();
     for entry in table.entries() {
         check_env_name(entry.key).map_err(|why| entry.key_error(why))?;
         if !entry.node.is_scalar() {
-            return Err(entry
-                .node
-                .error("an environment variable's value is one string; found a nested value"));
+            return Err(entry.node.error("an environment variable's value is one string; found a nested value"));
         }
         let value = entry.node.param_string()?;
-        templates.push(
-            Templated::new(format!("env `{}`", entry.key), &value, &entry.node, false).allowing_secrets(),
-        );
+        templates.push(Templated::new(format!("env `{}`", entry.key), &value, &entry.node, false).allowing_secrets());
         env.insert(entry.key.to_string(), value);
     }
     Ok(env)
@@ -153,15 +135,11 @@ fn env<'a>(
 /// `^[A-Za-z_][A-Za-z0-9_]*$`.
 fn check_env_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
-        Err(format!(
-            "bad environment variable name `{name}`: use letters, digits and `_`, not starting with a digit"
-        ))
+        Err(format!("bad environment variable name `{name}`: use letters, digits and `_`, not starting with a digit"))
     }
 }
 

@@ -26,10 +26,7 @@ pub struct Dependency {
 impl Dependency {
     /// A dependency on `task` finishing, whatever its outcome.
     pub fn on(task: impl Into<String>) -> Self {
-        Dependency {
-            task: task.into(),
-            outcome: None,
-        }
+        Dependency { task: task.into(), outcome: None }
     }
 }
 
@@ -88,16 +85,9 @@ impl FromStr for RunIf {
     /// The value named as in the file; the error suggests the closest and lists all.
     fn from_str(name: &str) -> Result<Self, String> {
         let names = RunIf::ALL.map(RunIf::as_str);
-        RunIf::ALL
-            .into_iter()
-            .find(|run_if| run_if.as_str() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown run_if `{name}`{}; expected one of {}",
-                    names::suggestion(name, names),
-                    names::list(names)
-                )
-            })
+        RunIf::ALL.into_iter().find(|run_if| run_if.as_str() == name).ok_or_else(|| {
+            format!("unknown run_if `{name}`{}; expected one of {}", names::suggestion(name, names), names::list(names))
+        })
     }
 }
 
@@ -115,9 +105,7 @@ pub(crate) fn run_if(node: &Node<'_>) -> Result<RunIf, SpecError> {
 }
 
 /// Reads a `depends_on` array.
-pub(crate) fn depends_on<'a>(
-    node: &Node<'a>,
-) -> Result<(Vec<Dependency>, Vec<DependencySite<'a>>), SpecError> {
+pub(crate) fn depends_on<'a>(node: &Node<'a>) -> Result<(Vec<Dependency>, Vec<DependencySite<'a>>), SpecError> {
     let mut dependencies = Vec::new();
     let mut sites = Vec::new();
     for item in node.array()? {
@@ -132,10 +120,7 @@ fn dependency<'a>(node: &Node<'a>) -> Result<(Dependency, DependencySite<'a>), S
     match node.value {
         DeValue::String(_) => {
             let dependency = Dependency::on(node.str()?);
-            let site = DependencySite {
-                task: node.clone(),
-                outcome: None,
-            };
+            let site = DependencySite { task: node.clone(), outcome: None };
             Ok((dependency, site))
         }
         DeValue::Table(_) => {
@@ -143,10 +128,8 @@ fn dependency<'a>(node: &Node<'a>) -> Result<(Dependency, DependencySite<'a>), S
             table.deny_unknown(DEPENDENCY_KEYS)?;
             let task = table.require("task")?.clone();
             let outcome = table.get("outcome").cloned();
-            let dependency = Dependency {
-                task: task.str()?.to_string(),
-                outcome: outcome.as_ref().map(self::outcome).transpose()?,
-            };
+            let dependency =
+                Dependency { task: task.str()?.to_string(), outcome: outcome.as_ref().map(self::outcome).transpose()? };
             Ok((dependency, DependencySite { task, outcome }))
         }
         _ => Err(node.error(format!(
@@ -162,8 +145,6 @@ fn outcome(node: &Node<'_>) -> Result<bool, SpecError> {
         DeValue::Boolean(flag) => Ok(*flag),
         DeValue::String(text) if text.as_ref() == "true" => Ok(true),
         DeValue::String(text) if text.as_ref() == "false" => Ok(false),
-        _ => Err(node.error(
-            "outcome is the branch of a condition task: \"true\" or \"false\" (or a TOML boolean)",
-        )),
+        _ => Err(node.error("outcome is the branch of a condition task: \"true\" or \"false\" (or a TOML boolean)")),
     }
 }

@@ -10,21 +10,15 @@ const DURATION_UNITS: &str = "ms, s, m, h or d";
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     if text.is_empty() {
-        return Err(format!(
-            "empty duration; write a number with a unit ({DURATION_UNITS}), e.g. `10s`"
-        ));
+        return Err(format!("empty duration; write a number with a unit ({DURATION_UNITS}), e.g. `10s`"));
     }
     if text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "`{text}` has no unit; add one of {DURATION_UNITS}, e.g. `{text}s`"
-        ));
+        return Err(format!("`{text}` has no unit; add one of {DURATION_UNITS}, e.g. `{text}s`"));
     }
     let mut total = Duration::ZERO;
     for (number, unit) in parts(text)? {
         let part = duration_part(number, unit, text)?;
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| format!("duration `{text}` is too large"))?;
+        total = total.checked_add(part).ok_or_else(|| format!("duration `{text}` is too large"))?;
     }
     Ok(total)
 }
@@ -38,20 +32,13 @@ fn duration_part(number: u64, unit: &str, text: &str) -> Result<Duration, String
         "h" => 60 * 60,
         "d" => 24 * 60 * 60,
         "" => {
-            return Err(format!(
-                "`{text}` has a number without a unit; add one of {DURATION_UNITS}"
-            ));
+            return Err(format!("`{text}` has a number without a unit; add one of {DURATION_UNITS}"));
         }
         other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`; use {DURATION_UNITS}"
-            ));
+            return Err(format!("unknown unit `{other}` in `{text}`; use {DURATION_UNITS}"));
         }
     };
-    number
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
-        .ok_or_else(too_large)
+    number.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(too_large)
 }
 
 const SIZE_UNITS: &str = "B, KB, MB, GB, TB, KiB, MiB, GiB or TiB";
@@ -61,20 +48,14 @@ const SIZE_UNITS: &str = "B, KB, MB, GB, TB, KiB, MiB, GiB or TiB";
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let text = s.trim();
     if text.is_empty() {
-        return Err(format!(
-            "empty size; write a number of bytes or a number with a unit ({SIZE_UNITS})"
-        ));
+        return Err(format!("empty size; write a number of bytes or a number with a unit ({SIZE_UNITS})"));
     }
     let pieces = parts(text)?;
     let [(number, unit)] = pieces.as_slice() else {
-        return Err(format!(
-            "`{text}` is not a size; write one number and one unit, e.g. `64MiB`"
-        ));
+        return Err(format!("`{text}` is not a size; write one number and one unit, e.g. `64MiB`"));
     };
     let multiplier = size_unit(unit, text)?;
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("size `{text}` is too large"))
+    number.checked_mul(multiplier).ok_or_else(|| format!("size `{text}` is too large"))
 }
 
 fn size_unit(unit: &str, text: &str) -> Result<u64, String> {
@@ -89,9 +70,7 @@ fn size_unit(unit: &str, text: &str) -> Result<u64, String> {
         "GiB" => 1 << 30,
         "TiB" => 1 << 40,
         other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`; use {SIZE_UNITS}"
-            ));
+            return Err(format!("unknown unit `{other}` in `{text}`; use {SIZE_UNITS}"));
         }
     };
     Ok(multiplier)
@@ -103,25 +82,17 @@ fn parts(text: &str) -> Result<Vec<(u64, &str)>, String> {
     let mut parts = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let digits_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '_'))
-            .unwrap_or(rest.len());
+        let digits_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '_')).unwrap_or(rest.len());
         let (digits, after) = rest.split_at(digits_end);
         if digits.is_empty() {
-            return Err(format!(
-                "`{text}` should start each part with a number, e.g. `1m30s`"
-            ));
+            return Err(format!("`{text}` should start each part with a number, e.g. `1m30s`"));
         }
         if after.starts_with('.') {
-            return Err(format!(
-                "`{text}` has a fraction; use whole numbers of a smaller unit"
-            ));
+            return Err(format!("`{text}` has a fraction; use whole numbers of a smaller unit"));
         }
         let number = parse_number(digits, text)?;
         let after = after.trim_start();
-        let unit_end = after
-            .find(|c: char| c.is_ascii_digit() || c.is_whitespace())
-            .unwrap_or(after.len());
+        let unit_end = after.find(|c: char| c.is_ascii_digit() || c.is_whitespace()).unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_end);
         parts.push((number, unit));
         rest = next.trim_start();
@@ -134,9 +105,7 @@ fn parse_number(digits: &str, text: &str) -> Result<u64, String> {
     if clean.is_empty() {
         return Err(format!("`{text}` has no number"));
     }
-    clean
-        .parse::<u64>()
-        .map_err(|_| format!("number in `{text}` is too large"))
+    clean.parse::<u64>().map_err(|_| format!("number in `{text}` is too large"))
 }
 
 #[cfg(test)]
@@ -155,44 +124,25 @@ mod tests {
     #[test]
     fn compound_durations_add_up() {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("1h 2m 3s 4ms"),
-            Ok(Duration::from_millis(3_723_004))
-        );
+        assert_eq!(parse_duration("1h 2m 3s 4ms"), Ok(Duration::from_millis(3_723_004)));
     }
 
     #[test]
     fn bare_numbers_ask_for_a_unit() {
         let err = parse_duration("10").unwrap_err();
         assert!(err.contains("add one of"), "{err}");
-        assert!(
-            parse_duration("1m30")
-                .unwrap_err()
-                .contains("without a unit")
-        );
+        assert!(parse_duration("1m30").unwrap_err().contains("without a unit"));
     }
 
     #[test]
     fn bad_durations_are_explained() {
         assert!(parse_duration("").unwrap_err().contains("empty"));
-        assert!(
-            parse_duration("10x")
-                .unwrap_err()
-                .contains("unknown unit `x`")
-        );
+        assert!(parse_duration("10x").unwrap_err().contains("unknown unit `x`"));
         assert!(parse_duration("1.5s").unwrap_err().contains("fraction"));
         assert!(parse_duration("s").unwrap_err().contains("start each part"));
         assert!(parse_duration("-1s").is_err());
-        assert!(
-            parse_duration("99999999999999999999d")
-                .unwrap_err()
-                .contains("too large")
-        );
-        assert!(
-            parse_duration("999999999999999999d")
-                .unwrap_err()
-                .contains("too large")
-        );
+        assert!(parse_duration("99999999999999999999d").unwrap_err().contains("too large"));
+        assert!(parse_duration("999999999999999999d").unwrap_err().contains("too large"));
     }
 
     #[test]
@@ -208,16 +158,8 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_explained() {
-        assert!(
-            parse_size("12XB")
-                .unwrap_err()
-                .contains("unknown unit `XB`")
-        );
-        assert!(
-            parse_size("1MiB2KiB")
-                .unwrap_err()
-                .contains("one number and one unit")
-        );
+        assert!(parse_size("12XB").unwrap_err().contains("unknown unit `XB`"));
+        assert!(parse_size("1MiB2KiB").unwrap_err().contains("one number and one unit"));
         assert!(parse_size("1.5GiB").unwrap_err().contains("fraction"));
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999TiB").unwrap_err().contains("too large"));

@@ -24,30 +24,15 @@ pub enum SpecError {
 
     /// The file is not valid TOML.
     #[error("{}:{line}:{column}: TOML syntax error: {message}", file.display())]
-    Syntax {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { file: PathBuf, line: usize, column: usize, message: String },
 
     /// The file is valid TOML but not a valid bundle.
     #[error("{}:{line}:{column}: {key}: {message}", file.display())]
-    Invalid {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-    },
+    Invalid { file: PathBuf, line: usize, column: usize, key: String, message: String },
 
     /// [`Bundle::job`](super::Bundle::job) was asked for a job that does not exist.
     #[error("{}: no job named `{name}`{}", file.display(), describe_jobs(name, known))]
-    UnknownJob {
-        file: PathBuf,
-        name: String,
-        known: Vec<String>,
-    },
+    UnknownJob { file: PathBuf, name: String, known: Vec<String> },
 
     /// [`Bundle::job`](super::Bundle::job) was asked for "the" job, but there is not exactly one.
     #[error("{}: {}", file.display(), describe_choice(known))]
@@ -87,10 +72,7 @@ fn describe_choice(known: &[String]) -> String {
     if known.is_empty() {
         "the bundle defines no jobs".to_string()
     } else {
-        format!(
-            "the bundle defines several jobs; name one of: {}",
-            known.join(", ")
-        )
+        format!("the bundle defines several jobs; name one of: {}", known.join(", "))
     }
 }
 
@@ -106,35 +88,20 @@ impl<'t> Locator<'t> {
     pub(crate) fn new(file: &'t Path, text: &'t str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(at, _)| at + 1));
-        Locator {
-            file,
-            text,
-            line_starts,
-        }
+        Locator { file, text, line_starts }
     }
 
     /// 1-based (line, column) of a byte offset; the column counts characters, not bytes.
     pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = self
-            .line_starts
-            .partition_point(|&start| start <= offset)
-            .max(1);
+        let line = self.line_starts.partition_point(|&start| start <= offset).max(1);
         let start = self.line_starts[line - 1];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count());
+        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count());
         (line, column + 1)
     }
 
     /// An error about the value or key at `span`, reached by `key`.
-    pub(crate) fn invalid(
-        &self,
-        span: &Range<usize>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> SpecError {
+    pub(crate) fn invalid(&self, span: &Range<usize>, key: &str, message: impl Into<String>) -> SpecError {
         let (line, column) = self.line_col(span.start);
         SpecError::Invalid {
             file: self.file.to_path_buf(),
@@ -165,12 +132,7 @@ impl<'t> Locator<'t> {
 /// Keeps every error on one line, whatever the message carried.
 fn one_line(message: String) -> String {
     if message.contains('\n') {
-        message
-            .split('\n')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ")
+        message.split('\n').map(str::trim).filter(|part| !part.is_empty()).collect::<Vec<_>>().join("; ")
     } else {
         message
     }

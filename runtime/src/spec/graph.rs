@@ -24,32 +24,23 @@ impl Graph {
 }
 
 /// Checks keys and dependencies of a job's tasks (given in file order) and orders them.
-pub(crate) fn check(
-    job: &str,
-    tasks: &[TaskSpec],
-    sites: &[TaskSite<'_>],
-) -> Result<Graph, SpecError> {
+pub(crate) fn check(job: &str, tasks: &[TaskSpec], sites: &[TaskSite<'_>]) -> Result<Graph, SpecError> {
     let index = unique_keys(tasks, sites)?;
     let deps = dependencies(job, tasks, sites, &index)?;
-    let order =
-        topological_order(&deps).map_err(|cycle| cycle_error(&cycle, tasks, sites, &deps))?;
+    let order = topological_order(&deps).map_err(|cycle| cycle_error(&cycle, tasks, sites, &deps))?;
     let upstream = upstream(&order, &deps, tasks);
     Ok(Graph { order, upstream })
 }
 
 /// Task key -> file position; a key used twice is an error at the second use.
-fn unique_keys(
-    tasks: &[TaskSpec],
-    sites: &[TaskSite<'_>],
-) -> Result<BTreeMap<String, usize>, SpecError> {
+fn unique_keys(tasks: &[TaskSpec], sites: &[TaskSite<'_>]) -> Result<BTreeMap<String, usize>, SpecError> {
     let mut index = BTreeMap::new();
     for (position, (task, site)) in tasks.iter().zip(sites).enumerate() {
         if let Some(&first) = index.get(&task.key) {
             let first_line = sites.get(first).map_or(0, |s: &TaskSite<'_>| s.key.line());
-            return Err(site.key.error(format!(
-                "duplicate task key `{}` (first defined on line {first_line})",
-                task.key
-            )));
+            return Err(site
+                .key
+                .error(format!("duplicate task key `{}` (first defined on line {first_line})", task.key)));
         }
         index.insert(task.key.clone(), position);
     }
@@ -82,10 +73,7 @@ fn dependencies(
                 return Err(node.error(format!("`{key}` is listed twice")));
             }
             let upstream = &tasks[position].kind;
-            if let (Some(outcome), false) = (
-                &dep_site.outcome,
-                matches!(upstream, TaskKind::Condition { .. }),
-            ) {
+            if let (Some(outcome), false) = (&dep_site.outcome, matches!(upstream, TaskKind::Condition { .. })) {
                 return Err(outcome.error(format!(
                     "`outcome` applies only to a condition task, and `{key}` is a {} task; \
                      depend on `{key}` without it",
@@ -121,11 +109,7 @@ fn topological_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
             }
         }
     }
-    if order.len() == deps.len() {
-        Ok(order)
-    } else {
-        Err(find_cycle(deps, &order))
-    }
+    if order.len() == deps.len() { Ok(order) } else { Err(find_cycle(deps, &order)) }
 }
 
 /// A cycle among the tasks left out of `done`: each of them waits on another of them,
@@ -146,16 +130,8 @@ fn find_cycle(deps: &[Vec<usize>], done: &[usize]) -> Vec<usize> {
 
 /// The cycle starting at its earliest task in file order, closed (first == last).
 fn rotate_to_earliest(cycle: &[usize]) -> Vec<usize> {
-    let start = cycle
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, task)| **task)
-        .map_or(0, |(at, _)| at);
-    let mut closed: Vec<usize> = cycle[start..]
-        .iter()
-        .chain(&cycle[..start])
-        .copied()
-        .collect();
+    let start = cycle.iter().enumerate().min_by_key(|(_, task)| **task).map_or(0, |(at, _)| at);
+    let mut closed: Vec<usize> = cycle[start..].iter().chain(&cycle[..start]).copied().collect();
     if let Some(&first) = closed.first() {
         closed.push(first);
     }
@@ -164,25 +140,11 @@ fn rotate_to_earliest(cycle: &[usize]) -> Vec<usize> {
 
 /// "dependency cycle: a -> b -> a", at the `depends_on` entry of the cycle's first task
 /// that names the second.
-fn cycle_error(
-    cycle: &[usize],
-    tasks: &[TaskSpec],
-    sites: &[TaskSite<'_>],
-    deps: &[Vec<usize>],
-) -> SpecError {
+fn cycle_error(cycle: &[usize], tasks: &[TaskSpec], sites: &[TaskSite<'_>], deps: &[Vec<usize>]) -> SpecError {
     let names: Vec<&str> = cycle.iter().map(|&t| tasks[t].key.as_str()).collect();
-    let message = format!(
-        "dependency cycle: {} (each task depends on the next)",
-        names.join(" -> ")
-    );
-    let (first, second) = (
-        cycle.first().copied().unwrap_or(0),
-        cycle.get(1).copied().unwrap_or(0),
-    );
-    let entry = deps[first]
-        .iter()
-        .position(|&dep| dep == second)
-        .unwrap_or(0);
+    let message = format!("dependency cycle: {} (each task depends on the next)", names.join(" -> "));
+    let (first, second) = (cycle.first().copied().unwrap_or(0), cycle.get(1).copied().unwrap_or(0));
+    let entry = deps[first].iter().position(|&dep| dep == second).unwrap_or(0);
     match sites[first].depends_on.get(entry) {
         Some(site) => site.task.error(message),
         None => sites[first].key.error(message),
@@ -190,11 +152,7 @@ fn cycle_error(
 }
 
 /// Transitive dependencies of every task, filled in topological order.
-fn upstream(
-    order: &[usize],
-    deps: &[Vec<usize>],
-    tasks: &[TaskSpec],
-) -> BTreeMap<String, BTreeSet<String>> {
+fn upstream(order: &[usize], deps: &[Vec<usize>], tasks: &[TaskSpec]) -> BTreeMap<String, BTreeSet<String>> {
     let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for &task in order {
         let mut all = BTreeSet::new();

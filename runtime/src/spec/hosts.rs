@@ -32,10 +32,7 @@ impl HostRule {
         if !self.scheme.eq_ignore_ascii_case(scheme) || self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         let host = host.strip_suffix('.').unwrap_or(host);
         match (self.host.parse::<IpAddr>(), host.parse::<IpAddr>()) {
             (Ok(rule), Ok(asked)) => rule == asked,
@@ -65,9 +62,7 @@ impl fmt::Display for HostRule {
 /// `"http://127.0.0.1:*"` or `"http://[::1]:8080"`. The error says what to write instead.
 pub fn parse_host_rule(s: &str) -> Result<HostRule, String> {
     let Some((scheme, rest)) = s.split_once("://") else {
-        return Err(format!(
-            "`{s}` has no scheme; write `https://{s}` or `http://{s}`"
-        ));
+        return Err(format!("`{s}` has no scheme; write `https://{s}` or `http://{s}`"));
     };
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
@@ -88,9 +83,7 @@ pub fn parse_host_rule(s: &str) -> Result<HostRule, String> {
         ));
     }
     if rest.contains('@') {
-        return Err(format!(
-            "`{s}` has user info (`…@`); credentials do not belong in allow_hosts"
-        ));
+        return Err(format!("`{s}` has user info (`…@`); credentials do not belong in allow_hosts"));
     }
     let (host, port) = split_host_port(s, rest)?;
     let host = check_host(s, host)?;
@@ -111,12 +104,13 @@ fn split_host_port<'t>(s: &str, rest: &'t str) -> Result<(&'t str, Option<&'t st
         if v6.parse::<Ipv6Addr>().is_err() {
             return Err(format!("`[{v6}]` in `{s}` is not an IPv6 address"));
         }
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or_else(|| {
-                format!("`{s}` has `{after}` after the IPv6 address; expected `:port` or nothing")
-            })?),
-        };
+        let port =
+            match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                    format!("`{s}` has `{after}` after the IPv6 address; expected `:port` or nothing")
+                })?),
+            };
         return Ok((v6, port));
     }
     match rest.matches(':').count() {
@@ -125,9 +119,7 @@ fn split_host_port<'t>(s: &str, rest: &'t str) -> Result<(&'t str, Option<&'t st
             .split_once(':')
             .map(|(host, port)| (host, Some(port)))
             .ok_or_else(|| format!("`{s}` is not `host:port`")),
-        _ => Err(format!(
-            "`{s}`: an IPv6 address needs brackets, e.g. `http://[::1]:8080`"
-        )),
+        _ => Err(format!("`{s}`: an IPv6 address needs brackets, e.g. `http://[::1]:8080`")),
     }
 }
 
@@ -146,18 +138,14 @@ fn check_host(s: &str, host: &str) -> Result<String, String> {
             .map_err(|_| format!("`{host}` in `{s}` is not a valid IPv4 address"));
     }
     if host.contains('*') {
-        return Err(format!(
-            "`{s}`: wildcard hosts are not supported; list each host (a port may be `*`)"
-        ));
+        return Err(format!("`{s}`: wildcard hosts are not supported; list each host (a port may be `*`)"));
     }
     let host = host.to_ascii_lowercase();
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if host.len() > 253 || !host.split('.').all(label_ok) {
         return Err(format!(
@@ -169,8 +157,7 @@ fn check_host(s: &str, host: &str) -> Result<String, String> {
 }
 
 fn parse_port(s: &str, port: &str) -> Result<u16, String> {
-    let bad =
-        || format!("port `{port}` in `{s}` must be a number from 1 to 65535, or `*` for any port");
+    let bad = || format!("port `{port}` in `{s}` must be a number from 1 to 65535, or `*` for any port");
     if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
         return Err(bad());
     }

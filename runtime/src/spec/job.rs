@@ -45,16 +45,8 @@ const TASK_KEYS: &[&str] = &[
 ];
 const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
 /// Task keys that only some kinds take (besides the command-only [`COMMAND_KEYS`]).
-const KIND_BOUND_KEYS: [&str; 8] = [
-    "params",
-    "timeout",
-    "limits",
-    "retries",
-    "secrets",
-    "mounts",
-    "allow_hosts",
-    "cache",
-];
+const KIND_BOUND_KEYS: [&str; 8] =
+    ["params", "timeout", "limits", "retries", "secrets", "mounts", "allow_hosts", "cache"];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
 pub(crate) struct TaskSite<'a> {
@@ -84,10 +76,7 @@ pub(crate) fn job<'a>(
     };
     let timeout = table.get("timeout").map(Node::duration).transpose()?;
     let job_limits = table.get("limits").map(limits).transpose()?.unwrap_or_default();
-    let max_parallel_tasks = table
-        .get("max_parallel_tasks")
-        .map(max_parallel_tasks)
-        .transpose()?;
+    let max_parallel_tasks = table.get("max_parallel_tasks").map(max_parallel_tasks).transpose()?;
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -98,12 +87,7 @@ pub(crate) fn job<'a>(
         sites.push(site);
     }
     let graph = graph::check(name, &tasks, &sites)?;
-    let scope = Scope {
-        job: name,
-        parameters: &parameters,
-        graph: &graph,
-        tasks: &tasks,
-    };
+    let scope = Scope { job: name, parameters: &parameters, graph: &graph, tasks: &tasks };
     for (task, site) in tasks.iter().zip(&sites) {
         refs::check_task(&scope, task, &site.templates)?;
     }
@@ -121,24 +105,15 @@ pub(crate) fn job<'a>(
 
 fn max_parallel_tasks(node: &Node<'_>) -> Result<u32, SpecError> {
     let value = node.integer()?;
-    u32::try_from(value)
-        .ok()
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| {
-            node.error(format!(
-                "max_parallel_tasks must be a whole number from 1 to {}, found {value}",
-                u32::MAX
-            ))
-        })
+    u32::try_from(value).ok().filter(|&n| n >= 1).ok_or_else(|| {
+        node.error(format!("max_parallel_tasks must be a whole number from 1 to {}, found {value}", u32::MAX))
+    })
 }
 
 /// `tasks` (in file order) rearranged into `order` (file positions).
 fn in_order(tasks: Vec<TaskSpec>, order: &[usize]) -> Vec<TaskSpec> {
     let mut slots: Vec<Option<TaskSpec>> = tasks.into_iter().map(Some).collect();
-    order
-        .iter()
-        .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
-        .collect()
+    order.iter().filter_map(|&index| slots.get_mut(index).and_then(Option::take)).collect()
 }
 
 /// The task tables of a job; a job without tasks is an error.
@@ -166,10 +141,7 @@ fn job_parameters(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError
         if let Some(secret) = references.iter().find(|r| matches!(r, template::Reference::Secret { .. })) {
             return Err(entry.node.error(super::refs::secret_not_allowed(secret)));
         }
-        if let Some(bad) = references
-            .iter()
-            .find(|reference| !reference.is_run_level())
-        {
+        if let Some(bad) = references.iter().find(|reference| !reference.is_run_level()) {
             return Err(entry.node.error(format!(
                 "job parameters may only reference job.run_id, job.name, job.start_time.iso_date and \
                  job.start_time.iso_datetime; found `{{{{ {bad} }}}}`"
@@ -199,28 +171,22 @@ fn task<'a>(
     let grants = table.get("secrets").map(secrets_and_injections).transpose()?.unwrap_or_default();
     if let (false, Some(node)) = (grants.1.is_empty(), table.get("secrets")) {
         if table.get("allow_hosts").is_none() {
-            return Err(node.error("a secret with `inject` needs `allow_hosts`: it is only ever placed into requests to those hosts"));
+            return Err(node.error(
+                "a secret with `inject` needs `allow_hosts`: it is only ever placed into requests to those hosts",
+            ));
         }
     }
     let spec = TaskSpec {
         key,
         kind,
         depends_on,
-        run_if: table
-            .get("run_if")
-            .map(depends::run_if)
-            .transpose()?
-            .unwrap_or_default(),
+        run_if: table.get("run_if").map(depends::run_if).transpose()?.unwrap_or_default(),
         params: match table.get("params") {
             Some(node) => task_params(node, "param", false, &mut templates)?,
             None => BTreeMap::new(),
         },
         timeout: table.get("timeout").map(Node::duration).transpose()?,
-        limits: table
-            .get("limits")
-            .map(limits)
-            .transpose()?
-            .unwrap_or_default(),
+        limits: table.get("limits").map(limits).transpose()?.unwrap_or_default(),
         retries: table.get("retries").map(retries).transpose()?,
         secrets: grants.0,
         inject: grants.1,
@@ -228,19 +194,10 @@ fn task<'a>(
             Some(node) => mounts(node, roots)?,
             None => Vec::new(),
         },
-        allow_hosts: table
-            .get("allow_hosts")
-            .map(allow_hosts)
-            .transpose()?
-            .unwrap_or_default(),
+        allow_hosts: table.get("allow_hosts").map(allow_hosts).transpose()?.unwrap_or_default(),
         cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
     };
-    let site = TaskSite {
-        key: key_node,
-        depends_on: dependency_sites,
-        templates,
-        run_job,
-    };
+    let site = TaskSite { key: key_node, depends_on: dependency_sites, templates, run_job };
     Ok((spec, site))
 }
 
@@ -250,11 +207,7 @@ fn task<'a>(
 /// task `retries`, a condition task none.
 fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
     let is_command = matches!(kind, TaskKind::Command { .. });
-    if let Some(entry) = table
-        .entries()
-        .iter()
-        .find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key))
-    {
+    if let Some(entry) = table.entries().iter().find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key)) {
         let hint = match kind {
             TaskKind::Component { .. } => {
                 "; add `kind = \"command\"` to run the component as a `wasi:cli/command` program"
@@ -270,35 +223,20 @@ fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Resu
     let (allowed, hint): (&[&str], &str) = match kind {
         TaskKind::Component { .. } => return Ok(()),
         TaskKind::Command { .. } => (
-            &[
-                "timeout",
-                "limits",
-                "retries",
-                "secrets",
-                "mounts",
-                "allow_hosts",
-                "cache",
-            ],
+            &["timeout", "limits", "retries", "secrets", "mounts", "allow_hosts", "cache"],
             "a command task takes its inputs from `args`, `env` and `stdin` (which may hold \
              `{{ … }}` references)",
         ),
         TaskKind::Condition { .. } => (&[], "a condition only compares `left` with `right`"),
-        TaskKind::ForEach { .. } => (
-            &["timeout"],
-            "put it in `for_each.task`, the template each input runs",
-        ),
+        TaskKind::ForEach { .. } => (&["timeout"], "put it in `for_each.task`, the template each input runs"),
         TaskKind::RunJob { .. } => (&["retries"], "the job it runs has its own settings"),
     };
-    let refused = table
-        .entries()
-        .iter()
-        .find(|entry| KIND_BOUND_KEYS.contains(&entry.key) && !allowed.contains(&entry.key));
+    let refused =
+        table.entries().iter().find(|entry| KIND_BOUND_KEYS.contains(&entry.key) && !allowed.contains(&entry.key));
     match refused {
-        Some(entry) => Err(entry.key_error(format!(
-            "`{}` does not apply to {} task `{task}`; {hint}",
-            entry.key,
-            kind.name()
-        ))),
+        Some(entry) => {
+            Err(entry.key_error(format!("`{}` does not apply to {} task `{task}`; {hint}", entry.key, kind.name())))
+        }
         None => Ok(()),
     }
 }

@@ -27,17 +27,8 @@ use super::{ComponentSpec, Limits};
 const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
 const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
 const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
-const TEMPLATE_KEYS: &[&str] = &[
-    "component",
-    "params",
-    "timeout",
-    "limits",
-    "retries",
-    "secrets",
-    "mounts",
-    "allow_hosts",
-    "cache",
-];
+const TEMPLATE_KEYS: &[&str] =
+    &["component", "params", "timeout", "limits", "retries", "secrets", "mounts", "allow_hosts", "cache"];
 const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
@@ -198,16 +189,9 @@ impl FromStr for ConditionOp {
     /// The operator named as in the file; the error suggests the closest and lists all.
     fn from_str(name: &str) -> Result<Self, String> {
         let names = ConditionOp::ALL.map(ConditionOp::as_str);
-        ConditionOp::ALL
-            .into_iter()
-            .find(|op| op.as_str() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown op `{name}`{}; expected one of {}",
-                    names::suggestion(name, names),
-                    names::list(names)
-                )
-            })
+        ConditionOp::ALL.into_iter().find(|op| op.as_str() == name).ok_or_else(|| {
+            format!("unknown op `{name}`{}; expected one of {}", names::suggestion(name, names), names::list(names))
+        })
     }
 }
 
@@ -221,20 +205,12 @@ pub(crate) fn kind<'a>(
     templates: &mut Vec<Templated<'a>>,
 ) -> Result<(TaskKind, Option<RunJobSite<'a>>), SpecError> {
     let choices = format!("give exactly one of {}", names::list(KIND_KEYS));
-    let mut given = table
-        .entries()
-        .iter()
-        .filter(|e| KIND_KEYS.contains(&e.key));
+    let mut given = table.entries().iter().filter(|e| KIND_KEYS.contains(&e.key));
     let Some(entry) = given.next() else {
-        return Err(table.node.error(format!(
-            "task `{task}` does not say what it does; {choices}"
-        )));
+        return Err(table.node.error(format!("task `{task}` does not say what it does; {choices}")));
     };
     if let Some(second) = given.next() {
-        return Err(second.key_error(format!(
-            "task `{task}` has both `{}` and `{}`; {choices}",
-            entry.key, second.key
-        )));
+        return Err(second.key_error(format!("task `{task}` has both `{}` and `{}`; {choices}", entry.key, second.key)));
     }
     let node = &entry.node;
     let is_command = command::is_command(table, task, entry.key)?;
@@ -243,9 +219,7 @@ pub(crate) fn kind<'a>(
             let component = component(node, components)?;
             command::command(table, task, component, roots, templates)?
         }
-        "component" => TaskKind::Component {
-            component: component(node, components)?,
-        },
+        "component" => TaskKind::Component { component: component(node, components)? },
         "condition" => condition(node, templates)?,
         "for_each" => for_each(node, components, roots, templates)?,
         _ => return run_job(node, task, templates).map(|(kind, site)| (kind, Some(site))),
@@ -254,51 +228,30 @@ pub(crate) fn kind<'a>(
 }
 
 /// A component name that must be in `components`.
-fn component(
-    node: &Node<'_>,
-    components: &BTreeMap<String, ComponentSpec>,
-) -> Result<String, SpecError> {
+fn component(node: &Node<'_>, components: &BTreeMap<String, ComponentSpec>) -> Result<String, SpecError> {
     let name = node.str()?;
     if components.contains_key(name) {
         return Ok(name.to_string());
     }
     let hint = names::suggestion(name, components.keys().map(String::as_str));
-    Err(node.error(format!(
-        "unknown component `{name}`{hint}; components: {}",
-        names::list(components.keys())
-    )))
+    Err(node.error(format!("unknown component `{name}`{hint}; components: {}", names::list(components.keys()))))
 }
 
-fn condition<'a>(
-    node: &Node<'a>,
-    templates: &mut Vec<Templated<'a>>,
-) -> Result<TaskKind, SpecError> {
+fn condition<'a>(node: &Node<'a>, templates: &mut Vec<Templated<'a>>) -> Result<TaskKind, SpecError> {
     let table = node.table()?;
     table.deny_unknown(CONDITION_KEYS)?;
     let op_node = table.require("op")?;
-    let op = op_node
-        .str()?
-        .parse()
-        .map_err(|why: String| op_node.error(why))?;
+    let op = op_node.str()?.parse().map_err(|why: String| op_node.error(why))?;
     let mut operand = |side: &str| -> Result<String, SpecError> {
         let node = table.require(side)?;
         if !node.is_scalar() {
             return Err(node.error("expected a string, number or boolean to compare"));
         }
         let value = node.param_string()?;
-        templates.push(Templated::new(
-            format!("condition `{side}`"),
-            &value,
-            node,
-            false,
-        ));
+        templates.push(Templated::new(format!("condition `{side}`"), &value, node, false));
         Ok(value)
     };
-    Ok(TaskKind::Condition {
-        op,
-        left: operand("left")?,
-        right: operand("right")?,
-    })
+    Ok(TaskKind::Condition { op, left: operand("left")?, right: operand("right")? })
 }
 
 fn for_each<'a>(
@@ -312,23 +265,14 @@ fn for_each<'a>(
     let inputs_node = table.require("inputs")?;
     let inputs = inputs_node.param_string()?;
     check_literal_inputs(inputs_node, &inputs)?;
-    templates.push(Templated::new(
-        "for_each `inputs`".into(),
-        &inputs,
-        inputs_node,
-        false,
-    ));
+    templates.push(Templated::new("for_each `inputs`".into(), &inputs, inputs_node, false));
     let concurrency = match table.get("concurrency") {
         Some(node) => concurrency(node)?,
         None => DEFAULT_FOR_EACH_CONCURRENCY,
     };
     let template_node = table.require("task")?;
     let template = template(template_node, components, roots, templates)?;
-    Ok(TaskKind::ForEach {
-        inputs,
-        concurrency,
-        template: Box::new(template),
-    })
+    Ok(TaskKind::ForEach { inputs, concurrency, template: Box::new(template) })
 }
 
 /// Inputs without references are known now, so they must already be a JSON array.
@@ -339,9 +283,9 @@ fn check_literal_inputs(node: &Node<'_>, inputs: &str) -> Result<(), SpecError> 
     }
     match serde_json::from_str::<serde_json::Value>(inputs) {
         Ok(serde_json::Value::Array(_)) => Ok(()),
-        Ok(_) | Err(_) => Err(node.error(
-            "inputs must be a JSON array, e.g. `[\"a\", \"b\"]` or `\"{{ tasks.list.values.files }}\"`",
-        )),
+        Ok(_) | Err(_) => {
+            Err(node.error("inputs must be a JSON array, e.g. `[\"a\", \"b\"]` or `\"{{ tasks.list.values.files }}\"`"))
+        }
     }
 }
 
@@ -350,11 +294,7 @@ fn concurrency(node: &Node<'_>) -> Result<u32, SpecError> {
     u32::try_from(value)
         .ok()
         .filter(|n| (1..=MAX_FOR_EACH_CONCURRENCY).contains(n))
-        .ok_or_else(|| {
-            node.error(format!(
-                "concurrency must be from 1 to {MAX_FOR_EACH_CONCURRENCY}, found {value}"
-            ))
-        })
+        .ok_or_else(|| node.error(format!("concurrency must be from 1 to {MAX_FOR_EACH_CONCURRENCY}, found {value}")))
 }
 
 fn template<'a>(
@@ -372,26 +312,14 @@ fn template<'a>(
             None => BTreeMap::new(),
         },
         timeout: table.get("timeout").map(Node::duration).transpose()?,
-        limits: table
-            .get("limits")
-            .map(limits)
-            .transpose()?
-            .unwrap_or_default(),
+        limits: table.get("limits").map(limits).transpose()?.unwrap_or_default(),
         retries: table.get("retries").map(retries).transpose()?,
-        secrets: table
-            .get("secrets")
-            .map(secrets)
-            .transpose()?
-            .unwrap_or_default(),
+        secrets: table.get("secrets").map(secrets).transpose()?.unwrap_or_default(),
         mounts: match table.get("mounts") {
             Some(node) => mounts(node, roots)?,
             None => Vec::new(),
         },
-        allow_hosts: table
-            .get("allow_hosts")
-            .map(allow_hosts)
-            .transpose()?
-            .unwrap_or_default(),
+        allow_hosts: table.get("allow_hosts").map(allow_hosts).transpose()?.unwrap_or_default(),
         cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
     })
 }
@@ -417,10 +345,6 @@ fn run_job<'a>(
             entries.push(entry.clone());
         }
     }
-    let site = RunJobSite {
-        task: task.to_string(),
-        job: job_node,
-        parameters: entries,
-    };
+    let site = RunJobSite { task: task.to_string(), job: job_node, parameters: entries };
     Ok((TaskKind::RunJob { job, parameters }, site))
 }

@@ -117,9 +117,7 @@ pub use depends::{Dependency, RunIf};
 pub use duration::{parse_duration, parse_size};
 pub use error::SpecError;
 pub use hosts::{HostRule, parse_host_rule};
-pub use kinds::{
-    ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind,
-};
+pub use kinds::{ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind};
 pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
 pub use retries::RetryPolicy;
 pub use template::Reference;
@@ -247,10 +245,7 @@ impl Bundle {
             }),
             None => match self.jobs.values().collect::<Vec<_>>().as_slice() {
                 [only] => Ok(only),
-                _ => Err(SpecError::NoSingleJob {
-                    file: self.file.clone(),
-                    known: known(),
-                }),
+                _ => Err(SpecError::NoSingleJob { file: self.file.clone(), known: known() }),
             },
         }
     }
@@ -267,18 +262,14 @@ impl TaskSpec {
     /// The component a component or command task runs; `None` for the other kinds.
     pub fn component(&self) -> Option<&str> {
         match &self.kind {
-            TaskKind::Component { component } | TaskKind::Command { component, .. } => {
-                Some(component)
-            }
+            TaskKind::Component { component } | TaskKind::Command { component, .. } => Some(component),
             _ => None,
         }
     }
 
     /// The keys of the tasks this one depends on, as listed.
     pub fn upstream_keys(&self) -> impl Iterator<Item = &str> {
-        self.depends_on
-            .iter()
-            .map(|dependency| dependency.task.as_str())
+        self.depends_on.iter().map(|dependency| dependency.task.as_str())
     }
 }
 
@@ -287,10 +278,8 @@ impl TaskSpec {
 /// file's directory.
 pub fn load(path: &Path) -> Result<Bundle, SpecError> {
     let file = bundle_file(path)?;
-    let text = std::fs::read_to_string(&file).map_err(|why| SpecError::Read {
-        path: file.clone(),
-        message: why.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|why| SpecError::Read { path: file.clone(), message: why.to_string() })?;
     let root = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -301,34 +290,16 @@ pub fn load(path: &Path) -> Result<Bundle, SpecError> {
 fn bundle_file(path: &Path) -> Result<PathBuf, SpecError> {
     if path.is_dir() {
         let file = path.join(BUNDLE_FILE);
-        return if file.is_file() {
-            Ok(file)
-        } else {
-            Err(SpecError::NoBundleFile {
-                dir: path.to_path_buf(),
-            })
-        };
+        return if file.is_file() { Ok(file) } else { Err(SpecError::NoBundleFile { dir: path.to_path_buf() }) };
     }
-    if path.exists() {
-        Ok(path.to_path_buf())
-    } else {
-        Err(SpecError::NotFound {
-            path: path.to_path_buf(),
-        })
-    }
+    if path.exists() { Ok(path.to_path_buf()) } else { Err(SpecError::NotFound { path: path.to_path_buf() }) }
 }
 
 /// Parses and validates bundle text. `file` is used only in errors and [`Bundle::file`];
 /// `root` is the directory relative paths resolve against (made absolute here).
 pub fn parse(text: &str, file: &Path, root: &Path) -> Result<Bundle, SpecError> {
-    let root = if root.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        root
-    };
-    let root = std::path::absolute(root).map_err(|why| SpecError::Read {
-        path: root.to_path_buf(),
-        message: why.to_string(),
-    })?;
+    let root = if root.as_os_str().is_empty() { Path::new(".") } else { root };
+    let root = std::path::absolute(root)
+        .map_err(|why| SpecError::Read { path: root.to_path_buf(), message: why.to_string() })?;
     build::bundle(text, file, root)
 }

@@ -88,10 +88,7 @@ impl Roots {
                 )));
             }
             if self.data.contains(&path) {
-                return Err(item.error(format!(
-                    "data root `{text}` (`{}`) is listed twice",
-                    path.display()
-                )));
+                return Err(item.error(format!("data root `{text}` (`{}`) is listed twice", path.display())));
             }
             self.data.push(path);
         }
@@ -100,13 +97,7 @@ impl Roots {
 
     /// A host path (`what` names it in errors): resolved against the bundle root,
     /// canonicalised, of the wanted type, under the bundle root or a data root.
-    pub fn host_path(
-        &self,
-        node: &Node<'_>,
-        text: &str,
-        what: &str,
-        want: Want,
-    ) -> Result<PathBuf, SpecError> {
+    pub fn host_path(&self, node: &Node<'_>, text: &str, what: &str, want: Want) -> Result<PathBuf, SpecError> {
         let path = self.existing(node, text, what, want)?;
         if self.contains(&path) || (self.anywhere && want == Want::Preopen) {
             return Ok(path);
@@ -119,18 +110,12 @@ impl Roots {
         };
         let root = match &self.canonical {
             Ok(root) => format!("the bundle root `{}`", root.display()),
-            Err(why) => format!(
-                "the bundle root `{}` (unresolvable: {why})",
-                self.root.display()
-            ),
+            Err(why) => format!("the bundle root `{}` (unresolvable: {why})", self.root.display()),
         };
         let data = match self.data.as_slice() {
             [] => " (no data roots are declared)".to_string(),
             [one] => format!(" and the data root `{}`", one.display()),
-            data => format!(
-                " and the data roots {}",
-                names::list(data.iter().map(|d| d.display().to_string()))
-            ),
+            data => format!(" and the data roots {}", names::list(data.iter().map(|d| d.display().to_string()))),
         };
         Err(node.error(format!(
             "{what} `{text}` {how} `{path}`, outside {root}{data}; host paths must stay inside \
@@ -142,20 +127,12 @@ impl Roots {
 
     /// Whether a canonical path lies under the bundle root or a data root.
     pub(crate) fn contains(&self, path: &Path) -> bool {
-        self.canonical
-            .as_ref()
-            .is_ok_and(|root| path.starts_with(root))
+        self.canonical.as_ref().is_ok_and(|root| path.starts_with(root))
             || self.data.iter().any(|data| path.starts_with(data))
     }
 
     /// `text` joined to the root, canonicalised, and of the wanted type.
-    fn existing(
-        &self,
-        node: &Node<'_>,
-        text: &str,
-        what: &str,
-        want: Want,
-    ) -> Result<PathBuf, SpecError> {
+    fn existing(&self, node: &Node<'_>, text: &str, what: &str, want: Want) -> Result<PathBuf, SpecError> {
         if text.trim().is_empty() {
             return Err(node.error(format!("{what} path is empty")));
         }
@@ -168,10 +145,7 @@ impl Roots {
         let joined = self.root.join(text);
         let path = std::fs::canonicalize(&joined).map_err(|why| {
             node.error(match why.kind() {
-                ErrorKind::NotFound => format!(
-                    "{what} `{text}` does not exist (looked for `{}`)",
-                    joined.display()
-                ),
+                ErrorKind::NotFound => format!("{what} `{text}` does not exist (looked for `{}`)", joined.display()),
                 _ => format!("{what} `{text}` cannot be resolved: {why}"),
             })
         })?;
@@ -184,11 +158,7 @@ impl Roots {
             ))),
             Want::File if !path.is_file() => Err(node.error(format!(
                 "{what} `{text}` is {}, not a file",
-                if is_dir {
-                    "a directory"
-                } else {
-                    "not a regular file"
-                }
+                if is_dir { "a directory" } else { "not a regular file" }
             ))),
             _ => Ok(path),
         }
@@ -230,12 +200,7 @@ pub(crate) fn mounts(node: &Node<'_>, roots: &Roots) -> Result<Vec<Mount>, SpecE
             None => MountMode::Ro,
         };
         let outside_roots = !roots.contains(&host);
-        mounts.push(Mount {
-            host,
-            guest: guest.to_string(),
-            mode,
-            outside_roots,
-        });
+        mounts.push(Mount { host, guest: guest.to_string(), mode, outside_roots });
     }
     Ok(mounts)
 }
@@ -253,31 +218,22 @@ fn mode(node: &Node<'_>) -> Result<MountMode, SpecError> {
 
 /// Whether guest path `inner` lies strictly inside `outer`.
 fn nested(outer: &str, inner: &str) -> bool {
-    inner
-        .strip_prefix(outer)
-        .is_some_and(|rest| rest.starts_with('/'))
+    inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A guest path: absolute, normalised, not `/`, not reserved by the runtime.
 fn check_guest(guest: &str) -> Result<(), String> {
     if !guest.starts_with('/') {
-        let parts: Vec<&str> = guest
-            .split('/')
-            .filter(|part| !part.is_empty() && *part != ".")
-            .collect();
-        return Err(format!(
-            "guest path `{guest}` must be absolute, e.g. `/{}`",
-            parts.join("/")
-        ));
+        let parts: Vec<&str> = guest.split('/').filter(|part| !part.is_empty() && *part != ".").collect();
+        return Err(format!("guest path `{guest}` must be absolute, e.g. `/{}`", parts.join("/")));
     }
     if guest == "/" {
-        return Err("guest path `/` would hide the whole guest filesystem; mount at a directory such as `/data`".to_string());
+        return Err(
+            "guest path `/` would hide the whole guest filesystem; mount at a directory such as `/data`".to_string()
+        );
     }
     if guest.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(format!(
-            "guest path `{}` holds a control character or `\\`",
-            guest.escape_debug()
-        ));
+        return Err(format!("guest path `{}` holds a control character or `\\`", guest.escape_debug()));
     }
     if guest.contains("//") || guest.ends_with('/') {
         let tidy: Vec<&str> = guest.split('/').filter(|part| !part.is_empty()).collect();
@@ -287,13 +243,9 @@ fn check_guest(guest: &str) -> Result<(), String> {
         ));
     }
     if guest.split('/').any(|part| part == "." || part == "..") {
-        return Err(format!(
-            "guest path `{guest}` has a `.` or `..` segment; write the path it means"
-        ));
+        return Err(format!("guest path `{guest}` has a `.` or `..` segment; write the path it means"));
     }
-    if let Some(reserved) = RESERVED_GUEST_PATHS
-        .iter()
-        .find(|reserved| guest == **reserved || nested(reserved, guest))
+    if let Some(reserved) = RESERVED_GUEST_PATHS.iter().find(|reserved| guest == **reserved || nested(reserved, guest))
     {
         let role = match *reserved {
             "/tmp" => "per-attempt scratch, wiped after each attempt",

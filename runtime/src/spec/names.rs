@@ -10,15 +10,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("name is empty; use letters, digits, `_` and `-`".to_string());
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "name is {} characters long; at most {MAX_NAME_LEN} are allowed",
-            name.len()
-        ));
+        return Err(format!("name is {} characters long; at most {MAX_NAME_LEN} are allowed", name.len()));
     }
     match name.chars().find(|&c| !is_name_char(c)) {
-        Some(bad) => Err(format!(
-            "`{name}` contains {bad:?}; use only letters, digits, `_` and `-`"
-        )),
+        Some(bad) => Err(format!("`{name}` contains {bad:?}; use only letters, digits, `_` and `-`")),
         None => Ok(()),
     }
 }
@@ -50,9 +45,7 @@ pub fn check_secret_name(name: &str) -> Result<(), String> {
     if shape_ok {
         Ok(())
     } else {
-        Err(format!(
-            "secret `{name}` is not a `scope/key` name (each part uses letters, digits, `_`, `.` and `-`)"
-        ))
+        Err(format!("secret `{name}` is not a `scope/key` name (each part uses letters, digits, `_`, `.` and `-`)"))
     }
 }
 
@@ -89,8 +82,7 @@ pub fn closest<'c>(wanted: &str, candidates: impl IntoIterator<Item = &'c str>) 
 
 /// " (did you mean `x`?)" when a candidate is close, else "".
 pub fn suggestion<'c>(wanted: &str, candidates: impl IntoIterator<Item = &'c str>) -> String {
-    closest(wanted, candidates)
-        .map_or_else(String::new, |close| format!(" (did you mean `{close}`?)"))
+    closest(wanted, candidates).map_or_else(String::new, |close| format!(" (did you mean `{close}`?)"))
 }
 
 /// Levenshtein distance over characters.
@@ -113,15 +105,8 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Joins names as "`a`, `b`, `c`" for error messages, or "none" when empty.
 pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
-    let quoted: Vec<String> = names
-        .into_iter()
-        .map(|n| format!("`{}`", n.as_ref()))
-        .collect();
-    if quoted.is_empty() {
-        "none".to_string()
-    } else {
-        quoted.join(", ")
-    }
+    let quoted: Vec<String> = names.into_iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    if quoted.is_empty() { "none".to_string() } else { quoted.join(", ") }
 }
 
 #[cfg(test)]
@@ -133,11 +118,7 @@ mod tests {
         assert!(check_name("bronze_orders-2").is_ok());
         assert!(check_name("").is_err());
         assert!(check_name("a b").unwrap_err().contains("' '"));
-        assert!(
-            check_name(&"x".repeat(101))
-                .unwrap_err()
-                .contains("at most 100")
-        );
+        assert!(check_name(&"x".repeat(101)).unwrap_err().contains("at most 100"));
         assert!(check_name(&"x".repeat(100)).is_ok());
     }
 
@@ -153,10 +134,7 @@ mod tests {
     #[test]
     fn suggestions_stay_within_two_edits() {
         assert_eq!(edit_distance("timout", "timeout"), 1);
-        assert_eq!(
-            closest("dependson", ["key", "depends_on"]),
-            Some("depends_on")
-        );
+        assert_eq!(closest("dependson", ["key", "depends_on"]), Some("depends_on"));
         assert_eq!(closest("zzzzzz", ["key", "depends_on"]), None);
     }
 

@@ -39,12 +39,7 @@ pub(crate) struct Table<'a> {
 impl<'a> Node<'a> {
     /// The document root.
     pub fn root(loc: &'a Locator<'a>, value: &'a Spanned<DeValue<'a>>) -> Self {
-        Node {
-            loc,
-            path: String::new(),
-            span: value.span(),
-            value: value.get_ref(),
-        }
+        Node { loc, path: String::new(), span: value.span(), value: value.get_ref() }
     }
 
     /// An error pointing at this value.
@@ -58,10 +53,7 @@ impl<'a> Node<'a> {
     }
 
     fn wrong_type(&self, expected: &str) -> SpecError {
-        self.error(format!(
-            "expected {expected}, found {}",
-            describe(self.value)
-        ))
+        self.error(format!("expected {expected}, found {}", describe(self.value)))
     }
 
     pub fn table(&self) -> Result<Table<'a>, SpecError> {
@@ -88,9 +80,7 @@ impl<'a> Node<'a> {
     /// A whole number that fits in 64 bits.
     pub fn integer(&self) -> Result<i64, SpecError> {
         match self.value {
-            DeValue::Integer(int) => {
-                integer(int.as_str(), int.radix()).map_err(|why| self.error(why))
-            }
+            DeValue::Integer(int) => integer(int.as_str(), int.radix()).map_err(|why| self.error(why)),
             _ => Err(self.wrong_type("an integer")),
         }
     }
@@ -102,9 +92,7 @@ impl<'a> Node<'a> {
             DeValue::Integer(int) => integer(int.as_str(), int.radix()).ok().map(|n| n as f64),
             _ => return Err(self.wrong_type("a number")),
         };
-        value
-            .filter(|number| number.is_finite())
-            .ok_or_else(|| self.error("expected a finite number"))
+        value.filter(|number| number.is_finite()).ok_or_else(|| self.error("expected a finite number"))
     }
 
     /// Whether the value is a scalar (not an array or a table).
@@ -117,28 +105,16 @@ impl<'a> Node<'a> {
         let DeValue::Array(items) = self.value else {
             return Err(self.wrong_type("an array"));
         };
-        Ok(items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.element(i, item))
-            .collect())
+        Ok(items.iter().enumerate().map(|(i, item)| self.element(i, item)).collect())
     }
 
     fn element(&self, index: usize, item: &'a Spanned<DeValue<'a>>) -> Node<'a> {
-        Node {
-            loc: self.loc,
-            path: format!("{}[{index}]", self.path),
-            span: item.span(),
-            value: item.get_ref(),
-        }
+        Node { loc: self.loc, path: format!("{}[{index}]", self.path), span: item.span(), value: item.get_ref() }
     }
 
     /// An array of strings; each element keeps its own node for precise errors.
     pub fn strings(&self) -> Result<Vec<(Node<'a>, &'a str)>, SpecError> {
-        self.array()?
-            .into_iter()
-            .map(|item| item.str().map(|text| (item.clone(), text)))
-            .collect()
+        self.array()?.into_iter().map(|item| item.str().map(|text| (item.clone(), text))).collect()
     }
 
     /// A duration written as a string such as `"10s"`; zero is refused.
@@ -153,8 +129,7 @@ impl<'a> Node<'a> {
             }
             _ => return Err(self.wrong_type("a duration string such as \"10s\"")),
         };
-        let duration =
-            parse_duration(text).map_err(|why| self.error(format!("bad duration: {why}")))?;
+        let duration = parse_duration(text).map_err(|why| self.error(format!("bad duration: {why}")))?;
         if duration.is_zero() {
             return Err(self.error("duration must be greater than zero"));
         }
@@ -164,9 +139,7 @@ impl<'a> Node<'a> {
     /// A size in bytes: a string such as `"64MiB"` or a non-negative integer.
     pub fn size(&self) -> Result<u64, SpecError> {
         match self.value {
-            DeValue::String(text) => {
-                parse_size(text).map_err(|why| self.error(format!("bad size: {why}")))
-            }
+            DeValue::String(text) => parse_size(text).map_err(|why| self.error(format!("bad size: {why}"))),
             DeValue::Integer(int) => u64::from_str_radix(int.as_str(), int.radix())
                 .map_err(|_| self.error("size must be a non-negative number of bytes")),
             _ => Err(self.wrong_type("a size such as \"64MiB\" or a number of bytes")),
@@ -180,8 +153,7 @@ impl<'a> Node<'a> {
             DeValue::String(text) => Ok(text.to_string()),
             DeValue::Array(_) | DeValue::Table(_) => {
                 let json = to_json(self.value).map_err(|why| self.error(why))?;
-                serde_json::to_string(&json)
-                    .map_err(|why| self.error(format!("cannot write as JSON: {why}")))
+                serde_json::to_string(&json).map_err(|why| self.error(format!("cannot write as JSON: {why}")))
             }
             scalar => scalar_string(scalar).map_err(|why| self.error(why)),
         }
@@ -191,9 +163,7 @@ impl<'a> Node<'a> {
 impl Entry<'_> {
     /// An error pointing at the key itself (not its value), under the key's path.
     pub fn key_error(&self, message: impl Into<String>) -> SpecError {
-        self.node
-            .loc
-            .invalid(&self.key_span, &self.node.path, message)
+        self.node.loc.invalid(&self.key_span, &self.node.path, message)
     }
 }
 
@@ -222,41 +192,27 @@ impl<'a> Table<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&Node<'a>> {
-        self.entries
-            .iter()
-            .find(|entry| entry.key == key)
-            .map(|entry| &entry.node)
+        self.entries.iter().find(|entry| entry.key == key).map(|entry| &entry.node)
     }
 
     /// The value under `key`, or an error at the table naming the missing key.
     pub fn require(&self, key: &str) -> Result<&Node<'a>, SpecError> {
         self.get(key).ok_or_else(|| {
             let path = names::child_path(&self.node.path, key);
-            self.node.loc.invalid(
-                &self.node.span,
-                &path,
-                format!("missing required key `{key}`"),
-            )
+            self.node.loc.invalid(&self.node.span, &path, format!("missing required key `{key}`"))
         })
     }
 
     /// Refuses the first key (in file order) that is not in `known`.
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), SpecError> {
-        let Some(entry) = self
-            .entries
-            .iter()
-            .find(|entry| !known.contains(&entry.key))
-        else {
+        let Some(entry) = self.entries.iter().find(|entry| !known.contains(&entry.key)) else {
             return Ok(());
         };
         let message = match names::closest(entry.key, known.iter().copied()) {
             Some(close) => format!("unknown key (did you mean `{close}`?)"),
             None => format!("unknown key; expected one of {}", names::list(known)),
         };
-        Err(self
-            .node
-            .loc
-            .invalid(&entry.key_span, &entry.node.path, message))
+        Err(self.node.loc.invalid(&entry.key_span, &entry.node.path, message))
     }
 }
 
@@ -287,8 +243,9 @@ fn integer(digits: &str, radix: u32) -> Result<i64, String> {
 /// A finite float as JSON would write it (`1.0`, `0.5`); `inf` and `nan` as written.
 fn float_text(written: &str) -> String {
     match written.parse::<f64>() {
-        Ok(value) if value.is_finite() => serde_json::Number::from_f64(value)
-            .map_or_else(|| written.to_string(), |number| number.to_string()),
+        Ok(value) if value.is_finite() => {
+            serde_json::Number::from_f64(value).map_or_else(|| written.to_string(), |number| number.to_string())
+        }
         _ => written.to_string(),
     }
 }
@@ -300,21 +257,14 @@ fn to_json(value: &DeValue<'_>) -> Result<serde_json::Value, String> {
         DeValue::String(text) => Json::String(text.to_string()),
         DeValue::Integer(int) => Json::from(integer(int.as_str(), int.radix())?),
         DeValue::Float(float) => {
-            let number = float
-                .as_str()
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64);
+            let number = float.as_str().parse::<f64>().ok().and_then(serde_json::Number::from_f64);
             Json::Number(number.ok_or("inf and nan cannot be written as JSON")?)
         }
         DeValue::Boolean(flag) => Json::Bool(*flag),
         DeValue::Datetime(datetime) => Json::String(datetime.to_string()),
-        DeValue::Array(items) => Json::Array(
-            items
-                .iter()
-                .map(|item| to_json(item.get_ref()))
-                .collect::<Result<_, _>>()?,
-        ),
+        DeValue::Array(items) => {
+            Json::Array(items.iter().map(|item| to_json(item.get_ref())).collect::<Result<_, _>>()?)
+        }
         DeValue::Table(table) => {
             let mut map = serde_json::Map::new();
             for (key, item) in table.iter() {

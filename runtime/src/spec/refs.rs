@@ -27,13 +27,7 @@ pub(crate) struct Templated<'a> {
 
 impl<'a> Templated<'a> {
     pub fn new(label: String, value: &str, node: &Node<'a>, input: bool) -> Self {
-        Templated {
-            label,
-            value: value.to_string(),
-            node: node.clone(),
-            input,
-            secrets: false,
-        }
+        Templated { label, value: value.to_string(), node: node.clone(), input, secrets: false }
     }
 
     /// The value may hold secret references (a command task's `env`: the sandbox
@@ -53,25 +47,16 @@ pub(crate) struct Scope<'j> {
 }
 
 /// Every reference in `templates` (the values of `task`) must resolve when it runs.
-pub(crate) fn check_task(
-    scope: &Scope<'_>,
-    task: &TaskSpec,
-    templates: &[Templated<'_>],
-) -> Result<(), SpecError> {
+pub(crate) fn check_task(scope: &Scope<'_>, task: &TaskSpec, templates: &[Templated<'_>]) -> Result<(), SpecError> {
     let upstream = scope.graph.upstream_of(&task.key);
     for templated in templates {
-        let context = |why: String| {
-            templated
-                .node
-                .error(format!("task `{}`, {}: {why}", task.key, templated.label))
-        };
+        let context = |why: String| templated.node.error(format!("task `{}`, {}: {why}", task.key, templated.label));
         let references = template::references(&templated.value).map_err(context)?;
         for reference in &references {
             if matches!(reference, Reference::Secret { .. }) && !templated.secrets {
                 return Err(context(secret_not_allowed(reference)));
             }
-            check_reference(scope, &task.key, reference, upstream, templated.input)
-                .map_err(context)?;
+            check_reference(scope, &task.key, reference, upstream, templated.input).map_err(context)?;
         }
     }
     Ok(())
@@ -97,12 +82,7 @@ fn check_reference(
     upstream: Option<&BTreeSet<String>>,
     input_allowed: bool,
 ) -> Result<(), String> {
-    let Scope {
-        job,
-        parameters,
-        tasks,
-        ..
-    } = scope;
+    let Scope { job, parameters, tasks, .. } = scope;
     match reference {
         Reference::JobParameter(name) if !parameters.contains_key(name) => {
             let hint = names::suggestion(name, parameters.keys().map(String::as_str));
@@ -111,25 +91,21 @@ fn check_reference(
                 names::list(parameters.keys())
             ))
         }
-        Reference::TaskValue { task, .. } if task == key => Err(format!(
-            "`{{{{ {reference} }}}}`: a task cannot read its own values"
-        )),
+        Reference::TaskValue { task, .. } if task == key => {
+            Err(format!("`{{{{ {reference} }}}}`: a task cannot read its own values"))
+        }
         Reference::TaskValue { task, .. } if !tasks.iter().any(|t| &t.key == task) => {
             let hint = names::suggestion(task, tasks.iter().map(|t| t.key.as_str()));
-            Err(format!(
-                "`{{{{ {reference} }}}}`: no task `{task}` in job `{job}`{hint}"
-            ))
+            Err(format!("`{{{{ {reference} }}}}`: no task `{task}` in job `{job}`{hint}"))
         }
         Reference::TaskValue { task, .. } if !upstream.is_some_and(|up| up.contains(task)) => {
-            Err(format!(
-                "`{{{{ {reference} }}}}`: task `{task}` is not upstream of `{key}`; add it to `depends_on`"
-            ))
+            Err(format!("`{{{{ {reference} }}}}`: task `{task}` is not upstream of `{key}`; add it to `depends_on`"))
         }
-        Reference::Input if !input_allowed => Err(
-            "`{{ input }}` is only available in the params of a for_each task template \
+        Reference::Input if !input_allowed => {
+            Err("`{{ input }}` is only available in the params of a for_each task template \
              (`for_each.task.params`)"
-                .to_string(),
-        ),
+                .to_string())
+        }
         _ => Ok(()),
     }
 }

@@ -7,14 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::error::SpecError;
 use super::read::Node;
 
-const RETRY_KEYS: &[&str] = &[
-    "max",
-    "initial",
-    "backoff",
-    "max_interval",
-    "jitter",
-    "on_timeout",
-];
+const RETRY_KEYS: &[&str] = &["max", "initial", "backoff", "max_interval", "jitter", "on_timeout"];
 
 /// How a failed attempt of a task is retried. Only `max` must be written; the rest
 /// default to [`RetryPolicy::DEFAULT_INITIAL`] and friends.
@@ -59,10 +52,8 @@ impl RetryPolicy {
 /// Reads a `retries` table.
 pub(crate) fn retries(node: &Node<'_>) -> Result<RetryPolicy, SpecError> {
     if !matches!(node.value, toml::de::DeValue::Table(_)) {
-        return Err(node.error(format!(
-            "expected a table such as `{{ max = 3 }}`, found {}",
-            super::read::describe(node.value)
-        )));
+        return Err(node
+            .error(format!("expected a table such as `{{ max = 3 }}`, found {}", super::read::describe(node.value))));
     }
     let table = node.table()?;
     table.deny_unknown(RETRY_KEYS)?;
@@ -111,11 +102,10 @@ pub(crate) fn retries(node: &Node<'_>) -> Result<RetryPolicy, SpecError> {
 fn max(node: &Node<'_>) -> Result<Option<u32>, SpecError> {
     match node.integer()? {
         -1 => Ok(None),
-        count if count < -1 => Err(node.error(format!(
-            "max must be -1 (retry without limit) or a number of retries (0 or more), found {count}"
-        ))),
-        count => u32::try_from(count)
-            .map(Some)
-            .map_err(|_| node.error(format!("max is too large (at most {})", u32::MAX))),
+        count if count < -1 => Err(node
+            .error(format!("max must be -1 (retry without limit) or a number of retries (0 or more), found {count}"))),
+        count => {
+            u32::try_from(count).map(Some).map_err(|_| node.error(format!("max is too large (at most {})", u32::MAX)))
+        }
     }
 }

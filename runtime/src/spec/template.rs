@@ -53,13 +53,7 @@ impl Reference {
     /// Whether the reference is known when a run starts, before any task ran
     /// (the only kind a job parameter may use).
     pub fn is_run_level(&self) -> bool {
-        matches!(
-            self,
-            Reference::JobRunId
-                | Reference::JobName
-                | Reference::JobStartDate
-                | Reference::JobStartDateTime
-        )
+        matches!(self, Reference::JobRunId | Reference::JobName | Reference::JobStartDate | Reference::JobStartDateTime)
     }
 }
 
@@ -70,10 +64,7 @@ impl fmt::Display for Reference {
             Reference::TaskValue { task, name } => write!(f, "tasks.{task}.values.{name}"),
             Reference::Secret { scope, key } => write!(f, "secrets/{scope}/{key}"),
             fixed => {
-                let text = FIXED
-                    .iter()
-                    .find(|(_, r)| r == fixed)
-                    .map_or("?", |(text, _)| *text);
+                let text = FIXED.iter().find(|(_, r)| r == fixed).map_or("?", |(text, _)| *text);
                 f.write_str(text)
             }
         }
@@ -100,10 +91,7 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
 
 /// `text` with every reference replaced by what `resolve` returns for it. A reference
 /// that `resolve` cannot answer (returns `None` for) is an error naming it.
-pub fn render(
-    text: &str,
-    resolve: &mut dyn FnMut(&Reference) -> Option<String>,
-) -> Result<String, String> {
+pub fn render(text: &str, resolve: &mut dyn FnMut(&Reference) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     for piece in pieces(text)? {
         match piece {
@@ -128,10 +116,7 @@ pub enum Part {
 /// Like [`render`], but secret references stay [`Part::Secret`] (`resolve` is not
 /// asked for them), so that their values never pass through rendered text.
 /// Neighbouring text is merged.
-pub fn render_parts(
-    text: &str,
-    resolve: &mut dyn FnMut(&Reference) -> Option<String>,
-) -> Result<Vec<Part>, String> {
+pub fn render_parts(text: &str, resolve: &mut dyn FnMut(&Reference) -> Option<String>) -> Result<Vec<Part>, String> {
     let mut parts: Vec<Part> = Vec::new();
     let push_text = |parts: &mut Vec<Part>, s: &str| match parts.last_mut() {
         Some(Part::Text(t)) => t.push_str(s),
@@ -159,17 +144,11 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
         }
         let inside = &rest[open + 2..];
         let Some(close) = inside.find("}}") else {
-            return Err(format!(
-                "`{{{{` without a closing `}}}}` in `{}`",
-                excerpt(&rest[open..])
-            ));
+            return Err(format!("`{{{{` without a closing `}}}}` in `{}`", excerpt(&rest[open..])));
         };
         let body = &inside[..close];
         if body.contains("{{") {
-            return Err(format!(
-                "`{{{{` inside a reference in `{}`",
-                excerpt(&rest[open..])
-            ));
+            return Err(format!("`{{{{` inside a reference in `{}`", excerpt(&rest[open..])));
         }
         pieces.push(Piece::Ref(parse_reference(body.trim())?));
         rest = &inside[close + 2..];
@@ -220,10 +199,7 @@ fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
     if name.is_empty() || name.chars().any(char::is_whitespace) {
         return Err(shape());
     }
-    Ok(Reference::TaskValue {
-        task: task.to_string(),
-        name: name.to_string(),
-    })
+    Ok(Reference::TaskValue { task: task.to_string(), name: name.to_string() })
 }
 
 fn unknown_reference(body: &str) -> String {
@@ -256,10 +232,7 @@ mod tests {
                 Reference::JobStartDateTime,
                 Reference::TaskAttempt,
                 Reference::TaskKey,
-                Reference::TaskValue {
-                    task: "a-1".into(),
-                    name: "rows".into()
-                },
+                Reference::TaskValue { task: "a-1".into(), name: "rows".into() },
                 Reference::Input,
             ]
         );
@@ -280,7 +253,11 @@ mod tests {
         let mut key = |r: &Reference| (*r == Reference::TaskKey).then(|| "t".to_string());
         assert_eq!(
             render_parts("u={{task.key}}:{{ secrets/db/pw }}!", &mut key).unwrap(),
-            vec![Part::Text("u=t:".into()), Part::Secret { scope: "db".into(), key: "pw".into() }, Part::Text("!".into())]
+            vec![
+                Part::Text("u=t:".into()),
+                Part::Secret { scope: "db".into(), key: "pw".into() },
+                Part::Text("!".into())
+            ]
         );
         assert!(render_parts("{{ job.name }}", &mut none).is_err());
     }
@@ -292,13 +269,7 @@ mod tests {
 
     #[test]
     fn display_matches_the_written_form() {
-        for text in [
-            "job.parameters.day",
-            "job.start_time.iso_datetime",
-            "tasks.a.values.b",
-            "task.key",
-            "input",
-        ] {
+        for text in ["job.parameters.day", "job.start_time.iso_datetime", "tasks.a.values.b", "task.key", "input"] {
             let found = references(&format!("{{{{{text}}}}}")).unwrap();
             assert_eq!(found[0].to_string(), text);
         }
@@ -316,11 +287,7 @@ mod tests {
         let err = references("{{ job.runid }}").unwrap_err();
         assert!(err.contains("unknown reference `{{ job.runid }}`"), "{err}");
         assert!(err.contains("did you mean `job.run_id`?"), "{err}");
-        assert!(
-            references("{{ tasks.a.outputs.b }}")
-                .unwrap_err()
-                .contains("tasks.<task key>.values.<name>")
-        );
+        assert!(references("{{ tasks.a.outputs.b }}").unwrap_err().contains("tasks.<task key>.values.<name>"));
         assert!(references("{{ job.parameters.a b }}").is_err());
         assert!(references("{{}}").is_err());
     }

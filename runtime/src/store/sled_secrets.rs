@@ -77,8 +77,12 @@ impl SecretStore for SledSecretStore {
     }
 
     fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
-        let mut out: Vec<ScopeRecord> =
-            self.scopes.iter().values().map(|v| v.map_err(storage).and_then(|b| decode(&b, "scope"))).collect::<Result<_, _>>()?;
+        let mut out: Vec<ScopeRecord> = self
+            .scopes
+            .iter()
+            .values()
+            .map(|v| v.map_err(storage).and_then(|b| decode(&b, "scope")))
+            .collect::<Result<_, _>>()?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -122,7 +126,11 @@ impl SecretStore for SledSecretStore {
     }
 
     fn acl(&self, id: &ScopeId) -> Result<Vec<AclEntry>, StoreError> {
-        self.acls.scan_prefix(scope_key(id)?).values().map(|v| v.map_err(storage).and_then(|b| decode(&b, "ACL entry"))).collect()
+        self.acls
+            .scan_prefix(scope_key(id)?)
+            .values()
+            .map(|v| v.map_err(storage).and_then(|b| decode(&b, "ACL entry")))
+            .collect()
     }
 
     fn put_acl(&self, id: &ScopeId, entry: &AclEntry) -> Result<(), StoreError> {
@@ -239,7 +247,10 @@ impl SecretStore for SledSecretStore {
 }
 
 fn part(out: &mut Vec<u8>, s: &str, what: &str) -> Result<(), StoreError> {
-    let len = u8::try_from(s.len()).map_err(|_| StoreError::InvalidName { name: what.to_string(), reason: "names must be at most 255 bytes long" })?;
+    let len = u8::try_from(s.len()).map_err(|_| StoreError::InvalidName {
+        name: what.to_string(),
+        reason: "names must be at most 255 bytes long",
+    })?;
     out.push(len);
     out.extend_from_slice(s.as_bytes());
     Ok(())
@@ -260,7 +271,8 @@ fn secret_prefix(id: &ScopeId, key: &str) -> Result<Vec<u8>, StoreError> {
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| corrupt("audit key", format!("{} bytes, expected 8", key.len())))?;
+    let bytes: [u8; 8] =
+        key.try_into().map_err(|_| corrupt("audit key", format!("{} bytes, expected 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 

@@ -80,7 +80,9 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         let open_error = |e: sled::Error| match &e {
             // sled wraps the flock failure in an io error of its own text
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") => {
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") =>
+            {
                 StoreError::Locked { path: dir.to_path_buf() }
             }
             _ => StoreError::Open { path: dir.to_path_buf(), message: e.to_string() },

@@ -46,8 +46,7 @@ fn run_job_passes_only_declared_parameters() {
 
 #[test]
 fn run_job_parameters_are_checked_like_params() {
-    let text =
-        calling("{ job = \"publish\", parameters = { who = \"{{ job.parameters.who }}\" } }");
+    let text = calling("{ job = \"publish\", parameters = { who = \"{{ job.parameters.who }}\" } }");
     assert_error(
         &text,
         line_of(&text, "run_job"),
@@ -66,12 +65,7 @@ fn run_job_table_rejects_unknown_keys() {
         "unknown key; expected one of `job`, `parameters`",
     );
     let text = calling("{ parameters = {} }");
-    assert_error(
-        &text,
-        line_of(&text, "run_job"),
-        "jobs.hello.tasks[0].run_job.job",
-        "missing required key `job`",
-    );
+    assert_error(&text, line_of(&text, "run_job"), "jobs.hello.tasks[0].run_job.job", "missing required key `job`");
 }
 
 #[test]

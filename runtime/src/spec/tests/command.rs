@@ -16,9 +16,7 @@ fn after_a(lines: &str) -> String {
 }
 
 fn command(lines: &str) -> String {
-    after_a(&format!(
-        "kind = \"command\"\ncomponent = \"clean\"\n{lines}"
-    ))
+    after_a(&format!("kind = \"command\"\ncomponent = \"clean\"\n{lines}"))
 }
 
 const T: &str = "jobs.hello.tasks[1]";
@@ -31,24 +29,16 @@ fn a_command_task_with_every_field() {
          stdin = \"text fed to {{ task.key }}\"\nstdout = \"output\"",
     );
     let t = task_of(&text, "t");
-    let env: BTreeMap<String, String> = [
-        ("GREETING", "hi"),
-        ("LEVEL", "{{ job.parameters.level }}"),
-        ("_rows", "{{ tasks.a.values.rows }}"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let env: BTreeMap<String, String> =
+        [("GREETING", "hi"), ("LEVEL", "{{ job.parameters.level }}"), ("_rows", "{{ tasks.a.values.rows }}")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     assert_eq!(
         t.kind,
         TaskKind::Command {
             component: "clean".into(),
-            args: vec![
-                "--name".into(),
-                "{{ job.parameters.who }}".into(),
-                "3".into(),
-                "true".into()
-            ],
+            args: vec!["--name".into(), "{{ job.parameters.who }}".into(), "3".into(), "true".into()],
             env,
             stdin: Some(Stdin::Text("text fed to {{ task.key }}".into())),
             stdout_is_output: true,
@@ -73,19 +63,11 @@ fn a_bare_command_task_logs_stdout_and_reads_nothing() {
         }
     );
     let t = task_of(&command("stdout = \"log\""), "t");
-    assert!(matches!(
-        t.kind,
-        TaskKind::Command {
-            stdout_is_output: false,
-            ..
-        }
-    ));
+    assert!(matches!(t.kind, TaskKind::Command { stdout_is_output: false, .. }));
     let text = after_a("kind = \"component\"\ncomponent = \"clean\"\nparams = { x = \"1\" }");
     assert_eq!(
         task_of(&text, "t").kind,
-        TaskKind::Component {
-            component: "clean".into()
-        },
+        TaskKind::Component { component: "clean".into() },
         "`kind = \"component\"` changes nothing"
     );
 }
@@ -95,34 +77,18 @@ fn stdin_file_is_resolved_and_checked() {
     let d = dirs();
     let t = d.task(&command("stdin_file = \"data/input.txt\""), "t");
     let expected = d.root.join("data/input.txt");
-    assert!(
-        matches!(t.kind, TaskKind::Command { stdin: Some(Stdin::File(path)), .. } if path == expected)
-    );
-    let text = HEAD.replace(
-        "name = \"hello\"",
-        "name = \"hello\"\ndata_roots = [\"../shared\"]",
-    );
-    let text = format!(
-        "{text}{}",
-        &command("stdin_file = \"../shared/in.txt\"")[HEAD.len()..]
-    );
+    assert!(matches!(t.kind, TaskKind::Command { stdin: Some(Stdin::File(path)), .. } if path == expected));
+    let text = HEAD.replace("name = \"hello\"", "name = \"hello\"\ndata_roots = [\"../shared\"]");
+    let text = format!("{text}{}", &command("stdin_file = \"../shared/in.txt\"")[HEAD.len()..]);
     let t = d.task(&text, "t");
     let expected = d.base.join("shared/in.txt");
-    assert!(
-        matches!(t.kind, TaskKind::Command { stdin: Some(Stdin::File(path)), .. } if path == expected)
-    );
+    assert!(matches!(t.kind, TaskKind::Command { stdin: Some(Stdin::File(path)), .. } if path == expected));
 
     let key = format!("{T}.stdin_file");
     let cases = [
-        (
-            "data/missing.txt",
-            "stdin_file `data/missing.txt` does not exist (looked for `",
-        ),
+        ("data/missing.txt", "stdin_file `data/missing.txt` does not exist (looked for `"),
         ("data", "stdin_file `data` is a directory, not a file"),
-        (
-            "../outside/secret.txt",
-            "stdin_file `../outside/secret.txt` resolves to",
-        ),
+        ("../outside/secret.txt", "stdin_file `../outside/secret.txt` resolves to"),
         ("escape/secret.txt", "leads through a symlink to"),
     ];
     for (file, needle) in cases {
@@ -167,15 +133,8 @@ fn kind_accepts_only_command() {
         "unknown kind `python`; the accepted value is `command`",
     );
     let text = after_a("kind = 1\ncomponent = \"clean\"");
-    assert_error(
-        &text,
-        line_of(&text, "kind = 1"),
-        &format!("{T}.kind"),
-        "expected a string",
-    );
-    let text = after_a(
-        "kind = \"command\"\ncondition = { op = \"equal_to\", left = \"a\", right = \"b\" }",
-    );
+    assert_error(&text, line_of(&text, "kind = 1"), &format!("{T}.kind"), "expected a string");
+    let text = after_a("kind = \"command\"\ncondition = { op = \"equal_to\", left = \"a\", right = \"b\" }");
     assert_error(
         &text,
         line_of(&text, "kind ="),
@@ -190,12 +149,7 @@ fn kind_accepts_only_command() {
         "unknown component `clen` (did you mean `clean`?)",
     );
     let text = after_a("knd = \"command\"\ncomponent = \"clean\"");
-    assert_error(
-        &text,
-        line_of(&text, "knd"),
-        &format!("{T}.knd"),
-        "did you mean `kind`?",
-    );
+    assert_error(&text, line_of(&text, "knd"), &format!("{T}.knd"), "did you mean `kind`?");
 }
 
 #[test]
@@ -206,11 +160,7 @@ fn command_keys_only_on_command_tasks() {
             "args",
             "`args` applies only to command tasks, not to component task `t`; add `kind = \"command\"`",
         ),
-        (
-            "component = \"clean\"\nstdin_file = \"x\"",
-            "stdin_file",
-            "`stdin_file` applies only to command tasks",
-        ),
+        ("component = \"clean\"\nstdin_file = \"x\"", "stdin_file", "`stdin_file` applies only to command tasks"),
         (
             "condition = { op = \"equal_to\", left = \"a\", right = \"b\" }\nstdout = \"output\"",
             "stdout",
@@ -224,21 +174,10 @@ fn command_keys_only_on_command_tasks() {
     ];
     for (lines, key, needle) in cases {
         let text = after_a(lines);
-        assert_error(
-            &text,
-            line_of(&text, &format!("{key} =")),
-            &format!("{T}.{key}"),
-            needle,
-        );
+        assert_error(&text, line_of(&text, &format!("{key} =")), &format!("{T}.{key}"), needle);
     }
-    let text =
-        after_a("for_each = { inputs = \"[]\", task = { component = \"clean\", args = [] } }");
-    assert_error(
-        &text,
-        line_of(&text, "for_each"),
-        &format!("{T}.for_each.task.args"),
-        "unknown key",
-    );
+    let text = after_a("for_each = { inputs = \"[]\", task = { component = \"clean\", args = [] } }");
+    assert_error(&text, line_of(&text, "for_each"), &format!("{T}.for_each.task.args"), "unknown key");
     let text = command("params = { x = \"1\" }");
     assert_error(
         &text,
@@ -263,18 +202,8 @@ fn command_values_are_checked() {
             ".stdout",
             "unknown stdout `json`; use `log` (the default: stdout is the task's log) or `output`",
         ),
-        (
-            "stdout = \"ouput\"",
-            "stdout",
-            ".stdout",
-            "(did you mean `output`?)",
-        ),
-        (
-            "args = [[\"a\"]]",
-            "args",
-            ".args[0]",
-            "each arg is one string",
-        ),
+        ("stdout = \"ouput\"", "stdout", ".stdout", "(did you mean `output`?)"),
+        ("args = [[\"a\"]]", "args", ".args[0]", "each arg is one string"),
         ("args = \"-v\"", "args", ".args", "expected an array"),
         (
             "env = { 1X = \"a\" }",
@@ -282,18 +211,8 @@ fn command_values_are_checked() {
             ".env.1X",
             "bad environment variable name `1X`: use letters, digits and `_`, not starting with a digit",
         ),
-        (
-            "env = { A-B = \"a\" }",
-            "env",
-            ".env.A-B",
-            "bad environment variable name `A-B`",
-        ),
-        (
-            "env = { A = { b = 1 } }",
-            "env",
-            ".env.A",
-            "found a nested value",
-        ),
+        ("env = { A-B = \"a\" }", "env", ".env.A-B", "bad environment variable name `A-B`"),
+        ("env = { A = { b = 1 } }", "env", ".env.A", "found a nested value"),
         ("stdin = 5", "stdin", ".stdin", "expected a string"),
         ("arg = []", "arg =", ".arg", "did you mean `args`?"),
     ];
@@ -324,12 +243,7 @@ fn command_templates_are_checked_like_params() {
             ".stdin",
             "task `t`, stdin: `{{ input }}` is only available in the params of a for_each task template",
         ),
-        (
-            "stdin = \"{{ job.nam }}\"",
-            "stdin",
-            ".stdin",
-            "did you mean `job.name`?",
-        ),
+        ("stdin = \"{{ job.nam }}\"", "stdin", ".stdin", "did you mean `job.name`?"),
     ];
     for (lines, at, key, needle) in cases {
         let text = command(lines);

@@ -22,18 +22,13 @@ fn with_check(extra_task: &str) -> String {
 fn max_parallel_tasks_is_read() {
     let text = with_job(&format!("[jobs.hello]\nmax_parallel_tasks = 4\n\n{TASK_A}"));
     assert_eq!(bundle_of(&text).jobs["hello"].max_parallel_tasks, Some(4));
-    assert_eq!(
-        bundle_of(&task_a("")).jobs["hello"].max_parallel_tasks,
-        None
-    );
+    assert_eq!(bundle_of(&task_a("")).jobs["hello"].max_parallel_tasks, None);
 }
 
 #[test]
 fn max_parallel_tasks_must_be_at_least_one() {
     for bad in ["0", "-2"] {
-        let text = with_job(&format!(
-            "[jobs.hello]\nmax_parallel_tasks = {bad}\n\n{TASK_A}"
-        ));
+        let text = with_job(&format!("[jobs.hello]\nmax_parallel_tasks = {bad}\n\n{TASK_A}"));
         assert_error(
             &text,
             line_of(&text, "max_parallel_tasks"),
@@ -41,9 +36,7 @@ fn max_parallel_tasks_must_be_at_least_one() {
             &format!("must be a whole number from 1 to 4294967295, found {bad}"),
         );
     }
-    let text = with_job(&format!(
-        "[jobs.hello]\nmax_parallel_tasks = \"4\"\n\n{TASK_A}"
-    ));
+    let text = with_job(&format!("[jobs.hello]\nmax_parallel_tasks = \"4\"\n\n{TASK_A}"));
     assert_error(
         &text,
         line_of(&text, "max_parallel_tasks"),
@@ -56,22 +49,12 @@ fn max_parallel_tasks_must_be_at_least_one() {
 fn run_if_defaults_to_all_success_and_reads_every_value() {
     assert_eq!(task_of(&task_a(""), "a").run_if, RunIf::AllSuccess);
     assert_eq!(RunIf::default(), RunIf::AllSuccess);
-    let names = [
-        "all_success",
-        "at_least_one_success",
-        "none_failed",
-        "all_done",
-        "at_least_one_failed",
-        "all_failed",
-    ];
+    let names = ["all_success", "at_least_one_success", "none_failed", "all_done", "at_least_one_failed", "all_failed"];
     for (run_if, name) in RunIf::ALL.into_iter().zip(names) {
         let text = task_a(&format!("run_if = \"{name}\""));
         assert_eq!(task_of(&text, "a").run_if, run_if);
         assert_eq!(run_if.as_str(), name);
-        assert_eq!(
-            serde_json::to_string(&run_if).ok(),
-            Some(format!("\"{name}\""))
-        );
+        assert_eq!(serde_json::to_string(&run_if).ok(), Some(format!("\"{name}\"")));
     }
 }
 
@@ -105,11 +88,7 @@ fn retries_default_everything_but_max() {
         on_timeout: false,
     };
     assert_eq!(retries, Some(expected));
-    assert_eq!(
-        task_of(&task_a(""), "a").retries,
-        None,
-        "no retries by default"
-    );
+    assert_eq!(task_of(&task_a(""), "a").retries, None, "no retries by default");
 }
 
 #[test]
@@ -146,32 +125,15 @@ fn unwritten_max_interval_never_undercuts_initial() {
 /// Asserts the error of `retries = <retries>` on task `a`.
 fn assert_retries_error(retries: &str, key: &str, needle: &str) {
     let text = task_a(&format!("retries = {retries}"));
-    assert_error(
-        &text,
-        line_of(&text, "retries"),
-        &format!("jobs.hello.tasks[0].retries{key}"),
-        needle,
-    );
+    assert_error(&text, line_of(&text, "retries"), &format!("jobs.hello.tasks[0].retries{key}"), needle);
 }
 
 #[test]
 fn retries_errors() {
-    assert_retries_error(
-        "{ max = 3, backof = 2.0 }",
-        ".backof",
-        "unknown key (did you mean `backoff`?)",
-    );
+    assert_retries_error("{ max = 3, backof = 2.0 }", ".backof", "unknown key (did you mean `backoff`?)");
     assert_retries_error("{ initial = \"1s\" }", ".max", "missing required key `max`");
-    assert_retries_error(
-        "{ max = 3, backoff = 0.5 }",
-        ".backoff",
-        "backoff must be at least 1.0",
-    );
-    assert_retries_error(
-        "{ max = 3, jitter = 1.5 }",
-        ".jitter",
-        "jitter is a fraction of the wait from 0.0 to 1.0",
-    );
+    assert_retries_error("{ max = 3, backoff = 0.5 }", ".backoff", "backoff must be at least 1.0");
+    assert_retries_error("{ max = 3, jitter = 1.5 }", ".jitter", "jitter is a fraction of the wait from 0.0 to 1.0");
     assert_retries_error(
         "{ max = -2 }",
         ".max",
@@ -183,11 +145,7 @@ fn retries_errors() {
         "max_interval (5s) is shorter than initial (10s)",
     );
     assert_retries_error("3", "", "expected a table such as `{ max = 3 }`");
-    assert_retries_error(
-        "{ max = 1, on_timeout = \"yes\" }",
-        ".on_timeout",
-        "expected a boolean",
-    );
+    assert_retries_error("{ max = 1, on_timeout = \"yes\" }", ".on_timeout", "expected a boolean");
 }
 
 #[test]
@@ -197,13 +155,7 @@ fn depends_on_takes_strings_and_tables() {
          depends_on = [{ task = \"check\", outcome = \"true\" }, { task = \"a\" }]",
     );
     let b = task_of(&text, "b");
-    let expected = [
-        Dependency {
-            task: "check".into(),
-            outcome: Some(true),
-        },
-        Dependency::on("a"),
-    ];
+    let expected = [Dependency { task: "check".into(), outcome: Some(true) }, Dependency::on("a")];
     assert_eq!(b.depends_on, expected);
     assert!(b.upstream_keys().eq(["check", "a"]));
     let check = task_of(&text, "check");
@@ -222,11 +174,7 @@ fn outcome_may_be_a_toml_boolean_or_left_out() {
         let text = with_check(&format!(
             "key = \"b\"\ncomponent = \"clean\"\ndepends_on = [{{ task = \"check\"{sep}{written} }}]"
         ));
-        assert_eq!(
-            task_of(&text, "b").depends_on[0].outcome,
-            outcome,
-            "{written}"
-        );
+        assert_eq!(task_of(&text, "b").depends_on[0].outcome, outcome, "{written}");
     }
 }
 
@@ -246,18 +194,14 @@ fn outcome_needs_a_condition_upstream() {
 
 #[test]
 fn depends_on_table_errors() {
-    let text = with_check(
-        "key = \"b\"\ncomponent = \"clean\"\ndepends_on = [{ task = \"check\", outcome = \"yes\" }]",
-    );
+    let text = with_check("key = \"b\"\ncomponent = \"clean\"\ndepends_on = [{ task = \"check\", outcome = \"yes\" }]");
     assert_error(
         &text,
         line_of(&text, "\"yes\""),
         "jobs.hello.tasks[2].depends_on[0].outcome",
         "\"true\" or \"false\"",
     );
-    let text = with_check(
-        "key = \"b\"\ncomponent = \"clean\"\ndepends_on = [{ task = \"check\", outcom = true }]",
-    );
+    let text = with_check("key = \"b\"\ncomponent = \"clean\"\ndepends_on = [{ task = \"check\", outcom = true }]");
     assert_error(
         &text,
         line_of(&text, "outcom ="),

@@ -14,29 +14,19 @@ fn after_a(lines: &str) -> String {
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[test]
 fn component_task() {
     let a = task_of(&task("key = \"a\"\ncomponent = \"ingest\""), "a");
-    assert_eq!(
-        a.kind,
-        TaskKind::Component {
-            component: "ingest".into()
-        }
-    );
+    assert_eq!(a.kind, TaskKind::Component { component: "ingest".into() });
     assert_eq!(a.component(), Some("ingest"));
 }
 
 #[test]
 fn condition_task() {
-    let text = after_a(
-        "condition = { op = \"greater_than\", left = \"{{ tasks.a.values.rows }}\", right = 100 }",
-    );
+    let text = after_a("condition = { op = \"greater_than\", left = \"{{ tasks.a.values.rows }}\", right = 100 }");
     let t = task_of(&text, "t");
     assert_eq!(
         t.kind,
@@ -52,22 +42,10 @@ fn condition_task() {
 
 #[test]
 fn every_condition_op_is_read() {
-    let names = [
-        "equal_to",
-        "not_equal",
-        "greater_than",
-        "greater_than_or_equal",
-        "less_than",
-        "less_than_or_equal",
-    ];
+    let names = ["equal_to", "not_equal", "greater_than", "greater_than_or_equal", "less_than", "less_than_or_equal"];
     for (op, name) in ConditionOp::ALL.into_iter().zip(names) {
-        let text = after_a(&format!(
-            "condition = {{ op = \"{name}\", left = \"1\", right = \"2\" }}"
-        ));
-        assert!(
-            matches!(task_of(&text, "t").kind, TaskKind::Condition { op: read, .. } if read == op),
-            "{name}"
-        );
+        let text = after_a(&format!("condition = {{ op = \"{name}\", left = \"1\", right = \"2\" }}"));
+        assert!(matches!(task_of(&text, "t").kind, TaskKind::Condition { op: read, .. } if read == op), "{name}");
         assert_eq!(op.as_str(), name);
         assert_eq!(name.parse::<ConditionOp>(), Ok(op));
     }
@@ -86,21 +64,15 @@ fn for_each_task_full_form() {
         component: "clean".into(),
         params: map(&[("day", "{{ job.parameters.day }}"), ("file", "{{ input }}")]),
         timeout: Some(Duration::from_secs(60)),
-        limits: Limits {
-            memory: Some(1 << 20),
-            ..Limits::default()
-        },
+        limits: Limits { memory: Some(1 << 20), ..Limits::default() },
         retries: Some(RetryPolicy::new(Some(2))),
         secrets: vec!["s/k".into()],
         mounts: Vec::new(),
         allow_hosts: Vec::new(),
         cache: true,
     };
-    let expected = TaskKind::ForEach {
-        inputs: "{{ tasks.a.values.files }}".into(),
-        concurrency: 2,
-        template: Box::new(template),
-    };
+    let expected =
+        TaskKind::ForEach { inputs: "{{ tasks.a.values.files }}".into(), concurrency: 2, template: Box::new(template) };
     assert_eq!(t.kind, expected);
     assert_eq!(t.timeout, Some(Duration::from_secs(3600)), "the whole loop");
 }
@@ -108,12 +80,7 @@ fn for_each_task_full_form() {
 #[test]
 fn for_each_defaults_and_literal_inputs() {
     let text = after_a("for_each = { inputs = [\"a\", 2], task = { component = \"clean\" } }");
-    let TaskKind::ForEach {
-        inputs,
-        concurrency,
-        template,
-    } = task_of(&text, "t").kind
-    else {
+    let TaskKind::ForEach { inputs, concurrency, template } = task_of(&text, "t").kind else {
         panic!("not a for_each task");
     };
     assert_eq!(inputs, r#"["a",2]"#);
@@ -135,16 +102,11 @@ fn run_job_task() {
     let go = task_of(&text, "go");
     assert_eq!(
         go.kind,
-        TaskKind::RunJob {
-            job: "publish".into(),
-            parameters: map(&[("who", "{{ job.parameters.day }}")]),
-        }
+        TaskKind::RunJob { job: "publish".into(), parameters: map(&[("who", "{{ job.parameters.day }}")]) }
     );
     assert_eq!(go.retries, Some(RetryPolicy::new(Some(1))));
     let text = text.replace(", parameters = { who = \"{{ job.parameters.day }}\" }", "");
-    assert!(
-        matches!(task_of(&text, "go").kind, TaskKind::RunJob { parameters, .. } if parameters.is_empty())
-    );
+    assert!(matches!(task_of(&text, "go").kind, TaskKind::RunJob { parameters, .. } if parameters.is_empty()));
 }
 
 #[test]
@@ -167,9 +129,7 @@ fn a_task_must_have_one_kind() {
 
 #[test]
 fn keys_that_do_not_apply_to_the_kind() {
-    let text = after_a(
-        "condition = { op = \"equal_to\", left = \"a\", right = \"b\" }\nparams = { x = \"1\" }",
-    );
+    let text = after_a("condition = { op = \"equal_to\", left = \"a\", right = \"b\" }\nparams = { x = \"1\" }");
     let shown = assert_error(
         &text,
         line_of(&text, "params"),
@@ -177,9 +137,7 @@ fn keys_that_do_not_apply_to_the_kind() {
         "`params` does not apply to condition task `t`",
     );
     assert!(shown.contains("compares `left` with `right`"), "{shown}");
-    let text = after_a(
-        "for_each = { inputs = \"[]\", task = { component = \"clean\" } }\nsecrets = [\"s/k\"]",
-    );
+    let text = after_a("for_each = { inputs = \"[]\", task = { component = \"clean\" } }\nsecrets = [\"s/k\"]");
     assert_error(
         &text,
         line_of(&text, "secrets"),
@@ -207,17 +165,9 @@ fn condition_errors() {
         "jobs.hello.tasks[1].condition.op",
         "unknown op `greater_then` (did you mean `greater_than`?)",
     );
-    assert!(
-        shown.contains("expected one of `equal_to`, `not_equal`"),
-        "{shown}"
-    );
+    assert!(shown.contains("expected one of `equal_to`, `not_equal`"), "{shown}");
     let text = after_a("condition = { op = \"equal_to\", left = \"1\", rigth = \"2\" }");
-    assert_error(
-        &text,
-        line_of(&text, "condition"),
-        "jobs.hello.tasks[1].condition.rigth",
-        "did you mean `right`?",
-    );
+    assert_error(&text, line_of(&text, "condition"), "jobs.hello.tasks[1].condition.rigth", "did you mean `right`?");
     let text = after_a("condition = { op = \"equal_to\", left = \"1\" }");
     assert_error(
         &text,
@@ -270,49 +220,26 @@ fn input_only_inside_a_for_each_template() {
 fn for_each_errors() {
     let err = |for_each: &str, key: &str, needle: &str| {
         let text = after_a(&format!("for_each = {for_each}"));
-        assert_error(
-            &text,
-            line_of(&text, "for_each"),
-            &format!("jobs.hello.tasks[1].for_each{key}"),
-            needle,
-        )
+        assert_error(&text, line_of(&text, "for_each"), &format!("jobs.hello.tasks[1].for_each{key}"), needle)
     };
-    err(
-        "{ inputs = \"a,b\", task = { component = \"clean\" } }",
-        ".inputs",
-        "inputs must be a JSON array",
-    );
-    err(
-        "{ inputs = { a = 1 }, task = { component = \"clean\" } }",
-        ".inputs",
-        "inputs must be a JSON array",
-    );
+    err("{ inputs = \"a,b\", task = { component = \"clean\" } }", ".inputs", "inputs must be a JSON array");
+    err("{ inputs = { a = 1 }, task = { component = \"clean\" } }", ".inputs", "inputs must be a JSON array");
     let shown = err(
         "{ inputs = \"[]\", task = { component = \"clen\" } }",
         ".task.component",
         "unknown component `clen` (did you mean `clean`?)",
     );
     assert!(shown.contains("components: `clean`, `ingest`"), "{shown}");
-    err(
-        "{ inputs = \"[]\", task = { component = \"clean\", parms = {} } }",
-        ".task.parms",
-        "did you mean `params`?",
-    );
+    err("{ inputs = \"[]\", task = { component = \"clean\", parms = {} } }", ".task.parms", "did you mean `params`?");
     err(
         "{ inputs = \"[]\", concurency = 2, task = { component = \"clean\" } }",
         ".concurency",
         "did you mean `concurrency`?",
     );
-    err(
-        "{ inputs = \"[]\" }",
-        ".task",
-        "missing required key `task`",
-    );
+    err("{ inputs = \"[]\" }", ".task", "missing required key `task`");
     for bad in ["0", "1001"] {
         err(
-            &format!(
-                "{{ inputs = \"[]\", concurrency = {bad}, task = {{ component = \"clean\" }} }}"
-            ),
+            &format!("{{ inputs = \"[]\", concurrency = {bad}, task = {{ component = \"clean\" }} }}"),
             ".concurrency",
             &format!("concurrency must be from 1 to 1000, found {bad}"),
         );
@@ -347,11 +274,7 @@ fn ordering_ops_compare_numbers() {
         (LessThanOrEqual, "1e3", "999", false),
     ];
     for (op, left, right, expected) in cases {
-        assert_eq!(
-            op.evaluate(left, right),
-            Ok(expected),
-            "{left} {op} {right}"
-        );
+        assert_eq!(op.evaluate(left, right), Ok(expected), "{left} {op} {right}");
     }
 }
 
@@ -374,6 +297,8 @@ fn cache_false_opts_a_task_out_of_reuse() {
     assert!(!job.task("a").unwrap().cache);
     assert!(job.task("b").unwrap().cache, "reuse is the default");
     let bad = text.replace("cache = false", "cache = \"no\"");
-    let err = crate::spec::parse(&bad, std::path::Path::new("sluice.toml"), std::path::Path::new(".")).unwrap_err().to_string();
+    let err = crate::spec::parse(&bad, std::path::Path::new("sluice.toml"), std::path::Path::new("."))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sluice.toml:9:") && err.contains("cache"), "{err}");
 }

@@ -8,8 +8,8 @@ mod calls;
 mod command;
 mod errors;
 mod flow;
-mod kinds;
 mod hosts;
+mod kinds;
 mod references;
 mod sandbox;
 mod valid;
@@ -61,9 +61,7 @@ fn error_in(root: &Path, text: &str) -> SpecError {
 
 /// The 1-based line on which `needle` first appears in `text`.
 fn line_of(text: &str, needle: &str) -> usize {
-    let at = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("`{needle}` not in text"));
+    let at = text.find(needle).unwrap_or_else(|| panic!("`{needle}` not in text"));
     text[..at].matches('\n').count() + 1
 }
 
@@ -78,14 +76,8 @@ fn assert_error_in(root: &Path, text: &str, line: usize, key: &str, needle: &str
     let shown = error.to_string();
     assert_eq!(error.line(), Some(line), "wrong line in: {shown}");
     assert_eq!(error.key(), Some(key), "wrong key in: {shown}");
-    assert!(
-        shown.starts_with(&format!("{FILE}:{line}:")),
-        "no location in: {shown}"
-    );
-    assert!(
-        shown.contains(&format!(": {key}: ")),
-        "no key path in: {shown}"
-    );
+    assert!(shown.starts_with(&format!("{FILE}:{line}:")), "no location in: {shown}");
+    assert!(shown.contains(&format!(": {key}: ")), "no key path in: {shown}");
     assert!(shown.contains(needle), "`{needle}` missing from: {shown}");
     assert!(!shown.contains('\n'), "multi-line error: {shown}");
     shown

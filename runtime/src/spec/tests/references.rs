@@ -5,27 +5,14 @@ use super::*;
 #[test]
 fn unknown_reference_in_params() {
     let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { day = \"{{ job.runid }}\" }");
-    let shown = assert_error(
-        &text,
-        line_of(&text, "params"),
-        "jobs.hello.tasks[0].params.day",
-        "unknown reference",
-    );
-    assert!(
-        shown.contains("task `a`, param `day`") && shown.contains("did you mean `job.run_id`?"),
-        "{shown}"
-    );
+    let shown = assert_error(&text, line_of(&text, "params"), "jobs.hello.tasks[0].params.day", "unknown reference");
+    assert!(shown.contains("task `a`, param `day`") && shown.contains("did you mean `job.run_id`?"), "{shown}");
 }
 
 #[test]
 fn unclosed_reference_in_params() {
     let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { day = \"x {{ job.name\" }");
-    assert_error(
-        &text,
-        line_of(&text, "params"),
-        "jobs.hello.tasks[0].params.day",
-        "without a closing `}}`",
-    );
+    assert_error(&text, line_of(&text, "params"), "jobs.hello.tasks[0].params.day", "without a closing `}}`");
 }
 
 #[test]
@@ -33,16 +20,8 @@ fn reference_to_undeclared_job_parameter() {
     let text = with_job(&format!(
         "[jobs.hello]\nparameters = {{ day = \"x\" }}\n\n{TASK_A}params = {{ d = \"{{{{ job.parameters.dya }}}}\" }}\n"
     ));
-    let shown = assert_error(
-        &text,
-        line_of(&text, "params ="),
-        "jobs.hello.tasks[0].params.d",
-        "names no parameter",
-    );
-    assert!(
-        shown.contains("did you mean `day`?") && shown.contains("parameters: `day`"),
-        "{shown}"
-    );
+    let shown = assert_error(&text, line_of(&text, "params ="), "jobs.hello.tasks[0].params.d", "names no parameter");
+    assert!(shown.contains("did you mean `day`?") && shown.contains("parameters: `day`"), "{shown}");
 }
 
 #[test]
@@ -61,35 +40,16 @@ fn reference_to_task_that_is_not_upstream() {
 
 #[test]
 fn reference_to_own_or_missing_task_values() {
-    let text =
-        task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ tasks.a.values.n }}\" }");
-    assert_error(
-        &text,
-        line_of(&text, "params"),
-        "jobs.hello.tasks[0].params.x",
-        "cannot read its own values",
-    );
-    let text =
-        task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ tasks.zz.values.n }}\" }");
-    assert_error(
-        &text,
-        line_of(&text, "params"),
-        "jobs.hello.tasks[0].params.x",
-        "no task `zz` in job `hello`",
-    );
+    let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ tasks.a.values.n }}\" }");
+    assert_error(&text, line_of(&text, "params"), "jobs.hello.tasks[0].params.x", "cannot read its own values");
+    let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ tasks.zz.values.n }}\" }");
+    assert_error(&text, line_of(&text, "params"), "jobs.hello.tasks[0].params.x", "no task `zz` in job `hello`");
 }
 
 #[test]
 fn job_parameters_only_use_run_level_references() {
-    let text = with_job(&format!(
-        "[jobs.hello]\nparameters = {{ k = \"{{{{ task.key }}}}\" }}\n\n{TASK_A}"
-    ));
-    assert_error(
-        &text,
-        line_of(&text, "parameters"),
-        "jobs.hello.parameters.k",
-        "job parameters may only reference",
-    );
+    let text = with_job(&format!("[jobs.hello]\nparameters = {{ k = \"{{{{ task.key }}}}\" }}\n\n{TASK_A}"));
+    assert_error(&text, line_of(&text, "parameters"), "jobs.hello.parameters.k", "job parameters may only reference");
 }
 
 /// Task `a`, then task `t` after it written as `lines`, in a job with parameter `day`.
@@ -125,14 +85,20 @@ fn secret_references_are_refused_outside_a_command_env() {
             "args",
             "jobs.hello.tasks[1].args[0]",
         ),
-        ("kind = \"command\"\ncomponent = \"clean\"\nstdin = \"{{ secrets/db/pw }}\"", "stdin", "jobs.hello.tasks[1].stdin"),
+        (
+            "kind = \"command\"\ncomponent = \"clean\"\nstdin = \"{{ secrets/db/pw }}\"",
+            "stdin",
+            "jobs.hello.tasks[1].stdin",
+        ),
     ];
     for (lines, line_needle, key) in cases {
         let text = secret_after_a(lines);
         let shown = assert_error(&text, line_of(&text, line_needle), key, ONLY_ENV);
         assert!(shown.contains("`{{ secrets/db/"), "{shown}");
     }
-    let text = with_job("[jobs.hello]\nparameters = { pw = \"{{ secrets/db/pw }}\" }\n\n[[jobs.hello.tasks]]\nkey = \"a\"\ncomponent = \"ingest\"\n");
+    let text = with_job(
+        "[jobs.hello]\nparameters = { pw = \"{{ secrets/db/pw }}\" }\n\n[[jobs.hello.tasks]]\nkey = \"a\"\ncomponent = \"ingest\"\n",
+    );
     let shown = assert_error(&text, line_of(&text, "parameters"), "jobs.hello.parameters.pw", ONLY_ENV);
     assert!(shown.contains("`secrets = [\"db/pw\"]`"), "the error says how to read a secret instead: {shown}");
     let text = format!(
@@ -145,7 +111,8 @@ fn secret_references_are_refused_outside_a_command_env() {
 
 #[test]
 fn secret_references_are_accepted_in_a_command_env_and_must_be_well_formed() {
-    let text = secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db/pw }}\" }");
+    let text =
+        secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db/pw }}\" }");
     match task_of(&text, "t").kind {
         crate::spec::TaskKind::Command { env, .. } => assert_eq!(env["PGPASSWORD"], "{{ secrets/db/pw }}"),
         other => panic!("not a command: {other:?}"),

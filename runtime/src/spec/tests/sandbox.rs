@@ -28,11 +28,7 @@ pub(super) fn dirs() -> Dirs {
     }
     std::os::unix::fs::symlink(root.join("data/landing"), root.join("alias")).expect("symlink");
     std::os::unix::fs::symlink(base.join("outside"), root.join("escape")).expect("symlink");
-    Dirs {
-        _tmp: tmp,
-        base,
-        root,
-    }
+    Dirs { _tmp: tmp, base, root }
 }
 
 impl Dirs {
@@ -41,10 +37,7 @@ impl Dirs {
     }
 
     pub fn task(&self, text: &str, key: &str) -> TaskSpec {
-        self.bundle(text).jobs["hello"]
-            .task(key)
-            .unwrap_or_else(|| panic!("no task `{key}`"))
-            .clone()
+        self.bundle(text).jobs["hello"].task(key).unwrap_or_else(|| panic!("no task `{key}`")).clone()
     }
 
     /// Asserts the error of `text` is on the line where `at` first appears.
@@ -92,11 +85,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
         ],
         "`alias` resolves to the directory it points at; mode defaults to ro"
     );
-    let rule = |scheme: &str, host: &str, port| HostRule {
-        scheme: scheme.into(),
-        host: host.into(),
-        port,
-    };
+    let rule = |scheme: &str, host: &str, port| HostRule { scheme: scheme.into(), host: host.into(), port };
     assert_eq!(
         a.allow_hosts,
         [
@@ -107,12 +96,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
     );
     assert_eq!(
         a.limits,
-        Limits {
-            memory: Some(64 << 20),
-            fuel: Some(100_000_000),
-            max_out: Some(10 << 20),
-            ..Limits::default()
-        }
+        Limits { memory: Some(64 << 20), fuel: Some(100_000_000), max_out: Some(10 << 20), ..Limits::default() }
     );
 }
 
@@ -122,21 +106,14 @@ fn without_sandbox_keys_a_task_has_no_mounts_and_no_network() {
     assert!(a.mounts.is_empty() && a.allow_hosts.is_empty());
     assert_eq!(a.limits.fuel, None);
     assert_eq!(a.limits.max_out, None);
-    assert!(
-        bundle_of(&task("key = \"a\"\ncomponent = \"ingest\""))
-            .data_roots
-            .is_empty()
-    );
+    assert!(bundle_of(&task("key = \"a\"\ncomponent = \"ingest\"")).data_roots.is_empty());
 }
 
 #[test]
 fn data_roots_let_mounts_reach_outside_the_bundle() {
     let d = dirs();
     let shared = d.base.join("shared");
-    let roots = format!(
-        "data_roots = [\"../shared\", \"{}\"]",
-        d.base.join("outside").display()
-    );
+    let roots = format!("data_roots = [\"../shared\", \"{}\"]", d.base.join("outside").display());
     let text = task_a(
         &roots,
         &format!(
@@ -147,15 +124,8 @@ fn data_roots_let_mounts_reach_outside_the_bundle() {
     );
     let bundle = d.bundle(&text);
     assert_eq!(bundle.data_roots, [shared.clone(), d.base.join("outside")]);
-    let hosts: Vec<&Path> = bundle.jobs["hello"].tasks[0]
-        .mounts
-        .iter()
-        .map(|m| m.host.as_path())
-        .collect();
-    assert_eq!(
-        hosts,
-        [shared.join("raw"), shared.clone(), d.base.join("outside")]
-    );
+    let hosts: Vec<&Path> = bundle.jobs["hello"].tasks[0].mounts.iter().map(|m| m.host.as_path()).collect();
+    assert_eq!(hosts, [shared.join("raw"), shared.clone(), d.base.join("outside")]);
 }
 
 #[test]
@@ -171,47 +141,24 @@ fn for_each_templates_take_mounts_and_allow_hosts() {
     assert_eq!(template.mounts[0].host, d.root.join("data/landing"));
     assert_eq!(template.allow_hosts[0].port, None);
     let text = text.replace("\"/landing\"", "\"/tmp\"");
-    d.error(
-        &text,
-        "for_each",
-        "jobs.hello.tasks[0].for_each.task.mounts[0].guest",
-        "guest path `/tmp` is reserved",
-    );
+    d.error(&text, "for_each", "jobs.hello.tasks[0].for_each.task.mounts[0].guest", "guest path `/tmp` is reserved");
 }
 
 #[test]
 fn a_symlink_out_of_the_bundle_is_refused_until_its_target_is_a_data_root() {
     let d = dirs();
     let text = mounts_line("{ host = \"escape\", guest = \"/x\" }");
-    let shown = d.error(
-        &text,
-        "mounts",
-        &format!("{A}.mounts[0].host"),
-        "mount host `escape` leads through a symlink to",
-    );
-    assert!(
-        shown.contains(&d.base.join("outside").display().to_string()),
-        "{shown}"
-    );
+    let shown =
+        d.error(&text, "mounts", &format!("{A}.mounts[0].host"), "mount host `escape` leads through a symlink to");
+    assert!(shown.contains(&d.base.join("outside").display().to_string()), "{shown}");
     assert!(shown.contains("outside the bundle root"), "{shown}");
     assert!(shown.contains("no data roots are declared"), "{shown}");
     assert!(shown.contains("[bundle] data_roots"), "{shown}");
     // Data roots that do not hold the target do not help.
-    let text = task_a(
-        "data_roots = [\"../shared\"]",
-        "mounts = [{ host = \"escape\", guest = \"/x\" }]",
-    );
-    let shown = d.error(
-        &text,
-        "mounts",
-        &format!("{A}.mounts[0].host"),
-        "outside the bundle root",
-    );
+    let text = task_a("data_roots = [\"../shared\"]", "mounts = [{ host = \"escape\", guest = \"/x\" }]");
+    let shown = d.error(&text, "mounts", &format!("{A}.mounts[0].host"), "outside the bundle root");
     assert!(shown.contains("and the data root `"), "{shown}");
-    let text = task_a(
-        "data_roots = [\"../outside\"]",
-        "mounts = [{ host = \"escape\", guest = \"/x\" }]",
-    );
+    let text = task_a("data_roots = [\"../outside\"]", "mounts = [{ host = \"escape\", guest = \"/x\" }]");
     assert_eq!(d.task(&text, "a").mounts[0].host, d.base.join("outside"));
 }
 
@@ -219,38 +166,19 @@ fn a_symlink_out_of_the_bundle_is_refused_until_its_target_is_a_data_root() {
 fn dot_dot_out_of_the_bundle_is_refused() {
     let d = dirs();
     let text = mounts_line("{ host = \"../outside\", guest = \"/x\" }");
-    let shown = d.error(
-        &text,
-        "mounts",
-        &format!("{A}.mounts[0].host"),
-        "mount host `../outside` resolves to",
-    );
+    let shown = d.error(&text, "mounts", &format!("{A}.mounts[0].host"), "mount host `../outside` resolves to");
     assert!(shown.contains("to allow this one, list `"), "{shown}");
     let absolute = d.base.join("outside");
-    let text = mounts_line(&format!(
-        "{{ host = \"{}\", guest = \"/x\" }}",
-        absolute.display()
-    ));
-    d.error(
-        &text,
-        "mounts",
-        &format!("{A}.mounts[0].host"),
-        "outside the bundle root",
-    );
+    let text = mounts_line(&format!("{{ host = \"{}\", guest = \"/x\" }}", absolute.display()));
+    d.error(&text, "mounts", &format!("{A}.mounts[0].host"), "outside the bundle root");
 }
 
 #[test]
 fn mount_hosts_must_be_existing_directories() {
     let d = dirs();
     let cases = [
-        (
-            "data/nope",
-            "mount host `data/nope` does not exist (looked for `",
-        ),
-        (
-            "data/input.txt",
-            "is not a directory; only directories can be mounted",
-        ),
+        ("data/nope", "mount host `data/nope` does not exist (looked for `"),
+        ("data/input.txt", "is not a directory; only directories can be mounted"),
         ("", "mount host path is empty"),
         ("data/{{ job.name }}", "cannot hold `{{ … }}` references"),
     ];
@@ -260,59 +188,35 @@ fn mount_hosts_must_be_existing_directories() {
     }
     // An unresolvable bundle root still says where it looked.
     let text = mounts_line("{ host = \"data\", guest = \"/x\" }");
-    assert_error(
-        &text,
-        line_of(&text, "mounts"),
-        &format!("{A}.mounts[0].host"),
-        "looked for `/b/data`",
-    );
+    assert_error(&text, line_of(&text, "mounts"), &format!("{A}.mounts[0].host"), "looked for `/b/data`");
 }
 
 #[test]
 fn guest_paths_must_be_absolute_normalised_and_free() {
     let d = dirs();
     let cases = [
-        (
-            "landing",
-            "guest path `landing` must be absolute, e.g. `/landing`",
-        ),
+        ("landing", "guest path `landing` must be absolute, e.g. `/landing`"),
         ("./landing", "e.g. `/landing`"),
         ("x//y/", "guest path `x//y/` must be absolute, e.g. `/x/y`"),
         ("/", "guest path `/` would hide the whole guest filesystem"),
-        (
-            "/a//b",
-            "is not normalised (no `//`, no trailing `/`); write `/a/b`",
-        ),
+        ("/a//b", "is not normalised (no `//`, no trailing `/`); write `/a/b`"),
         ("/a/b/", "write `/a/b`"),
         ("/a/../b", "has a `.` or `..` segment"),
         ("/a/./b", "has a `.` or `..` segment"),
-        (
-            "/tmp",
-            "guest path `/tmp` is reserved: the runtime provides `/tmp`",
-        ),
+        ("/tmp", "guest path `/tmp` is reserved: the runtime provides `/tmp`"),
         ("/tmp/cache", "the runtime provides `/tmp`"),
         ("/in", "the runtime provides `/in`"),
-        (
-            "/in/a",
-            "provides `/in` (upstream tasks' outputs, read-only)",
-        ),
+        ("/in/a", "provides `/in` (upstream tasks' outputs, read-only)"),
         ("/out", "the runtime provides `/out`"),
-        (
-            "/out/x/y",
-            "provides `/out` (the task's output files); mount at another path such as `/data`",
-        ),
+        ("/out/x/y", "provides `/out` (the task's output files); mount at another path such as `/data`"),
         ("/a\\\\b", "holds a control character or `\\`"),
     ];
     for (guest, needle) in cases {
-        let text = mounts_line(&format!(
-            "{{ host = \"data/landing\", guest = \"{guest}\" }}"
-        ));
+        let text = mounts_line(&format!("{{ host = \"data/landing\", guest = \"{guest}\" }}"));
         d.error(&text, "mounts", &format!("{A}.mounts[0].guest"), needle);
     }
     for near in ["/tmpdata", "/input", "/outputs", "/data/tmp"] {
-        let text = mounts_line(&format!(
-            "{{ host = \"data/landing\", guest = \"{near}\" }}"
-        ));
+        let text = mounts_line(&format!("{{ host = \"data/landing\", guest = \"{near}\" }}"));
         assert_eq!(d.task(&text, "a").mounts[0].guest, near);
     }
 }
@@ -326,24 +230,14 @@ fn guest_paths_may_not_overlap() {
         ))
     };
     let key = format!("{A}.mounts[1].guest");
-    d.error(
-        &pair("/data", "/data"),
-        "mounts",
-        &key,
-        "guest path `/data` is already mounted `/data` (mounts[0])",
-    );
+    d.error(&pair("/data", "/data"), "mounts", &key, "guest path `/data` is already mounted `/data` (mounts[0])");
     d.error(
         &pair("/data", "/data/raw"),
         "mounts",
         &key,
         "guest path `/data/raw` lies inside `/data` (mounts[0]); a task's mounts may not overlap",
     );
-    d.error(
-        &pair("/data/raw", "/data"),
-        "mounts",
-        &key,
-        "guest path `/data` contains `/data/raw`",
-    );
+    d.error(&pair("/data/raw", "/data"), "mounts", &key, "guest path `/data` contains `/data/raw`");
     assert_eq!(d.task(&pair("/data", "/database"), "a").mounts.len(), 2);
 }
 
@@ -361,19 +255,9 @@ fn mount_tables_are_checked_like_every_table() {
     let text = mounts_line("{ host = \"data/landing\", guest = \"/x\", mode = \"readwrite\" }");
     d.error(&text, "mounts", &key(".mode"), "unknown mode `readwrite`");
     let text = mounts_line("{ host = \"data/landing\", gust = \"/x\" }");
-    d.error(
-        &text,
-        "mounts",
-        &key(".gust"),
-        "unknown key (did you mean `guest`?)",
-    );
+    d.error(&text, "mounts", &key(".gust"), "unknown key (did you mean `guest`?)");
     let text = mounts_line("{ host = \"data/landing\" }");
-    d.error(
-        &text,
-        "mounts",
-        &key(".guest"),
-        "missing required key `guest`",
-    );
+    d.error(&text, "mounts", &key(".guest"), "missing required key `guest`");
     let text = mounts_line("\"data/landing\"");
     d.error(&text, "mounts", &key(""), "expected a table");
     let text = task_a("", "mounts = { host = \"data/landing\", guest = \"/x\" }");
@@ -386,26 +270,10 @@ fn data_roots_must_be_distinct_existing_directories() {
     let at = "data_root";
     let cases = [
         ("\"../nope\"", "[0]", "data root `../nope` does not exist"),
-        (
-            "\"data/input.txt\"",
-            "[0]",
-            "data root `data/input.txt` is not a directory",
-        ),
-        (
-            "\"/\"",
-            "[0]",
-            "which would allow every path; name a narrower directory",
-        ),
-        (
-            "\"../shared\", \"../shared/raw/..\"",
-            "[1]",
-            "is listed twice",
-        ),
-        (
-            "\"{{ job.name }}\"",
-            "[0]",
-            "cannot hold `{{ … }}` references",
-        ),
+        ("\"data/input.txt\"", "[0]", "data root `data/input.txt` is not a directory"),
+        ("\"/\"", "[0]", "which would allow every path; name a narrower directory"),
+        ("\"../shared\", \"../shared/raw/..\"", "[1]", "is listed twice"),
+        ("\"{{ job.name }}\"", "[0]", "cannot hold `{{ … }}` references"),
         ("[1]", "[0]", "expected a string"),
     ];
     for (roots, index, needle) in cases {

@@ -40,21 +40,14 @@ timeout = "500ms"
 "#;
 
 fn hello() -> Bundle {
-    match parse(
-        HELLO,
-        Path::new("examples/hello/sluice.toml"),
-        Path::new("/srv/bundles/hello"),
-    ) {
+    match parse(HELLO, Path::new("examples/hello/sluice.toml"), Path::new("/srv/bundles/hello")) {
         Ok(bundle) => bundle,
         Err(error) => panic!("valid bundle refused: {error}"),
     }
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[test]
@@ -70,14 +63,8 @@ fn components_resolve_against_root_in_both_forms() {
     let bundle = hello();
     let ingest = &bundle.components["ingest"];
     assert_eq!(ingest.name, "ingest");
-    assert_eq!(
-        ingest.path,
-        PathBuf::from("/srv/bundles/hello/../tasks/ingest.wasm")
-    );
-    assert_eq!(
-        bundle.components["clean"].path,
-        PathBuf::from("/srv/bundles/hello/clean.wasm")
-    );
+    assert_eq!(ingest.path, PathBuf::from("/srv/bundles/hello/../tasks/ingest.wasm"));
+    assert_eq!(bundle.components["clean"].path, PathBuf::from("/srv/bundles/hello/clean.wasm"));
 }
 
 #[test]
@@ -101,11 +88,7 @@ fn job_parameters_become_strings_and_json() {
 #[test]
 fn tasks_come_back_in_topological_order() {
     let bundle = hello();
-    let keys: Vec<&str> = bundle.jobs["hello"]
-        .tasks
-        .iter()
-        .map(|t| t.key.as_str())
-        .collect();
+    let keys: Vec<&str> = bundle.jobs["hello"].tasks.iter().map(|t| t.key.as_str()).collect();
     assert_eq!(keys, ["extract", "load", "report"]);
 }
 
@@ -126,11 +109,7 @@ tasks = [
 ]
 "#;
     let bundle = parse(text, Path::new("sluice.toml"), Path::new("/b")).expect("valid");
-    let keys: Vec<&str> = bundle.jobs["j"]
-        .tasks
-        .iter()
-        .map(|t| t.key.as_str())
-        .collect();
+    let keys: Vec<&str> = bundle.jobs["j"].tasks.iter().map(|t| t.key.as_str()).collect();
     assert_eq!(keys, ["z", "a", "d", "b", "y"]);
 }
 
@@ -146,26 +125,15 @@ fn task_fields_round_trip() {
     assert_eq!(extract.timeout, Some(Duration::from_secs(90)));
     assert_eq!(
         extract.limits,
-        Limits {
-            memory: Some(64 << 20),
-            max_log: Some(1 << 20),
-            max_output: Some(65536),
-            ..Limits::default()
-        }
+        Limits { memory: Some(64 << 20), max_log: Some(1 << 20), max_output: Some(65536), ..Limits::default() }
     );
     assert_eq!(extract.secrets, ["storage/access_key", "db.main/pass-word"]);
     let report = job.task("report").expect("report");
-    assert_eq!(
-        report.depends_on,
-        [Dependency::on("load"), Dependency::on("extract")]
-    );
+    assert_eq!(report.depends_on, [Dependency::on("load"), Dependency::on("extract")]);
     assert!(report.upstream_keys().eq(["load", "extract"]));
     assert_eq!(report.limits, Limits::default());
     assert_eq!(report.timeout, None);
-    assert_eq!(
-        job.task("load").and_then(|t| t.timeout),
-        Some(Duration::from_millis(500))
-    );
+    assert_eq!(job.task("load").and_then(|t| t.timeout), Some(Duration::from_millis(500)));
 }
 
 #[test]
@@ -191,13 +159,7 @@ fn references_are_kept_verbatim_for_the_runtime() {
     let report = bundle.jobs["hello"].task("report").expect("report");
     assert_eq!(report.params["rows"], "{{ tasks.extract.values.rows }}");
     let refs = template::references(&report.params["rows"]).expect("valid");
-    assert_eq!(
-        refs,
-        [Reference::TaskValue {
-            task: "extract".into(),
-            name: "rows".into()
-        }]
-    );
+    assert_eq!(refs, [Reference::TaskValue { task: "extract".into(), name: "rows".into() }]);
 }
 
 #[test]
@@ -233,10 +195,7 @@ fn load_reads_a_directory_or_a_file() {
     assert_eq!(from_dir, from_file);
     assert_eq!(from_dir.file, file);
     assert_eq!(from_dir.root, dir.path());
-    assert_eq!(
-        from_dir.components["clean"].path,
-        dir.path().join("clean.wasm")
-    );
+    assert_eq!(from_dir.components["clean"].path, dir.path().join("clean.wasm"));
 }
 
 #[test]
@@ -244,11 +203,7 @@ fn relative_root_is_made_absolute() {
     let bundle = parse(HELLO, Path::new("sluice.toml"), Path::new("bundles/hello")).expect("valid");
     assert!(bundle.root.is_absolute(), "{}", bundle.root.display());
     assert!(bundle.root.ends_with("bundles/hello"));
-    assert_eq!(
-        bundle.file,
-        PathBuf::from("sluice.toml"),
-        "file is kept as given"
-    );
+    assert_eq!(bundle.file, PathBuf::from("sluice.toml"), "file is kept as given");
 }
 
 #[test]
@@ -275,20 +230,11 @@ key = "a"
 component = "c"
 "#;
     let bundle = parse(text, Path::new("two.toml"), Path::new("/b")).expect("valid");
-    assert_eq!(
-        bundle.job(Some("hourly")).map(|j| j.name.as_str()),
-        Ok("hourly")
-    );
+    assert_eq!(bundle.job(Some("hourly")).map(|j| j.name.as_str()), Ok("hourly"));
     let several = bundle.job(None).expect_err("two jobs").to_string();
-    assert!(
-        several.contains("several jobs") && several.contains("hourly, nightly"),
-        "{several}"
-    );
+    assert!(several.contains("several jobs") && several.contains("hourly, nightly"), "{several}");
     let missing = bundle.job(Some("nightl")).expect_err("missing").to_string();
-    assert_eq!(
-        missing,
-        "two.toml: no job named `nightl`; jobs: hourly, nightly (did you mean `nightly`?)"
-    );
+    assert_eq!(missing, "two.toml: no job named `nightl`; jobs: hourly, nightly (did you mean `nightly`?)");
 }
 
 /// The TOML example in the module's docs.
@@ -323,11 +269,7 @@ fn the_module_docs_example_is_valid() {
     };
     let job = &bundle.jobs["hello"];
     assert_eq!(job.max_parallel_tasks, Some(4));
-    let kinds: Vec<(&str, &str)> = job
-        .tasks
-        .iter()
-        .map(|t| (t.key.as_str(), t.kind.name()))
-        .collect();
+    let kinds: Vec<(&str, &str)> = job.tasks.iter().map(|t| (t.key.as_str(), t.kind.name())).collect();
     assert_eq!(
         kinds,
         [
@@ -351,10 +293,7 @@ fn bundles_round_trip_through_serde() {
     let json = serde_json::to_string(&bundle).expect("serialize");
     assert!(json.contains(r#""kind":"for_each""#), "{json}");
     assert!(json.contains(r#""op":"greater_than""#), "{json}");
-    assert!(
-        json.contains(r#""run_if":"at_least_one_success""#),
-        "{json}"
-    );
+    assert!(json.contains(r#""run_if":"at_least_one_success""#), "{json}");
     let back: Bundle = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(back, bundle);
 }
