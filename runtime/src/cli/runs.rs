@@ -16,7 +16,7 @@ pub enum RunsCommand {
     /// List recent runs, newest first.
     List(ListArgs),
     /// Show one run: its task graph, states, attempts, outputs and logs.
-    Show(ShowArgs),
+    Show(IdArgs),
     /// Cancel a run (from another terminal while it runs, or one left unfinished).
     Cancel(IdArgs),
     /// Continue runs a stopped process left unfinished (all of them, or one).
@@ -54,15 +54,7 @@ pub struct ListArgs {
     pub workspace: WorkspaceArg,
 }
 
-#[derive(Debug, Args)]
-pub struct ShowArgs {
-    pub run_id: RunId,
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub workspace: WorkspaceArg,
-}
-
+/// One run of the current workspace.
 #[derive(Debug, Args)]
 pub struct IdArgs {
     pub run_id: RunId,

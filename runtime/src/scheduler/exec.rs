@@ -493,20 +493,34 @@ impl Exec {
         let error = (result != TaskResult::Success)
             .then(|| format!("{} of {} iterations did not succeed", results.len() - ok, results.len()));
         let attempt = self.slots[p].next_attempt.saturating_sub(1);
+        self.record_finished(p, attempt, result, Some(output), error, None)?;
+        self.ended(p, result)
+    }
+
+    /// Record the end of an attempt that ran no guest code here (condition, for_each
+    /// parent, child run, interrupted or refused attempt): no log, no sandbox time.
+    pub(crate) fn record_finished(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        result: TaskResult,
+        output: Option<String>,
+        error: Option<String>,
+        outcome: Option<bool>,
+    ) -> Result<(), SchedulerError> {
         self.append(Event::AttemptFinished {
-            task: self.slots[p].spec.key.clone(),
+            task: self.slots[i].spec.key.clone(),
             attempt,
             at: self.now(),
             result,
-            output: Some(output),
+            output,
             error,
             log: String::new(),
             log_truncated: false,
             elapsed_us: 0,
-            outcome: None,
+            outcome,
             cache: None,
-        })?;
-        self.ended(p, result)
+        })
     }
 
     /// Decide the run's result, record it, flush, and only then return it.

@@ -79,19 +79,14 @@ impl Exec {
         if self.stop.is_some() {
             // canceling a run nobody runs: what was in flight ends canceled
             if let Some(attempt) = open {
-                self.append(Event::AttemptFinished {
-                    task: self.slots[i].spec.key.clone(),
+                self.record_finished(
+                    i,
                     attempt,
-                    at: self.now(),
-                    result: TaskResult::Canceled,
-                    output: None,
-                    error: Some(format!("canceled ({RESTARTED})")),
-                    log: String::new(),
-                    log_truncated: false,
-                    elapsed_us: 0,
-                    outcome: None,
-                    cache: None,
-                })?;
+                    TaskResult::Canceled,
+                    None,
+                    Some(format!("canceled ({RESTARTED})")),
+                    None,
+                )?;
             }
             return self.ended(i, TaskResult::Canceled);
         }
@@ -142,19 +137,7 @@ impl Exec {
     }
 
     fn record_restarted(&mut self, i: usize, attempt: u32) -> Result<(), SchedulerError> {
-        self.append(Event::AttemptFinished {
-            task: self.slots[i].spec.key.clone(),
-            attempt,
-            at: self.now(),
-            result: TaskResult::Failed,
-            output: None,
-            error: Some(RESTARTED.into()),
-            log: String::new(),
-            log_truncated: false,
-            elapsed_us: 0,
-            outcome: None,
-            cache: None,
-        })
+        self.record_finished(i, attempt, TaskResult::Failed, None, Some(RESTARTED.into()), None)
     }
 }
 

@@ -123,19 +123,7 @@ impl Exec {
         outcome: Option<bool>,
     ) -> Result<(), SchedulerError> {
         self.slots[i].outcome = outcome;
-        self.append(Event::AttemptFinished {
-            task: self.slots[i].spec.key.clone(),
-            attempt,
-            at: self.now(),
-            result,
-            output,
-            error,
-            log: String::new(),
-            log_truncated: false,
-            elapsed_us: 0,
-            outcome,
-            cache: None,
-        })?;
+        self.record_finished(i, attempt, result, output, error, outcome)?;
         self.ended(i, result)
     }
 
