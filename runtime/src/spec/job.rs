@@ -169,12 +169,11 @@ fn task<'a>(
         None => (Vec::new(), Vec::new()),
     };
     let grants = table.get("secrets").map(secrets_and_injections).transpose()?.unwrap_or_default();
-    if let (false, Some(node)) = (grants.1.is_empty(), table.get("secrets")) {
-        if table.get("allow_hosts").is_none() {
-            return Err(node.error(
-                "a secret with `inject` needs `allow_hosts`: it is only ever placed into requests to those hosts",
-            ));
-        }
+    if let (false, Some(node)) = (grants.1.is_empty(), table.get("secrets"))
+        && table.get("allow_hosts").is_none()
+    {
+        return Err(node
+            .error("a secret with `inject` needs `allow_hosts`: it is only ever placed into requests to those hosts"));
     }
     let spec = TaskSpec {
         key,
