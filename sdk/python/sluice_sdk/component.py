@@ -1,0 +1,51 @@
+"""The component's export: the `sluice:task/task` world's `run`, wrapping a task module.
+
+Used only inside a component, by the app module `sluice_sdk.build` generates:
+
+    import sluice_sdk.component, task
+    WitWorld = sluice_sdk.component.world(task)
+
+`world` runs at build time (componentize-py's pre-initialisation): it imports everything the
+task can reach (`preload`), installs the sluice host and returns the class componentize-py
+exports. Each `run` call converts the world's context, runs the task through `_runner.run_task`
+and returns its JSON output, or `Err(task-error)` — never lets an exception trap.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import wit_world
+from componentize_py_types import Err
+
+from . import _host, _runner, _wasm, preload
+from .context import Context
+from .errors import TaskError
+
+try:
+    from wit_world.imports.types import TaskError_Permanent, TaskError_Transient
+except ImportError:  # worlds that also import wasi:http name the interface `sluice_task_types`
+    from wit_world.imports.sluice_task_types import TaskError_Permanent, TaskError_Transient
+
+
+def _as_err(error: TaskError) -> Err:
+    variant = TaskError_Transient if error.transient else TaskError_Permanent
+    return Err(variant(error.message))
+
+
+def world(task: ModuleType) -> type:
+    """The `WitWorld` class exporting `task.run`. Fails the build if `task` has no `run` or
+    imports a module the component cannot carry."""
+    run = _runner.check_task(task)
+    preload.preload(task)
+    _host.install(_wasm.WasmHost())
+
+    class WitWorld(wit_world.WitWorld):
+        def run(self, ctx) -> str:  # noqa: ANN001 - the world's generated context type
+            context = Context(ctx.job, ctx.run_id, ctx.task_key, ctx.attempt, ctx.target)
+            try:
+                return _runner.run_task(run, context)
+            except TaskError as e:
+                raise _as_err(e) from None
+
+    return WitWorld

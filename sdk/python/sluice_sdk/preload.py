@@ -1,0 +1,242 @@
+"""Import, at build time, every module a task's code can reach.
+
+A componentize-py component carries no files: the interpreter's heap is snapshotted after the
+app module is imported (pre-initialisation), and at run time only the modules imported by then
+exist. An `import statistics` inside a function therefore fails at run time unless it was
+imported while building. This module finds such imports statically and imports them during the
+build:
+
+1. Every `import`/`from … import` anywhere in the task's own source files (module level, inside
+   functions, classes, branches). One that fails fails the build, naming the file, line and
+   module — unless it is guarded by `try: … except ImportError` (or a broader handler) or sits
+   under `if TYPE_CHECKING:`, which are optional by intent.
+2. The imports nested inside functions of the standard-library modules loaded by step 1 (e.g.
+   `zipfile` importing `bz2` when it meets a bz2 member), repeated until nothing new loads;
+   best-effort, because the standard library guards its platform-specific imports itself.
+   Modules listed in `NEVER_PRELOAD` (GUI, test suites, tooling) are skipped.
+3. Modules that C code imports behind the interpreter's back (`ALWAYS_PRELOAD`: the codecs in
+   `encodings`, `_strptime` for `strptime`), which no source scan can see.
+
+It never executes task code beyond importing its modules (what Python does anyway), and it only
+runs at build time: at run time `preload` is never called.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import pkgutil
+import sys
+import sysconfig
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Iterable, Iterator, Optional
+
+# Imported by C code at run time (codec lookup, `strptime`), invisible to a source scan.
+ALWAYS_PRELOAD = ("_strptime", "encodings")
+# Standard-library trees never worth carrying into a task: GUIs, test suites, dev tooling.
+NEVER_PRELOAD = frozenset(
+    ("tkinter", "turtle", "turtledemo", "idlelib", "test", "unittest", "lib2to3", "ensurepip",
+     "venv", "pydoc", "pydoc_data", "doctest", "pdb", "bdb", "distutils", "msilib", "curses",
+     "readline", "dbm", "sqlite3", "ctypes", "multiprocessing", "concurrent", "asyncio.windows_events",
+     "__main__", "__phello__", "antigravity", "this")
+)
+# Step 2 stops after this many rounds: the standard library's lazy-import chains are short
+# (3 rounds reach a fixed point for every module we have tried), so more means a cycle.
+MAX_LAZY_ROUNDS = 8
+_OPTIONAL_HANDLERS = frozenset(("ImportError", "ModuleNotFoundError", "Exception", "BaseException"))
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    """One import statement: the module it needs, where it is, and whether failure is tolerated."""
+
+    module: str
+    file: str
+    line: int
+    optional: bool
+
+
+class PreloadError(ImportError):
+    """The task imports modules the build cannot provide; the message lists each site."""
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(n, ast.Name) and n.id in _OPTIONAL_HANDLERS for n in names) or any(
+        isinstance(n, ast.Attribute) and n.attr in _OPTIONAL_HANDLERS for n in names
+    )
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+class _Finder(ast.NodeVisitor):
+    def __init__(self, file: str, package: Optional[str]) -> None:
+        self.file, self.package = file, package
+        self.sites: list[ImportSite] = []
+        self.guarded = 0
+        self.nested = 0
+
+    def _add(self, module: str, line: int) -> None:
+        self.sites.append(ImportSite(module, self.file, line, self.guarded > 0))
+
+    def visit_Try(self, node: ast.Try) -> None:
+        optional = any(_catches_import_error(h) for h in node.handlers)
+        self.guarded += optional
+        for stmt in node.body:
+            self.visit(stmt)
+        self.guarded -= optional
+        for part in (*node.handlers, *node.orelse, *node.finalbody):
+            self.visit(part)
+
+    visit_TryStar = visit_Try
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test):
+            for stmt in node.orelse:
+                self.visit(stmt)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._add(alias.name, node.lineno)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = node.module or ""
+        if node.level:
+            if not self.package:
+                return
+            parts = self.package.split(".")
+            if node.level > 1:
+                parts = parts[: len(parts) - node.level + 1]
+            base = ".".join(p for p in (*parts, base) if p)
+        if not base:
+            return
+        self._add(base, node.lineno)
+        for alias in node.names:
+            if alias.name != "*":
+                # `from pkg import sub` may name a submodule: try it, never required
+                self.sites.append(ImportSite(f"{base}.{alias.name}", self.file, node.lineno, True))
+
+
+def imports_in(source: str, file: str, package: Optional[str] = None) -> list[ImportSite]:
+    """Every import in `source` (at any depth), with `optional` as described above."""
+    finder = _Finder(file, package)
+    finder.visit(ast.parse(source, file))
+    return finder.sites
+
+
+def _task_sources(module: ModuleType) -> Iterator[tuple[str, Optional[str]]]:
+    """The task's own source files: the module's directory tree, skipping installed packages."""
+    origin = getattr(module, "__file__", None)
+    if not origin:
+        return
+    root = os.path.dirname(origin)
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")) and d not in ("site-packages", "tests"))
+        rel = os.path.relpath(dirpath, root)
+        package = None if rel == "." else rel.replace(os.sep, ".")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield os.path.join(dirpath, name), package
+
+
+def _import(name: str) -> Optional[BaseException]:
+    try:
+        importlib.import_module(name)
+        return None
+    except BaseException as e:  # noqa: BLE001 - an import may raise anything; report it
+        return e
+
+
+def _preload_task(module: ModuleType) -> list[str]:
+    errors = []
+    for path, package in _task_sources(module):
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        short = os.path.relpath(path, os.path.dirname(module.__file__ or path))
+        for site in imports_in(source, short, package):
+            if site.module in sys.modules:
+                continue
+            error = _import(site.module)
+            if error is not None and not site.optional:
+                errors.append(f"{site.file}:{site.line}: cannot import `{site.module}`: {type(error).__name__}: {error}")
+    return errors
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(os.path.normpath(p) + os.sep for p in {paths.get("stdlib", ""), paths.get("platstdlib", "")} if p)
+
+
+def _skipped(name: str) -> bool:
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in NEVER_PRELOAD for i in range(1, len(parts) + 1))
+
+
+def _lazy_imports(mod: ModuleType) -> Iterable[str]:
+    origin = getattr(mod, "__file__", None)
+    if not origin or not origin.endswith(".py"):
+        return ()
+    try:
+        with open(origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), origin)
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    package = mod.__name__ if hasattr(mod, "__path__") else mod.__name__.rpartition(".")[0]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            finder = _Finder(origin, package or None)
+            for stmt in node.body:
+                finder.visit(stmt)
+            names.extend(s.module for s in finder.sites)
+    return names
+
+
+def _preload_stdlib_lazy(stdlib: tuple[str, ...]) -> None:
+    seen: set[str] = set()
+    for _ in range(MAX_LAZY_ROUNDS):
+        fresh = [m for name, m in list(sys.modules.items()) if name not in seen and m is not None]
+        if not fresh:
+            return
+        for mod in fresh:
+            seen.add(mod.__name__)
+            origin = os.path.normpath(getattr(mod, "__file__", None) or "")
+            if not origin.startswith(stdlib):
+                continue
+            for name in _lazy_imports(mod):
+                if name not in sys.modules and not _skipped(name):
+                    _import(name)
+
+
+def _preload_always() -> None:
+    for name in ALWAYS_PRELOAD:
+        _import(name)
+    import encodings
+
+    for info in pkgutil.iter_modules(encodings.__path__):
+        _import(f"encodings.{info.name}")
+
+
+def preload(module: ModuleType) -> None:
+    """Import everything `module`'s task code can reach (see the module doc); raise
+    `PreloadError` listing every required import that failed."""
+    errors = _preload_task(module)
+    if errors:
+        raise PreloadError(
+            "the task imports modules that are not available in the component:\n  "
+            + "\n  ".join(errors)
+            + "\n(pure-Python dependencies go in requirements.txt next to the task; "
+            "modules needing native code other than the standard library's cannot be used)"
+        )
+    _preload_always()
+    _preload_stdlib_lazy(_stdlib_dirs())

@@ -1,0 +1,53 @@
+"""Task values: small JSON documents a task publishes for its dependents."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import _host
+from .errors import Permanent
+
+_MISSING = object()
+
+
+def set(key: str, value: Any) -> None:  # noqa: A001 - mirrors the world's `values.set`
+    """Publish `value` (serialized to JSON) under `key`. A value that cannot be serialized or
+    that the host refuses (not JSON, over a size cap) is a `Permanent` error."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise Permanent(f"value `{key}` could not be serialized: {e}") from None
+    set_json(key, text)
+
+
+def set_json(key: str, text: str) -> None:
+    """Publish an already-serialized JSON document under `key`."""
+    try:
+        _host.current().value_set(key, text)
+    except _host.HostError as e:
+        raise Permanent(f"value `{key}` was refused: {e}") from None
+
+
+def get_json(task: str, key: str) -> "str | None":
+    """The raw JSON text of value `key` published by upstream task `task`, None if absent."""
+    return _host.current().value_get(task, key)
+
+
+def get(task: str, key: str, default: Any = None) -> Any:
+    """Value `key` of upstream task `task`, parsed; `default` if it was not published."""
+    text = get_json(task, key)
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise Permanent(f"value `{task}.{key}` is not valid JSON: {e}") from None
+
+
+def require(task: str, key: str) -> Any:
+    """Like `get`, but a missing value is a `Permanent` error naming it."""
+    value = get(task, key, _MISSING)
+    if value is _MISSING:
+        raise Permanent(f"missing upstream value `{task}.{key}`")
+    return value
