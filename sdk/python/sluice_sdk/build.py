@@ -60,16 +60,26 @@ def _tool_version(cmd: list[str]) -> str:
     return subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
 
+def _crate_wit(env: str, pattern: str, what: str) -> Path:
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
+    found = sorted(glob.glob(str(cargo_home / "registry/src/*" / pattern)))
+    if not found:
+        raise BuildError(f"{what} needs the WASI WIT files: build sluice once (cargo fetches them) or set {env}")
+    return Path(found[-1])
+
+
 def http_wit_deps() -> Path:
     """The wasi WIT packages (with wasi:http) of the wasmtime-wasi-http crate the runtime is
     built with: the same interface versions the host links. `SLUICE_HTTP_WIT` overrides."""
-    if os.environ.get("SLUICE_HTTP_WIT"):
-        return Path(os.environ["SLUICE_HTTP_WIT"])
-    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
-    found = sorted(glob.glob(str(cargo_home / "registry/src/*/wasmtime-wasi-http-*/wit/deps")))
-    if not found:
-        raise BuildError("--http needs the wasi:http WIT: build sluice once (cargo fetches it) or set SLUICE_HTTP_WIT")
-    return Path(found[-1])
+    return _crate_wit("SLUICE_HTTP_WIT", "wasmtime-wasi-http-*/wit/deps", "--http")
+
+
+def cli_wit() -> Path:
+    """The `wasi:cli` WIT of the wasmtime-wasi crate the runtime is built with (for the plain
+    script interpreter, a `wasi:cli/command`). `SLUICE_CLI_WIT` overrides."""
+    return _crate_wit("SLUICE_CLI_WIT", "wasmtime-wasi-*/src/p2/wit", "--runner")
 
 
 def _wit_dir(work: Path, wit: Path, http: bool) -> tuple[Path, str]:
@@ -146,17 +156,44 @@ def build(task_dir: Path, output: Path, module: str = "task", wit: Optional[Path
             _install_requirements(requirements, deps)
             paths.append(deps)
         wit_dir, world = _wit_dir(work, wit, http)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial = output.with_name(output.name + ".partial")
-        cmd = [*tool, "-q", "-d", str(wit_dir), "-w", world, "componentize", APP_MODULE, "-o", str(partial)]
-        cmd += [arg for p in paths for arg in ("-p", str(p))]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "VIRTUAL_ENV": ""})
-        if done.returncode != 0 or not partial.is_file():
-            partial.unlink(missing_ok=True)
-            raise BuildError(_explain(done.stdout + done.stderr))
-        os.replace(partial, output)
+        _componentize(tool, wit_dir, world, APP_MODULE, paths, output)
     stamp.write_text(digest + "\n")
     return True
+
+
+def build_runner(output: Path) -> bool:
+    """Build the plain-script interpreter (`sluice_sdk.runner`) into `output`; False if it was
+    already up to date."""
+    tool = _componentize_py()
+    wit = cli_wit()
+    version = re.search(r"package wasi:cli@([0-9.]+);", (wit / "deps" / "cli.wit").read_text(encoding="utf-8"))
+    if not version:
+        raise BuildError(f"cannot read the wasi:cli version from {wit / 'deps' / 'cli.wit'}")
+    h = hashlib.sha256(f"sluice-python-runner 1\0{_tool_version(tool)}\0{version.group(1)}\0".encode())
+    for f in _files(SDK_DIR):
+        h.update(f"{f.relative_to(SDK_DIR).as_posix()}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
+    digest = h.hexdigest()
+    stamp = output.with_name(output.name + ".inputs")
+    if output.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+        return False
+    with tempfile.TemporaryDirectory(prefix="sluice-pybuild-") as tmp:
+        app = Path(tmp)
+        (app / "sluice_python.py").write_text("from sluice_sdk.runner import Run  # noqa: F401\n", encoding="utf-8")
+        _componentize(tool, wit, f"wasi:cli/command@{version.group(1)}", "sluice_python", [app, SDK_DIR.parent], output)
+    stamp.write_text(digest + "\n")
+    return True
+
+
+def _componentize(tool: list[str], wit: Path, world: str, app: str, paths: list[Path], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    cmd = [*tool, "-q", "-d", str(wit), "-w", world, "componentize", app, "-o", str(partial)]
+    cmd += [arg for p in paths for arg in ("-p", str(p))]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "VIRTUAL_ENV": ""})
+    if done.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        raise BuildError(_explain(done.stdout + done.stderr))
+    os.replace(partial, output)
 
 
 def _explain(log: str) -> str:
@@ -171,15 +208,18 @@ def _explain(log: str) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sluice_sdk.build", description=__doc__.split("\n\n")[0])
-    ap.add_argument("task_dir", type=Path, help="directory holding the task module")
+    ap.add_argument("task_dir", type=Path, nargs="?", help="directory holding the task module")
     ap.add_argument("-o", "--output", type=Path, help="component to write (default: TASK_DIR/task.wasm)")
     ap.add_argument("--module", default="task", help="the task module's name (default: task)")
     ap.add_argument("--wit", type=Path, help=f"the task world's WIT directory (default: {REPO_WIT})")
     ap.add_argument("--http", action="store_true", help="also import wasi:http (for sluice_sdk.http)")
+    ap.add_argument("--runner", action="store_true", help="build the plain-script interpreter instead of a task")
     args = ap.parse_args(argv)
-    output = args.output or args.task_dir / "task.wasm"
+    if args.runner == (args.task_dir is not None):
+        ap.error("give TASK_DIR, or --runner (with -o)")
+    output = args.output or (Path("python.wasm") if args.runner else args.task_dir / "task.wasm")
     try:
-        built = build(args.task_dir, output, args.module, args.wit, args.http)
+        built = build_runner(output) if args.runner else build(args.task_dir, output, args.module, args.wit, args.http)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

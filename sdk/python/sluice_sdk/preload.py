@@ -40,7 +40,9 @@ NEVER_PRELOAD = frozenset(
     ("tkinter", "turtle", "turtledemo", "idlelib", "test", "unittest", "lib2to3", "ensurepip",
      "venv", "pydoc", "pydoc_data", "doctest", "pdb", "bdb", "distutils", "msilib", "curses",
      "readline", "dbm", "sqlite3", "ctypes", "multiprocessing", "concurrent", "asyncio.windows_events",
-     "__main__", "__phello__", "antigravity", "this")
+     "asyncio.windows_utils", "encodings.mbcs", "encodings.oem", "_pyrepl", "pty", "tty", "webbrowser",
+     "_aix_support", "_osx_support", "ntpath", "nturl2path", "winreg", "msvcrt", "__main__",
+     "__phello__", "antigravity", "this")
 )
 # Step 2 stops after this many rounds: the standard library's lazy-import chains are short
 # (3 rounds reach a fixed point for every module we have tried), so more means a cycle.
@@ -172,9 +174,14 @@ def _preload_task(module: ModuleType) -> list[str]:
     return errors
 
 
-def _stdlib_dirs() -> tuple[str, ...]:
+def stdlib_dirs() -> tuple[str, ...]:
+    """Where the standard library's sources are: the `sys.path` entry holding `json/` (while
+    componentize-py builds, that is `/python`, not where `sysconfig` or the frozen `os` module
+    say), and `sysconfig`'s idea of it for native runs."""
     paths = sysconfig.get_paths()
-    return tuple(os.path.normpath(p) + os.sep for p in {paths.get("stdlib", ""), paths.get("platstdlib", "")} if p)
+    dirs = {paths.get("stdlib", ""), paths.get("platstdlib", "")}
+    dirs.update(p for p in sys.path if p and os.path.isfile(os.path.join(p, "json", "__init__.py")))
+    return tuple(os.path.normpath(p) + os.sep for p in dirs if p and os.path.isdir(p))
 
 
 def _skipped(name: str) -> bool:
@@ -227,6 +234,26 @@ def _preload_always() -> None:
         _import(f"encodings.{info.name}")
 
 
+def preload_stdlib() -> tuple[int, list[str]]:
+    """Import every standard-library module but `NEVER_PRELOAD`'s (for the plain-script
+    interpreter, which cannot know what a script will import). Returns how many loaded and the
+    names that cannot load here (e.g. `bz2`, `lzma`, `ssl`: not compiled into the interpreter)."""
+    loaded, failed = 0, []
+    for root in stdlib_dirs():
+        for info in pkgutil.walk_packages([root], onerror=lambda _name: None):
+            name = info.name
+            if _skipped(name) or name.endswith("__main__") or ".tests" in name or name.startswith("_test"):
+                continue
+            if name in sys.modules:
+                continue
+            if _import(name) is None:
+                loaded += 1
+            else:
+                failed.append(name)
+    _preload_always()
+    return loaded, sorted(failed)
+
+
 def preload(module: ModuleType) -> None:
     """Import everything `module`'s task code can reach (see the module doc); raise
     `PreloadError` listing every required import that failed."""
@@ -239,4 +266,4 @@ def preload(module: ModuleType) -> None:
             "modules needing native code other than the standard library's cannot be used)"
         )
     _preload_always()
-    _preload_stdlib_lazy(_stdlib_dirs())
+    _preload_stdlib_lazy(stdlib_dirs())
