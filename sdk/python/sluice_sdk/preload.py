@@ -11,7 +11,8 @@ build:
    module — unless it is guarded by `try: … except ImportError` (or a broader handler) or sits
    under `if TYPE_CHECKING:`, which are optional by intent.
 2. The imports nested inside functions of the standard-library modules loaded by step 1 (e.g.
-   `zipfile` importing `bz2` when it meets a bz2 member), repeated until nothing new loads;
+   `zipfile` importing `bz2` when it meets a bz2 member), then of what those load, until
+   nothing new loads;
    best-effort, because the standard library guards its platform-specific imports itself.
    Modules listed in `NEVER_PRELOAD` (GUI, test suites, tooling) are skipped.
 3. Modules that C code imports behind the interpreter's back (`ALWAYS_PRELOAD`: the codecs in
@@ -26,15 +27,21 @@ from __future__ import annotations
 import ast
 import importlib
 import os
-import pkgutil
 import sys
-import sysconfig
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Iterable, Iterator, Optional
 
-# Imported by C code at run time (codec lookup, `strptime`), invisible to a source scan.
-ALWAYS_PRELOAD = ("_strptime", "encodings")
+# Imported by C code at run time (codec lookup, `strptime`), invisible to a source scan. Of the
+# ~120 codecs, the ones data files actually use: all of them would add ~100 modules to every task
+# (a task naming another codec in its source, e.g. `encoding="cp1250"`, is not found by the scan).
+ALWAYS_PRELOAD = (
+    "_strptime", "encodings", "encodings.aliases", "encodings.ascii", "encodings.latin_1",
+    "encodings.utf_8", "encodings.utf_8_sig", "encodings.utf_16", "encodings.utf_16_le",
+    "encodings.utf_16_be", "encodings.utf_32", "encodings.cp1252", "encodings.iso8859_15",
+    "encodings.idna", "encodings.punycode", "encodings.unicode_escape", "encodings.raw_unicode_escape",
+    "encodings.charmap", "encodings.hex_codec", "encodings.base64_codec",
+)
 # Standard-library trees never worth carrying into a task: GUIs, test suites, dev tooling.
 NEVER_PRELOAD = frozenset(
     ("tkinter", "turtle", "turtledemo", "idlelib", "test", "unittest", "lib2to3", "ensurepip",
@@ -44,6 +51,9 @@ NEVER_PRELOAD = frozenset(
      "_aix_support", "_osx_support", "ntpath", "nturl2path", "winreg", "msvcrt", "__main__",
      "__phello__", "antigravity", "this")
 )
+# Functions that are a standard-library module's command line (`python -m calendar`): their
+# imports (argparse, …) are not followed.
+CLI_ENTRY_POINTS = frozenset(("main", "_main", "_test", "test"))
 # Step 2 stops after this many rounds: the standard library's lazy-import chains are short
 # (3 rounds reach a fixed point for every module we have tried), so more means a cycle.
 MAX_LAZY_ROUNDS = 8
@@ -175,13 +185,12 @@ def _preload_task(module: ModuleType) -> list[str]:
 
 
 def stdlib_dirs() -> tuple[str, ...]:
-    """Where the standard library's sources are: the `sys.path` entry holding `json/` (while
+    """Where the standard library's sources are: the `sys.path` entries holding `json/` (while
     componentize-py builds, that is `/python`, not where `sysconfig` or the frozen `os` module
-    say), and `sysconfig`'s idea of it for native runs."""
-    paths = sysconfig.get_paths()
-    dirs = {paths.get("stdlib", ""), paths.get("platstdlib", "")}
-    dirs.update(p for p in sys.path if p and os.path.isfile(os.path.join(p, "json", "__init__.py")))
-    return tuple(os.path.normpath(p) + os.sep for p in dirs if p and os.path.isdir(p))
+    say). Neither `sysconfig` nor `pkgutil` is imported here: whatever the preloader imports
+    ends up in every component's snapshot."""
+    dirs = {p for p in sys.path if p and os.path.isfile(os.path.join(p, "json", "__init__.py"))}
+    return tuple(sorted(os.path.normpath(p) + os.sep for p in dirs))
 
 
 def _skipped(name: str) -> bool:
@@ -201,7 +210,8 @@ def _lazy_imports(mod: ModuleType) -> Iterable[str]:
     package = mod.__name__ if hasattr(mod, "__path__") else mod.__name__.rpartition(".")[0]
     names = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        # `main`/`_main`/`_test`: a module's command-line entry point, which no task calls
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in CLI_ENTRY_POINTS:
             finder = _Finder(origin, package or None)
             for stmt in node.body:
                 finder.visit(stmt)
@@ -209,35 +219,46 @@ def _lazy_imports(mod: ModuleType) -> Iterable[str]:
     return names
 
 
-def _preload_stdlib_lazy(stdlib: tuple[str, ...]) -> None:
+def _preload_stdlib_lazy(stdlib: tuple[str, ...], seeds: set[str]) -> None:
+    """Step 2, from the standard-library modules the task's imports loaded (`seeds`), not from
+    everything the interpreter and the SDK loaded: their lazy chains (pathlib → urllib, inspect
+    → importlib.metadata → email …) would add ~8 MB to every component for code no task runs."""
+    todo = sorted(seeds)
     seen: set[str] = set()
     for _ in range(MAX_LAZY_ROUNDS):
-        fresh = [m for name, m in list(sys.modules.items()) if name not in seen and m is not None]
-        if not fresh:
+        if not todo:
             return
-        for mod in fresh:
-            seen.add(mod.__name__)
+        before = set(sys.modules)
+        for name in todo:
+            seen.add(name)
+            mod = sys.modules.get(name)
             origin = os.path.normpath(getattr(mod, "__file__", None) or "")
-            if not origin.startswith(stdlib):
+            if mod is None or not origin.startswith(stdlib):
                 continue
-            for name in _lazy_imports(mod):
-                if name not in sys.modules and not _skipped(name):
-                    _import(name)
+            for lazy in _lazy_imports(mod):
+                if lazy not in sys.modules and not _skipped(lazy):
+                    _import(lazy)
+        todo = sorted(set(sys.modules) - before - seen)
 
 
-def _preload_always() -> None:
+def _preload_always(every_codec: bool = False) -> None:
     for name in ALWAYS_PRELOAD:
         _import(name)
-    import encodings
+    if every_codec:
+        import encodings
 
-    for info in pkgutil.iter_modules(encodings.__path__):
-        _import(f"encodings.{info.name}")
+        for path in encodings.__path__:
+            for name in sorted(os.listdir(path)):
+                if name.endswith(".py") and name != "__init__.py":
+                    _import(f"encodings.{name[:-3]}")
 
 
 def preload_stdlib() -> tuple[int, list[str]]:
     """Import every standard-library module but `NEVER_PRELOAD`'s (for the plain-script
     interpreter, which cannot know what a script will import). Returns how many loaded and the
     names that cannot load here (e.g. `bz2`, `lzma`, `ssl`: not compiled into the interpreter)."""
+    import pkgutil  # the interpreter carries the whole standard library anyway
+
     loaded, failed = 0, []
     for root in stdlib_dirs():
         for info in pkgutil.walk_packages([root], onerror=lambda _name: None):
@@ -250,13 +271,14 @@ def preload_stdlib() -> tuple[int, list[str]]:
                 loaded += 1
             else:
                 failed.append(name)
-    _preload_always()
+    _preload_always(every_codec=True)
     return loaded, sorted(failed)
 
 
 def preload(module: ModuleType) -> None:
     """Import everything `module`'s task code can reach (see the module doc); raise
     `PreloadError` listing every required import that failed."""
+    before = set(sys.modules)
     errors = _preload_task(module)
     if errors:
         raise PreloadError(
@@ -265,5 +287,5 @@ def preload(module: ModuleType) -> None:
             + "\n(pure-Python dependencies go in requirements.txt next to the task; "
             "modules needing native code other than the standard library's cannot be used)"
         )
+    _preload_stdlib_lazy(stdlib_dirs(), set(sys.modules) - before)
     _preload_always()
-    _preload_stdlib_lazy(stdlib_dirs())
