@@ -146,7 +146,7 @@ def build(task_dir: Path, output: Path, module: str = "task", wit: Optional[Path
         app = work / "app"
         app.mkdir()
         (app / f"{APP_MODULE}.py").write_text(
-            f"import sluice_sdk.component\nimport {module}\n\nWitWorld = sluice_sdk.component.world({module})\n",
+            f"import sluice_sdk.component\n\nWitWorld = sluice_sdk.component.world({module!r})\n",
             encoding="utf-8",
         )
         paths = [app, task_dir.resolve(), SDK_DIR.parent]
@@ -198,6 +198,7 @@ def _componentize(tool: list[str], wit: Path, world: str, app: str, paths: list[
 
 def _explain(log: str) -> str:
     """componentize-py's failure, cut to the Python error (its Rust backtrace is noise)."""
+    log = log.split("\nCaused by:")[0]
     lines = [ln for ln in log.splitlines() if not re.match(r"\s+(\d+:|at )", ln) and ln.strip() != "Stack backtrace:"]
     for marker in ("PreloadError: ", "TypeError: ", "SyntaxError: ", "ModuleNotFoundError: ", "ImportError: "):
         for i, ln in enumerate(lines):

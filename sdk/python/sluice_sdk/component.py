@@ -2,18 +2,19 @@
 
 Used only inside a component, by the app module `sluice_sdk.build` generates:
 
-    import sluice_sdk.component, task
-    WitWorld = sluice_sdk.component.world(task)
+    import sluice_sdk.component
+    WitWorld = sluice_sdk.component.world("task")
 
 `world` runs at build time (componentize-py's pre-initialisation): it imports everything the
-task can reach (`preload`), installs the sluice host and returns the class componentize-py
-exports. Each `run` call converts the world's context, runs the task through `_runner.run_task`
+task can reach (`preload`, which names the file and line of an import that cannot be met),
+then the task module, installs the sluice host and returns the class componentize-py exports. Each `run` call converts the world's context, runs the task through `_runner.run_task`
 and returns its JSON output, or `Err(task-error)` — never lets an exception trap.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+import importlib
+import importlib.util
 
 import wit_world
 from componentize_py_types import Err
@@ -33,11 +34,15 @@ def _as_err(error: TaskError) -> Err:
     return Err(variant(error.message))
 
 
-def world(task: ModuleType) -> type:
-    """The `WitWorld` class exporting `task.run`. Fails the build if `task` has no `run` or
-    imports a module the component cannot carry."""
-    run = _runner.check_task(task)
-    preload.preload(task)
+def world(module: str) -> type:
+    """The `WitWorld` class exporting `run` of the task module called `module`. Fails the
+    build if the module is missing, has no `run`, or imports a module the component cannot
+    carry."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise ImportError(f"no task module `{module}` on the build's path")
+    preload.preload(spec.origin)
+    run = _runner.check_task(importlib.import_module(module))
     _host.install(_wasm.WasmHost())
 
     class WitWorld(wit_world.WitWorld):

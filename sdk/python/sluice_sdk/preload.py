@@ -9,7 +9,8 @@ build:
 1. Every `import`/`from … import` anywhere in the task's own source files (module level, inside
    functions, classes, branches). One that fails fails the build, naming the file, line and
    module — unless it is guarded by `try: … except ImportError` (or a broader handler) or sits
-   under `if TYPE_CHECKING:`, which are optional by intent.
+   under `if TYPE_CHECKING:`, which are optional by intent. Test files (`test_*.py`,
+   `*_test.py`, `conftest.py`, `tests/`) are not part of the task and are not scanned.
 2. The imports nested inside functions of the standard-library modules loaded by step 1 (e.g.
    `zipfile` importing `bz2` when it meets a bz2 member), then of what those load, until
    nothing new loads;
@@ -29,7 +30,6 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Iterable, Iterator, Optional
 
 # Imported by C code at run time (codec lookup, `strptime`), invisible to a source scan. Of the
@@ -146,18 +146,21 @@ def imports_in(source: str, file: str, package: Optional[str] = None) -> list[Im
     return finder.sites
 
 
-def _task_sources(module: ModuleType) -> Iterator[tuple[str, Optional[str]]]:
-    """The task's own source files: the module's directory tree, skipping installed packages."""
-    origin = getattr(module, "__file__", None)
-    if not origin:
-        return
+def _is_test_file(name: str) -> bool:
+    """pytest's files: they import pytest and the test harness, never part of the component."""
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+def _task_sources(origin: str) -> Iterator[tuple[str, Optional[str]]]:
+    """The task's own source files: the task module's directory tree, skipping installed
+    packages and tests."""
     root = os.path.dirname(origin)
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")) and d not in ("site-packages", "tests"))
         rel = os.path.relpath(dirpath, root)
         package = None if rel == "." else rel.replace(os.sep, ".")
         for name in sorted(files):
-            if name.endswith(".py"):
+            if name.endswith(".py") and not _is_test_file(name):
                 yield os.path.join(dirpath, name), package
 
 
@@ -169,12 +172,12 @@ def _import(name: str) -> Optional[BaseException]:
         return e
 
 
-def _preload_task(module: ModuleType) -> list[str]:
+def _preload_task(origin: str) -> list[str]:
     errors = []
-    for path, package in _task_sources(module):
+    for path, package in _task_sources(origin):
         with open(path, encoding="utf-8") as f:
             source = f.read()
-        short = os.path.relpath(path, os.path.dirname(module.__file__ or path))
+        short = os.path.relpath(path, os.path.dirname(origin))
         for site in imports_in(source, short, package):
             if site.module in sys.modules:
                 continue
@@ -275,11 +278,12 @@ def preload_stdlib() -> tuple[int, list[str]]:
     return loaded, sorted(failed)
 
 
-def preload(module: ModuleType) -> None:
-    """Import everything `module`'s task code can reach (see the module doc); raise
-    `PreloadError` listing every required import that failed."""
+def preload(origin: str) -> None:
+    """Import everything the task whose module is the file `origin` can reach (see the module
+    doc), before the task module itself is imported; raise `PreloadError` listing every
+    required import that failed, by file and line."""
     before = set(sys.modules)
-    errors = _preload_task(module)
+    errors = _preload_task(origin)
     if errors:
         raise PreloadError(
             "the task imports modules that are not available in the component:\n  "

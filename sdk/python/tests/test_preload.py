@@ -1,8 +1,6 @@
 """The build-time import analysis: which imports are found, which are optional."""
 
 import sys
-import types
-
 import pytest
 
 from sluice_sdk import preload
@@ -53,10 +51,8 @@ def test_missing_required_import_fails_naming_file_line_and_module(tmp_path, mon
     (tmp_path / "task.py").write_text("def run(ctx, params):\n    import no_such_module_xyz\n")
     (tmp_path / "helper.py").write_text("try:\n    import also_missing_xyz\nexcept ImportError:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    mod = types.ModuleType("task")
-    mod.__file__ = str(tmp_path / "task.py")
     with pytest.raises(preload.PreloadError) as err:
-        preload.preload(mod)
+        preload.preload(str(tmp_path / "task.py"))
     text = str(err.value)
     assert "task.py:2: cannot import `no_such_module_xyz`: ModuleNotFoundError" in text
     assert "also_missing_xyz" not in text
@@ -67,9 +63,8 @@ def test_preload_imports_function_level_and_lazy_stdlib_modules(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("zipfile", "bz2", "lzma"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    mod = types.ModuleType("task")
-    mod.__file__ = str(tmp_path / "task.py")
-    preload.preload(mod)
+    (tmp_path / "test_task.py").write_text("import pytest_only_module_xyz\n")  # tests are not scanned
+    preload.preload(str(tmp_path / "task.py"))
     assert "zipfile" in sys.modules
     assert "bz2" in sys.modules  # zipfile imports it inside a function
     assert "encodings.latin_1" in sys.modules and "_strptime" in sys.modules
