@@ -7,7 +7,15 @@ permanent error carrying the exception's type and message (see `describe`), neve
 
 from __future__ import annotations
 
+import json
+import os
 import traceback
+
+# Frames in these directories are library code: an error is located at the task's own line.
+_LIBRARY_DIRS = (
+    os.path.dirname(os.path.dirname(os.path.abspath(json.__file__))) + os.sep,  # the standard library
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,  # this SDK
+)
 
 
 class TaskError(Exception):
@@ -37,11 +45,18 @@ class Permanent(TaskError):
     """A failure retrying cannot fix (bad params, malformed input, a denied secret)."""
 
 
+def _is_library(filename: str) -> bool:
+    if filename.startswith("<"):
+        return filename.startswith("<frozen ")
+    return os.path.abspath(filename).startswith(_LIBRARY_DIRS)
+
+
 def describe(exc: BaseException) -> str:
     """`ValueError: bad row 3 (at etl.py:12 in parse)`: type, message and where it was raised.
 
-    The location is the innermost frame of the traceback (the line that raised), by file
-    name only so messages do not carry the build machine's paths.
+    The location is the innermost frame of the task's own code (not the standard library's or
+    the SDK's, e.g. the task line that called `open`, not `<frozen os>`), else the innermost
+    frame; by file name only, so messages do not carry the build machine's paths.
     """
     name = type(exc).__qualname__
     module = type(exc).__module__
@@ -50,8 +65,9 @@ def describe(exc: BaseException) -> str:
     text = str(exc)
     head = f"{name}: {text}" if text else name
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    own = [f for f in frames if not _is_library(f.filename)]
     if frames:
-        last = frames[-1]
+        last = (own or frames)[-1]
         file = last.filename.replace("\\", "/").rsplit("/", 1)[-1]
         head += f" (at {file}:{last.lineno} in {last.name})"
     return head

@@ -107,3 +107,15 @@ def test_http_canned_responses_and_denials():
             http.post("https://api.example.com/busy", "{}").raise_for_status()
         with pytest.raises(http.Denied, match="no canned response for GET https://elsewhere.example/"):
             http.get("https://elsewhere.example/")
+
+
+def test_error_location_is_the_tasks_own_line_not_the_library_frame(tmp_path):
+    task = module("""
+        import json
+        def run(ctx, params):
+            return json.loads("{not json")
+    """)
+    with MockHost(), pytest.raises(Permanent) as err:
+        run(task)
+    assert err.value.message.startswith("json.decoder.JSONDecodeError: Expecting property name")
+    assert err.value.message.endswith("(at <string>:4 in run)")
