@@ -198,6 +198,16 @@ fn expand(text: &str) -> String {
     out
 }
 
+/// `sluice run examples/NAME --json EXTRA…` (exit 0 asserted): the finished run's record.
+pub fn run_example(s: &Sluice, name: &str, extra: &[&str]) -> Value {
+    let dir = repo().join("examples").join(name);
+    let mut args = vec!["run", dir.to_str().expect("utf-8 path"), "--json"];
+    args.extend_from_slice(extra);
+    let out = s.run(&args);
+    out.assert_exit(0);
+    out.json()
+}
+
 /// The run's task record (`tasks[]` entry) with key `key`.
 pub fn task_of<'v>(run: &'v Value, key: &str) -> &'v Value {
     run["tasks"]

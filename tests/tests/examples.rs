@@ -1,15 +1,10 @@
 //! The bundles in examples/ run as their comments say (so they stay runnable).
 
-use sluice_tests::{Sluice, repo, task, task_of};
+use sluice_tests::{Sluice, repo, run_example, task, task_of};
 
 fn example(s: &Sluice, name: &str, extra: &[&str]) -> serde_json::Value {
     task("fib"); // the examples use the tasks/ components
-    let dir = repo().join("examples").join(name);
-    let mut args = vec!["run", dir.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    let out = s.run(&args);
-    out.assert_exit(0);
-    out.json()
+    run_example(s, name, extra)
 }
 
 #[test]

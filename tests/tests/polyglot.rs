@@ -6,21 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use sluice_tests::{Sluice, last_attempt, repo, task, task_of};
+use sluice_tests::{Sluice, last_attempt, repo, run_example, task, task_of};
 
 fn built(rel: &str) -> PathBuf {
     let path = repo().join(rel);
     assert!(path.is_file(), "{} is missing: scripts/setup builds it (componentize-py)", path.display());
     path
-}
-
-fn run_example(s: &Sluice, name: &str, extra: &[&str]) -> Value {
-    let dir = repo().join("examples").join(name);
-    let mut args = vec!["run", dir.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    let out = s.run(&args);
-    out.assert_exit(0);
-    out.json()
 }
 
 fn output(run: &Value, key: &str) -> Value {

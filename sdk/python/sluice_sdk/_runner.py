@@ -9,13 +9,13 @@ traceback printed to stderr (the attempt's log). A task's exception is never a t
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 import traceback
 from typing import Any, Callable
 
+from . import _json
 from .context import Context
-from .errors import Permanent, TaskError, to_task_error
+from .errors import TaskError, to_task_error
 from .params import Params
 
 
@@ -52,10 +52,7 @@ def run_task(run: Callable[..., Any], ctx: Context) -> str:
     """Run one attempt: the JSON output text, or raise a `TaskError`."""
     try:
         out = run(ctx, Params()) if wants_params(run) else run(ctx)
-        try:
-            return json.dumps(out, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise Permanent(f"task output could not be serialized as JSON: {e}") from None
+        return _json.dumps(out, "task output")
     except TaskError:
         raise
     except BaseException as e:  # noqa: BLE001 - every failure becomes a task error, never a trap

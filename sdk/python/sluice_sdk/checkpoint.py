@@ -6,11 +6,10 @@ returns what the last successful `save` stored. Checkpoints belong to one task o
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
-from . import _host
-from .errors import Permanent, Transient
+from . import _host, _json
+from .errors import Transient
 
 
 def save(key: str, data: bytes) -> None:
@@ -29,19 +28,10 @@ def load(key: str) -> Optional[bytes]:
 
 def save_json(key: str, value: Any) -> None:
     """`save` `value` serialized as JSON."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise Permanent(f"checkpoint `{key}` could not be serialized: {e}") from None
-    save(key, text.encode())
+    save(key, _json.dumps(value, f"checkpoint `{key}`").encode())
 
 
 def load_json(key: str, default: Any = None) -> Any:
     """`load` a checkpoint saved with `save_json`; `default` if there is none."""
     data = load(key)
-    if data is None:
-        return default
-    try:
-        return json.loads(data)
-    except ValueError as e:
-        raise Permanent(f"checkpoint `{key}` is not valid JSON: {e}") from None
+    return default if data is None else _json.loads(data, f"checkpoint `{key}`")

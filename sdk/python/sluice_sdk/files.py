@@ -11,12 +11,11 @@ itself is not visible (only the mounts are), so `os.makedirs("/out", exist_ok=Tr
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import _host
+from . import _host, _json
 from .errors import Permanent
 
 IN = PurePosixPath("/in")
@@ -76,11 +75,7 @@ def read_text(task: str, name: str, encoding: str = "utf-8") -> str:
 
 
 def read_json(task: str, name: str) -> Any:
-    text = read_text(task, name)
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise Permanent(f"upstream file `{task}/{name}` is not valid JSON: {e}") from None
+    return _json.loads(read_text(task, name), f"upstream file `{task}/{name}`")
 
 
 def out_dir() -> Path:
@@ -128,8 +123,4 @@ def write_text(name: str, text: str, encoding: str = "utf-8") -> Path:
 
 
 def write_json(name: str, value: Any, indent: "int | None" = None) -> Path:
-    try:
-        text = json.dumps(value, indent=indent, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise Permanent(f"output file `{name}` could not be serialized as JSON: {e}") from None
-    return write_text(name, text + "\n")
+    return write_text(name, _json.dumps(value, f"output file `{name}`", indent) + "\n")

@@ -30,6 +30,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Iterable, Iterator, Optional
 
 # Imported by C code at run time (codec lookup, `strptime`), invisible to a source scan. Of the

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from . import _host
+from . import _host, _json
 from .errors import Permanent
 
 _MISSING = object()
@@ -14,11 +13,7 @@ _MISSING = object()
 def set(key: str, value: Any) -> None:  # noqa: A001 - mirrors the world's `values.set`
     """Publish `value` (serialized to JSON) under `key`. A value that cannot be serialized or
     that the host refuses (not JSON, over a size cap) is a `Permanent` error."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise Permanent(f"value `{key}` could not be serialized: {e}") from None
-    set_json(key, text)
+    set_json(key, _json.dumps(value, f"value `{key}`"))
 
 
 def set_json(key: str, text: str) -> None:
@@ -37,12 +32,7 @@ def get_json(task: str, key: str) -> "str | None":
 def get(task: str, key: str, default: Any = None) -> Any:
     """Value `key` of upstream task `task`, parsed; `default` if it was not published."""
     text = get_json(task, key)
-    if text is None:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise Permanent(f"value `{task}.{key}` is not valid JSON: {e}") from None
+    return default if text is None else _json.loads(text, f"value `{task}.{key}`")
 
 
 def require(task: str, key: str) -> Any:

@@ -57,7 +57,7 @@ def test_values_roundtrip_and_refusals(host):
     assert host.published_value("out") == [1, 2]
     with pytest.raises(Permanent, match=r"^value `bad` was refused: "):
         values.set_json("bad", "{")
-    with pytest.raises(Permanent, match=r"^value `obj` could not be serialized: "):
+    with pytest.raises(Permanent, match=r"^value `obj` could not be serialized as JSON: "):
         values.set("obj", object())
     with pytest.raises(Permanent, match="could not be serialized"):
         values.set("nan", float("nan"))  # NaN is not JSON
