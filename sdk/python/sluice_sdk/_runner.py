@@ -48,10 +48,13 @@ def _flush() -> None:
             pass
 
 
-def run_task(run: Callable[..., Any], ctx: Context) -> str:
-    """Run one attempt: the JSON output text, or raise a `TaskError`."""
+def run_task(run: Callable[..., Any], ctx: Context, with_params: "bool | None" = None) -> str:
+    """Run one attempt: the JSON output text, or raise a `TaskError`. `with_params`: whether
+    `run` takes `(ctx, params)` (the component works it out once, at build time)."""
+    if with_params is None:
+        with_params = wants_params(run)
     try:
-        out = run(ctx, Params()) if wants_params(run) else run(ctx)
+        out = run(ctx, Params()) if with_params else run(ctx)
         return _json.dumps(out, "task output")
     except TaskError:
         raise

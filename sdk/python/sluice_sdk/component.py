@@ -43,13 +43,14 @@ def world(module: str) -> type:
         raise ImportError(f"no task module `{module}` on the build's path")
     preload.preload(spec.origin)
     run = _runner.check_task(importlib.import_module(module))
+    with_params = _runner.wants_params(run)
     _host.install(_wasm.WasmHost())
 
     class WitWorld(wit_world.WitWorld):
         def run(self, ctx) -> str:  # noqa: ANN001 - the world's generated context type
             context = Context(ctx.job, ctx.run_id, ctx.task_key, ctx.attempt, ctx.target)
             try:
-                return _runner.run_task(run, context)
+                return _runner.run_task(run, context, with_params)
             except TaskError as e:
                 raise _as_err(e) from None
 
