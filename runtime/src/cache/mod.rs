@@ -38,6 +38,7 @@
 
 pub mod blobs;
 pub mod hash;
+pub mod integrity;
 pub mod key;
 pub mod statcache;
 pub mod tree;
@@ -54,8 +55,8 @@ pub use key::{
 };
 pub use statcache::{FileStat, STAT_CACHE_FILE, StatCache};
 pub use tree::{
-    MaterializeReport, SnapshotStats, Tree, TreeEntry, TreeError, TreeManifest, materialize, snapshot, snapshot_cached,
-    store_tree, tree_root,
+    MaterializeReport, SnapshotStats, Tree, TreeEntry, TreeError, TreeLink, TreeManifest, materialize, merkle_root,
+    snapshot, snapshot_cached, store_tree, tree_root,
 };
 
 /// The blob store's directory under the state directory.

@@ -15,6 +15,7 @@ mod run;
 mod runs;
 mod secrets;
 mod state;
+mod store;
 mod style;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     Cache(cache::CacheCommand),
     /// Re-execute a run's tasks in a scratch area and check their outputs are byte-identical.
     Verify(cache::VerifyArgs),
+    /// Check the store for damage; back it up or restore a backup.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -85,6 +89,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => secrets::audit(cli.state, args),
         Command::Cache(cmd) => cache::cache(cli.state, cmd),
         Command::Verify(args) => cache::verify(cli.state, args),
+        Command::Store(cmd) => store::store(cli.state, cmd),
     }
 }
 

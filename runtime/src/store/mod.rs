@@ -18,15 +18,33 @@ use std::path::PathBuf;
 
 use crate::model::{Event, RunId, RunSummary};
 
+pub mod backup;
+pub mod check;
+pub mod format;
 pub mod memory;
+pub mod sled_backup;
+mod sled_open;
+mod sled_recover;
 pub mod sled_secrets;
 pub mod sled_store;
 
 #[cfg(test)]
 mod conformance;
 
+pub use check::{BlobCheck, CheckReport, Problem};
+pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
+pub use sled_backup::{BackupReport, RestoreReport};
 pub use sled_store::SledStore;
+
+/// What to do about a store that does not open: said by every such error.
+pub const DAMAGED_ADVICE: &str = "Nothing was changed or deleted. `sluice store check` reports what is \
+     readable; `sluice store restore BACKUP` puts back a backup made with `sluice store backup`; or move the \
+     store directory aside to start with an empty one";
+
+/// What to do about a record that does not decode.
+const CORRUPT_ADVICE: &str = "Run `sluice store check` to see what else is damaged; \
+     `sluice store restore BACKUP` puts back a backup made with `sluice store backup`";
 
 /// The longest task or key name a store accepts, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -47,11 +65,23 @@ pub enum StoreError {
     /// Another process holds the store (sled is single-process).
     #[error("the store at {} is in use by another sluice process", path.display())]
     Locked { path: PathBuf },
+    /// The store's files are damaged beyond what opening repairs on its own.
+    #[error(
+        "the store at {} is damaged and could not be recovered: {message}. {DAMAGED_ADVICE}",
+        path.display()
+    )]
+    Damaged { path: PathBuf, message: String },
+    /// The store was written in a format this sluice does not read (see [`format`]).
+    #[error("{message}")]
+    Format { path: PathBuf, message: String },
+    /// A backup could not be written or restored (the message says which file and why).
+    #[error("{0}")]
+    Backup(String),
     /// Reading or writing failed.
     #[error("store I/O error: {0}")]
     Io(String),
     /// A stored record could not be decoded (or a record could not be encoded).
-    #[error("corrupt record in the store ({what}): {message}")]
+    #[error("corrupt record in the store ({what}): {message}. {CORRUPT_ADVICE}")]
     Corrupt { what: String, message: String },
     /// A task or key name that could escape its namespace, or is empty or too long.
     #[error("invalid name {name:?}: {reason}")]
@@ -102,6 +132,16 @@ pub trait Store: Send + Sync {
     /// same parts always give the same key), so a miss can be explained later.
     fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError>;
     fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// The store's encoding of one event (JSON), shared by every backend that keeps bytes.
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(event).map_err(|e| StoreError::Corrupt { what: "event to write".into(), message: e.to_string() })
+}
+
+/// Decodes one stored event; anything that is not an [`Event`] is [`StoreError::Corrupt`], never a panic.
+pub fn decode_event(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Event, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: what(), message: e.to_string() })
 }
 
 /// Check a task or key name: non-empty, at most [`MAX_NAME_LEN`] bytes, and

@@ -18,7 +18,7 @@
 //! | `secrets.audit`     | seq u64 BE                                       | `AuditRecord` JSON       |
 //! | `secrets.meta`      | `key_check`                                      | `Sealed` JSON            |
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,6 +40,14 @@ pub struct SledSecretStore {
     /// Serializes the writes that read before they write (audit sequence,
     /// deletes that gather keys first) against each other and against adds.
     write_lock: Mutex<()>,
+    /// The run store's write gate: a backup sees no secrets write half-done either.
+    gate: Arc<RwLock<()>>,
+}
+
+/// Held by a secrets write: the gate (shared), then the write lock.
+struct Writing<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
+    _lock: MutexGuard<'a, ()>,
 }
 
 impl SledSecretStore {
@@ -55,11 +63,15 @@ impl SledSecretStore {
             meta: tree("secrets.meta")?,
             db,
             write_lock: Mutex::new(()),
+            gate: store.gate(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Writing<'_> {
+        Writing {
+            _gate: self.gate.read().unwrap_or_else(PoisonError::into_inner),
+            _lock: self.write_lock.lock().unwrap_or_else(PoisonError::into_inner),
+        }
     }
 
     /// Keys of every record under `prefix` in `tree`.
@@ -231,6 +243,7 @@ impl SecretStore for SledSecretStore {
 
     fn init_key_check(&self, check: &Sealed) -> Result<Sealed, StoreError> {
         let bytes = encode(check, "master key check")?;
+        let _guard = self.lock();
         match self.meta.compare_and_swap(KEY_CHECK, None as Option<&[u8]>, Some(bytes)).map_err(storage)? {
             Ok(()) => Ok(check.clone()),
             Err(existing) => match existing.current {
