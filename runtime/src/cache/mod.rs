@@ -32,7 +32,8 @@
 //! "param day: 2026-11-25 → 2026-11-26", "component changed: 3f2a91c0… → 9c1b22aa…".
 //!
 //! Files: `hash.rs` ([`Hash`]), `blobs.rs` ([`BlobStore`]: `<state>/blobs`), `tree.rs`
-//! (snapshots, manifests, materialising), `statcache.rs` ([`StatCache`]:
+//! (snapshots, manifests, materialising), `merkle.rs` (a tree's root), `integrity.rs`
+//! (copying blob stores, for backups), `statcache.rs` ([`StatCache`]:
 //! `<state>/statcache.json`), `key.rs` (the key). This module must never touch the
 //! scheduler, the sandbox or the event store: they call it; it decides nothing about runs.
 
@@ -40,6 +41,7 @@ pub mod blobs;
 pub mod hash;
 pub mod integrity;
 pub mod key;
+pub mod merkle;
 pub mod statcache;
 pub mod tree;
 

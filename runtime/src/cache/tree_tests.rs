@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::cache::STAT_CACHE_FILE;
+use crate::cache::merkle::TREE_DOMAIN;
 
 /// A change made to a sample tree, named.
 type Change = (&'static str, fn(&Path));

@@ -5,12 +5,15 @@
 //! ([`check_name`]) that every backend enforces the same way. Backends:
 //! [`sled_store::SledStore`], the embedded default, and
 //! [`memory::MemoryStore`], for unit tests and as the reference behaviour.
-//! One conformance suite (`conformance.rs`) runs against both.
+//! One conformance suite (`conformance.rs`) runs against both. Beside them:
+//! the store's format version ([`format`]), `sluice store check` ([`check`]) and
+//! backups ([`backup`], [`sled_backup`]).
 //!
 //! This file must never do I/O and never name a storage engine: it is the
 //! contract, and a new backend (NATS JetStream, say) is an addition beside it.
 //! A store keeps what it is given; it never interprets events, summaries or
-//! values beyond (de)serializing them. Deciding *when* to flush is the
+//! values beyond (de)serializing them (but [`check`] folds logs with the model's
+//! own fold, to report which ones no reader could use). Deciding *when* to flush is the
 //! caller's job (see "Durability" in the design): writes are buffered until
 //! [`Store::flush`], so many transitions can share one fsync.
 

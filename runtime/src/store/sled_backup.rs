@@ -14,7 +14,7 @@
 //!
 //! A restore reads the whole file into a new store beside the old one, checks the count
 //! and the hash, and only then swaps the two directories (atomically on Linux); the old
-//! store is kept as `<store>.replaced-<millis>`, never deleted. It refuses a backup of
+//! store is kept as `<store>.replaced-<millis>-<pid>`, never deleted. It refuses a backup of
 //! another store format and a damaged file, leaving the store as it was.
 //!
 //! Secrets stay sealed in a backup: it never holds the master key, which must be kept
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::format::{self, STORE_FORMAT};
 use super::sled_open::{self, StoreLock};
-use super::sled_recover::{self, sibling};
+use super::sled_recover;
 use super::{SledStore, StoreError};
 
 /// The first bytes of every backup file.
@@ -156,11 +156,9 @@ pub fn restore_with(
     fs::create_dir_all(store_dir)
         .map_err(|e| StoreError::Open { path: store_dir.to_path_buf(), message: e.to_string() })?;
     let lock = StoreLock::acquire(store_dir)?;
-    let staging = sibling(store_dir, "restoring");
-    if staging.exists() {
-        // a restore killed before its swap: never the live store
-        fs::remove_dir_all(&staging).map_err(|e| io_at(&staging, e))?;
-    }
+    // a fresh name: what a killed restore left (a half-made store, or after the swap the
+    // replaced one) is never removed by the next
+    let staging = sled_recover::unique_sibling(store_dir, "restoring");
     let read = read_into(file, &staging).and_then(|done| before_swap().map(|()| done));
     let (header, trees, records) = match read {
         Ok(done) => done,
@@ -232,10 +230,9 @@ fn read_into(file: &Path, staging: &Path) -> Result<(BackupHeader, u64, u64), St
 }
 
 /// Puts the store in `staging` in `store_dir`'s place; the old one becomes
-/// `<store>.replaced-<millis>` (removed instead if it held no data).
+/// `<store>.replaced-…` (removed instead if it held no data).
 fn swap_in(store_dir: &Path, staging: &Path) -> Result<Option<PathBuf>, StoreError> {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let replaced = sibling(store_dir, &format!("replaced-{millis}"));
+    let replaced = sled_recover::unique_sibling(store_dir, "replaced");
     sled_recover::swap_in(store_dir, staging, &replaced)?;
     if holds_no_data(&replaced) {
         let _ = fs::remove_dir_all(&replaced);
@@ -257,10 +254,6 @@ fn holds_no_data(dir: &Path) -> bool {
 fn temp_beside(file: &Path) -> PathBuf {
     let name = file.file_name().map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
     file.with_file_name(format!(".{name}.partial-{}", std::process::id()))
-}
-
-fn io_at(path: &Path, e: io::Error) -> StoreError {
-    StoreError::Io(format!("{}: {e}", path.display()))
 }
 
 fn storage(e: sled::Error) -> StoreError {

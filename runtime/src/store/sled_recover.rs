@@ -4,12 +4,12 @@
 //! the previous snapshot, or from the log alone (`sled_open_tests` checks it keeps every
 //! record across heavy segment reuse). But sled's recovery also *writes*: it zeroes what
 //! it takes for the torn tail of the log. Run on a wrong premise, that would destroy what
-//! it did not find. So a recovery works on a copy, `<store>.recovering`: the newest
+//! it did not find. So a recovery works on a copy, `<store>.recovering-…`: the newest
 //! snapshot is dropped from the copy, one per attempt, until sled opens it; the result must
 //! pass the caller's validation (every run id ever handed out is there, by the
 //! [`RunMark`] kept outside sled); only then are the two directories swapped (atomically on
-//! Linux) and the damaged store kept as `<store>.damaged-<millis>`. A copy that fails is
-//! removed and the store is left as it was.
+//! Linux) and the damaged store kept as `<store>.damaged-<millis>-<pid>`. A copy that
+//! fails is removed and the store is left as it was.
 //!
 //! It never deletes the damaged store and never swaps in a copy that did not validate.
 
@@ -69,7 +69,9 @@ impl RunMark {
 /// Recovers the store in `dir` (held under its lock by the caller) in a copy and swaps it
 /// in; returns where the damaged store is kept. `first_error` is what sled said.
 pub(crate) fn recover(dir: &Path, first_error: &str, validate: Validate<'_>) -> Result<PathBuf, StoreError> {
-    let copy = sibling(dir, "recovering");
+    // a fresh name: what a killed recovery left (a partial copy, or after the swap the
+    // damaged store) is never removed by the next
+    let copy = unique_sibling(dir, "recovering");
     let damaged = |why: String| StoreError::Damaged {
         path: dir.to_path_buf(),
         message: format!("sled: {first_error}; a recovery from its log failed too: {why}"),
@@ -79,17 +81,13 @@ pub(crate) fn recover(dir: &Path, first_error: &str, validate: Validate<'_>) -> 
         let _ = fs::remove_dir_all(&copy);
         return Err(e);
     }
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let kept = sibling(dir, &format!("damaged-{millis}"));
+    let kept = unique_sibling(dir, "damaged");
     swap_in(dir, &copy, &kept)?;
     Ok(kept)
 }
 
 /// Copies `dir` to `copy` and rebuilds the copy until sled opens it and it validates.
 fn rebuild_copy(dir: &Path, copy: &Path, validate: Validate<'_>) -> Result<(), String> {
-    if copy.exists() {
-        fs::remove_dir_all(copy).map_err(|e| format!("removing an earlier {}: {e}", copy.display()))?;
-    }
     copy_dir(dir, copy).map_err(|e| format!("copying the store to {}: {e}", copy.display()))?;
     let mut snapshots = snapshot_files(copy).map_err(|e| e.to_string())?;
     let mut last = String::new();
@@ -152,8 +150,9 @@ pub(crate) fn swap_in(live: &Path, new: &Path, kept: &Path) -> Result<(), StoreE
     }
 }
 
-/// `<dir>.<suffix>`, beside `dir`.
-pub(crate) fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+/// `<dir>.<kind>-<millis>-<pid>`, beside `dir`: a name no earlier run of this code used.
+pub(crate) fn unique_sibling(dir: &Path, kind: &str) -> PathBuf {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let name = dir.file_name().map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
-    dir.with_file_name(format!("{name}.{suffix}"))
+    dir.with_file_name(format!("{name}.{kind}-{millis}-{}", std::process::id()))
 }

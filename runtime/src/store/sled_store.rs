@@ -20,6 +20,10 @@
 //! | `checkpoints` | run, len(task) u8, task, key          | bytes                      |
 //! | `meta`        | `last_run_id`                         | u64 BE                     |
 //!
+//! Beside sled's files in the directory: `sluice.lock` (held while open), the format
+//! marker `sluice-format.json` and `sluice-last-run-id` (see `sled_open`, `format`,
+//! `sled_recover`).
+//!
 //! The task name is length-prefixed and the key runs to the end of the key, so
 //! (task "a", key "bc") and (task "ab", key "c") cannot collide; names are
 //! still checked with [`check_name`] (non-empty, ≤ 255 bytes, no control
