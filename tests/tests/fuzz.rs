@@ -19,7 +19,7 @@ use sluice::secrets::Redactor;
 use sluice::spec::template::{self, Reference};
 
 /// Cases per harness in CI: enough to exercise every mutation kind, a few seconds in all.
-const CI_CASES: u32 = 300;
+const CI_CASES: u32 = 1000;
 
 fn cases() -> u32 {
     std::env::var("SLUICE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(CI_CASES)

@@ -108,6 +108,9 @@ fn a_damaged_or_foreign_backup_is_refused_and_the_store_is_left_as_it_was() {
     }
 }
 
+/// Enough for every backup round to overlap writes.
+const WRITES_PER_WRITER: u64 = 20_000;
+
 #[test]
 fn backups_taken_while_writers_write_are_consistent_moments() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,17 +122,23 @@ fn backups_taken_while_writers_write_are_consistent_moments() {
         .map(|run| {
             let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let mut k = 0;
-                while !stop.load(Ordering::Relaxed) {
+                // paced, so that the store stays small and every backup meets writes in flight
+                for k in 0..WRITES_PER_WRITER {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     store.append(run, &[numbered_event(k)]).unwrap();
                     store.put_value(run, "t", &format!("{k:08}"), "true").unwrap();
-                    k += 1;
+                    if k % 50 == 49 {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
                 }
             })
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(20));
     for round in 0..5 {
+        assert!(writers.iter().all(|w| !w.is_finished()), "round {round}: the writers are still writing");
         let file = dir.path().join(format!("{round}.sluice-backup"));
         store.backup(&file).unwrap();
         let restored = dir.path().join(format!("restored-{round}"));

@@ -130,7 +130,7 @@ fn only_unpublished_snapshots_are_removed() {
 #[test]
 fn sled_rebuilds_every_record_from_its_log_alone_after_segment_reuse() {
     let dir = tempfile::tempdir().unwrap();
-    let (sessions, runs_per_session) = (20u64, 200u64);
+    let (sessions, runs_per_session) = (10u64, 150u64);
     let mut hot = std::collections::BTreeMap::new();
     for session in 0..sessions {
         let store = SledStore::open(dir.path()).unwrap();
