@@ -108,7 +108,7 @@ fn a_damaged_or_foreign_backup_is_refused_and_the_store_is_left_as_it_was() {
     }
 }
 
-/// Enough for every backup round to overlap writes.
+/// Enough for the first backup rounds to overlap writes, even on a loaded machine.
 const WRITES_PER_WRITER: u64 = 20_000;
 
 #[test]
@@ -137,8 +137,8 @@ fn backups_taken_while_writers_write_are_consistent_moments() {
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut mid_write = 0;
     for round in 0..5 {
-        assert!(writers.iter().all(|w| !w.is_finished()), "round {round}: the writers are still writing");
         let file = dir.path().join(format!("{round}.sluice-backup"));
         store.backup(&file).unwrap();
         let restored = dir.path().join(format!("restored-{round}"));
@@ -151,8 +151,10 @@ fn backups_taken_while_writers_write_are_consistent_moments() {
             let values = copy.values(run, "t").unwrap();
             assert!(values.len() <= events.len(), "round {round}, run {run}: a value without its event");
             assert!(values.len() + 1 >= events.len(), "round {round}, run {run}: at most one write in between");
+            mid_write += usize::from(!events.is_empty() && (events.len() as u64) < WRITES_PER_WRITER);
         }
     }
+    assert!(mid_write > 0, "no backup was taken while a writer was writing");
     stop.store(true, Ordering::Relaxed);
     writers.into_iter().for_each(|w| w.join().unwrap());
 }
