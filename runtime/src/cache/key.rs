@@ -229,35 +229,35 @@ pub fn mount_part(mount: &crate::spec::Mount, content: &Hash) -> MountPart {
     MountPart { guest: mount.guest.clone(), mode: mode.to_string(), content: content.to_string() }
 }
 
-/// The capabilities a task's spec grants, as key parts: `world:task` or `world:command`
-/// (the same component behaves differently in the two worlds), `secrets`, `mounts:ro`,
-/// `mounts:rw`, `network`, and for command tasks `stdin` and `stdout:output` (stdout becomes
-/// the result). Sorted. The scheduler may add what it grants beyond the spec (`in` for
-/// upstream files, say).
-pub fn capabilities_of(spec: &crate::spec::TaskSpec) -> Vec<String> {
-    use crate::spec::{MountMode, TaskKind};
+/// The capabilities an execution spec grants, as key parts: `world:task` or
+/// `world:command` (the same component behaves differently in the two worlds), `secrets`,
+/// `mounts:ro`, `mounts:rw`, `network`, and for command tasks `stdin` and `stdout:output`
+/// (stdout becomes the result). Sorted. The scheduler may add what it grants beyond the
+/// spec (`in` for upstream files, say).
+pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spec::CommandSpec>) -> Vec<String> {
+    use crate::spec::MountMode;
     let mut granted = BTreeSet::new();
-    match &spec.kind {
-        TaskKind::Command { stdin, stdout_is_output, .. } => {
+    match command {
+        Some(command) => {
             granted.insert("world:command");
-            if stdin.is_some() {
+            if command.stdin.is_some() {
                 granted.insert("stdin");
             }
-            if *stdout_is_output {
+            if command.stdout_is_output {
                 granted.insert("stdout:output");
             }
         }
-        _ => {
+        None => {
             granted.insert("world:task");
         }
     }
-    if !spec.secrets.is_empty() {
+    if !exec.secrets.is_empty() {
         granted.insert("secrets");
     }
-    for mount in &spec.mounts {
+    for mount in &exec.mounts {
         granted.insert(if mount.mode == MountMode::Rw { "mounts:rw" } else { "mounts:ro" });
     }
-    if !spec.allow_hosts.is_empty() {
+    if !exec.allow_hosts.is_empty() {
         granted.insert("network");
     }
     granted.into_iter().map(str::to_string).collect()

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use super::{EXIT_RUN_FAILED, parse_param, print, state};
 use crate::model::RunView;
 use crate::sandbox::Limits;
-use crate::scheduler::{CommandInputs, JobRequest, Observer, Quiet, Runtime, SingleTask};
+use crate::scheduler::{JobRequest, Observer, Quiet, Runtime, SingleTask};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -119,7 +119,8 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         timeout: args.timeout.unwrap_or(defaults.timeout),
         ..defaults
     };
-    let command = args.command.then(|| CommandInputs {
+    let command = args.command.then(|| crate::spec::CommandSpec {
+        component: String::new(),
         args: args.args,
         env: args.env.into_iter().collect(),
         stdin: args.stdin_file.map(crate::spec::Stdin::File),

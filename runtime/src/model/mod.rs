@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod view;
-pub use view::{AttemptView, CorruptLog, RepairView, RunView, TaskView, iteration_key};
+pub use crate::spec::iteration_key;
+pub use view::{AttemptView, CorruptLog, RepairView, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Event, Millis, RunId, RunResult, RunSummary, TaskResult, TaskState};
+use super::{Event, Millis, RunId, RunResult, RunSummary, TaskResult, TaskState, iteration_key};
 
 /// One attempt of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -320,11 +320,6 @@ impl RunView {
             workspace: self.workspace.clone(),
         }
     }
-}
-
-/// The key of iteration `i` of for_each task `task`.
-pub fn iteration_key(task: &str, i: usize) -> String {
-    format!("{task}[{i}]")
 }
 
 #[cfg(test)]

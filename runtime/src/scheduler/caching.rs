@@ -168,7 +168,7 @@ impl Exec {
         let inputs = self.materialize_inputs(i, &cfg)?;
         let not_cached = match cache::reusable(&spec) {
             Err(why) => Some(why.to_string()),
-            Ok(()) if !spec.cache || cfg.no_cache => Some(cache::OPTED_OUT.to_string()),
+            Ok(()) if !spec.exec.cache || cfg.no_cache => Some(cache::OPTED_OUT.to_string()),
             Ok(()) => None,
         };
         let pending = |key| -> Result<Pending, String> {
@@ -226,7 +226,7 @@ impl Exec {
             limits.max_output,
             super::start::max_out_of(spec, &self.plan),
         );
-        for m in spec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
+        for m in spec.exec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
             let tree = {
                 let mut stats = cfg.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
                 cache::snapshot_cached(&m.host, &mut stats, cfg.rehash)
@@ -241,7 +241,7 @@ impl Exec {
         parts.inputs.insert("context.job".into(), self.plan.job.name.clone());
         parts.inputs.insert("context.task".into(), spec.key.clone());
         parts.inputs.insert("context.target".into(), self.target.clone());
-        parts.capabilities = cache::capabilities_of(spec);
+        parts.capabilities = cache::capabilities_of(&spec.exec, spec.command());
         if has_inputs {
             parts.capabilities.push("in".into());
             parts.capabilities.sort();
@@ -253,7 +253,7 @@ impl Exec {
                 .and_then(|r| r.version(&self.plan.workspace, &self.target, name))
                 .map_or(0, u64::from)
         };
-        for name in &spec.secrets {
+        for name in &spec.exec.secrets {
             parts.secrets.insert(name.clone(), version(name));
         }
 
@@ -277,7 +277,7 @@ impl Exec {
             }
             parts.stdin = c.stdin.as_ref().map(|b| Hash::of(b).to_string());
         }
-        if !spec.secrets.is_empty() || command.is_some_and(|c| !c.secret_env.is_empty()) {
+        if !spec.exec.secrets.is_empty() || command.is_some_and(|c| !c.secret_env.is_empty()) {
             // what a reveal returns depends on who asks
             parts.inputs.insert("context.principal".into(), self.plan.principal.clone());
         }

@@ -374,7 +374,7 @@ impl Exec {
             if self.slots[i].state != TaskState::Queued {
                 continue;
             }
-            let is_component = matches!(self.slots[i].spec.kind, TaskKind::Component { .. } | TaskKind::Command { .. });
+            let is_component = matches!(self.slots[i].spec.kind, TaskKind::Component { .. } | TaskKind::Command(_));
             let blocked = (is_component && self.running_components >= self.max_parallel()) || !self.start(i)?;
             if blocked {
                 // no slot for this one; later component tasks would not get one

@@ -194,7 +194,7 @@ impl Runtime {
         };
         let spec = match &tv.parent {
             Some(p) => match plan.job.task(p).map(|t| &t.kind) {
-                Some(TaskKind::ForEach { template, .. }) => super::start::iteration_spec(p, 0, template),
+                Some(TaskKind::ForEach { template, .. }) => template.iteration(p, 0),
                 _ => return skip("its for_each parent is not in the plan"),
             },
             None => match plan.job.task(key) {
@@ -263,14 +263,14 @@ impl Runtime {
             run: view.run_id,
             logical_start: super::exec::time_of(view.created_at),
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            mounts: spec.mounts.clone(),
+            mounts: spec.exec.mounts.clone(),
             allow_hosts: Vec::new(),
             inject: Default::default(),
             inputs,
             out_dir: Some(out_dir.clone()),
             random_seed: seed,
         };
-        if !spec.secrets.is_empty() {
+        if !spec.exec.secrets.is_empty() {
             return skip("reveals secrets; not re-executed outside its run");
         }
         let outcome = self.sandbox.run(component, invocation).await;

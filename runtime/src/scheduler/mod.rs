@@ -132,17 +132,9 @@ pub struct JobRequest<'a> {
 pub struct SingleTask {
     pub params: BTreeMap<String, String>,
     pub limits: Limits,
-    /// Run it as a command (`wasi:cli/command` or a WASI preview1 module).
-    pub command: Option<CommandInputs>,
-}
-
-/// What a command gets.
-#[derive(Debug, Clone, Default)]
-pub struct CommandInputs {
-    pub args: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub stdin: Option<crate::spec::Stdin>,
-    pub stdout_is_output: bool,
+    /// Run it as a command (`wasi:cli/command` or a WASI preview1 module); its
+    /// `component` is replaced by the file's task key.
+    pub command: Option<crate::spec::CommandSpec>,
 }
 
 /// What to repair.
@@ -379,10 +371,10 @@ fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(),
     for j in jobs {
         for t in &j.tasks {
             let template_mounts = match &t.kind {
-                crate::spec::TaskKind::ForEach { template, .. } => template.mounts.as_slice(),
+                crate::spec::TaskKind::ForEach { template, .. } => template.exec.mounts.as_slice(),
                 _ => &[],
             };
-            if let Some(m) = t.mounts.iter().chain(template_mounts).find(|m| m.outside_roots) {
+            if let Some(m) = t.exec.mounts.iter().chain(template_mounts).find(|m| m.outside_roots) {
                 return Err(SchedulerError::Parameters(format!(
                     "task `{}` of job `{}` mounts {}, outside the bundle and its data roots; target `{target}` does not allow \
                      absolute paths (set `allow_absolute_paths = true` under [targets.{target}], or add a data root)",

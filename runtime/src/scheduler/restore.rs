@@ -91,7 +91,7 @@ impl Exec {
             return self.ended(i, TaskResult::Canceled);
         }
         match self.slots[i].spec.kind.clone() {
-            TaskKind::Component { .. } | TaskKind::Command { .. } => {
+            TaskKind::Component { .. } | TaskKind::Command(_) => {
                 let Some(attempt) = open else { return self.queue(i) };
                 self.record_restarted(i, attempt)?;
                 if !self.schedule_retry(i, attempt)? {
@@ -160,7 +160,7 @@ fn restore_iterations(
     let key = exec.slots[p].spec.key.clone();
     exec.slots[p].concurrency = concurrency.max(1);
     for (n, item) in items.iter().enumerate() {
-        let spec = super::start::iteration_spec(&key, n, template);
+        let spec = template.iteration(&key, n);
         let idx = exec.slots.len();
         exec.index.insert(spec.key.clone(), idx);
         exec.slots.push(super::exec::Slot::new(spec, Some(p), Some(item.clone())));

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Event, RunView, TaskResult, TaskState, iteration_key};
+use crate::model::{Event, RunView, TaskResult, TaskState};
 use crate::sandbox::{Command, Invocation, Limits, TaskContext};
 use crate::spec::template::Part;
-use crate::spec::{Stdin, TaskKind, TaskSpec};
+use crate::spec::{CommandSpec, Stdin, TaskKind, TaskSpec};
 
 use super::caching::Prepared;
 use super::exec::{Done, Exec, Slot};
@@ -19,8 +19,8 @@ impl Exec {
     pub(crate) fn start(&mut self, i: usize) -> Result<bool, SchedulerError> {
         match self.slots[i].spec.kind.clone() {
             TaskKind::Component { component } => self.start_component(i, &component, None),
-            TaskKind::Command { component, args, env, stdin, stdout_is_output } => {
-                let command = CommandSpec { args, env, stdin, stdout_is_output };
+            TaskKind::Command(command) => {
+                let component = command.component.clone();
                 self.start_component(i, &component, Some(command))
             }
             TaskKind::Condition { op, left, right } => {
@@ -153,7 +153,7 @@ impl Exec {
         let Ok(permit) = self.rt.slots.clone().try_acquire_owned() else { return Ok(false) };
         let attempt = self.slots[i].next_attempt;
         let spec = self.slots[i].spec.clone();
-        let rendered = params::render_all(&spec.params, &self.scope(i, attempt))
+        let rendered = params::render_all(&spec.exec.params, &self.scope(i, attempt))
             .and_then(|p| Ok((p, command.map(|c| self.render_command(i, attempt, c)).transpose()?)));
         let attempt = self.begin(i)?;
         let (params, command) = match rendered {
@@ -203,7 +203,7 @@ impl Exec {
             },
             params,
             limits,
-            secrets: spec.secrets.clone(),
+            secrets: spec.exec.secrets.clone(),
             principal: self.plan.principal.clone(),
             workspace: self.plan.workspace.clone(),
             secret_resolver: self.rt.secrets.clone(),
@@ -213,9 +213,9 @@ impl Exec {
             run: self.journal.run(),
             logical_start: self.logical_start,
             cancel: self.run_cancel.clone(),
-            mounts: spec.mounts.clone(),
-            allow_hosts: spec.allow_hosts.clone(),
-            inject: spec.inject.clone(),
+            mounts: spec.exec.mounts.clone(),
+            allow_hosts: spec.exec.allow_hosts.clone(),
+            inject: spec.exec.inject.clone(),
             inputs,
             out_dir,
             random_seed,
@@ -293,7 +293,7 @@ impl Exec {
         let key = self.slots[p].spec.key.clone();
         self.slots[p].concurrency = concurrency.max(1);
         for (n, item) in items.iter().enumerate() {
-            let spec = iteration_spec(&key, n, template);
+            let spec = template.iteration(&key, n);
             let idx = self.slots.len();
             self.index.insert(spec.key.clone(), idx);
             self.slots.push(Slot::new(spec, Some(p), Some(item.clone())));
@@ -337,30 +337,11 @@ impl Exec {
     }
 }
 
-/// The task spec of iteration `n` of for_each task `key`.
-pub(crate) fn iteration_spec(key: &str, n: usize, template: &crate::spec::ForEachTemplate) -> TaskSpec {
-    TaskSpec {
-        key: iteration_key(key, n),
-        kind: TaskKind::Component { component: template.component.clone() },
-        depends_on: Vec::new(),
-        run_if: Default::default(),
-        params: template.params.clone(),
-        timeout: template.timeout,
-        limits: template.limits,
-        secrets: template.secrets.clone(),
-        inject: Default::default(),
-        retries: template.retries.clone(),
-        mounts: template.mounts.clone(),
-        allow_hosts: template.allow_hosts.clone(),
-        cache: template.cache,
-    }
-}
-
 /// The sandbox limits of a task: its own, else its job's timeout, else defaults.
 /// The sandbox limits of a task: its own, else its job's, else its target's, else the runtime's.
 pub(crate) fn limits_of(spec: &TaskSpec, plan: &crate::model::RunPlan) -> Limits {
     let d = Limits::default();
-    let (t, j, g) = (&spec.limits, &plan.job.limits, &plan.target_limits);
+    let (t, j, g) = (&spec.exec.limits, &plan.job.limits, &plan.target_limits);
     Limits {
         memory: t.memory.or(j.memory).or(g.memory).unwrap_or(d.memory),
         timeout: spec.timeout.or(plan.job.timeout).unwrap_or(d.timeout),
@@ -372,15 +353,7 @@ pub(crate) fn limits_of(spec: &TaskSpec, plan: &crate::model::RunPlan) -> Limits
 
 /// A task's `/out` byte limit: its own, else its job's, else its target's; `None` = unlimited.
 pub(crate) fn max_out_of(spec: &TaskSpec, plan: &crate::model::RunPlan) -> Option<u64> {
-    spec.limits.max_out.or(plan.job.limits.max_out).or(plan.target_limits.max_out)
-}
-
-/// A command task's inputs as the bundle gives them (before templating).
-struct CommandSpec {
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-    stdin: Option<Stdin>,
-    stdout_is_output: bool,
+    spec.exec.limits.max_out.or(plan.job.limits.max_out).or(plan.target_limits.max_out)
 }
 
 /// Largest file a command task may take on stdin: stdin is held in memory.
