@@ -3,6 +3,7 @@
 //!
 //! Run with `cargo bench -p sluice --bench sandbox` after `scripts/setup`
 //! (it uses tasks/target/wasm32-wasip2/release/fib.wasm).
+#![allow(clippy::print_stdout)] // a benchmark's figures are its output
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -34,7 +34,8 @@ fn new_parts_carry_the_versions() {
 fn every_field_changes_the_key() {
     let base = sample();
     let key = base.key();
-    let mutations: Vec<(&str, Box<dyn Fn(&mut KeyParts)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut KeyParts)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         ("format", Box::new(|p: &mut KeyParts| p.format += 1)),
         ("component", Box::new(|p: &mut KeyParts| p.component = hex(0x9c))),
         ("param value", Box::new(|p: &mut KeyParts| *p.params.get_mut("day").unwrap() = "2026-11-26".into())),

@@ -78,7 +78,8 @@ fn the_root_depends_on_relative_paths_and_contents_only() {
     assert_eq!(snapshot(copy.path()).unwrap().root, root);
 
     // one byte, a file name, an empty directory, a file moved between directories: new roots
-    let changes: [(&str, fn(&Path)); 4] = [
+    type Change = fn(&Path);
+    let changes: [(&str, Change); 4] = [
         ("content", |p| write(p, "a.csv", b"id,n\n1,3\n")),
         ("file name", |p| fs::rename(p.join("d.txt"), p.join("e.txt")).unwrap()),
         ("empty dir", |p| fs::create_dir(p.join("empty2")).unwrap()),
@@ -106,7 +107,8 @@ fn symlinks_are_refused_naming_the_link() {
     use std::os::unix::fs::symlink;
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret.txt", b"not yours");
-    let cases: [(&str, Box<dyn Fn(&Path)>); 3] = [
+    type Plant<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: [(&str, Plant<'_>); 3] = [
         ("sub/link-out", Box::new(|root: &Path| symlink(outside.path(), root.join("sub/link-out")).unwrap())),
         ("sub/link-in", Box::new(|root: &Path| symlink(root.join("a.csv"), root.join("sub/link-in")).unwrap())),
         ("dangling", Box::new(|root: &Path| symlink(root.join("nowhere"), root.join("dangling")).unwrap())),

@@ -143,7 +143,9 @@ impl ComponentCache {
         // SAFETY: see the module docs: the file was written by this cache,
         // atomically, under the user's own state directory, and is named by
         // the component's content hash and this engine's compatibility key.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(engine, &path) };
+        match loaded {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cached artifact unusable; recompiling");
