@@ -202,22 +202,11 @@ pub fn upstream_digest(output: Option<&str>, values: &[(String, String)], out_tr
 /// behaviour (see the module docs). `fuel: None` is unmetered, `max_out: None` unlimited.
 pub fn limit_parts(memory: u64, fuel: Option<u64>, max_output: u64, max_out: Option<u64>) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("memory".to_string(), size_text(memory)),
+        ("memory".to_string(), crate::util::exact_size(memory)),
         ("fuel".to_string(), fuel.map_or_else(|| "unmetered".to_string(), |f| f.to_string())),
-        ("max_output".to_string(), size_text(max_output)),
-        ("max_out".to_string(), max_out.map_or_else(|| "unlimited".to_string(), size_text)),
+        ("max_output".to_string(), crate::util::exact_size(max_output)),
+        ("max_out".to_string(), max_out.map_or_else(|| "unlimited".to_string(), crate::util::exact_size)),
     ])
-}
-
-/// A size in the largest binary unit that divides it exactly: `64MiB`, `1536KiB`, `100B`.
-/// Exact, so two different sizes never read alike.
-pub fn size_text(bytes: u64) -> String {
-    for (unit, name) in [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes >= unit && bytes.is_multiple_of(unit) {
-            return format!("{}{name}", bytes / unit);
-        }
-    }
-    format!("{bytes}B")
 }
 
 /// The key's `mounts` entry for `mount` whose tree has root `content`.

@@ -262,11 +262,11 @@ fn nearest_has_fewest_differences_and_ties_go_to_the_latest() {
 
 #[test]
 fn limits_read_exactly() {
-    assert_eq!(size_text(64 << 20), "64MiB");
-    assert_eq!(size_text(1 << 30), "1GiB");
-    assert_eq!(size_text(1536), "1536B");
-    assert_eq!(size_text(3 << 10), "3KiB");
-    assert_eq!(size_text(0), "0B");
+    assert_eq!(crate::util::exact_size(64 << 20), "64MiB");
+    assert_eq!(crate::util::exact_size(1 << 30), "1GiB");
+    assert_eq!(crate::util::exact_size(1536), "1536B");
+    assert_eq!(crate::util::exact_size(3 << 10), "3KiB");
+    assert_eq!(crate::util::exact_size(0), "0B");
     let limits = limit_parts(256 << 20, Some(5), 1 << 20, Some(10 << 20));
     assert_eq!(limits["memory"], "256MiB");
     assert_eq!(limits["fuel"], "5");

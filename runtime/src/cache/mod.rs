@@ -50,7 +50,7 @@ pub use blobs::{BlobError, BlobStore, GcReport, TEMP_MAX_AGE};
 pub use hash::{Hash, HashParseError};
 pub use key::{
     Difference, KEY_FORMAT_VERSION, KeyParts, MountPart, Part, capabilities_of, explain, limit_parts, mount_part,
-    nearest, size_text, upstream_digest, upstream_input,
+    nearest, upstream_digest, upstream_input,
 };
 pub use statcache::{FileStat, STAT_CACHE_FILE, StatCache};
 pub use tree::{

@@ -11,10 +11,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::style::{clean, first_line, short_duration};
+use super::style::{clean, first_line};
 use crate::model::{Event, Millis, RunId, RunResult, TaskResult, TaskState};
 use crate::spec::{RetryPolicy, TaskKind};
-use crate::util::human_duration;
+use crate::util::{human_duration, stopwatch};
 
 /// How many attempts a task may make, as far as the run's plan says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl TaskLine {
             return Some(human_duration(Duration::from_micros(self.sandbox_us)));
         }
         let end = if self.done() { self.end.unwrap_or(start) } else { now };
-        Some(short_duration(Duration::from_millis(end.saturating_sub(start))))
+        Some(stopwatch(Duration::from_millis(end.saturating_sub(start))))
     }
 }
 

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::board::{MaxAttempts, RunBoard, TaskLine};
-use super::style::{Paint, Tone, ellipsize, short_duration, state_word, tally, task_glyph};
+use super::style::{Paint, Tone, ellipsize, state_word, tally, task_glyph};
 use crate::model::{Millis, RunId, TaskResult, TaskState};
+use crate::util::stopwatch;
 
 /// Keys longer than this are cut in the live view.
 const MAX_KEY_WIDTH: usize = 32;
@@ -34,9 +35,8 @@ pub(super) fn frame(
     for n in &root.notes {
         header.push_str(&format!(" · {n}"));
     }
-    let took = |end: Millis| {
-        root.since.map(|s| short_duration(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default()
-    };
+    let took =
+        |end: Millis| root.since.map(|s| stopwatch(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default();
     let status = match root.finished {
         Some((r, at)) => format!(" · {} in {}", r.as_str(), took(at)),
         None if root.complete => format!(" · {done}/{} done · {}", top.len(), took(now)),
@@ -115,7 +115,7 @@ fn cells(l: &TaskLine, root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: M
         detail.push(format!("outcome {o}"));
     }
     if let (TaskState::WaitingForRetry, Some(at)) = (l.state, l.retry_at) {
-        detail.push(format!("retry in {}", short_duration(Duration::from_millis(at.saturating_sub(now)))));
+        detail.push(format!("retry in {}", stopwatch(Duration::from_millis(at.saturating_sub(now)))));
     }
     if let Some(d) = &l.detail
         && l.result != Some(TaskResult::Success)

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::board::RunBoard;
 use super::frame::frame;
-use super::style::{self, Paint, clean, first_line, mark, plural, short_duration};
+use super::style::{self, Paint, clean, first_line, mark, plural};
 use crate::model::{Event, Millis, RunId};
 use crate::scheduler::Observer;
-use crate::util::human_duration;
+use crate::util::{human_duration, stopwatch};
 
 /// The fastest the live board redraws.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
@@ -54,7 +54,7 @@ struct State {
 impl Progress {
     /// `width`: the longest task key of the job (keys are padded to it in plain lines).
     pub fn new(width: usize) -> Self {
-        let live = style::stdout_is_terminal();
+        let live = style::is_terminal(style::Stream::Stderr);
         let paint = if live && !style::no_color() { Paint { color: true } } else { Paint::PLAIN };
         Progress::with_mode(width, live, paint)
     }
@@ -188,7 +188,7 @@ impl State {
             buf.push('\n');
         }
         buf.push_str("\x1b[J");
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::stderr().lock();
         let _ = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
         self.drawn = lines.len();
         self.dirty = false;
@@ -205,7 +205,7 @@ impl State {
 
     fn plain_event(&mut self, run: RunId, event: &Event) {
         if let Some(line) = self.runs.get(&run).and_then(|b| plain_line(b, self.width, event)) {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
         if let Event::RunFinished { .. } = event {
             self.runs.remove(&run);
@@ -244,7 +244,7 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
             format!("  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str())
         }
         Event::RetryScheduled { task, next_attempt, not_before, at } => {
-            let wait = short_duration(Duration::from_millis(not_before.saturating_sub(*at)));
+            let wait = stopwatch(Duration::from_millis(not_before.saturating_sub(*at)));
             let failed = board.max_attempts(task).fraction(*next_attempt);
             format!("  ↻ {task:<w$}  attempt {failed} failed, retrying in {wait}")
         }

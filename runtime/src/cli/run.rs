@@ -100,7 +100,11 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     }
     watch_ctrl_c(rt.cancel.clone());
     let tokio = tokio_runtime()?;
-    resume_interrupted(&rt, &tokio, args.json)?;
+    for view in resume_interrupted(&rt, &tokio, args.json)? {
+        if !args.json {
+            eprintln!("{}", print::run_line(&view));
+        }
+    }
     let request = JobRequest { bundle: &bundle, job, overrides, target: args.target };
     let view = tokio.block_on(rt.run_job(request))?;
     finish(&view, args.json, &dir)
@@ -142,7 +146,7 @@ fn parse_max_parallel(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Progress lines on stdout, or nothing when stdout is for JSON.
+/// Progress on stderr (a live board on a terminal, lines elsewhere), or nothing with `--json`.
 pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
     if json { Arc::new(Quiet) } else { Arc::new(print::Progress::new(width)) }
 }
@@ -159,13 +163,9 @@ pub(crate) fn resume_interrupted(
             continue; // another tenant's run: resumed by a command of its own workspace
         }
         if !quiet {
-            println!("resuming run {run}: the process running it stopped before it finished");
+            eprintln!("resuming run {run}: the process running it stopped before it finished");
         }
-        let view = tokio.block_on(rt.resume(run))?;
-        if !quiet {
-            println!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"));
-        }
-        resumed.push(view);
+        resumed.push(tokio.block_on(rt.resume(run))?);
     }
     Ok(resumed)
 }

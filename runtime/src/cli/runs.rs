@@ -147,6 +147,9 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
             } else if views.is_empty() {
                 println!("no unfinished runs");
             }
+            for view in views.iter().filter(|_| !args.json) {
+                println!("{}", print::run_line(view));
+            }
             let ok = views.iter().all(crate::scheduler::succeeded);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_RUN_FAILED) })
         }
@@ -191,7 +194,7 @@ fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                println!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"));
+                println!("{}", print::run_line(&view));
             }
             Ok(ExitCode::SUCCESS)
         }

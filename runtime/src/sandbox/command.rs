@@ -14,9 +14,9 @@ use wasmtime_wasi::I32Exit;
 use std::sync::Arc;
 
 use super::cache::TaskComponent;
-use super::files::ScratchPool;
 use super::logs::CappedLog;
 use super::run::{self, Invocation, Io, Outcome, Returned};
+use crate::util::DirPool;
 
 /// What a command task hands its program.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct Command {
 
 pub(crate) async fn run(
     engine: &Engine,
-    scratch: &Arc<ScratchPool>,
+    scratch: &Arc<DirPool>,
     component: &TaskComponent,
     inv: Invocation,
     cmd: Command,

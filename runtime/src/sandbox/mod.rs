@@ -128,7 +128,7 @@ impl WasiView for HostState {
 /// One engine, one linker, one component cache: share it across all attempts of a process.
 pub struct Sandbox {
     engine: Engine,
-    scratch: Arc<files::ScratchPool>,
+    scratch: Arc<crate::util::DirPool>,
     linker: Linker<HostState>,
     cache: cache::ComponentCache,
 }
@@ -139,7 +139,8 @@ impl Sandbox {
         engine::start_ticker(&engine);
         let linker = link(&engine).map_err(|e| SandboxError::Engine(format!("linking host capabilities: {e:#}")))?;
         let cache = cache::ComponentCache::new(config.cache_dir, engine::compatibility_key(&engine));
-        Ok(Sandbox { engine, linker, cache, scratch: Arc::new(files::ScratchPool::new()) })
+        let scratch = Arc::new(files::scratch_pool().map_err(SandboxError::Engine)?);
+        Ok(Sandbox { engine, linker, cache, scratch })
     }
 
     /// Load a task component from a file (compiling it, or reusing a cached artifact).

@@ -18,13 +18,13 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings::{Context, TaskError};
 use super::cache::TaskComponent;
 use super::clocks::{Ticks, VirtualMonotonicClock, VirtualWallClock};
-use super::files::ScratchPool;
 use super::limits::{Limits, TaskLimiter};
 use super::logs::CappedLog;
 use super::values::UpstreamValues;
 use super::{HostState, checkpoint, params, secrets, values};
 use crate::model::RunId;
 use crate::store::Store;
+use crate::util::DirPool;
 
 /// Extra time the host timer allows past a task's timeout before it abandons
 /// the attempt. The epoch deadline normally fires first; this catches a guest
@@ -212,7 +212,7 @@ pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, t
 /// memory limiter, and the epoch callback enforcing deadline and cancel.
 pub(crate) fn new_store(
     engine: &Engine,
-    scratch: &Arc<ScratchPool>,
+    scratch: &Arc<DirPool>,
     inv: &Invocation,
     io: &Io,
     started: Instant,
@@ -255,7 +255,7 @@ pub(crate) fn host_deadline(inv: &Invocation) -> Duration {
 
 pub(crate) async fn run(
     engine: &Engine,
-    scratch: &Arc<ScratchPool>,
+    scratch: &Arc<DirPool>,
     component: &TaskComponent,
     inv: Invocation,
 ) -> Outcome {
@@ -344,7 +344,7 @@ fn as_json_output(stdout: &str) -> String {
     }
 }
 
-fn host_state(inv: &Invocation, io: &Io, started: Instant, scratch: &Arc<ScratchPool>) -> Result<HostState, String> {
+fn host_state(inv: &Invocation, io: &Io, started: Instant, scratch: &Arc<DirPool>) -> Result<HostState, String> {
     let ticks = Ticks::default();
     let mut wasi = WasiCtxBuilder::new();
     match &io.stdout {

@@ -17,9 +17,13 @@ use crate::cache::{self, BlobStore, CacheEntry, Hash, KeyParts, StatCache, TreeM
 use crate::model::{AttemptCache, Event, TaskResult};
 use crate::sandbox::{Command, Limits};
 use crate::spec::MountMode;
+use crate::util::DirPool;
 
 use super::SchedulerError;
 use super::exec::Exec;
+
+/// Empty `/out` directories kept for reuse: enough for every sandbox slot.
+const MAX_POOLED_OUT_DIRS: usize = crate::sandbox::MAX_CONCURRENT_INSTANCES as usize;
 
 /// Where content-hashed reruns keep their state.
 pub struct CacheConfig {
@@ -32,10 +36,8 @@ pub struct CacheConfig {
     pub no_cache: bool,
     /// `--rehash`: re-read every mounted file instead of trusting size+mtime+inode.
     pub rehash: bool,
-    /// Empty `/out` directories for reuse: creating and removing a directory per
-    /// attempt costs milliseconds on filesystems with synchronous discard.
-    out_dirs: Mutex<Vec<PathBuf>>,
-    next_out: std::sync::atomic::AtomicU64,
+    /// Empty `/out` directories, reused (in `staging`).
+    out_dirs: DirPool,
 }
 
 impl CacheConfig {
@@ -59,49 +61,13 @@ impl CacheConfig {
         }
         Ok(CacheConfig {
             blobs,
+            out_dirs: DirPool::new(&staging, "out-", MAX_POOLED_OUT_DIRS),
             staging,
             stat_cache: Mutex::new(stat_cache),
             stat_cache_path,
             no_cache: false,
             rehash: false,
-            out_dirs: Mutex::new(Vec::new()),
-            next_out: std::sync::atomic::AtomicU64::new(0),
         })
-    }
-
-    /// An empty directory for an attempt's `/out`.
-    fn take_out_dir(&self) -> Result<PathBuf, String> {
-        if let Some(dir) = self.out_dirs.lock().unwrap_or_else(PoisonError::into_inner).pop() {
-            return Ok(dir);
-        }
-        let n = self.next_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = self.staging.join(format!("out-{}-{n}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        Ok(dir)
-    }
-
-    /// Empty an `/out` directory and keep it for the next attempt.
-    fn give_back(&self, dir: PathBuf) {
-        let emptied = std::fs::read_dir(&dir).and_then(|entries| {
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    std::fs::remove_dir_all(entry.path())?
-                } else {
-                    std::fs::remove_file(entry.path())?
-                }
-            }
-            Ok(())
-        });
-        match emptied {
-            Ok(()) => self.out_dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir),
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
     }
 
     /// Keep the stat cache for the next run (forgetting files that are gone).
@@ -175,7 +141,7 @@ impl Exec {
             Ok(Pending {
                 key,
                 not_cached: not_cached.clone(),
-                out_dir: Some(cfg.take_out_dir()?),
+                out_dir: Some(cfg.out_dirs.take()?),
                 max_out: super::start::max_out_of(&spec, &self.plan),
             })
         };
@@ -371,7 +337,7 @@ impl Exec {
         let out_tree = match &pending.out_dir {
             Some(dir) if success => {
                 let tree = cache::store_tree(&cfg.blobs, dir).map_err(|e| format!("collecting /out: {e}"));
-                cfg.give_back(dir.clone());
+                cfg.out_dirs.give_back(dir.clone());
                 let tree = tree?;
                 if let Some(max) = pending.max_out
                     && tree.total_size() > max
@@ -385,7 +351,7 @@ impl Exec {
                 (!tree.entries.is_empty() || !tree.dirs.is_empty()).then_some(tree)
             }
             Some(dir) => {
-                cfg.give_back(dir.clone());
+                cfg.out_dirs.give_back(dir.clone());
                 None
             }
             None => None,

@@ -92,7 +92,6 @@ mod build;
 mod calls;
 mod command;
 mod depends;
-mod duration;
 mod error;
 mod exec;
 mod graph;
@@ -115,9 +114,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::util::{parse_duration, parse_size};
 pub use command::{CommandSpec, Stdin};
 pub use depends::{Dependency, RunIf};
-pub use duration::{parse_duration, parse_size};
 pub use error::SpecError;
 pub use exec::ExecSpec;
 pub use hosts::{HostRule, parse_host_rule};
