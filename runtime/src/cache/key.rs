@@ -90,14 +90,10 @@ pub struct KeyParts {
 }
 
 impl KeyParts {
-    /// Parts of the current format and sandbox ABI for `component` (blake3 hex), nothing else.
-    pub fn new(component: impl Into<String>) -> KeyParts {
-        KeyParts {
-            format: KEY_FORMAT_VERSION,
-            component: component.into(),
-            abi: crate::sandbox::SANDBOX_ABI_VERSION,
-            ..KeyParts::default()
-        }
+    /// Parts of the current format for `component` (blake3 hex) run by sandbox ABI
+    /// version `abi`, nothing else.
+    pub fn new(component: impl Into<String>, abi: u32) -> KeyParts {
+        KeyParts { format: KEY_FORMAT_VERSION, component: component.into(), abi, ..KeyParts::default() }
     }
 
     /// The cache key: blake3 of [`KeyParts::canonical`].

@@ -37,6 +37,7 @@
 //! scheduler, the sandbox or the event store: they call it; it decides nothing about runs.
 
 pub mod blobs;
+mod dir;
 pub mod hash;
 pub mod key;
 pub mod statcache;
@@ -47,6 +48,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobError, BlobStore, GcReport, TEMP_MAX_AGE};
+pub use dir::{CacheDir, STAGING_DIR};
 pub use hash::{Hash, HashParseError};
 pub use key::{
     Difference, KEY_FORMAT_VERSION, KeyParts, MountPart, Part, capabilities_of, explain, limit_parts, mount_part,

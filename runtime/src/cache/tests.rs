@@ -105,7 +105,7 @@ fn mounts_enter_the_key_by_content_never_by_host_path() {
     let content = Hash::of(b"tree");
     let part = mount_part(&spec.exec.mounts[0], &content);
     assert_eq!(part, MountPart { guest: "/landing".into(), mode: "ro".into(), content: content.to_string() });
-    let mut parts = KeyParts::new(Hash::of(b"component").to_string());
+    let mut parts = KeyParts::new(Hash::of(b"component").to_string(), 1);
     parts.mounts.push(part);
     let json = serde_json::to_string(&parts).unwrap();
     let host = root.path().to_string_lossy();
@@ -113,7 +113,7 @@ fn mounts_enter_the_key_by_content_never_by_host_path() {
 }
 
 fn entry(out_tree: Option<TreeManifest>) -> CacheEntry {
-    let mut parts = KeyParts::new(Hash::of(b"component").to_string());
+    let mut parts = KeyParts::new(Hash::of(b"component").to_string(), 1);
     parts.params.insert("day".into(), "2026-11-25".into());
     CacheEntry {
         key: parts.key(),

@@ -12,12 +12,12 @@ mod board;
 mod cache;
 mod dag;
 mod frame;
+mod open;
 mod print;
 mod progress;
 mod run;
 mod runs;
 mod secrets;
-mod state;
 mod style;
 
 use std::path::PathBuf;

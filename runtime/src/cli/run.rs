@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_RUN_FAILED, parse_param, print, state};
+use super::{EXIT_RUN_FAILED, open, parse_param, print};
 use crate::model::RunView;
 use crate::sandbox::Limits;
-use crate::scheduler::{JobRequest, Observer, Quiet, Runtime, SingleTask};
+use crate::scheduler::{JobRequest, Observer, Quiet, RunOptions, Runtime, RuntimeOptions, SingleTask};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -90,33 +90,32 @@ pub struct TaskRunArgs {
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let bundle = spec::load(&args.bundle)?;
     let job = bundle.job(args.job.as_deref())?;
-    let dir = state::state_dir(state_arg, &bundle.root);
+    let dir = open::state_dir(state_arg, &bundle.root);
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
-    let mut rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
-    rt.workspace = args.workspace;
-    state::cache_flags(&mut rt, args.no_cache, args.rehash);
-    if let Some(n) = args.max_parallel {
-        rt.slots = Arc::new(tokio::sync::Semaphore::new(n));
-    }
-    watch_ctrl_c(rt.cancel.clone());
+    let rt = open::runtime(&dir, RuntimeOptions { max_parallel: args.max_parallel })?;
+    let width = job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4);
+    let opts = RunOptions {
+        no_cache: args.no_cache,
+        rehash: args.rehash,
+        ..open::run_options(&args.workspace, args.json, width)
+    };
     let tokio = tokio_runtime()?;
-    for view in resume_interrupted(&rt, &tokio, args.json)? {
+    for view in resume_interrupted(&rt, &tokio, &opts, args.json)? {
         if !args.json {
             eprintln!("{}", print::run_line(&view));
         }
     }
     let request = JobRequest { bundle: &bundle, job, overrides, target: args.target };
-    let view = tokio.block_on(rt.run_job(request))?;
+    let view = tokio.block_on(rt.run_job(request, &opts))?;
     finish(&view, args.json, &dir)
 }
 
 pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     let TaskCommand::Run(args) = cmd;
     let cwd = std::env::current_dir()?;
-    let dir = state::state_dir(state_arg, &cwd);
-    let mut rt = state::runtime(&dir, observer(args.json, 8))?;
-    rt.workspace = args.workspace.clone();
-    watch_ctrl_c(rt.cancel.clone());
+    let dir = open::state_dir(state_arg, &cwd);
+    let rt = open::runtime(&dir, RuntimeOptions::default())?;
+    let opts = open::run_options(&args.workspace, args.json, 8);
     let defaults = Limits::default();
     let limits = Limits {
         memory: args.memory.unwrap_or(defaults.memory),
@@ -134,7 +133,7 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         anyhow::bail!("--param is for task components; a command takes arguments after `--`, --env and --stdin-file");
     }
     let task = SingleTask { params: args.params.into_iter().collect(), limits, command };
-    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task))?;
+    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task, &opts))?;
     finish(&view, args.json, &dir)
 }
 
@@ -155,17 +154,18 @@ pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
 pub(crate) fn resume_interrupted(
     rt: &Runtime,
     tokio: &tokio::runtime::Runtime,
+    opts: &RunOptions,
     quiet: bool,
 ) -> anyhow::Result<Vec<RunView>> {
     let mut resumed = Vec::new();
     for run in rt.interrupted_runs()? {
-        if rt.view(run)?.workspace != rt.workspace {
+        if rt.view(run)?.workspace != opts.workspace {
             continue; // another tenant's run: resumed by a command of its own workspace
         }
         if !quiet {
             eprintln!("resuming run {run}: the process running it stopped before it finished");
         }
-        resumed.push(tokio.block_on(rt.resume(run))?);
+        resumed.push(tokio.block_on(rt.resume(run, opts))?);
     }
     Ok(resumed)
 }

@@ -10,75 +10,16 @@
 //! with `--no-cache`) always run. It never decides readiness or retries.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
 
-use crate::cache::{self, BlobStore, CacheEntry, Hash, KeyParts, StatCache, TreeManifest};
+use crate::cache::{self, CacheDir, CacheEntry, Hash, KeyParts, TreeManifest};
 use crate::model::{AttemptCache, Event, TaskResult};
 use crate::sandbox::{Command, Limits};
 use crate::spec::MountMode;
-use crate::util::DirPool;
 
 use super::SchedulerError;
 use super::exec::Exec;
-
-/// Empty `/out` directories kept for reuse: enough for every sandbox slot.
-const MAX_POOLED_OUT_DIRS: usize = crate::sandbox::MAX_CONCURRENT_INSTANCES as usize;
-
-/// Where content-hashed reruns keep their state.
-pub struct CacheConfig {
-    pub blobs: BlobStore,
-    /// Scratch space on the blob store's filesystem: `/out` dirs and `/in` copies.
-    pub staging: PathBuf,
-    pub stat_cache: Mutex<StatCache>,
-    pub stat_cache_path: PathBuf,
-    /// `--no-cache`: compute keys (for explain) but never reuse.
-    pub no_cache: bool,
-    /// `--rehash`: re-read every mounted file instead of trusting size+mtime+inode.
-    pub rehash: bool,
-    /// Empty `/out` directories, reused (in `staging`).
-    out_dirs: DirPool,
-}
-
-impl CacheConfig {
-    /// The cache of a state directory.
-    pub fn open(state: &Path) -> Result<CacheConfig, String> {
-        let blobs = BlobStore::open(state.join(cache::BLOBS_DIR)).map_err(|e| e.to_string())?;
-        let stat_cache_path = state.join(cache::STAT_CACHE_FILE);
-        let stat_cache = StatCache::load(&stat_cache_path).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "stat cache unreadable; mounts are re-hashed");
-            StatCache::new()
-        });
-        let staging = state.join("staging");
-        std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
-        // the store's lock makes this the only process using the state: `/out`
-        // dirs and half-made `/in` copies left by earlier processes are garbage
-        for entry in std::fs::read_dir(&staging).map_err(|e| format!("reading {}: {e}", staging.display()))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("out-") || name.starts_with(".in-") {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        Ok(CacheConfig {
-            blobs,
-            out_dirs: DirPool::new(&staging, "out-", MAX_POOLED_OUT_DIRS),
-            staging,
-            stat_cache: Mutex::new(stat_cache),
-            stat_cache_path,
-            no_cache: false,
-            rehash: false,
-        })
-    }
-
-    /// Keep the stat cache for the next run (forgetting files that are gone).
-    pub fn save(&self) {
-        let mut cache = self.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.prune_missing();
-        if let Err(e) = cache.save(&self.stat_cache_path) {
-            tracing::warn!(error = %e, "could not save the stat cache");
-        }
-    }
-}
 
 /// What a finished task hands downstream, by content.
 #[derive(Debug, Clone, Default)]
@@ -134,7 +75,7 @@ impl Exec {
         let inputs = self.materialize_inputs(i, &cfg)?;
         let not_cached = match cache::reusable(&spec) {
             Err(why) => Some(why.to_string()),
-            Ok(()) if !spec.exec.cache || cfg.no_cache => Some(cache::OPTED_OUT.to_string()),
+            Ok(()) if !spec.exec.cache || self.opts.no_cache => Some(cache::OPTED_OUT.to_string()),
             Ok(()) => None,
         };
         let pending = |key| -> Result<Pending, String> {
@@ -145,14 +86,12 @@ impl Exec {
                 max_out: super::start::max_out_of(&spec, &self.plan),
             })
         };
-        if not_cached.is_some() && !cfg.no_cache {
+        if not_cached.is_some() && !self.opts.no_cache {
             return Ok(Prepared::Run { pending: Box::new(pending(None)?), inputs, seed: None });
         }
         let parts = self.key_parts(i, &cfg, component_hash, params, limits, command, !inputs.is_empty())?;
         let key = parts.key();
-        if let Ok(json) = serde_json::to_string(&parts) {
-            self.rt.store.put_key_parts(&key.to_string(), &json).map_err(|e| e.to_string())?;
-        }
+        self.rt.store.put_key_parts(&key, &parts).map_err(|e| e.to_string())?;
         let seed = Some(*key.as_bytes());
         if not_cached.is_none()
             && let Some(entry) = self.lookup(&cfg, &key)
@@ -162,9 +101,8 @@ impl Exec {
         Ok(Prepared::Run { pending: Box::new(pending(Some((key, parts)))?), inputs, seed })
     }
 
-    fn lookup(&self, cfg: &CacheConfig, key: &Hash) -> Option<CacheEntry> {
-        let json = self.rt.store.cache_entry(&key.to_string()).ok().flatten()?;
-        let entry: CacheEntry = serde_json::from_str(&json).ok()?;
+    fn lookup(&self, cfg: &CacheDir, key: &Hash) -> Option<CacheEntry> {
+        let entry = self.rt.store.cache_entry(key).ok().flatten()?;
         let usable = entry.is_consistent() && entry.blobs().all(|b| cfg.blobs.contains(&b));
         if !usable {
             tracing::warn!(key = %key, "cache entry unusable (damaged or its files were collected); running instead");
@@ -176,7 +114,7 @@ impl Exec {
     fn key_parts(
         &self,
         i: usize,
-        cfg: &CacheConfig,
+        cfg: &CacheDir,
         component_hash: &str,
         params: &BTreeMap<String, String>,
         limits: &Limits,
@@ -184,7 +122,7 @@ impl Exec {
         has_inputs: bool,
     ) -> Result<KeyParts, String> {
         let spec = &self.slots[i].spec;
-        let mut parts = KeyParts::new(component_hash);
+        let mut parts = KeyParts::new(component_hash, crate::sandbox::SANDBOX_ABI_VERSION);
         parts.params = params.clone();
         parts.limits = cache::limit_parts(
             limits.memory,
@@ -195,7 +133,7 @@ impl Exec {
         for m in spec.exec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
             let tree = {
                 let mut stats = cfg.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
-                cache::snapshot_cached(&m.host, &mut stats, cfg.rehash)
+                cache::snapshot_cached(&m.host, &mut stats, self.opts.rehash)
                     .map_err(|e| format!("hashing mount {}: {e}", m.guest))?
             };
             parts.mounts.push(cache::mount_part(m, &tree.root));
@@ -261,7 +199,7 @@ impl Exec {
     }
 
     /// Offer each direct upstream's `/out` files read-only at `/in/<task>`.
-    fn materialize_inputs(&self, i: usize, cfg: &CacheConfig) -> Result<Vec<(String, PathBuf)>, String> {
+    fn materialize_inputs(&self, i: usize, cfg: &CacheDir) -> Result<Vec<(String, PathBuf)>, String> {
         let start = self.slots[i].parent.unwrap_or(i);
         let mut inputs = Vec::new();
         for up in self.slots[start].spec.upstream_keys() {
@@ -378,10 +316,7 @@ impl Exec {
                 out_tree,
                 created_at: self.now(),
             };
-            match serde_json::to_string(&entry) {
-                Ok(json) => self.rt.store.put_cache_entry(&key.to_string(), &json).map_err(|e| e.to_string())?,
-                Err(e) => tracing::warn!(error = %e, "could not encode a cache entry"),
-            }
+            self.rt.store.put_cache_entry(&entry).map_err(|e| e.to_string())?;
         }
         Ok(Some(AttemptCache {
             key: pending.key.as_ref().map(|(k, _)| k.to_string()),
@@ -407,7 +342,7 @@ impl Exec {
 }
 
 /// Keep cache state consistent across runs (called when a run ends).
-pub(crate) fn finish(cfg: &Option<Arc<CacheConfig>>) {
+pub(crate) fn finish(cfg: &Option<Arc<CacheDir>>) {
     if let Some(cfg) = cfg {
         cfg.save();
     }

@@ -21,7 +21,7 @@ use crate::spec::{TaskKind, TaskSpec};
 use super::journal::Journal;
 use super::plan::Loaded;
 use super::readiness::{self, Decision, Edge};
-use super::{Runtime, SchedulerError, result, retry};
+use super::{RunOptions, Runtime, SchedulerError, result, retry};
 
 /// How often the coordinator looks for a cancel request from another process
 /// and for free slots taken by other runs, when nothing else wakes it.
@@ -83,6 +83,7 @@ impl Slot {
 
 pub(crate) struct Exec {
     pub(crate) rt: Runtime,
+    pub(crate) opts: RunOptions,
     pub(crate) plan: Arc<RunPlan>,
     pub(crate) components: Arc<Loaded>,
     pub(crate) journal: Journal,
@@ -99,7 +100,6 @@ pub(crate) struct Exec {
     pub(crate) running_components: usize,
     pub(crate) waiting: Vec<(Instant, usize)>,
     pub(crate) run_cancel: Arc<AtomicBool>,
-    pub(crate) parent_cancel: Option<Arc<AtomicBool>>,
     pub(crate) stop: Option<Stop>,
     pub(crate) deadline: Option<Instant>,
     /// Cache context of attempts in flight, by (slot, attempt).
@@ -110,8 +110,10 @@ pub(crate) struct Exec {
 
 impl Exec {
     /// Build the coordinator's state for `plan`; slots start pending.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         rt: Runtime,
+        opts: RunOptions,
         plan: RunPlan,
         components: Arc<Loaded>,
         journal: Journal,
@@ -137,6 +139,7 @@ impl Exec {
         let deadline = plan.job.timeout.map(|t| Instant::now() + t.saturating_sub(elapsed));
         Exec {
             rt,
+            opts,
             plan: Arc::new(plan),
             components,
             journal,
@@ -153,12 +156,16 @@ impl Exec {
             running_components: 0,
             waiting: Vec::new(),
             run_cancel: Arc::new(AtomicBool::new(false)),
-            parent_cancel: None,
             stop: None,
             deadline,
             pending_cache: HashMap::new(),
             permits: HashMap::new(),
         }
+    }
+
+    /// Why the run's cancel flag was set: a child run's flag is its parent's.
+    fn cancel_reason(&self) -> &'static str {
+        if self.plan.parent.is_some() { "the parent run was canceled" } else { "canceled by the user (Ctrl-C)" }
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -257,10 +264,8 @@ impl Exec {
             return Ok(());
         }
         let run = self.journal.run();
-        let stop = if self.rt.cancel.load(Ordering::Relaxed) {
-            Some(Stop::Canceled("canceled by the user (Ctrl-C)".into()))
-        } else if self.parent_cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-            Some(Stop::Canceled("the parent run was canceled".into()))
+        let stop = if self.opts.cancel.load(Ordering::Relaxed) {
+            Some(Stop::Canceled(self.cancel_reason().into()))
         } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run, &self.plan.workspace)) {
             Some(Stop::Canceled("canceled by `sluice runs cancel`".into()))
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {

@@ -61,7 +61,7 @@ impl Runtime {
             differences: Vec::new(),
         };
         let Some(key) = info.key else { return Ok(out) };
-        let parts: Option<KeyParts> = self.store.key_parts(&key)?.and_then(|j| serde_json::from_str(&j).ok());
+        let parts = key.parse::<Hash>().ok().map(|k| self.store.key_parts(&k)).transpose()?.flatten();
         out.parts = parts.clone();
         if out.reused_from.is_some() {
             return Ok(out);
@@ -71,7 +71,6 @@ impl Runtime {
             .store
             .cache_entries()?
             .into_iter()
-            .filter_map(|(_, j)| serde_json::from_str::<CacheEntry>(&j).ok())
             .filter(|e| {
                 !(e.run == run && e.task == task)
                     && e.parts.inputs.get("context.task") == parts.inputs.get("context.task")
@@ -90,10 +89,8 @@ impl Runtime {
     /// Every blob a cache entry or a run's recorded artifacts still need.
     pub fn referenced_blobs(&self) -> Result<HashSet<Hash>, SchedulerError> {
         let mut keep = HashSet::new();
-        for (_, json) in self.store.cache_entries()? {
-            if let Ok(entry) = serde_json::from_str::<CacheEntry>(&json) {
-                keep.extend(entry.blobs());
-            }
+        for entry in self.store.cache_entries()? {
+            keep.extend(entry.blobs());
         }
         let Some(cfg) = &self.cache else { return Ok(keep) };
         for summary in self.store.list_summaries(usize::MAX)? {
@@ -117,12 +114,8 @@ impl Runtime {
     /// Forget cache entries beyond the newest `keep`, or created before `before`
     /// (millis), then delete every blob nothing references any more.
     pub fn gc(&self, keep: Option<usize>, before: Option<u64>) -> Result<GcSummary, SchedulerError> {
-        let mut entries: Vec<(String, u64)> = self
-            .store
-            .cache_entries()?
-            .into_iter()
-            .map(|(k, j)| (k, serde_json::from_str::<CacheEntry>(&j).map_or(0, |e| e.created_at)))
-            .collect();
+        let mut entries: Vec<(Hash, u64)> =
+            self.store.cache_entries()?.into_iter().map(|e| (e.key, e.created_at)).collect();
         entries.sort_by_key(|e| std::cmp::Reverse(e.1));
         let mut removed_entries = 0;
         for (n, (key, created)) in entries.iter().enumerate() {
@@ -189,7 +182,7 @@ impl Runtime {
             return skip(&format!("not reproducible by design: {why}"));
         }
         let Some(k) = &info.key else { return skip("no cache key recorded") };
-        let Some(parts) = self.store.key_parts(k)?.and_then(|j| serde_json::from_str::<KeyParts>(&j).ok()) else {
+        let Some(parts) = k.parse::<Hash>().ok().map(|k| self.store.key_parts(&k)).transpose()?.flatten() else {
             return skip("its key parts are gone");
         };
         let spec = match &tv.parent {

@@ -21,26 +21,27 @@ pub mod readiness;
 mod restore;
 mod result;
 pub mod retry;
+mod runtime;
 mod start;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use tokio::sync::Semaphore;
-
-use crate::model::{Clock, Event, RunId, RunPlan, RunResult, RunView, TaskResult};
-use crate::sandbox::{Limits, MAX_CONCURRENT_INSTANCES, Sandbox, SandboxError};
+use crate::model::{Event, RunId, RunPlan, RunResult, RunView, TaskResult};
+use crate::sandbox::{Limits, SandboxError};
 use crate::spec::{Bundle, JobSpec, SpecError};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
-pub use caching::CacheConfig;
 pub use control::Control;
 pub use inspect::{Explanation, GcSummary, Verification};
 pub use params::resolve_job_parameters;
 pub use restore::RESTARTED;
 pub use result::run_result;
+pub use runtime::{
+    COMPONENTS_DIR, CONTROL_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, control, open_store,
+    open_vault,
+};
 
 use exec::{Exec, Stop};
 use journal::Journal;
@@ -77,47 +78,6 @@ impl Observer for Quiet {
     fn event(&self, _run: RunId, _event: &Event) {}
 }
 
-/// What runs need from their surroundings. Cheap to clone.
-#[derive(Clone)]
-pub struct Runtime {
-    pub store: Arc<dyn Store>,
-    pub sandbox: Arc<Sandbox>,
-    pub clock: Arc<dyn Clock>,
-    /// Set (e.g. on Ctrl-C) to cancel every run this process is running.
-    pub cancel: Arc<AtomicBool>,
-    /// Where other processes leave requests (cancel) for runs of this store.
-    pub control: Option<Control>,
-    /// Sandboxes this process runs at once, across all runs (the global bound).
-    pub slots: Arc<Semaphore>,
-    pub observer: Arc<dyn Observer>,
-    /// Who starts runs (recorded in each new run's plan; secrets are revealed for it).
-    pub principal: String,
-    /// The workspace new runs read secret scopes from.
-    pub workspace: String,
-    /// Resolves tasks' `secrets.reveal` calls; `None`: granted names do not resolve.
-    pub secrets: Option<Arc<dyn crate::secrets::Resolver>>,
-    /// Content-hashed reruns (blob store, stat cache); `None`: nothing is reused.
-    pub cache: Option<Arc<CacheConfig>>,
-}
-
-impl Runtime {
-    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, clock: Arc<dyn Clock>) -> Runtime {
-        Runtime {
-            store,
-            sandbox,
-            clock,
-            cancel: Arc::new(AtomicBool::new(false)),
-            control: None,
-            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
-            observer: Arc::new(Quiet),
-            principal: String::new(),
-            workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
-            secrets: None,
-            cache: None,
-        }
-    }
-}
-
 /// A job to run.
 pub struct JobRequest<'a> {
     pub bundle: &'a Bundle,
@@ -151,31 +111,36 @@ pub struct RepairRequest {
 impl Runtime {
     /// Run a job from a bundle to its end. Components are loaded (and bad ones
     /// refused) before the run is created, so a bad bundle leaves no run behind.
-    pub async fn run_job(&self, req: JobRequest<'_>) -> Result<RunView, SchedulerError> {
+    pub async fn run_job(&self, req: JobRequest<'_>, opts: &RunOptions) -> Result<RunView, SchedulerError> {
         check_mount_roots(req.bundle, req.job, &req.target)?;
         let (mut plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
         plan.target_limits = req.bundle.targets.get(&req.target).map(|t| t.limits).unwrap_or_default();
-        plan.principal = self.principal.clone();
-        plan.workspace = self.workspace.clone();
+        plan.principal = opts.principal.clone();
+        plan.workspace = opts.workspace.clone();
         let run = self.store.next_run_id()?;
         let started = self.clock.now();
         let parameters = resolve_job_parameters(req.job, &req.overrides, run, started)?;
         let source = req.bundle.root.display().to_string();
-        self.start_run(run, plan, Arc::new(loaded), parameters, req.target, source, None).await
+        self.start_run(run, plan, Arc::new(loaded), parameters, req.target, source, opts.clone()).await
     }
 
     /// Run one component with no bundle (`sluice task run`).
-    pub async fn run_component(&self, path: &Path, task: SingleTask) -> Result<RunView, SchedulerError> {
+    pub async fn run_component(
+        &self,
+        path: &Path,
+        task: SingleTask,
+        opts: &RunOptions,
+    ) -> Result<RunView, SchedulerError> {
         let world = if task.command.is_some() { crate::sandbox::World::Command } else { crate::sandbox::World::Task };
         let component = self.sandbox.load_file_as(path, world)?;
         let mut plan = plan::single(path, &component, task);
-        plan.principal = self.principal.clone();
-        plan.workspace = self.workspace.clone();
+        plan.principal = opts.principal.clone();
+        plan.workspace = opts.workspace.clone();
         let key = plan.job.tasks[0].key.clone();
         let loaded: Loaded = BTreeMap::from([(key, component)]);
         let run = self.store.next_run_id()?;
-        self.start_run(run, plan, Arc::new(loaded), BTreeMap::new(), "dev".into(), path.display().to_string(), None)
-            .await
+        let source = path.display().to_string();
+        self.start_run(run, plan, Arc::new(loaded), BTreeMap::new(), "dev".into(), source, opts.clone()).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -187,9 +152,9 @@ impl Runtime {
         parameters: BTreeMap<String, String>,
         target: String,
         source: String,
-        parent_cancel: Option<Arc<AtomicBool>>,
+        opts: RunOptions,
     ) -> Result<RunView, SchedulerError> {
-        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), Vec::new());
+        let mut journal = Journal::new(self.store.clone(), run, opts.observer.clone(), Vec::new());
         // the run's logical start, as recorded (to the millisecond): what guests'
         // clocks read, on every attempt, resume, repair and verify alike
         let at = self.clock.now_millis();
@@ -205,12 +170,11 @@ impl Runtime {
         })?;
         self.store.put_summary(&journal.view()?.summary())?;
         let started = exec::time_of(at);
-        let mut exec = Exec::new(self.clone(), plan, loaded, journal, parameters, target, started);
-        exec.parent_cancel = parent_cancel;
+        let exec = Exec::new(self.clone(), opts, plan, loaded, journal, parameters, target, started);
         drive(exec).await
     }
 
-    /// A child run for a `run_job` task (boxed: runs nest).
+    /// A child run for a `run_job` task (boxed: runs nest). `opts.cancel` is the parent's.
     pub(crate) fn run_child(
         &self,
         run: RunId,
@@ -218,12 +182,12 @@ impl Runtime {
         loaded: Arc<Loaded>,
         overrides: BTreeMap<String, String>,
         target: String,
-        parent_cancel: Arc<AtomicBool>,
+        opts: RunOptions,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunView, SchedulerError>> + Send + '_>> {
         Box::pin(async move {
             let parameters = resolve_job_parameters(&plan.job, &overrides, run, self.clock.now())?;
             let source = plan.bundle_root.display().to_string();
-            self.start_run(run, plan, loaded, parameters, target, source, Some(parent_cancel)).await
+            self.start_run(run, plan, loaded, parameters, target, source, opts).await
         })
     }
 
@@ -231,14 +195,14 @@ impl Runtime {
     pub(crate) fn resume_child(
         &self,
         run: RunId,
-        parent_cancel: Arc<AtomicBool>,
+        opts: RunOptions,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunView, SchedulerError>> + Send + '_>> {
         Box::pin(async move {
             let view = self.view(run)?;
             if view.result.is_some() {
                 return Ok(view);
             }
-            self.continue_run(run, None, Some(parent_cancel)).await
+            self.continue_run(run, None, opts).await
         })
     }
 
@@ -268,7 +232,7 @@ impl Runtime {
 
     /// Continue a run whose process died. Attempts that were running count as
     /// failed ("runtime restarted") and go through their retry policy.
-    pub async fn resume(&self, run: RunId) -> Result<RunView, SchedulerError> {
+    pub async fn resume(&self, run: RunId, opts: &RunOptions) -> Result<RunView, SchedulerError> {
         let view = self.view(run)?;
         if view.result.is_some() {
             return Err(SchedulerError::Refused {
@@ -276,29 +240,24 @@ impl Runtime {
                 message: format!("already finished ({})", view.result.map(|r| r.as_str()).unwrap_or("")),
             });
         }
-        self.continue_run(run, None, None).await
+        self.continue_run(run, None, opts.clone()).await
     }
 
     /// Cancel a run no process is running: what it left in flight is canceled.
-    pub async fn cancel_interrupted(&self, run: RunId) -> Result<RunView, SchedulerError> {
-        self.continue_run(run, Some(Stop::Canceled("canceled by `sluice runs cancel`".into())), None).await
+    pub async fn cancel_interrupted(&self, run: RunId, opts: &RunOptions) -> Result<RunView, SchedulerError> {
+        let stop = Stop::Canceled("canceled by `sluice runs cancel`".into());
+        self.continue_run(run, Some(stop), opts.clone()).await
     }
 
-    async fn continue_run(
-        &self,
-        run: RunId,
-        stop: Option<Stop>,
-        parent_cancel: Option<Arc<AtomicBool>>,
-    ) -> Result<RunView, SchedulerError> {
+    async fn continue_run(&self, run: RunId, stop: Option<Stop>, opts: RunOptions) -> Result<RunView, SchedulerError> {
         let events = self.store.events(run)?;
         let plan = plan_of(run, &events)?;
         let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
-        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), events);
+        let mut journal = Journal::new(self.store.clone(), run, opts.observer.clone(), events);
         journal.append(Event::RunResumed { at: self.clock.now_millis() })?;
         let view = journal.view()?;
-        let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
+        let mut exec = Exec::restore(self.clone(), opts, plan, loaded, journal)?;
         exec.restore_produced(&view);
-        exec.parent_cancel = parent_cancel;
         if let Some(stop) = stop {
             exec.stop(stop)?;
         }
@@ -307,7 +266,7 @@ impl Runtime {
     }
 
     /// Rerun tasks of a finished run inside the same run.
-    pub async fn repair(&self, run: RunId, req: RepairRequest) -> Result<RunView, SchedulerError> {
+    pub async fn repair(&self, run: RunId, req: RepairRequest, opts: &RunOptions) -> Result<RunView, SchedulerError> {
         let events = self.store.events(run)?;
         if events.is_empty() {
             return Err(SchedulerError::NoSuchRun(run));
@@ -338,12 +297,12 @@ impl Runtime {
             parameters.insert(k.clone(), v.clone());
         }
         let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
-        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), events);
+        let mut journal = Journal::new(self.store.clone(), run, opts.observer.clone(), events);
         let repair = view.repairs.len() as u32 + 1;
         journal.append(Event::RepairStarted { repair, tasks, parameters, at: self.clock.now_millis() })?;
         self.store.put_summary(&journal.view()?.summary())?;
         let view = journal.view()?;
-        let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
+        let mut exec = Exec::restore(self.clone(), opts.clone(), plan, loaded, journal)?;
         exec.restore_produced(&view);
         exec.settle_interrupted(&view)?;
         drive(exec).await

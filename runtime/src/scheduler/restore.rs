@@ -16,7 +16,7 @@ use crate::spec::TaskKind;
 use super::exec::{Done, Exec, time_of};
 use super::journal::Journal;
 use super::plan::Loaded;
-use super::{Runtime, SchedulerError};
+use super::{RunOptions, Runtime, SchedulerError};
 
 /// Message of an attempt cut short by the death of its process.
 pub const RESTARTED: &str = "runtime restarted: the process running this attempt died";
@@ -25,6 +25,7 @@ impl Exec {
     /// Rebuild the coordinator of a run from its log.
     pub(crate) fn restore(
         rt: Runtime,
+        opts: RunOptions,
         plan: RunPlan,
         components: Arc<Loaded>,
         journal: Journal,
@@ -32,7 +33,8 @@ impl Exec {
         let view = journal.view()?;
         let inputs = planned_inputs(journal.events());
         let start = time_of(view.created_at);
-        let mut exec = Exec::new(rt, plan, components, journal, view.parameters.clone(), view.target.clone(), start);
+        let mut exec =
+            Exec::new(rt, opts, plan, components, journal, view.parameters.clone(), view.target.clone(), start);
         // top-level tasks first, then iterations in the order they were planned
         for tv in view.tasks.iter().filter(|t| t.parent.is_none()) {
             let Some(&i) = exec.index.get(&tv.key) else {
@@ -118,9 +120,9 @@ impl Exec {
             TaskKind::RunJob { .. } => match (tv.child_run, open) {
                 (Some(child), Some(attempt)) => {
                     let rt = self.rt.clone();
-                    let cancel = self.run_cancel.clone();
+                    let opts = RunOptions { cancel: self.run_cancel.clone(), ..self.opts.clone() };
                     let handle = self.running.spawn(async move {
-                        let result = rt.resume_child(child, cancel).await;
+                        let result = rt.resume_child(child, opts).await;
                         Done::Child { slot: i, attempt, result }
                     });
                     self.running_ids.insert(handle.id(), (i, attempt));

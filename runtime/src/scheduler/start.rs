@@ -12,7 +12,7 @@ use crate::spec::{CommandSpec, Stdin, TaskKind, TaskSpec};
 use super::caching::Prepared;
 use super::exec::{Done, Exec, Slot};
 use super::params::{self, Scope};
-use super::{SchedulerError, plan};
+use super::{RunOptions, SchedulerError, plan};
 
 impl Exec {
     /// Start slot `i`. `Ok(false)`: no free sandbox slot yet; try again later.
@@ -92,10 +92,10 @@ impl Exec {
                 self.journal.flush()?;
                 let rt = self.rt.clone();
                 let components = self.components.clone();
-                let cancel = self.run_cancel.clone();
+                let opts = RunOptions { cancel: self.run_cancel.clone(), ..self.opts.clone() };
                 let target = self.target.clone();
                 let handle = self.running.spawn(async move {
-                    let result = rt.run_child(child, child_plan, components, rendered, target, cancel).await;
+                    let result = rt.run_child(child, child_plan, components, rendered, target, opts).await;
                     Done::Child { slot: i, attempt, result }
                 });
                 self.running_ids.insert(handle.id(), (i, attempt));

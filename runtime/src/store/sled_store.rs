@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Store, StoreError, check_name};
+use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
 const SUMMARIES: &str = "summaries";
@@ -302,46 +303,43 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.cache.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
+        let json = encode_json(entry, "cache entry")?;
+        self.cache.insert(entry.key.to_hex().as_bytes(), json).map_err(storage)?;
         Ok(())
     }
 
-    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
-        let found = self.cache.get(key.as_bytes()).map_err(storage)?;
-        found.map(|bytes| decode_utf8(&bytes, || format!("cache entry {key}"))).transpose()
+    fn cache_entry(&self, key: &Hash) -> Result<Option<CacheEntry>, StoreError> {
+        let found = self.cache.get(key.to_hex().as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_json(&bytes, || format!("cache entry {key}"))).transpose()
     }
 
-    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.cache
-            .iter()
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(storage)?;
-                let key = decode_utf8(&key, || "cache key".to_string())?;
-                let json = decode_utf8(&bytes, || format!("cache entry {key}"))?;
-                Ok((key, json))
-            })
-            .collect()
+    fn cache_entries(&self) -> Result<Vec<CacheEntry>, StoreError> {
+        let mut entries = Vec::new();
+        for entry in self.cache.iter() {
+            let (key, bytes) = entry.map_err(storage)?;
+            match decode_json(&bytes, || format!("cache entry {}", String::from_utf8_lossy(&key))) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => tracing::warn!(error = %e, "cache entry left out"),
+            }
+        }
+        Ok(entries)
     }
 
-    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.cache.remove(key.as_bytes()).map_err(storage)?;
+    fn remove_cache_entry(&self, key: &Hash) -> Result<(), StoreError> {
+        self.cache.remove(key.to_hex().as_bytes()).map_err(storage)?;
         Ok(())
     }
 
-    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.key_parts.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+    fn put_key_parts(&self, key: &Hash, parts: &KeyParts) -> Result<(), StoreError> {
+        let json = encode_json(parts, "key parts")?;
+        self.key_parts.insert(key.to_hex().as_bytes(), json).map_err(storage)?;
         Ok(())
     }
 
-    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
-        let found = self.key_parts.get(key.as_bytes()).map_err(storage)?;
-        found.map(|bytes| decode_utf8(&bytes, || format!("key parts {key}"))).transpose()
+    fn key_parts(&self, key: &Hash) -> Result<Option<KeyParts>, StoreError> {
+        let found = self.key_parts.get(key.to_hex().as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_json(&bytes, || format!("key parts {key}"))).transpose()
     }
 }
 
