@@ -53,7 +53,7 @@ fn main() {
     rt.block_on(async {
         for i in 0..RUNS {
             let mut call = Invocation::new("fib", store.clone(), 1);
-            call.params.insert("n".into(), "10".into());
+            call.grants.params.insert("n".into(), "10".into());
             let t = Instant::now();
             let outcome = sandbox.run(&component, call).await;
             times.push(t.elapsed());

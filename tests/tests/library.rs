@@ -27,7 +27,7 @@ async fn a_saved_checkpoint_is_durable_when_the_guest_gets_its_answer() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let probe = sandbox.load_file(&guest("probe")).unwrap();
     let mut call = Invocation::new("probe", store.clone(), 1);
-    call.params.insert("checkpoint".into(), "step-3".into());
+    call.grants.params.insert("checkpoint".into(), "step-3".into());
     let outcome = sandbox.run(&probe, call).await;
     assert!(matches!(outcome.status, Status::Success { .. }), "{outcome:?}");
     drop(store);
@@ -38,8 +38,8 @@ async fn a_saved_checkpoint_is_durable_when_the_guest_gets_its_answer() {
     // the next attempt of the same task sees it
     let store: Arc<dyn Store> = Arc::new(reopened);
     let mut call = Invocation::new("probe", store, 1);
-    call.context.attempt = 1;
-    call.params.insert("checkpoint".into(), "step-4".into());
+    call.context.task.attempt = 1;
+    call.grants.params.insert("checkpoint".into(), "step-4".into());
     let outcome = sandbox.run(&probe, call).await;
     let Status::Success { output } = outcome.status else { panic!("{outcome:?}") };
     let output: serde_json::Value = serde_json::from_str(&output).unwrap();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::{Capability, Prepare};
 use crate::spec::{Mount, MountMode};
 use crate::util::DirPool;
 
@@ -24,9 +25,30 @@ pub const OUT_GUEST_PATH: &str = "/out";
 /// Where upstream task `KEY`'s `/out` files appear, read-only: `/in/KEY`.
 pub const IN_GUEST_ROOT: &str = "/in";
 
+/// What of the host's filesystem an attempt may see.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// Host directories the guest sees (WASI preopens), besides its scratch `/tmp`.
+    pub mounts: Vec<Mount>,
+    /// Upstream tasks' output directories, offered read-only at `/in/<task>`.
+    pub inputs: Vec<(String, PathBuf)>,
+    /// The directory the guest sees as `/out` (the caller collects it afterwards).
+    pub out: Option<PathBuf>,
+}
+
+impl Capability for Files {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let files = Files::grant(cx.wasi, &grant.mounts, cx.scratch)?;
+        grant_artifacts(cx.wasi, &grant.inputs, grant.out.as_ref())?;
+        Ok(files)
+    }
+}
+
 /// Preopen upstream outputs read-only at `/in/<task>` and the attempt's own
 /// output directory read-write at `/out`.
-pub(crate) fn grant_artifacts(
+fn grant_artifacts(
     wasi: &mut WasiCtxBuilder,
     inputs: &[(String, PathBuf)],
     out: Option<&PathBuf>,

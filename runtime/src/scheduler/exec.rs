@@ -402,7 +402,7 @@ impl Exec {
         let (mut result, mut output, mut error, retryable) = match outcome.status {
             Status::Success { output } => (TaskResult::Success, Some(output), None, false),
             Status::Failed { kind, message } => {
-                (TaskResult::Failed, None, Some(format!("{}: {message}", failure_label(kind))), kind.retryable())
+                (TaskResult::Failed, None, Some(format!("{}: {message}", kind.label())), kind.retryable())
             }
             Status::TimedOut { message } => {
                 let on_timeout = self.slots[i].spec.retries.as_ref().is_some_and(|r| r.on_timeout);
@@ -563,20 +563,6 @@ impl Exec {
             c.clear(view.run_id);
         }
         Ok(view)
-    }
-}
-
-pub(crate) fn failure_label(kind: crate::sandbox::FailureKind) -> &'static str {
-    use crate::sandbox::FailureKind::*;
-    match kind {
-        Transient => "transient error",
-        Permanent => "permanent error",
-        Trap => "trap",
-        MemoryLimit => "out of memory",
-        InvalidOutput => "invalid output",
-        Host => "host error",
-        Exit => "command failed",
-        Fuel => "out of fuel",
     }
 }
 

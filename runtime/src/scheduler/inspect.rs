@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::cache::{self, CacheEntry, Difference, Hash, KeyParts, TreeManifest};
 use crate::model::{RunId, RunView, TaskResult};
-use crate::sandbox::{Invocation, Status, TaskContext};
+use crate::sandbox::{AttemptContext, Status, TaskContext};
+
+use super::attempt::AttemptInputs;
 use crate::spec::TaskKind;
 use crate::store::{MemoryStore, Store};
 
@@ -236,33 +238,24 @@ impl Runtime {
         let out_dir = work.path().join("out");
         std::fs::create_dir_all(&out_dir).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
         let seed = k.parse::<Hash>().map(|h| *h.as_bytes()).ok();
-        let invocation = Invocation {
-            context: TaskContext {
+        let context = AttemptContext {
+            task: TaskContext {
                 job: plan.job.name.clone(),
                 run_id: view.run_id.to_string(),
                 task_key: key.to_string(),
                 attempt: a.attempt,
                 target: view.target.clone(),
             },
-            params: parts.params.clone(),
-            limits: super::start::limits_of(&spec, plan),
-            secrets: Vec::new(),
+            run: view.run_id,
             principal: plan.principal.clone(),
             workspace: plan.workspace.clone(),
-            secret_resolver: None,
-            revealed: Vec::new(),
-            readable_tasks: readable,
-            store: scratch.clone(),
-            run: view.run_id,
             logical_start: super::exec::time_of(view.created_at),
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            mounts: spec.exec.mounts.clone(),
-            allow_hosts: Vec::new(),
-            inject: Default::default(),
-            inputs,
-            out_dir: Some(out_dir.clone()),
-            random_seed: seed,
+            store: scratch.clone(),
+            secrets: None,
         };
+        let given = AttemptInputs { params: parts.params.clone(), readable, inputs, out: Some(out_dir.clone()), seed };
+        let invocation = super::attempt::invocation(context, super::start::limits_of(&spec, plan), &spec, given);
         if !spec.exec.secrets.is_empty() {
             return skip("reveals secrets; not re-executed outside its run");
         }

@@ -10,6 +10,7 @@
 //! It must never touch wasmtime (that is the sandbox) or sled (that is the
 //! store), and never print: progress goes to an [`Observer`].
 
+mod attempt;
 mod caching;
 mod control;
 mod exec;

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use crate::model::{Event, RunView, TaskResult, TaskState};
-use crate::sandbox::{Command, Invocation, Limits, TaskContext};
+use crate::sandbox::{AttemptContext, Command, Limits, TaskContext};
 use crate::spec::template::Part;
 use crate::spec::{CommandSpec, Stdin, TaskKind, TaskSpec};
 
+use super::attempt::{self, AttemptInputs};
 use super::caching::Prepared;
 use super::exec::{Done, Exec, Slot};
 use super::params::{self, Scope};
@@ -193,33 +194,25 @@ impl Exec {
         };
         let out_dir = pending.out_dir.clone();
         self.pending_cache.insert((i, attempt), *pending);
-        let invocation = Invocation {
-            context: TaskContext {
+        let context = AttemptContext {
+            task: TaskContext {
                 job: self.plan.job.name.clone(),
                 run_id: self.journal.run().to_string(),
                 task_key: spec.key.clone(),
                 attempt,
                 target: self.target.clone(),
             },
-            params,
-            limits,
-            secrets: spec.exec.secrets.clone(),
+            run: self.journal.run(),
             principal: self.plan.principal.clone(),
             workspace: self.plan.workspace.clone(),
-            secret_resolver: self.rt.secrets.clone(),
-            revealed: Vec::new(),
-            readable_tasks: self.upstream_closure(i),
-            store: self.rt.store.clone(),
-            run: self.journal.run(),
             logical_start: self.logical_start,
             cancel: self.run_cancel.clone(),
-            mounts: spec.exec.mounts.clone(),
-            allow_hosts: spec.exec.allow_hosts.clone(),
-            inject: spec.exec.inject.clone(),
-            inputs,
-            out_dir,
-            random_seed,
+            store: self.rt.store.clone(),
+            secrets: self.rt.secrets.clone(),
         };
+        let given =
+            AttemptInputs { params, readable: self.upstream_closure(i), inputs, out: out_dir, seed: random_seed };
+        let invocation = attempt::invocation(context, limits, &spec, given);
         self.running_components += 1;
         // the slot is given back when the coordinator has recorded the attempt, so
         // finished-but-unrecorded attempts count against the bound too
