@@ -4,7 +4,8 @@
 //! The library is everything; the `sluice` binary is glue over [`cli`].
 //! One module per concern, each owning its data:
 //!
-//! - [`model`]: runs, tasks, attempts, events and the views folded from them (no I/O)
+//! - [`model`]: runs, tasks, attempts, events and the views of a run (data, no I/O)
+//! - [`state`]: a run's state, the one fold of its event log, and the decisions it implies (pure)
 //! - [`spec`]: the bundle file (`sluice.toml`): parsing and validation
 //! - [`sandbox`]: wasmtime, the component cache, limits and host capabilities
 //! - [`cache`]: content-hashed reruns: cache keys, the blob store, trees hashed by content
@@ -23,5 +24,6 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
 pub mod spec;
+pub mod state;
 pub mod store;
 pub mod util;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use super::{BLOBS_DIR, BlobStore, STAT_CACHE_FILE, StatCache};
+use super::{BLOBS_DIR, BlobStore, Hash, STAT_CACHE_FILE, StatCache, TreeManifest};
 use crate::util::DirPool;
 
 /// Where attempts' `/out` directories and materialised `/in` copies live: on the blob
@@ -53,6 +53,13 @@ impl CacheDir {
             stat_cache: Mutex::new(stat_cache),
             stat_cache_path,
         })
+    }
+
+    /// The tree manifest stored as blob `hash` (an attempt's recorded `artifacts`), if it
+    /// is there and reads as one.
+    pub fn manifest(&self, hash: &str) -> Option<TreeManifest> {
+        let bytes = self.blobs.get(&hash.parse::<Hash>().ok()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Keep the stat cache for the next run (forgetting files that are gone).

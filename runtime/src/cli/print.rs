@@ -351,7 +351,7 @@ mod tests {
             at: 14,
         });
         events.push(Event::RunFinished { result: RunResult::Failed, at: 15 });
-        RunView::from_events(&events).unwrap()
+        crate::state::RunState::from_events(&events).unwrap().into_view()
     }
 
     #[test]

@@ -97,6 +97,10 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn attached(&self, run: RunId, history: &[Event]) {
+        self.lock().runs.entry(run).or_insert_with(|| RunBoard::new(run)).attach(history);
+    }
+
     fn event(&self, run: RunId, event: &Event) {
         let start_ticker = {
             let mut st = self.lock();
@@ -153,8 +157,8 @@ impl State {
     /// process follows started it (child runs resumed by their parent carry no
     /// `RunCreated` here).
     fn is_child(&self, run: RunId) -> bool {
-        self.runs.get(&run).is_some_and(|b| b.parent.is_some())
-            || self.runs.values().any(|b| b.lines.iter().any(|l| l.child == Some(run)))
+        self.runs.get(&run).is_some_and(|b| b.parent().is_some())
+            || self.runs.values().any(|b| b.top().iter().any(|l| l.child == Some(run)))
     }
 
     fn tick(&mut self) {
@@ -164,7 +168,7 @@ impl State {
         let running = self
             .root
             .and_then(|r| self.runs.get(&r))
-            .is_some_and(|b| b.top().any(|l| !l.done() && l.first_start.is_some()));
+            .is_some_and(|b| b.top().iter().any(|l| !l.done() && l.first_start.is_some()));
         let stale = self.last_draw.is_none_or(|t| t.elapsed() >= TICK_EVERY);
         if self.dirty || (running && stale) {
             self.draw();
@@ -219,8 +223,7 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
     let (run, w) = (board.run, width.max(board.key_width()));
     Some(match event {
         Event::RunCreated { job, tasks, .. } => {
-            let from =
-                board.parent.as_ref().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
+            let from = board.parent().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
             format!("run {run} · job {job} · {} task{}{from}", tasks.len(), plural(tasks.len()))
         }
         Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
@@ -329,7 +332,7 @@ mod tests {
         assert_eq!(failed, "  ✗ fib      failed       123 µs  trap: boom");
         let retry = Event::RetryScheduled { task: "fib".into(), next_attempt: 1, not_before: 1_250, at: 50 };
         assert_eq!(plain_line(&b, 4, &retry).unwrap(), "  ↻ fib      attempt 1 failed, retrying in 1.2 s");
-        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), at: 2 };
+        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2 };
         assert_eq!(plain_line(&b, 4, &cancel).unwrap(), "  ○ run 7: cancel requested (Ctrl-C)");
         assert!(plain_line(&b, 4, &Event::TaskQueued { task: "fib".into(), at: 0 }).is_none());
     }

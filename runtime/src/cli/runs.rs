@@ -118,7 +118,9 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
             if events.is_empty() {
                 anyhow::bail!("no run {} in {}", args.run_id, dir.display());
             }
-            let view = RunView::from_events(&events).map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?;
+            let view = crate::state::RunState::from_events(&events)
+                .map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?
+                .into_view();
             args.workspace.check(&view)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);

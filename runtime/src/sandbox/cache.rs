@@ -131,6 +131,11 @@ impl ComponentCache {
         Ok(loaded)
     }
 
+    /// A component this cache has linked, by its blake3 (hex) and world.
+    pub(crate) fn linked(&self, hash: &str, world: World) -> Option<Arc<TaskComponent>> {
+        self.linked.lock().unwrap_or_else(PoisonError::into_inner).get(&(hash.to_string(), world)).cloned()
+    }
+
     fn artifact_path(&self, hash: &str) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join(format!("{hash}-{}.cwasm", self.engine_key)))
     }

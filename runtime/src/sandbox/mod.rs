@@ -314,6 +314,11 @@ impl Sandbox {
         self.cache.load(&self.engine, &self.linker, bytes, label, World::Task)
     }
 
+    /// A component loaded earlier (by [`Sandbox::load_file_as`]), by its blake3 (hex).
+    pub fn loaded(&self, hash: &str, world: World) -> Option<Arc<TaskComponent>> {
+        self.cache.linked(hash, world)
+    }
+
     /// Run one attempt of a task. Never panics on guest behaviour: every
     /// failure is an [`Outcome`].
     pub async fn run(&self, component: &TaskComponent, invocation: Invocation) -> Outcome {

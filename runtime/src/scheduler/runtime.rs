@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::Semaphore;
 
+use super::executor::{Executor, LocalExecutor};
 use super::{Control, Observer, Quiet};
 use crate::cache::CacheDir;
 use crate::model::{Clock, SystemClock};
@@ -65,6 +66,8 @@ pub struct Runtime {
     pub(crate) control: Option<Control>,
     /// Sandboxes at once, across all runs (the global bound).
     pub(crate) slots: Arc<Semaphore>,
+    /// Where attempts run.
+    pub(crate) executor: Arc<dyn Executor>,
 }
 
 /// What one run is started (or resumed, repaired, canceled) with.
@@ -118,12 +121,15 @@ impl Runtime {
         rt.cache = Some(Arc::new(cache));
         rt.control = Some(control(state_dir));
         rt.slots = Arc::new(Semaphore::new(slots));
+        rt.executor = rt.local_executor();
         Ok(rt)
     }
 
     /// A runtime over a store and a sandbox only: no secrets, no result cache, no control
     /// directory (tests, embedding).
     pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, clock: Arc<dyn Clock>) -> Runtime {
+        let executor =
+            Arc::new(LocalExecutor { sandbox: sandbox.clone(), store: store.clone(), secrets: None, cache: None });
         Runtime {
             store,
             sandbox,
@@ -132,7 +138,26 @@ impl Runtime {
             cache: None,
             control: None,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
+            executor,
         }
+    }
+
+    /// The same runtime handing its attempts to `executor` (another process's sandboxes,
+    /// say) instead of this process's sandbox.
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Runtime {
+        self.executor = executor;
+        self
+    }
+
+    /// The executor running attempts in this process's sandbox, with this runtime's store,
+    /// secrets and result cache.
+    fn local_executor(&self) -> Arc<dyn Executor> {
+        Arc::new(LocalExecutor {
+            sandbox: self.sandbox.clone(),
+            store: self.store.clone(),
+            secrets: self.secrets.clone(),
+            cache: self.cache.clone(),
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -70,7 +70,7 @@ fn every_kind_of_event(run: RunId) -> Vec<Event> {
         Event::RetryScheduled { task: "a".into(), next_attempt: 1, not_before: 9, at: 3 },
         Event::IterationsPlanned { task: "a".into(), inputs: vec!["x".into()], at: 3 },
         Event::ChildRunStarted { task: "a".into(), child: 2, at: 3 },
-        Event::CancelRequested { reason: "why".into(), at: 3 },
+        Event::CancelRequested { reason: "why".into(), timed_out: false, at: 3 },
         Event::RunResumed { at: 3 },
         Event::RepairStarted { repair: 1, tasks: vec!["a".into()], parameters: BTreeMap::new(), at: 3 },
         Event::TaskSkipped { task: "a".into(), result: TaskResult::UpstreamFailed, reason: "x".into(), at: 4 },
