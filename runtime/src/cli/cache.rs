@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::run::tokio_runtime;
+use super::open::tokio_runtime;
 use super::{EXIT_RUN_FAILED, open};
 use crate::model::RunId;
 use crate::scheduler::RuntimeOptions;

@@ -3,14 +3,19 @@
 //!
 //! The runtime itself is assembled by the library ([`Runtime::open`]); this module only
 //! chooses where (`--state`, `SLUICE_STATE`, else `.sluice` beside the bundle or in the
-//! current directory) and for whom (`SLUICE_PRINCIPAL`, else the OS user).
+//! current directory), for whom (`SLUICE_PRINCIPAL`, else the OS user), where progress
+//! goes (stderr) and what stops a run (the first Ctrl-C).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::scheduler::{RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store};
+use super::progress::Progress;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::scheduler::{Observer, Quiet, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store};
 use crate::store::{Store, StoreError};
 
 /// The name of the default state directory.
@@ -79,9 +84,37 @@ pub fn run_options(workspace: &str, json: bool, width: usize) -> RunOptions {
     let opts = RunOptions {
         principal: principal().unwrap_or_else(|| ANONYMOUS.into()),
         workspace: workspace.to_string(),
-        observer: super::run::observer(json, width),
+        observer: observer(json, width),
         ..RunOptions::default()
     };
-    super::run::watch_ctrl_c(opts.cancel.clone());
+    watch_ctrl_c(opts.cancel.clone());
     opts
+}
+
+/// Progress on stderr (a live board on a terminal, lines elsewhere), or nothing with `--json`.
+fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
+    if json { Arc::new(Quiet) } else { Arc::new(Progress::new(width)) }
+}
+
+pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// First Ctrl-C cancels the run (running sandboxes stop at their next epoch tick).
+fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
+    let _ = ctrlc_thread(cancel);
+}
+
+fn ctrlc_thread(cancel: Arc<AtomicBool>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("sluice-signal".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(_) => return,
+        };
+        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("canceling the run (Ctrl-C)…");
+            cancel.store(true, Ordering::Relaxed);
+        }
+    })?;
+    Ok(())
 }

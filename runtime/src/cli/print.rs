@@ -8,8 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-pub use super::progress::Progress;
-
 use super::dag::{layers, pick_iterations, upstream_list};
 use super::style::{
     Paint, Stream, Tone, clean, ellipsize, first_line, plural, result_tone, state_word, tally, task_glyph,

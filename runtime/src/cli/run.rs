@@ -3,15 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_RUN_FAILED, open, parse_param, print};
+use super::open::{self, tokio_runtime};
+use super::{EXIT_RUN_FAILED, parse_param, print};
 use crate::model::RunView;
 use crate::sandbox::Limits;
-use crate::scheduler::{JobRequest, Observer, Quiet, RunOptions, Runtime, RuntimeOptions, SingleTask};
+use crate::scheduler::{JobRequest, RunOptions, Runtime, RuntimeOptions, SingleTask};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -145,11 +144,6 @@ fn parse_max_parallel(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Progress on stderr (a live board on a terminal, lines elsewhere), or nothing with `--json`.
-pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
-    if json { Arc::new(Quiet) } else { Arc::new(print::Progress::new(width)) }
-}
-
 /// Continue the runs a previous process left in flight (it died), before anything else.
 pub(crate) fn resume_interrupted(
     rt: &Runtime,
@@ -177,27 +171,4 @@ pub(crate) fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyho
         print::run_footer(view, dir);
     }
     Ok(if view.result.is_some_and(|r| r.is_success()) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
-}
-
-pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
-}
-
-/// First Ctrl-C cancels the run (running sandboxes stop at their next epoch tick).
-pub(crate) fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
-    let _ = ctrlc_thread(cancel);
-}
-
-fn ctrlc_thread(cancel: Arc<AtomicBool>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("sluice-signal".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(_) => return,
-        };
-        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-            eprintln!("canceling the run (Ctrl-C)…");
-            cancel.store(true, Ordering::Relaxed);
-        }
-    })?;
-    Ok(())
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::run::{finish, resume_interrupted, tokio_runtime};
+use super::open::tokio_runtime;
+use super::run::{finish, resume_interrupted};
 use super::{open, parse_param, print};
 use crate::model::{RunId, RunView};
 use crate::scheduler::{RepairRequest, RunOptions, RuntimeOptions};

@@ -148,7 +148,7 @@ impl Coordinator {
 
     /// Start queued tasks while the job's and the process's bounds allow.
     fn start_ready(&mut self) -> Result<(), SchedulerError> {
-        for id in self.state.startable() {
+        for id in self.state.startable(self.rt.slots.available_permits()) {
             if !self.start(id)? {
                 // no free sandbox slot: the rest wait their turn (first in, first out)
                 break;

@@ -48,7 +48,7 @@ impl RunState {
                 out.extend(self.readiness(id, now));
             }
         }
-        if out.is_empty() && (0..self.tasks.len()).all(|id| self.ended(id)) {
+        if out.is_empty() && self.unended == 0 {
             out.push(Event::RunFinished { result: self.result(), at: now });
         }
         out
@@ -175,9 +175,10 @@ impl RunState {
     }
 
     /// Queued tasks that may start now, in the order they were queued. Sandboxed tasks
-    /// count against the job's `max_parallel_tasks`; the first one beyond it holds every
-    /// task queued after it (first in, first out).
-    pub fn startable(&mut self) -> Vec<TaskId> {
+    /// count against the job's `max_parallel_tasks` and `free_slots` (the sandboxes the
+    /// process has free); the first one beyond either holds every task queued after it
+    /// (first in, first out).
+    pub fn startable(&mut self, free_slots: usize) -> Vec<TaskId> {
         while let Some(&(id, generation)) = self.queue.front() {
             if self.is_queued(id, generation) {
                 break;
@@ -185,10 +186,7 @@ impl RunState {
             self.queue.pop_front();
         }
         let max = self.plan.as_ref().and_then(|p| p.job.max_parallel_tasks).map_or(usize::MAX, |n| n as usize);
-        let running = (0..self.tasks.len())
-            .filter(|&id| self.view.tasks[id].state == TaskState::Running && self.is_sandboxed(id))
-            .count();
-        let mut room = max.saturating_sub(running);
+        let mut room = max.saturating_sub(self.running_sandboxed).min(free_slots);
         let mut out = Vec::new();
         for &(id, generation) in &self.queue {
             if !self.is_queued(id, generation) {

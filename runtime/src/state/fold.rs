@@ -72,6 +72,8 @@ impl RunState {
         };
         let dirty = (0..sched.len()).collect();
         Ok(RunState {
+            unended: view.tasks.len(),
+            running_sandboxed: 0,
             view,
             plan,
             tasks: sched,
@@ -90,7 +92,7 @@ impl RunState {
             Event::TaskQueued { task, .. } => {
                 let i = self.id(task)?;
                 self.unwait(i);
-                self.view.tasks[i].state = TaskState::Queued;
+                self.set_state(i, TaskState::Queued);
                 self.tasks[i].queued += 1;
                 self.queue.push_back((i, self.tasks[i].queued));
             }
@@ -98,8 +100,8 @@ impl RunState {
             Event::AttemptFinished { task, attempt, .. } => self.attempt_finished(task, *attempt, event)?,
             Event::RetryScheduled { task, not_before, .. } => {
                 let i = self.id(task)?;
+                self.set_state(i, TaskState::WaitingForRetry);
                 let t = &mut self.view.tasks[i];
-                t.state = TaskState::WaitingForRetry;
                 t.result = None;
                 t.retry_not_before = Some(*not_before);
                 self.waiting.insert((*not_before, i));
@@ -107,8 +109,8 @@ impl RunState {
             Event::TaskSkipped { task, result, reason, .. } => {
                 let i = self.id(task)?;
                 self.unwait(i);
+                self.set_state(i, TaskState::Terminated);
                 let t = &mut self.view.tasks[i];
-                t.state = TaskState::Terminated;
                 t.result = Some(*result);
                 t.skipped_reason = Some(reason.clone());
                 self.wake(i);
@@ -116,7 +118,7 @@ impl RunState {
             Event::IterationsPlanned { task, inputs, .. } => self.iterations_planned(task, inputs)?,
             Event::ChildRunStarted { task, child, .. } => {
                 let i = self.id(task)?;
-                self.view.tasks[i].state = TaskState::Running;
+                self.set_state(i, TaskState::Running);
                 self.view.tasks[i].child_run = Some(*child);
             }
             Event::CancelRequested { reason, timed_out, .. } => {
@@ -137,8 +139,8 @@ impl RunState {
         let i = self.id(task)?;
         self.unwait(i);
         self.tasks[i].next_attempt = self.tasks[i].next_attempt.max(attempt + 1);
+        self.set_state(i, TaskState::Running);
         let t = &mut self.view.tasks[i];
-        t.state = TaskState::Running;
         t.result = None;
         t.retry_not_before = None;
         t.attempts.push(AttemptView {
@@ -179,17 +181,17 @@ impl RunState {
         a.log_truncated = *log_truncated;
         a.elapsed_us = *elapsed_us;
         a.cache = cache.as_deref().cloned();
-        t.state = TaskState::Terminated;
         t.result = Some(*result);
         t.outcome = *outcome;
+        self.set_state(i, TaskState::Terminated);
         self.wake(i);
         Ok(())
     }
 
     fn iterations_planned(&mut self, task: &str, inputs: &[String]) -> Result<(), CorruptLog> {
         let p = self.id(task)?;
-        let parent = &mut self.view.tasks[p];
-        parent.state = TaskState::Running;
+        self.set_state(p, TaskState::Running);
+        let parent = &self.view.tasks[p];
         let (component, hash) = (parent.component.clone(), parent.component_hash.clone());
         let template = match self.tasks[p].spec.as_deref().map(|s| &s.kind) {
             Some(TaskKind::ForEach { template, .. }) => Some(template.clone()),
@@ -211,6 +213,7 @@ impl RunState {
             });
             self.index.insert(key, id);
             self.tasks[p].iterations.push(id);
+            self.unended += 1;
         }
         self.dirty.push(p);
         Ok(())
@@ -262,7 +265,28 @@ impl RunState {
         self.queue.clear();
         self.waiting.clear();
         self.dirty = ids;
+        self.recount();
         Ok(())
+    }
+
+    /// Move task `id` to `state`, keeping the counts of unended and running sandboxed tasks.
+    fn set_state(&mut self, id: TaskId, state: TaskState) {
+        let old = std::mem::replace(&mut self.view.tasks[id].state, state);
+        let ended = |s: TaskState| s == TaskState::Terminated;
+        self.unended = self.unended + usize::from(ended(old)) - usize::from(ended(state));
+        if self.is_sandboxed(id) {
+            let running = |s: TaskState| s == TaskState::Running;
+            self.running_sandboxed = self.running_sandboxed + usize::from(running(state)) - usize::from(running(old));
+        }
+    }
+
+    /// Count unended and running sandboxed tasks afresh.
+    fn recount(&mut self) {
+        let states = || self.view.tasks.iter().map(|t| t.state);
+        self.unended = states().filter(|&s| s != TaskState::Terminated).count();
+        self.running_sandboxed = (0..self.tasks.len())
+            .filter(|&id| self.view.tasks[id].state == TaskState::Running && self.is_sandboxed(id))
+            .count();
     }
 
     /// Task `id` ended: its dependents (or its for_each parent) may move on.

@@ -57,6 +57,9 @@ pub struct RunState {
     waiting: BTreeSet<(Millis, TaskId)>,
     /// Tasks whose readiness, or for_each progress, may have changed.
     dirty: Vec<TaskId>,
+    /// Tasks not terminated, and sandboxed tasks running (so neither needs a scan).
+    unended: usize,
+    running_sandboxed: usize,
 }
 
 /// What the scheduler keeps of a task beside its view.

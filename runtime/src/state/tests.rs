@@ -73,7 +73,7 @@ impl Sim {
 
     /// Start every startable task; their keys.
     fn start(&mut self) -> Vec<String> {
-        let ids = self.state.startable();
+        let ids = self.state.startable(usize::MAX);
         let mut keys = Vec::new();
         for id in ids {
             let (task, attempt) = (self.state.task(id).key.clone(), self.state.next_attempt(id));
