@@ -6,7 +6,7 @@
 //! resolves to must not be private, loopback, link-local or otherwise
 //! internal unless a rule names that address (or `localhost`) explicitly.
 //! Denied requests fail inside the guest with `HTTP-request-denied` and are
-//! written to the attempt's log. Sockets stay off (see `run.rs`): HTTP is the
+//! written to the attempt's log. Sockets stay off (see `attempt.rs`): HTTP is the
 //! only way out. It never lets a request through without a matching rule.
 
 use std::net::IpAddr;

@@ -4,7 +4,7 @@
 //! host capability (Spin's "factors"). Each capability module owns its **grant** (what a
 //! task may be given), a **`prepare`** step (grant + the attempt's context → the
 //! capability's per-attempt state; the WASI ones configure the attempt's WASI context) and
-//! its **linker**; [`capabilities!`] lists them once, so adding a capability is a module and
+//! its **linker**; `capabilities!` lists them once, so adding a capability is a module and
 //! a line there.
 //!
 //! | capability   | module          | what the guest gets                                  |
