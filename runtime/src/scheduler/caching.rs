@@ -19,28 +19,7 @@ use crate::spec::{MountMode, TaskSpec};
 use crate::state::TaskId;
 
 use super::SchedulerError;
-use super::coordinator::Coordinator;
-
-/// What a finished task hands downstream, by content.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Produced {
-    pub out_tree: Option<TreeManifest>,
-    /// What downstream keys record of this result ([`cache::upstream_digest`]).
-    pub digest: Option<Hash>,
-}
-
-impl Produced {
-    fn new(output: Option<&str>, values: &[(String, String)], out_tree: Option<TreeManifest>) -> Produced {
-        let digest = Some(cache::upstream_digest(output, values, out_tree.as_ref().map(|t| &t.root)));
-        Produced { out_tree, digest }
-    }
-}
-
-/// An attempt's cache context between its start and its end.
-pub(crate) struct Pending {
-    pub key: Option<(Hash, KeyParts)>,
-    pub not_cached: Option<String>,
-}
+use super::coordinator::{Coordinator, Pending, Produced};
 
 /// What to do with an attempt about to start.
 pub(crate) enum Prepared {

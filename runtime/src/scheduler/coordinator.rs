@@ -16,11 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
-use super::caching::{Pending, Produced};
 use super::executor::AttemptReport;
 use super::journal::Journal;
 use super::plan::Loaded;
 use super::{RunOptions, Runtime, SchedulerError};
+use crate::cache::{self, Hash, KeyParts, TreeManifest};
 use crate::model::{Event, Millis, RunPlan, RunView, time_of};
 use crate::sandbox::FailureKind;
 use crate::spec::TaskKind;
@@ -35,6 +35,27 @@ pub(crate) const CONTROL_POLL: Duration = Duration::from_millis(50);
 pub(crate) enum Done {
     Attempt { task: TaskId, attempt: u32, report: AttemptReport },
     Child { task: TaskId, attempt: u32, result: Result<RunView, SchedulerError> },
+}
+
+/// What a finished task hands downstream, by content.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Produced {
+    pub out_tree: Option<TreeManifest>,
+    /// What downstream keys record of this result ([`cache::upstream_digest`]).
+    pub digest: Option<Hash>,
+}
+
+impl Produced {
+    pub(crate) fn new(output: Option<&str>, values: &[(String, String)], out_tree: Option<TreeManifest>) -> Produced {
+        let digest = Some(cache::upstream_digest(output, values, out_tree.as_ref().map(|t| &t.root)));
+        Produced { out_tree, digest }
+    }
+}
+
+/// An attempt's cache context between its start and its end.
+pub(crate) struct Pending {
+    pub key: Option<(Hash, KeyParts)>,
+    pub not_cached: Option<String>,
 }
 
 pub(crate) struct Coordinator {
