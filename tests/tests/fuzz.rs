@@ -7,6 +7,7 @@
 //! `scripts/fuzz` runs the same harnesses longer. Each harness reports its case count on
 //! stderr (`--nocapture`). A failing input is shrunk by proptest and printed; fix it and
 //! keep it as a plain regression test beside the harness.
+#![allow(clippy::print_stderr)] // each harness's execution count is its report
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
-use sluice::model::{Event, PlannedTask, RunResult, RunView, TaskResult};
+use sluice::model::{Event, PlannedTask, RunResult, TaskResult};
 use sluice::secrets::Redactor;
 use sluice::spec::template::{self, Reference};
+use sluice::state::RunState;
 
 /// Cases per harness in CI: enough to exercise every mutation kind, a few seconds in all.
 const CI_CASES: u32 = 1000;
@@ -377,7 +379,7 @@ fn event() -> impl Strategy<Value = Event> {
         (task_name(), proptest::collection::vec(any::<String>(), 0..4))
             .prop_map(|(task, inputs)| Event::IterationsPlanned { task, inputs, at: 7 }),
         (task_name(), any::<u64>()).prop_map(|(task, child)| Event::ChildRunStarted { task, child, at: 8 }),
-        Just(Event::CancelRequested { reason: "r".into(), at: 9 }),
+        any::<bool>().prop_map(|timed_out| Event::CancelRequested { reason: "r".into(), timed_out, at: 9 }),
         Just(Event::RunResumed { at: 10 }),
         (any::<u32>(), proptest::collection::vec(task_name(), 0..3)).prop_map(|(repair, tasks)| Event::RepairStarted {
             repair,
@@ -414,10 +416,10 @@ fn fuzz_event_decoder_and_fold() {
     let json_edits = (proptest::collection::vec(event(), 1..4), edits());
     let strategy = (log, json_edits, proptest::collection::vec(any::<u8>(), 0..64), any::<bool>());
     fuzz("event decoder and fold", strategy, |(events, (to_mangle, mangle), bytes, created)| {
-        // decoded logs of any order fold into a view or a CorruptLog, never a panic
+        // decoded logs of any order fold into a state (and its decisions) or a CorruptLog, never a panic
         let mut log = if created { vec![run_created()] } else { Vec::new() };
         log.extend(events);
-        let folded = RunView::from_events(&log).is_ok();
+        let folded = fold_and_decide(&log);
         for e in &log {
             let bytes = serde_json::to_vec(e).unwrap();
             let back = sluice::store::decode_event(&bytes, || "event".into()).ok();
@@ -431,10 +433,21 @@ fn fuzz_event_decoder_and_fold() {
         if let Ok(events) = serde_json::from_str::<Vec<Event>>(&mangled) {
             let mut log = vec![run_created()];
             log.extend(events);
-            let _ = RunView::from_events(&log);
+            fold_and_decide(&log);
         }
         Ok(folded)
     });
+}
+
+/// The clock a fuzzed log is decided at (events carry arbitrary times around it).
+const NOW: u64 = 1_764_000_000_000;
+
+/// Folds `log` and asks the state what follows (as resume would): whether it folded.
+fn fold_and_decide(log: &[Event]) -> bool {
+    let Ok(mut state) = RunState::from_events(log) else { return false };
+    let _ = state.settle_interrupted(NOW);
+    let _ = state.decide(NOW);
+    true
 }
 
 #[test]

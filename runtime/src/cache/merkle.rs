@@ -35,7 +35,7 @@ pub fn merkle_root<'a>(
     dirs: impl IntoIterator<Item = &'a str>,
     links: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Hash {
-    let mut nodes: Vec<(&str, Node)> = dirs.into_iter().map(|d| (d, Node::Dir)).collect();
+    let mut nodes: Vec<(&str, Node<'_>)> = dirs.into_iter().map(|d| (d, Node::Dir)).collect();
     nodes.extend(files.into_iter().map(|(path, hash)| (path, Node::File(hash))));
     nodes.extend(links.into_iter().map(|(path, target)| (path, Node::Link(target))));
     nodes.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then_with(|| a.1.cmp(&b.1)));

@@ -117,7 +117,7 @@ fn symlinks_are_hashed_by_their_target_never_followed() {
         sample(dir.path());
         snapshot(dir.path()).unwrap().root
     };
-    let cases: [LinkCase; 4] = [
+    let cases: [LinkCase<'_>; 4] = [
         ("sub/link-out", Box::new(|_| outside.path().join("secret.txt"))),
         ("sub/link-in", Box::new(|_| "../a.csv".into())),
         ("dir-link", Box::new(|_| "sub/deeper".into())),

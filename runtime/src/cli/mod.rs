@@ -4,17 +4,20 @@
 //! choice of state directory and of exit codes (0 success, 1 the run did not
 //! succeed, 2 bad input or an error). It must never hold logic a library user
 //! would need: that belongs in the scheduler, store, spec or sandbox.
+//! The only module that prints: results and `--json` on stdout, progress, the live
+//! board and errors on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod board;
 mod cache;
 mod dag;
 mod frame;
+mod open;
 mod print;
 mod progress;
 mod run;
 mod runs;
 mod secrets;
-mod state;
 mod store;
 mod style;
 

@@ -1,19 +1,18 @@
 //! `sluice store check|backup|restore`: thin over `store::check` and `store::backup`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_RUN_FAILED, state};
+use super::{EXIT_RUN_FAILED, open};
 use crate::cache::{BLOBS_DIR, BlobStore};
+use crate::scheduler::{STORE_DIR, open_store};
 use crate::secrets::{KeySource, StateKey};
 use crate::store::check::{self, SecretsCheck};
 use crate::store::sled_secrets::SledSecretStore;
-use crate::store::{SledStore, StoreError, backup};
-
-/// The store directory inside the state directory.
-const STORE_DIR: &str = "store";
+use crate::store::{SledStore, backup};
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -48,16 +47,16 @@ pub struct RestoreArgs {
 }
 
 pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
-    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
-    let blobs = || BlobStore::open(dir.join(BLOBS_DIR)).map_err(|e| anyhow::anyhow!("opening the blob store: {e}"));
+    let blobs =
+        |dir: &Path| BlobStore::open(dir.join(BLOBS_DIR)).map_err(|e| anyhow::anyhow!("opening the blob store: {e}"));
     match cmd {
         StoreCommand::Check(args) => {
-            let store = open(&dir)?;
-            let blobs = blobs()?;
+            let (dir, store) = existing(state_arg)?;
+            let blobs = blobs(&dir)?;
             let secrets = SledSecretStore::open(&store)?;
             let key = StateKey::new(&dir).load(false).map_err(|e| e.to_string());
-            let report =
-                check::check(&store, &store.run_ids()?, Some(&blobs), Some(SecretsCheck { store: &secrets, key }));
+            let inventory = store.inventory()?;
+            let report = check::check(&*store, &inventory, Some(&blobs), Some(SecretsCheck { store: &secrets, key }));
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -81,8 +80,8 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
         }
         StoreCommand::Backup(args) => {
-            let store = open(&dir)?;
-            let report = backup::backup(&store, Some(&blobs()?), &args.dest)?;
+            let (dir, store) = existing(state_arg)?;
+            let report = backup::backup(&store, Some(&blobs(&dir)?), &args.dest)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -97,7 +96,9 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         StoreCommand::Restore(args) => {
-            let report = backup::restore(&args.backup, &dir.join(STORE_DIR), Some(&blobs()?)).map_err(in_use)?;
+            let dir = open::state_dir(state_arg, &std::env::current_dir()?);
+            let report =
+                backup::restore(&args.backup, &dir.join(STORE_DIR), Some(&blobs(&dir)?)).map_err(open::locked)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -117,17 +118,10 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
     }
 }
 
-/// The existing store of the state directory.
-fn open(dir: &std::path::Path) -> anyhow::Result<SledStore> {
-    if !dir.join(STORE_DIR).exists() {
-        anyhow::bail!("no sluice state in {} (nothing has run there yet); pass --state DIR", dir.display());
-    }
-    SledStore::open(&dir.join(STORE_DIR)).map_err(in_use)
-}
-
-fn in_use(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::Locked { .. } => anyhow::anyhow!("{e}: try again when it ends"),
-        other => other.into(),
-    }
+/// The existing state directory (`--state`, else `.sluice` here) and its store, which
+/// this command holds while it works (a run in progress holds it: the error says so).
+fn existing(state_arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, Arc<SledStore>)> {
+    let dir = open::existing_dir(state_arg)?;
+    let store = open_store(&dir).map_err(open::locked)?;
+    Ok((dir, store))
 }

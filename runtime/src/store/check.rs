@@ -1,12 +1,13 @@
 //! `sluice store check`: reads everything a store holds and reports what is damaged.
 //!
 //! Owns the checks, not the repairs: every run's event log must decode and fold into a
-//! view (the model's own [`RunView::from_events`], so "folds" means what resume and
+//! state (the one fold, [`RunState::from_events`], so "folds" means what resume and
 //! `runs show` need); every summary, value list and cache entry must decode; every blob a
 //! record names (an attempt's `/out` manifest and its files, a cache entry's files) must
 //! exist and hash to its name; every sealed secret version must open with the master key.
 //! The blob store lives outside the store, so its part comes in through [`BlobCheck`]
-//! (implemented here for `cache::BlobStore`); the secrets through their own trait and key.
+//! (implemented here for `cache::BlobStore`); what the backend holds through an
+//! [`Inventory`] it lists itself; the secrets through their own trait and key.
 //!
 //! It never writes and never stops at the first problem: each is reported with the record
 //! it was found in, and the check goes on.
@@ -16,8 +17,10 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::Store;
-use crate::model::{RunId, RunView};
+use crate::cache::CacheEntry;
+use crate::model::RunId;
 use crate::secrets::{MasterKey, SecretStore, crypto::secret_aad};
+use crate::state::RunState;
 
 /// What the check needs of the blob store. Hashes are hex, as the store's records hold them.
 pub trait BlobCheck {
@@ -25,8 +28,21 @@ pub trait BlobCheck {
     fn verify(&self, hash: &str) -> Result<(), String>;
     /// The blobs named by the `/out` tree manifest stored as blob `hash`.
     fn tree_blobs(&self, hash: &str) -> Result<Vec<String>, String>;
-    /// The blobs named by a cache entry, as the store holds it (JSON).
-    fn entry_blobs(&self, json: &str) -> Result<Vec<String>, String>;
+    /// The blobs named by a cache entry.
+    fn entry_blobs(&self, entry: &CacheEntry) -> Vec<String> {
+        entry.blobs().map(|h| h.to_string()).collect()
+    }
+}
+
+/// What a backend holds, listed by the backend itself (see `SledStore::inventory`): the
+/// runs to check, and the cache entries [`Store::cache_entries`] leaves out because they
+/// do not decode (a lost entry is only a miss to a run, but damage to a check).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Every run the store holds a summary or events of, ascending.
+    pub runs: Vec<RunId>,
+    /// (key, why) of each cache entry that does not decode.
+    pub undecodable_cache_entries: Vec<(String, String)>,
 }
 
 /// The secrets part of a check: where they are, and the key to open them with (`Err`:
@@ -71,20 +87,24 @@ impl CheckReport {
     }
 }
 
-/// Checks the runs `runs` of `store` (every run the backend holds: see
-/// `SledStore::run_ids`), its cache entries, the blobs they name and the secrets.
+/// Checks the runs of `store` its backend listed (`inventory`), its cache entries, the
+/// blobs they name and the secrets.
 pub fn check(
     store: &dyn Store,
-    runs: &[RunId],
+    inventory: &Inventory,
     blobs: Option<&dyn BlobCheck>,
     secrets: Option<SecretsCheck<'_>>,
 ) -> CheckReport {
     let mut report = CheckReport::default();
     let mut verified = HashSet::new();
-    for &run in runs {
+    for &run in &inventory.runs {
         check_run(store, run, blobs, &mut verified, &mut report);
     }
     check_cache(store, blobs, &mut verified, &mut report);
+    for (key, why) in &inventory.undecodable_cache_entries {
+        report.cache_entries += 1;
+        report.problem(format!("cache entry {key}"), why);
+    }
     if blobs.is_none() {
         report.notes.push("blobs were not checked (no blob store given)".into());
     }
@@ -107,12 +127,6 @@ impl BlobCheck for crate::cache::BlobStore {
         let manifest: crate::cache::TreeManifest =
             serde_json::from_slice(&bytes).map_err(|e| format!("blob {hash} is not a tree manifest: {e}"))?;
         Ok(manifest.blobs().map(|h| h.to_string()).collect())
-    }
-
-    fn entry_blobs(&self, json: &str) -> Result<Vec<String>, String> {
-        let entry: crate::cache::CacheEntry =
-            serde_json::from_str(json).map_err(|e| format!("not a cache entry: {e}"))?;
-        Ok(entry.blobs().map(|h| h.to_string()).collect())
     }
 }
 
@@ -137,11 +151,11 @@ fn check_run(
         Err(e) => return report.problem(format!("{what} event log"), e),
     };
     report.events += events.len() as u64;
-    let view = match RunView::from_events(&events) {
-        Ok(view) => view,
+    let state = match RunState::from_events(&events) {
+        Ok(state) => state,
         Err(e) => return report.problem(format!("{what} event log"), e),
     };
-    for task in &view.tasks {
+    for task in &state.view().tasks {
         if let Err(e) = store.values(run, &task.key) {
             report.problem(format!("{what}, task {} values", task.key), e);
         }
@@ -183,14 +197,11 @@ fn check_cache(
         Ok(entries) => entries,
         Err(e) => return report.problem("cache entries", e),
     };
-    for (key, json) in entries {
+    for entry in entries {
         report.cache_entries += 1;
         let Some(blobs) = blobs else { continue };
-        let what = format!("cache entry {key}");
-        match blobs.entry_blobs(&json) {
-            Ok(files) => files.iter().for_each(|h| verify_blob(blobs, h, &what, verified, report)),
-            Err(e) => report.problem(what, e),
-        }
+        let what = format!("cache entry {}", entry.key);
+        blobs.entry_blobs(&entry).iter().for_each(|h| verify_blob(blobs, h, &what, verified, report));
     }
 }
 

@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::cache::{BlobStore, Hash, TreeManifest, store_tree};
+use crate::cache::{BlobStore, CacheEntry, Hash, KeyParts, TreeEntry, TreeManifest, store_tree};
 use crate::model::{AttemptCache, Event, PlannedTask, RunResult, TaskResult};
 use crate::secrets::{AclEntry, Permission, ScopeId, ScopeRecord, SealedVersion};
 use crate::store::SledStore;
@@ -68,7 +68,7 @@ fn fixture() -> Fixture {
 }
 
 fn run_check(f: &Fixture) -> CheckReport {
-    check(&f.store, &f.store.run_ids().unwrap(), Some(&f.blobs), None)
+    check(&f.store, &f.store.inventory().unwrap(), Some(&f.blobs), None)
 }
 
 fn writable(path: &std::path::Path) {
@@ -117,16 +117,31 @@ fn missing_and_damaged_blobs_are_reported_naming_the_attempt() {
 }
 
 #[test]
-fn cache_entries_naming_missing_blobs_are_reported() {
+fn cache_entries_naming_missing_blobs_and_undecodable_ones_are_reported() {
     let f = fixture();
     let lost = Hash::of(b"never stored");
-    let entry = serde_json::json!({ "out_tree": { "root": lost.to_string(), "entries": [
-        { "path": "x", "hash": lost.to_string(), "size": 12 } ] } });
-    // not a full entry: the blob check says so rather than skipping it
-    f.store.put_cache_entry("k1", &entry.to_string()).unwrap();
+    let parts = KeyParts::new(Hash::of(b"component").to_string(), 1);
+    let out_tree =
+        TreeManifest { root: lost, entries: vec![TreeEntry { path: "x".into(), hash: lost, size: 12 }], dirs: vec![] };
+    let entry = CacheEntry {
+        key: parts.key(),
+        parts,
+        run: 1,
+        task: "t".into(),
+        output: None,
+        values: vec![],
+        out_tree: Some(out_tree),
+        created_at: 1,
+    };
+    f.store.put_cache_entry(&entry).unwrap();
+    // a record that is no cache entry at all: a run would only miss it, the check reports it
+    f.store.insert_raw_cache_entry("k2", b"{\"out_tree\": 3}");
     let report = run_check(&f);
-    assert_eq!(report.problems.len(), 1, "{report:?}");
-    assert_eq!(report.problems[0].what, "cache entry k1");
+    let whats: Vec<&str> = report.problems.iter().map(|p| p.what.as_str()).collect();
+    assert_eq!(whats, [format!("cache entry {}", entry.key).as_str(), "cache entry k2"], "{report:?}");
+    assert!(report.problems[0].message.contains("not in the blob store"), "{report:?}");
+    assert!(report.problems[1].message.contains("not a cache entry"), "{report:?}");
+    assert_eq!(report.cache_entries, 2);
 }
 
 #[test]
@@ -148,7 +163,7 @@ fn secrets_that_do_not_open_are_reported_and_without_a_key_noted() {
     // version 2 carries version 3's sealing: moved from another record
     secrets.add_version(&id, "pw", &sealed(2, 3)).unwrap();
 
-    let runs = f.store.run_ids().unwrap();
+    let runs = f.store.inventory().unwrap();
     let with_key = check(&f.store, &runs, None, Some(SecretsCheck { store: &secrets, key: Ok(key.clone()) }));
     assert_eq!((with_key.secret_versions, with_key.secrets_opened), (2, 1), "{with_key:?}");
     assert_eq!(with_key.problems.len(), 1, "{with_key:?}");

@@ -19,6 +19,7 @@
 
 use std::path::PathBuf;
 
+use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
 pub mod backup;
@@ -123,18 +124,19 @@ pub trait Store: Send + Sync {
     fn load_checkpoint(&self, run: RunId, task: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Make everything written so far durable (one fsync for many writes: group commit).
     fn flush(&self) -> Result<(), StoreError>;
-    /// Cache entries: JSON text by cache key (hex); replaces an existing entry.
-    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError>;
+    /// Store a cache entry under its key (`entry.key`); replaces an existing one.
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;
     /// The cache entry under `key`, if any.
-    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Every cache entry (key, JSON), sorted by key.
-    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError>;
+    fn cache_entry(&self, key: &Hash) -> Result<Option<CacheEntry>, StoreError>;
+    /// Every cache entry, sorted by key. An entry a backend cannot decode is left out (a
+    /// cache entry lost is a miss, never lost data).
+    fn cache_entries(&self) -> Result<Vec<CacheEntry>, StoreError>;
     /// Forget a cache entry (gc).
-    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError>;
+    fn remove_cache_entry(&self, key: &Hash) -> Result<(), StoreError>;
     /// The parts a cache key was computed from, by key (content-addressed: the
     /// same parts always give the same key), so a miss can be explained later.
-    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError>;
-    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn put_key_parts(&self, key: &Hash, parts: &KeyParts) -> Result<(), StoreError>;
+    fn key_parts(&self, key: &Hash) -> Result<Option<KeyParts>, StoreError>;
 }
 
 /// The store's encoding of one event (JSON), shared by every backend that keeps bytes.

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
+use crate::cache::{CacheEntry, KeyParts};
 use crate::model::{Event, RunId};
 use crate::secrets::{AclEntry, Permission, ScopeId, ScopeRecord, SecretStore};
 use crate::store::Store;
@@ -19,14 +20,30 @@ fn filled(dir: &Path) -> SledStore {
         store.save_checkpoint(run, "t", "cp", &[0, 255, run as u8]).unwrap();
     }
     store.put_summary(&running_summary(3)).unwrap();
-    store.put_cache_entry("abc", "{\"entry\":true}").unwrap();
-    store.put_key_parts("abc", "{\"parts\":1}").unwrap();
+    let entry = cache_entry();
+    store.put_cache_entry(&entry).unwrap();
+    store.put_key_parts(&entry.key, &entry.parts).unwrap();
     let secrets = SledSecretStore::open(&store).unwrap();
     let id = ScopeId::new("default", "dev", "db").unwrap();
     let scope = ScopeRecord { id, created_at: 1, created_by: "alice".into() };
     secrets.create_scope(&scope, &AclEntry { principal: "alice".into(), permission: Permission::Manage }).unwrap();
     store.flush().unwrap();
     store
+}
+
+/// The one cache entry (and key parts) of a [`filled`] store.
+fn cache_entry() -> CacheEntry {
+    let parts = KeyParts::new("ab".repeat(32), 1);
+    CacheEntry {
+        key: parts.key(),
+        parts,
+        run: 1,
+        task: "t".into(),
+        output: Some("{}".into()),
+        values: vec![],
+        out_tree: None,
+        created_at: 7,
+    }
 }
 
 fn assert_same(a: &SledStore, b: &SledStore) {
@@ -38,7 +55,10 @@ fn assert_same(a: &SledStore, b: &SledStore) {
     }
     assert_eq!(a.unfinished_runs().unwrap(), b.unfinished_runs().unwrap());
     assert_eq!(a.cache_entries().unwrap(), b.cache_entries().unwrap());
-    assert_eq!(a.key_parts("abc").unwrap(), b.key_parts("abc").unwrap());
+    assert_eq!(a.cache_entries().unwrap().len(), 1);
+    let key = cache_entry().key;
+    assert_eq!(a.key_parts(&key).unwrap(), b.key_parts(&key).unwrap());
+    assert!(b.key_parts(&key).unwrap().is_some());
     let scopes = |s: &SledStore| SledSecretStore::open(s).unwrap().scopes().unwrap();
     assert_eq!(scopes(a), scopes(b));
     assert_eq!(scopes(b).len(), 1);

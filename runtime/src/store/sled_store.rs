@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 
 use super::sled_recover::RunMark;
 use super::{Store, StoreError, check_name};
+use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
 const SUMMARIES: &str = "summaries";
@@ -142,6 +143,25 @@ impl SledStore {
             }
         }
         Ok(ids.into_iter().collect())
+    }
+
+    /// What `store check` goes through: every run ([`SledStore::run_ids`]) and the cache
+    /// entries that do not decode, which [`Store::cache_entries`] leaves out.
+    pub fn inventory(&self) -> Result<super::check::Inventory, StoreError> {
+        let mut undecodable = Vec::new();
+        for entry in self.cache.iter() {
+            let (key, bytes) = entry.map_err(storage)?;
+            if let Err(e) = serde_json::from_slice::<CacheEntry>(&bytes) {
+                undecodable.push((String::from_utf8_lossy(&key).into_owned(), format!("not a cache entry: {e}")));
+            }
+        }
+        Ok(super::check::Inventory { runs: self.run_ids()?, undecodable_cache_entries: undecodable })
+    }
+
+    /// Stores raw bytes as cache entry `key`: damage, for tests of what reads it.
+    #[cfg(test)]
+    pub(crate) fn insert_raw_cache_entry(&self, key: &str, bytes: &[u8]) {
+        self.cache.insert(key.as_bytes(), bytes).unwrap();
     }
 
     /// Stores raw bytes as event `seq` of `run`: damage, for tests of what reads it.
@@ -347,49 +367,46 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
+        let json = encode_json(entry, "cache entry")?;
         let _writing = self.writing();
-        self.cache.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+        self.cache.insert(entry.key.to_hex().as_bytes(), json).map_err(storage)?;
         Ok(())
     }
 
-    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
-        let found = self.cache.get(key.as_bytes()).map_err(storage)?;
-        found.map(|bytes| decode_utf8(&bytes, || format!("cache entry {key}"))).transpose()
+    fn cache_entry(&self, key: &Hash) -> Result<Option<CacheEntry>, StoreError> {
+        let found = self.cache.get(key.to_hex().as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_json(&bytes, || format!("cache entry {key}"))).transpose()
     }
 
-    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.cache
-            .iter()
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(storage)?;
-                let key = decode_utf8(&key, || "cache key".to_string())?;
-                let json = decode_utf8(&bytes, || format!("cache entry {key}"))?;
-                Ok((key, json))
-            })
-            .collect()
+    fn cache_entries(&self) -> Result<Vec<CacheEntry>, StoreError> {
+        let mut entries = Vec::new();
+        for entry in self.cache.iter() {
+            let (key, bytes) = entry.map_err(storage)?;
+            match decode_json(&bytes, || format!("cache entry {}", String::from_utf8_lossy(&key))) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => tracing::warn!(error = %e, "cache entry left out"),
+            }
+        }
+        Ok(entries)
     }
 
-    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError> {
-        check_name(key)?;
+    fn remove_cache_entry(&self, key: &Hash) -> Result<(), StoreError> {
         let _writing = self.writing();
-        self.cache.remove(key.as_bytes()).map_err(storage)?;
+        self.cache.remove(key.to_hex().as_bytes()).map_err(storage)?;
         Ok(())
     }
 
-    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
+    fn put_key_parts(&self, key: &Hash, parts: &KeyParts) -> Result<(), StoreError> {
+        let json = encode_json(parts, "key parts")?;
         let _writing = self.writing();
-        self.key_parts.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+        self.key_parts.insert(key.to_hex().as_bytes(), json).map_err(storage)?;
         Ok(())
     }
 
-    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
-        let found = self.key_parts.get(key.as_bytes()).map_err(storage)?;
-        found.map(|bytes| decode_utf8(&bytes, || format!("key parts {key}"))).transpose()
+    fn key_parts(&self, key: &Hash) -> Result<Option<KeyParts>, StoreError> {
+        let found = self.key_parts.get(key.to_hex().as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_json(&bytes, || format!("key parts {key}"))).transpose()
     }
 }
 
