@@ -3,6 +3,7 @@
 //!
 //! Run with `cargo bench -p sluice --bench sandbox` after `scripts/setup`
 //! (it uses tasks/target/wasm32-wasip2/release/fib.wasm).
+#![allow(clippy::print_stdout)] // a benchmark's figures are its output
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ fn main() {
     rt.block_on(async {
         for i in 0..RUNS {
             let mut call = Invocation::new("fib", store.clone(), 1);
-            call.params.insert("n".into(), "10".into());
+            call.grants.params.insert("n".into(), "10".into());
             let t = Instant::now();
             let outcome = sandbox.run(&component, call).await;
             times.push(t.elapsed());

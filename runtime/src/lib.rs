@@ -4,14 +4,20 @@
 //! The library is everything; the `sluice` binary is glue over [`cli`].
 //! One module per concern, each owning its data:
 //!
-//! - [`model`]: runs, tasks, attempts, events and the views folded from them (no I/O)
+//! - [`util`]: sizes and durations both ways, a pool of empty directories
 //! - [`spec`]: the bundle file (`sluice.toml`): parsing and validation
+//! - [`model`]: runs, tasks, attempts, events and the views of a run (data, no I/O)
+//! - [`state`]: a run's state, the one fold of its event log, and the decisions it implies (pure)
 //! - [`sandbox`]: wasmtime, the component cache, limits and host capabilities
 //! - [`cache`]: content-hashed reruns: cache keys, the blob store, trees hashed by content
 //! - [`secrets`]: encrypted scopes, ACLs, grants, redaction and the audit trail
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
-//! - [`scheduler`]: turning a job run into attempts, in order, durably
+//! - [`scheduler`]: the [`scheduler::Runtime`] (`Runtime::open`) and its runs: a coordinator per
+//!   run performing what its state decides, attempts handed to an executor
 //! - [`cli`]: the command line, thin over the rest
+
+// unit tests may print what they measure, or talk to a child process through stdout
+#![cfg_attr(test, allow(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod cache;
 pub mod cli;
@@ -20,5 +26,6 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
 pub mod spec;
+pub mod state;
 pub mod store;
 pub mod util;

@@ -224,7 +224,7 @@ pub fn last_attempt<'v>(run: &'v Value, key: &str) -> &'v Value {
         .unwrap_or_else(|| panic!("task `{key}` has no attempts"))
 }
 
-/// A `sluice` process running in the background, its stdout read line by line.
+/// A `sluice` process running in the background, its progress (stderr) read line by line.
 pub struct Background {
     pub child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
@@ -239,15 +239,15 @@ impl Sluice {
             .arg("--state")
             .arg(self.state())
             .env_remove("SLUICE_STATE")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawning sluice");
-        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -258,7 +258,7 @@ impl Sluice {
 }
 
 impl Background {
-    /// Wait (up to 60 s) for a stdout line containing `needle`.
+    /// Wait (up to 60 s) for a progress line containing `needle`.
     pub fn wait_for(&mut self, needle: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {

@@ -50,7 +50,9 @@ fn runs_are_listed_and_shown_from_the_durable_store() {
     let s = Sluice::new();
     let out = hello(&s, &[]);
     out.assert_exit(0);
-    assert!(out.stdout.contains("✓ extract") && out.stdout.contains("success"), "{}", out.stdout);
+    // progress on stderr, the result on stdout
+    assert!(out.stderr.contains("✓ extract") && out.stderr.contains("success"), "{}", out.stderr);
+    assert!(!out.stdout.contains("✓ extract") && out.stdout.contains("run 1 success"), "{}", out.stdout);
 
     let list = s.run(&["runs", "list", "--json"]);
     list.assert_exit(0);

@@ -159,7 +159,7 @@ fn a_later_run_resumes_what_a_killed_process_left() {
     bg.kill();
     let out = s.run(&["run", dir.to_str().unwrap()]);
     out.assert_exit(0);
-    assert!(out.stdout.contains("resuming run 1"), "{}", out.stdout);
+    assert!(out.stderr.contains("resuming run 1"), "progress goes to stderr: {}", out.stderr);
     assert_eq!(show(&s, 1)["result"], "success");
     assert_eq!(show(&s, 2)["result"], "success");
 }

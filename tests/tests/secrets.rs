@@ -411,6 +411,40 @@ fn an_injected_secret_reaches_the_allowed_host_but_never_the_guest() {
 }
 
 #[test]
+fn a_for_each_iteration_gets_its_templates_injected_secret_like_a_task_does() {
+    let s = Sluice::new();
+    let key = key_hex(10);
+    setup(&s, "dev", &key);
+    let (port, _served, heads) = sluice_tests::http_server_recording("ok");
+    let text = format!(
+        "[bundle]\nname = \"inj\"\n[components]\nnet = \"{{guest:netprobe}}\"\n[jobs.sec]\n\
+         [[jobs.sec.tasks]]\nkey = \"calls\"\n\
+         for_each = {{ inputs = \"[\\\"a\\\"]\", task = {{ component = \"net\", allow_hosts = [\"http://127.0.0.1:{port}\"], \
+         secrets = [{{ name = \"db/pw\", inject = \"header:Authorization\" }}], \
+         params = {{ auth_secret = \"db/pw\", get = \"http://127.0.0.1:{port}/api\" }} }} }}\n"
+    );
+    let dir = s.bundle("inj-each", &text);
+    let out = as_user(&s, "alice", &key, &["run", dir.to_str().unwrap(), "--json"], None);
+    out.assert_exit(0);
+    let run = out.json();
+    let o = output(&run, "calls[0]");
+    assert_eq!(o["get"]["status"], 200, "{o:#}");
+    let saw = o["saw"].as_str().unwrap();
+    assert!(
+        saw.starts_with("sluice-injected-") && !saw.contains(VALUE),
+        "the iteration holds only a placeholder: {saw}"
+    );
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1);
+    assert!(
+        heads[0].to_ascii_lowercase().contains(&format!("authorization: bearer {}", VALUE.to_ascii_lowercase())),
+        "the host put the value into the iteration's request: {}",
+        heads[0]
+    );
+    assert_state_dir_clean(&s);
+}
+
+#[test]
 fn inject_needs_an_allowlist() {
     let s = Sluice::new();
     let dir = s.bundle(

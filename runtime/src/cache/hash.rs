@@ -53,10 +53,7 @@ impl From<blake3::Hash> for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(blake3::Hash::from_bytes(self.0).to_hex().as_str())
     }
 }
 
@@ -71,26 +68,9 @@ impl FromStr for Hash {
 
     /// Exactly 64 hex characters (either case).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || HashParseError { shown: text.chars().take(80).collect() };
-        if text.len() != 64 {
-            return Err(error());
-        }
-        let mut bytes = [0u8; 32];
-        for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
-            let high = hex_digit(pair[0]).ok_or_else(error)?;
-            let low = hex_digit(pair[1]).ok_or_else(error)?;
-            bytes[i] = (high << 4) | low;
-        }
-        Ok(Hash(bytes))
-    }
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+        blake3::Hash::from_hex(text)
+            .map(Hash::from)
+            .map_err(|_| HashParseError { shown: text.chars().take(80).collect() })
     }
 }
 

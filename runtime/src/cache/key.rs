@@ -90,14 +90,10 @@ pub struct KeyParts {
 }
 
 impl KeyParts {
-    /// Parts of the current format and sandbox ABI for `component` (blake3 hex), nothing else.
-    pub fn new(component: impl Into<String>) -> KeyParts {
-        KeyParts {
-            format: KEY_FORMAT_VERSION,
-            component: component.into(),
-            abi: crate::sandbox::SANDBOX_ABI_VERSION,
-            ..KeyParts::default()
-        }
+    /// Parts of the current format for `component` (blake3 hex) run by sandbox ABI
+    /// version `abi`, nothing else.
+    pub fn new(component: impl Into<String>, abi: u32) -> KeyParts {
+        KeyParts { format: KEY_FORMAT_VERSION, component: component.into(), abi, ..KeyParts::default() }
     }
 
     /// The cache key: blake3 of [`KeyParts::canonical`].
@@ -202,22 +198,11 @@ pub fn upstream_digest(output: Option<&str>, values: &[(String, String)], out_tr
 /// behaviour (see the module docs). `fuel: None` is unmetered, `max_out: None` unlimited.
 pub fn limit_parts(memory: u64, fuel: Option<u64>, max_output: u64, max_out: Option<u64>) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("memory".to_string(), size_text(memory)),
+        ("memory".to_string(), crate::util::exact_size(memory)),
         ("fuel".to_string(), fuel.map_or_else(|| "unmetered".to_string(), |f| f.to_string())),
-        ("max_output".to_string(), size_text(max_output)),
-        ("max_out".to_string(), max_out.map_or_else(|| "unlimited".to_string(), size_text)),
+        ("max_output".to_string(), crate::util::exact_size(max_output)),
+        ("max_out".to_string(), max_out.map_or_else(|| "unlimited".to_string(), crate::util::exact_size)),
     ])
-}
-
-/// A size in the largest binary unit that divides it exactly: `64MiB`, `1536KiB`, `100B`.
-/// Exact, so two different sizes never read alike.
-pub fn size_text(bytes: u64) -> String {
-    for (unit, name) in [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes >= unit && bytes.is_multiple_of(unit) {
-            return format!("{}{name}", bytes / unit);
-        }
-    }
-    format!("{bytes}B")
 }
 
 /// The key's `mounts` entry for `mount` whose tree has root `content`.
@@ -229,35 +214,35 @@ pub fn mount_part(mount: &crate::spec::Mount, content: &Hash) -> MountPart {
     MountPart { guest: mount.guest.clone(), mode: mode.to_string(), content: content.to_string() }
 }
 
-/// The capabilities a task's spec grants, as key parts: `world:task` or `world:command`
-/// (the same component behaves differently in the two worlds), `secrets`, `mounts:ro`,
-/// `mounts:rw`, `network`, and for command tasks `stdin` and `stdout:output` (stdout becomes
-/// the result). Sorted. The scheduler may add what it grants beyond the spec (`in` for
-/// upstream files, say).
-pub fn capabilities_of(spec: &crate::spec::TaskSpec) -> Vec<String> {
-    use crate::spec::{MountMode, TaskKind};
+/// The capabilities an execution spec grants, as key parts: `world:task` or
+/// `world:command` (the same component behaves differently in the two worlds), `secrets`,
+/// `mounts:ro`, `mounts:rw`, `network`, and for command tasks `stdin` and `stdout:output`
+/// (stdout becomes the result). Sorted. The scheduler may add what it grants beyond the
+/// spec (`in` for upstream files, say).
+pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spec::CommandSpec>) -> Vec<String> {
+    use crate::spec::MountMode;
     let mut granted = BTreeSet::new();
-    match &spec.kind {
-        TaskKind::Command { stdin, stdout_is_output, .. } => {
+    match command {
+        Some(command) => {
             granted.insert("world:command");
-            if stdin.is_some() {
+            if command.stdin.is_some() {
                 granted.insert("stdin");
             }
-            if *stdout_is_output {
+            if command.stdout_is_output {
                 granted.insert("stdout:output");
             }
         }
-        _ => {
+        None => {
             granted.insert("world:task");
         }
     }
-    if !spec.secrets.is_empty() {
+    if !exec.secrets.is_empty() {
         granted.insert("secrets");
     }
-    for mount in &spec.mounts {
+    for mount in &exec.mounts {
         granted.insert(if mount.mode == MountMode::Rw { "mounts:rw" } else { "mounts:ro" });
     }
-    if !spec.allow_hosts.is_empty() {
+    if !exec.allow_hosts.is_empty() {
         granted.insert("network");
     }
     granted.into_iter().map(str::to_string).collect()

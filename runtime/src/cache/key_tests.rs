@@ -2,13 +2,15 @@
 
 use super::*;
 
+const ABI: u32 = 1;
+
 fn hex(byte: u8) -> String {
     Hash([byte; 32]).to_string()
 }
 
 /// A full set of parts: every field set.
 fn sample() -> KeyParts {
-    let mut parts = KeyParts::new(hex(0x3f));
+    let mut parts = KeyParts::new(hex(0x3f), ABI);
     parts.params = BTreeMap::from([("day".into(), "2026-11-25".into()), ("who".into(), "world".into())]);
     parts.limits = limit_parts(64 << 20, None, 1 << 20, None);
     parts.mounts = vec![MountPart { guest: "/landing".into(), mode: "ro".into(), content: hex(1) }];
@@ -23,10 +25,10 @@ fn sample() -> KeyParts {
 
 #[test]
 fn new_parts_carry_the_versions() {
-    let parts = KeyParts::new("abc");
+    let parts = KeyParts::new("abc", ABI);
     assert_eq!(parts.format, KEY_FORMAT_VERSION);
-    assert_eq!(parts.abi, crate::sandbox::SANDBOX_ABI_VERSION);
-    assert_eq!(parts.key(), KeyParts::new("abc").key());
+    assert_eq!(parts.abi, ABI);
+    assert_eq!(parts.key(), KeyParts::new("abc", ABI).key());
     assert!(parts.canonical().starts_with(KEY_DOMAIN));
 }
 
@@ -34,7 +36,8 @@ fn new_parts_carry_the_versions() {
 fn every_field_changes_the_key() {
     let base = sample();
     let key = base.key();
-    let mutations: Vec<(&str, Box<dyn Fn(&mut KeyParts)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut KeyParts)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         ("format", Box::new(|p: &mut KeyParts| p.format += 1)),
         ("component", Box::new(|p: &mut KeyParts| p.component = hex(0x9c))),
         ("param value", Box::new(|p: &mut KeyParts| *p.params.get_mut("day").unwrap() = "2026-11-26".into())),
@@ -86,61 +89,61 @@ fn bytes_moved_between_adjacent_fields_change_the_key() {
     // (or between the items of one field).
     let pairs: Vec<(KeyParts, KeyParts)> = vec![
         (
-            KeyParts { component: "abc".into(), ..KeyParts::new("") },
+            KeyParts { component: "abc".into(), ..KeyParts::new("", ABI) },
             KeyParts {
                 component: "ab".into(),
                 params: BTreeMap::from([("c".into(), String::new())]),
-                ..KeyParts::new("")
+                ..KeyParts::new("", ABI)
             },
         ),
         (
-            KeyParts { params: BTreeMap::from([("a".into(), "bc".into())]), ..KeyParts::new("x") },
-            KeyParts { params: BTreeMap::from([("ab".into(), "c".into())]), ..KeyParts::new("x") },
+            KeyParts { params: BTreeMap::from([("a".into(), "bc".into())]), ..KeyParts::new("x", ABI) },
+            KeyParts { params: BTreeMap::from([("ab".into(), "c".into())]), ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { params: BTreeMap::from([("m".into(), "1".into())]), ..KeyParts::new("x") },
-            KeyParts { limits: BTreeMap::from([("m".into(), "1".into())]), ..KeyParts::new("x") },
+            KeyParts { params: BTreeMap::from([("m".into(), "1".into())]), ..KeyParts::new("x", ABI) },
+            KeyParts { limits: BTreeMap::from([("m".into(), "1".into())]), ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { inputs: BTreeMap::from([("k".into(), "v".into())]), ..KeyParts::new("x") },
-            KeyParts { env: BTreeMap::from([("k".into(), "v".into())]), ..KeyParts::new("x") },
+            KeyParts { inputs: BTreeMap::from([("k".into(), "v".into())]), ..KeyParts::new("x", ABI) },
+            KeyParts { env: BTreeMap::from([("k".into(), "v".into())]), ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { capabilities: vec!["ab".into()], ..KeyParts::new("x") },
-            KeyParts { capabilities: vec!["a".into(), "b".into()], ..KeyParts::new("x") },
+            KeyParts { capabilities: vec!["ab".into()], ..KeyParts::new("x", ABI) },
+            KeyParts { capabilities: vec!["a".into(), "b".into()], ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { args: vec!["a b".into()], ..KeyParts::new("x") },
-            KeyParts { args: vec!["a".into(), "b".into()], ..KeyParts::new("x") },
+            KeyParts { args: vec!["a b".into()], ..KeyParts::new("x", ABI) },
+            KeyParts { args: vec!["a".into(), "b".into()], ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { args: vec!["ab".into(), String::new()], ..KeyParts::new("x") },
-            KeyParts { args: vec!["a".into(), "b".into()], ..KeyParts::new("x") },
+            KeyParts { args: vec!["ab".into(), String::new()], ..KeyParts::new("x", ABI) },
+            KeyParts { args: vec!["a".into(), "b".into()], ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { args: vec![String::new()], ..KeyParts::new("x") },
-            KeyParts { stdin: Some(String::new()), ..KeyParts::new("x") },
+            KeyParts { args: vec![String::new()], ..KeyParts::new("x", ABI) },
+            KeyParts { stdin: Some(String::new()), ..KeyParts::new("x", ABI) },
         ),
         (
             KeyParts {
                 mounts: vec![MountPart { guest: "/ab".into(), mode: "ro".into(), content: "c".into() }],
-                ..KeyParts::new("x")
+                ..KeyParts::new("x", ABI)
             },
             KeyParts {
                 mounts: vec![MountPart { guest: "/a".into(), mode: "bro".into(), content: "c".into() }],
-                ..KeyParts::new("x")
+                ..KeyParts::new("x", ABI)
             },
         ),
         (
             KeyParts {
                 env: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]),
-                ..KeyParts::new("x")
+                ..KeyParts::new("x", ABI)
             },
-            KeyParts { env: BTreeMap::from([("A".into(), "1B2".into())]), ..KeyParts::new("x") },
+            KeyParts { env: BTreeMap::from([("A".into(), "1B2".into())]), ..KeyParts::new("x", ABI) },
         ),
         (
-            KeyParts { secrets: BTreeMap::from([("s".into(), 1)]), ..KeyParts::new("x") },
-            KeyParts { secrets: BTreeMap::from([("s".into(), 256)]), ..KeyParts::new("x") },
+            KeyParts { secrets: BTreeMap::from([("s".into(), 1)]), ..KeyParts::new("x", ABI) },
+            KeyParts { secrets: BTreeMap::from([("s".into(), 256)]), ..KeyParts::new("x", ABI) },
         ),
     ];
     for (i, (a, b)) in pairs.iter().enumerate() {
@@ -232,7 +235,7 @@ fn explanations_read_as_the_design_says() {
 
 #[test]
 fn long_values_are_shortened_in_explanations() {
-    let old = KeyParts::new("x");
+    let old = KeyParts::new("x", ABI);
     let mut new = old.clone();
     new.params.insert("blob".into(), "z".repeat(500));
     let text = explain(&old, &new)[0].to_string();
@@ -261,11 +264,11 @@ fn nearest_has_fewest_differences_and_ties_go_to_the_latest() {
 
 #[test]
 fn limits_read_exactly() {
-    assert_eq!(size_text(64 << 20), "64MiB");
-    assert_eq!(size_text(1 << 30), "1GiB");
-    assert_eq!(size_text(1536), "1536B");
-    assert_eq!(size_text(3 << 10), "3KiB");
-    assert_eq!(size_text(0), "0B");
+    assert_eq!(crate::util::exact_size(64 << 20), "64MiB");
+    assert_eq!(crate::util::exact_size(1 << 30), "1GiB");
+    assert_eq!(crate::util::exact_size(1536), "1536B");
+    assert_eq!(crate::util::exact_size(3 << 10), "3KiB");
+    assert_eq!(crate::util::exact_size(0), "0B");
     let limits = limit_parts(256 << 20, Some(5), 1 << 20, Some(10 << 20));
     assert_eq!(limits["memory"], "256MiB");
     assert_eq!(limits["fuel"], "5");

@@ -32,13 +32,17 @@
 //! "param day: 2026-11-25 → 2026-11-26", "component changed: 3f2a91c0… → 9c1b22aa…".
 //!
 //! Files: `hash.rs` ([`Hash`]), `blobs.rs` ([`BlobStore`]: `<state>/blobs`), `tree.rs`
-//! (snapshots, manifests, materialising), `statcache.rs` ([`StatCache`]:
+//! (snapshots, manifests, materialising), `merkle.rs` (a tree's root), `integrity.rs`
+//! (copying blob stores, for backups), `statcache.rs` ([`StatCache`]:
 //! `<state>/statcache.json`), `key.rs` (the key). This module must never touch the
 //! scheduler, the sandbox or the event store: they call it; it decides nothing about runs.
 
 pub mod blobs;
+mod dir;
 pub mod hash;
+pub mod integrity;
 pub mod key;
+pub mod merkle;
 pub mod statcache;
 pub mod tree;
 
@@ -47,15 +51,16 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobError, BlobStore, GcReport, TEMP_MAX_AGE};
+pub use dir::{CacheDir, STAGING_DIR};
 pub use hash::{Hash, HashParseError};
 pub use key::{
     Difference, KEY_FORMAT_VERSION, KeyParts, MountPart, Part, capabilities_of, explain, limit_parts, mount_part,
-    nearest, size_text, upstream_digest, upstream_input,
+    nearest, upstream_digest, upstream_input,
 };
 pub use statcache::{FileStat, STAT_CACHE_FILE, StatCache};
 pub use tree::{
-    MaterializeReport, SnapshotStats, Tree, TreeEntry, TreeError, TreeManifest, materialize, snapshot, snapshot_cached,
-    store_tree, tree_root,
+    MaterializeReport, SnapshotStats, Tree, TreeEntry, TreeError, TreeLink, TreeManifest, materialize, merkle_root,
+    snapshot, snapshot_cached, store_tree, tree_root,
 };
 
 /// The blob store's directory under the state directory.
@@ -119,18 +124,18 @@ pub fn referenced_blobs<'a>(entries: impl IntoIterator<Item = &'a CacheEntry>) -
 pub fn reusable(spec: &crate::spec::TaskSpec) -> Result<(), &'static str> {
     use crate::spec::{MountMode, TaskKind};
     match spec.kind {
-        TaskKind::Component { .. } | TaskKind::Command { .. } => {}
+        TaskKind::Component { .. } | TaskKind::Command(_) => {}
         TaskKind::Condition { .. } => return Err("condition tasks are evaluated in place; there is nothing to reuse"),
         TaskKind::ForEach { .. } => return Err("a for_each task is not reused as a whole; each iteration is"),
         TaskKind::RunJob { .. } => return Err("a run_job task is not reused as a whole; the child run's tasks are"),
     }
-    if !spec.cache {
+    if !spec.exec.cache {
         return Err(OPTED_OUT);
     }
-    if !spec.allow_hosts.is_empty() {
+    if !spec.exec.allow_hosts.is_empty() {
         return Err("the task has network access (allow_hosts): its result depends on the world");
     }
-    if spec.mounts.iter().any(|mount| mount.mode == MountMode::Rw) {
+    if spec.exec.mounts.iter().any(|mount| mount.mode == MountMode::Rw) {
         return Err("the task has a read-write mount: reusing it would skip its side effects");
     }
     Ok(())

@@ -87,7 +87,10 @@ fn which_tasks_may_be_reused() {
 #[test]
 fn capabilities_come_from_the_spec() {
     let root = bundle_root();
-    let caps = |key: &str| capabilities_of(&task(root.path(), TASKS, key));
+    let caps = |key: &str| {
+        let t = task(root.path(), TASKS, key);
+        capabilities_of(&t.exec, t.command())
+    };
     assert_eq!(caps("plain"), ["world:task"]);
     assert_eq!(caps("reads"), ["mounts:ro", "secrets", "world:task"]);
     assert_eq!(caps("writes"), ["mounts:ro", "mounts:rw", "world:task"]);
@@ -100,9 +103,9 @@ fn mounts_enter_the_key_by_content_never_by_host_path() {
     let root = bundle_root();
     let spec = task(root.path(), TASKS, "reads");
     let content = Hash::of(b"tree");
-    let part = mount_part(&spec.mounts[0], &content);
+    let part = mount_part(&spec.exec.mounts[0], &content);
     assert_eq!(part, MountPart { guest: "/landing".into(), mode: "ro".into(), content: content.to_string() });
-    let mut parts = KeyParts::new(Hash::of(b"component").to_string());
+    let mut parts = KeyParts::new(Hash::of(b"component").to_string(), 1);
     parts.mounts.push(part);
     let json = serde_json::to_string(&parts).unwrap();
     let host = root.path().to_string_lossy();
@@ -110,7 +113,7 @@ fn mounts_enter_the_key_by_content_never_by_host_path() {
 }
 
 fn entry(out_tree: Option<TreeManifest>) -> CacheEntry {
-    let mut parts = KeyParts::new(Hash::of(b"component").to_string());
+    let mut parts = KeyParts::new(Hash::of(b"component").to_string(), 1);
     parts.params.insert("day".into(), "2026-11-25".into());
     CacheEntry {
         key: parts.key(),

@@ -2,18 +2,23 @@
 //! (a [`TreeManifest`]) and materialising a manifest back into a directory.
 //!
 //! Owns the walk of a host directory and the canonical root hash of a tree. A tree is its
-//! directories and regular files, each named by its path relative to the tree's top with
-//! `/` separators; a file contributes the blake3 of its content. The root is blake3 over
-//! the sorted nodes (see [`tree_root`]), so it depends on relative paths and contents only:
+//! directories, regular files and symbolic links, each named by its path relative to the
+//! tree's top with `/` separators; a file contributes the blake3 of its content, a link the
+//! text of its target. The root is blake3 over the sorted nodes (see [`merkle_root`]), so
+//! it depends on relative paths and contents only:
 //! a directory renamed or copied elsewhere keeps its root, and the host path never enters a
 //! cache key. Empty directories count (a task can list them). Deliberately *not* part of
 //! the root: permissions and the executable bit (WASI shows a guest neither), timestamps,
 //! owners. A task whose result depends on those is outside the cache's contract.
 //!
-//! It must never follow a symbolic link: a symlink anywhere in a tree is an error naming
-//! it (a link could lead out of the mounted directory, and its target could change without
-//! any file of the tree changing). Files are opened with `O_NOFOLLOW` on Unix and checked to
-//! be regular files after opening. Non-UTF-8 names are refused (WASI paths are strings).
+//! It must never follow a symbolic link: a link could lead out of the mounted directory. A
+//! link is hashed as what it says (its target path, read with `readlink`), never as what it
+//! points to: a link to a file inside the tree is covered by that file's own node, and one
+//! that leads outside cannot be followed by a task either (the sandbox's preopens refuse
+//! it), so its text is all the task can observe. A stored tree (a task's `/out`) has no
+//! links: [`store_tree`] refuses one, naming it. Files are opened with `O_NOFOLLOW` on Unix
+//! and checked to be regular files after opening. Non-UTF-8 names and link targets are
+//! refused (WASI paths are strings).
 //! It never writes into a snapshotted directory, and materialised files are read-only.
 
 use std::fs::{self, File};
@@ -26,10 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use super::blobs::{BlobError, BlobStore};
 use super::hash::Hash;
+pub use super::merkle::{merkle_root, tree_root};
 use super::statcache::{FileStat, StatCache};
-
-/// Domain separator of [`tree_root`]; bump the version if the encoding ever changes.
-const TREE_DOMAIN: &[u8] = b"sluice-tree-v1\0";
 
 /// Most threads hashing files of one tree: beyond this the disk, not blake3 (~1 GB/s per
 /// core), is the bottleneck.
@@ -44,12 +47,14 @@ const HASH_BUFFER_BYTES: usize = 256 << 10;
 /// Why a tree could not be snapshotted, stored or materialised.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
-    #[error("{} is a symbolic link; trees never follow links (replace it with the file or directory it points to)", path.display())]
+    #[error("{} is a symbolic link; stored trees (a task's /out) hold only files and directories (write the file itself)", path.display())]
     Symlink { path: PathBuf },
     #[error("{} is not a regular file or directory (a socket, fifo or device); trees hold only files and directories", path.display())]
     Special { path: PathBuf },
     #[error("{} has a name that is not UTF-8; tasks see paths as strings", path.display())]
     NonUtf8 { path: PathBuf },
+    #[error("{} is a symbolic link whose target is not UTF-8; tasks see paths as strings", path.display())]
+    NonUtf8Link { path: PathBuf },
     #[error("{} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
     #[error("{action} {}: {source}", path.display())]
@@ -80,11 +85,23 @@ pub struct TreeEntry {
     pub size: u64,
 }
 
+/// One symbolic link of a tree, as it reads (never followed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeLink {
+    /// Relative, `/`-separated, like [`TreeEntry::path`].
+    pub path: String,
+    /// The link's target path, as written in the link.
+    pub target: String,
+}
+
 /// What a snapshot did; the scheduler reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotStats {
     pub files: u64,
     pub dirs: u64,
+    /// Symbolic links (hashed by their target path).
+    #[serde(default)]
+    pub links: u64,
     /// Bytes of all files.
     pub bytes: u64,
     /// Files read and hashed.
@@ -103,6 +120,8 @@ pub struct Tree {
     pub files: Vec<TreeEntry>,
     /// Every directory below the top, sorted.
     pub dirs: Vec<String>,
+    /// Symbolic links, sorted by path.
+    pub links: Vec<TreeLink>,
     pub stats: SnapshotStats,
 }
 
@@ -136,30 +155,6 @@ impl TreeManifest {
     }
 }
 
-/// The Merkle root of a tree: blake3 over [`TREE_DOMAIN`] and each node in byte order of
-/// its path — `d`, u64-LE path length, path for a directory; `f`, u64-LE path length, path,
-/// 32-byte content hash for a file. Every field has a fixed or prefixed length, so two
-/// different trees never encode alike.
-pub fn tree_root<'a>(
-    files: impl IntoIterator<Item = (&'a str, &'a Hash)>,
-    dirs: impl IntoIterator<Item = &'a str>,
-) -> Hash {
-    let mut nodes: Vec<(&str, Option<&Hash>)> = dirs.into_iter().map(|d| (d, None)).collect();
-    nodes.extend(files.into_iter().map(|(path, hash)| (path, Some(hash))));
-    nodes.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.is_some().cmp(&b.1.is_some())));
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(TREE_DOMAIN);
-    for (path, hash) in nodes {
-        hasher.update(if hash.is_some() { b"f" } else { b"d" });
-        hasher.update(&(path.len() as u64).to_le_bytes());
-        hasher.update(path.as_bytes());
-        if let Some(hash) = hash {
-            hasher.update(hash.as_bytes());
-        }
-    }
-    Hash::from(hasher.finalize())
-}
-
 /// Hashes every file under `dir` (no cache).
 pub fn snapshot(dir: &Path) -> Result<Tree, TreeError> {
     snapshot_inner(dir, None, true)
@@ -182,7 +177,8 @@ fn snapshot_inner(dir: &Path, mut cache: Option<&mut StatCache>, rehash: bool) -
 
     let mut hashes: Vec<Option<(Hash, u64)>> = vec![None; walked.files.len()];
     let mut to_read = Vec::new();
-    let mut stats = SnapshotStats { dirs: walked.dirs.len() as u64, ..SnapshotStats::default() };
+    let mut stats =
+        SnapshotStats { dirs: walked.dirs.len() as u64, links: walked.links.len() as u64, ..SnapshotStats::default() };
     for (i, (_, _, stat)) in walked.files.iter().enumerate() {
         let hit = match (cache.as_deref_mut(), &keys[i]) {
             (Some(cache), Some(key)) if !rehash => cache.lookup(key, stat),
@@ -224,13 +220,21 @@ fn snapshot_inner(dir: &Path, mut cache: Option<&mut StatCache>, rehash: bool) -
         let seen: std::collections::HashSet<&str> = keys.iter().flatten().map(String::as_str).collect();
         cache.forget_missing_under(top, &seen);
     }
-    let root = tree_root(files.iter().map(|f| (f.path.as_str(), &f.hash)), walked.dirs.iter().map(String::as_str));
-    Ok(Tree { root, files, dirs: walked.dirs, stats })
+    let links: Vec<TreeLink> = walked.links.into_iter().map(|(path, _, target)| TreeLink { path, target }).collect();
+    let root = merkle_root(
+        files.iter().map(|f| (f.path.as_str(), &f.hash)),
+        walked.dirs.iter().map(String::as_str),
+        links.iter().map(|l| (l.path.as_str(), l.target.as_str())),
+    );
+    Ok(Tree { root, files, dirs: walked.dirs, links, stats })
 }
 
 /// Stores every file under `dir` as a blob; returns the tree's manifest.
 pub fn store_tree(blobs: &BlobStore, dir: &Path) -> Result<TreeManifest, TreeError> {
     let walked = walk(dir)?;
+    if let Some((_, path, _)) = walked.links.into_iter().next() {
+        return Err(TreeError::Symlink { path });
+    }
     let indices: Vec<usize> = (0..walked.files.len()).collect();
     let stored = parallel_map(
         &indices,
@@ -350,10 +354,12 @@ fn check_relative(path: &str) -> Result<(), TreeError> {
     Ok(())
 }
 
-/// The regular files (relative path, absolute path, lstat) and directories under `root`.
+/// The regular files (relative path, absolute path, lstat), directories and symbolic links
+/// (relative path, absolute path, target) under `root`.
 struct Walked {
     files: Vec<(String, PathBuf, FileStat)>,
     dirs: Vec<String>,
+    links: Vec<(String, PathBuf, String)>,
 }
 
 fn walk(root: &Path) -> Result<Walked, TreeError> {
@@ -364,7 +370,7 @@ fn walk(root: &Path) -> Result<Walked, TreeError> {
     if !meta.is_dir() {
         return Err(TreeError::NotADirectory { path: root.to_path_buf() });
     }
-    let mut walked = Walked { files: Vec::new(), dirs: Vec::new() };
+    let mut walked = Walked { files: Vec::new(), dirs: Vec::new(), links: Vec::new() };
     let mut stack = vec![(String::new(), root.to_path_buf())];
     while let Some((rel, abs)) = stack.pop() {
         for entry in fs::read_dir(&abs).map_err(io_error("listing", &abs))? {
@@ -376,7 +382,11 @@ fn walk(root: &Path) -> Result<Walked, TreeError> {
             let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
             let kind = entry.file_type().map_err(io_error("inspecting", &path))?; // never follows
             if kind.is_symlink() {
-                return Err(TreeError::Symlink { path });
+                let target = fs::read_link(&path).map_err(io_error("reading the link", &path))?;
+                let Some(target) = target.to_str().map(str::to_string) else {
+                    return Err(TreeError::NonUtf8Link { path });
+                };
+                walked.links.push((child, path, target));
             } else if kind.is_dir() {
                 walked.dirs.push(child.clone());
                 stack.push((child, path));
@@ -390,6 +400,7 @@ fn walk(root: &Path) -> Result<Walked, TreeError> {
     }
     walked.files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     walked.dirs.sort_unstable();
+    walked.links.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(walked)
 }
 

@@ -6,6 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::cache::STAT_CACHE_FILE;
+use crate::cache::merkle::TREE_DOMAIN;
+
+/// A change made to a sample tree, named.
+type Change = (&'static str, fn(&Path));
+/// Where a test's link points, given the tree's top.
+type LinkCase<'a> = (&'static str, Box<dyn Fn(&Path) -> std::path::PathBuf + 'a>);
 
 fn write(root: &Path, rel: &str, content: &[u8]) {
     let path = root.join(rel);
@@ -44,7 +50,7 @@ fn snapshot_lists_files_and_dirs_sorted_with_their_hashes() {
     assert_eq!(tree.files[1].size, 4);
     assert_eq!(
         tree.stats,
-        SnapshotStats { files: 4, dirs: 3, bytes: 9 + 7 + 4 + 4, reread: 4, cached: 0, bytes_read: 24 }
+        SnapshotStats { files: 4, dirs: 3, links: 0, bytes: 9 + 7 + 4 + 4, reread: 4, cached: 0, bytes_read: 24 }
     );
     assert_eq!(
         tree.root,
@@ -78,7 +84,7 @@ fn the_root_depends_on_relative_paths_and_contents_only() {
     assert_eq!(snapshot(copy.path()).unwrap().root, root);
 
     // one byte, a file name, an empty directory, a file moved between directories: new roots
-    let changes: [(&str, fn(&Path)); 4] = [
+    let changes: [Change; 4] = [
         ("content", |p| write(p, "a.csv", b"id,n\n1,3\n")),
         ("file name", |p| fs::rename(p.join("d.txt"), p.join("e.txt")).unwrap()),
         ("empty dir", |p| fs::create_dir(p.join("empty2")).unwrap()),
@@ -102,36 +108,80 @@ fn a_file_and_an_empty_directory_of_the_same_name_differ() {
 
 #[cfg(unix)]
 #[test]
-fn symlinks_are_refused_naming_the_link() {
+fn symlinks_are_hashed_by_their_target_never_followed() {
     use std::os::unix::fs::symlink;
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret.txt", b"not yours");
-    let cases: [(&str, Box<dyn Fn(&Path)>); 3] = [
-        ("sub/link-out", Box::new(|root: &Path| symlink(outside.path(), root.join("sub/link-out")).unwrap())),
-        ("sub/link-in", Box::new(|root: &Path| symlink(root.join("a.csv"), root.join("sub/link-in")).unwrap())),
-        ("dangling", Box::new(|root: &Path| symlink(root.join("nowhere"), root.join("dangling")).unwrap())),
-    ];
-    for (name, make) in cases {
+    let plain = {
         let dir = tempfile::tempdir().unwrap();
         sample(dir.path());
-        make(dir.path());
+        snapshot(dir.path()).unwrap().root
+    };
+    let cases: [LinkCase<'_>; 4] = [
+        ("sub/link-out", Box::new(|_| outside.path().join("secret.txt"))),
+        ("sub/link-in", Box::new(|_| "../a.csv".into())),
+        ("dir-link", Box::new(|_| "sub/deeper".into())),
+        ("dangling", Box::new(|root: &Path| root.join("nowhere"))),
+    ];
+    for (name, target) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        let target = target(dir.path());
+        symlink(&target, dir.path().join(name)).unwrap();
+        let tree = snapshot(dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(tree.links, [TreeLink { path: name.into(), target: target.to_str().unwrap().into() }], "{name}");
+        assert_eq!(tree.stats.links, 1);
+        assert_eq!(tree.files.len(), 4, "{name}: a link adds no file, and a linked directory is not walked twice");
+        assert_ne!(tree.root, plain, "{name}: the link is part of the tree");
+        let cached = snapshot_cached(dir.path(), &mut cache(), false).unwrap();
+        assert_eq!(cached.root, tree.root, "{name}");
+
+        // another target is another tree
+        fs::remove_file(dir.path().join(name)).unwrap();
+        symlink("elsewhere", dir.path().join(name)).unwrap();
+        assert_ne!(snapshot(dir.path()).unwrap().root, tree.root, "{name}");
+
+        // a stored tree (`/out`) has no links: refused, naming it
         let state = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(state.path().join("blobs")).unwrap();
-        let errors = [
-            snapshot(dir.path()).unwrap_err(),
-            snapshot_cached(dir.path(), &mut cache(), false).unwrap_err(),
-            store_tree(&blobs, dir.path()).unwrap_err(),
-        ];
-        for error in errors {
-            assert!(matches!(error, TreeError::Symlink { .. }), "{name}: {error}");
-            assert!(error.to_string().contains(name), "{name}: {error}");
-        }
+        let error = store_tree(&blobs, dir.path()).unwrap_err();
+        assert!(matches!(error, TreeError::Symlink { .. }) && error.to_string().contains(name), "{name}: {error}");
     }
-    // the top itself may not be a link either
+    // what a link leads to outside the tree is never read: changing it changes nothing
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    symlink(outside.path().join("secret.txt"), dir.path().join("out")).unwrap();
+    let before = snapshot(dir.path()).unwrap();
+    write(outside.path(), "secret.txt", b"changed");
+    assert_eq!(snapshot(dir.path()).unwrap().root, before.root);
+    assert_eq!(before.stats.bytes, 9 + 7 + 4 + 4, "only the tree's own files were read");
+
+    // the top itself may not be a link
     let dir = tempfile::tempdir().unwrap();
     sample(&dir.path().join("real"));
     symlink(dir.path().join("real"), dir.path().join("alias")).unwrap();
     assert!(matches!(snapshot(&dir.path().join("alias")), Err(TreeError::Symlink { .. })));
+}
+
+#[test]
+fn roots_of_trees_without_links_are_unchanged() {
+    // the root of this tree as computed before links were part of trees (format v1)
+    let hash = Hash::of(b"same");
+    let root = merkle_root([("a", &hash)], ["d"], []);
+    assert_eq!(root, tree_root([("a", &hash)], ["d"]));
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(TREE_DOMAIN);
+    for (kind, path, content) in [(b"f", "a", Some(&hash)), (b"d", "d", None)] {
+        hasher.update(kind);
+        hasher.update(&(path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        if let Some(hash) = content {
+            hasher.update(hash.as_bytes());
+        }
+    }
+    assert_eq!(root, Hash::from(hasher.finalize()));
+    // a link and a file of the same path and "content" never collide
+    assert_ne!(merkle_root([], [], [("a", "b")]), merkle_root([("a", &Hash::of(b"b"))], [], []));
 }
 
 #[cfg(unix)]
@@ -142,6 +192,11 @@ fn non_utf8_names_and_special_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join(OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
     assert!(matches!(snapshot(dir.path()), Err(TreeError::NonUtf8 { .. })));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"to\xff"), dir.path().join("link")).unwrap();
+    let error = snapshot(dir.path()).unwrap_err();
+    assert!(matches!(error, TreeError::NonUtf8Link { .. }) && error.to_string().contains("link"), "{error}");
 
     let dir = tempfile::tempdir().unwrap();
     let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();

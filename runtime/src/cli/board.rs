@@ -1,25 +1,26 @@
-//! The live progress board: scheduler events folded into one line per task (`frame`
-//! draws it).
+//! The live progress board's view of a run: one line per task, read off the run's
+//! [`RunState`] (`frame` draws it).
 //!
-//! Owns what is known of a task as events arrive: state, result, attempts and their
-//! limit, start and end, the first line of its error, for_each iterations, child run.
-//! It is pure: it must never write to the terminal (`progress` does), never touch the
-//! store, and never decide anything about a run — it only mirrors what events said.
-//! It sees only the events of this process: a resumed or repaired run shows the tasks
-//! its new events name.
+//! The board folds events with the same fold `runs show` and the scheduler use, so a line
+//! says exactly what the run's log says: state, result, attempts and their limit, start
+//! and end, the first line of its error, for_each iterations, child run. A run this
+//! process continues (resume, repair, cancel) is shown its history first, so its board is
+//! complete. It must never write to the terminal (`progress` does), never touch the store,
+//! and never decide anything about a run. Beside the state it keeps only presentation:
+//! notes ("resumed", "repair 1", "stopping: …") for what happened while it watched.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::style::{clean, first_line, short_duration};
-use crate::model::{Event, Millis, RunId, RunResult, TaskResult, TaskState};
-use crate::spec::{RetryPolicy, TaskKind};
-use crate::util::human_duration;
+use super::style::{clean, first_line};
+use crate::model::{Event, Millis, RunId, RunResult, TaskResult, TaskState, TaskView};
+use crate::spec::RetryPolicy;
+use crate::state::{RunState, TaskId};
+use crate::util::{human_duration, stopwatch};
 
 /// How many attempts a task may make, as far as the run's plan says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum MaxAttempts {
-    /// The plan is not known (a run resumed by this process).
+    /// The plan is not known (a run recorded without one).
     Unknown,
     Upto(u32),
     Unlimited,
@@ -43,20 +44,19 @@ impl MaxAttempts {
     }
 }
 
-/// One task (or for_each iteration) as the events so far describe it.
+/// One task (or for_each iteration) as the board shows it.
 #[derive(Debug, Clone)]
 pub(super) struct TaskLine {
     pub key: String,
-    /// The for_each task this is an iteration of.
-    pub parent: Option<String>,
     pub state: TaskState,
     pub result: Option<TaskResult>,
-    /// Attempts started.
+    /// Attempts started (numbering goes on across repairs).
     pub attempts: u32,
     pub max: MaxAttempts,
+    /// When the task's current life (since its last repair) first started, and ended.
     pub first_start: Option<Millis>,
     pub end: Option<Millis>,
-    /// The sandbox's own measure of the last attempt, when the task made exactly one.
+    /// The sandbox's own measure of the last attempt.
     pub sandbox_us: u64,
     /// First line of the last error, or why the task was skipped.
     pub detail: Option<String>,
@@ -66,22 +66,25 @@ pub(super) struct TaskLine {
 }
 
 impl TaskLine {
-    fn new(key: String, parent: Option<String>, blocked: bool, max: MaxAttempts) -> TaskLine {
-        let state = if blocked { TaskState::Blocked } else { TaskState::Pending };
+    fn of(state: &RunState, id: TaskId) -> TaskLine {
+        let t: &TaskView = state.task(id);
+        let life = state.current_attempts(id);
+        let done = t.state == TaskState::Terminated;
+        let last_ended = life.iter().rev().find(|a| a.finished_at.is_some());
+        let error = last_ended.and_then(|a| a.error.as_deref());
         TaskLine {
-            key,
-            parent,
-            state,
-            result: None,
-            attempts: 0,
-            max,
-            first_start: None,
-            end: None,
-            sandbox_us: 0,
-            detail: None,
-            retry_at: None,
-            child: None,
-            outcome: None,
+            key: t.key.clone(),
+            state: t.state,
+            result: t.result,
+            attempts: t.attempts.last().map_or(0, |a| a.attempt + 1),
+            max: state.spec(id).map_or(MaxAttempts::Unknown, |s| MaxAttempts::of(s.retries.as_ref())),
+            first_start: life.first().map(|a| a.started_at),
+            end: if done { life.last().and_then(|a| a.finished_at) } else { None },
+            sandbox_us: life.last().map_or(0, |a| a.elapsed_us),
+            detail: t.skipped_reason.as_deref().or(error).map(|e| clean(first_line(e)).into_owned()),
+            retry_at: t.retry_not_before,
+            child: t.child_run,
+            outcome: t.outcome,
         }
     }
 
@@ -96,189 +99,102 @@ impl TaskLine {
             return Some(human_duration(Duration::from_micros(self.sandbox_us)));
         }
         let end = if self.done() { self.end.unwrap_or(start) } else { now };
-        Some(short_duration(Duration::from_millis(end.saturating_sub(start))))
+        Some(stopwatch(Duration::from_millis(end.saturating_sub(start))))
     }
 }
 
-/// One run as seen by this process.
+/// One run as this process watches it.
 #[derive(Debug, Clone)]
 pub(super) struct RunBoard {
     pub run: RunId,
-    pub job: Option<String>,
-    /// The run and `run_job` task that started this run.
-    pub parent: Option<(RunId, String)>,
-    pub since: Option<Millis>,
-    pub finished: Option<(RunResult, Millis)>,
-    /// "resumed", "repair 1", "stopping: …", in the order they happened.
+    /// `None` until the run's first event (or history) arrives.
+    state: Option<RunState>,
+    /// "resumed", "repair 1", "stopping: …", in the order they happened here.
     pub notes: Vec<String>,
-    pub lines: Vec<TaskLine>,
-    /// Whether `RunCreated` was seen: the task list is complete.
-    pub complete: bool,
-    /// The longest top-level key.
-    key_width: usize,
-    /// for_each tasks whose iterations were planned in events seen here (their count is known).
-    planned: HashSet<String>,
-    index: HashMap<String, usize>,
-    /// Attempt limits of each for_each task's iterations.
-    iteration_max: HashMap<String, MaxAttempts>,
 }
 
 impl RunBoard {
     pub fn new(run: RunId) -> RunBoard {
-        RunBoard {
-            run,
-            job: None,
-            parent: None,
-            since: None,
-            finished: None,
-            notes: Vec::new(),
-            lines: Vec::new(),
-            complete: false,
-            key_width: 0,
-            planned: HashSet::new(),
-            index: HashMap::new(),
-            iteration_max: HashMap::new(),
-        }
+        RunBoard { run, state: None, notes: Vec::new() }
     }
 
-    pub fn line(&self, key: &str) -> Option<&TaskLine> {
-        self.index.get(key).map(|&i| &self.lines[i])
-    }
-
-    /// Top-level tasks, in plan (topological) order.
-    pub fn top(&self) -> impl Iterator<Item = &TaskLine> {
-        self.lines.iter().filter(|l| l.parent.is_none())
-    }
-
-    /// (done, total, not successful) of a for_each task's iterations; the total is `None`
-    /// when the iterations were planned before this process saw the run.
-    pub fn iterations(&self, key: &str) -> (usize, Option<usize>, usize) {
-        let its = self.lines.iter().filter(|l| l.parent.as_deref() == Some(key));
-        let (d, t, f) = its.fold((0, 0, 0), |(d, t, f), l| {
-            (d + l.done() as usize, t + 1, f + (l.done() && l.result != Some(TaskResult::Success)) as usize)
-        });
-        (d, (self.planned.contains(key) || t == 0).then_some(t), f)
-    }
-
-    /// The longest top-level key (what the plain format pads to).
-    pub fn key_width(&self) -> usize {
-        self.key_width
-    }
-
-    pub fn max_attempts(&self, key: &str) -> MaxAttempts {
-        self.line(key).map_or(MaxAttempts::Unknown, |l| l.max)
+    /// The run's log so far, folded without notes: nothing in it is new.
+    pub fn attach(&mut self, history: &[Event]) {
+        self.state = RunState::from_events(history).ok();
     }
 
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::RunCreated { job, tasks, at, plan, .. } => {
-                self.job = Some(job.clone());
-                self.since = Some(*at);
-                self.complete = true;
-                self.parent = plan.as_ref().and_then(|p| p.parent.clone());
-                for t in tasks {
-                    let spec = plan.as_ref().and_then(|p| p.job.task(&t.key));
-                    let max = spec.map_or(MaxAttempts::Unknown, |s| MaxAttempts::of(s.retries.as_ref()));
-                    if let Some(TaskKind::ForEach { template, .. }) = spec.map(|s| &s.kind) {
-                        self.iteration_max.insert(t.key.clone(), MaxAttempts::of(template.retries.as_ref()));
-                    }
-                    self.push(TaskLine::new(t.key.clone(), None, !t.depends_on.is_empty(), max));
+            Event::RunCreated { .. } => self.state = RunState::from_events(std::slice::from_ref(event)).ok(),
+            other => {
+                if let Some(state) = &mut self.state
+                    && state.apply(other).is_err()
+                {
+                    self.state = None;
                 }
             }
-            Event::TaskQueued { task, .. } => self.task(task).state = TaskState::Queued,
-            Event::AttemptStarted { task, attempt, at } => {
-                let l = self.task(task);
-                l.state = TaskState::Running;
-                l.result = None;
-                l.retry_at = None;
-                l.attempts = l.attempts.max(attempt + 1);
-                l.first_start.get_or_insert(*at);
-                l.end = None;
-            }
-            Event::AttemptFinished { task, at, result, error, elapsed_us, outcome, .. } => {
-                let l = self.task(task);
-                l.state = TaskState::Terminated;
-                l.result = Some(*result);
-                l.end = Some(*at);
-                l.sandbox_us = *elapsed_us;
-                l.detail = error.as_deref().map(|e| clean(first_line(e)).into_owned());
-                l.outcome = *outcome;
-            }
-            Event::RetryScheduled { task, not_before, .. } => {
-                let l = self.task(task);
-                l.state = TaskState::WaitingForRetry;
-                l.result = None;
-                l.retry_at = Some(*not_before);
-            }
-            Event::TaskSkipped { task, result, reason, at } => {
-                let l = self.task(task);
-                l.state = TaskState::Terminated;
-                l.result = Some(*result);
-                l.detail = Some(clean(first_line(reason)).into_owned());
-                l.end = Some(*at);
-            }
-            Event::IterationsPlanned { task, inputs, .. } => {
-                self.task(task).state = TaskState::Running;
-                self.planned.insert(task.clone());
-                let max = self.iteration_max.get(task).copied().unwrap_or(MaxAttempts::Unknown);
-                for i in 0..inputs.len() {
-                    let key = crate::model::iteration_key(task, i);
-                    if !self.index.contains_key(&key) {
-                        self.push(TaskLine::new(key, Some(task.clone()), false, max));
-                    }
-                }
-            }
-            Event::ChildRunStarted { task, child, .. } => {
-                let l = self.task(task);
-                l.state = TaskState::Running;
-                l.child = Some(*child);
-            }
+        }
+        match event {
             Event::CancelRequested { reason, .. } => {
                 self.notes.push(format!("stopping: {}", clean(first_line(reason))))
             }
-            Event::RunResumed { at } => {
-                self.since.get_or_insert(*at);
-                self.notes.push("resumed".into());
-            }
-            Event::RepairStarted { repair, tasks, at, .. } => {
-                self.since = Some(*at);
-                self.finished = None;
-                self.notes.push(format!("repair {repair}"));
-                self.lines.retain(|l| l.parent.as_ref().is_none_or(|p| !tasks.contains(p)));
-                self.index = self.lines.iter().enumerate().map(|(i, l)| (l.key.clone(), i)).collect();
-                for key in tasks {
-                    let l = self.task(key);
-                    *l = TaskLine { attempts: l.attempts, ..TaskLine::new(l.key.clone(), None, false, l.max) };
-                }
-            }
-            Event::RunFinished { result, at } => self.finished = Some((*result, *at)),
+            Event::RunResumed { .. } => self.notes.push("resumed".into()),
+            Event::RepairStarted { repair, .. } => self.notes.push(format!("repair {repair}")),
+            _ => {}
         }
     }
 
-    fn push(&mut self, line: TaskLine) {
-        if line.parent.is_none() {
-            self.key_width = self.key_width.max(line.key.chars().count());
-        }
-        self.index.insert(line.key.clone(), self.lines.len());
-        self.lines.push(line);
+    pub fn job(&self) -> Option<&str> {
+        self.state.as_ref().map(|s| s.view().job.as_str())
     }
 
-    /// The line of `key`, created on first mention (runs this process did not create).
-    fn task(&mut self, key: &str) -> &mut TaskLine {
-        if !self.index.contains_key(key) {
-            let parent = key
-                .strip_suffix(']')
-                .and_then(|k| k.rsplit_once('['))
-                .filter(|(_, i)| i.parse::<usize>().is_ok())
-                .map(|(p, _)| p.to_string());
-            if let Some(p) = &parent {
-                self.task(p);
-            }
-            let max = parent.as_ref().and_then(|p| self.iteration_max.get(p)).copied().unwrap_or(MaxAttempts::Unknown);
-            self.push(TaskLine::new(key.to_string(), parent, false, max));
-        }
-        let i = self.index[key];
-        &mut self.lines[i]
+    /// The run and `run_job` task that started this run.
+    pub fn parent(&self) -> Option<&(RunId, String)> {
+        self.state.as_ref()?.plan()?.parent.as_ref()
+    }
+
+    /// When the board's clock starts: the run's creation, or its latest repair.
+    pub fn since(&self) -> Option<Millis> {
+        let view = self.state.as_ref()?.view();
+        Some(view.repairs.last().map_or(view.created_at, |r| r.at))
+    }
+
+    pub fn finished(&self) -> Option<(RunResult, Millis)> {
+        let view = self.state.as_ref()?.view();
+        Some((view.result?, view.finished_at?))
+    }
+
+    pub fn line(&self, key: &str) -> Option<TaskLine> {
+        let state = self.state.as_ref()?;
+        Some(TaskLine::of(state, state.id_of(key)?))
+    }
+
+    /// Top-level tasks, in plan (topological) order.
+    pub fn top(&self) -> Vec<TaskLine> {
+        let Some(state) = &self.state else { return Vec::new() };
+        let top = (0..state.view().tasks.len()).filter(|&id| state.parent(id).is_none());
+        top.map(|id| TaskLine::of(state, id)).collect()
+    }
+
+    /// (done, total, not successful) of a for_each task's iterations.
+    pub fn iterations(&self, key: &str) -> (usize, usize, usize) {
+        let Some(state) = &self.state else { return (0, 0, 0) };
+        let its = state.view().tasks.iter().filter(|t| t.parent.as_deref() == Some(key));
+        its.fold((0, 0, 0), |(d, t, f), l| {
+            let done = l.state == TaskState::Terminated;
+            (d + done as usize, t + 1, f + (done && l.result != Some(TaskResult::Success)) as usize)
+        })
+    }
+
+    /// The longest top-level key (what the plain format pads to).
+    pub fn key_width(&self) -> usize {
+        let Some(state) = &self.state else { return 0 };
+        let top = state.view().tasks.iter().filter(|t| t.parent.is_none());
+        top.map(|t| t.key.chars().count()).max().unwrap_or(0)
+    }
+
+    pub fn max_attempts(&self, key: &str) -> MaxAttempts {
+        self.line(key).map_or(MaxAttempts::Unknown, |l| l.max)
     }
 }
 
@@ -363,19 +279,26 @@ mod tests {
             Event::AttemptStarted { task: "each[1]".into(), attempt: 0, at: 1 },
             finished("each[1]", 0, 5, TaskResult::Failed, Some("boom")),
         ]);
-        assert_eq!(b.iterations("each"), (2, Some(5), 1));
-        assert_eq!(b.top().count(), 1, "iterations are not top-level lines");
+        assert_eq!(b.iterations("each"), (2, 5, 1));
+        assert_eq!(b.top().len(), 1, "iterations are not top-level lines");
     }
 
     #[test]
-    fn a_resumed_run_shows_what_its_new_events_name() {
-        let b = board(&[
-            Event::RunResumed { at: 0 },
-            Event::AttemptStarted { task: "each[3]".into(), attempt: 1, at: 0 },
-            finished("each[3]", 1, 10, TaskResult::Success, None),
-        ]);
-        assert!(!b.complete);
-        assert_eq!(b.iterations("each"), (1, None, 0), "the total is unknown");
-        assert_eq!(b.top().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["each"], "the iteration's parent gets a line");
+    fn a_continued_run_shows_its_whole_history_and_notes_only_what_happens_now() {
+        let history = [
+            created(&[("each", &[]), ("after", &["each"])]),
+            Event::AttemptStarted { task: "each".into(), attempt: 0, at: 0 },
+            Event::IterationsPlanned { task: "each".into(), inputs: vec!["x".into(); 4], at: 1 },
+            Event::AttemptStarted { task: "each[3]".into(), attempt: 0, at: 1 },
+        ];
+        let mut b = RunBoard::new(1);
+        b.attach(&history);
+        b.apply(&Event::RunResumed { at: 50 });
+        b.apply(&finished("each[3]", 0, 60, TaskResult::Success, None));
+        assert_eq!(b.notes, ["resumed"]);
+        assert_eq!(b.iterations("each"), (1, 4, 0), "the total is known from the history");
+        let keys: Vec<String> = b.top().into_iter().map(|l| l.key).collect();
+        assert_eq!(keys, ["each", "after"], "every task of the plan has its line");
+        assert_eq!(b.since(), Some(0));
     }
 }

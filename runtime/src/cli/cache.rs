@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::run::{observer, tokio_runtime};
-use super::{EXIT_RUN_FAILED, state};
+use super::open::tokio_runtime;
+use super::{EXIT_RUN_FAILED, open};
 use crate::model::RunId;
+use crate::scheduler::RuntimeOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
@@ -49,9 +50,7 @@ pub struct VerifyArgs {
 }
 
 pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<ExitCode> {
-    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
-    state::open_existing(&dir).map(drop)?;
-    let rt = state::runtime(&dir, observer(true, 8))?;
+    let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
     match cmd {
         CacheCommand::Explain(args) => {
             let e = rt.explain(args.run_id, &args.task)?;
@@ -108,7 +107,7 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
                     "say what to forget: --keep N and/or --older-than DURATION (unreferenced blobs are always removed)"
                 );
             }
-            let before = args.older_than.map(|d| rt.clock.now_millis().saturating_sub(d.as_millis() as u64));
+            let before = args.older_than.map(|d| rt.clock().now_millis().saturating_sub(d.as_millis() as u64));
             let g = rt.gc(args.keep, before)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&g)?);
@@ -128,9 +127,7 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
 }
 
 pub fn verify(state_arg: Option<PathBuf>, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
-    state::open_existing(&dir).map(drop)?;
-    let rt = state::runtime(&dir, observer(true, 8))?;
+    let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
     let results = tokio_runtime()?.block_on(rt.verify(args.run_id, args.task.as_deref()))?;
     let all_same = results.iter().all(|v| v.verdict != "different");
     if args.json {

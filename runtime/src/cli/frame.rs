@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::board::{MaxAttempts, RunBoard, TaskLine};
-use super::style::{Paint, Tone, ellipsize, short_duration, state_word, tally, task_glyph};
+use super::style::{Paint, Tone, ellipsize, state_word, tally, task_glyph};
 use crate::model::{Millis, RunId, TaskResult, TaskState};
+use crate::util::stopwatch;
 
 /// Keys longer than this are cut in the live view.
 const MAX_KEY_WIDTH: usize = 32;
@@ -25,31 +26,29 @@ pub(super) fn frame(
     paint: Paint,
 ) -> Vec<String> {
     let cols = cols.max(20) - 1;
-    let top: Vec<&TaskLine> = root.top().collect();
+    let top = root.top();
     let done = top.iter().filter(|l| l.done()).count();
     let mut header = format!("run {}", root.run);
-    if let Some(job) = &root.job {
+    if let Some(job) = root.job() {
         header.push_str(&format!(" · job {job}"));
     }
     for n in &root.notes {
         header.push_str(&format!(" · {n}"));
     }
-    let took = |end: Millis| {
-        root.since.map(|s| short_duration(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default()
-    };
-    let status = match root.finished {
+    let took =
+        |end: Millis| root.since().map(|s| stopwatch(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default();
+    let status = match root.finished() {
         Some((r, at)) => format!(" · {} in {}", r.as_str(), took(at)),
-        None if root.complete => format!(" · {done}/{} done · {}", top.len(), took(now)),
-        None => format!(" · {done} done · {}", took(now)),
+        None => format!(" · {done}/{} done · {}", top.len(), took(now)),
     };
-    let tone = match root.finished {
+    let tone = match root.finished() {
         Some((r, _)) if r.is_success() => Tone::Good,
         Some(_) => Tone::Bad,
         None => Tone::Bold,
     };
     let mut out = vec![paint.paint(tone, &fit(&format!("{header}{status}"), cols))];
     let (shown, hidden) = select(&top, rows.saturating_sub(1));
-    let cells: Vec<Cells> = shown.iter().map(|&i| cells(top[i], root, runs, now)).collect();
+    let cells: Vec<Cells> = shown.iter().map(|&i| cells(&top[i], root, runs, now)).collect();
     let kw = cells.iter().map(|c| c.key.chars().count()).max().unwrap_or(0);
     let sw = cells.iter().map(|c| c.state.len()).max().unwrap_or(0);
     let aw = cells.iter().map(|c| c.attempt.chars().count()).max().unwrap_or(0);
@@ -94,18 +93,18 @@ fn cells(l: &TaskLine, root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: M
         if retries && l.attempts > 0 { format!("attempt {}", l.max.fraction(l.attempts)) } else { String::new() };
     let mut detail = Vec::new();
     let (its_done, its, its_bad) = root.iterations(&l.key);
-    let has_its = its != Some(0);
+    let has_its = its != 0;
     if has_its {
         let bad = if its_bad > 0 { format!(", {its_bad} not successful") } else { String::new() };
-        let of = its.map(|n| format!("/{n}")).unwrap_or_default();
-        detail.push(format!("{its_done}{of} iterations done{bad}"));
+        detail.push(format!("{its_done}/{its} iterations done{bad}"));
     }
     if let Some(child) = l.child {
         detail.push(match runs.get(&child) {
-            Some(b) => match b.finished {
+            Some(b) => match b.finished() {
                 Some((r, _)) => format!("run {child} {}", r.as_str()),
                 None => {
-                    format!("run {child} · {}/{} tasks done", b.top().filter(|t| t.done()).count(), b.top().count())
+                    let top = b.top();
+                    format!("run {child} · {}/{} tasks done", top.iter().filter(|t| t.done()).count(), top.len())
                 }
             },
             None => format!("run {child}"),
@@ -115,7 +114,7 @@ fn cells(l: &TaskLine, root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: M
         detail.push(format!("outcome {o}"));
     }
     if let (TaskState::WaitingForRetry, Some(at)) = (l.state, l.retry_at) {
-        detail.push(format!("retry in {}", short_duration(Duration::from_millis(at.saturating_sub(now)))));
+        detail.push(format!("retry in {}", stopwatch(Duration::from_millis(at.saturating_sub(now)))));
     }
     if let Some(d) = &l.detail
         && l.result != Some(TaskResult::Success)
@@ -150,7 +149,7 @@ fn colorize(plain: &str, prefix: &str, c: &Cells, paint: Paint) -> String {
 /// Which of `tasks` get a line of their own when only `budget` lines are free, and the
 /// summary line standing for the others. In flight and failed tasks are kept first, then
 /// waiting ones, then successful ones; the kept ones stay in plan order.
-pub(super) fn select(tasks: &[&TaskLine], budget: usize) -> (Vec<usize>, Option<String>) {
+pub(super) fn select(tasks: &[TaskLine], budget: usize) -> (Vec<usize>, Option<String>) {
     if tasks.len() <= budget {
         return ((0..tasks.len()).collect(), None);
     }
@@ -162,7 +161,7 @@ pub(super) fn select(tasks: &[&TaskLine], budget: usize) -> (Vec<usize>, Option<
         _ => 2,
     };
     let mut order: Vec<usize> = (0..tasks.len()).collect();
-    order.sort_by_key(|&i| (rank(tasks[i]), i));
+    order.sort_by_key(|&i| (rank(&tasks[i]), i));
     let mut shown = order[..keep].to_vec();
     shown.sort_unstable();
     let hidden = &order[keep..];
@@ -251,10 +250,15 @@ mod tests {
             finished("each[1]", 0, 5, TaskResult::Failed, Some("boom")),
         ]);
         assert!(render(&b, 10)[1].ends_with("1/5 iterations done, 1 not successful"), "{:?}", render(&b, 10));
-        let b =
-            board(&[Event::RunResumed { at: 0 }, Event::AttemptStarted { task: "each[3]".into(), attempt: 1, at: 0 }]);
-        let lines = render(&b, 10);
-        assert_eq!(lines[0], "run 1 · resumed · 0 done · 2.0 s");
-        assert!(lines[1].ends_with("0 iterations done"), "no total for iterations planned before: {lines:?}");
+        let mut resumed = super::super::board::RunBoard::new(1);
+        resumed.attach(&[
+            created(&[("each", &[])]),
+            Event::AttemptStarted { task: "each".into(), attempt: 0, at: 0 },
+            Event::IterationsPlanned { task: "each".into(), inputs: vec!["x".into(); 4], at: 1 },
+        ]);
+        resumed.apply(&Event::RunResumed { at: 0 });
+        let lines = render(&resumed, 10);
+        assert_eq!(lines[0], "run 1 · job j · resumed · 0/1 done · 2.0 s");
+        assert!(lines[1].ends_with("0/4 iterations done"), "the history says how many: {lines:?}");
     }
 }

@@ -4,17 +4,21 @@
 //! choice of state directory and of exit codes (0 success, 1 the run did not
 //! succeed, 2 bad input or an error). It must never hold logic a library user
 //! would need: that belongs in the scheduler, store, spec or sandbox.
+//! The only module that prints: results and `--json` on stdout, progress, the live
+//! board and errors on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod board;
 mod cache;
 mod dag;
 mod frame;
+mod open;
 mod print;
 mod progress;
 mod run;
 mod runs;
 mod secrets;
-mod state;
+mod store;
 mod style;
 
 use std::path::PathBuf;
@@ -58,6 +62,9 @@ pub enum Command {
     Cache(cache::CacheCommand),
     /// Re-execute a run's tasks in a scratch area and check their outputs are byte-identical.
     Verify(cache::VerifyArgs),
+    /// Check the store for damage; back it up or restore a backup.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -85,6 +92,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => secrets::audit(cli.state, args),
         Command::Cache(cmd) => cache::cache(cli.state, cmd),
         Command::Verify(args) => cache::verify(cli.state, args),
+        Command::Store(cmd) => store::store(cli.state, cmd),
     }
 }
 

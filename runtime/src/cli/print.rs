@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-pub use super::progress::Progress;
-
 use super::dag::{layers, pick_iterations, upstream_list};
-use super::style::{Paint, Tone, clean, ellipsize, first_line, plural, result_tone, state_word, tally, task_glyph};
+use super::style::{
+    Paint, Stream, Tone, clean, ellipsize, first_line, plural, result_tone, state_word, tally, task_glyph,
+};
 use crate::model::{AttemptView, Millis, RunResult, RunSummary, RunView, TaskResult, TaskState, TaskView};
 use crate::util::human_duration;
 
@@ -19,6 +19,11 @@ use crate::util::human_duration;
 const SHOW_LOG_LINES: usize = 40;
 /// Upstream tasks named in a row of the task table (the rest are counted).
 const UPSTREAM_SHOWN: usize = 6;
+
+/// `run 7 success`: how a run ended, in one line.
+pub fn run_line(view: &RunView) -> String {
+    format!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"))
+}
 
 /// The closing lines of `sluice run`.
 pub fn run_footer(view: &RunView, state: &Path) {
@@ -50,7 +55,7 @@ pub fn run_list(runs: &[RunSummary]) {
 /// `sluice runs show RUN`.
 pub fn run_details(v: &RunView) {
     let mut out = String::new();
-    details(&mut out, v, Paint::for_stdout());
+    details(&mut out, v, Paint::for_stream(Stream::Stdout));
     print!("{out}");
 }
 
@@ -344,7 +349,7 @@ mod tests {
             at: 14,
         });
         events.push(Event::RunFinished { result: RunResult::Failed, at: 15 });
-        RunView::from_events(&events).unwrap()
+        crate::state::RunState::from_events(&events).unwrap().into_view()
     }
 
     #[test]

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::board::RunBoard;
 use super::frame::frame;
-use super::style::{self, Paint, clean, first_line, mark, plural, short_duration};
+use super::style::{self, Paint, clean, first_line, mark, plural};
 use crate::model::{Event, Millis, RunId};
 use crate::scheduler::Observer;
-use crate::util::human_duration;
+use crate::util::{human_duration, stopwatch};
 
 /// The fastest the live board redraws.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
@@ -54,7 +54,7 @@ struct State {
 impl Progress {
     /// `width`: the longest task key of the job (keys are padded to it in plain lines).
     pub fn new(width: usize) -> Self {
-        let live = style::stdout_is_terminal();
+        let live = style::is_terminal(style::Stream::Stderr);
         let paint = if live && !style::no_color() { Paint { color: true } } else { Paint::PLAIN };
         Progress::with_mode(width, live, paint)
     }
@@ -97,6 +97,10 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn attached(&self, run: RunId, history: &[Event]) {
+        self.lock().runs.entry(run).or_insert_with(|| RunBoard::new(run)).attach(history);
+    }
+
     fn event(&self, run: RunId, event: &Event) {
         let start_ticker = {
             let mut st = self.lock();
@@ -153,8 +157,8 @@ impl State {
     /// process follows started it (child runs resumed by their parent carry no
     /// `RunCreated` here).
     fn is_child(&self, run: RunId) -> bool {
-        self.runs.get(&run).is_some_and(|b| b.parent.is_some())
-            || self.runs.values().any(|b| b.lines.iter().any(|l| l.child == Some(run)))
+        self.runs.get(&run).is_some_and(|b| b.parent().is_some())
+            || self.runs.values().any(|b| b.top().iter().any(|l| l.child == Some(run)))
     }
 
     fn tick(&mut self) {
@@ -164,7 +168,7 @@ impl State {
         let running = self
             .root
             .and_then(|r| self.runs.get(&r))
-            .is_some_and(|b| b.top().any(|l| !l.done() && l.first_start.is_some()));
+            .is_some_and(|b| b.top().iter().any(|l| !l.done() && l.first_start.is_some()));
         let stale = self.last_draw.is_none_or(|t| t.elapsed() >= TICK_EVERY);
         if self.dirty || (running && stale) {
             self.draw();
@@ -188,7 +192,7 @@ impl State {
             buf.push('\n');
         }
         buf.push_str("\x1b[J");
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::stderr().lock();
         let _ = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
         self.drawn = lines.len();
         self.dirty = false;
@@ -205,7 +209,7 @@ impl State {
 
     fn plain_event(&mut self, run: RunId, event: &Event) {
         if let Some(line) = self.runs.get(&run).and_then(|b| plain_line(b, self.width, event)) {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
         if let Event::RunFinished { .. } = event {
             self.runs.remove(&run);
@@ -219,8 +223,7 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
     let (run, w) = (board.run, width.max(board.key_width()));
     Some(match event {
         Event::RunCreated { job, tasks, .. } => {
-            let from =
-                board.parent.as_ref().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
+            let from = board.parent().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
             format!("run {run} · job {job} · {} task{}{from}", tasks.len(), plural(tasks.len()))
         }
         Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
@@ -244,7 +247,7 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
             format!("  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str())
         }
         Event::RetryScheduled { task, next_attempt, not_before, at } => {
-            let wait = short_duration(Duration::from_millis(not_before.saturating_sub(*at)));
+            let wait = stopwatch(Duration::from_millis(not_before.saturating_sub(*at)));
             let failed = board.max_attempts(task).fraction(*next_attempt);
             format!("  ↻ {task:<w$}  attempt {failed} failed, retrying in {wait}")
         }
@@ -329,7 +332,7 @@ mod tests {
         assert_eq!(failed, "  ✗ fib      failed       123 µs  trap: boom");
         let retry = Event::RetryScheduled { task: "fib".into(), next_attempt: 1, not_before: 1_250, at: 50 };
         assert_eq!(plain_line(&b, 4, &retry).unwrap(), "  ↻ fib      attempt 1 failed, retrying in 1.2 s");
-        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), at: 2 };
+        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2 };
         assert_eq!(plain_line(&b, 4, &cancel).unwrap(), "  ○ run 7: cancel requested (Ctrl-C)");
         assert!(plain_line(&b, 4, &Event::TaskQueued { task: "fib".into(), at: 0 }).is_none());
     }

@@ -3,15 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_RUN_FAILED, parse_param, print, state};
+use super::open::{self, tokio_runtime};
+use super::{EXIT_RUN_FAILED, parse_param, print};
 use crate::model::RunView;
 use crate::sandbox::Limits;
-use crate::scheduler::{CommandInputs, JobRequest, Observer, Quiet, Runtime, SingleTask};
+use crate::scheduler::{JobRequest, RunOptions, Runtime, RuntimeOptions, SingleTask};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -90,36 +89,40 @@ pub struct TaskRunArgs {
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let bundle = spec::load(&args.bundle)?;
     let job = bundle.job(args.job.as_deref())?;
-    let dir = state::state_dir(state_arg, &bundle.root);
+    let dir = open::state_dir(state_arg, &bundle.root);
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
-    let mut rt = state::runtime(&dir, observer(args.json, job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4)))?;
-    rt.workspace = args.workspace;
-    state::cache_flags(&mut rt, args.no_cache, args.rehash);
-    if let Some(n) = args.max_parallel {
-        rt.slots = Arc::new(tokio::sync::Semaphore::new(n));
-    }
-    watch_ctrl_c(rt.cancel.clone());
+    let rt = open::runtime(&dir, RuntimeOptions { max_parallel: args.max_parallel })?;
+    let width = job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4);
+    let opts = RunOptions {
+        no_cache: args.no_cache,
+        rehash: args.rehash,
+        ..open::run_options(&args.workspace, args.json, width)
+    };
     let tokio = tokio_runtime()?;
-    resume_interrupted(&rt, &tokio, args.json)?;
+    for view in resume_interrupted(&rt, &tokio, &opts, args.json)? {
+        if !args.json {
+            eprintln!("{}", print::run_line(&view));
+        }
+    }
     let request = JobRequest { bundle: &bundle, job, overrides, target: args.target };
-    let view = tokio.block_on(rt.run_job(request))?;
+    let view = tokio.block_on(rt.run_job(request, &opts))?;
     finish(&view, args.json, &dir)
 }
 
 pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     let TaskCommand::Run(args) = cmd;
     let cwd = std::env::current_dir()?;
-    let dir = state::state_dir(state_arg, &cwd);
-    let mut rt = state::runtime(&dir, observer(args.json, 8))?;
-    rt.workspace = args.workspace.clone();
-    watch_ctrl_c(rt.cancel.clone());
+    let dir = open::state_dir(state_arg, &cwd);
+    let rt = open::runtime(&dir, RuntimeOptions::default())?;
+    let opts = open::run_options(&args.workspace, args.json, 8);
     let defaults = Limits::default();
     let limits = Limits {
         memory: args.memory.unwrap_or(defaults.memory),
         timeout: args.timeout.unwrap_or(defaults.timeout),
         ..defaults
     };
-    let command = args.command.then(|| CommandInputs {
+    let command = args.command.then(|| crate::spec::CommandSpec {
+        component: String::new(),
         args: args.args,
         env: args.env.into_iter().collect(),
         stdin: args.stdin_file.map(crate::spec::Stdin::File),
@@ -129,7 +132,7 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         anyhow::bail!("--param is for task components; a command takes arguments after `--`, --env and --stdin-file");
     }
     let task = SingleTask { params: args.params.into_iter().collect(), limits, command };
-    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task))?;
+    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task, &opts))?;
     finish(&view, args.json, &dir)
 }
 
@@ -141,30 +144,22 @@ fn parse_max_parallel(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Progress lines on stdout, or nothing when stdout is for JSON.
-pub(crate) fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
-    if json { Arc::new(Quiet) } else { Arc::new(print::Progress::new(width)) }
-}
-
 /// Continue the runs a previous process left in flight (it died), before anything else.
 pub(crate) fn resume_interrupted(
     rt: &Runtime,
     tokio: &tokio::runtime::Runtime,
+    opts: &RunOptions,
     quiet: bool,
 ) -> anyhow::Result<Vec<RunView>> {
     let mut resumed = Vec::new();
     for run in rt.interrupted_runs()? {
-        if rt.view(run)?.workspace != rt.workspace {
+        if rt.view(run)?.workspace != opts.workspace {
             continue; // another tenant's run: resumed by a command of its own workspace
         }
         if !quiet {
-            println!("resuming run {run}: the process running it stopped before it finished");
+            eprintln!("resuming run {run}: the process running it stopped before it finished");
         }
-        let view = tokio.block_on(rt.resume(run))?;
-        if !quiet {
-            println!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"));
-        }
-        resumed.push(view);
+        resumed.push(tokio.block_on(rt.resume(run, opts))?);
     }
     Ok(resumed)
 }
@@ -176,27 +171,4 @@ pub(crate) fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyho
         print::run_footer(view, dir);
     }
     Ok(if view.result.is_some_and(|r| r.is_success()) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
-}
-
-pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
-}
-
-/// First Ctrl-C cancels the run (running sandboxes stop at their next epoch tick).
-pub(crate) fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
-    let _ = ctrlc_thread(cancel);
-}
-
-fn ctrlc_thread(cancel: Arc<AtomicBool>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("sluice-signal".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(_) => return,
-        };
-        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-            eprintln!("canceling the run (Ctrl-C)…");
-            cancel.store(true, Ordering::Relaxed);
-        }
-    })?;
-    Ok(())
 }

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::run::{finish, observer, resume_interrupted, tokio_runtime, watch_ctrl_c};
-use super::{parse_param, print, state};
+use super::open::tokio_runtime;
+use super::run::{finish, resume_interrupted};
+use super::{open, parse_param, print};
 use crate::model::{RunId, RunView};
-use crate::scheduler::RepairRequest;
+use crate::scheduler::{RepairRequest, RunOptions, RuntimeOptions};
 use crate::store::StoreError;
 
 #[derive(Debug, Subcommand)]
@@ -96,10 +97,9 @@ pub struct RepairArgs {
 }
 
 pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
-    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
     match cmd {
         RunsCommand::List(args) => {
-            let store = state::open_existing(&dir)?;
+            let store = open::existing_store(&open::existing_dir(state_arg)?)?;
             let runs: Vec<_> = store
                 .list_summaries(usize::MAX)?
                 .into_iter()
@@ -114,12 +114,14 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Show(args) => {
-            let store = state::open_existing(&dir)?;
-            let events = store.events(args.run_id)?;
+            let dir = open::existing_dir(state_arg)?;
+            let events = open::existing_store(&dir)?.events(args.run_id)?;
             if events.is_empty() {
                 anyhow::bail!("no run {} in {}", args.run_id, dir.display());
             }
-            let view = RunView::from_events(&events).map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?;
+            let view = crate::state::RunState::from_events(&events)
+                .map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?
+                .into_view();
             args.workspace.check(&view)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
@@ -128,40 +130,40 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
             }
             Ok(ExitCode::SUCCESS)
         }
-        RunsCommand::Cancel(args) => cancel(&dir, args),
+        RunsCommand::Cancel(args) => cancel(&open::existing_dir(state_arg)?, args),
         RunsCommand::Resume(args) => {
-            state::open_existing(&dir).map(drop)?;
-            let mut rt = state::runtime(&dir, observer(args.json, 8))?;
-            rt.workspace = args.workspace.name.clone();
-            watch_ctrl_c(rt.cancel.clone());
+            let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
+            let opts = open::run_options(&args.workspace.name, args.json, 8);
             let tokio = tokio_runtime()?;
             let views = match args.run_id {
                 Some(id) => {
                     args.workspace.check(&rt.view(id)?)?;
-                    vec![tokio.block_on(rt.resume(id))?]
+                    vec![tokio.block_on(rt.resume(id, &opts))?]
                 }
-                None => resume_interrupted(&rt, &tokio, args.json)?,
+                None => resume_interrupted(&rt, &tokio, &opts, args.json)?,
             };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&views)?);
             } else if views.is_empty() {
                 println!("no unfinished runs");
             }
+            for view in views.iter().filter(|_| !args.json) {
+                println!("{}", print::run_line(view));
+            }
             let ok = views.iter().all(crate::scheduler::succeeded);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_RUN_FAILED) })
         }
         RunsCommand::Repair(args) => {
-            state::open_existing(&dir).map(drop)?;
-            let mut rt = state::runtime(&dir, observer(args.json, 8))?;
-            state::cache_flags(&mut rt, args.no_cache, false);
+            let dir = open::existing_dir(state_arg)?;
+            let rt = open::runtime(&dir, RuntimeOptions::default())?;
             args.workspace.check(&rt.view(args.run_id)?)?;
-            watch_ctrl_c(rt.cancel.clone());
+            let opts = RunOptions { no_cache: args.no_cache, ..open::run_options(&args.workspace.name, args.json, 8) };
             let req = RepairRequest {
                 tasks: args.tasks,
                 with_dependents: args.with_dependents,
                 overrides: args.params.into_iter().collect(),
             };
-            let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req))?;
+            let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req, &opts))?;
             finish(&view, args.json, &dir)
         }
     }
@@ -169,29 +171,27 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
 
 /// Cancel: through a request file when another process runs it, directly otherwise.
 fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
-    if !dir.join("store").exists() {
-        anyhow::bail!("no sluice state in {}; pass --state DIR", dir.display());
-    }
-    match state::open_store(dir) {
+    match crate::scheduler::open_store(dir) {
         Err(StoreError::Locked { .. }) => {
-            state::control(dir).request_cancel(args.run_id, &args.workspace.name)?;
+            crate::scheduler::control(dir).request_cancel(args.run_id, &args.workspace.name)?;
             println!("cancel requested: the sluice process running run {} stops it", args.run_id);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(e.into()),
         Ok(store) => {
             drop(store);
-            let rt = state::runtime(dir, observer(args.json, 8))?;
+            let rt = open::runtime(dir, RuntimeOptions::default())?;
             let view = rt.view(args.run_id)?;
             args.workspace.check(&view)?;
             if let Some(r) = view.result {
                 anyhow::bail!("run {} already finished ({})", args.run_id, r.as_str());
             }
-            let view = tokio_runtime()?.block_on(rt.cancel_interrupted(args.run_id))?;
+            let opts = open::run_options(&args.workspace.name, args.json, 8);
+            let view = tokio_runtime()?.block_on(rt.cancel_interrupted(args.run_id, &opts))?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                println!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"));
+                println!("{}", print::run_line(&view));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -9,24 +9,15 @@
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
-use super::state;
-use crate::model::{Millis, SystemClock};
-use crate::secrets::{AuditFilter, DEFAULT_WORKSPACE, Permission, ScopeId, SecretString, StateKey, Vault};
-use crate::store::SledStore;
-use crate::store::sled_secrets::SledSecretStore;
-
-/// The environment variable naming who runs `sluice` (else `USER`).
-pub const PRINCIPAL_ENV: &str = "SLUICE_PRINCIPAL";
-
-/// The principal of a run started without one (no `SLUICE_PRINCIPAL`, `USER` or `LOGNAME`).
-pub const ANONYMOUS: &str = "anonymous";
+use super::open::{self, PRINCIPAL_ENV};
+use crate::model::Millis;
+use crate::secrets::{AuditFilter, DEFAULT_WORKSPACE, Permission, ScopeId, SecretString, Vault};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
@@ -161,36 +152,21 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-/// Who is running `sluice`: `SLUICE_PRINCIPAL`, else `USER`, else `LOGNAME`.
-pub(crate) fn principal() -> Option<String> {
-    [PRINCIPAL_ENV, "USER", "LOGNAME"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok())
-        .map(|v| v.trim().to_string())
-        .find(|v| !v.is_empty())
-}
-
 fn required_principal() -> anyhow::Result<String> {
-    principal().ok_or_else(|| anyhow::anyhow!("cannot tell who you are: set {PRINCIPAL_ENV} (or USER)"))
-}
-
-/// The vault of a state directory whose store is open.
-pub(crate) fn vault(store: &SledStore, dir: &Path) -> anyhow::Result<Vault> {
-    let secrets = SledSecretStore::open(store).context("opening the secrets in the store")?;
-    Ok(Vault::new(Arc::new(secrets), Arc::new(StateKey::new(dir)), Arc::new(SystemClock)))
+    open::principal().ok_or_else(|| anyhow::anyhow!("cannot tell who you are: set {PRINCIPAL_ENV} (or USER)"))
 }
 
 /// Open the vault; `create`: the state directory may be new.
-fn open(state_arg: Option<PathBuf>, create: bool) -> anyhow::Result<Vault> {
-    let dir = state::state_dir(state_arg, &std::env::current_dir()?);
-    if !create && !dir.join("store").exists() {
+fn vault(state_arg: Option<PathBuf>, create: bool) -> anyhow::Result<Vault> {
+    let dir = open::state_dir(state_arg, &std::env::current_dir()?);
+    if !create && !dir.join(crate::scheduler::STORE_DIR).exists() {
         anyhow::bail!("no sluice state in {} (no secrets there yet); pass --state DIR", dir.display());
     }
-    let store = state::open_sled(&dir).map_err(|e| match e {
+    let store = crate::scheduler::open_store(&dir).map_err(|e| match e {
         crate::store::StoreError::Locked { .. } => anyhow::anyhow!("{e}: a run is in progress; try again when it ends"),
         other => other.into(),
     })?;
-    vault(&store, &dir)
+    crate::scheduler::open_vault(&store, &dir).context("opening the secrets in the store")
 }
 
 fn scope_id(scope: &str, place: &Place) -> anyhow::Result<ScopeId> {
@@ -203,7 +179,7 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
         SecretsCommand::Put(args) => put(state_arg, args),
         SecretsCommand::List(args) => {
             let who = required_principal()?;
-            let listed = open(state_arg, false)?.list(&who, &scope_id(&args.scope, &args.place)?)?;
+            let listed = vault(state_arg, false)?.list(&who, &scope_id(&args.scope, &args.place)?)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&listed)?);
             } else if listed.is_empty() {
@@ -226,7 +202,7 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
         }
         SecretsCommand::Delete(args) => {
             let who = required_principal()?;
-            open(state_arg, false)?.delete(&who, &scope_id(&args.scope, &args.place)?, &args.key)?;
+            vault(state_arg, false)?.delete(&who, &scope_id(&args.scope, &args.place)?, &args.key)?;
             println!("deleted {}/{} with every version", args.scope, args.key);
             Ok(ExitCode::SUCCESS)
         }
@@ -240,11 +216,11 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
     match cmd {
         ScopesCommand::Create(args) => {
             let id = scope_id(&args.scope, &args.place)?;
-            open(state_arg, true)?.create_scope(&who, &id)?;
+            vault(state_arg, true)?.create_scope(&who, &id)?;
             println!("created scope {id}; {who} has manage");
         }
         ScopesCommand::List(args) => {
-            let listed = open(state_arg, false)?.scopes(&who, args.workspace.as_deref(), args.target.as_deref())?;
+            let listed = vault(state_arg, false)?.scopes(&who, args.workspace.as_deref(), args.target.as_deref())?;
             if args.json {
                 let rows: Vec<_> = listed
                     .iter()
@@ -271,7 +247,7 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
         }
         ScopesCommand::Delete(args) => {
             let id = scope_id(&args.scope, &args.place)?;
-            open(state_arg, false)?.delete_scope(&who, &id)?;
+            vault(state_arg, false)?.delete_scope(&who, &id)?;
             println!("deleted scope {id} with its secrets and grants");
         }
     }
@@ -282,7 +258,7 @@ fn put(state_arg: Option<PathBuf>, args: PutArgs) -> anyhow::Result<ExitCode> {
     let who = required_principal()?;
     let id = scope_id(&args.scope, &args.place)?;
     let value = read_value(args.from_file.as_deref(), &args.scope, &args.key)?;
-    let version = open(state_arg, true)?.put(&who, &id, &args.key, &value)?;
+    let version = vault(state_arg, true)?.put(&who, &id, &args.key, &value)?;
     println!("stored {}/{} version {version} in scope {id}", args.scope, args.key);
     Ok(ExitCode::SUCCESS)
 }
@@ -318,11 +294,11 @@ fn acl(state_arg: Option<PathBuf>, cmd: AclCommand) -> anyhow::Result<ExitCode> 
     let who = required_principal()?;
     match cmd {
         AclCommand::Put(a) => {
-            open(state_arg, false)?.acl_put(&who, &scope_id(&a.scope, &a.place)?, &a.principal, a.permission)?;
+            vault(state_arg, false)?.acl_put(&who, &scope_id(&a.scope, &a.place)?, &a.principal, a.permission)?;
             println!("{} has {} on scope {}", a.principal, a.permission, a.scope);
         }
         AclCommand::List(a) => {
-            let entries = open(state_arg, false)?.acl_list(&who, &scope_id(&a.scope, &a.place)?)?;
+            let entries = vault(state_arg, false)?.acl_list(&who, &scope_id(&a.scope, &a.place)?)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -333,7 +309,7 @@ fn acl(state_arg: Option<PathBuf>, cmd: AclCommand) -> anyhow::Result<ExitCode> 
             }
         }
         AclCommand::Delete(a) => {
-            open(state_arg, false)?.acl_delete(&who, &scope_id(&a.scope, &a.place)?, &a.principal)?;
+            vault(state_arg, false)?.acl_delete(&who, &scope_id(&a.scope, &a.place)?, &a.principal)?;
             println!("{} has no permission on scope {} any more", a.principal, a.scope);
         }
     }
@@ -349,7 +325,7 @@ pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<Exit
         principal: args.principal,
         denied_only: args.denied,
     };
-    let mut records = open(state_arg, false)?.audit(&filter)?;
+    let mut records = vault(state_arg, false)?.audit(&filter)?;
     if let Some(n) = args.last {
         records.drain(..records.len().saturating_sub(n));
     }

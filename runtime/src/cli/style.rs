@@ -6,10 +6,8 @@
 //! only builds strings (the terminal queries are the one exception to "pure").
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use crate::model::{TaskResult, TaskState};
-use crate::util::human_duration;
 
 /// Whether (and how) to colour text. `Paint::PLAIN` adds nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +42,9 @@ impl Tone {
 impl Paint {
     pub const PLAIN: Paint = Paint { color: false };
 
-    /// Colour when stdout is a terminal and `NO_COLOR` is not set (https://no-color.org).
-    pub fn for_stdout() -> Paint {
-        Paint { color: stdout_is_terminal() && !no_color() }
+    /// Colour when `stream` is a terminal and `NO_COLOR` is not set (https://no-color.org).
+    pub fn for_stream(stream: Stream) -> Paint {
+        Paint { color: is_terminal(stream) && !no_color() }
     }
 
     pub fn paint(self, tone: Tone, text: &str) -> String {
@@ -59,15 +57,27 @@ pub(super) fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
-/// A terminal that understands cursor movement (not `TERM=dumb`).
-pub(super) fn stdout_is_terminal() -> bool {
-    std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+/// Where output goes: results and `--json` to stdout, progress to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stream {
+    Stdout,
+    Stderr,
 }
 
-/// The terminal's (columns, rows); `COLUMNS`/`LINES` or 80×24 when it cannot be asked.
+/// Whether `stream` is a terminal that understands cursor movement (not `TERM=dumb`).
+pub(super) fn is_terminal(stream: Stream) -> bool {
+    let tty = match stream {
+        Stream::Stdout => std::io::stdout().is_terminal(),
+        Stream::Stderr => std::io::stderr().is_terminal(),
+    };
+    tty && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// The size (columns, rows) of the terminal progress is drawn on (stderr); `COLUMNS`/`LINES`
+/// or 80×24 when it cannot be asked.
 pub(super) fn terminal_size() -> (usize, usize) {
     #[cfg(unix)]
-    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout())
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stderr())
         && ws.ws_col > 0
         && ws.ws_row > 0
     {
@@ -156,22 +166,6 @@ pub(super) fn ellipsize(s: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// A wall-clock span for live progress: "850 ms", "1.2 s", "2m 05s".
-pub(super) fn short_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1_000 {
-        return format!("{ms} ms");
-    }
-    if ms < 60_000 {
-        return format!("{:.1} s", d.as_secs_f64());
-    }
-    if ms < 3_600_000 {
-        let s = d.as_secs();
-        return format!("{}m {:02}s", s / 60, s % 60);
-    }
-    human_duration(d)
-}
-
 /// Counts per word, in first-seen order: "9 success, 1 failed".
 pub(super) fn tally<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
@@ -187,13 +181,6 @@ pub(super) fn tally<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_durations_read_like_a_stopwatch() {
-        assert_eq!(short_duration(Duration::from_millis(850)), "850 ms");
-        assert_eq!(short_duration(Duration::from_millis(1_240)), "1.2 s");
-        assert_eq!(short_duration(Duration::from_secs(125)), "2m 05s");
-    }
 
     #[test]
     fn ellipsize_counts_characters_not_bytes() {

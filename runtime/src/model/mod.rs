@@ -1,15 +1,16 @@
 //! The vocabulary of runs: states, results, events and the views derived from them.
 //!
 //! Owns the data types every other module speaks (a run's event log, a task's
-//! result, an attempt's record) and the pure fold that turns a run's event log
-//! into its current view. It must never do I/O: the store persists these types,
-//! the scheduler produces them, the CLI prints them.
+//! result, an attempt's record, the views `runs show` prints). It must never do
+//! I/O or hold logic: the store persists these types, the scheduler produces them,
+//! [`crate::state`] folds them, the CLI prints them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod view;
-pub use view::{AttemptView, CorruptLog, RepairView, RunView, TaskView, iteration_key};
+pub use crate::spec::iteration_key;
+pub use view::{AttemptView, CorruptLog, RepairView, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,11 @@ pub trait Clock: Send + Sync {
     fn now_millis(&self) -> Millis {
         self.now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as Millis
     }
+}
+
+/// The `SystemTime` of a stored time.
+pub fn time_of(millis: Millis) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
 }
 
 /// The real wall clock.
@@ -164,7 +170,7 @@ pub(crate) fn default_workspace() -> String {
 }
 
 /// Everything that happens to a run, in order. The run's current view is the
-/// fold of these (see [`RunView::from_events`]).
+/// fold of these (see [`crate::state::RunState`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -234,9 +240,12 @@ pub enum Event {
         child: RunId,
         at: Millis,
     },
-    /// Someone asked for the run to stop.
+    /// Someone asked for the run to stop (or the job's timeout did).
     CancelRequested {
         reason: String,
+        /// The job timed out: its tasks and the run end `timed_out`, not `canceled`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        timed_out: bool,
         at: Millis,
     },
     /// The run was picked up again after the process running it died.

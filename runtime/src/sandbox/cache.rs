@@ -131,6 +131,11 @@ impl ComponentCache {
         Ok(loaded)
     }
 
+    /// A component this cache has linked, by its blake3 (hex) and world.
+    pub(crate) fn linked(&self, hash: &str, world: World) -> Option<Arc<TaskComponent>> {
+        self.linked.lock().unwrap_or_else(PoisonError::into_inner).get(&(hash.to_string(), world)).cloned()
+    }
+
     fn artifact_path(&self, hash: &str) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join(format!("{hash}-{}.cwasm", self.engine_key)))
     }
@@ -143,7 +148,9 @@ impl ComponentCache {
         // SAFETY: see the module docs: the file was written by this cache,
         // atomically, under the user's own state directory, and is named by
         // the component's content hash and this engine's compatibility key.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(engine, &path) };
+        match loaded {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cached artifact unusable; recompiling");

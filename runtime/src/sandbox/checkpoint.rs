@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::HostState;
 use super::bindings::sluice::task::checkpoint;
+use super::{Capability, HostState, Prepare};
 use crate::model::RunId;
 use crate::store::Store;
 
@@ -81,8 +81,18 @@ impl checkpoint::Host for Checkpoints {
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    checkpoint::add_to_linker::<HostState, HasSelf<Checkpoints>>(linker, |s| &mut s.checkpoints)
+impl Capability for Checkpoints {
+    /// Every task has checkpoints of its own: nothing to grant.
+    type Grant = ();
+
+    fn prepare((): (), cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let context = cx.context;
+        Ok(Checkpoints::new(context.store.clone(), context.run, &context.task.task_key).guarded(cx.revealed.clone()))
+    }
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        checkpoint::add_to_linker::<HostState, HasSelf<Checkpoints>>(linker, |s| &mut s.caps.checkpoints)
+    }
 }
 
 #[cfg(test)]

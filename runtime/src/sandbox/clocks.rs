@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
+use super::{Capability, Prepare};
+
 /// How far a virtual clock advances per reading: small enough to look like a
 /// real clock to code that measures elapsed time, large enough that two
 /// readings always differ.
@@ -67,6 +69,22 @@ impl HostMonotonicClock for VirtualMonotonicClock {
 
     fn now(&self) -> u64 {
         self.ticks.next() * VIRTUAL_TICK.as_nanos() as u64
+    }
+}
+
+/// The clocks capability: nothing to keep per attempt, both clocks live in WASI.
+pub(crate) struct Clocks;
+
+impl Capability for Clocks {
+    /// Every guest gets virtual clocks from its run's logical start: nothing to grant.
+    type Grant = ();
+
+    fn prepare((): (), cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let ticks = Ticks::default();
+        cx.wasi
+            .wall_clock(VirtualWallClock::new(cx.context.logical_start, ticks.clone()))
+            .monotonic_clock(VirtualMonotonicClock::new(ticks));
+        Ok(Clocks)
     }
 }
 

@@ -6,17 +6,17 @@
 //! task's output when asked. It grants the program nothing beyond what a task
 //! component gets: no env but what is declared, no files but the mounts.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Engine;
 use wasmtime_wasi::I32Exit;
 
-use std::sync::Arc;
-
+use super::attempt::{self, Returned};
 use super::cache::TaskComponent;
-use super::files::ScratchPool;
-use super::logs::CappedLog;
-use super::run::{self, Invocation, Io, Outcome, Returned};
+use super::outcome::{FailureKind, Outcome};
+use super::{Invocation, logs};
+use crate::util::DirPool;
 
 /// What a command task hands its program.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,33 +36,27 @@ pub struct Command {
 
 pub(crate) async fn run(
     engine: &Engine,
-    scratch: &Arc<ScratchPool>,
+    scratch: &Arc<DirPool>,
     component: &TaskComponent,
     inv: Invocation,
     cmd: Command,
 ) -> Outcome {
     let started = Instant::now();
-    let mut inv = inv;
+    let Invocation { context, limits, mut grants } = inv;
     let mut env = cmd.env;
-    match super::secrets::resolve_env(&inv, cmd.secret_env).await {
+    match super::secrets::resolve_env(&context, cmd.secret_env).await {
         Ok((resolved, values)) => {
             env.extend(resolved);
-            inv.revealed.extend(values);
+            grants.secrets.held.extend(values);
         }
-        Err(message) => return super::secrets::denied(message, started),
+        Err(message) => return Outcome::failed(FailureKind::Permanent, message, started.elapsed()),
     }
-    let mut args = vec![inv.context.task_key.clone()];
+    let mut args = vec![context.task.task_key.clone()];
     args.extend(cmd.args);
-    let io = Io {
-        log: CappedLog::new(inv.limits.max_log),
-        stdout: cmd.stdout_is_output.then(|| CappedLog::new(inv.limits.max_output)),
-        args,
-        env,
-        stdin: cmd.stdin,
-    };
-    let mut store = match run::new_store(engine, scratch, &inv, &io, started) {
+    grants.logs = logs::Grant { args, env, stdin: cmd.stdin, stdout_is_output: cmd.stdout_is_output };
+    let mut store = match attempt::new_store(engine, scratch, &context, &limits, grants, started) {
         Ok(store) => store,
-        Err(e) => return run::setup_failed(e, started),
+        Err(e) => return attempt::setup_failed(e, started),
     };
     let result = match component.command_pre() {
         Some(pre) => {
@@ -77,12 +71,12 @@ pub(crate) async fn run(
                     },
                 }
             };
-            tokio::time::timeout(run::host_deadline(&inv), call).await
+            tokio::time::timeout(attempt::host_deadline(&limits), call).await
         }
         None => Ok(Err((
             true,
             wasmtime::Error::msg("this component is a sluice task, not a command; drop `kind = \"command\"`"),
         ))),
     };
-    run::finish(store, result, &io, &inv, started)
+    attempt::finish(store, result, &context, &limits, started)
 }

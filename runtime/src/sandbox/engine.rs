@@ -2,7 +2,7 @@
 //! and the epoch ticker that lets running guests be interrupted.
 //!
 //! Owns every engine-wide limit, each a named constant. It never instantiates
-//! or runs a guest; that is [`super::run`]'s job.
+//! or runs a guest; that is [`super::attempt`]'s job.
 
 use std::thread;
 use std::time::Duration;

@@ -8,12 +8,13 @@
 //! grants a path the task did not declare.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::{Capability, Prepare};
 use crate::spec::{Mount, MountMode};
+use crate::util::DirPool;
 
 /// Where the per-attempt scratch directory appears inside the guest.
 pub const SCRATCH_GUEST_PATH: &str = "/tmp";
@@ -24,9 +25,30 @@ pub const OUT_GUEST_PATH: &str = "/out";
 /// Where upstream task `KEY`'s `/out` files appear, read-only: `/in/KEY`.
 pub const IN_GUEST_ROOT: &str = "/in";
 
+/// What of the host's filesystem an attempt may see.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// Host directories the guest sees (WASI preopens), besides its scratch `/tmp`.
+    pub mounts: Vec<Mount>,
+    /// Upstream tasks' output directories, offered read-only at `/in/<task>`.
+    pub inputs: Vec<(String, PathBuf)>,
+    /// The directory the guest sees as `/out` (the caller collects it afterwards).
+    pub out: Option<PathBuf>,
+}
+
+impl Capability for Files {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let files = Files::grant(cx.wasi, &grant.mounts, cx.scratch)?;
+        grant_artifacts(cx.wasi, &grant.inputs, grant.out.as_ref())?;
+        Ok(files)
+    }
+}
+
 /// Preopen upstream outputs read-only at `/in/<task>` and the attempt's own
 /// output directory read-write at `/out`.
-pub(crate) fn grant_artifacts(
+fn grant_artifacts(
     wasi: &mut WasiCtxBuilder,
     inputs: &[(String, PathBuf)],
     out: Option<&PathBuf>,
@@ -42,69 +64,24 @@ pub(crate) fn grant_artifacts(
     Ok(())
 }
 
-/// Scratch directories, reused: creating and deleting a directory per attempt
-/// costs milliseconds on filesystems that discard freed blocks synchronously,
-/// so an attempt borrows an empty directory and returns it emptied.
-pub(crate) struct ScratchPool {
-    root: Option<tempfile::TempDir>,
-    free: Mutex<Vec<PathBuf>>,
-    next: AtomicU64,
-}
-
 /// Empty scratch directories kept for reuse: enough for every sandbox slot.
-const MAX_POOLED_SCRATCH_DIRS: usize = super::engine::MAX_CONCURRENT_INSTANCES as usize;
+pub(crate) const MAX_POOLED_SCRATCH_DIRS: usize = super::engine::MAX_CONCURRENT_INSTANCES as usize;
 
-impl ScratchPool {
-    /// A pool under a fresh directory of the system temp dir (removed with the pool).
-    pub(crate) fn new() -> ScratchPool {
-        let root = tempfile::Builder::new().prefix("sluice-scratch-").tempdir().ok();
-        if root.is_none() {
-            tracing::warn!("cannot create a scratch root in the temp dir; attempts get no /tmp");
-        }
-        ScratchPool { root, free: Mutex::new(Vec::new()), next: AtomicU64::new(0) }
-    }
-
-    fn take(&self) -> Result<PathBuf, String> {
-        if let Some(dir) = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop() {
-            return Ok(dir);
-        }
-        let root = self.root.as_ref().ok_or("no scratch root")?;
-        let dir = root.path().join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
-        std::fs::create_dir(&dir)
-            .map_err(|e| format!("cannot create the attempt's scratch directory {}: {e}", dir.display()))?;
-        Ok(dir)
-    }
-
-    /// Empty `dir` and keep it for the next attempt (or delete it if that fails).
-    fn give_back(&self, dir: PathBuf) {
-        let emptied = std::fs::read_dir(&dir).and_then(|entries| {
-            for entry in entries {
-                let entry = entry?;
-                let path = entry.path();
-                if entry.file_type()?.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
-            }
-            Ok(())
-        });
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        if emptied.is_ok() && free.len() < MAX_POOLED_SCRATCH_DIRS {
-            free.push(dir);
-        } else {
-            drop(free);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(path = %dir.display(), error = %e, "could not wipe an attempt's scratch directory");
-            }
-        }
-    }
+/// The pool every attempt's scratch `/tmp` comes from: a fresh directory of the system's
+/// temp dir (removed with the pool).
+pub(crate) fn scratch_pool() -> Result<DirPool, String> {
+    DirPool::in_temp("sluice-scratch-", MAX_POOLED_SCRATCH_DIRS)
+        .map_err(|e| format!("cannot create a scratch directory in the temp dir: {e}"))
 }
 
 /// The directories one attempt may touch; dropping it wipes the scratch dir.
 pub(crate) struct Files {
-    scratch: Option<(PathBuf, Arc<ScratchPool>)>,
+    scratch: Option<(PathBuf, Arc<DirPool>)>,
 }
 
 impl Files {
     /// Preopen `mounts` and an empty scratch directory as `/tmp`. An error names the mount.
-    pub(crate) fn grant(wasi: &mut WasiCtxBuilder, mounts: &[Mount], pool: &Arc<ScratchPool>) -> Result<Files, String> {
+    pub(crate) fn grant(wasi: &mut WasiCtxBuilder, mounts: &[Mount], pool: &Arc<DirPool>) -> Result<Files, String> {
         for m in mounts {
             let perms = match m.mode {
                 MountMode::Ro => FsPerms::ReadOnly,
@@ -141,7 +118,7 @@ mod tests {
 
     #[test]
     fn scratch_is_wiped_when_the_attempt_ends() {
-        let pool = Arc::new(ScratchPool::new());
+        let pool = Arc::new(scratch_pool().unwrap());
         let mut wasi = WasiCtxBuilder::new();
         let files = Files::grant(&mut wasi, &[], &pool).unwrap();
         let scratch = files.scratch().unwrap();
@@ -163,7 +140,7 @@ mod tests {
             mode: MountMode::Ro,
             outside_roots: false,
         };
-        let err = Files::grant(&mut wasi, &[m], &Arc::new(ScratchPool::new())).err().unwrap();
+        let err = Files::grant(&mut wasi, &[m], &Arc::new(scratch_pool().unwrap())).err().unwrap();
         assert!(err.contains("/nonexistent/dir") && err.contains("/data"), "{err}");
     }
 }

@@ -6,7 +6,7 @@
 //! resolves to must not be private, loopback, link-local or otherwise
 //! internal unless a rule names that address (or `localhost`) explicitly.
 //! Denied requests fail inside the guest with `HTTP-request-denied` and are
-//! written to the attempt's log. Sockets stay off (see `run.rs`): HTTP is the
+//! written to the attempt's log. Sockets stay off (see `attempt.rs`): HTTP is the
 //! only way out. It never lets a request through without a matching rule.
 
 use std::net::IpAddr;
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::{Capability, HostState, Prepare};
 use crate::spec::HostRule;
 
 /// How long a connection may take to establish: long enough for a slow TLS
@@ -42,6 +43,32 @@ pub(crate) struct Injection {
 
 /// The injections of one attempt, shared by the secrets and http capabilities.
 pub(crate) type Injections = Arc<Mutex<Vec<Injection>>>;
+
+/// Where an attempt's outbound HTTP may go.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// The task's `allow_hosts`; empty = no network.
+    pub allow_hosts: Vec<HostRule>,
+}
+
+/// The outbound HTTP capability of one attempt: wasi-http's context and our policy.
+pub(crate) struct Http {
+    pub(crate) ctx: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) policy: HttpPolicy,
+}
+
+impl Capability for Http {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let policy = HttpPolicy::new(grant.allow_hosts, cx.injections.clone());
+        Ok(Http { ctx: wasmtime_wasi_http::WasiHttpCtx::new(), policy })
+    }
+
+    fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    }
+}
 
 /// The outbound HTTP policy of one attempt.
 pub(crate) struct HttpPolicy {

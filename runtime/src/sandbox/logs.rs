@@ -15,6 +15,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use super::{Capability, Prepare};
+
 /// How many bytes the guest may hand over in one write; a guest writing more
 /// loops, which keeps host-side copies small.
 const WRITE_BUDGET: usize = 64 << 10;
@@ -102,6 +104,45 @@ impl AsyncWrite for CappedLog {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// What an attempt's standard streams are: for a command, its args, env and stdin too.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// The whole argv (a command's argv\[0] is its task key); empty for task components.
+    pub args: Vec<String>,
+    /// The whole environment the program sees.
+    pub env: Vec<(String, String)>,
+    /// Bytes on stdin (closed when `None`).
+    pub stdin: Option<Vec<u8>>,
+    /// Whether stdout is the task's output (captured apart, up to `max_output`).
+    pub stdout_is_output: bool,
+}
+
+/// The logs capability of one attempt: where stdout and stderr went.
+pub(crate) struct Logs {
+    /// stdout+stderr (or only stderr when `stdout` is set), capped at `max_log`.
+    pub(crate) log: CappedLog,
+    /// stdout on its own, when it is the task's output (command tasks).
+    pub(crate) stdout: Option<CappedLog>,
+}
+
+impl Capability for Logs {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let log = CappedLog::new(cx.limits.max_log);
+        let stdout = grant.stdout_is_output.then(|| CappedLog::new(cx.limits.max_output));
+        match &stdout {
+            Some(out) => cx.wasi.stdout(out.clone()),
+            None => cx.wasi.stdout(log.clone()),
+        };
+        cx.wasi.stderr(log.clone()).args(&grant.args).envs(&grant.env);
+        if let Some(stdin) = grant.stdin {
+            cx.wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin));
+        }
+        Ok(Logs { log, stdout })
     }
 }
 

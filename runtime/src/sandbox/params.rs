@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::HostState;
 use super::bindings::sluice::task::params;
+use super::{Capability, HostState, Prepare};
 
 /// The parameters one attempt may read.
 #[derive(Debug, Default)]
@@ -33,8 +33,19 @@ impl params::Host for Params {
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    params::add_to_linker::<HostState, HasSelf<Params>>(linker, |s| &mut s.params)
+/// The parameters an attempt may read, after templating.
+pub type Grant = BTreeMap<String, String>;
+
+impl Capability for Params {
+    type Grant = Grant;
+
+    fn prepare(grant: Self::Grant, _: &mut Prepare<'_>) -> Result<Self, String> {
+        Ok(Params::new(grant))
+    }
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        params::add_to_linker::<HostState, HasSelf<Params>>(linker, |s| &mut s.caps.params)
+    }
 }
 
 #[cfg(test)]

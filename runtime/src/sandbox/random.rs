@@ -11,6 +11,8 @@ use std::convert::Infallible;
 use rand_core::TryRng;
 use wasmtime_wasi::WasiCtxBuilder;
 
+use super::{Capability, Prepare};
+
 /// An endless deterministic byte stream: blake3's extendable output keyed by a seed.
 pub(crate) struct SeededRandom(blake3::OutputReader);
 
@@ -43,8 +45,29 @@ impl TryRng for SeededRandom {
     }
 }
 
+/// The randomness capability: nothing to keep per attempt, the sources live in WASI.
+pub(crate) struct Random;
+
+/// How an attempt's random sources are seeded.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// Seed of every random source, for tasks that must be reproducible; `None`: OS randomness.
+    pub seed: Option<[u8; 32]>,
+}
+
+impl Capability for Random {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        if let Some(seed) = &grant.seed {
+            seed_all(cx.wasi, seed);
+        }
+        Ok(Random)
+    }
+}
+
 /// Seed every WASI random interface from `seed`.
-pub(crate) fn seed(wasi: &mut WasiCtxBuilder, seed: &[u8; 32]) {
+fn seed_all(wasi: &mut WasiCtxBuilder, seed: &[u8; 32]) {
     let mut insecure_seed = [0u8; 16];
     SeededRandom::new(seed, "insecure-seed").0.fill(&mut insecure_seed);
     wasi.secure_random(SeededRandom::new(seed, "random"))

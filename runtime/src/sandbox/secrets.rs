@@ -15,14 +15,13 @@
 //! with "no secret store is configured". It must never log, store or return a
 //! value it was not granted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::HostState;
 use super::bindings::sluice::task::secrets;
-use super::run::{FailureKind, Invocation, Outcome, Status};
+use super::{AttemptContext, Capability, HostState, Prepare};
 use crate::model::RunId;
 use crate::secrets::{ExposeSecret as _, Redactor, Resolver, RevealRequest, SecretString};
 use crate::spec::template::Part;
@@ -68,7 +67,7 @@ pub(crate) struct Secrets {
     access: Option<Access>,
     revealed: Revealed,
     /// Names the host injects into outbound HTTP (name → header): the guest gets a placeholder.
-    inject: std::collections::BTreeMap<String, String>,
+    inject: BTreeMap<String, String>,
     pub(crate) injections: super::http::Injections,
 }
 
@@ -86,25 +85,8 @@ impl Secrets {
         }
     }
 
-    /// The capability an invocation grants.
-    pub(crate) fn for_invocation(inv: &Invocation) -> Self {
-        let mut s = Secrets::new(&inv.context.task_key, inv.secrets.iter().cloned());
-        s.inject = inv.inject.clone();
-        for value in &inv.revealed {
-            s.revealed.add(value.clone());
-        }
-        s.access = inv.secret_resolver.as_ref().map(|resolver| Access {
-            resolver: resolver.clone(),
-            run: inv.run,
-            attempt: inv.context.attempt,
-            principal: inv.principal.clone(),
-            workspace: inv.workspace.clone(),
-            target: inv.context.target.clone(),
-        });
-        s
-    }
-
     /// The values this attempt revealed (a shared handle).
+    #[cfg(test)]
     pub(crate) fn revealed(&self) -> Revealed {
         self.revealed.clone()
     }
@@ -112,6 +94,47 @@ impl Secrets {
     /// A redactor for every value revealed.
     pub(crate) fn redactor(&self) -> Redactor {
         self.revealed.redactor()
+    }
+}
+
+/// What secrets an attempt may reveal, and those it holds already.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// `scope/key` names the task may reveal.
+    pub names: Vec<String>,
+    /// Granted names the host injects into outbound HTTP headers instead (name → header):
+    /// the guest's reveal returns a placeholder.
+    pub inject: BTreeMap<String, String>,
+    /// Secret values the attempt holds before it starts (a command task's env): redacted
+    /// from what it reports like the ones it reveals.
+    pub held: Vec<SecretString>,
+}
+
+impl Capability for Secrets {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let context = cx.context;
+        let mut s = Secrets::new(&context.task.task_key, grant.names);
+        s.inject = grant.inject;
+        s.revealed = cx.revealed.clone();
+        s.injections = cx.injections.clone();
+        for value in grant.held {
+            s.revealed.add(value);
+        }
+        s.access = context.secrets.as_ref().map(|resolver| Access {
+            resolver: resolver.clone(),
+            run: context.run,
+            attempt: context.task.attempt,
+            principal: context.principal.clone(),
+            workspace: context.workspace.clone(),
+            target: context.task.target.clone(),
+        });
+        Ok(s)
+    }
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        secrets::add_to_linker::<HostState, HasSelf<Secrets>>(linker, |s| &mut s.caps.secrets)
     }
 }
 
@@ -198,7 +221,7 @@ impl Secrets {
 /// the principal's permission and the target are checked, every reveal audited).
 /// Returns the variables and the values to redact; `Err`: why the attempt cannot start.
 pub(crate) async fn resolve_env(
-    inv: &Invocation,
+    context: &AttemptContext,
     secret_env: Vec<(String, Vec<Part>)>,
 ) -> Result<(Vec<(String, String)>, Vec<SecretString>), String> {
     let mut env = Vec::new();
@@ -210,18 +233,18 @@ pub(crate) async fn resolve_env(
                 Part::Text(t) => text.push_str(&t),
                 Part::Secret { scope, key } => {
                     let name = format!("{scope}/{key}");
-                    let Some(resolver) = inv.secret_resolver.clone() else {
+                    let Some(resolver) = context.secrets.clone() else {
                         return Err(format!(
                             "env `{var}`: secret `{name}` cannot be revealed: no secret store is configured"
                         ));
                     };
                     let request = RevealRequest {
-                        run: inv.run,
-                        task: inv.context.task_key.clone(),
-                        attempt: inv.context.attempt,
-                        principal: inv.principal.clone(),
-                        workspace: inv.workspace.clone(),
-                        target: inv.context.target.clone(),
+                        run: context.run,
+                        task: context.task.task_key.clone(),
+                        attempt: context.task.attempt,
+                        principal: context.principal.clone(),
+                        workspace: context.workspace.clone(),
+                        target: context.task.target.clone(),
                         name: name.clone(),
                         granted: true,
                     };
@@ -239,45 +262,10 @@ pub(crate) async fn resolve_env(
     Ok((env, values))
 }
 
-/// The outcome of an attempt whose secrets could not be revealed: a permanent
-/// failure (retrying does not grant a permission), before anything ran.
-pub(crate) fn denied(message: String, started: std::time::Instant) -> Outcome {
-    Outcome {
-        status: Status::Failed { kind: FailureKind::Permanent, message },
-        log: String::new(),
-        log_truncated: false,
-        values: Vec::new(),
-        secret_audit: Vec::new(),
-        elapsed: started.elapsed(),
-    }
-}
-
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    secrets::add_to_linker::<HostState, HasSelf<Secrets>>(linker, |s| &mut s.secrets)
-}
-
-/// `outcome` with every revealed value (in every form the redactor knows)
-/// replaced by `[REDACTED]`: log, output, error message and published values.
-pub(crate) fn redact_outcome(mut outcome: Outcome, redactor: &Redactor) -> Outcome {
-    if redactor.is_empty() {
-        return outcome;
-    }
-    outcome.log = redactor.redact_log(&outcome.log, outcome.log_truncated);
-    outcome.status = match outcome.status {
-        Status::Success { output } => Status::Success { output: redactor.redact_json(&output) },
-        Status::Failed { kind, message } => Status::Failed { kind, message: redactor.redact(&message) },
-        Status::TimedOut { message } => Status::TimedOut { message: redactor.redact(&message) },
-        Status::Canceled => Status::Canceled,
-    };
-    outcome.values =
-        outcome.values.into_iter().map(|(k, json)| (redactor.redact(&k), redactor.redact_json(&json))).collect();
-    outcome
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::{MasterKey, MemorySecretStore, REDACTED, ScopeId, SecretStore, Vault};
+    use crate::secrets::{MasterKey, MemorySecretStore, ScopeId, SecretStore, Vault};
     use secrets::Host;
 
     #[tokio::test]
@@ -302,34 +290,17 @@ mod tests {
         vault.create_scope("alice", &id).unwrap();
         vault.put("alice", &id, "pw", &SecretString::from("hunter2".to_string())).unwrap();
         let vault = Arc::new(vault);
-        let mut inv = Invocation::new("t", Arc::new(crate::store::MemoryStore::new()), 1);
-        inv.secrets = vec!["db/pw".into()];
-        inv.principal = "alice".into();
-        inv.context.target = "prod".into();
-        inv.secret_resolver = Some(vault.clone());
-        let mut s = Secrets::for_invocation(&inv);
+        let mut inv = super::super::Invocation::new("t", Arc::new(crate::store::MemoryStore::new()), 1);
+        inv.context.principal = "alice".into();
+        inv.context.task.target = "prod".into();
+        inv.context.secrets = Some(vault.clone());
+        let grant = Grant { names: vec!["db/pw".into()], ..Grant::default() };
+        let mut s: Secrets = super::super::prepared(grant, &inv.context).unwrap();
         assert!(s.reveal("db/other".into()).await.unwrap_err().contains("not granted"));
         assert_eq!(s.reveal("db/pw".into()).await.unwrap(), "hunter2");
         assert!(s.revealed().found_in(b"xx hunter2 xx"));
         let trail = vault.audit(&Default::default()).unwrap();
         let reveals: Vec<bool> = trail.iter().filter(|r| r.run == Some(1)).map(|r| r.granted).collect();
         assert_eq!(reveals, vec![false, true], "the denial and the reveal are both audited");
-    }
-
-    #[test]
-    fn outcomes_are_redacted_everywhere() {
-        let r = Redactor::new(["hunter2"]);
-        let outcome = Outcome {
-            status: Status::Failed { kind: FailureKind::Permanent, message: "bad hunter2".into() },
-            log: "log aHVudGVyMg== end".into(),
-            log_truncated: false,
-            values: vec![("k".into(), "\"hunter2\"".into())],
-            secret_audit: Vec::new(),
-            elapsed: std::time::Duration::ZERO,
-        };
-        let clean = redact_outcome(outcome, &r);
-        assert_eq!(clean.status, Status::Failed { kind: FailureKind::Permanent, message: format!("bad {REDACTED}") });
-        assert_eq!(clean.log, format!("log {REDACTED} end"));
-        assert_eq!(clean.values, vec![("k".to_string(), format!("\"{REDACTED}\""))]);
     }
 }

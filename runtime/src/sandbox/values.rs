@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::HostState;
 use super::bindings::sluice::task::values;
+use super::{Capability, HostState, Prepare};
 use crate::model::RunId;
 use crate::store::Store;
 
@@ -94,8 +94,25 @@ impl values::Host for Values {
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    values::add_to_linker::<HostState, HasSelf<Values>>(linker, |s| &mut s.values)
+/// Which tasks' values an attempt may read.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// Upstream tasks (same run) the task depends on, directly or transitively.
+    pub readable: BTreeSet<String>,
+}
+
+impl Capability for Values {
+    type Grant = Grant;
+
+    fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
+        let upstream =
+            UpstreamValues { store: cx.context.store.clone(), run: cx.context.run, readable: grant.readable };
+        Ok(Values::new(Some(upstream)))
+    }
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        values::add_to_linker::<HostState, HasSelf<Values>>(linker, |s| &mut s.caps.values)
+    }
 }
 
 #[cfg(test)]

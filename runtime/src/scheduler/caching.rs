@@ -1,204 +1,83 @@
-//! Content-hashed reruns, scheduler side: computing an attempt's cache key,
-//! reusing a stored result instead of running, offering upstream `/out` files
-//! at `/in/<task>`, and storing what a successful attempt produced.
+//! Content-hashed reruns, coordinator side: an attempt's cache key, reusing a stored
+//! result instead of running, and storing what a successful attempt produced.
 //!
-//! Owns the per-run use of the `cache` module (keys, blobs, trees). A task is
-//! reused only when its key — component, rendered params, behavioural limits,
-//! read-only mounts by content, every upstream result by content, granted
-//! capabilities, secret names and versions, the sandbox ABI — matches a stored
-//! success. Tasks with network access, rw mounts or `cache = false` (or a run
-//! with `--no-cache`) always run. It never decides readiness or retries.
+//! Owns the per-run use of the `cache` module (keys, blobs, trees). A task is reused only
+//! when its key — component, rendered params, behavioural limits, read-only mounts by
+//! content, every upstream result by content, granted capabilities, secret names and
+//! versions, the sandbox ABI — matches a stored success. Tasks with network access, rw
+//! mounts or `cache = false` (or a run with `--no-cache`) always run. It never decides
+//! readiness or retries, and never moves files (the executor offers `/in` and collects
+//! `/out`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 
-use crate::cache::{self, BlobStore, CacheEntry, Hash, KeyParts, StatCache, TreeManifest};
+use crate::cache::{self, CacheDir, CacheEntry, Hash, KeyParts, TreeManifest};
 use crate::model::{AttemptCache, Event, TaskResult};
-use crate::sandbox::{Command, Limits};
-use crate::spec::MountMode;
+use crate::sandbox::{Command, Limits, SANDBOX_ABI_VERSION};
+use crate::spec::{MountMode, TaskSpec};
+use crate::state::TaskId;
 
 use super::SchedulerError;
-use super::exec::Exec;
-
-/// Where content-hashed reruns keep their state.
-pub struct CacheConfig {
-    pub blobs: BlobStore,
-    /// Scratch space on the blob store's filesystem: `/out` dirs and `/in` copies.
-    pub staging: PathBuf,
-    pub stat_cache: Mutex<StatCache>,
-    pub stat_cache_path: PathBuf,
-    /// `--no-cache`: compute keys (for explain) but never reuse.
-    pub no_cache: bool,
-    /// `--rehash`: re-read every mounted file instead of trusting size+mtime+inode.
-    pub rehash: bool,
-    /// Empty `/out` directories for reuse: creating and removing a directory per
-    /// attempt costs milliseconds on filesystems with synchronous discard.
-    out_dirs: Mutex<Vec<PathBuf>>,
-    next_out: std::sync::atomic::AtomicU64,
-}
-
-impl CacheConfig {
-    /// The cache of a state directory.
-    pub fn open(state: &Path) -> Result<CacheConfig, String> {
-        let blobs = BlobStore::open(state.join(cache::BLOBS_DIR)).map_err(|e| e.to_string())?;
-        let stat_cache_path = state.join(cache::STAT_CACHE_FILE);
-        let stat_cache = StatCache::load(&stat_cache_path).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "stat cache unreadable; mounts are re-hashed");
-            StatCache::new()
-        });
-        let staging = state.join("staging");
-        std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
-        // the store's lock makes this the only process using the state: `/out`
-        // dirs and half-made `/in` copies left by earlier processes are garbage
-        for entry in std::fs::read_dir(&staging).map_err(|e| format!("reading {}: {e}", staging.display()))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("out-") || name.starts_with(".in-") {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        Ok(CacheConfig {
-            blobs,
-            staging,
-            stat_cache: Mutex::new(stat_cache),
-            stat_cache_path,
-            no_cache: false,
-            rehash: false,
-            out_dirs: Mutex::new(Vec::new()),
-            next_out: std::sync::atomic::AtomicU64::new(0),
-        })
-    }
-
-    /// An empty directory for an attempt's `/out`.
-    fn take_out_dir(&self) -> Result<PathBuf, String> {
-        if let Some(dir) = self.out_dirs.lock().unwrap_or_else(PoisonError::into_inner).pop() {
-            return Ok(dir);
-        }
-        let n = self.next_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = self.staging.join(format!("out-{}-{n}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        Ok(dir)
-    }
-
-    /// Empty an `/out` directory and keep it for the next attempt.
-    fn give_back(&self, dir: PathBuf) {
-        let emptied = std::fs::read_dir(&dir).and_then(|entries| {
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    std::fs::remove_dir_all(entry.path())?
-                } else {
-                    std::fs::remove_file(entry.path())?
-                }
-            }
-            Ok(())
-        });
-        match emptied {
-            Ok(()) => self.out_dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir),
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
-    }
-
-    /// Keep the stat cache for the next run (forgetting files that are gone).
-    pub fn save(&self) {
-        let mut cache = self.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.prune_missing();
-        if let Err(e) = cache.save(&self.stat_cache_path) {
-            tracing::warn!(error = %e, "could not save the stat cache");
-        }
-    }
-}
-
-/// What a finished task hands downstream, by content.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Produced {
-    pub out_tree: Option<TreeManifest>,
-    /// What downstream keys record of this result ([`cache::upstream_digest`]).
-    pub digest: Option<Hash>,
-}
-
-impl Produced {
-    fn new(output: Option<String>, values: &[(String, String)], out_tree: Option<TreeManifest>) -> Produced {
-        let digest = Some(cache::upstream_digest(output.as_deref(), values, out_tree.as_ref().map(|t| &t.root)));
-        Produced { out_tree, digest }
-    }
-}
-
-/// An attempt's cache context between its start and its end.
-pub(crate) struct Pending {
-    pub key: Option<(Hash, KeyParts)>,
-    pub not_cached: Option<String>,
-    pub out_dir: Option<PathBuf>,
-    pub max_out: Option<u64>,
-}
+use super::coordinator::{Coordinator, Pending, Produced};
 
 /// What to do with an attempt about to start.
 pub(crate) enum Prepared {
     /// Reuse this stored result; nothing runs.
     Hit(Box<CacheEntry>),
-    /// Run it with these `/in` dirs, this `/out` dir and this random seed.
-    Run { pending: Box<Pending>, inputs: Vec<(String, PathBuf)>, seed: Option<[u8; 32]> },
+    /// Run it, offering these upstream files at `/in`, with this random seed.
+    Run { pending: Box<Pending>, inputs: Vec<(String, TreeManifest)>, seed: Option<[u8; 32]> },
 }
 
-impl Exec {
-    /// Work out the attempt's key, look it up, and prepare `/in` and `/out`.
-    pub(crate) fn prepare_cache(
-        &mut self,
-        i: usize,
-        attempt: u32,
-        component_hash: &str,
-        params: &BTreeMap<String, String>,
-        limits: &Limits,
-        command: Option<&Command>,
-    ) -> Result<Prepared, String> {
-        let Some(cfg) = self.rt.cache.clone() else {
-            return Ok(Prepared::Run {
-                pending: Box::new(Pending { key: None, not_cached: None, out_dir: None, max_out: None }),
-                inputs: Vec::new(),
-                seed: None,
-            });
+/// What an attempt executes, as its key sees it.
+pub(crate) struct Executes<'a> {
+    /// blake3 (hex) of the component.
+    pub component: &'a str,
+    pub params: &'a BTreeMap<String, String>,
+    pub limits: &'a Limits,
+    pub command: Option<&'a Command>,
+}
+
+impl Coordinator {
+    /// Work out the attempt's key and look it up; the upstream files it gets at `/in`.
+    pub(crate) fn prepare_cache(&mut self, id: TaskId, runs: &Executes<'_>) -> Result<Prepared, String> {
+        let inputs = self.inputs_of(id);
+        let (Some(cfg), Some(spec)) = (self.rt.cache.clone(), self.state.spec(id).cloned()) else {
+            let pending = Box::new(Pending { key: None, not_cached: None });
+            return Ok(Prepared::Run { pending, inputs: Vec::new(), seed: None });
         };
-        let spec = self.slots[i].spec.clone();
-        let _ = attempt;
-        let inputs = self.materialize_inputs(i, &cfg)?;
         let not_cached = match cache::reusable(&spec) {
             Err(why) => Some(why.to_string()),
-            Ok(()) if !spec.cache || cfg.no_cache => Some(cache::OPTED_OUT.to_string()),
+            Ok(()) if !spec.exec.cache || self.opts.no_cache => Some(cache::OPTED_OUT.to_string()),
             Ok(()) => None,
         };
-        let pending = |key| -> Result<Pending, String> {
-            Ok(Pending {
-                key,
-                not_cached: not_cached.clone(),
-                out_dir: Some(cfg.take_out_dir()?),
-                max_out: super::start::max_out_of(&spec, &self.plan),
-            })
-        };
-        if not_cached.is_some() && !cfg.no_cache {
-            return Ok(Prepared::Run { pending: Box::new(pending(None)?), inputs, seed: None });
+        if not_cached.is_some() && !self.opts.no_cache {
+            return Ok(Prepared::Run { pending: Box::new(Pending { key: None, not_cached }), inputs, seed: None });
         }
-        let parts = self.key_parts(i, &cfg, component_hash, params, limits, command, !inputs.is_empty())?;
+        let parts = self.key_parts(id, &spec, &cfg, runs, !inputs.is_empty())?;
         let key = parts.key();
-        if let Ok(json) = serde_json::to_string(&parts) {
-            self.rt.store.put_key_parts(&key.to_string(), &json).map_err(|e| e.to_string())?;
-        }
+        self.rt.store.put_key_parts(&key, &parts).map_err(|e| e.to_string())?;
         let seed = Some(*key.as_bytes());
         if not_cached.is_none()
             && let Some(entry) = self.lookup(&cfg, &key)
         {
             return Ok(Prepared::Hit(Box::new(entry)));
         }
-        Ok(Prepared::Run { pending: Box::new(pending(Some((key, parts)))?), inputs, seed })
+        Ok(Prepared::Run { pending: Box::new(Pending { key: Some((key, parts)), not_cached }), inputs, seed })
     }
 
-    fn lookup(&self, cfg: &CacheConfig, key: &Hash) -> Option<CacheEntry> {
-        let json = self.rt.store.cache_entry(&key.to_string()).ok().flatten()?;
-        let entry: CacheEntry = serde_json::from_str(&json).ok()?;
+    /// Each direct upstream's `/out` files (an iteration's: its parent's upstreams').
+    fn inputs_of(&self, id: TaskId) -> Vec<(String, TreeManifest)> {
+        let start = self.state.parent(id).unwrap_or(id);
+        let trees = self.state.upstream_keys(start).filter_map(|up| {
+            let tree = self.produced.get(&self.state.id_of(up)?)?.out_tree.clone()?;
+            Some((up.to_string(), tree))
+        });
+        trees.collect()
+    }
+
+    fn lookup(&self, cfg: &CacheDir, key: &Hash) -> Option<CacheEntry> {
+        let entry = self.rt.store.cache_entry(key).ok().flatten()?;
         let usable = entry.is_consistent() && entry.blobs().all(|b| cfg.blobs.contains(&b));
         if !usable {
             tracing::warn!(key = %key, "cache entry unusable (damaged or its files were collected); running instead");
@@ -206,136 +85,104 @@ impl Exec {
         usable.then_some(entry)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn key_parts(
         &self,
-        i: usize,
-        cfg: &CacheConfig,
-        component_hash: &str,
-        params: &BTreeMap<String, String>,
-        limits: &Limits,
-        command: Option<&Command>,
+        id: TaskId,
+        spec: &TaskSpec,
+        cfg: &CacheDir,
+        runs: &Executes<'_>,
         has_inputs: bool,
     ) -> Result<KeyParts, String> {
-        let spec = &self.slots[i].spec;
-        let mut parts = KeyParts::new(component_hash);
-        parts.params = params.clone();
-        parts.limits = cache::limit_parts(
-            limits.memory,
-            limits.fuel,
-            limits.max_output,
-            super::start::max_out_of(spec, &self.plan),
-        );
-        for m in spec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
+        let mut parts = KeyParts::new(runs.component, SANDBOX_ABI_VERSION);
+        parts.params = runs.params.clone();
+        let limits = runs.limits;
+        let max_out = super::attempt::max_out_of(spec, &self.plan);
+        parts.limits = cache::limit_parts(limits.memory, limits.fuel, limits.max_output, max_out);
+        for m in spec.exec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
             let tree = {
                 let mut stats = cfg.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
-                cache::snapshot_cached(&m.host, &mut stats, cfg.rehash)
+                cache::snapshot_cached(&m.host, &mut stats, self.opts.rehash)
                     .map_err(|e| format!("hashing mount {}: {e}", m.guest))?
             };
             parts.mounts.push(cache::mount_part(m, &tree.root));
         }
-        for up in self.upstream_closure(i) {
+        for up in self.state.upstream_closure(id) {
             let digest = self.digest_of(&up).map_or_else(|| "none".to_string(), |d| d.to_string());
             parts.inputs.insert(cache::upstream_input(&up), digest);
         }
         parts.inputs.insert("context.job".into(), self.plan.job.name.clone());
         parts.inputs.insert("context.task".into(), spec.key.clone());
-        parts.inputs.insert("context.target".into(), self.target.clone());
-        parts.capabilities = cache::capabilities_of(spec);
+        parts.inputs.insert("context.target".into(), self.state.view().target.clone());
+        parts.capabilities = cache::capabilities_of(&spec.exec, spec.command());
         if has_inputs {
             parts.capabilities.push("in".into());
             parts.capabilities.sort();
         }
-        let version = |name: &str| {
-            self.rt
-                .secrets
-                .as_ref()
-                .and_then(|r| r.version(&self.plan.workspace, &self.target, name))
-                .map_or(0, u64::from)
-        };
-        for name in &spec.secrets {
-            parts.secrets.insert(name.clone(), version(name));
+        for name in &spec.exec.secrets {
+            parts.secrets.insert(name.clone(), self.secret_version(name));
         }
-
-        if let Some(c) = command {
-            parts.args = c.args.clone();
-            for (k, v) in &c.env {
-                parts.env.insert(k.clone(), v.clone());
-            }
-            for (k, pieces) in &c.secret_env {
-                let text: String = pieces
-                    .iter()
-                    .map(|p| match p {
-                        crate::spec::template::Part::Text(t) => t.clone(),
-                        crate::spec::template::Part::Secret { scope, key } => {
-                            let name = format!("{scope}/{key}");
-                            format!("{{{{secrets/{name}@v{}}}}}", version(&name))
-                        }
-                    })
-                    .collect();
-                parts.env.insert(k.clone(), text);
-            }
-            parts.stdin = c.stdin.as_ref().map(|b| Hash::of(b).to_string());
+        if let Some(c) = runs.command {
+            self.command_parts(&mut parts, c);
         }
-        if !spec.secrets.is_empty() || command.is_some_and(|c| !c.secret_env.is_empty()) {
+        if !spec.exec.secrets.is_empty() || runs.command.is_some_and(|c| !c.secret_env.is_empty()) {
             // what a reveal returns depends on who asks
             parts.inputs.insert("context.principal".into(), self.plan.principal.clone());
         }
         Ok(parts)
     }
 
-    /// What downstream keys record of task `key`'s result.
-    fn digest_of(&self, key: &str) -> Option<Hash> {
-        let &u = self.index.get(key)?;
-        let s = &self.slots[u];
-        if s.result != Some(TaskResult::Success) {
-            return None;
+    /// A command's args, env (each secret reference as its name and version, never its
+    /// value) and stdin, as key parts.
+    fn command_parts(&self, parts: &mut KeyParts, c: &Command) {
+        parts.args = c.args.clone();
+        parts.env.extend(c.env.iter().cloned());
+        for (k, pieces) in &c.secret_env {
+            let text: String = pieces
+                .iter()
+                .map(|p| match p {
+                    crate::spec::template::Part::Text(t) => t.clone(),
+                    crate::spec::template::Part::Secret { scope, key } => {
+                        let name = format!("{scope}/{key}");
+                        format!("{{{{secrets/{name}@v{}}}}}", self.secret_version(&name))
+                    }
+                })
+                .collect();
+            parts.env.insert(k.clone(), text);
         }
-        s.produced.digest
+        parts.stdin = c.stdin.as_ref().map(|b| Hash::of(b).to_string());
     }
 
-    /// Offer each direct upstream's `/out` files read-only at `/in/<task>`.
-    fn materialize_inputs(&self, i: usize, cfg: &CacheConfig) -> Result<Vec<(String, PathBuf)>, String> {
-        let start = self.slots[i].parent.unwrap_or(i);
-        let mut inputs = Vec::new();
-        for up in self.slots[start].spec.upstream_keys() {
-            let Some(&u) = self.index.get(up) else { continue };
-            let Some(tree) = &self.slots[u].produced.out_tree else { continue };
-            let dir = cfg.staging.join(format!("in-{}", tree.root));
-            if !dir.exists() {
-                let tmp = cfg.staging.join(format!(".in-{}-{}", tree.root, std::process::id()));
-                let _ = std::fs::remove_dir_all(&tmp);
-                cache::materialize(&cfg.blobs, tree, &tmp).map_err(|e| format!("offering /in/{up}: {e}"))?;
-                if let Err(e) = std::fs::rename(&tmp, &dir) {
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    if !dir.exists() {
-                        return Err(format!("offering /in/{up}: {e}"));
-                    }
-                }
-            }
-            inputs.push((up.to_string(), dir));
+    /// The version a reveal of `name` would return (0: none).
+    fn secret_version(&self, name: &str) -> u64 {
+        let resolver = self.rt.secrets.as_ref();
+        let version = resolver.and_then(|r| r.version(&self.plan.workspace, &self.state.view().target, name));
+        version.map_or(0, u64::from)
+    }
+
+    /// What downstream keys record of task `key`'s result.
+    fn digest_of(&self, key: &str) -> Option<Hash> {
+        let u = self.state.id_of(key)?;
+        if self.state.task(u).result != Some(TaskResult::Success) {
+            return None;
         }
-        Ok(inputs)
+        self.produced.get(&u)?.digest
     }
 
     /// Record a reused result: the attempt ends at once, nothing runs.
-    pub(crate) fn record_hit(&mut self, i: usize, attempt: u32, entry: CacheEntry) -> Result<(), SchedulerError> {
-        let key = self.slots[i].spec.key.clone();
+    pub(crate) fn record_hit(&mut self, id: TaskId, attempt: u32, entry: CacheEntry) -> Result<(), SchedulerError> {
+        let key = self.state.task(id).key.clone();
         for (name, json) in &entry.values {
-            self.rt.store.put_value(self.journal.run(), &key, name, json)?;
+            self.rt.store.put_value(self.state.run_id(), &key, name, json)?;
         }
-        let artifacts = match &entry.out_tree {
-            Some(tree) => Some(self.store_manifest(tree)?),
-            None => None,
-        };
-        self.slots[i].produced = Produced::new(entry.output.clone(), &entry.values, entry.out_tree.clone());
+        let artifacts = entry.out_tree.as_ref().map(|tree| self.store_manifest(tree)).transpose()?;
+        self.produced.insert(id, Produced::new(entry.output.as_deref(), &entry.values, entry.out_tree.clone()));
         let cache = AttemptCache {
             key: Some(entry.key.to_string()),
             reused_from: Some(format!("{}/{}", entry.run, entry.task)),
             artifacts: artifacts.map(|h| h.to_string()),
             not_cached: None,
         };
-        self.append(Event::AttemptFinished {
+        self.record(Event::AttemptFinished {
             task: key,
             attempt,
             at: self.now(),
@@ -347,8 +194,7 @@ impl Exec {
             elapsed_us: 0,
             outcome: None,
             cache: Some(Box::new(cache)),
-        })?;
-        self.ended(i, TaskResult::Success)
+        })
     }
 
     fn store_manifest(&self, tree: &TreeManifest) -> Result<Hash, SchedulerError> {
@@ -357,45 +203,22 @@ impl Exec {
         cfg.blobs.put_bytes(&json).map_err(|e| SchedulerError::Parameters(format!("storing an artifact manifest: {e}")))
     }
 
-    /// After an attempt: collect its `/out` files and, on success, store the result
-    /// under its key. Returns what to record, or why the attempt must fail instead.
+    /// After an attempt: record its `/out` files and, on success, store the result under
+    /// its key. Returns what to record, or why the attempt must fail instead.
     pub(crate) fn harvest(
         &mut self,
-        i: usize,
+        id: TaskId,
         pending: Pending,
         success: bool,
         output: Option<&str>,
         values: &[(String, String)],
+        out_tree: Option<TreeManifest>,
     ) -> Result<Option<AttemptCache>, String> {
         let Some(cfg) = self.rt.cache.clone() else { return Ok(None) };
-        let out_tree = match &pending.out_dir {
-            Some(dir) if success => {
-                let tree = cache::store_tree(&cfg.blobs, dir).map_err(|e| format!("collecting /out: {e}"));
-                cfg.give_back(dir.clone());
-                let tree = tree?;
-                if let Some(max) = pending.max_out
-                    && tree.total_size() > max
-                {
-                    return Err(format!(
-                        "wrote {} to /out, over the limit of {}",
-                        crate::util::human_bytes(tree.total_size()),
-                        crate::util::human_bytes(max)
-                    ));
-                }
-                (!tree.entries.is_empty() || !tree.dirs.is_empty()).then_some(tree)
-            }
-            Some(dir) => {
-                cfg.give_back(dir.clone());
-                None
-            }
-            None => None,
-        };
-        let artifacts = match &out_tree {
-            Some(tree) => Some(self.store_manifest(tree).map_err(|e| e.to_string())?),
-            None => None,
-        };
+        let artifacts =
+            out_tree.as_ref().map(|tree| self.store_manifest(tree)).transpose().map_err(|e| e.to_string())?;
         if success {
-            self.slots[i].produced = Produced::new(output.map(str::to_string), values, out_tree.clone());
+            self.produced.insert(id, Produced::new(output, values, out_tree.clone()));
         }
         if let (true, None, Some((key, parts))) = (success, &pending.not_cached, &pending.key) {
             if out_tree.is_some() {
@@ -405,17 +228,14 @@ impl Exec {
             let entry = CacheEntry {
                 key: *key,
                 parts: parts.clone(),
-                run: self.journal.run(),
-                task: self.slots[i].spec.key.clone(),
+                run: self.state.run_id(),
+                task: self.state.task(id).key.clone(),
                 output: output.map(str::to_string),
                 values: values.to_vec(),
                 out_tree,
                 created_at: self.now(),
             };
-            match serde_json::to_string(&entry) {
-                Ok(json) => self.rt.store.put_cache_entry(&key.to_string(), &json).map_err(|e| e.to_string())?,
-                Err(e) => tracing::warn!(error = %e, "could not encode a cache entry"),
-            }
+            self.rt.store.put_cache_entry(&entry).map_err(|e| e.to_string())?;
         }
         Ok(Some(AttemptCache {
             key: pending.key.as_ref().map(|(k, _)| k.to_string()),
@@ -426,23 +246,14 @@ impl Exec {
     }
 
     /// On resume or repair: what earlier successful attempts produced.
-    pub(crate) fn restore_produced(&mut self, view: &crate::model::RunView) {
+    pub(crate) fn restore_produced(&mut self) {
         let Some(cfg) = self.rt.cache.clone() else { return };
-        let run = self.journal.run();
-        for s in self.slots.iter_mut() {
-            let Some(tv) = view.task(&s.spec.key) else { continue };
-            let Some(a) = tv.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)) else { continue };
-            let artifacts = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| h.parse::<Hash>().ok());
-            let out_tree = artifacts.and_then(|h| cfg.blobs.get(&h).ok()).and_then(|b| serde_json::from_slice(&b).ok());
-            let values = self.rt.store.values(run, &s.spec.key).unwrap_or_default();
-            s.produced = Produced::new(a.output.clone(), &values, out_tree);
+        let run = self.state.run_id();
+        for (id, t) in self.state.view().tasks.iter().enumerate() {
+            let Some(a) = t.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)) else { continue };
+            let out_tree = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| cfg.manifest(h));
+            let values = self.rt.store.values(run, &t.key).unwrap_or_default();
+            self.produced.insert(id, Produced::new(a.output.as_deref(), &values, out_tree));
         }
-    }
-}
-
-/// Keep cache state consistent across runs (called when a run ends).
-pub(crate) fn finish(cfg: &Option<Arc<CacheConfig>>) {
-    if let Some(cfg) = cfg {
-        cfg.save();
     }
 }

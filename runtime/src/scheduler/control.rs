@@ -3,7 +3,7 @@
 //! sled lets one process hold the store, so `sluice runs cancel` from another
 //! terminal cannot append to the run's log itself. It leaves a request file in
 //! `<state>/control/`; the coordinator running that run looks for it every
-//! [`super::exec::CONTROL_POLL`] and acts on it (journaling the cancel itself).
+//! `CONTROL_POLL` (`coordinator.rs`) and acts on it (journaling the cancel itself).
 
 use std::path::{Path, PathBuf};
 

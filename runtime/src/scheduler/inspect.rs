@@ -1,19 +1,13 @@
 //! Looking back at content-hashed reruns: why a task's key missed
-//! (`sluice cache explain`), which blobs are still needed (`sluice cache gc`),
-//! and whether rerunning a task reproduces its recorded result byte for byte
-//! (`sluice verify`). Reads the store and the blob store; `verify` re-executes
-//! tasks in a scratch store and never records anything in the run.
+//! (`sluice cache explain`) and which blobs are still needed (`sluice cache gc`).
+//! Reads the store and the blob store; writes only what gc removes.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::cache::{self, CacheEntry, Difference, Hash, KeyParts, TreeManifest};
-use crate::model::{RunId, RunView, TaskResult};
-use crate::sandbox::{Invocation, Status, TaskContext};
-use crate::spec::TaskKind;
-use crate::store::{MemoryStore, Store};
+use crate::cache::{self, CacheEntry, Difference, Hash, KeyParts};
+use crate::model::RunId;
 
 use super::{Runtime, SchedulerError};
 
@@ -31,15 +25,6 @@ pub struct Explanation {
     /// For a miss: the nearest earlier result and how its key differs.
     pub nearest: Option<String>,
     pub differences: Vec<Difference>,
-}
-
-/// The outcome of re-executing one task.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verification {
-    pub task: String,
-    /// `identical`, `different` or `skipped`.
-    pub verdict: String,
-    pub detail: String,
 }
 
 impl Runtime {
@@ -61,7 +46,7 @@ impl Runtime {
             differences: Vec::new(),
         };
         let Some(key) = info.key else { return Ok(out) };
-        let parts: Option<KeyParts> = self.store.key_parts(&key)?.and_then(|j| serde_json::from_str(&j).ok());
+        let parts = key.parse::<Hash>().ok().map(|k| self.store.key_parts(&k)).transpose()?.flatten();
         out.parts = parts.clone();
         if out.reused_from.is_some() {
             return Ok(out);
@@ -71,7 +56,6 @@ impl Runtime {
             .store
             .cache_entries()?
             .into_iter()
-            .filter_map(|(_, j)| serde_json::from_str::<CacheEntry>(&j).ok())
             .filter(|e| {
                 !(e.run == run && e.task == task)
                     && e.parts.inputs.get("context.task") == parts.inputs.get("context.task")
@@ -90,25 +74,16 @@ impl Runtime {
     /// Every blob a cache entry or a run's recorded artifacts still need.
     pub fn referenced_blobs(&self) -> Result<HashSet<Hash>, SchedulerError> {
         let mut keep = HashSet::new();
-        for (_, json) in self.store.cache_entries()? {
-            if let Ok(entry) = serde_json::from_str::<CacheEntry>(&json) {
-                keep.extend(entry.blobs());
-            }
+        for entry in self.store.cache_entries()? {
+            keep.extend(entry.blobs());
         }
         let Some(cfg) = &self.cache else { return Ok(keep) };
         for summary in self.store.list_summaries(usize::MAX)? {
             let Ok(view) = self.view(summary.run_id) else { continue };
             for a in view.tasks.iter().flat_map(|t| &t.attempts) {
-                let Some(h) =
-                    a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| h.parse::<Hash>().ok())
-                else {
-                    continue;
-                };
-                keep.insert(h);
-                if let Some(tree) = cfg.blobs.get(&h).ok().and_then(|b| serde_json::from_slice::<TreeManifest>(&b).ok())
-                {
-                    keep.extend(tree.blobs());
-                }
+                let Some(artifacts) = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()) else { continue };
+                keep.extend(artifacts.parse::<Hash>().ok());
+                keep.extend(cfg.manifest(artifacts).iter().flat_map(|tree| tree.blobs()));
             }
         }
         Ok(keep)
@@ -117,12 +92,8 @@ impl Runtime {
     /// Forget cache entries beyond the newest `keep`, or created before `before`
     /// (millis), then delete every blob nothing references any more.
     pub fn gc(&self, keep: Option<usize>, before: Option<u64>) -> Result<GcSummary, SchedulerError> {
-        let mut entries: Vec<(String, u64)> = self
-            .store
-            .cache_entries()?
-            .into_iter()
-            .map(|(k, j)| (k, serde_json::from_str::<CacheEntry>(&j).map_or(0, |e| e.created_at)))
-            .collect();
+        let mut entries: Vec<(Hash, u64)> =
+            self.store.cache_entries()?.into_iter().map(|e| (e.key, e.created_at)).collect();
         entries.sort_by_key(|e| std::cmp::Reverse(e.1));
         let mut removed_entries = 0;
         for (n, (key, created)) in entries.iter().enumerate() {
@@ -145,175 +116,6 @@ impl Runtime {
             removed_blobs: report.removed,
             kept_blobs: report.kept,
             bytes_freed: report.bytes_freed,
-        })
-    }
-
-    /// Re-execute the run's executed tasks (or `only`) in a scratch store and
-    /// compare outputs, values and `/out` files with what the run recorded.
-    pub async fn verify(&self, run: RunId, only: Option<&str>) -> Result<Vec<Verification>, SchedulerError> {
-        let view = self.view(run)?;
-        let events = self.store.events(run)?;
-        let plan = super::plan_of(run, &events)?;
-        let loaded = super::plan::reload(&self.sandbox, &plan)?;
-        let mut out = Vec::new();
-        for tv in &view.tasks {
-            if only.is_some_and(|k| k != tv.key) {
-                continue;
-            }
-            out.push(self.verify_task(&view, &plan, &loaded, &tv.key).await?);
-        }
-        if let Some(k) = only
-            && out.is_empty()
-        {
-            return Err(SchedulerError::Parameters(format!("run {run} has no task `{k}`")));
-        }
-        Ok(out)
-    }
-
-    async fn verify_task(
-        &self,
-        view: &RunView,
-        plan: &crate::model::RunPlan,
-        loaded: &super::plan::Loaded,
-        key: &str,
-    ) -> Result<Verification, SchedulerError> {
-        let skip = |detail: &str| {
-            Ok(Verification { task: key.to_string(), verdict: "skipped".into(), detail: detail.to_string() })
-        };
-        let Some(tv) = view.task(key) else { return skip("not in the run") };
-        let Some(a) = tv.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)) else {
-            return skip("did not succeed");
-        };
-        let Some(info) = &a.cache else { return skip("no cache key recorded (not a component or command task)") };
-        if let Some(why) = &info.not_cached {
-            return skip(&format!("not reproducible by design: {why}"));
-        }
-        let Some(k) = &info.key else { return skip("no cache key recorded") };
-        let Some(parts) = self.store.key_parts(k)?.and_then(|j| serde_json::from_str::<KeyParts>(&j).ok()) else {
-            return skip("its key parts are gone");
-        };
-        let spec = match &tv.parent {
-            Some(p) => match plan.job.task(p).map(|t| &t.kind) {
-                Some(TaskKind::ForEach { template, .. }) => super::start::iteration_spec(p, 0, template),
-                _ => return skip("its for_each parent is not in the plan"),
-            },
-            None => match plan.job.task(key) {
-                Some(s) => s.clone(),
-                None => return skip("not in the plan"),
-            },
-        };
-        let TaskKind::Component { component } = &spec.kind else {
-            return skip("only task components are re-executed (commands may read stdin or secrets)");
-        };
-        let Some(component) = loaded.get(component) else { return skip("component not loaded") };
-        // a scratch store holding what the task could read: its upstreams' values
-        let scratch: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let mut readable = std::collections::BTreeSet::new();
-        for input in parts.inputs.keys().filter_map(|k| k.strip_prefix("upstream.")) {
-            readable.insert(input.to_string());
-            for (name, json) in self.store.values(view.run_id, input)? {
-                scratch.put_value(view.run_id, input, &name, &json)?;
-            }
-        }
-        let cfg = self.cache.as_ref().ok_or_else(|| SchedulerError::Parameters("no cache configured".into()))?;
-        let work = tempfile::Builder::new()
-            .prefix("verify-")
-            .tempdir_in(&cfg.staging)
-            .map_err(|e| SchedulerError::Parameters(e.to_string()))?;
-        let mut inputs = Vec::new();
-        let start = tv.parent.as_deref().unwrap_or(key);
-        for up in
-            plan.job.task(start).map(|t| t.upstream_keys().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default()
-        {
-            let manifest = view
-                .task(&up)
-                .and_then(|t| t.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)))
-                .and_then(|a| a.cache.as_ref())
-                .and_then(|c| c.artifacts.as_deref())
-                .and_then(|h| h.parse::<Hash>().ok())
-                .and_then(|h| cfg.blobs.get(&h).ok())
-                .and_then(|b| serde_json::from_slice::<TreeManifest>(&b).ok());
-            if let Some(tree) = manifest {
-                let dir = work.path().join(format!("in-{up}"));
-                cache::materialize(&cfg.blobs, &tree, &dir)
-                    .map_err(|e| SchedulerError::Parameters(format!("offering /in/{up}: {e}")))?;
-                inputs.push((up, dir));
-            }
-        }
-        let out_dir = work.path().join("out");
-        std::fs::create_dir_all(&out_dir).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
-        let seed = k.parse::<Hash>().map(|h| *h.as_bytes()).ok();
-        let invocation = Invocation {
-            context: TaskContext {
-                job: plan.job.name.clone(),
-                run_id: view.run_id.to_string(),
-                task_key: key.to_string(),
-                attempt: a.attempt,
-                target: view.target.clone(),
-            },
-            params: parts.params.clone(),
-            limits: super::start::limits_of(&spec, plan),
-            secrets: Vec::new(),
-            principal: plan.principal.clone(),
-            workspace: plan.workspace.clone(),
-            secret_resolver: None,
-            revealed: Vec::new(),
-            readable_tasks: readable,
-            store: scratch.clone(),
-            run: view.run_id,
-            logical_start: super::exec::time_of(view.created_at),
-            cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            mounts: spec.mounts.clone(),
-            allow_hosts: Vec::new(),
-            inject: Default::default(),
-            inputs,
-            out_dir: Some(out_dir.clone()),
-            random_seed: seed,
-        };
-        if !spec.secrets.is_empty() {
-            return skip("reveals secrets; not re-executed outside its run");
-        }
-        let outcome = self.sandbox.run(component, invocation).await;
-        let Status::Success { output } = outcome.status else {
-            return Ok(Verification {
-                task: key.to_string(),
-                verdict: "different".into(),
-                detail: format!("the rerun did not succeed: {:?}", outcome.status),
-            });
-        };
-        let mut diffs = Vec::new();
-        if Some(&output) != a.output.as_ref() {
-            diffs.push("output".to_string());
-        }
-        let recorded: BTreeMap<String, String> = self.store.values(view.run_id, key)?.into_iter().collect();
-        let rerun: BTreeMap<String, String> = outcome.values.into_iter().collect();
-        if recorded != rerun {
-            diffs.push("values".to_string());
-        }
-        let tree = cache::snapshot(&out_dir).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
-        let recorded_root = info
-            .artifacts
-            .as_deref()
-            .and_then(|h| h.parse::<Hash>().ok())
-            .and_then(|h| cfg.blobs.get(&h).ok())
-            .and_then(|b| serde_json::from_slice::<TreeManifest>(&b).ok())
-            .map(|t| t.root);
-        let empty = tree.files.is_empty() && tree.dirs.is_empty();
-        if recorded_root != (!empty).then_some(tree.root) {
-            diffs.push("/out files".to_string());
-        }
-        Ok(if diffs.is_empty() {
-            Verification {
-                task: key.to_string(),
-                verdict: "identical".into(),
-                detail: "output, values and /out files are byte-identical".into(),
-            }
-        } else {
-            Verification {
-                task: key.to_string(),
-                verdict: "different".into(),
-                detail: format!("{} differ", diffs.join(", ")),
-            }
         })
     }
 }

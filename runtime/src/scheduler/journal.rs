@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{Event, RunId, RunView};
+use crate::model::{Event, RunId};
 use crate::store::Store;
 
 use super::{Observer, SchedulerError};
@@ -24,31 +24,27 @@ pub(crate) struct Journal {
     store: Arc<dyn Store>,
     run: RunId,
     observer: Arc<dyn Observer>,
-    events: Vec<Event>,
-    /// Index of the first event the observer has not been told about.
-    announced: usize,
+    /// Appended, not yet announced to the observer.
+    unannounced: Vec<Event>,
     dirty_since: Option<Instant>,
 }
 
 impl Journal {
-    /// A journal over a run's existing log (empty for a new run).
-    pub(crate) fn new(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>, existing: Vec<Event>) -> Self {
-        let announced = existing.len();
-        Journal { store, run, observer, events: existing, announced, dirty_since: None }
+    /// The journal of a new run.
+    pub(crate) fn new(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>) -> Self {
+        Journal { store, run, observer, unannounced: Vec::new(), dirty_since: None }
     }
 
-    pub(crate) fn run(&self) -> RunId {
-        self.run
-    }
-
-    pub(crate) fn events(&self) -> &[Event] {
-        &self.events
+    /// The journal of a run that goes on: the observer is shown its history first.
+    pub(crate) fn resume(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>, history: &[Event]) -> Self {
+        observer.attached(run, history);
+        Journal::new(store, run, observer)
     }
 
     /// Append one event to the store (not yet flushed).
-    pub(crate) fn append(&mut self, event: Event) -> Result<(), SchedulerError> {
-        self.store.append(self.run, std::slice::from_ref(&event))?;
-        self.events.push(event);
+    pub(crate) fn append(&mut self, event: &Event) -> Result<(), SchedulerError> {
+        self.store.append(self.run, std::slice::from_ref(event))?;
+        self.unannounced.push(event.clone());
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -58,10 +54,9 @@ impl Journal {
         if self.dirty_since.take().is_some() {
             self.store.flush()?;
         }
-        for e in &self.events[self.announced..] {
-            self.observer.event(self.run, e);
+        for e in self.unannounced.drain(..) {
+            self.observer.event(self.run, &e);
         }
-        self.announced = self.events.len();
         Ok(())
     }
 
@@ -76,9 +71,5 @@ impl Journal {
             Some(d) if Instant::now() >= d => self.flush(),
             _ => Ok(()),
         }
-    }
-
-    pub(crate) fn view(&self) -> Result<RunView, SchedulerError> {
-        RunView::from_events(&self.events).map_err(|e| SchedulerError::Corrupt { run: self.run, message: e.0 })
     }
 }

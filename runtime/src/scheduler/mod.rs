@@ -1,50 +1,48 @@
 //! The scheduler: turning a job run into task attempts and recording them.
 //!
-//! Owns readiness (`run_if`), the order and concurrency of attempts, retries,
-//! timeouts, cancellation, for_each/condition/run_job tasks, resolution of
-//! `{{ … }}` references just before a task starts, crash recovery (resume),
-//! repair, and the run's result. Every transition is appended to the run's
-//! event log before anything acts on it, and flushed in groups before anyone
-//! outside the process can observe it (see [`journal`]).
+//! Owns the [`Runtime`] handle (what every run shares, assembled by [`Runtime::open`]) and
+//! the run operations on it — run a job or a single component, resume, repair, cancel,
+//! explain, gc, verify — each driving one [`coordinator`] per run. The coordinator does
+//! what the run's pure [`RunState`](crate::state::RunState) decides: it records events
+//! (journaled before anything acts on them, flushed in groups before anyone outside the
+//! process can observe them, see [`journal`]), renders `{{ … }}` references just before a
+//! task starts, reuses cached results, and hands attempts to an [`Executor`].
 //!
-//! It must never touch wasmtime (that is the sandbox) or sled (that is the
-//! store), and never print: progress goes to an [`Observer`].
+//! It must never touch wasmtime (that is the sandbox) or sled (that is the store), and
+//! never print: progress goes to an [`Observer`].
 
+mod attempt;
+mod attempts;
 mod caching;
 mod control;
-mod exec;
+mod coordinator;
+mod executor;
 mod inspect;
 pub mod journal;
 mod params;
 mod plan;
-pub mod readiness;
-mod restore;
-mod result;
-pub mod retry;
+mod runs;
+mod runtime;
 mod start;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use tokio::sync::Semaphore;
-
-use crate::model::{Clock, Event, RunId, RunPlan, RunResult, RunView, TaskResult};
-use crate::sandbox::{Limits, MAX_CONCURRENT_INSTANCES, Sandbox, SandboxError};
+use crate::model::{Event, RunId, RunPlan, RunResult, RunView, TaskResult};
+use crate::sandbox::{Limits, SandboxError};
 use crate::spec::{Bundle, JobSpec, SpecError};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
-pub use caching::CacheConfig;
+pub use attempts::MAX_STDIN_FILE_BYTES;
 pub use control::Control;
-pub use inspect::{Explanation, GcSummary, Verification};
+pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Running};
+pub use inspect::{Explanation, GcSummary};
 pub use params::resolve_job_parameters;
-pub use restore::RESTARTED;
-pub use result::run_result;
-
-use exec::{Exec, Stop};
-use journal::Journal;
-use plan::Loaded;
+pub use runtime::{
+    COMPONENTS_DIR, CONTROL_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, control, open_store,
+    open_vault,
+};
+pub use verify::Verification;
 
 /// Why a run could not be started, resumed, repaired or recorded.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +63,13 @@ pub enum SchedulerError {
     Refused { run: RunId, message: String },
 }
 
-/// Receives every event once it is durable (for progress output).
+/// Receives every event of a run once it is durable (for progress output).
 pub trait Observer: Send + Sync {
     fn event(&self, run: RunId, event: &Event);
+
+    /// A run that goes on (resumed, repaired, canceled): its log so far, before its next
+    /// events, so the observer knows the whole run. Nothing in it is new.
+    fn attached(&self, _run: RunId, _history: &[Event]) {}
 }
 
 /// An observer that ignores everything.
@@ -75,47 +77,6 @@ pub struct Quiet;
 
 impl Observer for Quiet {
     fn event(&self, _run: RunId, _event: &Event) {}
-}
-
-/// What runs need from their surroundings. Cheap to clone.
-#[derive(Clone)]
-pub struct Runtime {
-    pub store: Arc<dyn Store>,
-    pub sandbox: Arc<Sandbox>,
-    pub clock: Arc<dyn Clock>,
-    /// Set (e.g. on Ctrl-C) to cancel every run this process is running.
-    pub cancel: Arc<AtomicBool>,
-    /// Where other processes leave requests (cancel) for runs of this store.
-    pub control: Option<Control>,
-    /// Sandboxes this process runs at once, across all runs (the global bound).
-    pub slots: Arc<Semaphore>,
-    pub observer: Arc<dyn Observer>,
-    /// Who starts runs (recorded in each new run's plan; secrets are revealed for it).
-    pub principal: String,
-    /// The workspace new runs read secret scopes from.
-    pub workspace: String,
-    /// Resolves tasks' `secrets.reveal` calls; `None`: granted names do not resolve.
-    pub secrets: Option<Arc<dyn crate::secrets::Resolver>>,
-    /// Content-hashed reruns (blob store, stat cache); `None`: nothing is reused.
-    pub cache: Option<Arc<CacheConfig>>,
-}
-
-impl Runtime {
-    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, clock: Arc<dyn Clock>) -> Runtime {
-        Runtime {
-            store,
-            sandbox,
-            clock,
-            cancel: Arc::new(AtomicBool::new(false)),
-            control: None,
-            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
-            observer: Arc::new(Quiet),
-            principal: String::new(),
-            workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
-            secrets: None,
-            cache: None,
-        }
-    }
 }
 
 /// A job to run.
@@ -132,17 +93,9 @@ pub struct JobRequest<'a> {
 pub struct SingleTask {
     pub params: BTreeMap<String, String>,
     pub limits: Limits,
-    /// Run it as a command (`wasi:cli/command` or a WASI preview1 module).
-    pub command: Option<CommandInputs>,
-}
-
-/// What a command gets.
-#[derive(Debug, Clone, Default)]
-pub struct CommandInputs {
-    pub args: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub stdin: Option<crate::spec::Stdin>,
-    pub stdout_is_output: bool,
+    /// Run it as a command (`wasi:cli/command` or a WASI preview1 module); its
+    /// `component` is replaced by the file's task key.
+    pub command: Option<crate::spec::CommandSpec>,
 }
 
 /// What to repair.
@@ -156,220 +109,6 @@ pub struct RepairRequest {
     pub overrides: BTreeMap<String, String>,
 }
 
-impl Runtime {
-    /// Run a job from a bundle to its end. Components are loaded (and bad ones
-    /// refused) before the run is created, so a bad bundle leaves no run behind.
-    pub async fn run_job(&self, req: JobRequest<'_>) -> Result<RunView, SchedulerError> {
-        check_mount_roots(req.bundle, req.job, &req.target)?;
-        let (mut plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
-        plan.target_limits = req.bundle.targets.get(&req.target).map(|t| t.limits).unwrap_or_default();
-        plan.principal = self.principal.clone();
-        plan.workspace = self.workspace.clone();
-        let run = self.store.next_run_id()?;
-        let started = self.clock.now();
-        let parameters = resolve_job_parameters(req.job, &req.overrides, run, started)?;
-        let source = req.bundle.root.display().to_string();
-        self.start_run(run, plan, Arc::new(loaded), parameters, req.target, source, None).await
-    }
-
-    /// Run one component with no bundle (`sluice task run`).
-    pub async fn run_component(&self, path: &Path, task: SingleTask) -> Result<RunView, SchedulerError> {
-        let world = if task.command.is_some() { crate::sandbox::World::Command } else { crate::sandbox::World::Task };
-        let component = self.sandbox.load_file_as(path, world)?;
-        let mut plan = plan::single(path, &component, task);
-        plan.principal = self.principal.clone();
-        plan.workspace = self.workspace.clone();
-        let key = plan.job.tasks[0].key.clone();
-        let loaded: Loaded = BTreeMap::from([(key, component)]);
-        let run = self.store.next_run_id()?;
-        self.start_run(run, plan, Arc::new(loaded), BTreeMap::new(), "dev".into(), path.display().to_string(), None)
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn start_run(
-        &self,
-        run: RunId,
-        plan: RunPlan,
-        loaded: Arc<Loaded>,
-        parameters: BTreeMap<String, String>,
-        target: String,
-        source: String,
-        parent_cancel: Option<Arc<AtomicBool>>,
-    ) -> Result<RunView, SchedulerError> {
-        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), Vec::new());
-        // the run's logical start, as recorded (to the millisecond): what guests'
-        // clocks read, on every attempt, resume, repair and verify alike
-        let at = self.clock.now_millis();
-        journal.append(Event::RunCreated {
-            run_id: run,
-            job: plan.job.name.clone(),
-            source,
-            target: target.clone(),
-            parameters: parameters.clone(),
-            tasks: plan::planned_tasks(&plan),
-            at,
-            plan: Some(Box::new(plan.clone())),
-        })?;
-        self.store.put_summary(&journal.view()?.summary())?;
-        let started = exec::time_of(at);
-        let mut exec = Exec::new(self.clone(), plan, loaded, journal, parameters, target, started);
-        exec.parent_cancel = parent_cancel;
-        drive(exec).await
-    }
-
-    /// A child run for a `run_job` task (boxed: runs nest).
-    pub(crate) fn run_child(
-        &self,
-        run: RunId,
-        plan: RunPlan,
-        loaded: Arc<Loaded>,
-        overrides: BTreeMap<String, String>,
-        target: String,
-        parent_cancel: Arc<AtomicBool>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunView, SchedulerError>> + Send + '_>> {
-        Box::pin(async move {
-            let parameters = resolve_job_parameters(&plan.job, &overrides, run, self.clock.now())?;
-            let source = plan.bundle_root.display().to_string();
-            self.start_run(run, plan, loaded, parameters, target, source, Some(parent_cancel)).await
-        })
-    }
-
-    /// Resume the child run of a `run_job` task after a crash.
-    pub(crate) fn resume_child(
-        &self,
-        run: RunId,
-        parent_cancel: Arc<AtomicBool>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunView, SchedulerError>> + Send + '_>> {
-        Box::pin(async move {
-            let view = self.view(run)?;
-            if view.result.is_some() {
-                return Ok(view);
-            }
-            self.continue_run(run, None, Some(parent_cancel)).await
-        })
-    }
-
-    /// The current view of a run.
-    pub fn view(&self, run: RunId) -> Result<RunView, SchedulerError> {
-        let events = self.store.events(run)?;
-        if events.is_empty() {
-            return Err(SchedulerError::NoSuchRun(run));
-        }
-        RunView::from_events(&events).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })
-    }
-
-    /// Runs a previous process left unfinished (it died): what `resume` continues.
-    pub fn interrupted_runs(&self) -> Result<Vec<RunId>, SchedulerError> {
-        let mut out = Vec::new();
-        for run in self.store.unfinished_runs()? {
-            // children are resumed by their parent
-            let events = self.store.events(run)?;
-            let is_child =
-                matches!(events.first(), Some(Event::RunCreated { plan: Some(p), .. }) if p.parent.is_some());
-            if !is_child {
-                out.push(run);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Continue a run whose process died. Attempts that were running count as
-    /// failed ("runtime restarted") and go through their retry policy.
-    pub async fn resume(&self, run: RunId) -> Result<RunView, SchedulerError> {
-        let view = self.view(run)?;
-        if view.result.is_some() {
-            return Err(SchedulerError::Refused {
-                run,
-                message: format!("already finished ({})", view.result.map(|r| r.as_str()).unwrap_or("")),
-            });
-        }
-        self.continue_run(run, None, None).await
-    }
-
-    /// Cancel a run no process is running: what it left in flight is canceled.
-    pub async fn cancel_interrupted(&self, run: RunId) -> Result<RunView, SchedulerError> {
-        self.continue_run(run, Some(Stop::Canceled("canceled by `sluice runs cancel`".into())), None).await
-    }
-
-    async fn continue_run(
-        &self,
-        run: RunId,
-        stop: Option<Stop>,
-        parent_cancel: Option<Arc<AtomicBool>>,
-    ) -> Result<RunView, SchedulerError> {
-        let events = self.store.events(run)?;
-        let plan = plan_of(run, &events)?;
-        let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
-        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), events);
-        journal.append(Event::RunResumed { at: self.clock.now_millis() })?;
-        let view = journal.view()?;
-        let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
-        exec.restore_produced(&view);
-        exec.parent_cancel = parent_cancel;
-        if let Some(stop) = stop {
-            exec.stop(stop)?;
-        }
-        exec.settle_interrupted(&view)?;
-        drive(exec).await
-    }
-
-    /// Rerun tasks of a finished run inside the same run.
-    pub async fn repair(&self, run: RunId, req: RepairRequest) -> Result<RunView, SchedulerError> {
-        let events = self.store.events(run)?;
-        if events.is_empty() {
-            return Err(SchedulerError::NoSuchRun(run));
-        }
-        let view = RunView::from_events(&events).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })?;
-        if view.result.is_none() {
-            return Err(SchedulerError::Refused {
-                run,
-                message: "is not finished; resume it (`sluice runs resume`) or cancel it first".into(),
-            });
-        }
-        let plan = plan_of(run, &events)?;
-        let tasks = repair_set(&plan, &view, &req)?;
-        if tasks.is_empty() {
-            return Err(SchedulerError::Refused {
-                run,
-                message: "has no failed tasks to repair; name tasks with --task".into(),
-            });
-        }
-        let mut parameters = view.parameters.clone();
-        for (k, v) in &req.overrides {
-            if !plan.job.parameters.contains_key(k) {
-                return Err(SchedulerError::Parameters(format!(
-                    "--param {k}: job `{}` has no parameter `{k}`",
-                    plan.job.name
-                )));
-            }
-            parameters.insert(k.clone(), v.clone());
-        }
-        let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
-        let mut journal = Journal::new(self.store.clone(), run, self.observer.clone(), events);
-        let repair = view.repairs.len() as u32 + 1;
-        journal.append(Event::RepairStarted { repair, tasks, parameters, at: self.clock.now_millis() })?;
-        self.store.put_summary(&journal.view()?.summary())?;
-        let view = journal.view()?;
-        let mut exec = Exec::restore(self.clone(), plan, loaded, journal)?;
-        exec.restore_produced(&view);
-        exec.settle_interrupted(&view)?;
-        drive(exec).await
-    }
-}
-
-/// Run a coordinator as a tokio task of its own. On a multi-threaded runtime
-/// this keeps the coordinator and the attempts it spawns on the same worker
-/// (tokio's LIFO slot), so a finished attempt wakes it without a cross-thread
-/// handoff — on these machines each such wake-up costs ~100 µs.
-async fn drive(exec: Exec) -> Result<RunView, SchedulerError> {
-    let run = exec.journal.run();
-    match tokio::spawn(exec.drive()).await {
-        Ok(result) => result,
-        Err(e) => Err(SchedulerError::Corrupt { run, message: format!("the run's coordinator failed: {e}") }),
-    }
-}
-
 /// Mounts outside the bundle and its data roots need a target that allows them.
 fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(), SchedulerError> {
     if bundle.targets.get(target).is_some_and(|t| t.allow_absolute_paths) {
@@ -379,10 +118,10 @@ fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(),
     for j in jobs {
         for t in &j.tasks {
             let template_mounts = match &t.kind {
-                crate::spec::TaskKind::ForEach { template, .. } => template.mounts.as_slice(),
+                crate::spec::TaskKind::ForEach { template, .. } => template.exec.mounts.as_slice(),
                 _ => &[],
             };
-            if let Some(m) = t.mounts.iter().chain(template_mounts).find(|m| m.outside_roots) {
+            if let Some(m) = t.exec.mounts.iter().chain(template_mounts).find(|m| m.outside_roots) {
                 return Err(SchedulerError::Parameters(format!(
                     "task `{}` of job `{}` mounts {}, outside the bundle and its data roots; target `{target}` does not allow \
                      absolute paths (set `allow_absolute_paths = true` under [targets.{target}], or add a data root)",
@@ -394,16 +133,6 @@ fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(),
         }
     }
     Ok(())
-}
-
-pub(crate) fn plan_of(run: RunId, events: &[Event]) -> Result<RunPlan, SchedulerError> {
-    match events.first() {
-        Some(Event::RunCreated { plan: Some(plan), .. }) => Ok((**plan).clone()),
-        Some(_) => {
-            Err(SchedulerError::Refused { run, message: "was recorded without a plan and cannot be continued".into() })
-        }
-        None => Err(SchedulerError::NoSuchRun(run)),
-    }
 }
 
 /// The top-level tasks a repair reruns.

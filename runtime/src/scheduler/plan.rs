@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::model::{PinnedComponent, PlannedTask, RunId, RunPlan};
 use crate::sandbox::{Limits as SandboxLimits, Sandbox, SandboxError, TaskComponent, World};
-use crate::spec::{Bundle, JobSpec, TaskKind, TaskSpec};
+use crate::spec::{Bundle, CommandSpec, ExecSpec, JobSpec, TaskKind, TaskSpec};
 
 use super::SchedulerError;
 
@@ -27,8 +27,8 @@ fn component_worlds(job: &JobSpec) -> BTreeMap<&str, World> {
             TaskKind::ForEach { template, .. } => {
                 worlds.entry(template.component.as_str()).or_insert(World::Task);
             }
-            TaskKind::Command { component, .. } => {
-                worlds.insert(component.as_str(), World::Command);
+            TaskKind::Command(c) => {
+                worlds.insert(c.component.as_str(), World::Command);
             }
             TaskKind::Condition { .. } | TaskKind::RunJob { .. } => {}
         }
@@ -137,34 +137,26 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
     let limits: SandboxLimits = single.limits;
     let kind = match single.command {
         None => TaskKind::Component { component: key.clone() },
-        Some(c) => TaskKind::Command {
-            component: key.clone(),
-            args: c.args,
-            env: c.env,
-            stdin: c.stdin,
-            stdout_is_output: c.stdout_is_output,
-        },
+        Some(c) => TaskKind::Command(crate::spec::CommandSpec { component: key.clone(), ..c }),
     };
     let task = TaskSpec {
         key: key.clone(),
         kind,
         depends_on: Vec::new(),
         run_if: Default::default(),
-        params: single.params,
         timeout: Some(limits.timeout),
-        limits: crate::spec::Limits {
-            memory: Some(limits.memory),
-            max_log: Some(limits.max_log),
-            max_output: Some(limits.max_output),
-            fuel: None,
-            max_out: None,
-        },
-        secrets: Vec::new(),
-        inject: Default::default(),
         retries: None,
-        mounts: Vec::new(),
-        allow_hosts: Vec::new(),
-        cache: true,
+        exec: ExecSpec {
+            params: single.params,
+            limits: crate::spec::Limits {
+                memory: Some(limits.memory),
+                max_log: Some(limits.max_log),
+                max_output: Some(limits.max_output),
+                fuel: None,
+                max_out: None,
+            },
+            ..ExecSpec::default()
+        },
     };
     let job = JobSpec {
         name: "task".into(),
@@ -194,7 +186,7 @@ pub(crate) fn planned_tasks(plan: &RunPlan) -> Vec<PlannedTask> {
         .iter()
         .map(|t| {
             let (component, hash) = match &t.kind {
-                TaskKind::Component { component } | TaskKind::Command { component, .. } => {
+                TaskKind::Component { component } | TaskKind::Command(CommandSpec { component, .. }) => {
                     (component.clone(), hash_of(plan, component))
                 }
                 TaskKind::ForEach { template, .. } => (template.component.clone(), hash_of(plan, &template.component)),

@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{AclEntry, AuditRecord, ScopeId, ScopeRecord, Sealed, SealedVersion, SecretStore};
-use crate::store::StoreError;
+use super::{AclEntry, AuditRecord, BackendError, ScopeId, ScopeRecord, Sealed, SealedVersion, SecretStore};
 
 #[derive(Default)]
 struct Inner {
@@ -35,15 +34,15 @@ impl MemorySecretStore {
 }
 
 impl SecretStore for MemorySecretStore {
-    fn scope(&self, id: &ScopeId) -> Result<Option<ScopeRecord>, StoreError> {
+    fn scope(&self, id: &ScopeId) -> Result<Option<ScopeRecord>, BackendError> {
         Ok(self.lock().scopes.get(id).cloned())
     }
 
-    fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
+    fn scopes(&self) -> Result<Vec<ScopeRecord>, BackendError> {
         Ok(self.lock().scopes.values().cloned().collect())
     }
 
-    fn create_scope(&self, scope: &ScopeRecord, first: &AclEntry) -> Result<bool, StoreError> {
+    fn create_scope(&self, scope: &ScopeRecord, first: &AclEntry) -> Result<bool, BackendError> {
         let mut inner = self.lock();
         if inner.scopes.contains_key(&scope.id) {
             return Ok(false);
@@ -53,7 +52,7 @@ impl SecretStore for MemorySecretStore {
         Ok(true)
     }
 
-    fn delete_scope(&self, id: &ScopeId) -> Result<bool, StoreError> {
+    fn delete_scope(&self, id: &ScopeId) -> Result<bool, BackendError> {
         let mut inner = self.lock();
         if inner.scopes.remove(id).is_none() {
             return Ok(false);
@@ -63,20 +62,20 @@ impl SecretStore for MemorySecretStore {
         Ok(true)
     }
 
-    fn acl(&self, id: &ScopeId) -> Result<Vec<AclEntry>, StoreError> {
+    fn acl(&self, id: &ScopeId) -> Result<Vec<AclEntry>, BackendError> {
         Ok(self.lock().acls.get(id).map(|m| m.values().cloned().collect()).unwrap_or_default())
     }
 
-    fn put_acl(&self, id: &ScopeId, entry: &AclEntry) -> Result<(), StoreError> {
+    fn put_acl(&self, id: &ScopeId, entry: &AclEntry) -> Result<(), BackendError> {
         self.lock().acls.entry(id.clone()).or_default().insert(entry.principal.clone(), entry.clone());
         Ok(())
     }
 
-    fn delete_acl(&self, id: &ScopeId, principal: &str) -> Result<bool, StoreError> {
+    fn delete_acl(&self, id: &ScopeId, principal: &str) -> Result<bool, BackendError> {
         Ok(self.lock().acls.get_mut(id).is_some_and(|m| m.remove(principal).is_some()))
     }
 
-    fn add_version(&self, id: &ScopeId, key: &str, version: &SealedVersion) -> Result<bool, StoreError> {
+    fn add_version(&self, id: &ScopeId, key: &str, version: &SealedVersion) -> Result<bool, BackendError> {
         let mut inner = self.lock();
         let versions = inner.versions.entry((id.clone(), key.to_string())).or_default();
         if versions.contains_key(&version.version) {
@@ -86,7 +85,7 @@ impl SecretStore for MemorySecretStore {
         Ok(true)
     }
 
-    fn versions(&self, id: &ScopeId, key: &str) -> Result<Vec<SealedVersion>, StoreError> {
+    fn versions(&self, id: &ScopeId, key: &str) -> Result<Vec<SealedVersion>, BackendError> {
         let inner = self.lock();
         Ok(inner
             .versions
@@ -95,40 +94,40 @@ impl SecretStore for MemorySecretStore {
             .unwrap_or_default())
     }
 
-    fn latest(&self, id: &ScopeId, key: &str) -> Result<Option<SealedVersion>, StoreError> {
+    fn latest(&self, id: &ScopeId, key: &str) -> Result<Option<SealedVersion>, BackendError> {
         let inner = self.lock();
         Ok(inner.versions.get(&(id.clone(), key.to_string())).and_then(|m| m.values().next_back().cloned()))
     }
 
-    fn secret_keys(&self, id: &ScopeId) -> Result<Vec<String>, StoreError> {
+    fn secret_keys(&self, id: &ScopeId) -> Result<Vec<String>, BackendError> {
         let inner = self.lock();
         Ok(inner.versions.iter().filter(|((s, _), v)| s == id && !v.is_empty()).map(|((_, k), _)| k.clone()).collect())
     }
 
-    fn delete_secret(&self, id: &ScopeId, key: &str) -> Result<bool, StoreError> {
+    fn delete_secret(&self, id: &ScopeId, key: &str) -> Result<bool, BackendError> {
         Ok(self.lock().versions.remove(&(id.clone(), key.to_string())).is_some_and(|v| !v.is_empty()))
     }
 
-    fn append_audit(&self, record: &AuditRecord) -> Result<u64, StoreError> {
+    fn append_audit(&self, record: &AuditRecord) -> Result<u64, BackendError> {
         let mut inner = self.lock();
         let seq = inner.audit.last().map_or(1, |r| r.seq + 1);
         inner.audit.push(AuditRecord { seq, ..record.clone() });
         Ok(seq)
     }
 
-    fn audit(&self) -> Result<Vec<AuditRecord>, StoreError> {
+    fn audit(&self) -> Result<Vec<AuditRecord>, BackendError> {
         Ok(self.lock().audit.clone())
     }
 
-    fn key_check(&self) -> Result<Option<Sealed>, StoreError> {
+    fn key_check(&self) -> Result<Option<Sealed>, BackendError> {
         Ok(self.lock().key_check.clone())
     }
 
-    fn init_key_check(&self, check: &Sealed) -> Result<Sealed, StoreError> {
+    fn init_key_check(&self, check: &Sealed) -> Result<Sealed, BackendError> {
         Ok(self.lock().key_check.get_or_insert_with(|| check.clone()).clone())
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), BackendError> {
         Ok(())
     }
 }

@@ -44,7 +44,6 @@ pub mod vault;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Millis, RunId};
-use crate::store::StoreError;
 
 pub use acl::Permission;
 pub use crypto::{MasterKey, Sealed};
@@ -53,7 +52,7 @@ pub use memory::MemorySecretStore;
 pub use redact::{REDACTED, Redactor};
 pub use resolve::{Resolver, RevealRequest};
 pub use secrecy::{ExposeSecret, SecretString};
-pub use store::SecretStore;
+pub use store::{BackendError, SecretStore};
 pub use vault::{AuditFilter, SecretInfo, Vault};
 
 /// The workspace a scope belongs to when none is named.
@@ -96,7 +95,7 @@ pub enum SecretsError {
     )]
     Tampered { name: String, version: u32 },
     #[error("secret store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] BackendError),
 }
 
 /// Where a scope lives: its workspace, its target and its name.

@@ -5,8 +5,11 @@
 //! likely to print it in: as is; JSON-escaped; base64, standard and URL-safe,
 //! padded and not; the stretch of base64 that a value produces wherever it
 //! sits inside a longer encoded string (as in an HTTP Basic `user:password`
-//! header); and percent-encoded (upper- and lowercase hex, `%20` or `+` for a
-//! space). JSON documents (outputs, task values) stay valid JSON.
+//! header); percent-encoded (upper- and lowercase hex, `%20` or `+` for a
+//! space); and hex, lower- and uppercase (as `xxd -p`, `hexdump` and most
+//! "print the bytes" code write it; a byte is two digits wherever it sits, so the
+//! value's hex is found inside a longer hex string too). JSON documents
+//! (outputs, task values) stay valid JSON.
 //!
 //! This is a safety net against accidental leaks, not a barrier: a task that
 //! wants to leak a value it holds can transform it in ways no pattern covers
@@ -171,9 +174,11 @@ pub(crate) fn forms(value: &str) -> Vec<Zeroizing<String>> {
             }
         }
     }
-    out.push(percent_encode(bytes, b"0123456789ABCDEF", false));
-    out.push(percent_encode(bytes, b"0123456789abcdef", false));
-    out.push(percent_encode(bytes, b"0123456789ABCDEF", true));
+    out.push(hex(bytes, LOWER_HEX));
+    out.push(hex(bytes, UPPER_HEX));
+    out.push(percent_encode(bytes, UPPER_HEX, false));
+    out.push(percent_encode(bytes, LOWER_HEX, false));
+    out.push(percent_encode(bytes, UPPER_HEX, true));
     out
 }
 
@@ -187,6 +192,19 @@ fn base64_core(engine: &base64::engine::GeneralPurpose, bytes: &[u8], offset: us
     let skip = [0, 2, 3][offset];
     let end = shifted.len() * 8 / 6;
     (end >= skip + MIN_BASE64_FRAGMENT).then(|| Zeroizing::new(encoded[skip..end].to_string()))
+}
+
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Two hex digits per byte.
+fn hex(bytes: &[u8], digits: &[u8; 16]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(bytes.len() * 2));
+    for &b in bytes {
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// RFC 3986 percent-encoding (everything but unreserved characters); `plus`:
@@ -232,10 +250,31 @@ mod tests {
             "s3cr3t%2Fp%40ss%20w%2Brd%3F".to_string(),
             "s3cr3t%2fp%40ss%20w%2brd%3f".to_string(),
             "s3cr3t%2Fp%40ss+w%2Brd%3F".to_string(),
+            "7333637233742f7040737320772b72643f".to_string(),
+            "7333637233742F7040737320772B72643F".to_string(),
         ] {
             clean(&r, &format!("before {form} after"));
             assert_eq!(r.redact(&format!("x{form}y")), format!("x{REDACTED}y"), "{form}");
         }
+    }
+
+    #[test]
+    fn hex_in_either_case_is_redacted_alone_and_inside_longer_hex() {
+        let r = Redactor::new(["pw:\u{e9}t\u{e9}"]);
+        // "pw:été": the UTF-8 bytes, as `xxd -p` (lower) or a debugger (upper) prints them
+        let lower = "70773ac3a974c3a9";
+        assert_eq!(r.redact(lower), REDACTED);
+        assert_eq!(r.redact(&lower.to_uppercase()), REDACTED);
+        // inside a longer dump: "user=" before, "\n" after
+        let dump = format!("75736572 3d{lower}0a");
+        assert_eq!(r.redact(&dump), format!("75736572 3d{REDACTED}0a"));
+        let upper = format!("0x7573657220{}", lower.to_uppercase());
+        assert_eq!(r.redact(&upper), format!("0x7573657220{REDACTED}"));
+        // in JSON, hex is an ordinary string
+        let v: Value = serde_json::from_str(&r.redact_json(&format!("{{\"h\":\"{lower}\"}}"))).unwrap();
+        assert_eq!(v["h"], REDACTED);
+        // mixed case is not a form a program writes: left alone (a net, not a barrier)
+        assert_eq!(r.redact("70773AC3a974c3a9"), "70773AC3a974c3a9");
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn targets(node: &Node<'_>) -> Result<BTreeMap<String, super::TargetSpec>, SpecE
         let name = entry.key.to_string();
         let table = entry.node.table()?;
         table.deny_unknown(TARGET_KEYS)?;
-        let limits = table.get("limits").map(job::limits).transpose()?.unwrap_or_default();
+        let limits = table.get("limits").map(super::exec::limits).transpose()?.unwrap_or_default();
         let allow_absolute_paths = table.get("allow_absolute_paths").map(Node::bool).transpose()?.unwrap_or(false);
         out.insert(name, super::TargetSpec { limits, allow_absolute_paths });
     }

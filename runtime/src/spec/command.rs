@@ -19,6 +19,23 @@ const KINDS: [&str; 2] = ["command", "component"];
 /// The keys only a command task takes.
 pub(crate) const COMMAND_KEYS: [&str; 5] = ["args", "env", "stdin", "stdin_file", "stdout"];
 
+/// A command task's program and what it is handed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    /// A component of [`Bundle::components`](super::Bundle::components) (or the file of
+    /// `sluice task run --command`).
+    pub component: String,
+    /// The arguments after the program name (each may hold `{{ … }}` references).
+    pub args: Vec<String>,
+    /// The whole environment the program sees (values may hold `{{ … }}` references, and
+    /// `{{ secrets/scope/key }}` ones).
+    pub env: BTreeMap<String, String>,
+    /// `None` = empty stdin.
+    pub stdin: Option<Stdin>,
+    /// Whether stdout is also the task's output (then it must be JSON); it is always the log.
+    pub stdout_is_output: bool,
+}
+
 /// What a command task reads on stdin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,7 +108,7 @@ pub(crate) fn command<'a>(
         Some(node) => stdout(node)?,
         None => false,
     };
-    Ok(TaskKind::Command { component, args, env, stdin, stdout_is_output })
+    Ok(TaskKind::Command(CommandSpec { component, args, env, stdin, stdout_is_output }))
 }
 
 /// Of two keys that are both in `table`, the entry written later.

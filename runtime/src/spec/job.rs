@@ -8,16 +8,16 @@ use super::calls::RunJobSite;
 use super::command::COMMAND_KEYS;
 use super::depends::{self, DependencySite};
 use super::error::SpecError;
+use super::exec::{self, EXEC_KEYS};
 use super::graph;
-use super::hosts::allow_hosts;
 use super::kinds::{self, TaskKind};
-use super::mounts::{Roots, mounts};
+use super::mounts::Roots;
 use super::names;
 use super::read::{Node, Table};
 use super::refs::{self, Scope, Templated};
 use super::retries::retries;
 use super::template;
-use super::{ComponentSpec, JobSpec, Limits, TaskSpec};
+use super::{ComponentSpec, JobSpec, TaskSpec};
 
 const JOB_KEYS: &[&str] = &["parameters", "timeout", "max_parallel_tasks", "limits", "tasks"];
 const TASK_KEYS: &[&str] = &[
@@ -43,10 +43,8 @@ const TASK_KEYS: &[&str] = &[
     "stdin_file",
     "stdout",
 ];
-const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
-/// Task keys that only some kinds take (besides the command-only [`COMMAND_KEYS`]).
-const KIND_BOUND_KEYS: [&str; 8] =
-    ["params", "timeout", "limits", "retries", "secrets", "mounts", "allow_hosts", "cache"];
+/// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
+const SCHEDULE_KEYS: [&str; 2] = ["timeout", "retries"];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
 pub(crate) struct TaskSite<'a> {
@@ -75,7 +73,7 @@ pub(crate) fn job<'a>(
         None => BTreeMap::new(),
     };
     let timeout = table.get("timeout").map(Node::duration).transpose()?;
-    let job_limits = table.get("limits").map(limits).transpose()?.unwrap_or_default();
+    let job_limits = table.get("limits").map(exec::limits).transpose()?.unwrap_or_default();
     let max_parallel_tasks = table.get("max_parallel_tasks").map(max_parallel_tasks).transpose()?;
 
     let task_nodes = task_nodes(name, &table)?;
@@ -168,40 +166,21 @@ fn task<'a>(
         Some(node) => depends::depends_on(node)?,
         None => (Vec::new(), Vec::new()),
     };
-    let grants = table.get("secrets").map(secrets_and_injections).transpose()?.unwrap_or_default();
-    if let (false, Some(node)) = (grants.1.is_empty(), table.get("secrets"))
-        && table.get("allow_hosts").is_none()
-    {
-        return Err(node
-            .error("a secret with `inject` needs `allow_hosts`: it is only ever placed into requests to those hosts"));
-    }
     let spec = TaskSpec {
         key,
         kind,
         depends_on,
         run_if: table.get("run_if").map(depends::run_if).transpose()?.unwrap_or_default(),
-        params: match table.get("params") {
-            Some(node) => task_params(node, "param", false, &mut templates)?,
-            None => BTreeMap::new(),
-        },
         timeout: table.get("timeout").map(Node::duration).transpose()?,
-        limits: table.get("limits").map(limits).transpose()?.unwrap_or_default(),
         retries: table.get("retries").map(retries).transpose()?,
-        secrets: grants.0,
-        inject: grants.1,
-        mounts: match table.get("mounts") {
-            Some(node) => mounts(node, roots)?,
-            None => Vec::new(),
-        },
-        allow_hosts: table.get("allow_hosts").map(allow_hosts).transpose()?.unwrap_or_default(),
-        cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
+        exec: exec::read(&table, roots, "param", false, &mut templates)?,
     };
     let site = TaskSite { key: key_node, depends_on: dependency_sites, templates, run_job };
     Ok((spec, site))
 }
 
 /// The keys only some kinds take, only where the kind uses them: a component task takes
-/// all of [`KIND_BOUND_KEYS`], a command task all but `params` plus [`COMMAND_KEYS`], a
+/// all of [`SCHEDULE_KEYS`] and [`EXEC_KEYS`], a command task all but `params` plus [`COMMAND_KEYS`], a
 /// for_each task a `timeout` for the whole loop (the rest go in its template), a run_job
 /// task `retries`, a condition task none.
 fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
@@ -230,8 +209,7 @@ fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Resu
         TaskKind::ForEach { .. } => (&["timeout"], "put it in `for_each.task`, the template each input runs"),
         TaskKind::RunJob { .. } => (&["retries"], "the job it runs has its own settings"),
     };
-    let refused =
-        table.entries().iter().find(|entry| KIND_BOUND_KEYS.contains(&entry.key) && !allowed.contains(&entry.key));
+    let refused = table.entries().iter().find(|entry| is_kind_bound(entry.key) && !allowed.contains(&entry.key));
     match refused {
         Some(entry) => {
             Err(entry.key_error(format!("`{}` does not apply to {} task `{task}`; {hint}", entry.key, kind.name())))
@@ -240,92 +218,7 @@ fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Resu
     }
 }
 
-/// A params table: names follow the name rule; each value is added to `templates`
-/// labelled "`label` `name`" (`input`: whether `{{ input }}` may be used).
-pub(crate) fn task_params<'a>(
-    node: &Node<'a>,
-    label: &str,
-    input: bool,
-    templates: &mut Vec<Templated<'a>>,
-) -> Result<BTreeMap<String, String>, SpecError> {
-    let table = node.table()?;
-    let mut params = BTreeMap::new();
-    for entry in table.entries() {
-        check_key_name(entry, "param")?;
-        let value = entry.node.param_string()?;
-        let what = format!("{label} `{}`", entry.key);
-        templates.push(Templated::new(what, &value, &entry.node, input));
-        params.insert(entry.key.to_string(), value);
-    }
-    Ok(params)
-}
-
-pub(crate) fn limits(node: &Node<'_>) -> Result<Limits, SpecError> {
-    let table = node.table()?;
-    table.deny_unknown(LIMIT_KEYS)?;
-    let size = |key: &str| table.get(key).map(Node::size).transpose();
-    let limits = Limits {
-        memory: size("memory")?,
-        max_log: size("max_log")?,
-        max_output: size("max_output")?,
-        fuel: table.get("fuel").map(fuel).transpose()?,
-        max_out: size("max_out")?,
-    };
-    if let (Some(0), Some(node)) = (limits.memory, table.get("memory")) {
-        return Err(node.error("memory limit must be greater than zero"));
-    }
-    Ok(limits)
-}
-
-pub(crate) fn secrets(node: &Node<'_>) -> Result<Vec<String>, SpecError> {
-    secrets_and_injections(node).map(|(secrets, _)| secrets)
-}
-
-const SECRET_GRANT_KEYS: &[&str] = &["name", "inject"];
-
-/// `secrets = ["scope/key", { name = "scope/key", inject = "header:Authorization" }]`:
-/// the granted names, and for injected ones the outbound HTTP header the host fills in.
-pub(crate) fn secrets_and_injections(node: &Node<'_>) -> Result<(Vec<String>, BTreeMap<String, String>), SpecError> {
-    let mut secrets: Vec<String> = Vec::new();
-    let mut inject = BTreeMap::new();
-    for item in node.array()? {
-        let (name_node, name) = match item.table() {
-            Ok(table) => {
-                table.deny_unknown(SECRET_GRANT_KEYS)?;
-                let name_node = table.require("name")?.clone();
-                let name = name_node.str()?;
-                if let Some(how) = table.get("inject") {
-                    let header = how.str()?.strip_prefix("header:").filter(|h| is_header_name(h)).ok_or_else(|| {
-                        how.error("inject must be `header:<Header-Name>` (e.g. `header:Authorization`): the host puts the value in that request header")
-                    })?;
-                    inject.insert(name.to_string(), header.to_ascii_lowercase());
-                }
-                (name_node, name)
-            }
-            Err(_) => (item.clone(), item.str()?),
-        };
-        names::check_secret_name(name).map_err(|why| name_node.error(why))?;
-        if secrets.iter().any(|seen| seen == name) {
-            return Err(name_node.error(format!("secret `{name}` is listed twice")));
-        }
-        secrets.push(name.to_string());
-    }
-    Ok((secrets, inject))
-}
-
-fn is_header_name(h: &str) -> bool {
-    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// `fuel`: a plain whole number of wasmtime fuel units, at least 1.
-fn fuel(node: &Node<'_>) -> Result<u64, SpecError> {
-    let hint = "fuel is a whole number of wasmtime fuel units (roughly one per instruction), \
-                at least 1, e.g. `fuel = 100_000_000`";
-    if !matches!(node.value, toml::de::DeValue::Integer(_)) {
-        return Err(node.error(format!("expected an integer; {hint}")));
-    }
-    u64::try_from(node.integer()?)
-        .ok()
-        .filter(|&fuel| fuel >= 1)
-        .ok_or_else(|| node.error(format!("fuel must be at least 1; {hint}")))
+/// Whether only some kinds take task key `key` (besides the command-only [`COMMAND_KEYS`]).
+fn is_kind_bound(key: &str) -> bool {
+    SCHEDULE_KEYS.contains(&key) || EXEC_KEYS.contains(&key)
 }

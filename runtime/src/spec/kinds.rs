@@ -12,23 +12,22 @@ use serde::{Deserialize, Serialize};
 
 use super::build::{check_key_name, checked_name};
 use super::calls::RunJobSite;
-use super::command::{self, Stdin};
+use super::command::{self, CommandSpec};
 use super::error::SpecError;
-use super::hosts::{HostRule, allow_hosts};
-use super::job::{limits, secrets, task_params};
-use super::mounts::{Mount, Roots, mounts};
+use super::exec::{self, ExecSpec};
+use super::mounts::Roots;
 use super::names;
 use super::read::{Node, Table};
 use super::refs::Templated;
 use super::retries::{RetryPolicy, retries};
-use super::{ComponentSpec, Limits};
+use super::{ComponentSpec, TaskSpec};
 
 /// The keys that choose a task's kind.
 const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
 const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
 const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
 const TEMPLATE_KEYS: &[&str] =
-    &["component", "params", "timeout", "limits", "retries", "secrets", "mounts", "allow_hosts", "cache"];
+    &["component", "timeout", "retries", "params", "limits", "secrets", "mounts", "allow_hosts", "cache"];
 const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
@@ -44,18 +43,7 @@ pub enum TaskKind {
     Component { component: String },
     /// Run a `wasi:cli/command` component of [`Bundle::components`](super::Bundle::components);
     /// exit code 0 is success.
-    Command {
-        component: String,
-        /// The arguments after the program name (each may hold `{{ … }}` references).
-        args: Vec<String>,
-        /// The whole environment the program sees (values may hold `{{ … }}` references).
-        env: BTreeMap<String, String>,
-        /// `None` = empty stdin.
-        stdin: Option<Stdin>,
-        /// Whether stdout is also the task's output (then it must be JSON); it is always
-        /// the log.
-        stdout_is_output: bool,
-    },
+    Command(CommandSpec),
     /// Compare two rendered strings; the outcome (`true`/`false`) picks the branch that
     /// downstream tasks named in [`Dependency::outcome`](super::Dependency::outcome).
     Condition {
@@ -87,7 +75,7 @@ impl TaskKind {
     pub fn name(&self) -> &'static str {
         match self {
             TaskKind::Component { .. } => "component",
-            TaskKind::Command { .. } => "command",
+            TaskKind::Command(_) => "command",
             TaskKind::Condition { .. } => "condition",
             TaskKind::ForEach { .. } => "for_each",
             TaskKind::RunJob { .. } => "run_job",
@@ -95,22 +83,37 @@ impl TaskKind {
     }
 }
 
-/// The task a `for_each` task runs for each element (`{{ input }}` in its params).
+/// The task a `for_each` task runs for each element (`{{ input }}` in its params): a
+/// component, each iteration's timeout and retries, and the same [`ExecSpec`] a plain
+/// component task has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForEachTemplate {
     pub component: String,
-    pub params: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
-    pub limits: Limits,
     /// Retries of each iteration on its own.
     pub retries: Option<RetryPolicy>,
-    pub secrets: Vec<String>,
-    /// Host directories each iteration sees.
-    pub mounts: Vec<Mount>,
-    /// Where each iteration may send HTTP requests; empty = no network.
-    pub allow_hosts: Vec<HostRule>,
-    /// Whether an iteration's result may be reused from an earlier identical one.
-    pub cache: bool,
+    #[serde(flatten)]
+    pub exec: ExecSpec,
+}
+
+impl ForEachTemplate {
+    /// Iteration `n` of for_each task `key`: a component task of its own (`KEY[n]`).
+    pub fn iteration(&self, key: &str, n: usize) -> TaskSpec {
+        TaskSpec {
+            key: iteration_key(key, n),
+            kind: TaskKind::Component { component: self.component.clone() },
+            depends_on: Vec::new(),
+            run_if: Default::default(),
+            timeout: self.timeout,
+            retries: self.retries.clone(),
+            exec: self.exec.clone(),
+        }
+    }
+}
+
+/// The key of iteration `i` of for_each task `task`: `task[i]`.
+pub fn iteration_key(task: &str, i: usize) -> String {
+    format!("{task}[{i}]")
 }
 
 /// How a condition task compares `left` with `right`.
@@ -307,20 +310,9 @@ fn template<'a>(
     table.deny_unknown(TEMPLATE_KEYS)?;
     Ok(ForEachTemplate {
         component: component(table.require("component")?, components)?,
-        params: match table.get("params") {
-            Some(node) => task_params(node, "for_each param", true, templates)?,
-            None => BTreeMap::new(),
-        },
         timeout: table.get("timeout").map(Node::duration).transpose()?,
-        limits: table.get("limits").map(limits).transpose()?.unwrap_or_default(),
         retries: table.get("retries").map(retries).transpose()?,
-        secrets: table.get("secrets").map(secrets).transpose()?.unwrap_or_default(),
-        mounts: match table.get("mounts") {
-            Some(node) => mounts(node, roots)?,
-            None => Vec::new(),
-        },
-        allow_hosts: table.get("allow_hosts").map(allow_hosts).transpose()?.unwrap_or_default(),
-        cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
+        exec: exec::read(&table, roots, "for_each param", true, templates)?,
     })
 }
 

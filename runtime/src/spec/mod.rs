@@ -83,15 +83,17 @@
 //!
 //! `retries.max = -1` retries without limit; every other `retries` key has a default
 //! (see [`RetryPolicy`]). `{{ input }}` is allowed only in a `for_each` template's params.
-//! `mounts` and `allow_hosts` go on component and command tasks and in `for_each.task`
-//! (see [`Mount`], [`HostRule`]); guest paths `/tmp`, `/in` and `/out` are the runtime's.
+//! The execution keys (`params`, `limits`, `secrets` with their `inject`ions, `mounts`,
+//! `allow_hosts`, `cache`; see [`ExecSpec`]) go on component and command tasks and in
+//! `for_each.task`, read by one reader (see [`Mount`], [`HostRule`]); guest paths `/tmp`,
+//! `/in` and `/out` are the runtime's.
 
 mod build;
 mod calls;
 mod command;
 mod depends;
-mod duration;
 mod error;
+mod exec;
 mod graph;
 mod hosts;
 mod job;
@@ -112,12 +114,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use command::Stdin;
+pub use crate::util::{parse_duration, parse_size};
+pub use command::{CommandSpec, Stdin};
 pub use depends::{Dependency, RunIf};
-pub use duration::{parse_duration, parse_size};
 pub use error::SpecError;
+pub use exec::ExecSpec;
 pub use hosts::{HostRule, parse_host_rule};
-pub use kinds::{ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind};
+pub use kinds::{
+    ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
+};
 pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
 pub use retries::RetryPolicy;
 pub use template::Reference;
@@ -190,32 +195,16 @@ pub struct TaskSpec {
     pub depends_on: Vec<Dependency>,
     /// When the task runs, given how its upstream tasks ended.
     pub run_if: RunIf,
-    /// Parameters as strings; values may hold `{{ … }}` references (see [`template`]).
-    /// Component tasks only (empty otherwise; command tasks use args, env and stdin).
-    pub params: BTreeMap<String, String>,
     /// For a component or command task its attempt, for a for_each task the whole loop;
     /// `None` for condition and run_job tasks.
     pub timeout: Option<Duration>,
-    /// Component and command tasks only (default otherwise).
-    pub limits: Limits,
     /// `None` = a failed attempt is final. Component, command and run_job tasks only; a
     /// for_each task's iterations retry by [`ForEachTemplate::retries`].
     pub retries: Option<RetryPolicy>,
-    /// Secret names (`scope/key`) the task may read. Component and command tasks only.
-    pub secrets: Vec<String>,
-    /// Host directories the task sees. Component and command tasks only (a for_each
-    /// task's iterations use [`ForEachTemplate::mounts`]).
-    pub mounts: Vec<Mount>,
-    /// Where the task may send HTTP requests; empty = no network. Component and command
-    /// tasks only (a for_each task's iterations use [`ForEachTemplate::allow_hosts`]).
-    pub allow_hosts: Vec<HostRule>,
-    /// Secrets the host injects into outbound HTTP instead of handing them over:
-    /// name → lowercase header name. The guest's reveal returns a placeholder.
-    #[serde(default)]
-    pub inject: BTreeMap<String, String>,
-    /// `cache = false`: never reuse an earlier result, always run. Component and command
-    /// tasks (and for_each templates) only; tasks with network access never reuse anyway.
-    pub cache: bool,
+    /// What a component or command task executes with (the default for other kinds; a
+    /// for_each task's iterations use [`ForEachTemplate::exec`]).
+    #[serde(flatten)]
+    pub exec: ExecSpec,
 }
 
 /// Resource limits of a task; `None` means the runtime default.
@@ -262,7 +251,15 @@ impl TaskSpec {
     /// The component a component or command task runs; `None` for the other kinds.
     pub fn component(&self) -> Option<&str> {
         match &self.kind {
-            TaskKind::Component { component } | TaskKind::Command { component, .. } => Some(component),
+            TaskKind::Component { component } | TaskKind::Command(CommandSpec { component, .. }) => Some(component),
+            _ => None,
+        }
+    }
+
+    /// A command task's program and inputs; `None` for the other kinds.
+    pub fn command(&self) -> Option<&CommandSpec> {
+        match &self.kind {
+            TaskKind::Command(command) => Some(command),
             _ => None,
         }
     }

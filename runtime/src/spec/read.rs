@@ -9,9 +9,9 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::duration::{parse_duration, parse_size};
 use super::error::{Locator, SpecError};
 use super::names;
+use crate::util::{parse_duration, parse_size};
 
 /// One value in the bundle file, with where it is and how it was reached.
 #[derive(Clone)]

@@ -70,7 +70,7 @@ fn every_kind_of_event(run: RunId) -> Vec<Event> {
         Event::RetryScheduled { task: "a".into(), next_attempt: 1, not_before: 9, at: 3 },
         Event::IterationsPlanned { task: "a".into(), inputs: vec!["x".into()], at: 3 },
         Event::ChildRunStarted { task: "a".into(), child: 2, at: 3 },
-        Event::CancelRequested { reason: "why".into(), at: 3 },
+        Event::CancelRequested { reason: "why".into(), timed_out: false, at: 3 },
         Event::RunResumed { at: 3 },
         Event::RepairStarted { repair: 1, tasks: vec!["a".into()], parameters: BTreeMap::new(), at: 3 },
         Event::TaskSkipped { task: "a".into(), result: TaskResult::UpstreamFailed, reason: "x".into(), at: 4 },
@@ -274,21 +274,34 @@ pub(super) fn flush_succeeds_with_and_without_writes(store: &dyn Store) {
 /// `#[test]` per behaviour for one backend; `$fixture()` returns the store and
 /// whatever must live as long as it (a temporary directory, say).
 pub(super) fn cache_entries_are_replaced_listed_and_removed(store: &dyn Store) {
-    assert_eq!(store.cache_entry("ab").unwrap(), None);
-    store.put_cache_entry("ab", "{\"v\":1}").unwrap();
-    store.put_cache_entry("cd", "{\"v\":2}").unwrap();
-    store.put_cache_entry("ab", "{\"v\":3}").unwrap();
-    assert_eq!(store.cache_entry("ab").unwrap().as_deref(), Some("{\"v\":3}"));
-    assert_eq!(
-        store.cache_entries().unwrap(),
-        vec![("ab".to_string(), "{\"v\":3}".to_string()), ("cd".to_string(), "{\"v\":2}".to_string())]
-    );
-    store.remove_cache_entry("ab").unwrap();
-    assert_eq!(store.cache_entries().unwrap().len(), 1);
-    store.put_key_parts("cd", "{\"p\":1}").unwrap();
-    assert_eq!(store.key_parts("cd").unwrap().as_deref(), Some("{\"p\":1}"));
-    assert_eq!(store.key_parts("zz").unwrap(), None);
-    assert!(store.put_cache_entry("", "{}").is_err(), "empty keys are refused");
+    let entry = |component: &str, output: &str| {
+        let parts = crate::cache::KeyParts::new(component, 1);
+        crate::cache::CacheEntry {
+            key: parts.key(),
+            parts,
+            run: 1,
+            task: "t".into(),
+            output: Some(output.into()),
+            values: vec![("n".into(), "1".into())],
+            out_tree: None,
+            created_at: 7,
+        }
+    };
+    let (ab, cd) = (entry("ab", "1"), entry("cd", "2"));
+    assert_eq!(store.cache_entry(&ab.key).unwrap(), None);
+    store.put_cache_entry(&ab).unwrap();
+    store.put_cache_entry(&cd).unwrap();
+    let replaced = crate::cache::CacheEntry { output: Some("3".into()), ..ab.clone() };
+    store.put_cache_entry(&replaced).unwrap();
+    assert_eq!(store.cache_entry(&ab.key).unwrap(), Some(replaced.clone()));
+    let mut both = vec![replaced, cd.clone()];
+    both.sort_by_key(|e| e.key);
+    assert_eq!(store.cache_entries().unwrap(), both, "sorted by key");
+    store.remove_cache_entry(&ab.key).unwrap();
+    assert_eq!(store.cache_entries().unwrap(), vec![cd.clone()]);
+    store.put_key_parts(&cd.key, &cd.parts).unwrap();
+    assert_eq!(store.key_parts(&cd.key).unwrap(), Some(cd.parts.clone()));
+    assert_eq!(store.key_parts(&ab.key).unwrap(), None);
 }
 
 macro_rules! conformance {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Store, StoreError, check_name, check_names};
+use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
 /// A [`Store`] in process memory.
@@ -26,10 +27,8 @@ struct Inner {
     values: BTreeMap<(RunId, String), BTreeMap<String, String>>,
     /// (run, task) → key → bytes.
     checkpoints: BTreeMap<(RunId, String), BTreeMap<String, Vec<u8>>>,
-    /// cache key → entry JSON.
-    cache: BTreeMap<String, String>,
-    /// cache key → parts JSON.
-    key_parts: BTreeMap<String, String>,
+    cache: BTreeMap<Hash, CacheEntry>,
+    key_parts: BTreeMap<Hash, KeyParts>,
 }
 
 impl MemoryStore {
@@ -119,35 +118,30 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.inner().cache.insert(key.to_owned(), json.to_owned());
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
+        self.inner().cache.insert(entry.key, entry.clone());
         Ok(())
     }
 
-    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
+    fn cache_entry(&self, key: &Hash) -> Result<Option<CacheEntry>, StoreError> {
         Ok(self.inner().cache.get(key).cloned())
     }
 
-    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(self.inner().cache.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    fn cache_entries(&self) -> Result<Vec<CacheEntry>, StoreError> {
+        Ok(self.inner().cache.values().cloned().collect())
     }
 
-    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError> {
-        check_name(key)?;
+    fn remove_cache_entry(&self, key: &Hash) -> Result<(), StoreError> {
         self.inner().cache.remove(key);
         Ok(())
     }
 
-    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.inner().key_parts.insert(key.to_owned(), json.to_owned());
+    fn put_key_parts(&self, key: &Hash, parts: &KeyParts) -> Result<(), StoreError> {
+        self.inner().key_parts.insert(*key, parts.clone());
         Ok(())
     }
 
-    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
+    fn key_parts(&self, key: &Hash) -> Result<Option<KeyParts>, StoreError> {
         Ok(self.inner().key_parts.get(key).cloned())
     }
 }

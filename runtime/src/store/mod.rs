@@ -5,28 +5,50 @@
 //! ([`check_name`]) that every backend enforces the same way. Backends:
 //! [`sled_store::SledStore`], the embedded default, and
 //! [`memory::MemoryStore`], for unit tests and as the reference behaviour.
-//! One conformance suite (`conformance.rs`) runs against both.
+//! One conformance suite (`conformance.rs`) runs against both. Beside them:
+//! the store's format version ([`format`]), `sluice store check` ([`check`]) and
+//! backups ([`backup`], [`sled_backup`]).
 //!
 //! This file must never do I/O and never name a storage engine: it is the
 //! contract, and a new backend (NATS JetStream, say) is an addition beside it.
 //! A store keeps what it is given; it never interprets events, summaries or
-//! values beyond (de)serializing them. Deciding *when* to flush is the
+//! values beyond (de)serializing them (but [`check`] folds logs with the model's
+//! own fold, to report which ones no reader could use). Deciding *when* to flush is the
 //! caller's job (see "Durability" in the design): writes are buffered until
 //! [`Store::flush`], so many transitions can share one fsync.
 
 use std::path::PathBuf;
 
+use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
+pub mod backup;
+pub mod check;
+pub mod format;
 pub mod memory;
+pub mod sled_backup;
+mod sled_open;
+mod sled_recover;
 pub mod sled_secrets;
 pub mod sled_store;
 
 #[cfg(test)]
 mod conformance;
 
+pub use check::{BlobCheck, CheckReport, Problem};
+pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
+pub use sled_backup::{BackupReport, RestoreReport};
 pub use sled_store::SledStore;
+
+/// What to do about a store that does not open: said by every such error.
+pub const DAMAGED_ADVICE: &str = "Nothing was changed or deleted. `sluice store check` reports what is \
+     readable; `sluice store restore BACKUP` puts back a backup made with `sluice store backup`; or move the \
+     store directory aside to start with an empty one";
+
+/// What to do about a record that does not decode.
+const CORRUPT_ADVICE: &str = "Run `sluice store check` to see what else is damaged; \
+     `sluice store restore BACKUP` puts back a backup made with `sluice store backup`";
 
 /// The longest task or key name a store accepts, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -47,11 +69,23 @@ pub enum StoreError {
     /// Another process holds the store (sled is single-process).
     #[error("the store at {} is in use by another sluice process", path.display())]
     Locked { path: PathBuf },
+    /// The store's files are damaged beyond what opening repairs on its own.
+    #[error(
+        "the store at {} is damaged and could not be recovered: {message}. {DAMAGED_ADVICE}",
+        path.display()
+    )]
+    Damaged { path: PathBuf, message: String },
+    /// The store was written in a format this sluice does not read (see [`format`]).
+    #[error("{message}")]
+    Format { path: PathBuf, message: String },
+    /// A backup could not be written or restored (the message says which file and why).
+    #[error("{0}")]
+    Backup(String),
     /// Reading or writing failed.
     #[error("store I/O error: {0}")]
     Io(String),
     /// A stored record could not be decoded (or a record could not be encoded).
-    #[error("corrupt record in the store ({what}): {message}")]
+    #[error("corrupt record in the store ({what}): {message}. {CORRUPT_ADVICE}")]
     Corrupt { what: String, message: String },
     /// A task or key name that could escape its namespace, or is empty or too long.
     #[error("invalid name {name:?}: {reason}")]
@@ -90,18 +124,29 @@ pub trait Store: Send + Sync {
     fn load_checkpoint(&self, run: RunId, task: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Make everything written so far durable (one fsync for many writes: group commit).
     fn flush(&self) -> Result<(), StoreError>;
-    /// Cache entries: JSON text by cache key (hex); replaces an existing entry.
-    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError>;
+    /// Store a cache entry under its key (`entry.key`); replaces an existing one.
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;
     /// The cache entry under `key`, if any.
-    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Every cache entry (key, JSON), sorted by key.
-    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError>;
+    fn cache_entry(&self, key: &Hash) -> Result<Option<CacheEntry>, StoreError>;
+    /// Every cache entry, sorted by key. An entry a backend cannot decode is left out (a
+    /// cache entry lost is a miss, never lost data).
+    fn cache_entries(&self) -> Result<Vec<CacheEntry>, StoreError>;
     /// Forget a cache entry (gc).
-    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError>;
+    fn remove_cache_entry(&self, key: &Hash) -> Result<(), StoreError>;
     /// The parts a cache key was computed from, by key (content-addressed: the
     /// same parts always give the same key), so a miss can be explained later.
-    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError>;
-    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn put_key_parts(&self, key: &Hash, parts: &KeyParts) -> Result<(), StoreError>;
+    fn key_parts(&self, key: &Hash) -> Result<Option<KeyParts>, StoreError>;
+}
+
+/// The store's encoding of one event (JSON), shared by every backend that keeps bytes.
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(event).map_err(|e| StoreError::Corrupt { what: "event to write".into(), message: e.to_string() })
+}
+
+/// Decodes one stored event; anything that is not an [`Event`] is [`StoreError::Corrupt`], never a panic.
+pub fn decode_event(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Event, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: what(), message: e.to_string() })
 }
 
 /// Check a task or key name: non-empty, at most [`MAX_NAME_LEN`] bytes, and

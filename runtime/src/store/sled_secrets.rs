@@ -18,14 +18,14 @@
 //! | `secrets.audit`     | seq u64 BE                                       | `AuditRecord` JSON       |
 //! | `secrets.meta`      | `key_check`                                      | `Sealed` JSON            |
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional as _;
 
 use super::{SledStore, StoreError};
-use crate::secrets::{AclEntry, AuditRecord, ScopeId, ScopeRecord, Sealed, SealedVersion, SecretStore};
+use crate::secrets::{AclEntry, AuditRecord, BackendError, ScopeId, ScopeRecord, Sealed, SealedVersion, SecretStore};
 
 const KEY_CHECK: &[u8] = b"key_check";
 
@@ -40,13 +40,21 @@ pub struct SledSecretStore {
     /// Serializes the writes that read before they write (audit sequence,
     /// deletes that gather keys first) against each other and against adds.
     write_lock: Mutex<()>,
+    /// The run store's write gate: a backup sees no secrets write half-done either.
+    gate: Arc<RwLock<()>>,
+}
+
+/// Held by a secrets write: the gate (shared), then the write lock.
+struct Writing<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
+    _lock: MutexGuard<'a, ()>,
 }
 
 impl SledSecretStore {
     /// Open the secrets trees of `store`'s database (created if missing).
     pub fn open(store: &SledStore) -> Result<SledSecretStore, StoreError> {
         let db = store.db().clone();
-        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::Io(e.to_string()));
         Ok(SledSecretStore {
             scopes: tree("secrets.scopes")?,
             acls: tree("secrets.acls")?,
@@ -55,28 +63,32 @@ impl SledSecretStore {
             meta: tree("secrets.meta")?,
             db,
             write_lock: Mutex::new(()),
+            gate: store.gate(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Writing<'_> {
+        Writing {
+            _gate: self.gate.read().unwrap_or_else(PoisonError::into_inner),
+            _lock: self.write_lock.lock().unwrap_or_else(PoisonError::into_inner),
+        }
     }
 
     /// Keys of every record under `prefix` in `tree`.
-    fn keys_under(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>, StoreError> {
+    fn keys_under(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>, BackendError> {
         tree.scan_prefix(prefix).keys().map(|k| k.map_err(storage)).collect()
     }
 }
 
 impl SecretStore for SledSecretStore {
-    fn scope(&self, id: &ScopeId) -> Result<Option<ScopeRecord>, StoreError> {
+    fn scope(&self, id: &ScopeId) -> Result<Option<ScopeRecord>, BackendError> {
         match self.scopes.get(scope_key(id)?).map_err(storage)? {
             Some(bytes) => decode(&bytes, "scope").map(Some),
             None => Ok(None),
         }
     }
 
-    fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
+    fn scopes(&self) -> Result<Vec<ScopeRecord>, BackendError> {
         let mut out: Vec<ScopeRecord> = self
             .scopes
             .iter()
@@ -87,7 +99,7 @@ impl SecretStore for SledSecretStore {
         Ok(out)
     }
 
-    fn create_scope(&self, scope: &ScopeRecord, first: &AclEntry) -> Result<bool, StoreError> {
+    fn create_scope(&self, scope: &ScopeRecord, first: &AclEntry) -> Result<bool, BackendError> {
         let key = scope_key(&scope.id)?;
         let acl_key = [key.as_slice(), first.principal.as_bytes()].concat();
         let (scope_bytes, acl_bytes) = (encode(scope, "scope")?, encode(first, "ACL entry")?);
@@ -104,7 +116,7 @@ impl SecretStore for SledSecretStore {
             .map_err(transaction)
     }
 
-    fn delete_scope(&self, id: &ScopeId) -> Result<bool, StoreError> {
+    fn delete_scope(&self, id: &ScopeId) -> Result<bool, BackendError> {
         let key = scope_key(id)?;
         let _guard = self.lock();
         let acl_keys = Self::keys_under(&self.acls, &key)?;
@@ -125,7 +137,7 @@ impl SecretStore for SledSecretStore {
             .map_err(transaction)
     }
 
-    fn acl(&self, id: &ScopeId) -> Result<Vec<AclEntry>, StoreError> {
+    fn acl(&self, id: &ScopeId) -> Result<Vec<AclEntry>, BackendError> {
         self.acls
             .scan_prefix(scope_key(id)?)
             .values()
@@ -133,20 +145,20 @@ impl SecretStore for SledSecretStore {
             .collect()
     }
 
-    fn put_acl(&self, id: &ScopeId, entry: &AclEntry) -> Result<(), StoreError> {
+    fn put_acl(&self, id: &ScopeId, entry: &AclEntry) -> Result<(), BackendError> {
         let key = [scope_key(id)?.as_slice(), entry.principal.as_bytes()].concat();
         let _guard = self.lock();
         self.acls.insert(key, encode(entry, "ACL entry")?).map_err(storage)?;
         Ok(())
     }
 
-    fn delete_acl(&self, id: &ScopeId, principal: &str) -> Result<bool, StoreError> {
+    fn delete_acl(&self, id: &ScopeId, principal: &str) -> Result<bool, BackendError> {
         let key = [scope_key(id)?.as_slice(), principal.as_bytes()].concat();
         let _guard = self.lock();
         Ok(self.acls.remove(key).map_err(storage)?.is_some())
     }
 
-    fn add_version(&self, id: &ScopeId, key: &str, version: &SealedVersion) -> Result<bool, StoreError> {
+    fn add_version(&self, id: &ScopeId, key: &str, version: &SealedVersion) -> Result<bool, BackendError> {
         let mut full = secret_prefix(id, key)?;
         full.extend_from_slice(&version.version.to_be_bytes());
         let bytes = encode(version, "secret version")?;
@@ -155,7 +167,7 @@ impl SecretStore for SledSecretStore {
         Ok(swapped.is_ok())
     }
 
-    fn versions(&self, id: &ScopeId, key: &str) -> Result<Vec<SealedVersion>, StoreError> {
+    fn versions(&self, id: &ScopeId, key: &str) -> Result<Vec<SealedVersion>, BackendError> {
         self.versions
             .scan_prefix(secret_prefix(id, key)?)
             .values()
@@ -163,14 +175,14 @@ impl SecretStore for SledSecretStore {
             .collect()
     }
 
-    fn latest(&self, id: &ScopeId, key: &str) -> Result<Option<SealedVersion>, StoreError> {
+    fn latest(&self, id: &ScopeId, key: &str) -> Result<Option<SealedVersion>, BackendError> {
         match self.versions.scan_prefix(secret_prefix(id, key)?).values().next_back() {
             Some(v) => decode(&v.map_err(storage)?, "secret version").map(Some),
             None => Ok(None),
         }
     }
 
-    fn secret_keys(&self, id: &ScopeId) -> Result<Vec<String>, StoreError> {
+    fn secret_keys(&self, id: &ScopeId) -> Result<Vec<String>, BackendError> {
         let prefix = scope_key(id)?;
         let mut out: Vec<String> = Vec::new();
         for k in Self::keys_under(&self.versions, &prefix)? {
@@ -187,7 +199,7 @@ impl SecretStore for SledSecretStore {
         Ok(out)
     }
 
-    fn delete_secret(&self, id: &ScopeId, key: &str) -> Result<bool, StoreError> {
+    fn delete_secret(&self, id: &ScopeId, key: &str) -> Result<bool, BackendError> {
         let prefix = secret_prefix(id, key)?;
         let _guard = self.lock();
         let keys = Self::keys_under(&self.versions, &prefix)?;
@@ -199,7 +211,7 @@ impl SecretStore for SledSecretStore {
         Ok(!keys.is_empty())
     }
 
-    fn append_audit(&self, record: &AuditRecord) -> Result<u64, StoreError> {
+    fn append_audit(&self, record: &AuditRecord) -> Result<u64, BackendError> {
         let _guard = self.lock();
         let last = match self.audit.last().map_err(storage)? {
             Some((k, _)) => seq_of(&k)?,
@@ -211,7 +223,7 @@ impl SecretStore for SledSecretStore {
         Ok(seq)
     }
 
-    fn audit(&self) -> Result<Vec<AuditRecord>, StoreError> {
+    fn audit(&self) -> Result<Vec<AuditRecord>, BackendError> {
         self.audit
             .iter()
             .map(|entry| {
@@ -222,15 +234,16 @@ impl SecretStore for SledSecretStore {
             .collect()
     }
 
-    fn key_check(&self) -> Result<Option<Sealed>, StoreError> {
+    fn key_check(&self) -> Result<Option<Sealed>, BackendError> {
         match self.meta.get(KEY_CHECK).map_err(storage)? {
             Some(bytes) => decode(&bytes, "master key check").map(Some),
             None => Ok(None),
         }
     }
 
-    fn init_key_check(&self, check: &Sealed) -> Result<Sealed, StoreError> {
+    fn init_key_check(&self, check: &Sealed) -> Result<Sealed, BackendError> {
         let bytes = encode(check, "master key check")?;
+        let _guard = self.lock();
         match self.meta.compare_and_swap(KEY_CHECK, None as Option<&[u8]>, Some(bytes)).map_err(storage)? {
             Ok(()) => Ok(check.clone()),
             Err(existing) => match existing.current {
@@ -240,23 +253,25 @@ impl SecretStore for SledSecretStore {
         }
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), BackendError> {
         self.db.flush().map_err(storage)?;
         Ok(())
     }
 }
 
-fn part(out: &mut Vec<u8>, s: &str, what: &str) -> Result<(), StoreError> {
-    let len = u8::try_from(s.len()).map_err(|_| StoreError::InvalidName {
-        name: what.to_string(),
-        reason: "names must be at most 255 bytes long",
+fn part(out: &mut Vec<u8>, s: &str, what: &str) -> Result<(), BackendError> {
+    let len = u8::try_from(s.len()).map_err(|_| {
+        BackendError::from(StoreError::InvalidName {
+            name: what.to_string(),
+            reason: "names must be at most 255 bytes long",
+        })
     })?;
     out.push(len);
     out.extend_from_slice(s.as_bytes());
     Ok(())
 }
 
-fn scope_key(id: &ScopeId) -> Result<Vec<u8>, StoreError> {
+fn scope_key(id: &ScopeId) -> Result<Vec<u8>, BackendError> {
     let mut key = Vec::with_capacity(3 + id.workspace.len() + id.target.len() + id.name.len());
     part(&mut key, &id.workspace, "workspace")?;
     part(&mut key, &id.target, "target")?;
@@ -264,42 +279,51 @@ fn scope_key(id: &ScopeId) -> Result<Vec<u8>, StoreError> {
     Ok(key)
 }
 
-fn secret_prefix(id: &ScopeId, key: &str) -> Result<Vec<u8>, StoreError> {
+fn secret_prefix(id: &ScopeId, key: &str) -> Result<Vec<u8>, BackendError> {
     let mut prefix = scope_key(id)?;
     part(&mut prefix, key, "secret key")?;
     Ok(prefix)
 }
 
-fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+fn seq_of(key: &[u8]) -> Result<u64, BackendError> {
     let bytes: [u8; 8] =
         key.try_into().map_err(|_| corrupt("audit key", format!("{} bytes, expected 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, BackendError> {
     serde_json::to_vec(value).map_err(|e| corrupt(what, e.to_string()))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, BackendError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(what, e.to_string()))
 }
 
-fn storage(e: sled::Error) -> StoreError {
+fn storage(e: sled::Error) -> BackendError {
     match e {
         sled::Error::Corruption { .. } => corrupt("storage file", e.to_string()),
-        other => StoreError::Io(other.to_string()),
+        other => StoreError::Io(other.to_string()).into(),
     }
 }
 
-fn transaction(e: sled::transaction::TransactionError<()>) -> StoreError {
+fn transaction(e: sled::transaction::TransactionError<()>) -> BackendError {
     match e {
         sled::transaction::TransactionError::Storage(e) => storage(e),
-        sled::transaction::TransactionError::Abort(()) => StoreError::Io("a secrets transaction was aborted".into()),
+        sled::transaction::TransactionError::Abort(()) => {
+            StoreError::Io("a secrets transaction was aborted".into()).into()
+        }
     }
 }
 
-fn corrupt(what: impl Into<String>, message: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { what: what.into(), message: message.into() }
+fn corrupt(what: impl Into<String>, message: impl Into<String>) -> BackendError {
+    StoreError::Corrupt { what: what.into(), message: message.into() }.into()
+}
+
+/// The secrets module's backends report failures as text; the store's wording is kept.
+impl From<StoreError> for BackendError {
+    fn from(e: StoreError) -> BackendError {
+        BackendError(e.to_string())
+    }
 }
 
 #[cfg(test)]

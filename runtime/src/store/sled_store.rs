@@ -20,18 +20,24 @@
 //! | `checkpoints` | run, len(task) u8, task, key          | bytes                      |
 //! | `meta`        | `last_run_id`                         | u64 BE                     |
 //!
+//! Beside sled's files in the directory: `sluice.lock` (held while open), the format
+//! marker `sluice-format.json` and `sluice-last-run-id` (see `sled_open`, `format`,
+//! `sled_recover`).
+//!
 //! The task name is length-prefixed and the key runs to the end of the key, so
 //! (task "a", key "bc") and (task "ab", key "c") cannot collide; names are
 //! still checked with [`check_name`] (non-empty, ≤ 255 bytes, no control
 //! characters) so that the length fits its byte.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::sled_recover::RunMark;
 use super::{Store, StoreError, check_name};
+use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
 const SUMMARIES: &str = "summaries";
@@ -67,6 +73,13 @@ pub struct SledStore {
     /// (find the run's next sequence number, write after it) and a summary
     /// (summary plus in-flight index), so concurrent callers cannot interleave them.
     write_lock: Mutex<()>,
+    /// Every write holds it shared; a backup holds it exclusively, so that what it
+    /// copies is one moment of the whole database (shared with the secrets' trees).
+    gate: Arc<RwLock<()>>,
+    /// The last run id handed out, outside sled, for validating a recovery.
+    run_mark: RunMark,
+    /// sluice's lock on the directory, released when the store is dropped.
+    _lock: super::sled_open::StoreLock,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -76,31 +89,11 @@ impl std::fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`: locks it, checks its format version, and
+    /// repairs what a process killed while opening it left behind (see `sled_open`).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let open_error = |e: sled::Error| match &e {
-            // sled wraps the flock failure in an io error of its own text
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") =>
-            {
-                StoreError::Locked { path: dir.to_path_buf() }
-            }
-            _ => StoreError::Open { path: dir.to_path_buf(), message: e.to_string() },
-        };
-        let db = sled::Config::new()
-            .path(dir)
-            // HighThroughput rather than LowSpace: our writes are appends of
-            // small records that are never overwritten (event logs) or rarely
-            // (summaries, values), so there is little garbage for LowSpace's
-            // more frequent rewriting to reclaim, and write latency is what
-            // group commit is about.
-            .mode(sled::Mode::HighThroughput)
-            // No background flusher: a write is durable only where the caller
-            // flushes (see the design's durability contract).
-            .flush_every_ms(None)
-            .open()
-            .map_err(open_error)?;
-        let tree = |name: &str| db.open_tree(name).map_err(open_error);
+        let (db, lock, _repairs) = super::sled_open::open(dir, &validate_recovered)?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| super::sled_open::open_error(dir, &e));
         Ok(SledStore {
             path: dir.to_path_buf(),
             summaries: tree(SUMMARIES)?,
@@ -113,6 +106,9 @@ impl SledStore {
             meta: tree(META)?,
             db,
             write_lock: Mutex::new(()),
+            gate: Arc::new(RwLock::new(())),
+            run_mark: RunMark::open(dir)?,
+            _lock: lock,
         })
     }
 
@@ -121,10 +117,73 @@ impl SledStore {
         &self.path
     }
 
+    /// Every run the store holds a summary or events of, ascending: what `store check`
+    /// goes through. Keys that are not a run's are skipped here; reading the run they
+    /// seem to belong to reports them.
+    pub fn run_ids(&self) -> Result<Vec<RunId>, StoreError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for key in self.summaries.iter().keys() {
+            if let Ok(run) = decode_run_key(&key.map_err(storage)?, "summary key") {
+                ids.insert(run);
+            }
+        }
+        // one lookup per run, not one per event
+        let mut from = Vec::new();
+        while let Some(entry) = self.events.range(from.clone()..).next() {
+            let (key, _) = entry.map_err(storage)?;
+            let Some(run) = key.get(..RUN_KEY_LEN).and_then(|k| decode_run_key(k, "event key").ok()) else {
+                from = key.to_vec();
+                from.push(0);
+                continue;
+            };
+            ids.insert(run);
+            match run.checked_add(1) {
+                Some(next) => from = run_key(next).to_vec(),
+                None => break,
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    /// What `store check` goes through: every run ([`SledStore::run_ids`]) and the cache
+    /// entries that do not decode, which [`Store::cache_entries`] leaves out.
+    pub fn inventory(&self) -> Result<super::check::Inventory, StoreError> {
+        let mut undecodable = Vec::new();
+        for entry in self.cache.iter() {
+            let (key, bytes) = entry.map_err(storage)?;
+            if let Err(e) = serde_json::from_slice::<CacheEntry>(&bytes) {
+                undecodable.push((String::from_utf8_lossy(&key).into_owned(), format!("not a cache entry: {e}")));
+            }
+        }
+        Ok(super::check::Inventory { runs: self.run_ids()?, undecodable_cache_entries: undecodable })
+    }
+
+    /// Stores raw bytes as cache entry `key`: damage, for tests of what reads it.
+    #[cfg(test)]
+    pub(crate) fn insert_raw_cache_entry(&self, key: &str, bytes: &[u8]) {
+        self.cache.insert(key.as_bytes(), bytes).unwrap();
+    }
+
+    /// Stores raw bytes as event `seq` of `run`: damage, for tests of what reads it.
+    #[cfg(test)]
+    pub(crate) fn insert_raw_event(&self, run: RunId, seq: u64, bytes: &[u8]) {
+        self.events.insert(event_key(run, seq), bytes).unwrap();
+    }
+
     /// The sled database, for the record kinds other modules keep in it
     /// (`sled_secrets`), so that one flush covers them all.
     pub(crate) fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// The gate every write passes (see [`SledStore::backup`](super::sled_backup)).
+    pub(crate) fn gate(&self) -> Arc<RwLock<()>> {
+        Arc::clone(&self.gate)
+    }
+
+    /// Held (shared) by every write, so that a backup sees no write half-done.
+    fn writing(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Held for a multi-step write. Nothing panics while holding it, and a
@@ -162,6 +221,7 @@ impl Store for SledStore {
     /// two million by default; run ids are meant to stay small and dense.)
     /// Costs one fsync per run, which also commits whatever was pending.
     fn next_run_id(&self) -> Result<RunId, StoreError> {
+        let _writing = self.writing();
         loop {
             let current = self.meta.get(LAST_RUN_ID).map_err(storage)?;
             let last = match &current {
@@ -173,6 +233,7 @@ impl Store for SledStore {
                 self.meta.compare_and_swap(LAST_RUN_ID, current, Some(&next.to_be_bytes()[..])).map_err(storage)?;
             if swapped.is_ok() {
                 self.flush()?;
+                self.run_mark.record(next)?;
                 return Ok(next);
             }
         }
@@ -182,6 +243,7 @@ impl Store for SledStore {
         if events.is_empty() {
             return Ok(());
         }
+        let _writing = self.writing();
         let _guard = self.write_lock();
         let first = self.next_seq(run)?;
         let end = u64::try_from(events.len())
@@ -191,12 +253,12 @@ impl Store for SledStore {
         if let [event] = events {
             // a single insert is atomic on its own; sled batches cost a log
             // write each, which a group commit cannot amortise
-            self.events.insert(&event_key(run, first)[..], encode_json(event, "event")?).map_err(storage)?;
+            self.events.insert(&event_key(run, first)[..], super::encode_event(event)?).map_err(storage)?;
             return Ok(());
         }
         let mut batch = sled::Batch::default();
         for (seq, event) in (first..end).zip(events) {
-            batch.insert(&event_key(run, seq)[..], encode_json(event, "event")?);
+            batch.insert(&event_key(run, seq)[..], super::encode_event(event)?);
         }
         self.events.apply_batch(batch).map_err(storage)
     }
@@ -207,7 +269,7 @@ impl Store for SledStore {
             .map(|entry| {
                 let (key, bytes) = entry.map_err(storage)?;
                 let (_, seq) = decode_event_key(&key)?;
-                decode_json(&bytes, || format!("event {seq} of run {run}"))
+                super::decode_event(&bytes, || format!("event {seq} of run {run}"))
             })
             .collect()
     }
@@ -217,6 +279,7 @@ impl Store for SledStore {
     fn put_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
         let key = run_key(summary.run_id);
         let bytes = encode_json(summary, "run summary")?;
+        let _writing = self.writing();
         let _guard = self.write_lock();
         if summary.result.is_none() {
             self.unfinished.insert(key, sled::IVec::default()).map_err(storage)?;
@@ -261,6 +324,7 @@ impl Store for SledStore {
     }
 
     fn put_value(&self, run: RunId, task: &str, key: &str, json: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.values.insert(named_key(run, task, key)?, json.as_bytes()).map_err(storage)?;
         Ok(())
     }
@@ -287,6 +351,7 @@ impl Store for SledStore {
     }
 
     fn save_checkpoint(&self, run: RunId, task: &str, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.checkpoints.insert(named_key(run, task, key)?, data).map_err(storage)?;
         Ok(())
     }
@@ -302,46 +367,63 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn put_cache_entry(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.cache.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
+        let json = encode_json(entry, "cache entry")?;
+        let _writing = self.writing();
+        self.cache.insert(entry.key.to_hex().as_bytes(), json).map_err(storage)?;
         Ok(())
     }
 
-    fn cache_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
-        let found = self.cache.get(key.as_bytes()).map_err(storage)?;
-        found.map(|bytes| decode_utf8(&bytes, || format!("cache entry {key}"))).transpose()
+    fn cache_entry(&self, key: &Hash) -> Result<Option<CacheEntry>, StoreError> {
+        let found = self.cache.get(key.to_hex().as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_json(&bytes, || format!("cache entry {key}"))).transpose()
     }
 
-    fn cache_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.cache
-            .iter()
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(storage)?;
-                let key = decode_utf8(&key, || "cache key".to_string())?;
-                let json = decode_utf8(&bytes, || format!("cache entry {key}"))?;
-                Ok((key, json))
-            })
-            .collect()
+    fn cache_entries(&self) -> Result<Vec<CacheEntry>, StoreError> {
+        let mut entries = Vec::new();
+        for entry in self.cache.iter() {
+            let (key, bytes) = entry.map_err(storage)?;
+            match decode_json(&bytes, || format!("cache entry {}", String::from_utf8_lossy(&key))) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => tracing::warn!(error = %e, "cache entry left out"),
+            }
+        }
+        Ok(entries)
     }
 
-    fn remove_cache_entry(&self, key: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.cache.remove(key.as_bytes()).map_err(storage)?;
+    fn remove_cache_entry(&self, key: &Hash) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.cache.remove(key.to_hex().as_bytes()).map_err(storage)?;
         Ok(())
     }
 
-    fn put_key_parts(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        check_name(key)?;
-        self.key_parts.insert(key.as_bytes(), json.as_bytes()).map_err(storage)?;
+    fn put_key_parts(&self, key: &Hash, parts: &KeyParts) -> Result<(), StoreError> {
+        let json = encode_json(parts, "key parts")?;
+        let _writing = self.writing();
+        self.key_parts.insert(key.to_hex().as_bytes(), json).map_err(storage)?;
         Ok(())
     }
 
-    fn key_parts(&self, key: &str) -> Result<Option<String>, StoreError> {
-        check_name(key)?;
-        let found = self.key_parts.get(key.as_bytes()).map_err(storage)?;
-        found.map(|bytes| decode_utf8(&bytes, || format!("key parts {key}"))).transpose()
+    fn key_parts(&self, key: &Hash) -> Result<Option<KeyParts>, StoreError> {
+        let found = self.key_parts.get(key.to_hex().as_bytes()).map_err(storage)?;
+        found.map(|bytes| decode_json(&bytes, || format!("key parts {key}"))).transpose()
+    }
+}
+
+/// Whether a database rebuilt by a recovery holds every run id ever handed out (the run
+/// mark, a file outside sled, says which): a rebuild that lost the tail of the log lost
+/// the newest runs with their ids, and must not replace the damaged store.
+fn validate_recovered(db: &sled::Db, dir: &Path) -> Result<(), String> {
+    let meta = db.open_tree(META).map_err(|e| e.to_string())?;
+    let last = match meta.get(LAST_RUN_ID).map_err(|e| e.to_string())? {
+        Some(bytes) => decode_u64(&bytes, "run id counter").map_err(|e| e.to_string())?,
+        None => 0,
+    };
+    match RunMark::read(dir) {
+        Some(handed_out) if last < handed_out => {
+            Err(format!("the rebuilt store knows run ids up to {last}, but {handed_out} had been handed out"))
+        }
+        _ => Ok(()),
     }
 }
 

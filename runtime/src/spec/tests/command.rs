@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::sandbox::dirs;
 use super::*;
-use crate::spec::{MountMode, Stdin, TaskKind};
+use crate::spec::{CommandSpec, MountMode, Stdin, TaskKind};
 
 /// Task `a` (component) and a task `t` after it written as `lines`, in a job with
 /// parameters `who` and `level`.
@@ -36,17 +36,17 @@ fn a_command_task_with_every_field() {
             .collect();
     assert_eq!(
         t.kind,
-        TaskKind::Command {
+        TaskKind::Command(CommandSpec {
             component: "clean".into(),
             args: vec!["--name".into(), "{{ job.parameters.who }}".into(), "3".into(), "true".into()],
             env,
             stdin: Some(Stdin::Text("text fed to {{ task.key }}".into())),
             stdout_is_output: true,
-        }
+        })
     );
     assert_eq!(t.component(), Some("clean"));
     assert_eq!(t.kind.name(), "command");
-    assert!(t.params.is_empty());
+    assert!(t.exec.params.is_empty());
 }
 
 #[test]
@@ -54,16 +54,16 @@ fn a_bare_command_task_logs_stdout_and_reads_nothing() {
     let t = task_of(&command(""), "t");
     assert_eq!(
         t.kind,
-        TaskKind::Command {
+        TaskKind::Command(CommandSpec {
             component: "clean".into(),
             args: Vec::new(),
             env: BTreeMap::new(),
             stdin: None,
             stdout_is_output: false,
-        }
+        })
     );
     let t = task_of(&command("stdout = \"log\""), "t");
-    assert!(matches!(t.kind, TaskKind::Command { stdout_is_output: false, .. }));
+    assert!(matches!(t.kind, TaskKind::Command(CommandSpec { stdout_is_output: false, .. })));
     let text = after_a("kind = \"component\"\ncomponent = \"clean\"\nparams = { x = \"1\" }");
     assert_eq!(
         task_of(&text, "t").kind,
@@ -77,12 +77,16 @@ fn stdin_file_is_resolved_and_checked() {
     let d = dirs();
     let t = d.task(&command("stdin_file = \"data/input.txt\""), "t");
     let expected = d.root.join("data/input.txt");
-    assert!(matches!(t.kind, TaskKind::Command { stdin: Some(Stdin::File(path)), .. } if path == expected));
+    assert!(
+        matches!(t.kind, TaskKind::Command(CommandSpec { stdin: Some(Stdin::File(path)), .. }) if path == expected)
+    );
     let text = HEAD.replace("name = \"hello\"", "name = \"hello\"\ndata_roots = [\"../shared\"]");
     let text = format!("{text}{}", &command("stdin_file = \"../shared/in.txt\"")[HEAD.len()..]);
     let t = d.task(&text, "t");
     let expected = d.base.join("shared/in.txt");
-    assert!(matches!(t.kind, TaskKind::Command { stdin: Some(Stdin::File(path)), .. } if path == expected));
+    assert!(
+        matches!(t.kind, TaskKind::Command(CommandSpec { stdin: Some(Stdin::File(path)), .. }) if path == expected)
+    );
 
     let key = format!("{T}.stdin_file");
     let cases = [
@@ -109,10 +113,10 @@ fn command_tasks_take_the_sandbox_keys() {
          retries = { max = 1 }\nsecrets = [\"s/k\"]",
     );
     let t = d.task(&text, "t");
-    assert_eq!(t.mounts[0].mode, MountMode::Rw);
-    assert_eq!(t.allow_hosts[0].port, Some(8080));
-    assert_eq!(t.limits.fuel, Some(10));
-    assert!(t.timeout.is_some() && t.retries.is_some() && t.secrets == ["s/k"]);
+    assert_eq!(t.exec.mounts[0].mode, MountMode::Rw);
+    assert_eq!(t.exec.allow_hosts[0].port, Some(8080));
+    assert_eq!(t.exec.limits.fuel, Some(10));
+    assert!(t.timeout.is_some() && t.retries.is_some() && t.exec.secrets == ["s/k"]);
 }
 
 #[test]

@@ -235,5 +235,5 @@ fn fuel_and_max_out_are_checked() {
         assert_error(&text, line_of(&text, "limits"), &key(at), needle);
     }
     let a = task_of(&limits("fuel = 1, max_out = 0"), "a");
-    assert_eq!((a.limits.fuel, a.limits.max_out), (Some(1), Some(0)));
+    assert_eq!((a.exec.limits.fuel, a.exec.limits.max_out), (Some(1), Some(0)));
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::spec::{ConditionOp, ForEachTemplate, Limits, RetryPolicy, TaskKind};
+use crate::spec::{ConditionOp, ExecSpec, ForEachTemplate, Limits, RetryPolicy, TaskKind};
 
 /// Task `a` (component) and a task `t` after it written as `lines`.
 fn after_a(lines: &str) -> String {
@@ -37,7 +37,7 @@ fn condition_task() {
         }
     );
     assert_eq!(t.component(), None);
-    assert!(t.params.is_empty() && t.secrets.is_empty() && t.timeout.is_none());
+    assert!(t.exec.params.is_empty() && t.exec.secrets.is_empty() && t.timeout.is_none());
 }
 
 #[test]
@@ -62,14 +62,14 @@ fn for_each_task_full_form() {
     let t = task_of(&text, "t");
     let template = ForEachTemplate {
         component: "clean".into(),
-        params: map(&[("day", "{{ job.parameters.day }}"), ("file", "{{ input }}")]),
         timeout: Some(Duration::from_secs(60)),
-        limits: Limits { memory: Some(1 << 20), ..Limits::default() },
         retries: Some(RetryPolicy::new(Some(2))),
-        secrets: vec!["s/k".into()],
-        mounts: Vec::new(),
-        allow_hosts: Vec::new(),
-        cache: true,
+        exec: ExecSpec {
+            params: map(&[("day", "{{ job.parameters.day }}"), ("file", "{{ input }}")]),
+            limits: Limits { memory: Some(1 << 20), ..Limits::default() },
+            secrets: vec!["s/k".into()],
+            ..ExecSpec::default()
+        },
     };
     let expected =
         TaskKind::ForEach { inputs: "{{ tasks.a.values.files }}".into(), concurrency: 2, template: Box::new(template) };
@@ -86,9 +86,28 @@ fn for_each_defaults_and_literal_inputs() {
     assert_eq!(inputs, r#"["a",2]"#);
     assert_eq!(concurrency, 4);
     assert_eq!(template.component, "clean");
-    assert!(template.params.is_empty() && template.retries.is_none());
+    assert!(template.exec.params.is_empty() && template.retries.is_none());
     let text = after_a("for_each = { inputs = \"[]\", task = { component = \"clean\" } }");
     assert!(matches!(task_of(&text, "t").kind, TaskKind::ForEach { .. }));
+}
+
+#[test]
+fn a_for_each_template_grants_what_a_task_grants_inject_included() {
+    let exec = "allow_hosts = [\"https://api.example.com\"], \
+                secrets = [\"s/plain\", { name = \"s/token\", inject = \"header:Authorization\" }]";
+    let task = task_of(&after_a(&format!("component = \"clean\"\n{}", exec.replace(", s", "\ns"))), "t");
+    let text = after_a(&format!("for_each = {{ inputs = \"[1]\", task = {{ component = \"clean\", {exec} }} }}"));
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    assert_eq!(template.exec.inject, map(&[("s/token", "authorization")]));
+    assert_eq!(template.exec, task.exec, "one reader: the template's grants are a task's");
+    let iteration = template.iteration("t", 3);
+    assert_eq!((iteration.key.as_str(), &iteration.exec), ("t[3]", &task.exec));
+
+    let no_hosts = after_a(
+        "for_each = { inputs = \"[1]\", task = { component = \"clean\", \
+         secrets = [{ name = \"s/k\", inject = \"header:X-Key\" }] } }",
+    );
+    assert!(error_of(&no_hosts).to_string().contains("needs `allow_hosts`"));
 }
 
 #[test]
@@ -294,8 +313,8 @@ fn cache_false_opts_a_task_out_of_reuse() {
     let text = "[bundle]\nname = \"b\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\ncache = false\n[[jobs.j.tasks]]\nkey = \"b\"\ncomponent = \"c\"\n";
     let bundle = crate::spec::parse(text, std::path::Path::new("sluice.toml"), std::path::Path::new(".")).unwrap();
     let job = bundle.job(None).unwrap();
-    assert!(!job.task("a").unwrap().cache);
-    assert!(job.task("b").unwrap().cache, "reuse is the default");
+    assert!(!job.task("a").unwrap().exec.cache);
+    assert!(job.task("b").unwrap().exec.cache, "reuse is the default");
     let bad = text.replace("cache = false", "cache = \"no\"");
     let err = crate::spec::parse(&bad, std::path::Path::new("sluice.toml"), std::path::Path::new("."))
         .unwrap_err()

@@ -114,7 +114,7 @@ fn secret_references_are_accepted_in_a_command_env_and_must_be_well_formed() {
     let text =
         secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db/pw }}\" }");
     match task_of(&text, "t").kind {
-        crate::spec::TaskKind::Command { env, .. } => assert_eq!(env["PGPASSWORD"], "{{ secrets/db/pw }}"),
+        crate::spec::TaskKind::Command(c) => assert_eq!(c.env["PGPASSWORD"], "{{ secrets/db/pw }}"),
         other => panic!("not a command: {other:?}"),
     }
     let text = secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db }}\" }");

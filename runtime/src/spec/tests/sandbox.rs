@@ -77,7 +77,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
         outside_roots: false,
     };
     assert_eq!(
-        a.mounts,
+        a.exec.mounts,
         [
             mount(&landing, "/landing", MountMode::Ro),
             mount(&d.root.join("data/scratch"), "/work", MountMode::Rw),
@@ -87,7 +87,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
     );
     let rule = |scheme: &str, host: &str, port| HostRule { scheme: scheme.into(), host: host.into(), port };
     assert_eq!(
-        a.allow_hosts,
+        a.exec.allow_hosts,
         [
             rule("https", "api.example.com", Some(443)),
             rule("http", "127.0.0.1", None),
@@ -95,7 +95,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
         ]
     );
     assert_eq!(
-        a.limits,
+        a.exec.limits,
         Limits { memory: Some(64 << 20), fuel: Some(100_000_000), max_out: Some(10 << 20), ..Limits::default() }
     );
 }
@@ -103,9 +103,9 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
 #[test]
 fn without_sandbox_keys_a_task_has_no_mounts_and_no_network() {
     let a = task_of(&task("key = \"a\"\ncomponent = \"ingest\""), "a");
-    assert!(a.mounts.is_empty() && a.allow_hosts.is_empty());
-    assert_eq!(a.limits.fuel, None);
-    assert_eq!(a.limits.max_out, None);
+    assert!(a.exec.mounts.is_empty() && a.exec.allow_hosts.is_empty());
+    assert_eq!(a.exec.limits.fuel, None);
+    assert_eq!(a.exec.limits.max_out, None);
     assert!(bundle_of(&task("key = \"a\"\ncomponent = \"ingest\"")).data_roots.is_empty());
 }
 
@@ -124,7 +124,7 @@ fn data_roots_let_mounts_reach_outside_the_bundle() {
     );
     let bundle = d.bundle(&text);
     assert_eq!(bundle.data_roots, [shared.clone(), d.base.join("outside")]);
-    let hosts: Vec<&Path> = bundle.jobs["hello"].tasks[0].mounts.iter().map(|m| m.host.as_path()).collect();
+    let hosts: Vec<&Path> = bundle.jobs["hello"].tasks[0].exec.mounts.iter().map(|m| m.host.as_path()).collect();
     assert_eq!(hosts, [shared.join("raw"), shared.clone(), d.base.join("outside")]);
 }
 
@@ -138,8 +138,8 @@ fn for_each_templates_take_mounts_and_allow_hosts() {
     let TaskKind::ForEach { template, .. } = d.task(&text, "t").kind else {
         panic!("not a for_each task");
     };
-    assert_eq!(template.mounts[0].host, d.root.join("data/landing"));
-    assert_eq!(template.allow_hosts[0].port, None);
+    assert_eq!(template.exec.mounts[0].host, d.root.join("data/landing"));
+    assert_eq!(template.exec.allow_hosts[0].port, None);
     let text = text.replace("\"/landing\"", "\"/tmp\"");
     d.error(&text, "for_each", "jobs.hello.tasks[0].for_each.task.mounts[0].guest", "guest path `/tmp` is reserved");
 }
@@ -159,7 +159,7 @@ fn a_symlink_out_of_the_bundle_is_refused_until_its_target_is_a_data_root() {
     let shown = d.error(&text, "mounts", &format!("{A}.mounts[0].host"), "outside the bundle root");
     assert!(shown.contains("and the data root `"), "{shown}");
     let text = task_a("data_roots = [\"../outside\"]", "mounts = [{ host = \"escape\", guest = \"/x\" }]");
-    assert_eq!(d.task(&text, "a").mounts[0].host, d.base.join("outside"));
+    assert_eq!(d.task(&text, "a").exec.mounts[0].host, d.base.join("outside"));
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn guest_paths_must_be_absolute_normalised_and_free() {
     }
     for near in ["/tmpdata", "/input", "/outputs", "/data/tmp"] {
         let text = mounts_line(&format!("{{ host = \"data/landing\", guest = \"{near}\" }}"));
-        assert_eq!(d.task(&text, "a").mounts[0].guest, near);
+        assert_eq!(d.task(&text, "a").exec.mounts[0].guest, near);
     }
 }
 
@@ -238,7 +238,7 @@ fn guest_paths_may_not_overlap() {
         "guest path `/data/raw` lies inside `/data` (mounts[0]); a task's mounts may not overlap",
     );
     d.error(&pair("/data/raw", "/data"), "mounts", &key, "guest path `/data` contains `/data/raw`");
-    assert_eq!(d.task(&pair("/data", "/database"), "a").mounts.len(), 2);
+    assert_eq!(d.task(&pair("/data", "/database"), "a").exec.mounts.len(), 2);
 }
 
 #[test]

@@ -124,14 +124,14 @@ fn task_fields_round_trip() {
     assert!(extract.depends_on.is_empty());
     assert_eq!(extract.timeout, Some(Duration::from_secs(90)));
     assert_eq!(
-        extract.limits,
+        extract.exec.limits,
         Limits { memory: Some(64 << 20), max_log: Some(1 << 20), max_output: Some(65536), ..Limits::default() }
     );
-    assert_eq!(extract.secrets, ["storage/access_key", "db.main/pass-word"]);
+    assert_eq!(extract.exec.secrets, ["storage/access_key", "db.main/pass-word"]);
     let report = job.task("report").expect("report");
     assert_eq!(report.depends_on, [Dependency::on("load"), Dependency::on("extract")]);
     assert!(report.upstream_keys().eq(["load", "extract"]));
-    assert_eq!(report.limits, Limits::default());
+    assert_eq!(report.exec.limits, Limits::default());
     assert_eq!(report.timeout, None);
     assert_eq!(job.task("load").and_then(|t| t.timeout), Some(Duration::from_millis(500)));
 }
@@ -150,15 +150,15 @@ fn task_params_convert_like_job_parameters() {
         ("neg", "-3"),
         ("when", "1979-05-27T07:32:00Z"),
     ]);
-    assert_eq!(extract.params, expected);
+    assert_eq!(extract.exec.params, expected);
 }
 
 #[test]
 fn references_are_kept_verbatim_for_the_runtime() {
     let bundle = hello();
     let report = bundle.jobs["hello"].task("report").expect("report");
-    assert_eq!(report.params["rows"], "{{ tasks.extract.values.rows }}");
-    let refs = template::references(&report.params["rows"]).expect("valid");
+    assert_eq!(report.exec.params["rows"], "{{ tasks.extract.values.rows }}");
+    let refs = template::references(&report.exec.params["rows"]).expect("valid");
     assert_eq!(refs, [Reference::TaskValue { task: "extract".into(), name: "rows".into() }]);
 }
 

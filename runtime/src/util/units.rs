@@ -1,4 +1,8 @@
-//! Human-written durations (`"10s"`, `"1m30s"`) and sizes (`"64MiB"`) from the bundle file.
+//! Sizes and durations as people write and read them, in one place: parsing what the
+//! bundle file and flags say (`"10s"`, `"1m30s"`, `"64MiB"`) and formatting what messages,
+//! progress and cache keys show (`"1.25 s"`, `"256.0 MiB"`, `"64MiB"`).
+//!
+//! Pure functions only: no I/O, no state.
 
 use std::time::Duration;
 
@@ -108,6 +112,68 @@ fn parse_number(digits: &str, text: &str) -> Result<u64, String> {
     clean.parse::<u64>().map_err(|_| format!("number in `{text}` is too large"))
 }
 
+/// "512 B", "64.0 KiB", "256.0 MiB", "1.0 GiB": a size for people.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// "64MiB", "1GiB", "1000B": a size exactly, in the largest binary unit that divides it
+/// (what cache keys record, so it must never change for a given number).
+pub fn exact_size(bytes: u64) -> String {
+    for (unit, name) in [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{}{name}", bytes / unit);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// "850 µs", "12 ms", "1.25 s", "3m 20s", "2h 5m": how long something took.
+pub fn human_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros < 1_000 {
+        return format!("{micros} µs");
+    }
+    let millis = d.as_millis();
+    if millis < 1_000 {
+        return format!("{millis} ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{:.2} s", d.as_secs_f64());
+    }
+    if secs < 3_600 {
+        return format!("{}m {}s", secs / 60, secs % 60);
+    }
+    format!("{}h {}m", secs / 3_600, (secs % 3_600) / 60)
+}
+
+/// "850 ms", "1.2 s", "2m 05s": a wall-clock span for live progress, like a stopwatch.
+pub fn stopwatch(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1_000 {
+        return format!("{ms} ms");
+    }
+    if ms < 60_000 {
+        return format!("{:.1} s", d.as_secs_f64());
+    }
+    if ms < 3_600_000 {
+        let s = d.as_secs();
+        return format!("{}m {:02}s", s / 60, s % 60);
+    }
+    human_duration(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +229,27 @@ mod tests {
         assert!(parse_size("1.5GiB").unwrap_err().contains("fraction"));
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999TiB").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn sizes_and_durations_read_naturally() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(64 << 10), "64.0 KiB");
+        assert_eq!(human_bytes(256 << 20), "256.0 MiB");
+        assert_eq!(exact_size(64 << 20), "64MiB");
+        assert_eq!(exact_size(1000), "1000B");
+        assert_eq!(exact_size(3 << 30), "3GiB");
+        assert_eq!(human_duration(Duration::from_micros(850)), "850 µs");
+        assert_eq!(human_duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(human_duration(Duration::from_millis(1250)), "1.25 s");
+        assert_eq!(human_duration(Duration::from_secs(200)), "3m 20s");
+        assert_eq!(human_duration(Duration::from_secs(7500)), "2h 5m");
+    }
+
+    #[test]
+    fn stopwatch_reads_like_a_stopwatch() {
+        assert_eq!(stopwatch(Duration::from_millis(850)), "850 ms");
+        assert_eq!(stopwatch(Duration::from_millis(1_240)), "1.2 s");
+        assert_eq!(stopwatch(Duration::from_secs(125)), "2m 05s");
     }
 }

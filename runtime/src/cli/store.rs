@@ -1,0 +1,127 @@
+//! `sluice store check|backup|restore`: thin over `store::check` and `store::backup`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::{EXIT_RUN_FAILED, open};
+use crate::cache::{BLOBS_DIR, BlobStore};
+use crate::scheduler::{STORE_DIR, open_store};
+use crate::secrets::{KeySource, StateKey};
+use crate::store::check::{self, SecretsCheck};
+use crate::store::sled_secrets::SledSecretStore;
+use crate::store::{SledStore, backup};
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Read everything in the store and report what is damaged (exit 1 if anything is).
+    Check(JsonArg),
+    /// Write a consistent copy of the store and its blobs into a new directory.
+    Backup(BackupArgs),
+    /// Replace the store with a backup's (adding its blobs); the old store is kept beside it.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// A directory to create (it must not exist, or be empty).
+    pub dest: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A directory written by `sluice store backup`.
+    pub backup: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
+    let blobs =
+        |dir: &Path| BlobStore::open(dir.join(BLOBS_DIR)).map_err(|e| anyhow::anyhow!("opening the blob store: {e}"));
+    match cmd {
+        StoreCommand::Check(args) => {
+            let (dir, store) = existing(state_arg)?;
+            let blobs = blobs(&dir)?;
+            let secrets = SledSecretStore::open(&store)?;
+            let key = StateKey::new(&dir).load(false).map_err(|e| e.to_string());
+            let inventory = store.inventory()?;
+            let report = check::check(&*store, &inventory, Some(&blobs), Some(SecretsCheck { store: &secrets, key }));
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "store {}: {} runs ({} events), {} cache entries, {} blobs, {} secret versions ({} opened)",
+                    store.path().display(),
+                    report.runs,
+                    report.events,
+                    report.cache_entries,
+                    report.blobs,
+                    report.secret_versions,
+                    report.secrets_opened
+                );
+                report.notes.iter().for_each(|n| println!("note: {n}"));
+                report.problems.iter().for_each(|p| println!("damaged: {}: {}", p.what, p.message));
+                match report.problems.len() {
+                    0 => println!("ok: nothing damaged"),
+                    n => println!("{n} problems; `sluice store restore BACKUP` puts back a backup"),
+                }
+            }
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
+        }
+        StoreCommand::Backup(args) => {
+            let (dir, store) = existing(state_arg)?;
+            let report = backup::backup(&store, Some(&blobs(&dir)?), &args.dest)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "backed up {} records and {} blobs ({}) to {}; the master key is not in it: keep it separately",
+                    report.store.records,
+                    report.blobs.blobs,
+                    crate::util::human_bytes(report.store.bytes + report.blobs.bytes),
+                    report.dir.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StoreCommand::Restore(args) => {
+            let dir = open::state_dir(state_arg, &std::env::current_dir()?);
+            let report =
+                backup::restore(&args.backup, &dir.join(STORE_DIR), Some(&blobs(&dir)?)).map_err(open::locked)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "restored {} records and {} blobs from {} (written by {})",
+                    report.store.records,
+                    report.blobs.blobs,
+                    args.backup.display(),
+                    report.store.written_by
+                );
+                if let Some(old) = &report.store.replaced {
+                    println!("the store it replaced is kept in {}", old.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The existing state directory (`--state`, else `.sluice` here) and its store, which
+/// this command holds while it works (a run in progress holds it: the error says so).
+fn existing(state_arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, Arc<SledStore>)> {
+    let dir = open::existing_dir(state_arg)?;
+    let store = open_store(&dir).map_err(open::locked)?;
+    Ok((dir, store))
+}

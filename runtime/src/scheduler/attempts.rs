@@ -1,0 +1,192 @@
+//! Component and command attempts, coordinator side: render the task's references, reuse
+//! a stored result when its key matches, otherwise prepare the attempt and hand it to the
+//! executor; when the executor reports, record the attempt and let the state decide on a
+//! retry.
+
+use crate::model::{Event, TaskResult};
+use crate::sandbox::{Command, Status};
+use crate::spec::template::Part;
+use crate::spec::{CommandSpec, Stdin, TaskSpec};
+use crate::state::{InPlace, TaskId};
+
+use super::SchedulerError;
+use super::attempt::{limits_of, max_out_of};
+use super::caching::{Executes, Prepared};
+use super::coordinator::{Coordinator, Done};
+use super::executor::{AttemptReport, PreparedAttempt};
+use super::params;
+
+/// Largest file a command task may take on stdin: stdin is held in memory.
+pub const MAX_STDIN_FILE_BYTES: u64 = 64 << 20;
+
+impl Coordinator {
+    /// Start an attempt of component or command task `id`. `Ok(false)`: no free sandbox
+    /// slot (of the process-wide bound) yet.
+    pub(crate) fn start_attempt(&mut self, id: TaskId, spec: &TaskSpec) -> Result<bool, SchedulerError> {
+        let Ok(permit) = self.rt.slots.clone().try_acquire_owned() else { return Ok(false) };
+        let next = self.state.next_attempt(id);
+        let rendered = params::render_all(&spec.exec.params, &self.scope(id, next))
+            .and_then(|p| Ok((p, spec.command().map(|c| self.render_command(id, next, c)).transpose()?)));
+        let attempt = self.begin(id)?;
+        let (params, command) = match rendered {
+            Ok(rendered) => rendered,
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+        };
+        let name = spec.component().unwrap_or_default();
+        let Some(component) = self.components.get(name).cloned() else {
+            let e = format!("component `{name}` was not loaded for this run");
+            return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
+        };
+        let limits = limits_of(spec, &self.plan);
+        let runs = Executes { component: &component.hash, params: &params, limits: &limits, command: command.as_ref() };
+        let (pending, inputs, seed) = match self.prepare_cache(id, &runs) {
+            Ok(Prepared::Hit(entry)) => return self.record_hit(id, attempt, *entry).map(|()| true),
+            Ok(Prepared::Run { pending, inputs, seed }) => (pending, inputs, seed),
+            Err(e) => {
+                let e = format!("preparing the attempt: {e}");
+                return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
+            }
+        };
+        let view = self.state.view();
+        let prepared = PreparedAttempt {
+            run: view.run_id,
+            task: crate::sandbox::TaskContext {
+                job: self.plan.job.name.clone(),
+                run_id: view.run_id.to_string(),
+                task_key: spec.key.clone(),
+                attempt,
+                target: view.target.clone(),
+            },
+            principal: self.plan.principal.clone(),
+            workspace: self.plan.workspace.clone(),
+            logical_start: view.created_at,
+            component: component.hash.clone(),
+            world: component.world(),
+            exec: crate::spec::ExecSpec { params, ..spec.exec.clone() },
+            command,
+            limits,
+            readable: self.state.upstream_closure(id),
+            inputs,
+            collect_out: self.rt.cache.is_some(),
+            max_out: max_out_of(spec, &self.plan),
+            seed,
+        };
+        self.pending_cache.insert((id, attempt), *pending);
+        // the slot is given back when the coordinator has recorded the attempt, so
+        // finished-but-unrecorded attempts count against the bound too
+        self.permits.insert((id, attempt), permit);
+        let running = self.rt.executor.execute(prepared, self.run_cancel.clone());
+        self.spawn(id, attempt, async move { Done::Attempt { task: id, attempt, report: running.await } });
+        Ok(true)
+    }
+
+    /// A command task's args, env and stdin with every reference filled in.
+    fn render_command(&self, id: TaskId, attempt: u32, c: &CommandSpec) -> Result<Command, String> {
+        let scope = self.scope(id, attempt);
+        let args = c
+            .args
+            .iter()
+            .enumerate()
+            .map(|(n, a)| params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}")))
+            .collect::<Result<_, _>>()?;
+        let mut env = Vec::new();
+        let mut secret_env = Vec::new();
+        for (k, v) in &c.env {
+            // secret references stay parts: the sandbox reveals them (audited) at start
+            let parts = params::render_parts(v, &scope).map_err(|e| format!("env {k}: {e}"))?;
+            match parts.as_slice() {
+                [] => env.push((k.clone(), String::new())),
+                [Part::Text(text)] => env.push((k.clone(), text.clone())),
+                _ => secret_env.push((k.clone(), parts)),
+            }
+        }
+        let stdin = match &c.stdin {
+            None => None,
+            Some(Stdin::Text(text)) => {
+                Some(params::render(text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes())
+            }
+            Some(Stdin::File(path)) => Some(read_stdin_file(path)?),
+        };
+        Ok(Command { args, env, secret_env, stdin, stdout_is_output: c.stdout_is_output })
+    }
+
+    /// An attempt the executor ran ended: record it (its values and result first), then
+    /// the state decides on a retry.
+    pub(crate) fn attempt_done(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        report: AttemptReport,
+    ) -> Result<(), SchedulerError> {
+        let _slot = self.permits.remove(&(id, attempt));
+        let AttemptReport { outcome, out } = report;
+        let (mut result, mut output, mut error, retryable) = self.classify(id, outcome.status);
+        let mut cache = None;
+        if let Some(mut pending) = self.pending_cache.remove(&(id, attempt)) {
+            if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
+                pending.not_cached = Some(
+                    "a secret reveal was refused: the result depends on access rights, so it is not reused".into(),
+                );
+            }
+            let success = result == TaskResult::Success;
+            match out.and_then(|tree| self.harvest(id, pending, success, output.as_deref(), &outcome.values, tree)) {
+                Ok(c) => cache = c.map(Box::new),
+                Err(message) => {
+                    (result, output, error) = (TaskResult::Failed, None, Some(format!("invalid output: {message}")));
+                }
+            }
+        }
+        let key = self.state.task(id).key.clone();
+        if result == TaskResult::Success {
+            for (name, json) in &outcome.values {
+                self.rt.store.put_value(self.state.run_id(), &key, name, json)?;
+            }
+        }
+        self.record(Event::AttemptFinished {
+            task: key,
+            attempt,
+            at: self.now(),
+            result,
+            output,
+            error,
+            log: outcome.log,
+            log_truncated: outcome.log_truncated,
+            elapsed_us: outcome.elapsed.as_micros() as u64,
+            outcome: None,
+            cache,
+        })?;
+        if result != TaskResult::Success
+            && let Some(retry) = self.state.retry(id, attempt, retryable, self.now())
+        {
+            self.record(retry)?;
+        }
+        Ok(())
+    }
+
+    /// What an attempt's status means for task `id`: its result, output, error, and
+    /// whether its retry policy may retry it. A sandbox canceled by the job's timeout
+    /// timed out; a timeout is retried only with `on_timeout`.
+    fn classify(&self, id: TaskId, status: Status) -> (TaskResult, Option<String>, Option<String>, bool) {
+        let timed_out_run = self.state.stop().is_some_and(|s| s.timed_out);
+        match status {
+            Status::Success { output } => (TaskResult::Success, Some(output), None, false),
+            Status::Failed { kind, message } => {
+                (TaskResult::Failed, None, Some(format!("{}: {message}", kind.label())), kind.retryable())
+            }
+            Status::TimedOut { message } => {
+                let on_timeout = self.state.spec(id).and_then(|s| s.retries.as_ref()).is_some_and(|r| r.on_timeout);
+                (TaskResult::TimedOut, None, Some(message), on_timeout)
+            }
+            Status::Canceled if timed_out_run => (TaskResult::TimedOut, None, Some("the job timed out".into()), false),
+            Status::Canceled => (TaskResult::Canceled, None, Some("canceled".into()), false),
+        }
+    }
+}
+
+fn read_stdin_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_err(|e| format!("stdin_file {}: {e}", path.display()))?.len();
+    if len > MAX_STDIN_FILE_BYTES {
+        return Err(format!("stdin_file {} is {len} bytes, over the limit of {MAX_STDIN_FILE_BYTES}", path.display()));
+    }
+    std::fs::read(path).map_err(|e| format!("stdin_file {}: {e}", path.display()))
+}

@@ -1,0 +1,282 @@
+//! The coordinator of one run: it performs what the run's [`RunState`] decides.
+//!
+//! The state decides (readiness, retries, releases, the run's result); the coordinator
+//! does what those decisions need done: it records every event (journal first, then the
+//! fold), renders references, looks results up in the cache, hands attempts to the
+//! [`Executor`](super::executor::Executor), starts child runs, notices cancels and the
+//! job's timeout, and flushes before anything outside can see a transition. Attempts run
+//! as tokio tasks and report back here, so every transition happens in one place, in
+//! journal order. It keeps no run state of its own beyond what is in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
+
+use super::executor::AttemptReport;
+use super::journal::Journal;
+use super::plan::Loaded;
+use super::{RunOptions, Runtime, SchedulerError};
+use crate::cache::{self, Hash, KeyParts, TreeManifest};
+use crate::model::{Event, Millis, RunPlan, RunView, time_of};
+use crate::sandbox::FailureKind;
+use crate::spec::TaskKind;
+use crate::state::{RunState, Settle, TaskId};
+use crate::util::human_duration;
+
+/// How often the coordinator looks for a cancel request from another process
+/// and for free slots taken by other runs, when nothing else wakes it.
+pub(crate) const CONTROL_POLL: Duration = Duration::from_millis(50);
+
+/// What a finished tokio task reports.
+pub(crate) enum Done {
+    Attempt { task: TaskId, attempt: u32, report: AttemptReport },
+    Child { task: TaskId, attempt: u32, result: Result<RunView, SchedulerError> },
+}
+
+/// What a finished task hands downstream, by content.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Produced {
+    pub out_tree: Option<TreeManifest>,
+    /// What downstream keys record of this result ([`cache::upstream_digest`]).
+    pub digest: Option<Hash>,
+}
+
+impl Produced {
+    pub(crate) fn new(output: Option<&str>, values: &[(String, String)], out_tree: Option<TreeManifest>) -> Produced {
+        let digest = Some(cache::upstream_digest(output, values, out_tree.as_ref().map(|t| &t.root)));
+        Produced { out_tree, digest }
+    }
+}
+
+/// An attempt's cache context between its start and its end.
+pub(crate) struct Pending {
+    pub key: Option<(Hash, KeyParts)>,
+    pub not_cached: Option<String>,
+}
+
+pub(crate) struct Coordinator {
+    pub(crate) rt: Runtime,
+    pub(crate) opts: RunOptions,
+    pub(crate) state: RunState,
+    pub(crate) plan: Arc<RunPlan>,
+    pub(crate) components: Arc<Loaded>,
+    pub(crate) journal: Journal,
+    running: JoinSet<Done>,
+    running_ids: HashMap<tokio::task::Id, (TaskId, u32)>,
+    /// Sandbox slots of attempts in flight, released once each is recorded.
+    pub(crate) permits: HashMap<(TaskId, u32), OwnedSemaphorePermit>,
+    /// Cache context of attempts in flight.
+    pub(crate) pending_cache: HashMap<(TaskId, u32), Pending>,
+    /// What succeeded tasks produced, for downstream keys and `/in`.
+    pub(crate) produced: HashMap<TaskId, Produced>,
+    /// Set when the run stops: running attempts and child runs stop too.
+    pub(crate) run_cancel: Arc<AtomicBool>,
+}
+
+impl Coordinator {
+    pub(crate) fn new(
+        rt: Runtime,
+        opts: RunOptions,
+        state: RunState,
+        components: Arc<Loaded>,
+        journal: Journal,
+    ) -> Result<Coordinator, SchedulerError> {
+        let run = state.run_id();
+        let plan = state.plan().cloned().ok_or_else(|| SchedulerError::Refused {
+            run,
+            message: "was recorded without a plan and cannot be continued".into(),
+        })?;
+        let run_cancel = Arc::new(AtomicBool::new(state.stop().is_some()));
+        Ok(Coordinator {
+            rt,
+            opts,
+            state,
+            plan,
+            components,
+            journal,
+            running: JoinSet::new(),
+            running_ids: HashMap::new(),
+            permits: HashMap::new(),
+            pending_cache: HashMap::new(),
+            produced: HashMap::new(),
+            run_cancel,
+        })
+    }
+
+    pub(crate) fn now(&self) -> Millis {
+        self.rt.clock.now_millis()
+    }
+
+    /// The run's logical start: what guests' clocks read, on every attempt alike.
+    pub(crate) fn logical_start(&self) -> SystemTime {
+        time_of(self.state.view().created_at)
+    }
+
+    /// Journal an event, then fold it into the state.
+    pub(crate) fn record(&mut self, event: Event) -> Result<(), SchedulerError> {
+        self.journal.append(&event)?;
+        let run = self.state.run_id();
+        self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })
+    }
+
+    /// Run until the run has its result; flush and return it.
+    pub(crate) async fn drive(mut self) -> Result<RunView, SchedulerError> {
+        loop {
+            self.poll_stop()?;
+            self.settle()?;
+            if self.state.finished() {
+                break;
+            }
+            self.start_ready()?;
+            self.journal.flush_if_due()?;
+            if self.state.has_pending_decisions() {
+                // tasks that ended in place (reused, conditions) woke others: go on
+                continue;
+            }
+            let now = self.now();
+            let retry =
+                self.state.next_retry().map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now)));
+            let wake = [self.journal.flush_deadline(), retry, Some(Instant::now() + CONTROL_POLL)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(Instant::now);
+            tokio::select! {
+                biased;
+                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => self.on_joined(joined)?,
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+        self.finish()
+    }
+
+    /// Record what the state decides until it decides nothing more.
+    fn settle(&mut self) -> Result<(), SchedulerError> {
+        loop {
+            let events = self.state.decide(self.now());
+            if events.is_empty() {
+                return Ok(());
+            }
+            for event in events {
+                self.record(event)?;
+            }
+        }
+    }
+
+    /// Start queued tasks while the job's and the process's bounds allow.
+    fn start_ready(&mut self) -> Result<(), SchedulerError> {
+        for id in self.state.startable(self.rt.slots.available_permits()) {
+            if !self.start(id)? {
+                // no free sandbox slot: the rest wait their turn (first in, first out)
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settle what a process that died mid-run left running (resume, cancel).
+    pub(crate) fn settle_interrupted(&mut self) -> Result<(), SchedulerError> {
+        for settle in self.state.settle_interrupted(self.now()) {
+            match settle {
+                Settle::Record(event) => self.record(event)?,
+                Settle::ResumeChild { task, attempt, child } => {
+                    let (rt, opts) = (self.rt.clone(), self.child_options());
+                    self.spawn(task, attempt, async move {
+                        let result = rt.resume_child(child, opts).await;
+                        Done::Child { task, attempt, result }
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What a child run of this one runs with: this run's options, stopped with it.
+    pub(crate) fn child_options(&self) -> RunOptions {
+        RunOptions { cancel: self.run_cancel.clone(), ..self.opts.clone() }
+    }
+
+    /// Run `work` as a tokio task of this run, reporting back as attempt `attempt` of `task`.
+    pub(crate) fn spawn(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        work: impl std::future::Future<Output = Done> + Send + 'static,
+    ) {
+        let handle = self.running.spawn(work);
+        self.running_ids.insert(handle.id(), (task, attempt));
+    }
+
+    fn on_joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) -> Result<(), SchedulerError> {
+        match joined {
+            Ok((id, done)) => {
+                self.running_ids.remove(&id);
+                match done {
+                    Done::Attempt { task, attempt, report } => self.attempt_done(task, attempt, report),
+                    Done::Child { task, attempt, result } => self.child_done(task, attempt, result),
+                }
+            }
+            Err(e) => {
+                let Some((task, attempt)) = self.running_ids.remove(&e.id()) else { return Ok(()) };
+                let message = format!("the attempt's host task failed: {e}");
+                match self.state.spec(task).map(|s| &s.kind) {
+                    Some(TaskKind::RunJob { .. }) => {
+                        let failed = Err(SchedulerError::Parameters(format!("child run failed: {e}")));
+                        self.child_done(task, attempt, failed)
+                    }
+                    _ => self.attempt_done(task, attempt, AttemptReport::failed(FailureKind::Host, message)),
+                }
+            }
+        }
+    }
+
+    /// Stop early on Ctrl-C or the parent run's cancellation, a cancel request from
+    /// another process, or the job's timeout.
+    fn poll_stop(&mut self) -> Result<(), SchedulerError> {
+        if self.state.stop().is_some() {
+            return Ok(());
+        }
+        let run = self.state.run_id();
+        if self.opts.cancel.load(Ordering::Relaxed) {
+            let by_parent = self.plan.parent.is_some();
+            let reason = if by_parent { "the parent run was canceled" } else { "canceled by the user (Ctrl-C)" };
+            self.stop(reason.into(), false)
+        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run, &self.plan.workspace)) {
+            self.stop("canceled by `sluice runs cancel`".into(), false)
+        } else if self.state.deadline().is_some_and(|d| self.now() >= d) {
+            let timeout = human_duration(self.plan.job.timeout.unwrap_or_default());
+            self.stop(format!("the job timed out after {timeout}"), true)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stop the run: running attempts are interrupted, nothing new starts (the state
+    /// ends what never started).
+    pub(crate) fn stop(&mut self, reason: String, timed_out: bool) -> Result<(), SchedulerError> {
+        self.run_cancel.store(true, Ordering::Relaxed);
+        self.record(Event::CancelRequested { reason, timed_out, at: self.now() })
+    }
+
+    /// The run has its result: keep the stat cache, record the summary, flush, and only
+    /// then return it.
+    fn finish(mut self) -> Result<RunView, SchedulerError> {
+        if let Some(cache) = &self.rt.cache {
+            cache.save();
+        }
+        let view = self.state.into_view();
+        self.rt.store.put_summary(&view.summary())?;
+        self.journal.flush()?;
+        if let Some(c) = &self.rt.control {
+            c.clear(view.run_id);
+        }
+        Ok(view)
+    }
+}

@@ -1,0 +1,200 @@
+//! A run's state: the one fold of its event log, and the decisions that state implies.
+//!
+//! [`RunState`] takes a run's events in order ([`RunState::apply`]) and answers what
+//! follows from them: which tasks' upstreams have all ended and whether they run
+//! (`run_if`), which queued tasks may start within the job's bound, whether a failed
+//! attempt is retried and when, which for_each iterations are released and how a for_each
+//! ends, what a cancel leaves behind, what a run whose process died must settle, and how
+//! the run ended. Its decisions are events ([`RunState::decide`]): the coordinator records
+//! them and folds them back in, so what the log says and what the state is never differ.
+//!
+//! Everything that shows or continues a run folds its log here: `runs show` and `--json`
+//! ([`RunState::view`]), the live board, resume and repair. It must never do I/O, read a
+//! clock (time comes in as `now`), or touch tokio: it is a value, unit-tested without a
+//! runtime (`tests.rs`).
+
+mod decide;
+mod fold;
+pub mod readiness;
+pub mod result;
+pub mod retry;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::model::{CorruptLog, Event, Millis, RunId, RunPlan, RunView, TaskState, TaskView};
+use crate::spec::{TaskKind, TaskSpec};
+
+pub use decide::{InPlace, RESTARTED, Settle};
+
+/// A task's position in its run (top-level tasks first, then for_each iterations as they
+/// are planned). Stable while the run goes on; a repair may renumber iterations.
+pub type TaskId = usize;
+
+/// Why a run stops early, as its `CancelRequested` event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub reason: String,
+    /// The job's timeout (its tasks end `timed_out`), rather than a cancel.
+    pub timed_out: bool,
+}
+
+/// A run folded from its event log, with what the scheduler needs to decide its next step.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    view: RunView,
+    plan: Option<Arc<RunPlan>>,
+    /// Parallel to `view.tasks`.
+    tasks: Vec<Sched>,
+    index: HashMap<String, TaskId>,
+    stop: Option<Stop>,
+    /// Queued tasks in the order they were queued, with the generation they were queued in
+    /// (an entry whose generation is not the task's is stale).
+    queue: VecDeque<(TaskId, u64)>,
+    /// Tasks waiting for a retry, by when they may start.
+    waiting: BTreeSet<(Millis, TaskId)>,
+    /// Tasks whose readiness, or for_each progress, may have changed.
+    dirty: Vec<TaskId>,
+    /// Tasks not terminated, and sandboxed tasks running (so neither needs a scan).
+    unended: usize,
+    running_sandboxed: usize,
+}
+
+/// What the scheduler keeps of a task beside its view.
+#[derive(Debug, Clone, Default)]
+struct Sched {
+    /// `None` when the run recorded no plan (nothing can be decided for it).
+    spec: Option<Arc<TaskSpec>>,
+    /// The for_each task this is an iteration of.
+    parent: Option<TaskId>,
+    /// A for_each iteration's input.
+    input: Option<String>,
+    /// Top-level tasks that depend on this one.
+    dependents: Vec<TaskId>,
+    /// A for_each task's iterations, in order.
+    iterations: Vec<TaskId>,
+    /// The number the next attempt gets.
+    next_attempt: u32,
+    /// Attempts made before the task's current life (a repair starts a new one).
+    life: usize,
+    /// Which time the task was queued (see `RunState::queue`).
+    queued: u64,
+    /// A for_each task whose iterations are planned (its inputs rendered).
+    planned: bool,
+}
+
+impl RunState {
+    /// Fold a whole event log.
+    pub fn from_events(events: &[Event]) -> Result<RunState, CorruptLog> {
+        let mut iter = events.iter();
+        let mut state = match iter.next() {
+            Some(first @ Event::RunCreated { .. }) => RunState::created(first)?,
+            Some(other) => return Err(CorruptLog(format!("first event is {other:?}, not run_created"))),
+            None => return Err(CorruptLog("empty event log".into())),
+        };
+        for event in iter {
+            state.apply(event)?;
+        }
+        Ok(state)
+    }
+
+    /// What `runs show` and `--json` print.
+    pub fn view(&self) -> &RunView {
+        &self.view
+    }
+
+    pub fn into_view(self) -> RunView {
+        self.view
+    }
+
+    pub fn run_id(&self) -> RunId {
+        self.view.run_id
+    }
+
+    /// The plan the run started with (absent from runs recorded without one).
+    pub fn plan(&self) -> Option<&Arc<RunPlan>> {
+        self.plan.as_ref()
+    }
+
+    /// Why the run is stopping, once something asked it to.
+    pub fn stop(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// Whether the run has its result.
+    pub fn finished(&self) -> bool {
+        self.view.result.is_some()
+    }
+
+    /// Whether something changed that [`RunState::decide`] has not looked at yet.
+    pub fn has_pending_decisions(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    pub fn id_of(&self, key: &str) -> Option<TaskId> {
+        self.index.get(key).copied()
+    }
+
+    /// Task `id`'s view.
+    pub fn task(&self, id: TaskId) -> &TaskView {
+        &self.view.tasks[id]
+    }
+
+    /// Task `id`'s spec (a for_each iteration's is made from its template).
+    pub fn spec(&self, id: TaskId) -> Option<&TaskSpec> {
+        self.tasks[id].spec.as_deref()
+    }
+
+    /// The for_each task `id` is an iteration of.
+    pub fn parent(&self, id: TaskId) -> Option<TaskId> {
+        self.tasks[id].parent
+    }
+
+    /// A for_each iteration's input.
+    pub fn input(&self, id: TaskId) -> Option<&str> {
+        self.tasks[id].input.as_deref()
+    }
+
+    /// The number task `id`'s next attempt gets.
+    pub fn next_attempt(&self, id: TaskId) -> u32 {
+        self.tasks[id].next_attempt
+    }
+
+    /// The attempts of task `id` since its last repair (all of them if never repaired).
+    pub fn current_attempts(&self, id: TaskId) -> &[crate::model::AttemptView] {
+        let attempts = &self.view.tasks[id].attempts;
+        &attempts[self.tasks[id].life.min(attempts.len())..]
+    }
+
+    /// Every task task `id` depends on, directly or transitively (for an iteration: its
+    /// parent's upstreams): whose values it may read.
+    pub fn upstream_closure(&self, id: TaskId) -> BTreeSet<String> {
+        let start = self.tasks[id].parent.unwrap_or(id);
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&str> = self.upstream_keys(start).collect();
+        while let Some(key) = stack.pop() {
+            if let Some(u) = self.id_of(key)
+                && seen.insert(key.to_string())
+            {
+                stack.extend(self.upstream_keys(u));
+            }
+        }
+        seen
+    }
+
+    /// The keys task `id` depends on directly (an iteration: none of its own).
+    pub fn upstream_keys(&self, id: TaskId) -> impl Iterator<Item = &str> {
+        self.view.tasks[id].depends_on.iter().map(String::as_str)
+    }
+
+    /// Whether the task runs in a sandbox (component and command tasks, iterations).
+    fn is_sandboxed(&self, id: TaskId) -> bool {
+        matches!(self.spec(id).map(|s| &s.kind), Some(TaskKind::Component { .. } | TaskKind::Command(_)))
+    }
+
+    fn ended(&self, id: TaskId) -> bool {
+        self.view.tasks[id].state == TaskState::Terminated
+    }
+}

@@ -1,0 +1,10 @@
+//! Small helpers with no home of their own: sizes and durations both ways ([`units`]) and
+//! a pool of empty directories ([`DirPool`]).
+//!
+//! Owns no policy: callers decide what a size means or what a directory is for.
+
+mod dirs;
+pub mod units;
+
+pub use dirs::DirPool;
+pub use units::{exact_size, human_bytes, human_duration, parse_duration, parse_size, stopwatch};
