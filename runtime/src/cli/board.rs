@@ -245,6 +245,7 @@ pub(super) mod fixtures {
             elapsed_us: 0,
             outcome: None,
             cache: None,
+            error_code: None,
         }
     }
 

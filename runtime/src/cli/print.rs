@@ -299,6 +299,7 @@ mod tests {
                 elapsed_us: 1_500,
                 outcome: None,
                 cache: None,
+                error_code: None,
             };
         let started = |task: &str, attempt| Event::AttemptStarted { task: task.into(), attempt, at: 1 };
         let mut events = vec![
@@ -340,7 +341,7 @@ mod tests {
             repair: 1,
             tasks: vec!["d".into()],
             parameters: Default::default(),
-            at: 13,
+            at: 13, by: "p".into(), plan_version: 1, pinned: false,
         });
         events.push(Event::TaskSkipped {
             task: "d".into(),

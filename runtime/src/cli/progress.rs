@@ -322,6 +322,7 @@ mod tests {
             elapsed_us: 123,
             outcome: None,
             cache: None,
+            error_code: None,
         };
         assert_eq!(
             plain_line(&b, 4, &finished(crate::model::TaskResult::Success, None)).unwrap(),
@@ -332,7 +333,7 @@ mod tests {
         assert_eq!(failed, "  ✗ fib      failed       123 µs  trap: boom");
         let retry = Event::RetryScheduled { task: "fib".into(), next_attempt: 1, not_before: 1_250, at: 50 };
         assert_eq!(plain_line(&b, 4, &retry).unwrap(), "  ↻ fib      attempt 1 failed, retrying in 1.2 s");
-        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2 };
+        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2, stop_cleanup: false };
         assert_eq!(plain_line(&b, 4, &cancel).unwrap(), "  ○ run 7: cancel requested (Ctrl-C)");
         assert!(plain_line(&b, 4, &Event::TaskQueued { task: "fib".into(), at: 0 }).is_none());
     }

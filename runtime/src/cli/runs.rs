@@ -78,7 +78,9 @@ pub struct ResumeArgs {
 #[derive(Debug, Args)]
 pub struct RepairArgs {
     pub run_id: RunId,
-    /// A task to rerun (repeatable; default: every task that did not succeed).
+    /// A task to rerun (repeatable; default: every task that did not succeed). `KEY[i]`
+    /// reruns iteration i of for_each task KEY, `KEY[*]` all its iterations; a for_each
+    /// otherwise reruns only the iterations that did not succeed.
     #[arg(long = "task", value_name = "KEY")]
     pub tasks: Vec<String>,
     /// Also rerun every task downstream of the named ones.
@@ -90,6 +92,10 @@ pub struct RepairArgs {
     /// Rerun the tasks even when an identical earlier result could be reused.
     #[arg(long)]
     pub no_cache: bool,
+    /// Repair with the plan the run has (its own, or its last repair's) instead of reading
+    /// the bundle again; its components must be unchanged.
+    #[arg(long)]
+    pub pinned: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -162,6 +168,8 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
                 tasks: args.tasks,
                 with_dependents: args.with_dependents,
                 overrides: args.params.into_iter().collect(),
+                pinned: args.pinned,
+                bundle: None,
             };
             let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req, &opts))?;
             finish(&view, args.json, &dir)

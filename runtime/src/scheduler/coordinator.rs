@@ -75,6 +75,9 @@ pub(crate) struct Coordinator {
     pub(crate) produced: HashMap<TaskId, Produced>,
     /// Set when the run stops: running attempts and child runs stop too.
     pub(crate) run_cancel: Arc<AtomicBool>,
+    /// Set when cleanup stops (a second cancel, or `cleanup_timeout`): what runs as the
+    /// run's cleanup, started after the stop, stops too.
+    pub(crate) cleanup_cancel: Arc<AtomicBool>,
 }
 
 impl Coordinator {
@@ -91,6 +94,7 @@ impl Coordinator {
             message: "was recorded without a plan and cannot be continued".into(),
         })?;
         let run_cancel = Arc::new(AtomicBool::new(state.stop().is_some()));
+        let cleanup_cancel = Arc::new(AtomicBool::new(state.stop().is_some_and(|s| s.cleanup_stopped)));
         Ok(Coordinator {
             rt,
             opts,
@@ -104,6 +108,7 @@ impl Coordinator {
             pending_cache: HashMap::new(),
             produced: HashMap::new(),
             run_cancel,
+            cleanup_cancel,
         })
     }
 
@@ -120,7 +125,20 @@ impl Coordinator {
     pub(crate) fn record(&mut self, event: Event) -> Result<(), SchedulerError> {
         self.journal.append(&event)?;
         let run = self.state.run_id();
-        self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })
+        self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })?;
+        if let (Event::PlanRecorded { .. }, Some(plan)) = (&event, self.state.plan()) {
+            self.plan = plan.clone();
+        }
+        Ok(())
+    }
+
+    /// What stops an attempt or child run started now: the run's stop, or — for cleanup
+    /// started after the run was asked to stop — cleanup's.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        match self.state.stop() {
+            Some(_) => self.cleanup_cancel.clone(),
+            None => self.run_cancel.clone(),
+        }
     }
 
     /// Run until the run has its result; flush and return it.
@@ -195,9 +213,10 @@ impl Coordinator {
         Ok(())
     }
 
-    /// What a child run of this one runs with: this run's options, stopped with it.
+    /// What a child run of this one runs with: this run's options, stopped with it (a
+    /// child started as cleanup, with its cleanup), its own cleanup stopped with this one's.
     pub(crate) fn child_options(&self) -> RunOptions {
-        RunOptions { cancel: self.run_cancel.clone(), ..self.opts.clone() }
+        RunOptions { cancel: self.cancel_flag(), stop_cleanup: self.cleanup_cancel.clone(), ..self.opts.clone() }
     }
 
     /// Run `work` as a tokio task of this run, reporting back as attempt `attempt` of `task`.
@@ -238,17 +257,30 @@ impl Coordinator {
     }
 
     /// Stop early on Ctrl-C or the parent run's cancellation, a cancel request from
-    /// another process, or the job's timeout.
+    /// another process, or the job's timeout; once stopping, stop cleanup too on a second
+    /// cancel or when `cleanup_timeout` has passed.
     fn poll_stop(&mut self) -> Result<(), SchedulerError> {
-        if self.state.stop().is_some() {
-            return Ok(());
+        match self.state.stop() {
+            Some(stop) if stop.cleanup_stopped => return Ok(()),
+            Some(stop) => {
+                let timed_out = stop.timed_out;
+                return match self.why_stop_cleanup() {
+                    Some(reason) => {
+                        self.cleanup_cancel.store(true, Ordering::Relaxed);
+                        let at = self.now();
+                        self.record(Event::CancelRequested { reason, timed_out, at, stop_cleanup: true })
+                    }
+                    None => Ok(()),
+                };
+            }
+            None => {}
         }
         let run = self.state.run_id();
         if self.opts.cancel.load(Ordering::Relaxed) {
             let by_parent = self.plan.parent.is_some();
             let reason = if by_parent { "the parent run was canceled" } else { "canceled by the user (Ctrl-C)" };
             self.stop(reason.into(), false)
-        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run, &self.plan.workspace)) {
+        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requests(run, &self.plan.workspace) > 0) {
             self.stop("canceled by `sluice runs cancel`".into(), false)
         } else if self.state.deadline().is_some_and(|d| self.now() >= d) {
             let timeout = human_duration(self.plan.job.timeout.unwrap_or_default());
@@ -258,11 +290,30 @@ impl Coordinator {
         }
     }
 
-    /// Stop the run: running attempts are interrupted, nothing new starts (the state
-    /// ends what never started).
+    /// Why cleanup must stop now, if it must: a second cancel (Ctrl-C, the parent's, or
+    /// `sluice runs cancel`), or the job's `cleanup_timeout` has passed.
+    fn why_stop_cleanup(&self) -> Option<String> {
+        let run = self.state.run_id();
+        if self.opts.stop_cleanup.load(Ordering::Relaxed) {
+            let by_parent = self.plan.parent.is_some();
+            let why = if by_parent { "the parent run's cleanup was stopped" } else { "canceled again (Ctrl-C)" };
+            return Some(format!("{why}: cleanup stops too"));
+        }
+        if self.rt.control.as_ref().is_some_and(|c| c.cancel_requests(run, &self.plan.workspace) >= 2) {
+            return Some("canceled again by `sluice runs cancel`: cleanup stops too".into());
+        }
+        let deadline = self.state.cleanup_deadline()?;
+        (self.now() >= deadline).then(|| {
+            let timeout = self.plan.job.cleanup_timeout.unwrap_or(crate::spec::DEFAULT_CLEANUP_TIMEOUT);
+            format!("cleanup ran out of time (cleanup_timeout {})", human_duration(timeout))
+        })
+    }
+
+    /// Stop the run: running attempts are interrupted, nothing new starts but cleanup
+    /// (the state ends what never started).
     pub(crate) fn stop(&mut self, reason: String, timed_out: bool) -> Result<(), SchedulerError> {
         self.run_cancel.store(true, Ordering::Relaxed);
-        self.record(Event::CancelRequested { reason, timed_out, at: self.now() })
+        self.record(Event::CancelRequested { reason, timed_out, at: self.now(), stop_cleanup: false })
     }
 
     /// The run has its result: keep the stat cache, record the summary, flush, and only

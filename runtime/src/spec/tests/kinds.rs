@@ -61,9 +61,10 @@ fn for_each_task_full_form() {
     );
     let t = task_of(&text, "t");
     let template = ForEachTemplate {
-        component: "clean".into(),
+        kind: TaskKind::Component { component: "clean".into() },
         timeout: Some(Duration::from_secs(60)),
         retries: Some(RetryPolicy::new(Some(2))),
+        rerun_on_resume: true,
         exec: ExecSpec {
             params: map(&[("day", "{{ job.parameters.day }}"), ("file", "{{ input }}")]),
             limits: Limits { memory: Some(1 << 20), ..Limits::default() },
@@ -85,7 +86,7 @@ fn for_each_defaults_and_literal_inputs() {
     };
     assert_eq!(inputs, r#"["a",2]"#);
     assert_eq!(concurrency, 4);
-    assert_eq!(template.component, "clean");
+    assert_eq!(template.component(), Some("clean"));
     assert!(template.exec.params.is_empty() && template.retries.is_none());
     let text = after_a("for_each = { inputs = \"[]\", task = { component = \"clean\" } }");
     assert!(matches!(task_of(&text, "t").kind, TaskKind::ForEach { .. }));
@@ -224,7 +225,7 @@ fn input_only_inside_a_for_each_template() {
         &text,
         line_of(&text, "params"),
         "jobs.hello.tasks[0].params.f",
-        "task `a`, param `f`: `{{ input }}` is only available in the params of a for_each task template",
+        "task `a`, param `f`: `{{ input }}` is only available in a for_each task template",
     );
     let text = after_a("for_each = { inputs = \"{{ input }}\", task = { component = \"clean\" } }");
     assert_error(
