@@ -156,6 +156,25 @@ impl Sluice {
         Out::from(child.wait_with_output().expect("waiting for sluice"))
     }
 
+    /// Run `sluice ARGS` in `dir` with no `--state` (and no `SLUICE_*` variable but `env`):
+    /// the binary finds its state directory itself.
+    pub fn run_in(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args).current_dir(dir);
+        for (var, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SLUICE_")) {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied());
+        Out::from(cmd.output().expect("spawning sluice"))
+    }
+
+    /// `sluice runs show RUN --json` (which must succeed).
+    pub fn show(&self, run: u64) -> Value {
+        let out = self.run(&["runs", "show", &run.to_string(), "--json"]);
+        out.assert_exit(0);
+        out.json()
+    }
+
     /// `sluice task run COMPONENT --json PARAMS...`, returning the run's record.
     pub fn task_run(&self, component: &Path, extra: &[&str]) -> (Out, Value) {
         let mut args = vec!["task", "run", component.to_str().expect("utf-8 path"), "--json"];
@@ -212,6 +231,22 @@ pub fn last_attempt<'v>(run: &'v Value, key: &str) -> &'v Value {
         .as_array()
         .and_then(|a| a.last())
         .unwrap_or_else(|| panic!("task `{key}` has no attempts"))
+}
+
+/// Wait (up to 60 s) until `path` exists: what a task with a rw mount creates to say,
+/// outside its sandbox, that it has started (probe's `touch`).
+pub fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The results of a task's attempts, in order.
+pub fn attempt_results(run: &Value, key: &str) -> Vec<String> {
+    let attempts = task_of(run, key)["attempts"].as_array().cloned().unwrap_or_default();
+    attempts.iter().map(|a| a["result"].as_str().unwrap_or("running").to_string()).collect()
 }
 
 /// A `sluice` process running in the background, its progress (stderr) read line by line.

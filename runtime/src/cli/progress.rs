@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::board::RunBoard;
 use super::frame::frame;
-use super::style::{self, Paint, clean, first_line, mark, plural};
+use super::style::{self, Paint, clean, first_line, mark, plural, reused_note};
 use crate::model::{Event, Millis, RunId};
 use crate::scheduler::Observer;
 use crate::util::{human_duration, stopwatch};
@@ -226,6 +226,10 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
             let from = board.parent().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
             format!("run {run} · job {job} · {} task{}{from}", tasks.len(), plural(tasks.len()))
         }
+        Event::AttemptFinished { task, result, cache: Some(cache), .. } if cache.reused_from.is_some() => {
+            let from = crate::state::reused_from(cache).map(|f| reused_note(task, &f)).unwrap_or_default();
+            format!("  {} {task:<w$}  {:<9} {from}", mark(*result), result.as_str())
+        }
         Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
             // tasks the scheduler runs itself (condition, for_each, run_job) have no sandbox time
             let wall = board.line(task).and_then(|l| Some(l.end?.saturating_sub(l.first_start?)));
@@ -250,6 +254,9 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
             let wait = stopwatch(Duration::from_millis(not_before.saturating_sub(*at)));
             let failed = board.max_attempts(task).fraction(*next_attempt);
             format!("  ↻ {task:<w$}  attempt {failed} failed, retrying in {wait}")
+        }
+        Event::CancelRequested { reason, stop_cleanup: true, .. } => {
+            format!("  ○ run {run}: cleanup stopped ({reason})")
         }
         Event::CancelRequested { reason, .. } => format!("  ○ run {run}: cancel requested ({reason})"),
         Event::ChildRunStarted { task, child, .. } => format!("  ↳ {task:<w$}  started run {child}"),

@@ -1,14 +1,15 @@
 //! `sluice runs list|show|cancel|resume|repair`.
 
+use super::out::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
 use super::open::tokio_runtime;
-use super::run::{finish, resume_interrupted};
+use super::run::{finish, finish_resumes, start_resumes};
 use super::{open, parse_param, print};
-use crate::model::{RunId, RunView};
+use crate::model::{RunId, RunStatus, RunSummary, RunView};
 use crate::scheduler::{RepairRequest, RunOptions, RuntimeOptions};
 use crate::store::StoreError;
 
@@ -24,6 +25,15 @@ pub enum RunsCommand {
     Resume(ResumeArgs),
     /// Rerun the failed tasks of a finished run (or named ones) inside the same run.
     Repair(RepairArgs),
+}
+
+/// A run as `runs list` shows it: its summary and whether it is running, interrupted or
+/// finished.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct Listed {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub status: RunStatus,
 }
 
 /// The tenant namespace a command works in: runs of other workspaces are invisible.
@@ -112,10 +122,16 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
                 .filter(|r| r.workspace == args.workspace.name)
                 .take(args.limit)
                 .collect();
+            // this process holds the store: no other runs anything, so an unfinished run's
+            // process died (it is interrupted until something resumes it)
+            let listed: Vec<Listed> = runs
+                .into_iter()
+                .map(|summary| Listed { status: RunStatus::of(summary.result, false), summary })
+                .collect();
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                outln!("{}", serde_json::to_string_pretty(&listed)?);
             } else {
-                print::run_list(&runs);
+                print::run_list(&listed);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -129,10 +145,13 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
                 .map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?
                 .into_view();
             args.workspace.check(&view)?;
+            let status = RunStatus::of(view.result, false); // as in `runs list`
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                let mut json = serde_json::to_value(&view)?;
+                json["status"] = serde_json::to_value(status)?;
+                outln!("{}", serde_json::to_string_pretty(&json)?);
             } else {
-                print::run_details(&view);
+                print::run_details(&view, status);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -146,15 +165,18 @@ pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<Exit
                     args.workspace.check(&rt.view(id)?)?;
                     vec![tokio.block_on(rt.resume(id, &opts))?]
                 }
-                None => resume_interrupted(&rt, &tokio, &opts, args.json)?,
+                None => {
+                    let resumed = start_resumes(&rt, &tokio, &opts, args.json)?;
+                    tokio.block_on(finish_resumes(resumed)).into_iter().collect::<anyhow::Result<_>>()?
+                }
             };
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&views)?);
+                outln!("{}", serde_json::to_string_pretty(&views)?);
             } else if views.is_empty() {
-                println!("no unfinished runs");
+                outln!("no unfinished runs");
             }
             for view in views.iter().filter(|_| !args.json) {
-                println!("{}", print::run_line(view));
+                outln!("{}", print::run_line(view));
             }
             let ok = views.iter().all(crate::scheduler::succeeded);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_RUN_FAILED) })
@@ -182,7 +204,7 @@ fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
     match crate::scheduler::open_store(dir) {
         Err(StoreError::Locked { .. }) => {
             crate::scheduler::control(dir).request_cancel(args.run_id, &args.workspace.name)?;
-            println!("cancel requested: the sluice process running run {} stops it", args.run_id);
+            outln!("cancel requested: the sluice process running run {} stops it", args.run_id);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(e.into()),
@@ -197,9 +219,9 @@ fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
             let opts = open::run_options(&args.workspace.name, args.json, 8);
             let view = tokio_runtime()?.block_on(rt.cancel_interrupted(args.run_id, &opts))?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                outln!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                println!("{}", print::run_line(&view));
+                outln!("{}", print::run_line(&view));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -127,6 +127,21 @@ pub(super) fn state_word(state: TaskState, result: Option<TaskResult>) -> &'stat
     }
 }
 
+/// "reused from run 3 (attempt 0)" — or "(task x, attempt 0)" when it came from another task.
+pub(super) fn reused_note(key: &str, from: &crate::model::ReusedFrom) -> String {
+    let mut what = Vec::new();
+    if from.task != key {
+        what.push(format!("task {}", from.task));
+    }
+    if let Some(a) = from.attempt {
+        what.push(format!("attempt {a}"));
+    }
+    match what.is_empty() {
+        true => format!("reused from run {}", from.run),
+        false => format!("reused from run {} ({})", from.run, what.join(", ")),
+    }
+}
+
 pub(super) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

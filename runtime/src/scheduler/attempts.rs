@@ -135,7 +135,9 @@ impl Coordinator {
                 );
             }
             let success = result == TaskResult::Success;
-            match out.and_then(|tree| self.harvest(id, attempt, pending, success, output.as_deref(), &outcome.values, tree)) {
+            match out
+                .and_then(|tree| self.harvest(id, attempt, pending, success, output.as_deref(), &outcome.values, tree))
+            {
                 Ok(c) => cache = c.map(Box::new),
                 Err(message) => {
                     (result, output, error) = (TaskResult::Failed, None, Some(format!("invalid output: {message}")));
@@ -195,7 +197,9 @@ impl Coordinator {
 /// read-write host mounts, or a command (a program of unknown behaviour).
 fn has_side_effects(spec: &TaskSpec) -> bool {
     use crate::spec::MountMode;
-    !spec.exec.allow_hosts.is_empty() || spec.exec.mounts.iter().any(|m| m.mode == MountMode::Rw) || spec.command().is_some()
+    !spec.exec.allow_hosts.is_empty()
+        || spec.exec.mounts.iter().any(|m| m.mode == MountMode::Rw)
+        || spec.command().is_some()
 }
 
 /// What `{{ tasks.KEY.error_code }}` reads for an attempt that ended with `status`.

@@ -143,10 +143,8 @@ impl Coordinator {
         if saved.is_empty() {
             return Ok(None);
         }
-        let encoded: BTreeMap<String, String> = saved
-            .into_iter()
-            .map(|(k, data)| (k, base64::engine::general_purpose::STANDARD.encode(data)))
-            .collect();
+        let encoded: BTreeMap<String, String> =
+            saved.into_iter().map(|(k, data)| (k, base64::engine::general_purpose::STANDARD.encode(data))).collect();
         let json = serde_json::to_vec(&encoded).map_err(|e| e.to_string())?;
         let hash = cfg.blobs.put_bytes(&json).map_err(|e| format!("storing the checkpoint state: {e}"))?;
         Ok(Some(hash))

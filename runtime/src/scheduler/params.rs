@@ -41,7 +41,8 @@ pub fn check_overrides(job: &JobSpec, overrides: &BTreeMap<String, String>) -> R
                 job.name
             )));
         }
-        let refs = template::references(value).map_err(|e| SchedulerError::Parameters(format!("--param {name}: {e}")))?;
+        let refs =
+            template::references(value).map_err(|e| SchedulerError::Parameters(format!("--param {name}: {e}")))?;
         if let Some(bad) = refs.iter().find(|r| !r.is_run_level()) {
             return Err(SchedulerError::Parameters(format!(
                 "--param {name}: `{{{{ {bad} }}}}` is not known when a run starts; a job parameter may reference \

@@ -128,7 +128,10 @@ mod tests {
         let job = bundle.jobs["j"].clone();
         let components = BTreeMap::from([(
             "c".to_string(),
-            PinnedComponent { path: "/b/c.wasm".into(), hash: if text.contains("v2") { "b".repeat(64) } else { "a".repeat(64) } },
+            PinnedComponent {
+                path: "/b/c.wasm".into(),
+                hash: if text.contains("v2") { "b".repeat(64) } else { "a".repeat(64) },
+            },
         )]);
         RunPlan {
             bundle_root: "/b".into(),

@@ -71,7 +71,15 @@ impl Runtime {
         }
         let repair = coordinator.state.view().repairs.len() as u32 + 1;
         let (by, pinned) = (opts.principal.clone(), req.pinned);
-        coordinator.record(Event::RepairStarted { repair, tasks, parameters, at, by, plan_version: version, pinned })?;
+        coordinator.record(Event::RepairStarted {
+            repair,
+            tasks,
+            parameters,
+            at,
+            by,
+            plan_version: version,
+            pinned,
+        })?;
         self.store.put_summary(&coordinator.state.view().summary())?;
         coordinator.restore_produced();
         drive(coordinator).await
@@ -168,7 +176,8 @@ fn repair_set(plan: &RunPlan, view: &RunView, req: &RepairRequest) -> Result<Vec
     let never_ran = |key: &str| view.task(key).is_none_or(|t| t.result.is_none());
     if req.tasks.is_empty() {
         for t in &plan.job.tasks {
-            let ok = view.task(&t.key).is_some_and(|v| matches!(v.result, Some(TaskResult::Success | TaskResult::Excluded)));
+            let ok =
+                view.task(&t.key).is_some_and(|v| matches!(v.result, Some(TaskResult::Success | TaskResult::Excluded)));
             if !ok {
                 chosen.insert(t.key.clone());
             }
@@ -215,7 +224,8 @@ fn repair_set(plan: &RunPlan, view: &RunView, req: &RepairRequest) -> Result<Vec
             }
         }
     }
-    let mut out: Vec<String> = plan.job.tasks.iter().filter(|t| chosen.contains(&t.key)).map(|t| t.key.clone()).collect();
+    let mut out: Vec<String> =
+        plan.job.tasks.iter().filter(|t| chosen.contains(&t.key)).map(|t| t.key.clone()).collect();
     out.extend(iterations);
     Ok(out)
 }

@@ -13,8 +13,8 @@ use crate::state::RunState;
 
 use super::coordinator::Coordinator;
 use super::journal::Journal;
-use super::plan::{self, Loaded};
 use super::params::{RunLevel, check_overrides};
+use super::plan::{self, Loaded};
 use super::{JobRequest, RunOptions, Runtime, SchedulerError, SingleTask, check_mount_roots, resolve_job_parameters};
 
 /// A run that nests (a child run of a `run_job` task), boxed.

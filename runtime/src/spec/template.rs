@@ -104,9 +104,9 @@ impl Reference {
     /// The upstream task the reference reads from, if it reads one.
     pub fn upstream(&self) -> Option<&str> {
         match self {
-            Reference::TaskValue { task, .. } | Reference::TaskResultState { task } | Reference::TaskErrorCode { task } => {
-                Some(task)
-            }
+            Reference::TaskValue { task, .. }
+            | Reference::TaskResultState { task }
+            | Reference::TaskErrorCode { task } => Some(task),
             _ => None,
         }
     }

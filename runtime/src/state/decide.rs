@@ -10,8 +10,7 @@ use crate::model::{Event, Millis, RunId, RunResult, TaskResult, TaskState};
 use crate::spec::{DEFAULT_CLEANUP_TIMEOUT, TaskKind};
 
 /// Error of an attempt cut short by the death of its process; the task runs again.
-pub const INTERRUPTED: &str =
-    "interrupted: the process running this attempt died (not a failure of the task: it runs again, not counted as a retry)";
+pub const INTERRUPTED: &str = "interrupted: the process running this attempt died (not a failure of the task: it runs again, not counted as a retry)";
 /// Error of such an attempt of a task with `rerun_on_resume = false`.
 pub const NOT_RERUN: &str = "interrupted: the process running this attempt died; the task says \
     `rerun_on_resume = false`, so it does not run again by itself (repair the run to rerun it)";

@@ -178,7 +178,17 @@ impl RunState {
 
     fn attempt_finished(&mut self, task: &str, attempt: u32, event: &Event) -> Result<(), CorruptLog> {
         let Event::AttemptFinished {
-            at, result, output, error, log, log_truncated, elapsed_us, outcome, cache, error_code, ..
+            at,
+            result,
+            output,
+            error,
+            log,
+            log_truncated,
+            elapsed_us,
+            outcome,
+            cache,
+            error_code,
+            ..
         } = event
         else {
             return Ok(());
@@ -249,7 +259,7 @@ impl RunState {
 }
 
 /// Where a reused result came from, as the attempt's cache record says (`RUN/TASK`).
-fn reused_from(cache: &AttemptCache) -> Option<ReusedFrom> {
+pub fn reused_from(cache: &AttemptCache) -> Option<ReusedFrom> {
     let (run, task) = cache.reused_from.as_deref()?.split_once('/')?;
     Some(ReusedFrom { run: run.parse().ok()?, task: task.to_string(), attempt: cache.reused_attempt })
 }

@@ -30,6 +30,7 @@ use crate::model::{CorruptLog, Event, Millis, PlannedTask, RunId, RunPlan, RunVi
 use crate::spec::{CommandSpec, RunIf, TaskKind, TaskSpec};
 
 pub use decide::{INTERRUPTED, InPlace, NOT_RERUN, Settle};
+pub use fold::reused_from;
 
 /// A task's position in its run (top-level tasks first, then for_each iterations as they
 /// are planned). Stable while the run goes on; a repair may renumber iterations.

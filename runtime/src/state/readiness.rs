@@ -143,7 +143,8 @@ mod tests {
     #[test]
     fn a_branch_not_taken_is_an_excluded_upstream() {
         for rule in RunIf::ALL {
-            for other in [Success, Failed, TimedOut, Canceled, Excluded, UpstreamFailed, UpstreamCanceled, Interrupted] {
+            for other in [Success, Failed, TimedOut, Canceled, Excluded, UpstreamFailed, UpstreamCanceled, Interrupted]
+            {
                 assert_eq!(
                     d(rule, &[Ended(other), NotTaken]),
                     d(rule, &[Ended(other), Ended(Excluded)]),

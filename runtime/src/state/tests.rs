@@ -205,7 +205,12 @@ fn a_cancel_ends_what_never_started_and_no_failure_is_retried_while_stopping() {
 
     let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n");
     sim.start();
-    sim.record(Event::CancelRequested { reason: "the job timed out after 1s".into(), timed_out: true, at: 5, stop_cleanup: false });
+    sim.record(Event::CancelRequested {
+        reason: "the job timed out after 1s".into(),
+        timed_out: true,
+        at: 5,
+        stop_cleanup: false,
+    });
     sim.end("a", TaskResult::TimedOut, false);
     assert_eq!(sim.state.view().result, Some(RunResult::TimedOut), "a timeout is not a cancel");
 }
@@ -214,7 +219,15 @@ fn repair(sim: &mut Sim, tasks: &[&str], parameters: BTreeMap<String, String>) {
     let repair = sim.state.view().repairs.len() as u32 + 1;
     let tasks = tasks.iter().map(|t| t.to_string()).collect();
     let at = sim.now;
-    sim.record(Event::RepairStarted { repair, tasks, parameters, at, by: "ann".into(), plan_version: 1, pinned: false });
+    sim.record(Event::RepairStarted {
+        repair,
+        tasks,
+        parameters,
+        at,
+        by: "ann".into(),
+        plan_version: 1,
+        pinned: false,
+    });
     sim.settle();
 }
 
@@ -265,7 +278,8 @@ fn a_repair_reruns_only_the_iterations_that_did_not_succeed_and_keeps_every_atte
     assert_eq!(sim.state_of("each[0]"), (TaskState::Terminated, Some(Success)));
     sim.end("each[1]", Success, false);
     assert_eq!(sim.state.view().result, Some(RunResult::Success));
-    let failed_first: Vec<_> = sim.state.task(sim.state.id_of("each[1]").unwrap()).attempts.iter().map(|a| a.result).collect();
+    let failed_first: Vec<_> =
+        sim.state.task(sim.state.id_of("each[1]").unwrap()).attempts.iter().map(|a| a.result).collect();
     assert_eq!(failed_first, [Some(Failed), Some(Success)], "the failed attempt is still there");
     assert_eq!(sim.state.task(sim.state.id_of("each[0]").unwrap()).attempts.len(), 1);
 
@@ -294,11 +308,18 @@ fn a_new_plan_version_changes_specs_adds_tasks_and_is_listed() {
     let text = "[bundle]\nname = \"t\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n\
         [[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n\
         [[jobs.j.tasks]]\nkey = \"b\"\ncomponent = \"c\"\ndepends_on = [\"a\"]\n";
-    plan.job = crate::spec::parse(text, std::path::Path::new("s.toml"), std::path::Path::new("/b")).unwrap().jobs["j"].clone();
+    plan.job =
+        crate::spec::parse(text, std::path::Path::new("s.toml"), std::path::Path::new("/b")).unwrap().jobs["j"].clone();
     let hash = plan_hash(&plan);
     assert_ne!(hash, sim.state.view().plans[0].hash);
     let changes = vec!["task `a`: param `fail` removed".to_string()];
-    sim.record(Event::PlanRecorded { version: 2, hash: hash.clone(), changes: changes.clone(), plan: Box::new(plan), at: 5 });
+    sim.record(Event::PlanRecorded {
+        version: 2,
+        hash: hash.clone(),
+        changes: changes.clone(),
+        plan: Box::new(plan),
+        at: 5,
+    });
     assert_eq!(sim.state.plan_version(), 2);
     assert!(sim.state.spec(0).unwrap().exec.params.is_empty(), "the spec in force is the new one");
     assert_eq!(sim.state.view().plans[1].changes, changes);
@@ -306,7 +327,15 @@ fn a_new_plan_version_changes_specs_adds_tasks_and_is_listed() {
     assert_eq!(sim.state.task(b).depends_on, ["a"]);
     let tasks = vec!["a".to_string(), "b".to_string()];
     let at = sim.now;
-    sim.record(Event::RepairStarted { repair: 1, tasks, parameters: BTreeMap::new(), at, by: "ann".into(), plan_version: 2, pinned: false });
+    sim.record(Event::RepairStarted {
+        repair: 1,
+        tasks,
+        parameters: BTreeMap::new(),
+        at,
+        by: "ann".into(),
+        plan_version: 2,
+        pinned: false,
+    });
     sim.settle();
     assert_eq!(sim.start(), ["a"]);
     sim.end("a", TaskResult::Success, false);

@@ -73,7 +73,15 @@ fn every_kind_of_event(run: RunId) -> Vec<Event> {
         Event::ChildRunStarted { task: "a".into(), child: 2, at: 3 },
         Event::CancelRequested { reason: "why".into(), timed_out: false, at: 3, stop_cleanup: false },
         Event::RunResumed { at: 3 },
-        Event::RepairStarted { repair: 1, tasks: vec!["a".into()], parameters: BTreeMap::new(), at: 3 , by: "p".into(), plan_version: 1, pinned: false},
+        Event::RepairStarted {
+            repair: 1,
+            tasks: vec!["a".into()],
+            parameters: BTreeMap::new(),
+            at: 3,
+            by: "p".into(),
+            plan_version: 1,
+            pinned: false,
+        },
         Event::TaskSkipped { task: "a".into(), result: TaskResult::UpstreamFailed, reason: "x".into(), at: 4 },
         Event::RunFinished { result: RunResult::Failed, at: 5 },
     ]

@@ -303,7 +303,8 @@ impl Store for SledStore {
             .scan_prefix(&prefix)
             .map(|entry| {
                 let (full_key, bytes) = entry.map_err(storage)?;
-                let key = decode_utf8(&full_key[prefix.len()..], || format!("a checkpoint of task `{task}` in run {run}"))?;
+                let key =
+                    decode_utf8(&full_key[prefix.len()..], || format!("a checkpoint of task `{task}` in run {run}"))?;
                 Ok((key, bytes.to_vec()))
             })
             .collect()

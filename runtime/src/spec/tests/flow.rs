@@ -51,7 +51,10 @@ fn run_if_defaults_to_all_success_and_reads_every_value() {
     assert_eq!(RunIf::default(), RunIf::AllSuccess);
     let names = ["all_success", "at_least_one_success", "none_failed", "all_done", "at_least_one_failed", "all_failed"];
     for (run_if, name) in RunIf::ALL.into_iter().zip(names) {
-        let text = format!("{}[[jobs.hello.tasks]]\nkey = \"b\"\ncomponent = \"ingest\"\ndepends_on = [\"a\"]\nrun_if = \"{name}\"\n", task_a(""));
+        let text = format!(
+            "{}[[jobs.hello.tasks]]\nkey = \"b\"\ncomponent = \"ingest\"\ndepends_on = [\"a\"]\nrun_if = \"{name}\"\n",
+            task_a("")
+        );
         assert_eq!(task_of(&text, "b").run_if, run_if);
         assert_eq!(run_if.as_str(), name);
         assert_eq!(serde_json::to_string(&run_if).ok(), Some(format!("\"{name}\"")));
