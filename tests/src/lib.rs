@@ -168,6 +168,15 @@ impl Sluice {
         Out::from(cmd.output().expect("spawning sluice"))
     }
 
+    /// `sluice run DIR --json EXTRA…`: its exit code and the run's record.
+    pub fn run_json(&self, dir: &Path, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["run", dir.to_str().expect("utf-8 path"), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let json = out.json();
+        (out.code, json)
+    }
+
     /// `sluice runs show RUN --json` (which must succeed).
     pub fn show(&self, run: u64) -> Value {
         let out = self.run(&["runs", "show", &run.to_string(), "--json"]);

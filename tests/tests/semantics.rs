@@ -8,14 +8,6 @@ use sluice_tests::{Sluice, attempt_results, last_attempt, task_of};
 
 const HEAD: &str = "[bundle]\nname = \"sem\"\n[components]\nprobe = \"{guest:probe}\"\ncmd = \"{guest:cmd}\"\n";
 
-fn run_json(s: &Sluice, dir: &std::path::Path, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["run", dir.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    let out = s.run(&args);
-    let json = out.json();
-    (out.code, json)
-}
-
 fn result_of(run: &Value, key: &str) -> String {
     task_of(run, key)["result"].as_str().unwrap_or("none").to_string()
 }
@@ -41,7 +33,7 @@ fn a_branch_not_taken_counts_exactly_like_an_excluded_upstream() {
         }
     }
     let dir = s.bundle("branch", &toml);
-    let (_, run) = run_json(&s, &dir, &[]);
+    let (_, run) = s.run_json(&dir, &[]);
     assert_eq!(result_of(&run, "skipped"), "excluded");
     for rule in ["at_least_one_success", "all_failed"] {
         assert_eq!(
@@ -71,7 +63,7 @@ fn references_databricks_users_use_resolve() {
              ok_code = \"{{{{ tasks.ok.error_code }}}}\" }}\n"
         ),
     );
-    let (_, run) = run_json(&s, &dir, &[]);
+    let (_, run) = s.run_json(&dir, &[]);
     let p = &output(&run, "report")["params"];
     assert_eq!(
         (p["id"].as_str(), p["name"].as_str(), p["repairs"].as_str()),
@@ -135,7 +127,7 @@ fn for_each_reads_fields_of_objects_and_runs_commands_and_jobs() {
              [[jobs.greet.tasks]]\nkey = \"hi\"\ncomponent = \"probe\"\nparams = {{ to = \"{{{{ job.parameters.who }}}}\" }}\n"
         ),
     );
-    let (code, run) = run_json(&s, &dir, &["--job", "j"]);
+    let (code, run) = s.run_json(&dir, &["--job", "j"]);
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(output(&run, "fields[0]")["params"]["table"], "orders");
     assert_eq!(output(&run, "fields[1]")["params"]["day"], "4");
@@ -158,7 +150,7 @@ fn targets_are_the_declared_ones_and_one_may_be_the_default() {
     let typo = s.run(&["run", dir.to_str().unwrap(), "--target", "prdo"]);
     typo.assert_exit(2);
     assert!(typo.stderr.contains("no target named `prdo`") && typo.stderr.contains("dev, prod"), "{}", typo.stderr);
-    let (_, run) = run_json(&s, &dir, &[]);
+    let (_, run) = s.run_json(&dir, &[]);
     assert_eq!(run["run_id"], 1, "the refused run took no run id");
     assert_eq!(run["target"], "prod", "the default target");
     let env = s.run_with(&["run", dir.to_str().unwrap(), "--json"], &[("SLUICE_TARGET", "dev")], None);
@@ -183,7 +175,7 @@ fn an_unknown_param_takes_no_run_id_and_several_jobs_name_the_flag() {
     let bad = s.run(&["run", dir.to_str().unwrap(), "--job", "j", "--param", "nope=1"]);
     bad.assert_exit(2);
     assert!(bad.stderr.contains("no parameter `nope`"), "{}", bad.stderr);
-    let (_, run) = run_json(&s, &dir, &["--job", "j"]);
+    let (_, run) = s.run_json(&dir, &["--job", "j"]);
     assert_eq!(run["run_id"], 1, "the refused run did not consume run id 1");
 }
 

@@ -403,6 +403,8 @@ mod tests {
         let has = |needle: &str| assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
         has("run 3 · job diamond · failed");
         has("  repair 1  ");
+        has(" · plan 1 · by p · reran d\n");
+        has("  work      28 executed, 0 reused\n");
         has("  0      ✓ a     terminated  success");
         has("  1      ✓ b     terminated  success                   2       1 ms  ← a\n");
         has(

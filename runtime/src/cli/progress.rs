@@ -199,12 +199,14 @@ impl State {
         self.last_draw = Some(Instant::now());
     }
 
-    /// The board on screen is final: what follows is printed below it.
+    /// The board on screen is final: what follows is printed below it. Runs still going
+    /// (another run this process drives, a resumed one) keep their boards: the next of
+    /// them to report is drawn underneath.
     fn close(&mut self) {
-        self.root = None;
+        let root = self.root.take();
         self.drawn = 0;
         self.dirty = false;
-        self.runs.clear();
+        self.runs.retain(|_, b| b.finished().is_none() && b.parent().is_none_or(|(p, _)| Some(*p) != root));
     }
 
     fn plain_event(&mut self, run: RunId, event: &Event) {
@@ -343,6 +345,18 @@ mod tests {
         let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2, stop_cleanup: false };
         assert_eq!(plain_line(&b, 4, &cancel).unwrap(), "  ○ run 7: cancel requested (Ctrl-C)");
         assert!(plain_line(&b, 4, &Event::TaskQueued { task: "fib".into(), at: 0 }).is_none());
+        let mut reused = finished(crate::model::TaskResult::Success, None);
+        if let Event::AttemptFinished { cache, .. } = &mut reused {
+            let from = crate::model::AttemptCache {
+                reused_from: Some("3/fib".into()),
+                reused_attempt: Some(1),
+                ..Default::default()
+            };
+            *cache = Some(Box::new(from));
+        }
+        assert_eq!(plain_line(&b, 4, &reused).unwrap(), "  ✓ fib      success   reused from run 3 (attempt 1)");
+        let stop = Event::CancelRequested { reason: "again".into(), timed_out: false, at: 3, stop_cleanup: true };
+        assert_eq!(plain_line(&b, 4, &stop).unwrap(), "  ○ run 7: cleanup stopped (again)");
     }
 
     #[test]

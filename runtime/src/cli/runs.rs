@@ -114,47 +114,8 @@ pub struct RepairArgs {
 
 pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        RunsCommand::List(args) => {
-            let store = open::existing_store(&open::existing_dir(state_arg)?)?;
-            let runs: Vec<_> = store
-                .list_summaries(usize::MAX)?
-                .into_iter()
-                .filter(|r| r.workspace == args.workspace.name)
-                .take(args.limit)
-                .collect();
-            // this process holds the store: no other runs anything, so an unfinished run's
-            // process died (it is interrupted until something resumes it)
-            let listed: Vec<Listed> = runs
-                .into_iter()
-                .map(|summary| Listed { status: RunStatus::of(summary.result, false), summary })
-                .collect();
-            if args.json {
-                outln!("{}", serde_json::to_string_pretty(&listed)?);
-            } else {
-                print::run_list(&listed);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        RunsCommand::Show(args) => {
-            let dir = open::existing_dir(state_arg)?;
-            let events = open::existing_store(&dir)?.events(args.run_id)?;
-            if events.is_empty() {
-                anyhow::bail!("no run {} in {}", args.run_id, dir.display());
-            }
-            let view = crate::state::RunState::from_events(&events)
-                .map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?
-                .into_view();
-            args.workspace.check(&view)?;
-            let status = RunStatus::of(view.result, false); // as in `runs list`
-            if args.json {
-                let mut json = serde_json::to_value(&view)?;
-                json["status"] = serde_json::to_value(status)?;
-                outln!("{}", serde_json::to_string_pretty(&json)?);
-            } else {
-                print::run_details(&view, status);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        RunsCommand::List(args) => list(state_arg, args),
+        RunsCommand::Show(args) => show(state_arg, args),
         RunsCommand::Cancel(args) => cancel(&open::existing_dir(state_arg)?, args),
         RunsCommand::Resume(args) => {
             let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
@@ -226,4 +187,45 @@ fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn list(state_arg: Option<PathBuf>, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let store = open::existing_store(&open::existing_dir(state_arg)?)?;
+    let runs: Vec<_> = store
+        .list_summaries(usize::MAX)?
+        .into_iter()
+        .filter(|r| r.workspace == args.workspace.name)
+        .take(args.limit)
+        .collect();
+    // this process holds the store: no other runs anything, so an unfinished run's
+    // process died (it is interrupted until something resumes it)
+    let listed: Vec<Listed> =
+        runs.into_iter().map(|summary| Listed { status: RunStatus::of(summary.result, false), summary }).collect();
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&listed)?);
+    } else {
+        print::run_list(&listed);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(state_arg: Option<PathBuf>, args: IdArgs) -> anyhow::Result<ExitCode> {
+    let dir = open::existing_dir(state_arg)?;
+    let events = open::existing_store(&dir)?.events(args.run_id)?;
+    if events.is_empty() {
+        anyhow::bail!("no run {} in {}", args.run_id, dir.display());
+    }
+    let view = crate::state::RunState::from_events(&events)
+        .map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?
+        .into_view();
+    args.workspace.check(&view)?;
+    let status = RunStatus::of(view.result, false); // as in `runs list`
+    if args.json {
+        let mut json = serde_json::to_value(&view)?;
+        json["status"] = serde_json::to_value(status)?;
+        outln!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print::run_details(&view, status);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -135,9 +135,9 @@ impl Coordinator {
                 );
             }
             let success = result == TaskResult::Success;
-            match out
-                .and_then(|tree| self.harvest(id, attempt, pending, success, output.as_deref(), &outcome.values, tree))
-            {
+            match out.and_then(|tree| {
+                self.harvest((id, attempt), pending, success, output.as_deref(), &outcome.values, tree)
+            }) {
                 Ok(c) => cache = c.map(Box::new),
                 Err(message) => {
                     (result, output, error) = (TaskResult::Failed, None, Some(format!("invalid output: {message}")));

@@ -228,8 +228,7 @@ impl Coordinator {
     /// its key. Returns what to record, or why the attempt must fail instead.
     pub(crate) fn harvest(
         &mut self,
-        id: TaskId,
-        attempt: u32,
+        (id, attempt): (TaskId, u32),
         pending: Pending,
         success: bool,
         output: Option<&str>,

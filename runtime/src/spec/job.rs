@@ -20,7 +20,7 @@ use super::template;
 use super::{ComponentSpec, JobSpec, TaskSpec};
 
 const JOB_KEYS: &[&str] = &["parameters", "timeout", "cleanup_timeout", "max_parallel_tasks", "limits", "tasks"];
-const TASK_KEYS: &[&str] = &[
+pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
     "kind",
     "component",

@@ -26,25 +26,9 @@ use super::{ComponentSpec, TaskSpec};
 const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
 const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
 const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
-const TEMPLATE_KEYS: &[&str] = &[
-    "component",
-    "kind",
-    "run_job",
-    "timeout",
-    "retries",
-    "rerun_on_resume",
-    "params",
-    "limits",
-    "secrets",
-    "mounts",
-    "allow_hosts",
-    "cache",
-    "args",
-    "env",
-    "stdin",
-    "stdin_file",
-    "stdout",
-];
+/// The task keys a `for_each.task` template does not take: it has no key, no place in
+/// the graph, and is not itself a condition or a loop.
+const NOT_IN_TEMPLATE: &[&str] = &["key", "condition", "for_each", "depends_on", "run_if"];
 const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
@@ -342,7 +326,8 @@ fn template<'a>(
     templates: &mut Vec<Templated<'a>>,
 ) -> Result<(ForEachTemplate, Option<RunJobSite<'a>>), SpecError> {
     let table = node.table()?;
-    table.deny_unknown(TEMPLATE_KEYS)?;
+    let keys: Vec<&str> = super::job::TASK_KEYS.iter().copied().filter(|k| !NOT_IN_TEMPLATE.contains(k)).collect();
+    table.deny_unknown(&keys)?;
     let first = templates.len();
     let (kind, site) = match (table.get("component"), table.get("run_job")) {
         (Some(_), Some(_)) => {

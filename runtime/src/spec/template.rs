@@ -323,6 +323,32 @@ mod tests {
     }
 
     #[test]
+    fn databricks_references_and_input_fields_parse_and_display_as_written() {
+        let text = "{{job.id}} {{ job.repair_count }} {{job.start_time.hour}} {{ job.start_time.timestamp_ms }} \
+                    {{tasks.a.result_state}} {{ tasks.a.error_code }} {{ input.name }} {{input.at.day}}";
+        let found = references(text).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                Reference::JobId,
+                Reference::JobRepairCount,
+                Reference::JobStartTime(TimePart::Hour),
+                Reference::JobStartTime(TimePart::TimestampMs),
+                Reference::TaskResultState { task: "a".into() },
+                Reference::TaskErrorCode { task: "a".into() },
+                Reference::InputField("name".into()),
+                Reference::InputField("at.day".into()),
+            ]
+        );
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(shown[4..], ["tasks.a.result_state", "tasks.a.error_code", "input.name", "input.at.day"]);
+        assert_eq!(shown[2], "job.start_time.hour");
+        assert!(Reference::JobId.is_run_level() && !Reference::JobRepairCount.is_run_level());
+        assert_eq!(Reference::TaskErrorCode { task: "a".into() }.upstream(), Some("a"));
+        assert!(references("{{ input.a b }}").is_err() && references("{{ job.start_time.week }}").is_err());
+    }
+
+    #[test]
     fn secret_references_name_a_scope_and_a_key() {
         assert_eq!(
             references("{{ secrets/db/pw }}").unwrap(),

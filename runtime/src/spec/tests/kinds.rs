@@ -322,3 +322,48 @@ fn cache_false_opts_a_task_out_of_reuse() {
         .to_string();
     assert!(err.contains("sluice.toml:9:") && err.contains("cache"), "{err}");
 }
+
+#[test]
+fn a_for_each_template_may_run_a_command_or_a_job() {
+    let text = after_a(
+        "for_each = { inputs = \"[1]\", task = { kind = \"command\", component = \"clean\", \
+         args = [\"--n\", \"{{ input }}\"], env = { N = \"{{ input }}\" }, stdout = \"output\", rerun_on_resume = false } }",
+    );
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    let TaskKind::Command(c) = &template.kind else { panic!("not a command template: {template:?}") };
+    assert_eq!((c.args.clone(), c.stdout_is_output), (vec!["--n".to_string(), "{{ input }}".to_string()], true));
+    assert!(!template.rerun_on_resume);
+    let it = template.iteration("t", 0);
+    assert!(it.command().is_some() && !it.rerun_on_resume, "an iteration is a command task of its own");
+
+    let jobs = "\n[jobs.publish]\nparameters = { who = \"x\" }\ntasks = [{ key = \"send\", component = \"ingest\" }]\n";
+    let text = format!(
+        "{}{jobs}",
+        after_a(
+            "for_each = { inputs = '[{\"w\": 1}]', task = { run_job = { job = \"publish\", parameters = { who = \"{{ input.w }}\" } } } }"
+        )
+    );
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    assert!(matches!(&template.kind, TaskKind::RunJob { job, .. } if job == "publish"));
+    let bad = text.replace("who = \"{{ input.w }}\"", "whom = \"1\"");
+    assert!(error_of(&bad).to_string().contains("declares no parameter `whom`"), "the called job is checked");
+    let both = after_a("for_each = { inputs = \"[1]\", task = { component = \"clean\", run_job = { job = \"x\" } } }");
+    assert!(error_of(&both).to_string().contains("both `component` and `run_job`"));
+    let params = format!(
+        "{}{jobs}",
+        after_a("for_each = { inputs = \"[1]\", task = { run_job = { job = \"publish\" }, params = { a = \"1\" } } }")
+    );
+    assert!(
+        error_of(&params).to_string().contains("`params` does not apply to run_job template"),
+        "{}",
+        error_of(&params)
+    );
+}
+
+#[test]
+fn rerun_on_resume_is_for_tasks_that_run_code() {
+    assert!(!task_of(&after_a("component = \"clean\"\nrerun_on_resume = false"), "t").rerun_on_resume);
+    assert!(task_of(&after_a("component = \"clean\""), "t").rerun_on_resume, "true unless written");
+    let text = after_a("condition = { op = \"equal_to\", left = \"1\", right = \"1\" }\nrerun_on_resume = false");
+    assert!(error_of(&text).to_string().contains("`rerun_on_resume` does not apply to condition task `t`"));
+}
