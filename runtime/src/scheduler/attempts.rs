@@ -1,7 +1,8 @@
 //! Component and command attempts, coordinator side: render the task's references, reuse
-//! a stored result when its key matches, otherwise prepare the attempt and hand it to the
-//! executor; when the executor reports, record the attempt and let the state decide on a
-//! retry.
+//! a stored result when its key matches, otherwise prepare the attempt for the executor
+//! (the coordinator hands it over once its start may be seen: durable first, for a task
+//! with side effects); when the executor reports, record the attempt and let the state
+//! decide on a retry.
 
 use crate::model::{Event, TaskResult};
 use crate::sandbox::{Command, Status};
@@ -12,7 +13,7 @@ use crate::state::{InPlace, TaskId};
 use super::SchedulerError;
 use super::attempt::{limits_of, max_out_of};
 use super::caching::{Executes, Prepared};
-use super::coordinator::{Coordinator, Done};
+use super::coordinator::{Coordinator, Ready};
 use super::executor::{AttemptReport, PreparedAttempt};
 use super::params;
 
@@ -75,13 +76,8 @@ impl Coordinator {
         // the slot is given back when the coordinator has recorded the attempt, so
         // finished-but-unrecorded attempts count against the bound too
         self.permits.insert((id, attempt), permit);
-        if has_side_effects(spec) {
-            // the contract: a task with side effects has its start durable before it
-            // runs, so a crash counts that attempt (it ends `interrupted` on resume)
-            self.journal.flush()?;
-        }
-        let running = self.rt.executor.execute(prepared, self.cancel_flag());
-        self.spawn(id, attempt, async move { Done::Attempt { task: id, attempt, report: running.await } });
+        let side_effects = has_side_effects(spec);
+        self.ready.push(Ready { task: id, attempt, prepared, side_effects });
         Ok(true)
     }
 

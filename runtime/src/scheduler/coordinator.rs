@@ -52,6 +52,15 @@ impl Produced {
     }
 }
 
+/// An attempt recorded as started, to hand to the executor once its start may be seen.
+pub(crate) struct Ready {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub prepared: super::executor::PreparedAttempt,
+    /// Network, read-write mounts or a command: its start must be durable before it runs.
+    pub side_effects: bool,
+}
+
 /// An attempt's cache context between its start and its end.
 pub(crate) struct Pending {
     pub key: Option<(Hash, KeyParts)>,
@@ -71,6 +80,8 @@ pub(crate) struct Coordinator {
     pub(crate) permits: HashMap<(TaskId, u32), OwnedSemaphorePermit>,
     /// Cache context of attempts in flight.
     pub(crate) pending_cache: HashMap<(TaskId, u32), Pending>,
+    /// Attempts started in this round, not yet handed to the executor.
+    pub(crate) ready: Vec<Ready>,
     /// What succeeded tasks produced, for downstream keys and `/in`.
     pub(crate) produced: HashMap<TaskId, Produced>,
     /// Set when the run stops: running attempts and child runs stop too.
@@ -106,6 +117,7 @@ impl Coordinator {
             running_ids: HashMap::new(),
             permits: HashMap::new(),
             pending_cache: HashMap::new(),
+            ready: Vec::new(),
             produced: HashMap::new(),
             run_cancel,
             cleanup_cancel,
@@ -185,13 +197,24 @@ impl Coordinator {
         }
     }
 
-    /// Start queued tasks while the job's and the process's bounds allow.
+    /// Start queued tasks while the job's and the process's bounds allow. Attempts of
+    /// tasks with side effects start only once their start is durable: one flush for all
+    /// the attempts started together.
     fn start_ready(&mut self) -> Result<(), SchedulerError> {
         for id in self.state.startable(self.rt.slots.available_permits()) {
             if !self.start(id)? {
                 // no free sandbox slot: the rest wait their turn (first in, first out)
                 break;
             }
+        }
+        if self.ready.iter().any(|r| r.side_effects) {
+            // the contract: a task with side effects has its start durable before it
+            // runs, so a crash counts that attempt (it ends `interrupted` on resume)
+            self.journal.flush()?;
+        }
+        for Ready { task, attempt, prepared, .. } in std::mem::take(&mut self.ready) {
+            let running = self.rt.executor.execute(prepared, self.cancel_flag());
+            self.spawn(task, attempt, async move { Done::Attempt { task, attempt, report: running.await } });
         }
         Ok(())
     }

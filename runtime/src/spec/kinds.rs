@@ -89,6 +89,7 @@ impl TaskKind {
 /// run_job, each iteration's timeout, retries and resume rule, and the same [`ExecSpec`]
 /// a plain component task has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredTemplate")]
 pub struct ForEachTemplate {
     /// [`TaskKind::Component`], [`TaskKind::Command`] or [`TaskKind::RunJob`].
     pub kind: TaskKind,
@@ -100,6 +101,29 @@ pub struct ForEachTemplate {
     pub rerun_on_resume: bool,
     #[serde(flatten)]
     pub exec: ExecSpec,
+}
+
+/// A template as runs recorded it: `kind`, or (before for_each ran commands and jobs) the
+/// component alone. Runs recorded before keep folding.
+#[derive(Deserialize)]
+struct StoredTemplate {
+    #[serde(default)]
+    kind: Option<TaskKind>,
+    #[serde(default)]
+    component: Option<String>,
+    timeout: Option<Duration>,
+    retries: Option<RetryPolicy>,
+    #[serde(default = "super::yes")]
+    rerun_on_resume: bool,
+    #[serde(flatten)]
+    exec: ExecSpec,
+}
+
+impl From<StoredTemplate> for ForEachTemplate {
+    fn from(t: StoredTemplate) -> Self {
+        let kind = t.kind.unwrap_or_else(|| TaskKind::Component { component: t.component.unwrap_or_default() });
+        ForEachTemplate { kind, timeout: t.timeout, retries: t.retries, rerun_on_resume: t.rerun_on_resume, exec: t.exec }
+    }
 }
 
 impl ForEachTemplate {

@@ -367,3 +367,14 @@ fn rerun_on_resume_is_for_tasks_that_run_code() {
     let text = after_a("condition = { op = \"equal_to\", left = \"1\", right = \"1\" }\nrerun_on_resume = false");
     assert!(error_of(&text).to_string().contains("`rerun_on_resume` does not apply to condition task `t`"));
 }
+
+#[test]
+fn templates_recorded_before_kinds_still_read() {
+    let old = r#"{"component":"clean","timeout":null,"retries":null,"params":{},"limits":{"memory":null,"max_log":null,"max_output":null,"fuel":null,"max_out":null},"secrets":[],"mounts":[],"allow_hosts":[],"cache":true}"#;
+    let t: ForEachTemplate = serde_json::from_str(old).unwrap();
+    assert_eq!((t.component(), t.rerun_on_resume), (Some("clean"), true));
+    let text = after_a("for_each = { inputs = \"[1]\", task = { kind = \"command\", component = \"clean\" } }");
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    let again: ForEachTemplate = serde_json::from_str(&serde_json::to_string(&template).unwrap()).unwrap();
+    assert_eq!(&again, template.as_ref(), "round trip");
+}
