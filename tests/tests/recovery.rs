@@ -331,9 +331,25 @@ fn repair_picks_up_a_fixed_parameter_and_a_rebuilt_component_as_a_new_plan_versi
     // the fix: the parameter corrected, the component rebuilt
     std::fs::write(dir.join("sluice.toml"), bundle("")).unwrap();
     std::fs::copy(sluice_tests::guest("probe"), dir.join("c.wasm")).unwrap();
-    let pinned = s.run_with(&["runs", "repair", "1", "--pinned"], &env, None);
-    pinned.assert_exit(2);
-    assert!(pinned.stderr.contains("component `c`") && pinned.stderr.contains("changed"), "{}", pinned.stderr);
+    // --pinned runs exactly the plan the run has: the old parameter, the old code
+    let pinned = s.run_with(&["runs", "repair", "1", "--pinned", "--json"], &env, None);
+    pinned.assert_exit(1);
+    let run = pinned.json();
+    assert_eq!(sluice_tests::attempt_results(&run, "c"), ["failed", "failed"], "the pinned component ran again");
+    assert_eq!(sluice_tests::attempt_results(&run, "b"), ["failed", "failed"]);
+    assert_eq!(
+        (run["repairs"][0]["pinned"].as_bool(), run["repairs"][0]["plan_version"].as_u64()),
+        (Some(true), Some(1))
+    );
+    // without the pinned code in the state directory, --pinned cannot run it
+    std::fs::remove_dir_all(s.state().join("components")).unwrap();
+    let gone = s.run_with(&["runs", "repair", "1", "--pinned"], &env, None);
+    gone.assert_exit(2);
+    assert!(
+        gone.stderr.contains("component `c`") && gone.stderr.contains("changed since the run pinned it"),
+        "{}",
+        gone.stderr
+    );
 
     let out =
         s.run_with(&["runs", "repair", "1", "--param", "day=tue", "--json"], &[("SLUICE_PRINCIPAL", "bob")], None);
@@ -341,17 +357,18 @@ fn repair_picks_up_a_fixed_parameter_and_a_rebuilt_component_as_a_new_plan_versi
     let run = out.json();
     assert_eq!(run["result"], "success", "{run:#}");
     assert_eq!(sluice_tests::attempt_results(&run, "a"), ["success"], "kept");
-    assert_eq!(sluice_tests::attempt_results(&run, "b"), ["failed", "success"]);
-    assert_eq!(sluice_tests::attempt_results(&run, "c"), ["failed", "success"]);
+    assert_eq!(sluice_tests::attempt_results(&run, "b"), ["failed", "failed", "success"]);
+    assert_eq!(sluice_tests::attempt_results(&run, "c"), ["failed", "failed", "success"]);
     let plans = run["plans"].as_array().unwrap();
     assert_eq!(plans.len(), 2, "{plans:#?}");
     assert_ne!(plans[0]["hash"], plans[1]["hash"]);
     let changes: Vec<&str> = plans[1]["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert!(changes.iter().any(|c| c.starts_with("component `c`: blake3 ")), "{changes:?}");
     assert!(changes.contains(&"task `b`: param `fail` \"permanent\" → \"\""), "{changes:?}");
-    let repair = &run["repairs"][0];
+    let repair = &run["repairs"][1];
     assert_eq!((repair["plan_version"].as_u64(), repair["by"].as_str()), (Some(2), Some("bob")));
     assert_eq!(repair["parameters"]["day"], "tue");
+    assert_eq!(run["repairs"][0]["by"], "ann", "each repair says who started it");
     assert_eq!(run["parameters"]["day"], "mon", "the run's own parameters are not rewritten");
 
     let human = s.run(&["runs", "show", "1"]);
@@ -367,9 +384,9 @@ fn repair_picks_up_a_fixed_parameter_and_a_rebuilt_component_as_a_new_plan_versi
     let again = s.run(&["runs", "repair", "1", "--task", "a", "--pinned", "--json"]);
     again.assert_exit(0);
     let run = again.json();
-    assert_eq!(run["repairs"][1]["plan_version"], 2);
-    assert_eq!(run["repairs"][1]["pinned"], true);
-    assert_eq!(run["repairs"][1]["parameters"]["day"], "tue", "the parameters in force carry over");
+    assert_eq!(run["repairs"][2]["plan_version"], 2);
+    assert_eq!(run["repairs"][2]["pinned"], true);
+    assert_eq!(run["repairs"][2]["parameters"]["day"], "tue", "the parameters in force carry over");
 }
 
 #[test]
@@ -411,4 +428,32 @@ fn repairing_a_for_each_reruns_exactly_the_failed_iteration_and_keeps_every_atte
     assert_eq!(sluice_tests::attempt_results(&run, "each[0]"), ["success", "success"]);
     assert_eq!(sluice_tests::attempt_results(&run, "each[1]"), ["success"]);
     assert_eq!(run["repairs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn resume_keeps_the_pinned_plan_whatever_the_bundle_holds_now() {
+    let s = Sluice::new();
+    let dir = s.dir.path().join("pinned");
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    std::fs::copy(sluice_tests::guest("probe"), dir.join("p.wasm")).unwrap();
+    let bundle = |note: &str| {
+        format!(
+            "[bundle]\nname = \"pinned\"\n[components]\np = \"p.wasm\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"side\"\ncomponent = \"p\"\n\
+             mounts = [{{ host = \"work\", guest = \"/work\", mode = \"rw\" }}]\n\
+             params = {{ touch = \"/work/side-{{{{ task.attempt }}}}\", hang_below_attempt = 1, note = \"{note}\" }}\n"
+        )
+    };
+    std::fs::write(dir.join("sluice.toml"), bundle("before")).unwrap();
+    let bg = s.spawn(&["run", dir.to_str().unwrap()]);
+    sluice_tests::wait_for_file(&dir.join("work/side-0"));
+    bg.kill();
+    // the bundle changes while nothing runs: a new parameter, a rebuilt component
+    std::fs::write(dir.join("sluice.toml"), bundle("after")).unwrap();
+    std::fs::copy(sluice_tests::guest("trap"), dir.join("p.wasm")).unwrap();
+    s.run(&["runs", "resume"]).assert_exit(0);
+    let run = show(&s, 1);
+    assert_eq!(sluice_tests::attempt_results(&run, "side"), ["interrupted", "success"]);
+    let out: Value = serde_json::from_str(sluice_tests::last_attempt(&run, "side")["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["params"]["note"], "before", "the run goes on with the plan it pinned");
+    assert_eq!(run["plans"].as_array().unwrap().len(), 1, "resuming records no new plan");
 }

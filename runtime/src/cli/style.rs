@@ -95,6 +95,7 @@ pub(super) fn mark(r: TaskResult) -> &'static str {
         TaskResult::Success => "✓",
         TaskResult::Excluded => "-",
         TaskResult::Canceled | TaskResult::UpstreamCanceled => "○",
+        TaskResult::Interrupted => "↯",
         _ => "✗",
     }
 }
@@ -103,7 +104,7 @@ pub(super) fn result_tone(r: TaskResult) -> Tone {
     match r {
         TaskResult::Success => Tone::Good,
         TaskResult::Excluded => Tone::Dim,
-        TaskResult::Canceled | TaskResult::UpstreamCanceled => Tone::Warn,
+        TaskResult::Canceled | TaskResult::UpstreamCanceled | TaskResult::Interrupted => Tone::Warn,
         _ => Tone::Bad,
     }
 }

@@ -82,6 +82,8 @@ pub(crate) struct Coordinator {
     pub(crate) pending_cache: HashMap<(TaskId, u32), Pending>,
     /// Attempts started in this round, not yet handed to the executor.
     pub(crate) ready: Vec<Ready>,
+    /// The cancel requests seen when the run stopped: one more stops its cleanup.
+    requests_at_stop: Option<(usize, usize)>,
     /// What succeeded tasks produced, for downstream keys and `/in`.
     pub(crate) produced: HashMap<TaskId, Produced>,
     /// Set when the run stops: running attempts and child runs stop too.
@@ -118,6 +120,7 @@ impl Coordinator {
             permits: HashMap::new(),
             pending_cache: HashMap::new(),
             ready: Vec::new(),
+            requests_at_stop: None,
             produced: HashMap::new(),
             run_cancel,
             cleanup_cancel,
@@ -313,16 +316,27 @@ impl Coordinator {
         }
     }
 
-    /// Why cleanup must stop now, if it must: a second cancel (Ctrl-C, the parent's, or
-    /// `sluice runs cancel`), or the job's `cleanup_timeout` has passed.
-    fn why_stop_cleanup(&self) -> Option<String> {
+    /// The cancel requests seen so far: (Ctrl-C or the parent's, `sluice runs cancel`).
+    fn requests(&self) -> (usize, usize) {
+        let flags = usize::from(self.opts.cancel.load(Ordering::Relaxed))
+            + usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed));
         let run = self.state.run_id();
-        if self.opts.stop_cleanup.load(Ordering::Relaxed) {
+        let files = self.rt.control.as_ref().map_or(0, |c| c.cancel_requests(run, &self.plan.workspace));
+        (flags, files)
+    }
+
+    /// Why cleanup must stop now, if it must: a cancel after the one that stopped the run
+    /// (Ctrl-C again, the parent's cleanup stopping, `sluice runs cancel` again — or any
+    /// cancel after a timeout), or the job's `cleanup_timeout` has passed.
+    fn why_stop_cleanup(&mut self) -> Option<String> {
+        let (flags, files) = self.requests();
+        let (flags_then, files_then) = *self.requests_at_stop.get_or_insert((flags, files));
+        if flags > flags_then {
             let by_parent = self.plan.parent.is_some();
-            let why = if by_parent { "the parent run's cleanup was stopped" } else { "canceled again (Ctrl-C)" };
+            let why = if by_parent { "the parent run stopped its cleanup" } else { "canceled again (Ctrl-C)" };
             return Some(format!("{why}: cleanup stops too"));
         }
-        if self.rt.control.as_ref().is_some_and(|c| c.cancel_requests(run, &self.plan.workspace) >= 2) {
+        if files > files_then {
             return Some("canceled again by `sluice runs cancel`: cleanup stops too".into());
         }
         let deadline = self.state.cleanup_deadline()?;
@@ -336,6 +350,11 @@ impl Coordinator {
     /// (the state ends what never started).
     pub(crate) fn stop(&mut self, reason: String, timed_out: bool) -> Result<(), SchedulerError> {
         self.run_cancel.store(true, Ordering::Relaxed);
+        // the stop-cleanup flag already set (a child started as its parent's cleanup,
+        // after that cleanup was stopped) is one request more: it stops cleanup at once
+        let (flags, files) = self.requests();
+        let cleanup_flag = usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed));
+        self.requests_at_stop = Some((flags - cleanup_flag, files));
         self.record(Event::CancelRequested { reason, timed_out, at: self.now(), stop_cleanup: false })
     }
 

@@ -118,18 +118,24 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
     Ok((plan, loaded))
 }
 
-/// Load a pinned plan's components again (resume, repair, child runs): each
-/// must still have the hash the run started with.
+/// Load a pinned plan's components again (resume, `--pinned` repair, verify): by their
+/// pinned blake3 from the precompiled artifacts when they are there — the exact code the
+/// run pinned, even if its file was rebuilt since — else from their files, which must
+/// still hold that code.
 pub(crate) fn reload(sandbox: &Sandbox, plan: &RunPlan) -> Result<Loaded, SchedulerError> {
     let mut loaded = Loaded::new();
     let worlds = plan_worlds(plan);
     for (name, pin) in &plan.components {
         let world = worlds.get(name).copied().unwrap_or(World::Task);
-        let component = sandbox.load_file_as(&pin.path, world)?;
+        let component = match sandbox.load_pinned(&pin.hash, world) {
+            Some(component) => component,
+            None => sandbox.load_file_as(&pin.path, world)?,
+        };
         if component.hash != pin.hash {
             return Err(SchedulerError::Parameters(format!(
-                "component `{name}` ({}) changed since the run pinned it ({} → {}); resuming and `--pinned` repairs \
-                 run exactly the pinned code: restore it, or repair without --pinned to pick up the change",
+                "component `{name}` ({}) changed since the run pinned it ({} → {}), and the pinned code is no longer \
+                 in the state directory; resuming and `--pinned` repairs run exactly the pinned code: restore it, \
+                 or repair without --pinned to pick up the change",
                 pin.path.display(),
                 short(&pin.hash),
                 short(&component.hash)

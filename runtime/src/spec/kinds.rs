@@ -122,7 +122,13 @@ struct StoredTemplate {
 impl From<StoredTemplate> for ForEachTemplate {
     fn from(t: StoredTemplate) -> Self {
         let kind = t.kind.unwrap_or_else(|| TaskKind::Component { component: t.component.unwrap_or_default() });
-        ForEachTemplate { kind, timeout: t.timeout, retries: t.retries, rerun_on_resume: t.rerun_on_resume, exec: t.exec }
+        ForEachTemplate {
+            kind,
+            timeout: t.timeout,
+            retries: t.retries,
+            rerun_on_resume: t.rerun_on_resume,
+            exec: t.exec,
+        }
     }
 }
 
