@@ -247,6 +247,12 @@ fn a_run_left_by_a_killed_process_can_be_canceled() {
     let resumed = s.run(&["runs", "resume"]);
     resumed.assert_exit(0);
     assert!(resumed.stdout.contains("no unfinished runs"), "{}", resumed.stdout);
+    // a canceled run can be repaired: its repair is not canceled by the cancel before it
+    let repaired = s.run(&["runs", "repair", "1", "--json"]);
+    repaired.assert_exit(0);
+    let run = repaired.json();
+    assert_eq!(run["result"], "success", "{run:#}");
+    assert_eq!(task_of(&run, "next")["result"], "success");
 }
 
 #[test]
@@ -453,7 +459,8 @@ fn resume_keeps_the_pinned_plan_whatever_the_bundle_holds_now() {
     s.run(&["runs", "resume"]).assert_exit(0);
     let run = show(&s, 1);
     assert_eq!(sluice_tests::attempt_results(&run, "side"), ["interrupted", "success"]);
-    let out: Value = serde_json::from_str(sluice_tests::last_attempt(&run, "side")["output"].as_str().unwrap()).unwrap();
+    let out: Value =
+        serde_json::from_str(sluice_tests::last_attempt(&run, "side")["output"].as_str().unwrap()).unwrap();
     assert_eq!(out["params"]["note"], "before", "the run goes on with the plan it pinned");
     assert_eq!(run["plans"].as_array().unwrap().len(), 1, "resuming records no new plan");
 }

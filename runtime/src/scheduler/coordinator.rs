@@ -147,6 +147,13 @@ impl Coordinator {
         Ok(())
     }
 
+    /// A repair starts a new stretch of the run: what stopped it before stops nothing now.
+    pub(crate) fn clear_stop(&mut self) {
+        self.run_cancel = Arc::new(AtomicBool::new(false));
+        self.cleanup_cancel = Arc::new(AtomicBool::new(false));
+        self.requests_at_stop = None;
+    }
+
     /// What stops an attempt or child run started now: the run's stop, or — for cleanup
     /// started after the run was asked to stop — cleanup's.
     pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {

@@ -80,6 +80,7 @@ impl Runtime {
             plan_version: version,
             pinned,
         })?;
+        coordinator.clear_stop();
         self.store.put_summary(&coordinator.state.view().summary())?;
         coordinator.restore_produced();
         drive(coordinator).await
