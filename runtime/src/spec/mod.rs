@@ -25,6 +25,11 @@
 //! name = "hello"
 //! data_roots = ["../shared-data"]            # host paths may also lie under these
 //!
+//! [targets.dev]                             # when declared, only these targets exist
+//! default = true                             # the one runs use unless --target/SLUICE_TARGET
+//! [targets.prod]
+//! limits = { memory = "256MiB" }
+//!
 //! [components]
 //! ingest = { path = "tasks/ingest.wasm" }   # or: ingest = "tasks/ingest.wasm"
 //! count = "tasks/count.wasm"
@@ -32,6 +37,7 @@
 //! [jobs.hello]
 //! parameters = { who = "world", n = 10 }     # scalars become strings, arrays/tables JSON
 //! timeout = "1h"
+//! cleanup_timeout = "5m"                     # failure handlers after a cancel or timeout
 //! max_parallel_tasks = 4                     # at most this many tasks of a run at once
 //! limits = { memory = "128MiB" }             # defaults for every task's limits
 //!
@@ -48,6 +54,7 @@
 //! secrets = ["storage/access_key"]
 //! mounts = [{ host = "data/landing", guest = "/landing" }, { host = "data/scratch", guest = "/work", mode = "rw" }]
 //! allow_hosts = ["https://api.example.com", "http://127.0.0.1:*"]   # empty or absent: no network
+//! rerun_on_resume = false                    # after a crash: `interrupted`, rerun only by a repair
 //!
 //! [[jobs.hello.tasks]]
 //! key = "hello_c"                            # any wasi:cli/command component
@@ -68,6 +75,8 @@
 //! key = "count_each"
 //! depends_on = [{ task = "big_enough", outcome = "true" }]
 //! for_each = { inputs = "{{ tasks.extract.values.files }}", concurrency = 2, task = { component = "count", params = { file = "{{ input }}" }, retries = { max = 1 } } }
+//! # a template may also be a command (kind = "command", args/env/stdin) or a run_job;
+//! # `{{ input.FIELD }}` reads a field of an object element
 //!
 //! [[jobs.hello.tasks]]
 //! key = "report"
@@ -82,7 +91,8 @@
 //! ```
 //!
 //! `retries.max = -1` retries without limit; every other `retries` key has a default
-//! (see [`RetryPolicy`]). `{{ input }}` is allowed only in a `for_each` template's params.
+//! (see [`RetryPolicy`]). `{{ input }}` and `{{ input.FIELD }}` are allowed only in a
+//! `for_each` template. `run_if` needs `depends_on`. References: see [`Reference`].
 //! The execution keys (`params`, `limits`, `secrets` with their `inject`ions, `mounts`,
 //! `allow_hosts`, `cache`; see [`ExecSpec`]) go on component and command tasks and in
 //! `for_each.task`, read by one reader (see [`Mount`], [`HostRule`]); guest paths `/tmp`,
