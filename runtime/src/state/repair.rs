@@ -21,12 +21,12 @@ impl RunState {
         let parent = &self.view.tasks[p];
         let (component, hash) = (parent.component.clone(), parent.component_hash.clone());
         let template = self.template_of(p);
-        let before = std::mem::take(&mut self.tasks[p].iterations);
+        self.tasks[p].iterations.clear();
         self.tasks[p].planned = true;
         for (n, input) in inputs.iter().enumerate() {
             let key = iteration_key(task, n);
             let spec = template.as_ref().map(|t| Arc::new(t(n)));
-            let id = match self.index.get(&key).copied().filter(|id| before.contains(id)) {
+            let id = match self.index.get(&key).copied().filter(|&id| self.tasks[id].parent == Some(p)) {
                 Some(id) => {
                     let s = &self.tasks[id];
                     let keep = !s.rerun
