@@ -121,28 +121,26 @@ impl Sluice {
         self.dir.path().join("state")
     }
 
+    /// `sluice ARGS --state <this test's state>`, with no `SLUICE_*` variable of the
+    /// environment the tests run in.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args).arg("--state").arg(self.state());
+        clear_sluice_env(&mut cmd);
+        cmd
+    }
+
     /// Run `sluice ARGS --state <this test's state>`.
     pub fn run(&self, args: &[&str]) -> Out {
-        let out = Command::new(sluice_bin())
-            .args(args)
-            .arg("--state")
-            .arg(self.state())
-            .env_remove("SLUICE_STATE")
-            .output()
-            .expect("spawning sluice");
+        let out = self.command(args).output().expect("spawning sluice");
         Out::from(out)
     }
 
-    /// Run `sluice ARGS --state <this test's state>` with `env` set (and the secrets
-    /// variables `SLUICE_PRINCIPAL`, `SLUICE_MASTER_KEY`, `SLUICE_WORKSPACE` cleared
-    /// unless given) and `stdin` fed to it.
+    /// Run `sluice ARGS --state <this test's state>` with `env` set (and every other
+    /// `SLUICE_*` variable cleared) and `stdin` fed to it.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
         use std::io::Write as _;
-        let mut cmd = Command::new(sluice_bin());
-        cmd.args(args).arg("--state").arg(self.state()).env_remove("SLUICE_STATE");
-        for var in ["SLUICE_PRINCIPAL", "SLUICE_MASTER_KEY", "SLUICE_WORKSPACE"] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = self.command(args);
         cmd.envs(env.iter().copied());
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -161,9 +159,7 @@ impl Sluice {
     pub fn run_in(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
         let mut cmd = Command::new(sluice_bin());
         cmd.args(args).current_dir(dir);
-        for (var, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SLUICE_")) {
-            cmd.env_remove(var);
-        }
+        clear_sluice_env(&mut cmd);
         cmd.envs(env.iter().copied());
         Out::from(cmd.output().expect("spawning sluice"))
     }
@@ -200,6 +196,13 @@ impl Sluice {
         std::fs::create_dir_all(&dir).expect("bundle dir");
         std::fs::write(dir.join("sluice.toml"), expand(text)).expect("write bundle");
         dir
+    }
+}
+
+/// Remove every `SLUICE_*` variable from `cmd`'s environment.
+fn clear_sluice_env(cmd: &mut Command) {
+    for (var, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SLUICE_")) {
+        cmd.env_remove(var);
     }
 }
 
@@ -268,11 +271,8 @@ pub struct Background {
 impl Sluice {
     /// Start `sluice ARGS --state <state>` in the background.
     pub fn spawn(&self, args: &[&str]) -> Background {
-        let mut child = Command::new(sluice_bin())
-            .args(args)
-            .arg("--state")
-            .arg(self.state())
-            .env_remove("SLUICE_STATE")
+        let mut child = self
+            .command(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

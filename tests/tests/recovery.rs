@@ -265,7 +265,8 @@ fn failure_handlers_still_run_after_a_cancel_and_a_second_cancel_stops_them() {
          [[jobs.j.tasks]]\nkey = \"quick\"\ncomponent = \"probe\"\n\
          [[jobs.j.tasks]]\nkey = \"alert\"\ncomponent = \"probe\"\ndepends_on = [\"stuck\"]\nrun_if = \"at_least_one_failed\"\n\
          {}",
-        touching("j", "tidy", &["next"], true, "run_if = \"all_done\"\n")
+        // after `alert` too: when `tidy` has started, `alert` has ended
+        touching("j", "tidy", &["next", "alert"], true, "run_if = \"all_done\"\n")
     );
     let (dir, work) = side_effect_bundle(&s, "cleanup", &jobs);
     let mut bg = s.spawn(&["run", dir.to_str().unwrap()]);
@@ -294,11 +295,14 @@ fn cleanup_after_a_job_timeout_is_bounded_by_cleanup_timeout() {
     let jobs = format!(
         "[jobs.j]\ntimeout = \"1s\"\ncleanup_timeout = \"1s\"\n\
          [[jobs.j.tasks]]\nkey = \"stuck\"\ncomponent = \"spin\"\n{}",
-        touching("j", "tidy", &["stuck"], true, "run_if = \"all_done\"\n")
+        // its own timeout is long: only cleanup_timeout can stop it in time
+        touching("j", "tidy", &["stuck"], true, "run_if = \"all_done\"\ntimeout = \"5m\"\n")
     );
     let (dir, work) = side_effect_bundle(&s, "timeout", &jobs);
+    let started = std::time::Instant::now();
     let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
     out.assert_exit(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "cleanup_timeout (1 s) stopped the cleanup");
     let run = out.json();
     assert_eq!(run["result"], "timed_out");
     assert_eq!(task_of(&run, "stuck")["result"], "timed_out");

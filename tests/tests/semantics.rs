@@ -198,15 +198,8 @@ fn a_closed_stdout_ends_quietly() {
     let s = Sluice::new();
     let dir = s.bundle("pipe", &format!("{HEAD}[jobs.j]\n[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"probe\"\n"));
     for args in [vec!["run", dir.to_str().unwrap(), "--json"], vec!["runs", "show", "1"], vec!["runs", "list"]] {
-        let mut child = std::process::Command::new(sluice_tests::sluice_bin())
-            .args(&args)
-            .arg("--state")
-            .arg(s.state())
-            .env_remove("SLUICE_STATE")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            s.command(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
         drop(child.stdout.take()); // `| head` that has read enough: the pipe is closed
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -33,7 +33,8 @@ pub use decide::{INTERRUPTED, InPlace, NOT_RERUN, Settle};
 pub use fold::reused_from;
 
 /// A task's position in its run (top-level tasks first, then for_each iterations as they
-/// are planned). Stable while the run goes on; a repair may renumber iterations.
+/// are planned, and tasks a new plan version adds). Stable for the whole run: a repair
+/// keeps every task where it is.
 pub type TaskId = usize;
 
 /// Why a run stops early, as its `CancelRequested` events say.
