@@ -468,3 +468,15 @@ fn resume_keeps_the_pinned_plan_whatever_the_bundle_holds_now() {
     assert_eq!(out["params"]["note"], "before", "the run goes on with the plan it pinned");
     assert_eq!(run["plans"].as_array().unwrap().len(), 1, "resuming records no new plan");
 }
+
+#[test]
+fn a_run_of_one_component_is_repaired_with_its_pinned_plan() {
+    let s = Sluice::new();
+    let probe = sluice_tests::guest("probe");
+    s.run(&["task", "run", probe.to_str().unwrap(), "--param", "fail_below_attempt=1"]).assert_exit(1);
+    let out = s.run(&["runs", "repair", "1", "--json"]);
+    out.assert_exit(0);
+    let run = out.json();
+    assert_eq!(sluice_tests::attempt_results(&run, "probe"), ["failed", "success"]);
+    assert_eq!(run["repairs"][0]["pinned"], true, "no bundle to read again");
+}

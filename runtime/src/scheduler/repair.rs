@@ -56,6 +56,7 @@ impl Runtime {
             return Err(SchedulerError::Refused { run, message });
         }
         let chosen = self.choose_plan(&state, &req)?;
+        let pinned = state.plan().is_some_and(|current| pinned(&req, current));
         let tasks = repair_set(&chosen.plan, state.view(), &req)?;
         if tasks.is_empty() {
             let message = "has no failed tasks to repair; name tasks with --task".into();
@@ -70,7 +71,7 @@ impl Runtime {
             coordinator.record(Event::PlanRecorded { version, hash, changes: chosen.changes, plan, at })?;
         }
         let repair = coordinator.state.view().repairs.len() as u32 + 1;
-        let (by, pinned) = (opts.principal.clone(), req.pinned);
+        let by = opts.principal.clone();
         coordinator.record(Event::RepairStarted {
             repair,
             tasks,
@@ -91,7 +92,7 @@ impl Runtime {
     fn choose_plan(&self, state: &RunState, req: &RepairRequest) -> Result<Chosen, SchedulerError> {
         let run = state.run_id();
         let current = state.plan().cloned().ok_or_else(|| no_plan(run))?;
-        if req.pinned {
+        if pinned(req, &current) {
             let loaded = plan::reload(&self.sandbox, &current)?;
             return Ok(Chosen { plan: current, loaded, changes: Vec::new() });
         }
@@ -166,6 +167,12 @@ impl Runtime {
         }
         Ok(parameters)
     }
+}
+
+/// Whether a repair runs the plan in force: asked to (`--pinned`), or the run has no
+/// bundle to read again (`sluice task run`).
+fn pinned(req: &RepairRequest, current: &RunPlan) -> bool {
+    req.pinned || current.bundle.is_empty()
 }
 
 /// The tasks a repair reruns (plan order): the named ones (or every top-level task that
