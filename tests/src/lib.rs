@@ -121,28 +121,26 @@ impl Sluice {
         self.dir.path().join("state")
     }
 
+    /// `sluice ARGS --state <this test's state>`, with no `SLUICE_*` variable of the
+    /// environment the tests run in.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args).arg("--state").arg(self.state());
+        clear_sluice_env(&mut cmd);
+        cmd
+    }
+
     /// Run `sluice ARGS --state <this test's state>`.
     pub fn run(&self, args: &[&str]) -> Out {
-        let out = Command::new(sluice_bin())
-            .args(args)
-            .arg("--state")
-            .arg(self.state())
-            .env_remove("SLUICE_STATE")
-            .output()
-            .expect("spawning sluice");
+        let out = self.command(args).output().expect("spawning sluice");
         Out::from(out)
     }
 
-    /// Run `sluice ARGS --state <this test's state>` with `env` set (and the secrets
-    /// variables `SLUICE_PRINCIPAL`, `SLUICE_MASTER_KEY`, `SLUICE_WORKSPACE` cleared
-    /// unless given) and `stdin` fed to it.
+    /// Run `sluice ARGS --state <this test's state>` with `env` set (and every other
+    /// `SLUICE_*` variable cleared) and `stdin` fed to it.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
         use std::io::Write as _;
-        let mut cmd = Command::new(sluice_bin());
-        cmd.args(args).arg("--state").arg(self.state()).env_remove("SLUICE_STATE");
-        for var in ["SLUICE_PRINCIPAL", "SLUICE_MASTER_KEY", "SLUICE_WORKSPACE"] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = self.command(args);
         cmd.envs(env.iter().copied());
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -154,6 +152,32 @@ impl Sluice {
         }
         drop(input);
         Out::from(child.wait_with_output().expect("waiting for sluice"))
+    }
+
+    /// Run `sluice ARGS` in `dir` with no `--state` (and no `SLUICE_*` variable but `env`):
+    /// the binary finds its state directory itself.
+    pub fn run_in(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args).current_dir(dir);
+        clear_sluice_env(&mut cmd);
+        cmd.envs(env.iter().copied());
+        Out::from(cmd.output().expect("spawning sluice"))
+    }
+
+    /// `sluice run DIR --json EXTRA…`: its exit code and the run's record.
+    pub fn run_json(&self, dir: &Path, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["run", dir.to_str().expect("utf-8 path"), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let json = out.json();
+        (out.code, json)
+    }
+
+    /// `sluice runs show RUN --json` (which must succeed).
+    pub fn show(&self, run: u64) -> Value {
+        let out = self.run(&["runs", "show", &run.to_string(), "--json"]);
+        out.assert_exit(0);
+        out.json()
     }
 
     /// `sluice task run COMPONENT --json PARAMS...`, returning the run's record.
@@ -172,6 +196,13 @@ impl Sluice {
         std::fs::create_dir_all(&dir).expect("bundle dir");
         std::fs::write(dir.join("sluice.toml"), expand(text)).expect("write bundle");
         dir
+    }
+}
+
+/// Remove every `SLUICE_*` variable from `cmd`'s environment.
+fn clear_sluice_env(cmd: &mut Command) {
+    for (var, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SLUICE_")) {
+        cmd.env_remove(var);
     }
 }
 
@@ -224,6 +255,22 @@ pub fn last_attempt<'v>(run: &'v Value, key: &str) -> &'v Value {
         .unwrap_or_else(|| panic!("task `{key}` has no attempts"))
 }
 
+/// Wait (up to 60 s) until `path` exists: what a task with a rw mount creates to say,
+/// outside its sandbox, that it has started (probe's `touch`).
+pub fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The results of a task's attempts, in order.
+pub fn attempt_results(run: &Value, key: &str) -> Vec<String> {
+    let attempts = task_of(run, key)["attempts"].as_array().cloned().unwrap_or_default();
+    attempts.iter().map(|a| a["result"].as_str().unwrap_or("running").to_string()).collect()
+}
+
 /// A `sluice` process running in the background, its progress (stderr) read line by line.
 pub struct Background {
     pub child: std::process::Child,
@@ -234,11 +281,8 @@ pub struct Background {
 impl Sluice {
     /// Start `sluice ARGS --state <state>` in the background.
     pub fn spawn(&self, args: &[&str]) -> Background {
-        let mut child = Command::new(sluice_bin())
-            .args(args)
-            .arg("--state")
-            .arg(self.state())
-            .env_remove("SLUICE_STATE")
+        let mut child = self
+            .command(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -55,3 +55,19 @@ fn the_polyglot_example_runs_a_c_program_next_to_a_rust_task() {
     assert!(a["error"].as_str().unwrap().contains("exited with code 1"), "{a:#}");
     assert!(a["log"].as_str().unwrap().contains("nothing on stdin"));
 }
+
+#[test]
+fn the_pipeline_example_verifies_checkpointed_task_included() {
+    let s = Sluice::new();
+    let run = example(&s, "pipeline", &["--job", "nightly"]);
+    let out = s.run(&["verify", &run["run_id"].to_string()]);
+    out.assert_exit(0);
+    assert!(out.stdout.contains("reproduced") && !out.stdout.contains("NOT reproduced"), "{}", out.stdout);
+    let json = s.run(&["verify", &run["run_id"].to_string(), "--json"]).json();
+    let verdict = |task: &str| {
+        json.as_array().unwrap().iter().find(|v| v["task"] == task).map(|v| v["verdict"].as_str().unwrap().to_string())
+    };
+    for task in ["download", "extract", "fan_out[0]", "fan_out[2]", "summary"] {
+        assert_eq!(verdict(task).as_deref(), Some("identical"), "{task}: {json:#}");
+    }
+}

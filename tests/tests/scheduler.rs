@@ -6,12 +6,7 @@ use serde_json::Value;
 use sluice_tests::{Sluice, last_attempt, task_of};
 
 fn run_bundle(s: &Sluice, name: &str, toml: &str, extra: &[&str]) -> (i32, Value) {
-    let dir = s.bundle(name, toml);
-    let mut args = vec!["run", dir.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    let out = s.run(&args);
-    let json = out.json();
-    (out.code, json)
+    s.run_json(&s.bundle(name, toml), extra)
 }
 
 fn result_of(run: &Value, key: &str) -> String {

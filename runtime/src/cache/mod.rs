@@ -63,6 +63,11 @@ pub use tree::{
     snapshot, snapshot_cached, store_tree, tree_root,
 };
 
+/// The key part naming the blob that holds the checkpoints an attempt started from (a
+/// JSON object, checkpoint key → base64 of its bytes): an attempt that resumes from
+/// checkpoints has them as inputs, and `sluice verify` feeds them back.
+pub const CHECKPOINTS_INPUT: &str = "checkpoints";
+
 /// The blob store's directory under the state directory.
 pub const BLOBS_DIR: &str = "blobs";
 
@@ -75,6 +80,9 @@ pub struct CacheEntry {
     /// The run and task that produced the result (`reused_from: <run>/<task>`).
     pub run: u64,
     pub task: String,
+    /// The attempt that produced it (`None` in entries stored before attempts were kept).
+    #[serde(default)]
+    pub attempt: Option<u32>,
     /// The task's JSON output.
     pub output: Option<String>,
     /// The task's values, sorted by key.

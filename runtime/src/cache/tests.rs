@@ -116,6 +116,7 @@ fn entry(out_tree: Option<TreeManifest>) -> CacheEntry {
     let mut parts = KeyParts::new(Hash::of(b"component").to_string(), 1);
     parts.params.insert("day".into(), "2026-11-25".into());
     CacheEntry {
+        attempt: Some(0),
         key: parts.key(),
         parts,
         run: 7,

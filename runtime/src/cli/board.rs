@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use super::style::{clean, first_line};
-use crate::model::{Event, Millis, RunId, RunResult, TaskResult, TaskState, TaskView};
+use crate::model::{Event, Millis, ReusedFrom, RunId, RunResult, TaskResult, TaskState, TaskView};
 use crate::spec::RetryPolicy;
 use crate::state::{RunState, TaskId};
 use crate::util::{human_duration, stopwatch};
@@ -63,6 +63,8 @@ pub(super) struct TaskLine {
     pub retry_at: Option<Millis>,
     pub child: Option<RunId>,
     pub outcome: Option<bool>,
+    /// Its result was an earlier identical one (nothing ran): from where.
+    pub reused: Option<ReusedFrom>,
 }
 
 impl TaskLine {
@@ -85,6 +87,7 @@ impl TaskLine {
             retry_at: t.retry_not_before,
             child: t.child_run,
             outcome: t.outcome,
+            reused: t.reused_from.clone(),
         }
     }
 
@@ -92,8 +95,12 @@ impl TaskLine {
         self.state == TaskState::Terminated
     }
 
-    /// Time since the task first started: up to now while it is in flight.
+    /// Time since the task first started: up to now while it is in flight (nothing for a
+    /// reused result: nothing ran).
     pub fn elapsed(&self, now: Millis) -> Option<String> {
+        if self.reused.is_some() {
+            return None;
+        }
         let start = self.first_start?;
         if self.done() && self.attempts == 1 && self.sandbox_us > 0 {
             return Some(human_duration(Duration::from_micros(self.sandbox_us)));
@@ -157,6 +164,11 @@ impl RunBoard {
     pub fn since(&self) -> Option<Millis> {
         let view = self.state.as_ref()?.view();
         Some(view.repairs.last().map_or(view.created_at, |r| r.at))
+    }
+
+    /// "3 executed, 2 reused" so far.
+    pub fn work_done(&self) -> Option<String> {
+        self.state.as_ref().map(|s| super::print::work_done(s.view()))
     }
 
     pub fn finished(&self) -> Option<(RunResult, Millis)> {
@@ -245,6 +257,7 @@ pub(super) mod fixtures {
             elapsed_us: 0,
             outcome: None,
             cache: None,
+            error_code: None,
         }
     }
 

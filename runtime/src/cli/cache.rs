@@ -1,6 +1,7 @@
 //! `sluice cache explain|gc` and `sluice verify`: thin over the scheduler's
 //! inspection of content-hashed reruns.
 
+use super::out::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,49 +56,49 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
         CacheCommand::Explain(args) => {
             let e = rt.explain(args.run_id, &args.task)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&e)?);
+                outln!("{}", serde_json::to_string_pretty(&e)?);
                 return Ok(ExitCode::SUCCESS);
             }
             match (&e.key, &e.reused_from, &e.not_cached) {
-                (_, _, Some(why)) => println!("{}: never reused: {why}", e.task),
+                (_, _, Some(why)) => outln!("{}: never reused: {why}", e.task),
                 (Some(key), Some(from), _) => {
-                    println!("{}: hit — key {} reused the result of {from}", e.task, &key[..16])
+                    outln!("{}: hit — key {} reused the result of {from}", e.task, &key[..16])
                 }
                 (Some(key), None, _) => {
-                    println!("{}: miss — key {}", e.task, &key[..16]);
+                    outln!("{}: miss — key {}", e.task, &key[..16]);
                     match &e.nearest {
                         Some(near) => {
-                            println!("  nearest earlier result: {near}");
+                            outln!("  nearest earlier result: {near}");
                             for d in &e.differences {
-                                println!("  {d}");
+                                outln!("  {d}");
                             }
                         }
-                        None => println!("  no earlier result of this task to compare with"),
+                        None => outln!("  no earlier result of this task to compare with"),
                     }
                 }
                 (None, _, _) => {
-                    println!("{}: no cache key was recorded (not a component or command task, or it never ran)", e.task)
+                    outln!("{}: no cache key was recorded (not a component or command task, or it never ran)", e.task)
                 }
             }
             if let Some(parts) = &e.parts {
-                println!("  key parts:");
-                println!("    component  {}", parts.component);
+                outln!("  key parts:");
+                outln!("    component  {}", parts.component);
                 for (k, v) in &parts.params {
-                    println!("    param      {k} = {v}");
+                    outln!("    param      {k} = {v}");
                 }
                 for (k, v) in &parts.inputs {
-                    println!("    input      {k} = {v}");
+                    outln!("    input      {k} = {v}");
                 }
                 for m in &parts.mounts {
-                    println!("    mount      {} ({}) = {}", m.guest, m.mode, m.content);
+                    outln!("    mount      {} ({}) = {}", m.guest, m.mode, m.content);
                 }
                 for (k, v) in &parts.secrets {
-                    println!("    secret     {k} (version {v})");
+                    outln!("    secret     {k} (version {v})");
                 }
                 for (k, v) in &parts.limits {
-                    println!("    limit      {k} = {v}");
+                    outln!("    limit      {k} = {v}");
                 }
-                println!("    granted    {}", parts.capabilities.join(", "));
+                outln!("    granted    {}", parts.capabilities.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -110,9 +111,9 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
             let before = args.older_than.map(|d| rt.clock().now_millis().saturating_sub(d.as_millis() as u64));
             let g = rt.gc(args.keep, before)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&g)?);
+                outln!("{}", serde_json::to_string_pretty(&g)?);
             } else {
-                println!(
+                outln!(
                     "cache entries: {} removed, {} kept; blobs: {} removed ({}), {} kept",
                     g.removed_entries,
                     g.kept_entries,
@@ -131,13 +132,13 @@ pub fn verify(state_arg: Option<PathBuf>, args: VerifyArgs) -> anyhow::Result<Ex
     let results = tokio_runtime()?.block_on(rt.verify(args.run_id, args.task.as_deref()))?;
     let all_same = results.iter().all(|v| v.verdict != "different");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        outln!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         let w = results.iter().map(|v| v.task.len()).max().unwrap_or(4);
         for v in &results {
-            println!("  {:<w$}  {:<9}  {}", v.task, v.verdict, v.detail);
+            outln!("  {:<w$}  {:<9}  {}", v.task, v.verdict, v.detail);
         }
-        println!("run {}: {}", args.run_id, if all_same { "reproduced" } else { "NOT reproduced" });
+        outln!("run {}: {}", args.run_id, if all_same { "reproduced" } else { "NOT reproduced" });
     }
     Ok(if all_same { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
 }

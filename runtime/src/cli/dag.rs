@@ -111,6 +111,7 @@ mod tests {
 
     fn iteration(i: usize, result: TaskResult) -> TaskView {
         TaskView {
+            reused_from: None,
             key: format!("each[{i}]"),
             component: "c".into(),
             component_hash: "h".into(),

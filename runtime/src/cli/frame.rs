@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::board::{MaxAttempts, RunBoard, TaskLine};
-use super::style::{Paint, Tone, ellipsize, state_word, tally, task_glyph};
+use super::style::{Paint, Tone, ellipsize, reused_note, state_word, tally, task_glyph};
 use crate::model::{Millis, RunId, TaskResult, TaskState};
 use crate::util::stopwatch;
 
@@ -38,7 +38,7 @@ pub(super) fn frame(
     let took =
         |end: Millis| root.since().map(|s| stopwatch(Duration::from_millis(end.saturating_sub(s)))).unwrap_or_default();
     let status = match root.finished() {
-        Some((r, at)) => format!(" · {} in {}", r.as_str(), took(at)),
+        Some((r, at)) => format!(" · {} in {} · {}", r.as_str(), took(at), root.work_done().unwrap_or_default()),
         None => format!(" · {done}/{} done · {}", top.len(), took(now)),
     };
     let tone = match root.finished() {
@@ -112,6 +112,9 @@ fn cells(l: &TaskLine, root: &RunBoard, runs: &BTreeMap<RunId, RunBoard>, now: M
     }
     if let Some(o) = l.outcome {
         detail.push(format!("outcome {o}"));
+    }
+    if let Some(from) = &l.reused {
+        detail.push(reused_note(&l.key, from));
     }
     if let (TaskState::WaitingForRetry, Some(at)) = (l.state, l.retry_at) {
         detail.push(format!("retry in {}", stopwatch(Duration::from_millis(at.saturating_sub(now)))));

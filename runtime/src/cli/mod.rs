@@ -13,6 +13,7 @@ mod cache;
 mod dag;
 mod frame;
 mod open;
+mod out;
 mod print;
 mod progress;
 mod run;
@@ -25,6 +26,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use out::errln;
 
 /// Exit code when the command worked but the run it reports did not succeed.
 pub const EXIT_RUN_FAILED: u8 = 1;
@@ -72,11 +75,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match dispatch(cli) {
+        Ok(_) if out::stdout_failed() => ExitCode::from(EXIT_ERROR),
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             ExitCode::from(EXIT_ERROR)
         }

@@ -6,6 +6,7 @@
 //! current directory), for whom (`SLUICE_PRINCIPAL`, else the OS user), where progress
 //! goes (stderr) and what stops a run (the first Ctrl-C).
 
+use super::out::errln;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use super::progress::Progress;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::scheduler::{Observer, Quiet, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store};
+use crate::spec::BUNDLE_FILE;
 use crate::store::{Store, StoreError};
 
 /// The name of the default state directory.
@@ -32,16 +34,37 @@ pub fn state_dir(explicit: Option<PathBuf>, default_parent: &Path) -> PathBuf {
     explicit.unwrap_or_else(|| default_parent.join(STATE_DIR))
 }
 
-/// The state directory of a command that works on existing state, in the current directory.
+/// The state directory of a command that works on existing state: `--state`/`SLUICE_STATE`,
+/// else the nearest `.sluice` walking up from the current directory, as cargo finds its
+/// manifest — stopping at the first directory holding a `sluice.toml` (a bundle's state
+/// lives beside it). The error says where it looked.
 pub fn existing_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let dir = state_dir(explicit, &std::env::current_dir()?);
-    if !dir.join(STORE_DIR).exists() {
-        anyhow::bail!(
-            "no sluice state in {} (nothing has run there yet); pass --state DIR, e.g. --state examples/hello/{STATE_DIR}",
-            dir.display()
-        );
+    if let Some(dir) = explicit {
+        if !dir.join(STORE_DIR).exists() {
+            anyhow::bail!("no sluice state in {} (nothing has run there yet)", dir.display());
+        }
+        return Ok(dir);
     }
-    Ok(dir)
+    let cwd = std::env::current_dir()?;
+    for dir in cwd.ancestors() {
+        let state = dir.join(STATE_DIR);
+        if state.join(STORE_DIR).exists() {
+            return Ok(state);
+        }
+        if dir.join(BUNDLE_FILE).is_file() {
+            anyhow::bail!(
+                "no sluice state for the bundle in {}: {} does not exist yet (nothing has run there; `sluice run {}` first)",
+                dir.display(),
+                state.display(),
+                dir.display()
+            );
+        }
+    }
+    anyhow::bail!(
+        "no sluice state found: looked for {STATE_DIR}/ and {BUNDLE_FILE} in {} and every directory above it; \
+         run this from a bundle's directory, or pass --state DIR (or set SLUICE_STATE)",
+        cwd.display()
+    )
 }
 
 /// Explain a store another process holds.
@@ -87,7 +110,7 @@ pub fn run_options(workspace: &str, json: bool, width: usize) -> RunOptions {
         observer: observer(json, width),
         ..RunOptions::default()
     };
-    watch_ctrl_c(opts.cancel.clone());
+    watch_ctrl_c(opts.cancel.clone(), opts.stop_cleanup.clone());
     opts
 }
 
@@ -100,20 +123,26 @@ pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// First Ctrl-C cancels the run (running sandboxes stop at their next epoch tick).
-fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
-    let _ = ctrlc_thread(cancel);
+/// The first Ctrl-C cancels the run (running sandboxes stop at their next epoch tick;
+/// failure-handling tasks still run as its cleanup); the second stops that cleanup too.
+fn watch_ctrl_c(cancel: Arc<AtomicBool>, stop_cleanup: Arc<AtomicBool>) {
+    let _ = ctrlc_thread(cancel, stop_cleanup);
 }
 
-fn ctrlc_thread(cancel: Arc<AtomicBool>) -> std::io::Result<()> {
+fn ctrlc_thread(cancel: Arc<AtomicBool>, stop_cleanup: Arc<AtomicBool>) -> std::io::Result<()> {
     std::thread::Builder::new().name("sluice-signal".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(_) => return,
         };
+        if rt.block_on(tokio::signal::ctrl_c()).is_err() {
+            return;
+        }
+        errln!("canceling the run (Ctrl-C); cleanup tasks still run: Ctrl-C again stops them too…");
+        cancel.store(true, Ordering::Relaxed);
         if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-            eprintln!("canceling the run (Ctrl-C)…");
-            cancel.store(true, Ordering::Relaxed);
+            errln!("stopping the run's cleanup too (Ctrl-C again)…");
+            stop_cleanup.store(true, Ordering::Relaxed);
         }
     })?;
     Ok(())

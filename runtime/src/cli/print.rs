@@ -5,14 +5,16 @@
 //! It only formats what a `RunView` or `RunSummary` already says. It must never hold
 //! logic a library user would need and never touch the store.
 
+use super::out::{out, outln};
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::dag::{layers, pick_iterations, upstream_list};
+use super::runs::Listed;
 use super::style::{
-    Paint, Stream, Tone, clean, ellipsize, first_line, plural, result_tone, state_word, tally, task_glyph,
+    Paint, Stream, Tone, clean, ellipsize, first_line, plural, result_tone, reused_note, state_word, tally, task_glyph,
 };
-use crate::model::{AttemptView, Millis, RunResult, RunSummary, RunView, TaskResult, TaskState, TaskView};
+use crate::model::{AttemptView, Millis, RunResult, RunStatus, RunView, TaskResult, TaskState, TaskView};
 use crate::util::human_duration;
 
 /// Longest log excerpt `runs show` prints per attempt before pointing at `--json`.
@@ -29,42 +31,50 @@ pub fn run_line(view: &RunView) -> String {
 pub fn run_footer(view: &RunView, state: &Path) {
     let result = view.result.map(|r| r.as_str()).unwrap_or("unfinished");
     let took = view.finished_at.map(|f| human_duration(ms(f.saturating_sub(view.created_at)))).unwrap_or_default();
-    println!("run {} {result} in {took}", view.run_id);
+    outln!("run {} {result} in {took}: {}", view.run_id, work_done(view));
     for t in &view.tasks {
         if let Some(out) = t.attempts.last().and_then(|a| a.output.as_deref()) {
-            println!("  {}: {}", t.key, ellipsize(out, 200));
+            outln!("  {}: {}", t.key, ellipsize(out, 200));
         }
     }
-    println!("details: sluice runs show {} --state {}", view.run_id, state.display());
+    outln!("details: sluice runs show {} --state {}", view.run_id, state.display());
 }
 
-pub fn run_list(runs: &[RunSummary]) {
+/// "12 executed, 28 reused": how many tasks (iterations included) ran in a sandbox, and
+/// how many took an earlier identical result instead.
+pub fn work_done(view: &RunView) -> String {
+    let reused = view.tasks.iter().filter(|t| t.reused_from.is_some()).count();
+    let executed = view.tasks.iter().filter(|t| t.attempts.iter().any(|a| a.elapsed_us > 0)).count();
+    format!("{executed} executed, {reused} reused")
+}
+
+pub fn run_list(runs: &[Listed]) {
     if runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet");
         return;
     }
-    println!("{:>6}  {:<20}  {:<22}  {:>10}  SOURCE", "RUN", "JOB", "RESULT", "DURATION");
-    for r in runs {
-        let result = r.result.map(|x| x.as_str()).unwrap_or("running");
+    outln!("{:>6}  {:<20}  {:<22}  {:>10}  SOURCE", "RUN", "JOB", "RESULT", "DURATION");
+    for Listed { summary: r, status } in runs {
+        let result = r.result.map(|x| x.as_str()).unwrap_or(status.as_str());
         let took =
             r.finished_at.map(|f| human_duration(ms(f.saturating_sub(r.created_at)))).unwrap_or_else(|| "-".into());
-        println!("{:>6}  {:<20}  {:<22}  {:>10}  {}", r.run_id, ellipsize(&r.job, 20), result, took, r.source);
+        outln!("{:>6}  {:<20}  {:<22}  {:>10}  {}", r.run_id, ellipsize(&r.job, 20), result, took, r.source);
     }
 }
 
 /// `sluice runs show RUN`.
-pub fn run_details(v: &RunView) {
+pub fn run_details(v: &RunView, status: RunStatus) {
     let mut out = String::new();
-    details(&mut out, v, Paint::for_stream(Stream::Stdout));
-    print!("{out}");
+    details(&mut out, v, status, Paint::for_stream(Stream::Stdout));
+    out!("{out}");
 }
 
-fn details(out: &mut String, v: &RunView, paint: Paint) {
+fn details(out: &mut String, v: &RunView, status: RunStatus, paint: Paint) {
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
     };
-    let result = v.result.map(RunResult::as_str).unwrap_or("running");
+    let result = v.result.map(RunResult::as_str).unwrap_or(status.as_str());
     let tone = match v.result {
         Some(r) if r.is_success() => Tone::Good,
         Some(_) => Tone::Bad,
@@ -80,11 +90,34 @@ fn details(out: &mut String, v: &RunView, paint: Paint) {
     for (k, val) in &v.parameters {
         line(format!("  param     {k} = {val}"));
     }
+    if status == RunStatus::Interrupted {
+        line(format!("  status    interrupted: the process running it stopped (`sluice runs resume {}`)", v.run_id));
+    }
     if v.resumed > 0 {
         line(format!("  resumed   {} time{} (the process running it stopped)", v.resumed, plural(v.resumed as usize)));
     }
+    if v.result.is_some() {
+        line(format!("  work      {}", work_done(v)));
+    }
+    for p in v.plans.iter().filter(|_| v.plans.len() > 1) {
+        let when = if p.version == 1 { "the run's own".to_string() } else { format!("recorded {}", stamp(p.at)) };
+        line(format!("  plan {:<4} blake3 {} · {when}", p.version, &p.hash[..p.hash.len().min(12)]));
+        for c in &p.changes {
+            line(format!("              {}", clean(c)));
+        }
+    }
     for r in &v.repairs {
-        line(format!("  repair {:<2} {} · reran {}", r.repair, stamp(r.at), r.tasks.join(", ")));
+        let by = if r.by.is_empty() { String::new() } else { format!(" · by {}", r.by) };
+        let pinned = if r.pinned { " (--pinned)" } else { "" };
+        let params: Vec<String> = r.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let params = if params.is_empty() { String::new() } else { format!(" · {}", params.join(" ")) };
+        line(format!(
+            "  repair {:<2} {} · plan {}{pinned}{by} · reran {}{params}",
+            r.repair,
+            stamp(r.at),
+            r.plan_version,
+            r.tasks.join(", ")
+        ));
     }
     if v.cancel_requested {
         line("  cancel    requested".into());
@@ -158,6 +191,9 @@ fn task_notes(v: &RunView, t: &TaskView) -> Vec<String> {
     if let Some(c) = t.child_run {
         notes.push(format!("child run {c}"));
     }
+    if let Some(from) = &t.reused_from {
+        notes.push(reused_note(&t.key, from));
+    }
     notes
 }
 
@@ -183,7 +219,7 @@ fn task_section(out: &mut String, t: &TaskView, its: &[&TaskView], indent: &str,
         out.push_str(&format!("{indent}  skipped: {}\n", clean(reason)));
     }
     for a in &t.attempts {
-        attempt(out, a, &format!("{indent}  "), paint);
+        attempt(out, &t.key, a, &format!("{indent}  "), paint);
     }
     if its.is_empty() {
         return;
@@ -208,15 +244,19 @@ fn task_section(out: &mut String, t: &TaskView, its: &[&TaskView], indent: &str,
     }
 }
 
-/// One attempt: number, result, duration and first line of its error, then the rest.
-fn attempt(out: &mut String, a: &AttemptView, indent: &str, paint: Paint) {
+/// One attempt: number, result, duration (or where a reused result came from) and first
+/// line of its error, then the rest.
+fn attempt(out: &mut String, key: &str, a: &AttemptView, indent: &str, paint: Paint) {
     let (res, tone) = match a.result {
         Some(r) => (r.as_str(), result_tone(r)),
         None => ("running", Tone::Busy),
     };
     let mut head = format!("{indent}attempt {} · {}", a.attempt, paint.paint(tone, res));
-    if let Some(d) = a.duration() {
-        head.push_str(&format!(" · {}", human_duration(d)));
+    let reused = a.cache.as_ref().and_then(crate::state::reused_from);
+    match (reused, a.duration()) {
+        (Some(from), _) => head.push_str(&format!(" · {}", reused_note(key, &from))),
+        (None, Some(d)) => head.push_str(&format!(" · {}", human_duration(d))),
+        (None, None) => {}
     }
     if let Some(e) = &a.error {
         head.push_str(&format!(" · {}", clean(first_line(e))));
@@ -299,6 +339,7 @@ mod tests {
                 elapsed_us: 1_500,
                 outcome: None,
                 cache: None,
+                error_code: None,
             };
         let started = |task: &str, attempt| Event::AttemptStarted { task: task.into(), attempt, at: 1 };
         let mut events = vec![
@@ -341,6 +382,9 @@ mod tests {
             tasks: vec!["d".into()],
             parameters: Default::default(),
             at: 13,
+            by: "p".into(),
+            plan_version: 1,
+            pinned: false,
         });
         events.push(Event::TaskSkipped {
             task: "d".into(),
@@ -355,10 +399,12 @@ mod tests {
     #[test]
     fn runs_show_lays_the_graph_out_by_level_and_lists_every_attempt() {
         let mut out = String::new();
-        details(&mut out, &run(), Paint::PLAIN);
+        details(&mut out, &run(), RunStatus::Finished, Paint::PLAIN);
         let has = |needle: &str| assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
         has("run 3 · job diamond · failed");
         has("  repair 1  ");
+        has(" · plan 1 · by p · reran d\n");
+        has("  work      28 executed, 0 reused\n");
         has("  0      ✓ a     terminated  success");
         has("  1      ✓ b     terminated  success                   2       1 ms  ← a\n");
         has(

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::board::RunBoard;
 use super::frame::frame;
-use super::style::{self, Paint, clean, first_line, mark, plural};
+use super::style::{self, Paint, clean, first_line, mark, plural, reused_note};
 use crate::model::{Event, Millis, RunId};
 use crate::scheduler::Observer;
 use crate::util::{human_duration, stopwatch};
@@ -199,12 +199,14 @@ impl State {
         self.last_draw = Some(Instant::now());
     }
 
-    /// The board on screen is final: what follows is printed below it.
+    /// The board on screen is final: what follows is printed below it. Runs still going
+    /// (another run this process drives, a resumed one) keep their boards: the next of
+    /// them to report is drawn underneath.
     fn close(&mut self) {
-        self.root = None;
+        let root = self.root.take();
         self.drawn = 0;
         self.dirty = false;
-        self.runs.clear();
+        self.runs.retain(|_, b| b.finished().is_none() && b.parent().is_none_or(|(p, _)| Some(*p) != root));
     }
 
     fn plain_event(&mut self, run: RunId, event: &Event) {
@@ -225,6 +227,10 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
         Event::RunCreated { job, tasks, .. } => {
             let from = board.parent().map(|(r, t)| format!(" (started by task {t} of run {r})")).unwrap_or_default();
             format!("run {run} · job {job} · {} task{}{from}", tasks.len(), plural(tasks.len()))
+        }
+        Event::AttemptFinished { task, result, cache: Some(cache), .. } if cache.reused_from.is_some() => {
+            let from = crate::state::reused_from(cache).map(|f| reused_note(task, &f)).unwrap_or_default();
+            format!("  {} {task:<w$}  {:<9} {from}", mark(*result), result.as_str())
         }
         Event::AttemptFinished { task, result, error, elapsed_us, .. } => {
             // tasks the scheduler runs itself (condition, for_each, run_job) have no sandbox time
@@ -250,6 +256,9 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
             let wait = stopwatch(Duration::from_millis(not_before.saturating_sub(*at)));
             let failed = board.max_attempts(task).fraction(*next_attempt);
             format!("  ↻ {task:<w$}  attempt {failed} failed, retrying in {wait}")
+        }
+        Event::CancelRequested { reason, stop_cleanup: true, .. } => {
+            format!("  ○ run {run}: cleanup stopped ({reason})")
         }
         Event::CancelRequested { reason, .. } => format!("  ○ run {run}: cancel requested ({reason})"),
         Event::ChildRunStarted { task, child, .. } => format!("  ↳ {task:<w$}  started run {child}"),
@@ -322,6 +331,7 @@ mod tests {
             elapsed_us: 123,
             outcome: None,
             cache: None,
+            error_code: None,
         };
         assert_eq!(
             plain_line(&b, 4, &finished(crate::model::TaskResult::Success, None)).unwrap(),
@@ -332,9 +342,21 @@ mod tests {
         assert_eq!(failed, "  ✗ fib      failed       123 µs  trap: boom");
         let retry = Event::RetryScheduled { task: "fib".into(), next_attempt: 1, not_before: 1_250, at: 50 };
         assert_eq!(plain_line(&b, 4, &retry).unwrap(), "  ↻ fib      attempt 1 failed, retrying in 1.2 s");
-        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2 };
+        let cancel = Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 2, stop_cleanup: false };
         assert_eq!(plain_line(&b, 4, &cancel).unwrap(), "  ○ run 7: cancel requested (Ctrl-C)");
         assert!(plain_line(&b, 4, &Event::TaskQueued { task: "fib".into(), at: 0 }).is_none());
+        let mut reused = finished(crate::model::TaskResult::Success, None);
+        if let Event::AttemptFinished { cache, .. } = &mut reused {
+            let from = crate::model::AttemptCache {
+                reused_from: Some("3/fib".into()),
+                reused_attempt: Some(1),
+                ..Default::default()
+            };
+            *cache = Some(Box::new(from));
+        }
+        assert_eq!(plain_line(&b, 4, &reused).unwrap(), "  ✓ fib      success   reused from run 3 (attempt 1)");
+        let stop = Event::CancelRequested { reason: "again".into(), timed_out: false, at: 3, stop_cleanup: true };
+        assert_eq!(plain_line(&b, 4, &stop).unwrap(), "  ○ run 7: cleanup stopped (again)");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `sluice run` and `sluice task run`.
 
+use super::out::{errln, outln};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,9 +24,10 @@ pub struct RunArgs {
     /// Override a job parameter: --param key=value (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
-    /// Deployment target the run belongs to.
-    #[arg(long, default_value = "dev")]
-    pub target: String,
+    /// Deployment target the run belongs to: one the bundle declares under [targets]
+    /// (default: the one marked `default = true`, else `dev`).
+    #[arg(long, env = "SLUICE_TARGET")]
+    pub target: Option<String>,
     /// Workspace whose secret scopes the run reads.
     #[arg(long, default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE", value_parser = super::parse_workspace)]
     pub workspace: String,
@@ -89,8 +91,10 @@ pub struct TaskRunArgs {
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let bundle = spec::load(&args.bundle)?;
     let job = bundle.job(args.job.as_deref())?;
+    let target = bundle.target(args.target.as_deref())?;
     let dir = open::state_dir(state_arg, &bundle.root);
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
+    crate::scheduler::check_overrides(job, &overrides)?;
     let rt = open::runtime(&dir, RuntimeOptions { max_parallel: args.max_parallel })?;
     let width = job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4);
     let opts = RunOptions {
@@ -99,14 +103,18 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
         ..open::run_options(&args.workspace, args.json, width)
     };
     let tokio = tokio_runtime()?;
-    for view in resume_interrupted(&rt, &tokio, &opts, args.json)? {
-        if !args.json {
-            eprintln!("{}", print::run_line(&view));
+    // what a process that died left unfinished goes on beside the new run, not before it
+    let resumed = start_resumes(&rt, &tokio, &opts, args.json)?;
+    let request = JobRequest { bundle: &bundle, job, overrides, target };
+    let view = tokio.block_on(rt.run_job(request, &opts));
+    for done in tokio.block_on(finish_resumes(resumed)) {
+        match done {
+            Ok(resumed) if !args.json => errln!("{}", print::run_line(&resumed)),
+            Ok(_) => {}
+            Err(e) => errln!("error: {e:#}"),
         }
     }
-    let request = JobRequest { bundle: &bundle, job, overrides, target: args.target };
-    let view = tokio.block_on(rt.run_job(request, &opts))?;
-    finish(&view, args.json, &dir)
+    finish(&view?, args.json, &dir)
 }
 
 pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
@@ -144,29 +152,46 @@ fn parse_max_parallel(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Continue the runs a previous process left in flight (it died), before anything else.
-pub(crate) fn resume_interrupted(
+/// A resumed run going on in the background.
+type Resumed = tokio::task::JoinHandle<Result<RunView, crate::scheduler::SchedulerError>>;
+
+/// Start continuing, concurrently, the runs of this workspace a previous process left in
+/// flight (it died).
+pub(crate) fn start_resumes(
     rt: &Runtime,
     tokio: &tokio::runtime::Runtime,
     opts: &RunOptions,
     quiet: bool,
-) -> anyhow::Result<Vec<RunView>> {
+) -> anyhow::Result<Vec<Resumed>> {
     let mut resumed = Vec::new();
     for run in rt.interrupted_runs()? {
         if rt.view(run)?.workspace != opts.workspace {
             continue; // another tenant's run: resumed by a command of its own workspace
         }
         if !quiet {
-            eprintln!("resuming run {run}: the process running it stopped before it finished");
+            errln!("resuming run {run}: the process running it stopped before it finished");
         }
-        resumed.push(tokio.block_on(rt.resume(run, opts))?);
+        let (rt, opts) = (rt.clone(), opts.clone());
+        resumed.push(tokio.spawn(async move { rt.resume(run, &opts).await }));
     }
     Ok(resumed)
 }
 
+/// Wait for resumed runs to end: each one's result.
+pub(crate) async fn finish_resumes(resumed: Vec<Resumed>) -> Vec<anyhow::Result<RunView>> {
+    let mut out = Vec::new();
+    for handle in resumed {
+        out.push(match handle.await {
+            Ok(result) => result.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("a resumed run stopped: {e}")),
+        });
+    }
+    out
+}
+
 pub(crate) fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(view)?);
+        outln!("{}", serde_json::to_string_pretty(view)?);
     } else {
         print::run_footer(view, dir);
     }

@@ -6,6 +6,7 @@
 //! are printed. It never prints a value and holds no rule a library user
 //! would need: permissions, sealing and auditing live in the vault.
 
+use super::out::{errln, outln};
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -181,13 +182,13 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
             let who = required_principal()?;
             let listed = vault(state_arg, false)?.list(&who, &scope_id(&args.scope, &args.place)?)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&listed)?);
+                outln!("{}", serde_json::to_string_pretty(&listed)?);
             } else if listed.is_empty() {
-                println!("scope {} has no secrets", args.scope);
+                outln!("scope {} has no secrets", args.scope);
             } else {
-                println!("{:<24} {:>7} {:>8}  {:<20}  {:<20}  BY", "KEY", "VERSION", "VERSIONS", "CREATED", "UPDATED");
+                outln!("{:<24} {:>7} {:>8}  {:<20}  {:<20}  BY", "KEY", "VERSION", "VERSIONS", "CREATED", "UPDATED");
                 for s in &listed {
-                    println!(
+                    outln!(
                         "{:<24} {:>7} {:>8}  {:<20}  {:<20}  {}",
                         s.key,
                         s.version,
@@ -203,7 +204,7 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
         SecretsCommand::Delete(args) => {
             let who = required_principal()?;
             vault(state_arg, false)?.delete(&who, &scope_id(&args.scope, &args.place)?, &args.key)?;
-            println!("deleted {}/{} with every version", args.scope, args.key);
+            outln!("deleted {}/{} with every version", args.scope, args.key);
             Ok(ExitCode::SUCCESS)
         }
         SecretsCommand::Acl(cmd) => acl(state_arg, cmd),
@@ -217,7 +218,7 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
         ScopesCommand::Create(args) => {
             let id = scope_id(&args.scope, &args.place)?;
             vault(state_arg, true)?.create_scope(&who, &id)?;
-            println!("created scope {id}; {who} has manage");
+            outln!("created scope {id}; {who} has manage");
         }
         ScopesCommand::List(args) => {
             let listed = vault(state_arg, false)?.scopes(&who, args.workspace.as_deref(), args.target.as_deref())?;
@@ -226,14 +227,14 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
                     .iter()
                     .map(|(s, p)| serde_json::json!({ "scope": s.id.name, "workspace": s.id.workspace, "target": s.id.target, "created_at": s.created_at, "created_by": s.created_by, "permission": p }))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else if listed.is_empty() {
-                println!("no scopes");
+                outln!("no scopes");
             } else {
-                println!("{:<24} {:<12} {:<16} {:<8}  CREATED BY", "SCOPE", "TARGET", "WORKSPACE", "YOU");
+                outln!("{:<24} {:<12} {:<16} {:<8}  CREATED BY", "SCOPE", "TARGET", "WORKSPACE", "YOU");
                 for (s, p) in &listed {
                     let you = p.map_or("-", |p| p.as_str());
-                    println!(
+                    outln!(
                         "{:<24} {:<12} {:<16} {:<8}  {} {}",
                         s.id.name,
                         s.id.target,
@@ -248,7 +249,7 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
         ScopesCommand::Delete(args) => {
             let id = scope_id(&args.scope, &args.place)?;
             vault(state_arg, false)?.delete_scope(&who, &id)?;
-            println!("deleted scope {id} with its secrets and grants");
+            outln!("deleted scope {id} with its secrets and grants");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -259,7 +260,7 @@ fn put(state_arg: Option<PathBuf>, args: PutArgs) -> anyhow::Result<ExitCode> {
     let id = scope_id(&args.scope, &args.place)?;
     let value = read_value(args.from_file.as_deref(), &args.scope, &args.key)?;
     let version = vault(state_arg, true)?.put(&who, &id, &args.key, &value)?;
-    println!("stored {}/{} version {version} in scope {id}", args.scope, args.key);
+    outln!("stored {}/{} version {version} in scope {id}", args.scope, args.key);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -274,7 +275,7 @@ fn read_value(file: Option<&Path>, scope: &str, key: &str) -> anyhow::Result<Sec
         None => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
-                eprintln!("value of {scope}/{key} (end with Ctrl-D; it is not echoed anywhere but this terminal):");
+                errln!("value of {scope}/{key} (end with Ctrl-D; it is not echoed anywhere but this terminal):");
             }
             stdin.lock().read_to_end(&mut bytes).context("cannot read the value from stdin")?;
             if bytes.ends_with(b"\n") {
@@ -295,22 +296,22 @@ fn acl(state_arg: Option<PathBuf>, cmd: AclCommand) -> anyhow::Result<ExitCode> 
     match cmd {
         AclCommand::Put(a) => {
             vault(state_arg, false)?.acl_put(&who, &scope_id(&a.scope, &a.place)?, &a.principal, a.permission)?;
-            println!("{} has {} on scope {}", a.principal, a.permission, a.scope);
+            outln!("{} has {} on scope {}", a.principal, a.permission, a.scope);
         }
         AclCommand::List(a) => {
             let entries = vault(state_arg, false)?.acl_list(&who, &scope_id(&a.scope, &a.place)?)?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                outln!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
-                println!("{:<32} PERMISSION", "PRINCIPAL");
+                outln!("{:<32} PERMISSION", "PRINCIPAL");
                 for e in &entries {
-                    println!("{:<32} {}", e.principal, e.permission);
+                    outln!("{:<32} {}", e.principal, e.permission);
                 }
             }
         }
         AclCommand::Delete(a) => {
             vault(state_arg, false)?.acl_delete(&who, &scope_id(&a.scope, &a.place)?, &a.principal)?;
-            println!("{} has no permission on scope {} any more", a.principal, a.scope);
+            outln!("{} has no permission on scope {} any more", a.principal, a.scope);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -330,11 +331,11 @@ pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<Exit
         records.drain(..records.len().saturating_sub(n));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        outln!("{}", serde_json::to_string_pretty(&records)?);
         return Ok(ExitCode::SUCCESS);
     }
     if records.is_empty() {
-        println!("no audit records");
+        outln!("no audit records");
     }
     for r in &records {
         let name = match &r.key {
@@ -346,7 +347,7 @@ pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<Exit
             _ => String::new(),
         };
         let verdict = if r.granted { "ok    " } else { "DENIED" };
-        println!(
+        outln!(
             "{} {verdict} {:<12} {name} ({}) by {}{by_run}: {}",
             when(r.at),
             r.action.as_str(),

@@ -95,6 +95,7 @@ pub(super) fn mark(r: TaskResult) -> &'static str {
         TaskResult::Success => "✓",
         TaskResult::Excluded => "-",
         TaskResult::Canceled | TaskResult::UpstreamCanceled => "○",
+        TaskResult::Interrupted => "↯",
         _ => "✗",
     }
 }
@@ -103,7 +104,7 @@ pub(super) fn result_tone(r: TaskResult) -> Tone {
     match r {
         TaskResult::Success => Tone::Good,
         TaskResult::Excluded => Tone::Dim,
-        TaskResult::Canceled | TaskResult::UpstreamCanceled => Tone::Warn,
+        TaskResult::Canceled | TaskResult::UpstreamCanceled | TaskResult::Interrupted => Tone::Warn,
         _ => Tone::Bad,
     }
 }
@@ -124,6 +125,21 @@ pub(super) fn state_word(state: TaskState, result: Option<TaskResult>) -> &'stat
     match (state, result) {
         (TaskState::Terminated, Some(r)) => r.as_str(),
         (s, _) => s.as_str(),
+    }
+}
+
+/// "reused from run 3 (attempt 0)" — or "(task x, attempt 0)" when it came from another task.
+pub(super) fn reused_note(key: &str, from: &crate::model::ReusedFrom) -> String {
+    let mut what = Vec::new();
+    if from.task != key {
+        what.push(format!("task {}", from.task));
+    }
+    if let Some(a) = from.attempt {
+        what.push(format!("attempt {a}"));
+    }
+    match what.is_empty() {
+        true => format!("reused from run {}", from.run),
+        false => format!("reused from run {} ({})", from.run, what.join(", ")),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod view;
 pub use crate::spec::iteration_key;
-pub use view::{AttemptView, CorruptLog, RepairView, RunView, TaskView};
+pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,9 @@ pub enum TaskResult {
     Excluded,
     UpstreamFailed,
     UpstreamCanceled,
+    /// The process running the attempt died (not the task's failure): the task runs again
+    /// when the run resumes, unless it says `rerun_on_resume = false`.
+    Interrupted,
 }
 
 impl TaskResult {
@@ -66,6 +69,7 @@ impl TaskResult {
             TaskResult::Excluded => "excluded",
             TaskResult::UpstreamFailed => "upstream_failed",
             TaskResult::UpstreamCanceled => "upstream_canceled",
+            TaskResult::Interrupted => "interrupted",
         }
     }
 }
@@ -145,6 +149,9 @@ pub struct PinnedComponent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunPlan {
     pub bundle_root: std::path::PathBuf,
+    /// The bundle's name (`{{ job.id }}` is `<bundle>.<job>`).
+    #[serde(default)]
+    pub bundle: String,
     pub job: crate::spec::JobSpec,
     /// The other jobs of the bundle that `run_job` tasks may start.
     #[serde(default)]
@@ -167,6 +174,10 @@ pub struct RunPlan {
 
 pub(crate) fn default_workspace() -> String {
     "default".into()
+}
+
+pub(crate) fn first_version() -> u32 {
+    1
 }
 
 /// Everything that happens to a run, in order. The run's current view is the
@@ -219,6 +230,10 @@ pub enum Event {
         /// reused from (`RUN/TASK`; nothing ran), and its `/out` files' manifest.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cache: Option<Box<AttemptCache>>,
+        /// Why it failed, as a short code (`transient`, `permanent`, `trap`, `timed_out`,
+        /// `interrupted`, …): what `{{ tasks.KEY.error_code }}` reads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
     },
     /// The attempt failed in a retryable way; the next one starts after a delay.
     RetryScheduled {
@@ -240,25 +255,50 @@ pub enum Event {
         child: RunId,
         at: Millis,
     },
-    /// Someone asked for the run to stop (or the job's timeout did).
+    /// Someone asked for the run to stop (or the job's timeout did). Failure-handling tasks
+    /// (cleanup) still run; a second request (or the job's `cleanup_timeout`) stops them too.
     CancelRequested {
         reason: String,
         /// The job timed out: its tasks and the run end `timed_out`, not `canceled`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         timed_out: bool,
         at: Millis,
+        /// A second cancel, or cleanup ran out of time: cleanup stops too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stop_cleanup: bool,
     },
     /// The run was picked up again after the process running it died.
     RunResumed {
         at: Millis,
     },
-    /// A finished run is being repaired: these tasks run again.
+    /// A repair picked up a changed bundle: the plan it and what follows run with. The
+    /// run's first plan (version 1) is the one in `RunCreated`.
+    PlanRecorded {
+        version: u32,
+        /// blake3 of the plan (see `RunState::plan_hash`).
+        hash: String,
+        /// What changed since the plan in force before: components by blake3, task specs.
+        changes: Vec<String>,
+        plan: Box<RunPlan>,
+        at: Millis,
+    },
+    /// A finished run is being repaired: these tasks run again (a for_each's iterations
+    /// that succeeded keep their results unless named, `KEY[i]`).
     RepairStarted {
         repair: u32,
         tasks: Vec<String>,
         /// Job parameters in force for the repair (after `--param` overrides).
         parameters: BTreeMap<String, String>,
         at: Millis,
+        /// Who started the repair.
+        #[serde(default)]
+        by: String,
+        /// The plan version it runs with.
+        #[serde(default = "first_version")]
+        plan_version: u32,
+        /// `--pinned`: the plan in force, without reading the bundle again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pinned: bool,
     },
     /// A task that never ran (its upstream failed, it was excluded or canceled).
     TaskSkipped {
@@ -280,6 +320,9 @@ pub struct AttemptCache {
     pub key: Option<String>,
     /// `RUN/TASK` whose result this attempt reused instead of running.
     pub reused_from: Option<String>,
+    /// The attempt of `reused_from` that produced the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_attempt: Option<u32>,
     /// The blob holding the manifest of the files the task wrote under `/out`.
     pub artifacts: Option<String>,
     /// Why the task is never reused (network access, rw mounts, `cache = false`).

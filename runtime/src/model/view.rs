@@ -24,6 +24,9 @@ pub struct AttemptView {
     /// Cache key, reuse and artifacts of the attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<super::AttemptCache>,
+    /// Why it failed, as a short code (see `Event::AttemptFinished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 impl AttemptView {
@@ -58,6 +61,30 @@ pub struct TaskView {
     pub child_run: Option<RunId>,
     /// When a task waiting for retry may start its next attempt.
     pub retry_not_before: Option<Millis>,
+    /// Its result was reused from an earlier attempt (nothing ran): which one.
+    #[serde(default)]
+    pub reused_from: Option<ReusedFrom>,
+}
+
+/// The attempt a reused result came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReusedFrom {
+    pub run: RunId,
+    pub task: String,
+    /// `None` for results stored before attempts were recorded with them.
+    pub attempt: Option<u32>,
+}
+
+/// One version of a run's plan: the first is the plan the run started with; each repair
+/// that picked up a changed bundle adds one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanView {
+    pub version: u32,
+    /// blake3 of the plan.
+    pub hash: String,
+    pub at: Millis,
+    /// What changed from the version before (empty for the first).
+    pub changes: Vec<String>,
 }
 
 /// One repair of a run.
@@ -66,6 +93,46 @@ pub struct RepairView {
     pub repair: u32,
     pub tasks: Vec<String>,
     pub at: Millis,
+    /// Who started it.
+    pub by: String,
+    /// The job parameters it ran with.
+    pub parameters: BTreeMap<String, String>,
+    /// The plan version it ran with.
+    pub plan_version: u32,
+    /// Repaired with `--pinned` (the plan in force, the bundle not read again).
+    pub pinned: bool,
+}
+
+/// Where a run is, as listings show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// A process is running it.
+    Running,
+    /// Unfinished, and no process is running it (the one that was died): `runs resume`
+    /// (or the next `sluice run`) continues it.
+    Interrupted,
+    /// It has its result.
+    Finished,
+}
+
+impl RunStatus {
+    /// The status of a run with `result`, `live` when a process is running it.
+    pub fn of(result: Option<RunResult>, live: bool) -> RunStatus {
+        match (result, live) {
+            (Some(_), _) => RunStatus::Finished,
+            (None, true) => RunStatus::Running,
+            (None, false) => RunStatus::Interrupted,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Finished => "finished",
+        }
+    }
 }
 
 /// A run's current view.
@@ -75,11 +142,15 @@ pub struct RunView {
     pub job: String,
     pub source: String,
     pub target: String,
+    /// The job parameters the run started with (each repair records its own).
     pub parameters: BTreeMap<String, String>,
     pub created_at: Millis,
     pub finished_at: Option<Millis>,
     pub result: Option<RunResult>,
     pub tasks: Vec<TaskView>,
+    /// The versions of the run's plan, first the one it started with.
+    #[serde(default)]
+    pub plans: Vec<PlanView>,
     pub repairs: Vec<RepairView>,
     /// How many times the run was resumed after its process died.
     pub resumed: u32,

@@ -131,6 +131,28 @@ impl ComponentCache {
         Ok(loaded)
     }
 
+    /// A component by its blake3 (hex) alone: linked already, or from its precompiled
+    /// artifact (`None` when there is none). What a run pinned stays loadable after the
+    /// file it came from changed.
+    pub(crate) fn load_by_hash(
+        &self,
+        engine: &Engine,
+        linker: &Linker<HostState>,
+        hash: &str,
+        world: World,
+    ) -> Option<Arc<TaskComponent>> {
+        if let Some(hit) = self.linked(hash, world) {
+            return Some(hit);
+        }
+        let started = Instant::now();
+        let component = self.load_artifact(engine, hash)?;
+        let pre = link(linker, &component, &format!("component {}", &hash[..hash.len().min(12)]), world).ok()?;
+        let origin = LoadOrigin::Disk;
+        let loaded = Arc::new(TaskComponent { hash: hash.to_string(), origin, load_time: started.elapsed(), pre });
+        self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert((hash.to_string(), world), loaded.clone());
+        Some(loaded)
+    }
+
     /// A component this cache has linked, by its blake3 (hex) and world.
     pub(crate) fn linked(&self, hash: &str, world: World) -> Option<Arc<TaskComponent>> {
         self.linked.lock().unwrap_or_else(PoisonError::into_inner).get(&(hash.to_string(), world)).cloned()

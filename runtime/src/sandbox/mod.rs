@@ -314,6 +314,13 @@ impl Sandbox {
         self.cache.load(&self.engine, &self.linker, bytes, label, World::Task)
     }
 
+    /// A component by its blake3 (hex) alone — loaded earlier, or from the precompiled
+    /// artifact compiling it left (`None`: neither): the exact code a run pinned, whatever
+    /// its file holds now.
+    pub fn load_pinned(&self, hash: &str, world: World) -> Option<Arc<TaskComponent>> {
+        self.cache.load_by_hash(&self.engine, &self.linker, hash, world)
+    }
+
     /// A component loaded earlier (by [`Sandbox::load_file_as`]), by its blake3 (hex).
     pub fn loaded(&self, hash: &str, world: World) -> Option<Arc<TaskComponent>> {
         self.cache.linked(hash, world)

@@ -1,7 +1,8 @@
 //! Component and command attempts, coordinator side: render the task's references, reuse
-//! a stored result when its key matches, otherwise prepare the attempt and hand it to the
-//! executor; when the executor reports, record the attempt and let the state decide on a
-//! retry.
+//! a stored result when its key matches, otherwise prepare the attempt for the executor
+//! (the coordinator hands it over once its start may be seen: durable first, for a task
+//! with side effects); when the executor reports, record the attempt and let the state
+//! decide on a retry.
 
 use crate::model::{Event, TaskResult};
 use crate::sandbox::{Command, Status};
@@ -12,7 +13,7 @@ use crate::state::{InPlace, TaskId};
 use super::SchedulerError;
 use super::attempt::{limits_of, max_out_of};
 use super::caching::{Executes, Prepared};
-use super::coordinator::{Coordinator, Done};
+use super::coordinator::{Coordinator, Ready};
 use super::executor::{AttemptReport, PreparedAttempt};
 use super::params;
 
@@ -75,8 +76,8 @@ impl Coordinator {
         // the slot is given back when the coordinator has recorded the attempt, so
         // finished-but-unrecorded attempts count against the bound too
         self.permits.insert((id, attempt), permit);
-        let running = self.rt.executor.execute(prepared, self.run_cancel.clone());
-        self.spawn(id, attempt, async move { Done::Attempt { task: id, attempt, report: running.await } });
+        let side_effects = has_side_effects(spec);
+        self.ready.push(Ready { task: id, attempt, prepared, side_effects });
         Ok(true)
     }
 
@@ -120,7 +121,8 @@ impl Coordinator {
     ) -> Result<(), SchedulerError> {
         let _slot = self.permits.remove(&(id, attempt));
         let AttemptReport { outcome, out } = report;
-        let (mut result, mut output, mut error, retryable) = self.classify(id, outcome.status);
+        let (mut result, mut output, mut error, retryable) = self.classify(id, outcome.status.clone());
+        let mut error_code = error_code_of(&outcome.status);
         let mut cache = None;
         if let Some(mut pending) = self.pending_cache.remove(&(id, attempt)) {
             if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
@@ -129,10 +131,13 @@ impl Coordinator {
                 );
             }
             let success = result == TaskResult::Success;
-            match out.and_then(|tree| self.harvest(id, pending, success, output.as_deref(), &outcome.values, tree)) {
+            match out.and_then(|tree| {
+                self.harvest((id, attempt), pending, success, output.as_deref(), &outcome.values, tree)
+            }) {
                 Ok(c) => cache = c.map(Box::new),
                 Err(message) => {
                     (result, output, error) = (TaskResult::Failed, None, Some(format!("invalid output: {message}")));
+                    error_code = Some("invalid_output".into());
                 }
             }
         }
@@ -154,6 +159,7 @@ impl Coordinator {
             elapsed_us: outcome.elapsed.as_micros() as u64,
             outcome: None,
             cache,
+            error_code,
         })?;
         if result != TaskResult::Success
             && let Some(retry) = self.state.retry(id, attempt, retryable, self.now())
@@ -181,6 +187,26 @@ impl Coordinator {
             Status::Canceled => (TaskResult::Canceled, None, Some("canceled".into()), false),
         }
     }
+}
+
+/// Whether a task reaches outside its sandbox in ways a rerun repeats: network access,
+/// read-write host mounts, or a command (a program of unknown behaviour).
+fn has_side_effects(spec: &TaskSpec) -> bool {
+    use crate::spec::MountMode;
+    !spec.exec.allow_hosts.is_empty()
+        || spec.exec.mounts.iter().any(|m| m.mode == MountMode::Rw)
+        || spec.command().is_some()
+}
+
+/// What `{{ tasks.KEY.error_code }}` reads for an attempt that ended with `status`.
+fn error_code_of(status: &Status) -> Option<String> {
+    let code = match status {
+        Status::Success { .. } => return None,
+        Status::Failed { kind, .. } => serde_json::to_value(kind).ok()?.as_str()?.to_string(),
+        Status::TimedOut { .. } => "timed_out".into(),
+        Status::Canceled => "canceled".into(),
+    };
+    Some(code)
 }
 
 fn read_stdin_file(path: &std::path::Path) -> Result<Vec<u8>, String> {

@@ -110,6 +110,9 @@ impl Coordinator {
             let digest = self.digest_of(&up).map_or_else(|| "none".to_string(), |d| d.to_string());
             parts.inputs.insert(cache::upstream_input(&up), digest);
         }
+        if let Some(saved) = self.checkpoint_state(id, cfg)? {
+            parts.inputs.insert(cache::CHECKPOINTS_INPUT.into(), saved.to_string());
+        }
         parts.inputs.insert("context.job".into(), self.plan.job.name.clone());
         parts.inputs.insert("context.task".into(), spec.key.clone());
         parts.inputs.insert("context.target".into(), self.state.view().target.clone());
@@ -129,6 +132,22 @@ impl Coordinator {
             parts.inputs.insert("context.principal".into(), self.plan.principal.clone());
         }
         Ok(parts)
+    }
+
+    /// The checkpoints task `id` has saved so far (what its next attempt resumes from),
+    /// stored as one blob; `None` when it has none.
+    fn checkpoint_state(&self, id: TaskId, cfg: &CacheDir) -> Result<Option<Hash>, String> {
+        use base64::Engine as _;
+        let key = &self.state.task(id).key;
+        let saved = self.rt.store.checkpoints(self.state.run_id(), key).map_err(|e| e.to_string())?;
+        if saved.is_empty() {
+            return Ok(None);
+        }
+        let encoded: BTreeMap<String, String> =
+            saved.into_iter().map(|(k, data)| (k, base64::engine::general_purpose::STANDARD.encode(data))).collect();
+        let json = serde_json::to_vec(&encoded).map_err(|e| e.to_string())?;
+        let hash = cfg.blobs.put_bytes(&json).map_err(|e| format!("storing the checkpoint state: {e}"))?;
+        Ok(Some(hash))
     }
 
     /// A command's args, env (each secret reference as its name and version, never its
@@ -179,6 +198,7 @@ impl Coordinator {
         let cache = AttemptCache {
             key: Some(entry.key.to_string()),
             reused_from: Some(format!("{}/{}", entry.run, entry.task)),
+            reused_attempt: entry.attempt,
             artifacts: artifacts.map(|h| h.to_string()),
             not_cached: None,
         };
@@ -194,6 +214,7 @@ impl Coordinator {
             elapsed_us: 0,
             outcome: None,
             cache: Some(Box::new(cache)),
+            error_code: None,
         })
     }
 
@@ -207,7 +228,7 @@ impl Coordinator {
     /// its key. Returns what to record, or why the attempt must fail instead.
     pub(crate) fn harvest(
         &mut self,
-        id: TaskId,
+        (id, attempt): (TaskId, u32),
         pending: Pending,
         success: bool,
         output: Option<&str>,
@@ -230,6 +251,7 @@ impl Coordinator {
                 parts: parts.clone(),
                 run: self.state.run_id(),
                 task: self.state.task(id).key.clone(),
+                attempt: Some(attempt),
                 output: output.map(str::to_string),
                 values: values.to_vec(),
                 out_tree,
@@ -240,6 +262,7 @@ impl Coordinator {
         Ok(Some(AttemptCache {
             key: pending.key.as_ref().map(|(k, _)| k.to_string()),
             reused_from: None,
+            reused_attempt: None,
             artifacts: artifacts.map(|h| h.to_string()),
             not_cached: pending.not_cached,
         }))

@@ -22,18 +22,21 @@ impl Control {
         self.dir.join(format!("cancel-{run}"))
     }
 
-    /// Ask the process running `run` to cancel it, on behalf of `workspace`
-    /// (a request from another workspace is ignored).
+    /// Ask the process running `run` to cancel it, on behalf of `workspace` (a request
+    /// from another workspace is ignored); asking again stops its cleanup too. Each
+    /// request is a line naming the workspace.
     pub fn request_cancel(&self, run: u64, workspace: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
         std::fs::create_dir_all(&self.dir)?;
-        std::fs::write(self.cancel_file(run), workspace.as_bytes())
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(self.cancel_file(run))?;
+        file.write_all(format!("{workspace}\n").as_bytes())
     }
 
-    /// Whether `workspace` asked for `run` to be canceled.
-    pub fn cancel_requested(&self, run: u64, workspace: &str) -> bool {
-        match std::fs::read(self.cancel_file(run)) {
-            Ok(by) => by == workspace.as_bytes(),
-            Err(_) => false,
+    /// How many times `workspace` asked for `run` to be canceled.
+    pub fn cancel_requests(&self, run: u64, workspace: &str) -> usize {
+        match std::fs::read_to_string(self.cancel_file(run)) {
+            Ok(by) => by.lines().filter(|line| *line == workspace).count(),
+            Err(_) => 0,
         }
     }
 
@@ -55,11 +58,13 @@ mod tests {
     fn a_request_is_seen_until_cleared() {
         let dir = tempfile::tempdir().unwrap();
         let c = Control::new(dir.path().join("control"));
-        assert!(!c.cancel_requested(7, "default"));
+        assert_eq!(c.cancel_requests(7, "default"), 0);
         c.request_cancel(7, "default").unwrap();
-        assert!(c.cancel_requested(7, "default") && !c.cancel_requested(8, "default"));
-        assert!(!c.cancel_requested(7, "other"), "another workspace cannot cancel it");
+        assert_eq!((c.cancel_requests(7, "default"), c.cancel_requests(8, "default")), (1, 0));
+        assert_eq!(c.cancel_requests(7, "other"), 0, "another workspace cannot cancel it");
+        c.request_cancel(7, "default").unwrap();
+        assert_eq!(c.cancel_requests(7, "default"), 2, "asked again: cleanup stops too");
         c.clear(7);
-        assert!(!c.cancel_requested(7, "default"));
+        assert_eq!(c.cancel_requests(7, "default"), 0);
     }
 }

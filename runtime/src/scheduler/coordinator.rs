@@ -52,6 +52,15 @@ impl Produced {
     }
 }
 
+/// An attempt recorded as started, to hand to the executor once its start may be seen.
+pub(crate) struct Ready {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub prepared: super::executor::PreparedAttempt,
+    /// Network, read-write mounts or a command: its start must be durable before it runs.
+    pub side_effects: bool,
+}
+
 /// An attempt's cache context between its start and its end.
 pub(crate) struct Pending {
     pub key: Option<(Hash, KeyParts)>,
@@ -71,10 +80,17 @@ pub(crate) struct Coordinator {
     pub(crate) permits: HashMap<(TaskId, u32), OwnedSemaphorePermit>,
     /// Cache context of attempts in flight.
     pub(crate) pending_cache: HashMap<(TaskId, u32), Pending>,
+    /// Attempts started in this round, not yet handed to the executor.
+    pub(crate) ready: Vec<Ready>,
+    /// The cancel requests seen when the run stopped: one more stops its cleanup.
+    requests_at_stop: Option<(usize, usize)>,
     /// What succeeded tasks produced, for downstream keys and `/in`.
     pub(crate) produced: HashMap<TaskId, Produced>,
     /// Set when the run stops: running attempts and child runs stop too.
     pub(crate) run_cancel: Arc<AtomicBool>,
+    /// Set when cleanup stops (a second cancel, or `cleanup_timeout`): what runs as the
+    /// run's cleanup, started after the stop, stops too.
+    pub(crate) cleanup_cancel: Arc<AtomicBool>,
 }
 
 impl Coordinator {
@@ -91,6 +107,7 @@ impl Coordinator {
             message: "was recorded without a plan and cannot be continued".into(),
         })?;
         let run_cancel = Arc::new(AtomicBool::new(state.stop().is_some()));
+        let cleanup_cancel = Arc::new(AtomicBool::new(state.stop().is_some_and(|s| s.cleanup_stopped)));
         Ok(Coordinator {
             rt,
             opts,
@@ -102,8 +119,11 @@ impl Coordinator {
             running_ids: HashMap::new(),
             permits: HashMap::new(),
             pending_cache: HashMap::new(),
+            ready: Vec::new(),
+            requests_at_stop: None,
             produced: HashMap::new(),
             run_cancel,
+            cleanup_cancel,
         })
     }
 
@@ -120,7 +140,27 @@ impl Coordinator {
     pub(crate) fn record(&mut self, event: Event) -> Result<(), SchedulerError> {
         self.journal.append(&event)?;
         let run = self.state.run_id();
-        self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })
+        self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })?;
+        if let (Event::PlanRecorded { .. }, Some(plan)) = (&event, self.state.plan()) {
+            self.plan = plan.clone();
+        }
+        Ok(())
+    }
+
+    /// A repair starts a new stretch of the run: what stopped it before stops nothing now.
+    pub(crate) fn clear_stop(&mut self) {
+        self.run_cancel = Arc::new(AtomicBool::new(false));
+        self.cleanup_cancel = Arc::new(AtomicBool::new(false));
+        self.requests_at_stop = None;
+    }
+
+    /// What stops an attempt or child run started now: the run's stop, or — for cleanup
+    /// started after the run was asked to stop — cleanup's.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        match self.state.stop() {
+            Some(_) => self.cleanup_cancel.clone(),
+            None => self.run_cancel.clone(),
+        }
     }
 
     /// Run until the run has its result; flush and return it.
@@ -167,13 +207,24 @@ impl Coordinator {
         }
     }
 
-    /// Start queued tasks while the job's and the process's bounds allow.
+    /// Start queued tasks while the job's and the process's bounds allow. Attempts of
+    /// tasks with side effects start only once their start is durable: one flush for all
+    /// the attempts started together.
     fn start_ready(&mut self) -> Result<(), SchedulerError> {
         for id in self.state.startable(self.rt.slots.available_permits()) {
             if !self.start(id)? {
                 // no free sandbox slot: the rest wait their turn (first in, first out)
                 break;
             }
+        }
+        if self.ready.iter().any(|r| r.side_effects) {
+            // the contract: a task with side effects has its start durable before it
+            // runs, so a crash counts that attempt (it ends `interrupted` on resume)
+            self.journal.flush()?;
+        }
+        for Ready { task, attempt, prepared, .. } in std::mem::take(&mut self.ready) {
+            let running = self.rt.executor.execute(prepared, self.cancel_flag());
+            self.spawn(task, attempt, async move { Done::Attempt { task, attempt, report: running.await } });
         }
         Ok(())
     }
@@ -195,9 +246,10 @@ impl Coordinator {
         Ok(())
     }
 
-    /// What a child run of this one runs with: this run's options, stopped with it.
+    /// What a child run of this one runs with: this run's options, stopped with it (a
+    /// child started as cleanup, with its cleanup), its own cleanup stopped with this one's.
     pub(crate) fn child_options(&self) -> RunOptions {
-        RunOptions { cancel: self.run_cancel.clone(), ..self.opts.clone() }
+        RunOptions { cancel: self.cancel_flag(), stop_cleanup: self.cleanup_cancel.clone(), ..self.opts.clone() }
     }
 
     /// Run `work` as a tokio task of this run, reporting back as attempt `attempt` of `task`.
@@ -238,17 +290,30 @@ impl Coordinator {
     }
 
     /// Stop early on Ctrl-C or the parent run's cancellation, a cancel request from
-    /// another process, or the job's timeout.
+    /// another process, or the job's timeout; once stopping, stop cleanup too on a second
+    /// cancel or when `cleanup_timeout` has passed.
     fn poll_stop(&mut self) -> Result<(), SchedulerError> {
-        if self.state.stop().is_some() {
-            return Ok(());
+        match self.state.stop() {
+            Some(stop) if stop.cleanup_stopped => return Ok(()),
+            Some(stop) => {
+                let timed_out = stop.timed_out;
+                return match self.why_stop_cleanup() {
+                    Some(reason) => {
+                        self.cleanup_cancel.store(true, Ordering::Relaxed);
+                        let at = self.now();
+                        self.record(Event::CancelRequested { reason, timed_out, at, stop_cleanup: true })
+                    }
+                    None => Ok(()),
+                };
+            }
+            None => {}
         }
         let run = self.state.run_id();
         if self.opts.cancel.load(Ordering::Relaxed) {
             let by_parent = self.plan.parent.is_some();
             let reason = if by_parent { "the parent run was canceled" } else { "canceled by the user (Ctrl-C)" };
             self.stop(reason.into(), false)
-        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run, &self.plan.workspace)) {
+        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requests(run, &self.plan.workspace) > 0) {
             self.stop("canceled by `sluice runs cancel`".into(), false)
         } else if self.state.deadline().is_some_and(|d| self.now() >= d) {
             let timeout = human_duration(self.plan.job.timeout.unwrap_or_default());
@@ -258,11 +323,46 @@ impl Coordinator {
         }
     }
 
-    /// Stop the run: running attempts are interrupted, nothing new starts (the state
-    /// ends what never started).
+    /// The cancel requests seen so far: (Ctrl-C or the parent's, `sluice runs cancel`).
+    fn requests(&self) -> (usize, usize) {
+        let flags = usize::from(self.opts.cancel.load(Ordering::Relaxed))
+            + usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed));
+        let run = self.state.run_id();
+        let files = self.rt.control.as_ref().map_or(0, |c| c.cancel_requests(run, &self.plan.workspace));
+        (flags, files)
+    }
+
+    /// Why cleanup must stop now, if it must: a cancel after the one that stopped the run
+    /// (Ctrl-C again, the parent's cleanup stopping, `sluice runs cancel` again — or any
+    /// cancel after a timeout), or the job's `cleanup_timeout` has passed.
+    fn why_stop_cleanup(&mut self) -> Option<String> {
+        let (flags, files) = self.requests();
+        let (flags_then, files_then) = *self.requests_at_stop.get_or_insert((flags, files));
+        if flags > flags_then {
+            let by_parent = self.plan.parent.is_some();
+            let why = if by_parent { "the parent run stopped its cleanup" } else { "canceled again (Ctrl-C)" };
+            return Some(format!("{why}: cleanup stops too"));
+        }
+        if files > files_then {
+            return Some("canceled again by `sluice runs cancel`: cleanup stops too".into());
+        }
+        let deadline = self.state.cleanup_deadline()?;
+        (self.now() >= deadline).then(|| {
+            let timeout = self.plan.job.cleanup_timeout.unwrap_or(crate::spec::DEFAULT_CLEANUP_TIMEOUT);
+            format!("cleanup ran out of time (cleanup_timeout {})", human_duration(timeout))
+        })
+    }
+
+    /// Stop the run: running attempts are interrupted, nothing new starts but cleanup
+    /// (the state ends what never started).
     pub(crate) fn stop(&mut self, reason: String, timed_out: bool) -> Result<(), SchedulerError> {
         self.run_cancel.store(true, Ordering::Relaxed);
-        self.record(Event::CancelRequested { reason, timed_out, at: self.now() })
+        // the stop-cleanup flag already set (a child started as its parent's cleanup,
+        // after that cleanup was stopped) is one request more: it stops cleanup at once
+        let (flags, files) = self.requests();
+        let cleanup_flag = usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed));
+        self.requests_at_stop = Some((flags - cleanup_flag, files));
+        self.record(Event::CancelRequested { reason, timed_out, at: self.now(), stop_cleanup: false })
     }
 
     /// The run has its result: keep the stat cache, record the summary, flush, and only

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::cache::{self, CacheEntry, Difference, Hash, KeyParts};
-use crate::model::RunId;
+use crate::model::{RunId, TaskResult};
 
 use super::{Runtime, SchedulerError};
 
@@ -81,6 +81,13 @@ impl Runtime {
         for summary in self.store.list_summaries(usize::MAX)? {
             let Ok(view) = self.view(summary.run_id) else { continue };
             for a in view.tasks.iter().flat_map(|t| &t.attempts) {
+                // the checkpoints a successful attempt started from: what verify feeds back
+                let key = a.cache.as_ref().and_then(|c| c.key.as_deref()).and_then(|k| k.parse::<Hash>().ok());
+                if let (Some(TaskResult::Success), Some(key)) = (a.result, key)
+                    && let Some(parts) = self.store.key_parts(&key)?
+                {
+                    keep.extend(parts.inputs.get(cache::CHECKPOINTS_INPUT).and_then(|h| h.parse::<Hash>().ok()));
+                }
                 let Some(artifacts) = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()) else { continue };
                 keep.extend(artifacts.parse::<Hash>().ok());
                 keep.extend(cfg.manifest(artifacts).iter().flat_map(|tree| tree.blobs()));

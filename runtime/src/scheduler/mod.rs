@@ -21,14 +21,16 @@ mod inspect;
 pub mod journal;
 mod params;
 mod plan;
+mod plan_diff;
+mod repair;
 mod runs;
 mod runtime;
 mod start;
 mod verify;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::model::{Event, RunId, RunPlan, RunResult, RunView, TaskResult};
+use crate::model::{Event, RunId, RunResult, RunView};
 use crate::sandbox::{Limits, SandboxError};
 use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::StoreError;
@@ -37,7 +39,8 @@ pub use attempts::MAX_STDIN_FILE_BYTES;
 pub use control::Control;
 pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Running};
 pub use inspect::{Explanation, GcSummary};
-pub use params::resolve_job_parameters;
+pub use params::{RunLevel, check_overrides, resolve_job_parameters};
+pub use repair::RepairRequest;
 pub use runtime::{
     COMPONENTS_DIR, CONTROL_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, control, open_store,
     open_vault,
@@ -98,17 +101,6 @@ pub struct SingleTask {
     pub command: Option<crate::spec::CommandSpec>,
 }
 
-/// What to repair.
-#[derive(Debug, Clone, Default)]
-pub struct RepairRequest {
-    /// Tasks to rerun; empty = every task that did not succeed.
-    pub tasks: Vec<String>,
-    /// Also rerun every task downstream of the named ones.
-    pub with_dependents: bool,
-    /// Job parameter overrides for the repair.
-    pub overrides: BTreeMap<String, String>,
-}
-
 /// Mounts outside the bundle and its data roots need a target that allows them.
 fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(), SchedulerError> {
     if bundle.targets.get(target).is_some_and(|t| t.allow_absolute_paths) {
@@ -133,44 +125,6 @@ fn check_mount_roots(bundle: &Bundle, job: &JobSpec, target: &str) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// The top-level tasks a repair reruns.
-fn repair_set(plan: &RunPlan, view: &RunView, req: &RepairRequest) -> Result<Vec<String>, SchedulerError> {
-    let top: Vec<&crate::model::TaskView> = view.tasks.iter().filter(|t| t.parent.is_none()).collect();
-    let mut chosen: BTreeSet<String> = BTreeSet::new();
-    if req.tasks.is_empty() {
-        for t in &top {
-            if !matches!(t.result, Some(TaskResult::Success | TaskResult::Excluded)) {
-                chosen.insert(t.key.clone());
-            }
-        }
-    } else {
-        for k in &req.tasks {
-            if plan.job.task(k).is_none() {
-                let known: Vec<&str> = plan.job.tasks.iter().map(|t| t.key.as_str()).collect();
-                return Err(SchedulerError::Parameters(format!(
-                    "--task {k}: the run has no task `{k}` (it has {})",
-                    known.join(", ")
-                )));
-            }
-            chosen.insert(k.clone());
-        }
-    }
-    if req.with_dependents {
-        let mut grew = true;
-        while grew {
-            grew = false;
-            for t in &plan.job.tasks {
-                if !chosen.contains(&t.key) && t.upstream_keys().any(|u| chosen.contains(u)) {
-                    chosen.insert(t.key.clone());
-                    grew = true;
-                }
-            }
-        }
-    }
-    // keep plan order
-    Ok(plan.job.tasks.iter().filter(|t| chosen.contains(&t.key)).map(|t| t.key.clone()).collect())
 }
 
 /// What a run's result says about success, for exit codes.

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::{PinnedComponent, PlannedTask, RunId, RunPlan};
+use crate::model::{PinnedComponent, RunId, RunPlan};
 use crate::sandbox::{Limits as SandboxLimits, Sandbox, SandboxError, TaskComponent, World};
-use crate::spec::{Bundle, CommandSpec, ExecSpec, JobSpec, TaskKind, TaskSpec};
+use crate::spec::{Bundle, ExecSpec, JobSpec, TaskKind, TaskSpec};
 
 use super::SchedulerError;
 
@@ -20,20 +20,33 @@ pub(crate) type Loaded = BTreeMap<String, Arc<TaskComponent>>;
 fn component_worlds(job: &JobSpec) -> BTreeMap<&str, World> {
     let mut worlds = BTreeMap::new();
     for t in &job.tasks {
-        match &t.kind {
+        let kind = match &t.kind {
+            TaskKind::ForEach { template, .. } => &template.kind,
+            other => other,
+        };
+        match kind {
             TaskKind::Component { component } => {
                 worlds.entry(component.as_str()).or_insert(World::Task);
-            }
-            TaskKind::ForEach { template, .. } => {
-                worlds.entry(template.component.as_str()).or_insert(World::Task);
             }
             TaskKind::Command(c) => {
                 worlds.insert(c.component.as_str(), World::Command);
             }
-            TaskKind::Condition { .. } | TaskKind::RunJob { .. } => {}
+            TaskKind::Condition { .. } | TaskKind::RunJob { .. } | TaskKind::ForEach { .. } => {}
         }
     }
     worlds
+}
+
+/// The jobs a job's `run_job` tasks (and for_each templates) start.
+fn called_jobs(job: &JobSpec) -> impl Iterator<Item = &str> {
+    job.tasks.iter().filter_map(|t| match &t.kind {
+        TaskKind::RunJob { job, .. } => Some(job.as_str()),
+        TaskKind::ForEach { template, .. } => match &template.kind {
+            TaskKind::RunJob { job, .. } => Some(job.as_str()),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// The world of every component a plan's jobs use.
@@ -57,13 +70,7 @@ fn reachable_jobs<'b>(bundle: &'b Bundle, job: &'b JobSpec) -> BTreeMap<String, 
         if out.insert(j.name.clone(), j).is_some() {
             continue;
         }
-        for t in &j.tasks {
-            if let TaskKind::RunJob { job: child, .. } = &t.kind
-                && let Some(c) = bundle.jobs.get(child)
-            {
-                stack.push(c);
-            }
-        }
+        stack.extend(called_jobs(j).filter_map(|child| bundle.jobs.get(child)));
     }
     out
 }
@@ -99,6 +106,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
     let others = jobs.into_iter().filter(|(n, _)| *n != job.name).map(|(n, j)| (n, j.clone())).collect();
     let plan = RunPlan {
         bundle_root: bundle.root.clone(),
+        bundle: bundle.name.clone(),
         job: job.clone(),
         jobs: others,
         components: pinned,
@@ -110,20 +118,27 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
     Ok((plan, loaded))
 }
 
-/// Load a pinned plan's components again (resume, repair, child runs): each
-/// must still have the hash the run started with.
+/// Load a pinned plan's components again (resume, `--pinned` repair, verify): by their
+/// pinned blake3 from the precompiled artifacts when they are there — the exact code the
+/// run pinned, even if its file was rebuilt since — else from their files, which must
+/// still hold that code.
 pub(crate) fn reload(sandbox: &Sandbox, plan: &RunPlan) -> Result<Loaded, SchedulerError> {
     let mut loaded = Loaded::new();
     let worlds = plan_worlds(plan);
     for (name, pin) in &plan.components {
         let world = worlds.get(name).copied().unwrap_or(World::Task);
-        let component = sandbox.load_file_as(&pin.path, world)?;
+        let component = match sandbox.load_pinned(&pin.hash, world) {
+            Some(component) => component,
+            None => sandbox.load_file_as(&pin.path, world)?,
+        };
         if component.hash != pin.hash {
             return Err(SchedulerError::Parameters(format!(
-                "component `{name}` ({}) changed since the run started ({} → {}); it cannot be resumed or repaired with different code",
+                "component `{name}` ({}) changed since the run pinned it ({} → {}), and the pinned code is no longer \
+                 in the state directory; resuming and `--pinned` repairs run exactly the pinned code: restore it, \
+                 or repair without --pinned to pick up the change",
                 pin.path.display(),
-                &pin.hash[..12],
-                &component.hash[..12]
+                short(&pin.hash),
+                short(&component.hash)
             )));
         }
         loaded.insert(name.clone(), component);
@@ -146,6 +161,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         run_if: Default::default(),
         timeout: Some(limits.timeout),
         retries: None,
+        rerun_on_resume: true,
         exec: ExecSpec {
             params: single.params,
             limits: crate::spec::Limits {
@@ -162,6 +178,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         name: "task".into(),
         parameters: BTreeMap::new(),
         timeout: None,
+        cleanup_timeout: None,
         max_parallel_tasks: None,
         limits: Default::default(),
         tasks: vec![task],
@@ -169,6 +186,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {
         bundle_root: root,
+        bundle: String::new(),
         job,
         jobs: BTreeMap::new(),
         components: BTreeMap::from([(key, PinnedComponent { path: path.to_path_buf(), hash: component.hash.clone() })]),
@@ -179,32 +197,9 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
     }
 }
 
-/// The tasks as the run's first event lists them.
-pub(crate) fn planned_tasks(plan: &RunPlan) -> Vec<PlannedTask> {
-    plan.job
-        .tasks
-        .iter()
-        .map(|t| {
-            let (component, hash) = match &t.kind {
-                TaskKind::Component { component } | TaskKind::Command(CommandSpec { component, .. }) => {
-                    (component.clone(), hash_of(plan, component))
-                }
-                TaskKind::ForEach { template, .. } => (template.component.clone(), hash_of(plan, &template.component)),
-                TaskKind::Condition { .. } => ("(condition)".to_string(), String::new()),
-                TaskKind::RunJob { job, .. } => (format!("(run_job {job})"), String::new()),
-            };
-            PlannedTask {
-                key: t.key.clone(),
-                component,
-                component_hash: hash,
-                depends_on: t.upstream_keys().map(str::to_string).collect(),
-            }
-        })
-        .collect()
-}
-
-fn hash_of(plan: &RunPlan, component: &str) -> String {
-    plan.components.get(component).map(|c| c.hash.clone()).unwrap_or_default()
+/// The first 12 hex digits of a blake3.
+pub(crate) fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }
 
 /// A task key for a bundle-less run: the file stem, reduced to name characters.
@@ -229,6 +224,7 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
     jobs.insert(plan.job.name.clone(), plan.job.clone());
     Ok(RunPlan {
         bundle_root: plan.bundle_root.clone(),
+        bundle: plan.bundle.clone(),
         job: spec.clone(),
         jobs,
         components: plan.components.clone(),

@@ -13,11 +13,9 @@ use crate::state::RunState;
 
 use super::coordinator::Coordinator;
 use super::journal::Journal;
+use super::params::{RunLevel, check_overrides};
 use super::plan::{self, Loaded};
-use super::{
-    JobRequest, RepairRequest, RunOptions, Runtime, SchedulerError, SingleTask, check_mount_roots, repair_set,
-    resolve_job_parameters,
-};
+use super::{JobRequest, RunOptions, Runtime, SchedulerError, SingleTask, check_mount_roots, resolve_job_parameters};
 
 /// A run that nests (a child run of a `run_job` task), boxed.
 type Nested<'a> = Pin<Box<dyn Future<Output = Result<RunView, SchedulerError>> + Send + 'a>>;
@@ -35,16 +33,21 @@ struct NewRun {
 impl Runtime {
     /// Run a job from a bundle to its end. Components are loaded (and bad ones
     /// refused) before the run is created, so a bad bundle leaves no run behind.
+    /// Nothing is written (not even a run id taken) until the bundle, target, parameters
+    /// and components have all been checked.
     pub async fn run_job(&self, req: JobRequest<'_>, opts: &RunOptions) -> Result<RunView, SchedulerError> {
-        check_mount_roots(req.bundle, req.job, &req.target)?;
+        let target = req.bundle.target(Some(&req.target))?;
+        check_mount_roots(req.bundle, req.job, &target)?;
+        check_overrides(req.job, &req.overrides)?;
         let (mut plan, loaded) = plan::pin(&self.sandbox, req.bundle, req.job)?;
-        plan.target_limits = req.bundle.targets.get(&req.target).map(|t| t.limits).unwrap_or_default();
+        plan.target_limits = req.bundle.targets.get(&target).map(|t| t.limits).unwrap_or_default();
         plan.principal = opts.principal.clone();
         plan.workspace = opts.workspace.clone();
         let run = self.store.next_run_id()?;
-        let parameters = resolve_job_parameters(req.job, &req.overrides, run, self.clock.now())?;
+        let at = RunLevel { bundle: &plan.bundle, job: &plan.job, run_id: run, started: self.clock.now() };
+        let parameters = resolve_job_parameters(at, &req.overrides)?;
         let source = req.bundle.root.display().to_string();
-        let new = NewRun { run, plan, loaded: Arc::new(loaded), parameters, target: req.target, source };
+        let new = NewRun { run, plan, loaded: Arc::new(loaded), parameters, target, source };
         self.start_run(new, opts.clone()).await
     }
 
@@ -78,7 +81,7 @@ impl Runtime {
             source: new.source,
             target: new.target,
             parameters: new.parameters,
-            tasks: plan::planned_tasks(&new.plan),
+            tasks: crate::state::planned_tasks(&new.plan),
             at: self.clock.now_millis(),
             plan: Some(Box::new(new.plan)),
         };
@@ -99,7 +102,8 @@ impl Runtime {
         opts: RunOptions,
     ) -> Nested<'_> {
         Box::pin(async move {
-            let parameters = resolve_job_parameters(&plan.job, &overrides, run, self.clock.now())?;
+            let at = RunLevel { bundle: &plan.bundle, job: &plan.job, run_id: run, started: self.clock.now() };
+            let parameters = resolve_job_parameters(at, &overrides)?;
             let source = plan.bundle_root.display().to_string();
             self.start_run(NewRun { run, plan, loaded, parameters, target, source }, opts).await
         })
@@ -145,8 +149,9 @@ impl Runtime {
         Ok(out)
     }
 
-    /// Continue a run whose process died. Attempts that were running count as
-    /// failed ("runtime restarted") and go through their retry policy.
+    /// Continue a run whose process died, with the plan it has pinned. Attempts that were
+    /// running end `interrupted` and run again without counting as a retry (unless their
+    /// task says `rerun_on_resume = false`: then they wait for a repair).
     pub async fn resume(&self, run: RunId, opts: &RunOptions) -> Result<RunView, SchedulerError> {
         let view = self.view(run)?;
         if let Some(result) = view.result {
@@ -170,8 +175,7 @@ impl Runtime {
         let state = RunState::from_events(&events).map_err(|e| corrupt(run, e))?;
         let plan = state.plan().ok_or_else(|| no_plan(run))?;
         let loaded = Arc::new(plan::reload(&self.sandbox, plan)?);
-        let journal = Journal::resume(self.store.clone(), run, opts.observer.clone(), &events);
-        let mut coordinator = Coordinator::new(self.clone(), opts, state, loaded, journal)?;
+        let mut coordinator = self.continuing(state, &events, loaded, opts)?;
         coordinator.record(Event::RunResumed { at: self.clock.now_millis() })?;
         if let Some(reason) = stop {
             coordinator.stop(reason, false)?;
@@ -181,39 +185,16 @@ impl Runtime {
         drive(coordinator).await
     }
 
-    /// Rerun tasks of a finished run inside the same run.
-    pub async fn repair(&self, run: RunId, req: RepairRequest, opts: &RunOptions) -> Result<RunView, SchedulerError> {
-        let events = self.store.events(run)?;
-        if events.is_empty() {
-            return Err(SchedulerError::NoSuchRun(run));
-        }
-        let state = RunState::from_events(&events).map_err(|e| corrupt(run, e))?;
-        if !state.finished() {
-            let message = "is not finished; resume it (`sluice runs resume`) or cancel it first".into();
-            return Err(SchedulerError::Refused { run, message });
-        }
-        let plan = state.plan().cloned().ok_or_else(|| no_plan(run))?;
-        let tasks = repair_set(&plan, state.view(), &req)?;
-        if tasks.is_empty() {
-            let message = "has no failed tasks to repair; name tasks with --task".into();
-            return Err(SchedulerError::Refused { run, message });
-        }
-        let mut parameters = state.view().parameters.clone();
-        for (k, v) in &req.overrides {
-            if !plan.job.parameters.contains_key(k) {
-                let job = &plan.job.name;
-                return Err(SchedulerError::Parameters(format!("--param {k}: job `{job}` has no parameter `{k}`")));
-            }
-            parameters.insert(k.clone(), v.clone());
-        }
-        let loaded = Arc::new(plan::reload(&self.sandbox, &plan)?);
-        let journal = Journal::resume(self.store.clone(), run, opts.observer.clone(), &events);
-        let mut coordinator = Coordinator::new(self.clone(), opts.clone(), state, loaded, journal)?;
-        let repair = coordinator.state.view().repairs.len() as u32 + 1;
-        coordinator.record(Event::RepairStarted { repair, tasks, parameters, at: self.clock.now_millis() })?;
-        self.store.put_summary(&coordinator.state.view().summary())?;
-        coordinator.restore_produced();
-        drive(coordinator).await
+    /// A run's journal and coordinator, to go on with `state` (resume, cancel, repair).
+    pub(crate) fn continuing(
+        &self,
+        state: RunState,
+        events: &[Event],
+        loaded: Arc<Loaded>,
+        opts: RunOptions,
+    ) -> Result<Coordinator, SchedulerError> {
+        let journal = Journal::resume(self.store.clone(), state.run_id(), opts.observer.clone(), events);
+        Coordinator::new(self.clone(), opts, state, loaded, journal)
     }
 }
 
@@ -221,7 +202,7 @@ impl Runtime {
 /// the coordinator and the attempts it spawns on the same worker (tokio's LIFO slot), so
 /// a finished attempt wakes it without a cross-thread handoff — on these machines each
 /// such wake-up costs ~100 µs.
-async fn drive(coordinator: Coordinator) -> Result<RunView, SchedulerError> {
+pub(crate) async fn drive(coordinator: Coordinator) -> Result<RunView, SchedulerError> {
     let run = coordinator.state.run_id();
     match tokio::spawn(coordinator.drive()).await {
         Ok(result) => result,
@@ -229,7 +210,7 @@ async fn drive(coordinator: Coordinator) -> Result<RunView, SchedulerError> {
     }
 }
 
-fn corrupt(run: RunId, e: crate::model::CorruptLog) -> SchedulerError {
+pub(crate) fn corrupt(run: RunId, e: crate::model::CorruptLog) -> SchedulerError {
     SchedulerError::Corrupt { run, message: e.0 }
 }
 

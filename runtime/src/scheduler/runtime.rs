@@ -79,8 +79,10 @@ pub struct RunOptions {
     pub workspace: String,
     /// Told about every event once it is durable (progress output).
     pub observer: Arc<dyn Observer>,
-    /// Set (e.g. on Ctrl-C) to cancel the run.
+    /// Set (e.g. on Ctrl-C) to cancel the run; failure-handling tasks still run as its cleanup.
     pub cancel: Arc<AtomicBool>,
+    /// Set (e.g. on a second Ctrl-C) to stop that cleanup too.
+    pub stop_cleanup: Arc<AtomicBool>,
     /// `--no-cache`: compute keys (for explain) but never reuse a stored result.
     pub no_cache: bool,
     /// `--rehash`: re-read every mounted file instead of trusting the stat cache.
@@ -94,6 +96,7 @@ impl Default for RunOptions {
             workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
             observer: Arc::new(Quiet),
             cancel: Arc::new(AtomicBool::new(false)),
+            stop_cleanup: Arc::new(AtomicBool::new(false)),
             no_cache: false,
             rehash: false,
         }

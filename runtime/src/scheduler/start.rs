@@ -9,7 +9,7 @@ use crate::spec::TaskKind;
 use crate::state::{InPlace, TaskId};
 
 use super::coordinator::{Coordinator, Done};
-use super::params::{self, Scope};
+use super::params::{self, RunLevel, Scope};
 use super::{SchedulerError, plan};
 
 impl Coordinator {
@@ -65,16 +65,23 @@ impl Coordinator {
 
     /// What references in task `id`'s text resolve against, for attempt `attempt`.
     pub(crate) fn scope(&self, id: TaskId, attempt: u32) -> Scope<'_> {
-        let view = self.state.view();
         Scope {
-            job: &self.plan.job,
-            parameters: &view.parameters,
-            run_id: view.run_id,
-            started: self.logical_start(),
+            run: self.run_level(),
+            state: &self.state,
             attempt,
             task: &self.state.task(id).key,
             input: self.state.input(id),
             store: &*self.rt.store,
+        }
+    }
+
+    /// What run-level references resolve against.
+    pub(crate) fn run_level(&self) -> RunLevel<'_> {
+        RunLevel {
+            bundle: &self.plan.bundle,
+            job: &self.plan.job,
+            run_id: self.state.run_id(),
+            started: self.logical_start(),
         }
     }
 

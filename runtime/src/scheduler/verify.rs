@@ -160,6 +160,9 @@ impl Runtime {
         work: &Path,
     ) -> Result<Outcome, SchedulerError> {
         let scratch: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for (name, data) in checkpoints_of(cfg, &c.parts)? {
+            scratch.save_checkpoint(view.run_id, key, &name, &data)?;
+        }
         let mut readable = BTreeSet::new();
         for input in c.parts.inputs.keys().filter_map(|k| k.strip_prefix("upstream.")) {
             readable.insert(input.to_string());
@@ -192,6 +195,18 @@ impl Runtime {
         let invocation = attempt::invocation(context, attempt::limits_of(&c.spec, plan), &c.spec.exec, given);
         Ok(self.sandbox.run(&c.component, invocation).await)
     }
+}
+
+/// The checkpoints the attempt started from (its key's checkpoint part), as it saw them.
+fn checkpoints_of(cfg: &CacheDir, parts: &KeyParts) -> Result<Vec<(String, Vec<u8>)>, SchedulerError> {
+    use base64::Engine as _;
+    let Some(hash) = parts.inputs.get(cache::CHECKPOINTS_INPUT) else { return Ok(Vec::new()) };
+    let gone = |why: String| SchedulerError::Parameters(format!("the checkpoints the attempt started from: {why}"));
+    let hash: Hash = hash.parse().map_err(|_| gone(format!("`{hash}` is not a blake3 hash")))?;
+    let bytes = cfg.blobs.get(&hash).map_err(|e| gone(e.to_string()))?;
+    let saved: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| gone(e.to_string()))?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    saved.into_iter().map(|(k, v)| Ok((k, engine.decode(v).map_err(|e| gone(e.to_string()))?))).collect()
 }
 
 /// The recorded `/out` files of task `start`'s direct upstreams, materialised under `work`.

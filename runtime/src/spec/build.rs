@@ -17,7 +17,7 @@ use super::read::{Entry, Node, Table};
 use super::{Bundle, ComponentSpec, JobSpec};
 
 const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets"];
-const TARGET_KEYS: &[&str] = &["limits", "allow_absolute_paths"];
+const TARGET_KEYS: &[&str] = &["default", "limits", "allow_absolute_paths"];
 const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -47,9 +47,11 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
     Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets })
 }
 
-/// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target.
+/// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target; at
+/// most one target is the `default = true`.
 fn targets(node: &Node<'_>) -> Result<BTreeMap<String, super::TargetSpec>, SpecError> {
     let mut out = BTreeMap::new();
+    let mut default: Option<String> = None;
     for entry in node.table()?.entries() {
         check_key_name(entry, "target")?;
         let name = entry.key.to_string();
@@ -57,7 +59,19 @@ fn targets(node: &Node<'_>) -> Result<BTreeMap<String, super::TargetSpec>, SpecE
         table.deny_unknown(TARGET_KEYS)?;
         let limits = table.get("limits").map(super::exec::limits).transpose()?.unwrap_or_default();
         let allow_absolute_paths = table.get("allow_absolute_paths").map(Node::bool).transpose()?.unwrap_or(false);
-        out.insert(name, super::TargetSpec { limits, allow_absolute_paths });
+        let is_default = match table.get("default") {
+            Some(flag) if flag.bool()? => {
+                if let Some(first) = &default {
+                    return Err(flag.error(format!(
+                        "target `{first}` is already the default; only one target may say `default = true`"
+                    )));
+                }
+                default = Some(name.clone());
+                true
+            }
+            Some(_) | None => false,
+        };
+        out.insert(name, super::TargetSpec { limits, allow_absolute_paths, default: is_default });
     }
     Ok(out)
 }

@@ -37,6 +37,25 @@ pub enum SpecError {
     /// [`Bundle::job`](super::Bundle::job) was asked for "the" job, but there is not exactly one.
     #[error("{}: {}", file.display(), describe_choice(known))]
     NoSingleJob { file: PathBuf, known: Vec<String> },
+
+    /// [`Bundle::target`](super::Bundle::target) was asked for a target the bundle does not declare.
+    #[error("{}: no target named `{name}`; the bundle declares {}{}", file.display(), known.join(", "), closest(name, known))]
+    UnknownTarget { file: PathBuf, name: String, known: Vec<String> },
+
+    /// No target was named, and the bundle's `[targets]` mark none `default = true`.
+    #[error(
+        "{}: no target given, and none of the bundle's targets ({}) says `default = true`; choose one with --target NAME (or SLUICE_TARGET)",
+        file.display(),
+        known.join(", ")
+    )]
+    NoDefaultTarget { file: PathBuf, known: Vec<String> },
+}
+
+fn closest(name: &str, known: &[String]) -> String {
+    match super::names::closest(name, known.iter().map(String::as_str)) {
+        Some(close) => format!(" (did you mean `{close}`?)"),
+        None => String::new(),
+    }
 }
 
 impl SpecError {
@@ -72,7 +91,7 @@ fn describe_choice(known: &[String]) -> String {
     if known.is_empty() {
         "the bundle defines no jobs".to_string()
     } else {
-        format!("the bundle defines several jobs; name one of: {}", known.join(", "))
+        format!("the bundle defines several jobs ({}); choose one with --job NAME", known.join(", "))
     }
 }
 

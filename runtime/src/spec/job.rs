@@ -19,8 +19,8 @@ use super::retries::retries;
 use super::template;
 use super::{ComponentSpec, JobSpec, TaskSpec};
 
-const JOB_KEYS: &[&str] = &["parameters", "timeout", "max_parallel_tasks", "limits", "tasks"];
-const TASK_KEYS: &[&str] = &[
+const JOB_KEYS: &[&str] = &["parameters", "timeout", "cleanup_timeout", "max_parallel_tasks", "limits", "tasks"];
+pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
     "kind",
     "component",
@@ -42,9 +42,10 @@ const TASK_KEYS: &[&str] = &[
     "stdin",
     "stdin_file",
     "stdout",
+    "rerun_on_resume",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
-const SCHEDULE_KEYS: [&str; 2] = ["timeout", "retries"];
+const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
 pub(crate) struct TaskSite<'a> {
@@ -73,6 +74,7 @@ pub(crate) fn job<'a>(
         None => BTreeMap::new(),
     };
     let timeout = table.get("timeout").map(Node::duration).transpose()?;
+    let cleanup_timeout = table.get("cleanup_timeout").map(Node::duration).transpose()?;
     let job_limits = table.get("limits").map(exec::limits).transpose()?.unwrap_or_default();
     let max_parallel_tasks = table.get("max_parallel_tasks").map(max_parallel_tasks).transpose()?;
 
@@ -94,6 +96,7 @@ pub(crate) fn job<'a>(
         name: name.to_string(),
         parameters,
         timeout,
+        cleanup_timeout,
         max_parallel_tasks,
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
@@ -141,8 +144,8 @@ fn job_parameters(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError
         }
         if let Some(bad) = references.iter().find(|reference| !reference.is_run_level()) {
             return Err(entry.node.error(format!(
-                "job parameters may only reference job.run_id, job.name, job.start_time.iso_date and \
-                 job.start_time.iso_datetime; found `{{{{ {bad} }}}}`"
+                "job parameters may only reference job.run_id, job.name, job.id and job.start_time.*; \
+                 found `{{{{ {bad} }}}}`"
             )));
         }
         parameters.insert(entry.key.to_string(), value);
@@ -161,18 +164,26 @@ fn task<'a>(
     let key = checked_name(&key_node)?.to_string();
     let mut templates = Vec::new();
     let (kind, run_job) = kinds::kind(&table, &key, components, roots, &mut templates)?;
-    check_kind_bound_keys(&table, &key, &kind)?;
+    check_kind_bound_keys(&table, &format!("task `{key}`"), &kind)?;
     let (depends_on, dependency_sites) = match table.get("depends_on") {
         Some(node) => depends::depends_on(node)?,
         None => (Vec::new(), Vec::new()),
     };
+    let run_if = table.get("run_if").map(depends::run_if).transpose()?;
+    if let (Some(_), Some(node), true) = (run_if, table.get("run_if"), depends_on.is_empty()) {
+        return Err(node.error(format!(
+            "task `{key}` has `run_if` but no `depends_on`: run_if decides from how upstream tasks ended, \
+             and a task without any always runs; add `depends_on` or remove `run_if`"
+        )));
+    }
     let spec = TaskSpec {
         key,
         kind,
         depends_on,
-        run_if: table.get("run_if").map(depends::run_if).transpose()?.unwrap_or_default(),
+        run_if: run_if.unwrap_or_default(),
         timeout: table.get("timeout").map(Node::duration).transpose()?,
         retries: table.get("retries").map(retries).transpose()?,
+        rerun_on_resume: table.get("rerun_on_resume").map(Node::bool).transpose()?.unwrap_or(true),
         exec: exec::read(&table, roots, "param", false, &mut templates)?,
     };
     let site = TaskSite { key: key_node, depends_on: dependency_sites, templates, run_job };
@@ -182,8 +193,8 @@ fn task<'a>(
 /// The keys only some kinds take, only where the kind uses them: a component task takes
 /// all of [`SCHEDULE_KEYS`] and [`EXEC_KEYS`], a command task all but `params` plus [`COMMAND_KEYS`], a
 /// for_each task a `timeout` for the whole loop (the rest go in its template), a run_job
-/// task `retries`, a condition task none.
-fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
+/// task `retries`, a condition task none. `task` names the table in errors ("task `x`").
+pub(crate) fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
     let is_command = matches!(kind, TaskKind::Command { .. });
     if let Some(entry) = table.entries().iter().find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key)) {
         let hint = match kind {
@@ -193,7 +204,7 @@ fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Resu
             _ => "",
         };
         return Err(entry.key_error(format!(
-            "`{}` applies only to command tasks, not to {} task `{task}`{hint}",
+            "`{}` applies only to command tasks, not to {} {task}{hint}",
             entry.key,
             kind.name()
         )));
@@ -201,18 +212,20 @@ fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Resu
     let (allowed, hint): (&[&str], &str) = match kind {
         TaskKind::Component { .. } => return Ok(()),
         TaskKind::Command { .. } => (
-            &["timeout", "limits", "retries", "secrets", "mounts", "allow_hosts", "cache"],
+            &["timeout", "limits", "retries", "rerun_on_resume", "secrets", "mounts", "allow_hosts", "cache"],
             "a command task takes its inputs from `args`, `env` and `stdin` (which may hold \
              `{{ … }}` references)",
         ),
         TaskKind::Condition { .. } => (&[], "a condition only compares `left` with `right`"),
         TaskKind::ForEach { .. } => (&["timeout"], "put it in `for_each.task`, the template each input runs"),
-        TaskKind::RunJob { .. } => (&["retries"], "the job it runs has its own settings"),
+        TaskKind::RunJob { .. } => {
+            (&["retries"], "the job it runs has its own settings (and a child run resumes on its own)")
+        }
     };
     let refused = table.entries().iter().find(|entry| is_kind_bound(entry.key) && !allowed.contains(&entry.key));
     match refused {
         Some(entry) => {
-            Err(entry.key_error(format!("`{}` does not apply to {} task `{task}`; {hint}", entry.key, kind.name())))
+            Err(entry.key_error(format!("`{}` does not apply to {} {task}; {hint}", entry.key, kind.name())))
         }
         None => Ok(()),
     }

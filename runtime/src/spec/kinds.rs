@@ -26,8 +26,9 @@ use super::{ComponentSpec, TaskSpec};
 const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
 const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
 const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
-const TEMPLATE_KEYS: &[&str] =
-    &["component", "timeout", "retries", "params", "limits", "secrets", "mounts", "allow_hosts", "cache"];
+/// The task keys a `for_each.task` template does not take: it has no key, no place in
+/// the graph, and is not itself a condition or a loop.
+const NOT_IN_TEMPLATE: &[&str] = &["key", "condition", "for_each", "depends_on", "run_if"];
 const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
@@ -83,29 +84,73 @@ impl TaskKind {
     }
 }
 
-/// The task a `for_each` task runs for each element (`{{ input }}` in its params): a
-/// component, each iteration's timeout and retries, and the same [`ExecSpec`] a plain
-/// component task has.
+/// The task a `for_each` task runs for each element (`{{ input }}` and `{{ input.FIELD }}`
+/// in its params, args, env, stdin or child parameters): a component, a command or a
+/// run_job, each iteration's timeout, retries and resume rule, and the same [`ExecSpec`]
+/// a plain component task has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredTemplate")]
 pub struct ForEachTemplate {
-    pub component: String,
+    /// [`TaskKind::Component`], [`TaskKind::Command`] or [`TaskKind::RunJob`].
+    pub kind: TaskKind,
     pub timeout: Option<Duration>,
     /// Retries of each iteration on its own.
     pub retries: Option<RetryPolicy>,
+    /// See [`TaskSpec::rerun_on_resume`].
+    #[serde(default = "super::yes")]
+    pub rerun_on_resume: bool,
     #[serde(flatten)]
     pub exec: ExecSpec,
 }
 
+/// A template as runs recorded it: `kind`, or (before for_each ran commands and jobs) the
+/// component alone. Runs recorded before keep folding.
+#[derive(Deserialize)]
+struct StoredTemplate {
+    #[serde(default)]
+    kind: Option<TaskKind>,
+    #[serde(default)]
+    component: Option<String>,
+    timeout: Option<Duration>,
+    retries: Option<RetryPolicy>,
+    #[serde(default = "super::yes")]
+    rerun_on_resume: bool,
+    #[serde(flatten)]
+    exec: ExecSpec,
+}
+
+impl From<StoredTemplate> for ForEachTemplate {
+    fn from(t: StoredTemplate) -> Self {
+        let kind = t.kind.unwrap_or_else(|| TaskKind::Component { component: t.component.unwrap_or_default() });
+        ForEachTemplate {
+            kind,
+            timeout: t.timeout,
+            retries: t.retries,
+            rerun_on_resume: t.rerun_on_resume,
+            exec: t.exec,
+        }
+    }
+}
+
 impl ForEachTemplate {
-    /// Iteration `n` of for_each task `key`: a component task of its own (`KEY[n]`).
+    /// The component each iteration runs (a component or command template).
+    pub fn component(&self) -> Option<&str> {
+        match &self.kind {
+            TaskKind::Component { component } | TaskKind::Command(CommandSpec { component, .. }) => Some(component),
+            _ => None,
+        }
+    }
+
+    /// Iteration `n` of for_each task `key`: a task of its own (`KEY[n]`).
     pub fn iteration(&self, key: &str, n: usize) -> TaskSpec {
         TaskSpec {
             key: iteration_key(key, n),
-            kind: TaskKind::Component { component: self.component.clone() },
+            kind: self.kind.clone(),
             depends_on: Vec::new(),
             run_if: Default::default(),
             timeout: self.timeout,
             retries: self.retries.clone(),
+            rerun_on_resume: self.rerun_on_resume,
             exec: self.exec.clone(),
         }
     }
@@ -224,7 +269,7 @@ pub(crate) fn kind<'a>(
         }
         "component" => TaskKind::Component { component: component(node, components)? },
         "condition" => condition(node, templates)?,
-        "for_each" => for_each(node, components, roots, templates)?,
+        "for_each" => return for_each(node, task, components, roots, templates),
         _ => return run_job(node, task, templates).map(|(kind, site)| (kind, Some(site))),
     };
     Ok((kind, None))
@@ -259,10 +304,11 @@ fn condition<'a>(node: &Node<'a>, templates: &mut Vec<Templated<'a>>) -> Result<
 
 fn for_each<'a>(
     node: &Node<'a>,
+    task: &str,
     components: &BTreeMap<String, ComponentSpec>,
     roots: &Roots,
     templates: &mut Vec<Templated<'a>>,
-) -> Result<TaskKind, SpecError> {
+) -> Result<(TaskKind, Option<RunJobSite<'a>>), SpecError> {
     let table = node.table()?;
     table.deny_unknown(FOR_EACH_KEYS)?;
     let inputs_node = table.require("inputs")?;
@@ -274,8 +320,8 @@ fn for_each<'a>(
         None => DEFAULT_FOR_EACH_CONCURRENCY,
     };
     let template_node = table.require("task")?;
-    let template = template(template_node, components, roots, templates)?;
-    Ok(TaskKind::ForEach { inputs, concurrency, template: Box::new(template) })
+    let (template, site) = template(template_node, task, components, roots, templates)?;
+    Ok((TaskKind::ForEach { inputs, concurrency, template: Box::new(template) }, site))
 }
 
 /// Inputs without references are known now, so they must already be a JSON array.
@@ -300,20 +346,56 @@ fn concurrency(node: &Node<'_>) -> Result<u32, SpecError> {
         .ok_or_else(|| node.error(format!("concurrency must be from 1 to {MAX_FOR_EACH_CONCURRENCY}, found {value}")))
 }
 
+/// `for_each.task`: a component (`kind = "command"` for a command) or a `run_job`, with
+/// the keys that kind takes. Every value in it may use `{{ input }}`.
 fn template<'a>(
     node: &Node<'a>,
+    task: &str,
     components: &BTreeMap<String, ComponentSpec>,
     roots: &Roots,
     templates: &mut Vec<Templated<'a>>,
-) -> Result<ForEachTemplate, SpecError> {
+) -> Result<(ForEachTemplate, Option<RunJobSite<'a>>), SpecError> {
     let table = node.table()?;
-    table.deny_unknown(TEMPLATE_KEYS)?;
-    Ok(ForEachTemplate {
-        component: component(table.require("component")?, components)?,
+    let keys: Vec<&str> = super::job::TASK_KEYS.iter().copied().filter(|k| !NOT_IN_TEMPLATE.contains(k)).collect();
+    table.deny_unknown(&keys)?;
+    let first = templates.len();
+    let (kind, site) = match (table.get("component"), table.get("run_job")) {
+        (Some(_), Some(_)) => {
+            let entry = table.entries().iter().rfind(|e| e.key == "component" || e.key == "run_job");
+            let message = "for_each.task has both `component` and `run_job`; give one";
+            return Err(entry.map_or_else(|| node.error(message), |e| e.key_error(message)));
+        }
+        (None, None) => {
+            return Err(node.error(
+                "for_each.task says what each iteration does with `component` (with `kind = \"command\"` \
+                 for a command) or `run_job`",
+            ));
+        }
+        (None, Some(job)) => {
+            command::is_command(&table, task, "run_job")?;
+            let (kind, site) = run_job(job, task, templates)?;
+            (kind, Some(site))
+        }
+        (Some(name), None) => {
+            let component = component(name, components)?;
+            match command::is_command(&table, task, "component")? {
+                true => (command::command(&table, task, component, roots, templates)?, None),
+                false => (TaskKind::Component { component }, None),
+            }
+        }
+    };
+    super::job::check_kind_bound_keys(&table, &format!("template (for_each.task of `{task}`)"), &kind)?;
+    let template = ForEachTemplate {
         timeout: table.get("timeout").map(Node::duration).transpose()?,
         retries: table.get("retries").map(retries).transpose()?,
+        rerun_on_resume: table.get("rerun_on_resume").map(Node::bool).transpose()?.unwrap_or(true),
         exec: exec::read(&table, roots, "for_each param", true, templates)?,
-    })
+        kind,
+    };
+    for templated in &mut templates[first..] {
+        templated.input = true;
+    }
+    Ok((template, site))
 }
 
 fn run_job<'a>(

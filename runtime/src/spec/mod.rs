@@ -25,6 +25,11 @@
 //! name = "hello"
 //! data_roots = ["../shared-data"]            # host paths may also lie under these
 //!
+//! [targets.dev]                             # when declared, only these targets exist
+//! default = true                             # the one runs use unless --target/SLUICE_TARGET
+//! [targets.prod]
+//! limits = { memory = "256MiB" }
+//!
 //! [components]
 //! ingest = { path = "tasks/ingest.wasm" }   # or: ingest = "tasks/ingest.wasm"
 //! count = "tasks/count.wasm"
@@ -32,6 +37,7 @@
 //! [jobs.hello]
 //! parameters = { who = "world", n = 10 }     # scalars become strings, arrays/tables JSON
 //! timeout = "1h"
+//! cleanup_timeout = "5m"                     # failure handlers after a cancel or timeout
 //! max_parallel_tasks = 4                     # at most this many tasks of a run at once
 //! limits = { memory = "128MiB" }             # defaults for every task's limits
 //!
@@ -48,6 +54,7 @@
 //! secrets = ["storage/access_key"]
 //! mounts = [{ host = "data/landing", guest = "/landing" }, { host = "data/scratch", guest = "/work", mode = "rw" }]
 //! allow_hosts = ["https://api.example.com", "http://127.0.0.1:*"]   # empty or absent: no network
+//! rerun_on_resume = false                    # after a crash: `interrupted`, rerun only by a repair
 //!
 //! [[jobs.hello.tasks]]
 //! key = "hello_c"                            # any wasi:cli/command component
@@ -68,6 +75,8 @@
 //! key = "count_each"
 //! depends_on = [{ task = "big_enough", outcome = "true" }]
 //! for_each = { inputs = "{{ tasks.extract.values.files }}", concurrency = 2, task = { component = "count", params = { file = "{{ input }}" }, retries = { max = 1 } } }
+//! # a template may also be a command (kind = "command", args/env/stdin) or a run_job;
+//! # `{{ input.FIELD }}` reads a field of an object element
 //!
 //! [[jobs.hello.tasks]]
 //! key = "report"
@@ -82,7 +91,8 @@
 //! ```
 //!
 //! `retries.max = -1` retries without limit; every other `retries` key has a default
-//! (see [`RetryPolicy`]). `{{ input }}` is allowed only in a `for_each` template's params.
+//! (see [`RetryPolicy`]). `{{ input }}` and `{{ input.FIELD }}` are allowed only in a
+//! `for_each` template. `run_if` needs `depends_on`. References: see [`Reference`].
 //! The execution keys (`params`, `limits`, `secrets` with their `inject`ions, `mounts`,
 //! `allow_hosts`, `cache`; see [`ExecSpec`]) go on component and command tasks and in
 //! `for_each.task`, read by one reader (see [`Mount`], [`HostRule`]); guest paths `/tmp`,
@@ -127,6 +137,17 @@ pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
 pub use retries::RetryPolicy;
 pub use template::Reference;
 
+/// How long cleanup (failure-handling tasks) may run after a cancel or a job timeout when
+/// the job does not say: long enough for a notification or a rollback, short enough that a
+/// canceled run does not linger (Databricks gives its cleanup no bound; a stuck handler
+/// must not keep a canceled run alive for hours).
+pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// `true`, for `#[serde(default = "yes")]`.
+pub(crate) fn yes() -> bool {
+    true
+}
+
 /// The file name looked for when [`load`] is given a directory.
 pub const BUNDLE_FILE: &str = "sluice.toml";
 
@@ -159,7 +180,13 @@ pub struct TargetSpec {
     /// Runs of this target may mount host directories outside the bundle and its data roots.
     #[serde(default)]
     pub allow_absolute_paths: bool,
+    /// The target runs use when none is named (`default = true`; at most one).
+    #[serde(default)]
+    pub default: bool,
 }
+
+/// The target a run uses when a bundle declares none and none is named.
+pub const DEFAULT_TARGET: &str = "dev";
 
 /// A named WebAssembly component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +203,10 @@ pub struct JobSpec {
     /// Parameter defaults, as strings (may hold run-level `{{ job.… }}` references).
     pub parameters: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// How long failure-handling tasks (`run_if` all_done, at_least_one_failed, all_failed)
+    /// may still run after a cancel or the job's timeout; `None`: [`DEFAULT_CLEANUP_TIMEOUT`].
+    #[serde(default)]
+    pub cleanup_timeout: Option<Duration>,
     /// At most this many tasks of one run at once (≥ 1); `None` = the runtime's limit.
     pub max_parallel_tasks: Option<u32>,
     /// Defaults for every task's limits (a task's own `limits` win, key by key).
@@ -201,6 +232,12 @@ pub struct TaskSpec {
     /// `None` = a failed attempt is final. Component, command and run_job tasks only; a
     /// for_each task's iterations retry by [`ForEachTemplate::retries`].
     pub retries: Option<RetryPolicy>,
+    /// Whether an attempt cut short by the death of the process running it is run again
+    /// when the run resumes (without counting as a retry). `false`: it ends `interrupted`
+    /// and waits for a repair (for side effects that must not happen twice). Component and
+    /// command tasks (and for_each templates); `true` when not written.
+    #[serde(default = "yes")]
+    pub rerun_on_resume: bool,
     /// What a component or command task executes with (the default for other kinds; a
     /// for_each task's iterations use [`ForEachTemplate::exec`]).
     #[serde(flatten)]
@@ -235,6 +272,28 @@ impl Bundle {
             None => match self.jobs.values().collect::<Vec<_>>().as_slice() {
                 [only] => Ok(only),
                 _ => Err(SpecError::NoSingleJob { file: self.file.clone(), known: known() }),
+            },
+        }
+    }
+}
+
+impl Bundle {
+    /// The target a run uses: `named` (from `--target` or `SLUICE_TARGET`), else the one
+    /// marked `default = true`, else [`DEFAULT_TARGET`]. When the bundle declares
+    /// `[targets]`, only those exist: any other name is refused, naming the known ones.
+    pub fn target(&self, named: Option<&str>) -> Result<String, SpecError> {
+        let known = || self.targets.keys().cloned().collect::<Vec<_>>();
+        match named {
+            Some(name) if self.targets.is_empty() || self.targets.contains_key(name) => Ok(name.to_string()),
+            Some(name) => {
+                Err(SpecError::UnknownTarget { file: self.file.clone(), name: name.to_string(), known: known() })
+            }
+            None => match self.targets.iter().find(|(_, t)| t.default) {
+                Some((name, _)) => Ok(name.clone()),
+                None if self.targets.is_empty() || self.targets.contains_key(DEFAULT_TARGET) => {
+                    Ok(DEFAULT_TARGET.to_string())
+                }
+                None => Err(SpecError::NoDefaultTarget { file: self.file.clone(), known: known() }),
             },
         }
     }

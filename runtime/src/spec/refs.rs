@@ -1,6 +1,6 @@
 //! Checks that every `{{ … }}` reference in a task names something that exists when the
-//! task runs: a declared job parameter, an upstream task's values, or (in a `for_each`
-//! template only) the current input. Secret references (`{{ secrets/<scope>/<key> }}`)
+//! task runs: a declared job parameter, an upstream task's values, result or error code,
+//! or (in a `for_each` template only) the current input or one of its fields. Secret references (`{{ secrets/<scope>/<key> }}`)
 //! are refused everywhere but a command task's `env`: anywhere else their value would
 //! be rendered into text the run stores (params, conditions, inputs, child parameters).
 
@@ -91,21 +91,22 @@ fn check_reference(
                 names::list(parameters.keys())
             ))
         }
-        Reference::TaskValue { task, .. } if task == key => {
-            Err(format!("`{{{{ {reference} }}}}`: a task cannot read its own values"))
+        other if other.upstream() == Some(key) => {
+            Err(format!("`{{{{ {reference} }}}}`: a task cannot read its own values or result"))
         }
-        Reference::TaskValue { task, .. } if !tasks.iter().any(|t| &t.key == task) => {
+        other if other.upstream().is_some_and(|task| !tasks.iter().any(|t| t.key == task)) => {
+            let task = other.upstream().unwrap_or_default();
             let hint = names::suggestion(task, tasks.iter().map(|t| t.key.as_str()));
             Err(format!("`{{{{ {reference} }}}}`: no task `{task}` in job `{job}`{hint}"))
         }
-        Reference::TaskValue { task, .. } if !upstream.is_some_and(|up| up.contains(task)) => {
+        other if other.upstream().is_some_and(|task| !upstream.is_some_and(|up| up.contains(task))) => {
+            let task = other.upstream().unwrap_or_default();
             Err(format!("`{{{{ {reference} }}}}`: task `{task}` is not upstream of `{key}`; add it to `depends_on`"))
         }
-        Reference::Input if !input_allowed => {
-            Err("`{{ input }}` is only available in the params of a for_each task template \
-             (`for_each.task.params`)"
-                .to_string())
-        }
+        other if other.is_input() && !input_allowed => Err(format!(
+            "`{{{{ {other} }}}}` is only available in a for_each task template (`for_each.task`: its params, \
+             args, env, stdin or run_job parameters)"
+        )),
         _ => Ok(()),
     }
 }

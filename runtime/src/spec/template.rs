@@ -23,27 +23,64 @@ pub enum Reference {
     JobStartDate,
     /// `job.start_time.iso_datetime`
     JobStartDateTime,
+    /// `job.start_time.<part>`: one part of the run's logical start, in UTC.
+    JobStartTime(TimePart),
+    /// `job.id`: the job's identifier, `<bundle>.<job>` (stable across runs).
+    JobId,
+    /// `job.repair_count`: how many times the run has been repaired (0 in the run itself).
+    JobRepairCount,
     /// `task.attempt`
     TaskAttempt,
     /// `task.key`
     TaskKey,
     /// `tasks.<task>.values.<name>`: a value an upstream task set.
     TaskValue { task: String, name: String },
+    /// `tasks.<task>.result_state`: how an upstream task ended (`success`, `failed`,
+    /// `excluded`, …).
+    TaskResultState { task: String },
+    /// `tasks.<task>.error_code`: why an upstream task failed (`transient`, `permanent`,
+    /// `trap`, `timed_out`, …; empty when it did not fail).
+    TaskErrorCode { task: String },
     /// `input`: the current element of a `for_each` task's inputs (only valid in the
     /// params of a `for_each` task template; how an element is written, e.g. a JSON
     /// string without its quotes, is up to whoever resolves it for [`render`]).
     Input,
+    /// `input.<field>[.<field>…]`: a field of the current element when the inputs are an
+    /// array of objects (same places as [`Reference::Input`]).
+    InputField(String),
     /// `secrets/<scope>/<key>`: a secret's value. Allowed only in a command task's
     /// `env` (see `refs`), and resolved inside the sandbox, never into stored text.
     Secret { scope: String, key: String },
 }
 
+/// One part of a time, as `job.start_time.<part>` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimePart {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    /// Milliseconds since the Unix epoch.
+    TimestampMs,
+}
+
 /// The references that name one fixed thing, as written.
-const FIXED: [(&str, Reference); 7] = [
+const FIXED: [(&str, Reference); 16] = [
     ("job.run_id", Reference::JobRunId),
     ("job.name", Reference::JobName),
+    ("job.id", Reference::JobId),
+    ("job.repair_count", Reference::JobRepairCount),
     ("job.start_time.iso_date", Reference::JobStartDate),
     ("job.start_time.iso_datetime", Reference::JobStartDateTime),
+    ("job.start_time.year", Reference::JobStartTime(TimePart::Year)),
+    ("job.start_time.month", Reference::JobStartTime(TimePart::Month)),
+    ("job.start_time.day", Reference::JobStartTime(TimePart::Day)),
+    ("job.start_time.hour", Reference::JobStartTime(TimePart::Hour)),
+    ("job.start_time.minute", Reference::JobStartTime(TimePart::Minute)),
+    ("job.start_time.second", Reference::JobStartTime(TimePart::Second)),
+    ("job.start_time.timestamp_ms", Reference::JobStartTime(TimePart::TimestampMs)),
     ("task.attempt", Reference::TaskAttempt),
     ("task.key", Reference::TaskKey),
     ("input", Reference::Input),
@@ -53,7 +90,30 @@ impl Reference {
     /// Whether the reference is known when a run starts, before any task ran
     /// (the only kind a job parameter may use).
     pub fn is_run_level(&self) -> bool {
-        matches!(self, Reference::JobRunId | Reference::JobName | Reference::JobStartDate | Reference::JobStartDateTime)
+        matches!(
+            self,
+            Reference::JobRunId
+                | Reference::JobName
+                | Reference::JobId
+                | Reference::JobStartDate
+                | Reference::JobStartDateTime
+                | Reference::JobStartTime(_)
+        )
+    }
+
+    /// The upstream task the reference reads from, if it reads one.
+    pub fn upstream(&self) -> Option<&str> {
+        match self {
+            Reference::TaskValue { task, .. }
+            | Reference::TaskResultState { task }
+            | Reference::TaskErrorCode { task } => Some(task),
+            _ => None,
+        }
+    }
+
+    /// Whether the reference reads the current for_each element.
+    pub fn is_input(&self) -> bool {
+        matches!(self, Reference::Input | Reference::InputField(_))
     }
 }
 
@@ -62,6 +122,9 @@ impl fmt::Display for Reference {
         match self {
             Reference::JobParameter(name) => write!(f, "job.parameters.{name}"),
             Reference::TaskValue { task, name } => write!(f, "tasks.{task}.values.{name}"),
+            Reference::TaskResultState { task } => write!(f, "tasks.{task}.result_state"),
+            Reference::TaskErrorCode { task } => write!(f, "tasks.{task}.error_code"),
+            Reference::InputField(path) => write!(f, "input.{path}"),
             Reference::Secret { scope, key } => write!(f, "secrets/{scope}/{key}"),
             fixed => {
                 let text = FIXED.iter().find(|(_, r)| r == fixed).map_or("?", |(text, _)| *text);
@@ -180,6 +243,16 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     if let Some(rest) = body.strip_prefix("tasks.") {
         return parse_task_value(body, rest);
     }
+    if let Some(path) = body.strip_prefix("input.") {
+        let fields_ok = !path.is_empty() && path.split('.').all(names::is_name);
+        if !fields_ok {
+            return Err(format!(
+                "`{{{{ {body} }}}}` should read `input.<field>` (fields use letters, digits, `_` and `-`, \
+                 nested ones joined by `.`)"
+            ));
+        }
+        return Ok(Reference::InputField(path.to_string()));
+    }
     if let Some(name) = body.strip_prefix("secrets/") {
         return names::check_secret_name(name)
             .map(|()| {
@@ -192,10 +265,20 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
 }
 
 fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
-    let shape = || format!("`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`");
+    let shape = || {
+        format!(
+            "`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`, `tasks.<task key>.result_state` \
+             or `tasks.<task key>.error_code`"
+        )
+    };
     let (task, after) = rest.split_once('.').ok_or_else(shape)?;
-    let name = after.strip_prefix("values.").ok_or_else(shape)?;
     names::check_name(task).map_err(|why| format!("bad task key in `{{{{ {body} }}}}`: {why}"))?;
+    match after {
+        "result_state" => return Ok(Reference::TaskResultState { task: task.to_string() }),
+        "error_code" => return Ok(Reference::TaskErrorCode { task: task.to_string() }),
+        _ => {}
+    }
+    let name = after.strip_prefix("values.").ok_or_else(shape)?;
     if name.is_empty() || name.chars().any(char::is_whitespace) {
         return Err(shape());
     }
@@ -206,9 +289,10 @@ fn unknown_reference(body: &str) -> String {
     let known = FIXED.iter().map(|(text, _)| *text);
     let hint = names::suggestion(body, known);
     format!(
-        "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, \
-         job.start_time.iso_date, job.start_time.iso_datetime, task.attempt, task.key, \
-         tasks.<task>.values.<name>, input (in a for_each task template), \
+        "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, job.id, \
+         job.repair_count, job.start_time.[iso_date|iso_datetime|year|month|day|hour|minute|second|timestamp_ms], \
+         task.attempt, task.key, tasks.<task>.values.<name>, tasks.<task>.result_state, \
+         tasks.<task>.error_code, input and input.<field> (in a for_each task template), \
          secrets/<scope>/<key> (in a command task's env)"
     )
 }
@@ -236,6 +320,32 @@ mod tests {
                 Reference::Input,
             ]
         );
+    }
+
+    #[test]
+    fn databricks_references_and_input_fields_parse_and_display_as_written() {
+        let text = "{{job.id}} {{ job.repair_count }} {{job.start_time.hour}} {{ job.start_time.timestamp_ms }} \
+                    {{tasks.a.result_state}} {{ tasks.a.error_code }} {{ input.name }} {{input.at.day}}";
+        let found = references(text).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                Reference::JobId,
+                Reference::JobRepairCount,
+                Reference::JobStartTime(TimePart::Hour),
+                Reference::JobStartTime(TimePart::TimestampMs),
+                Reference::TaskResultState { task: "a".into() },
+                Reference::TaskErrorCode { task: "a".into() },
+                Reference::InputField("name".into()),
+                Reference::InputField("at.day".into()),
+            ]
+        );
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(shown[4..], ["tasks.a.result_state", "tasks.a.error_code", "input.name", "input.at.day"]);
+        assert_eq!(shown[2], "job.start_time.hour");
+        assert!(Reference::JobId.is_run_level() && !Reference::JobRepairCount.is_run_level());
+        assert_eq!(Reference::TaskErrorCode { task: "a".into() }.upstream(), Some("a"));
+        assert!(references("{{ input.a b }}").is_err() && references("{{ job.start_time.week }}").is_err());
     }
 
     #[test]

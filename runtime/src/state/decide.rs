@@ -7,10 +7,13 @@ use std::collections::HashSet;
 use super::readiness::{self, Decision, Edge};
 use super::{RunState, TaskId, result, retry};
 use crate::model::{Event, Millis, RunId, RunResult, TaskResult, TaskState};
-use crate::spec::TaskKind;
+use crate::spec::{DEFAULT_CLEANUP_TIMEOUT, TaskKind};
 
-/// Message of an attempt cut short by the death of its process.
-pub const RESTARTED: &str = "runtime restarted: the process running this attempt died";
+/// Error of an attempt cut short by the death of its process; the task runs again.
+pub const INTERRUPTED: &str = "interrupted: the process running this attempt died (not a failure of the task: it runs again, not counted as a retry)";
+/// Error of such an attempt of a task with `rerun_on_resume = false`.
+pub const NOT_RERUN: &str = "interrupted: the process running this attempt died; the task says \
+    `rerun_on_resume = false`, so it does not run again by itself (repair the run to rerun it)";
 
 /// What to do about a task a dead process left running.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +47,7 @@ impl RunState {
             }
             if self.tasks[id].planned {
                 self.for_each_progress(id, now, &mut out);
-            } else if self.stop.is_none() {
+            } else if self.may_run(id) {
                 out.extend(self.readiness(id, now));
             }
         }
@@ -54,9 +57,13 @@ impl RunState {
         out
     }
 
-    /// A cancel or the job's timeout: every task that never started ends now.
+    /// A cancel or the job's timeout: every task that never started ends now, but for
+    /// cleanup (failure-handling tasks) until cleanup is stopped too.
     fn sweep(&self, reason: &str, now: Millis, out: &mut Vec<Event>, decided: &mut HashSet<TaskId>) {
         for (id, t) in self.view.tasks.iter().enumerate() {
+            if t.state == TaskState::Terminated || self.may_run(id) {
+                continue;
+            }
             let result = match t.state {
                 TaskState::Blocked => TaskResult::UpstreamCanceled,
                 TaskState::Pending | TaskState::Queued | TaskState::WaitingForRetry => TaskResult::Canceled,
@@ -110,7 +117,7 @@ impl RunState {
             out.push(self.for_each_result(p, now));
             return;
         }
-        if self.stop.is_some() {
+        if !self.may_run(p) {
             return;
         }
         let concurrency = match self.spec(p).map(|s| &s.kind) {
@@ -168,8 +175,8 @@ impl RunState {
             .collect();
         let outcome = result::run_result(&ended);
         match &self.stop {
-            Some(stop) if !outcome.is_success() && stop.timed_out => RunResult::TimedOut,
-            Some(_) if !outcome.is_success() => RunResult::Canceled,
+            Some(stop) if outcome != RunResult::Success && stop.timed_out => RunResult::TimedOut,
+            Some(_) if outcome != RunResult::Success => RunResult::Canceled,
             _ => outcome,
         }
     }
@@ -209,18 +216,21 @@ impl RunState {
 
     /// After attempt `attempt` of task `id` failed (`retryable`: in a way its retry policy
     /// may retry): the retry to record, if the policy allows another attempt and the run is
-    /// not stopping. The delay's jitter comes from (run, task, attempt), so a resumed run
-    /// waits the same.
+    /// not stopping. The attempts the policy counts are those of the task's current life
+    /// (since its last repair) that were not interrupted by the death of their process.
+    /// The delay's jitter comes from (run, task, attempts), so a resumed run waits the same.
     pub fn retry(&self, id: TaskId, attempt: u32, retryable: bool, now: Millis) -> Option<Event> {
         if !retryable || self.stop.is_some() {
             return None;
         }
         let policy = self.spec(id)?.retries.as_ref()?;
-        if !retry::may_retry(policy, attempt + 1) {
+        let made = self.current_attempts(id).iter().filter(|a| a.result != Some(TaskResult::Interrupted)).count();
+        let made = u32::try_from(made).unwrap_or(u32::MAX).max(1);
+        if !retry::may_retry(policy, made) {
             return None;
         }
         let task = self.view.tasks[id].key.clone();
-        let delay = retry::delay(policy, attempt + 1, &format!("{}/{task}", self.view.run_id));
+        let delay = retry::delay(policy, made, &format!("{}/{task}", self.view.run_id));
         let not_before = now + delay.as_millis() as Millis;
         Some(Event::RetryScheduled { task, next_attempt: attempt + 1, not_before, at: now })
     }
@@ -230,26 +240,38 @@ impl RunState {
         self.waiting.first().map(|&(at, _)| at)
     }
 
-    /// When the job times out: its timeout after the run's logical start.
+    /// When the job times out: its timeout after the run's logical start (a repair's
+    /// start, for a repaired run: each repair has the whole timeout).
     pub fn deadline(&self) -> Option<Millis> {
         let timeout = self.plan.as_ref()?.job.timeout?;
-        Some(self.view.created_at.saturating_add(timeout.as_millis() as Millis))
+        let since = self.view.repairs.last().map_or(self.view.created_at, |r| r.at);
+        Some(since.saturating_add(timeout.as_millis() as Millis))
+    }
+
+    /// When cleanup after a stop must end: the job's `cleanup_timeout` after the first
+    /// stop request. `None` when nothing stops the run or cleanup is already stopped.
+    pub fn cleanup_deadline(&self) -> Option<Millis> {
+        let stop = self.stop.as_ref().filter(|s| !s.cleanup_stopped)?;
+        let timeout = self.plan.as_ref().and_then(|p| p.job.cleanup_timeout).unwrap_or(DEFAULT_CLEANUP_TIMEOUT);
+        Some(stop.at.saturating_add(timeout.as_millis() as Millis))
     }
 
     /// What a process that dies mid-run leaves running, settled. A stopping run's attempts
-    /// end `canceled`. Otherwise an attempt of a component or command task ends `failed`
-    /// ([`RESTARTED`]) and its retry policy decides; a condition is evaluated again; a
-    /// for_each that had planned its iterations carries on (else it starts over); a
-    /// run_job's child run is resumed.
+    /// end `canceled` (cleanup's too once cleanup is stopped). Otherwise an attempt of a
+    /// component or command task ends `interrupted` ([`INTERRUPTED`]) and the task is queued
+    /// again without counting a retry — unless it says `rerun_on_resume = false`, then it
+    /// stays `interrupted` ([`NOT_RERUN`]) for a repair to rerun; a condition is evaluated
+    /// again; a for_each that had planned its iterations carries on (else it starts over);
+    /// a run_job's child run is resumed.
     pub fn settle_interrupted(&self, now: Millis) -> Vec<Settle> {
         let mut out = Vec::new();
         for id in (0..self.tasks.len()).filter(|&id| self.view.tasks[id].state == TaskState::Running) {
             let open = self.view.tasks[id].attempts.last().filter(|a| a.finished_at.is_none()).map(|a| a.attempt);
-            if let Some(stop) = &self.stop {
+            if let Some(stop) = self.stop.as_ref().filter(|_| !self.may_run(id)) {
                 let key = self.view.tasks[id].key.clone();
                 out.push(Settle::Record(match open {
                     Some(a) => {
-                        let end = InPlace::ended(TaskResult::Canceled, format!("canceled ({RESTARTED})"));
+                        let end = InPlace::ended(TaskResult::Canceled, format!("canceled ({INTERRUPTED})"));
                         self.finished_in_place(id, a, end, now)
                     }
                     None => Event::TaskSkipped {
@@ -267,25 +289,24 @@ impl RunState {
     }
 
     fn settle_running(&self, id: TaskId, open: Option<u32>, now: Millis) -> Vec<Settle> {
-        let restarted = |a: u32| Settle::Record(self.finished_in_place(id, a, InPlace::failed(RESTARTED), now));
+        let interrupted =
+            |a: u32, why: &str| Settle::Record(self.finished_in_place(id, a, InPlace::interrupted(why), now));
         let queue = Settle::Record(Event::TaskQueued { task: self.view.tasks[id].key.clone(), at: now });
         let mut out: Vec<Settle> = Vec::new();
-        match self.spec(id).map(|s| &s.kind) {
-            None => {}
-            Some(TaskKind::Component { .. } | TaskKind::Command(_)) => match open {
+        let Some(spec) = self.spec(id) else { return out };
+        match &spec.kind {
+            TaskKind::Component { .. } | TaskKind::Command(_) => match open {
                 None => out.push(queue),
-                Some(a) => {
-                    out.push(restarted(a));
-                    out.extend(self.retry(id, a, true, now).map(Settle::Record));
-                }
+                Some(a) if spec.rerun_on_resume => out.extend([interrupted(a, INTERRUPTED), queue]),
+                Some(a) => out.push(interrupted(a, NOT_RERUN)),
             },
-            Some(TaskKind::ForEach { .. }) if self.tasks[id].planned => {}
-            Some(TaskKind::RunJob { .. }) if open.is_some() && self.view.tasks[id].child_run.is_some() => {
+            TaskKind::ForEach { .. } if self.tasks[id].planned => {}
+            TaskKind::RunJob { .. } if open.is_some() && self.view.tasks[id].child_run.is_some() => {
                 let (attempt, child) = (open.unwrap_or_default(), self.view.tasks[id].child_run.unwrap_or_default());
                 out.push(Settle::ResumeChild { task: id, attempt, child });
             }
-            Some(TaskKind::Condition { .. } | TaskKind::ForEach { .. } | TaskKind::RunJob { .. }) => {
-                out.extend(open.map(restarted));
+            TaskKind::Condition { .. } | TaskKind::ForEach { .. } | TaskKind::RunJob { .. } => {
+                out.extend(open.map(|a| interrupted(a, INTERRUPTED)));
                 out.push(queue);
             }
         }
@@ -307,6 +328,12 @@ impl RunState {
             elapsed_us: 0,
             outcome: end.outcome,
             cache: None,
+            error_code: match end.result {
+                TaskResult::Interrupted => Some("interrupted".into()),
+                TaskResult::TimedOut => Some("timed_out".into()),
+                TaskResult::Canceled => Some("canceled".into()),
+                _ => None,
+            },
         }
     }
 }
@@ -331,5 +358,10 @@ impl InPlace {
     /// Failed before anything ran: why.
     pub fn failed(error: impl Into<String>) -> InPlace {
         InPlace::ended(TaskResult::Failed, error)
+    }
+
+    /// Cut short by the death of the process running it: why.
+    pub fn interrupted(error: impl Into<String>) -> InPlace {
+        InPlace::ended(TaskResult::Interrupted, error)
     }
 }

@@ -1,18 +1,20 @@
 //! The fold: one event at a time into the run's view and the scheduler's bookkeeping.
 //! An event that cannot follow the ones before it is a [`CorruptLog`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{RunState, Sched, Stop, TaskId};
-use crate::model::{AttemptView, CorruptLog, Event, Millis, RunView, TaskState, TaskView, default_workspace};
-use crate::spec::{TaskKind, iteration_key};
+use super::{RunState, Sched, Stop, TaskId, plan_hash};
+use crate::model::{
+    AttemptCache, AttemptView, CorruptLog, Event, Millis, PlanView, ReusedFrom, RunView, TaskState, TaskView,
+    default_workspace,
+};
 
-fn initial_state(depends_on: &[String]) -> TaskState {
+pub(super) fn initial_state(depends_on: &[String]) -> TaskState {
     if depends_on.is_empty() { TaskState::Pending } else { TaskState::Blocked }
 }
 
-fn task_view(key: String, component: String, component_hash: String, depends_on: Vec<String>) -> TaskView {
+pub(super) fn task_view(key: String, component: String, component_hash: String, depends_on: Vec<String>) -> TaskView {
     TaskView {
         state: initial_state(&depends_on),
         key,
@@ -26,6 +28,7 @@ fn task_view(key: String, component: String, component_hash: String, depends_on:
         parent: None,
         child_run: None,
         retry_not_before: None,
+        reused_from: None,
     }
 }
 
@@ -65,6 +68,11 @@ impl RunState {
             finished_at: None,
             result: None,
             tasks: views,
+            plans: plan
+                .as_deref()
+                .map(|p| PlanView { version: 1, hash: plan_hash(p), at: *at, changes: Vec::new() })
+                .into_iter()
+                .collect(),
             repairs: Vec::new(),
             resumed: 0,
             cancel_requested: false,
@@ -76,6 +84,7 @@ impl RunState {
             running_sandboxed: 0,
             view,
             plan,
+            parameters: parameters.clone(),
             tasks: sched,
             index,
             stop: None,
@@ -121,12 +130,19 @@ impl RunState {
                 self.set_state(i, TaskState::Running);
                 self.view.tasks[i].child_run = Some(*child);
             }
-            Event::CancelRequested { reason, timed_out, .. } => {
+            Event::CancelRequested { reason, timed_out, at, stop_cleanup } => {
                 self.view.cancel_requested = true;
-                self.stop.get_or_insert(Stop { reason: reason.clone(), timed_out: *timed_out });
+                let stop = self.stop.get_or_insert(Stop {
+                    reason: reason.clone(),
+                    timed_out: *timed_out,
+                    at: *at,
+                    cleanup_stopped: false,
+                });
+                stop.cleanup_stopped |= *stop_cleanup;
             }
             Event::RunResumed { .. } => self.view.resumed += 1,
-            Event::RepairStarted { repair, tasks, parameters, at } => self.repair(*repair, tasks, parameters, *at)?,
+            Event::PlanRecorded { .. } => self.plan_recorded(event)?,
+            Event::RepairStarted { .. } => self.repair(event)?,
             Event::RunFinished { result, at } => {
                 self.view.result = Some(*result);
                 self.view.finished_at = Some(*at);
@@ -143,6 +159,7 @@ impl RunState {
         let t = &mut self.view.tasks[i];
         t.result = None;
         t.retry_not_before = None;
+        t.reused_from = None;
         t.attempts.push(AttemptView {
             attempt,
             started_at: at,
@@ -154,13 +171,24 @@ impl RunState {
             log_truncated: false,
             elapsed_us: 0,
             cache: None,
+            error_code: None,
         });
         Ok(())
     }
 
     fn attempt_finished(&mut self, task: &str, attempt: u32, event: &Event) -> Result<(), CorruptLog> {
         let Event::AttemptFinished {
-            at, result, output, error, log, log_truncated, elapsed_us, outcome, cache, ..
+            at,
+            result,
+            output,
+            error,
+            log,
+            log_truncated,
+            elapsed_us,
+            outcome,
+            cache,
+            error_code,
+            ..
         } = event
         else {
             return Ok(());
@@ -181,6 +209,8 @@ impl RunState {
         a.log_truncated = *log_truncated;
         a.elapsed_us = *elapsed_us;
         a.cache = cache.as_deref().cloned();
+        a.error_code = error_code.clone();
+        t.reused_from = cache.as_deref().and_then(reused_from);
         t.result = Some(*result);
         t.outcome = *outcome;
         self.set_state(i, TaskState::Terminated);
@@ -188,89 +218,8 @@ impl RunState {
         Ok(())
     }
 
-    fn iterations_planned(&mut self, task: &str, inputs: &[String]) -> Result<(), CorruptLog> {
-        let p = self.id(task)?;
-        self.set_state(p, TaskState::Running);
-        let parent = &self.view.tasks[p];
-        let (component, hash) = (parent.component.clone(), parent.component_hash.clone());
-        let template = match self.tasks[p].spec.as_deref().map(|s| &s.kind) {
-            Some(TaskKind::ForEach { template, .. }) => Some(template.clone()),
-            _ => None,
-        };
-        self.tasks[p].iterations.clear();
-        self.tasks[p].planned = true;
-        for (n, input) in inputs.iter().enumerate() {
-            let key = iteration_key(task, n);
-            let id = self.view.tasks.len();
-            let mut view = task_view(key.clone(), component.clone(), hash.clone(), Vec::new());
-            view.parent = Some(task.to_string());
-            self.view.tasks.push(view);
-            self.tasks.push(Sched {
-                spec: template.as_ref().map(|t| Arc::new(t.iteration(task, n))),
-                parent: Some(p),
-                input: Some(input.clone()),
-                ..Sched::default()
-            });
-            self.index.insert(key, id);
-            self.tasks[p].iterations.push(id);
-            self.unended += 1;
-        }
-        self.dirty.push(p);
-        Ok(())
-    }
-
-    /// Reset the repaired tasks (dropping a repaired for_each's iterations), keeping every
-    /// attempt; attempt numbers go on.
-    fn repair(
-        &mut self,
-        repair: u32,
-        tasks: &[String],
-        parameters: &BTreeMap<String, String>,
-        at: Millis,
-    ) -> Result<(), CorruptLog> {
-        let ids = tasks.iter().map(|key| self.id(key)).collect::<Result<Vec<_>, _>>()?;
-        let keep: Vec<bool> = self.tasks.iter().map(|s| s.parent.is_none_or(|p| !ids.contains(&p))).collect();
-        let mut kept = keep.iter();
-        self.view.tasks.retain(|_| kept.next().copied().unwrap_or(true));
-        let mut kept = keep.iter();
-        self.tasks.retain(|_| kept.next().copied().unwrap_or(true));
-        self.index = self.view.tasks.iter().enumerate().map(|(i, t)| (t.key.clone(), i)).collect();
-        for s in &mut self.tasks {
-            s.iterations.clear();
-        }
-        for i in 0..self.tasks.len() {
-            let parent = self.view.tasks[i].parent.as_ref().and_then(|p| self.index.get(p)).copied();
-            self.tasks[i].parent = parent;
-            if let Some(p) = parent {
-                self.tasks[p].iterations.push(i);
-            }
-        }
-        for &i in &ids {
-            let t = &mut self.view.tasks[i];
-            t.state = initial_state(&t.depends_on);
-            t.result = None;
-            t.skipped_reason = None;
-            t.outcome = None;
-            t.child_run = None;
-            t.retry_not_before = None;
-            self.tasks[i].life = t.attempts.len();
-            self.tasks[i].planned = false;
-        }
-        self.view.parameters = parameters.clone();
-        self.view.result = None;
-        self.view.finished_at = None;
-        self.view.cancel_requested = false;
-        self.view.repairs.push(crate::model::RepairView { repair, tasks: tasks.to_vec(), at });
-        self.stop = None;
-        self.queue.clear();
-        self.waiting.clear();
-        self.dirty = ids;
-        self.recount();
-        Ok(())
-    }
-
     /// Move task `id` to `state`, keeping the counts of unended and running sandboxed tasks.
-    fn set_state(&mut self, id: TaskId, state: TaskState) {
+    pub(super) fn set_state(&mut self, id: TaskId, state: TaskState) {
         let old = std::mem::replace(&mut self.view.tasks[id].state, state);
         let ended = |s: TaskState| s == TaskState::Terminated;
         self.unended = self.unended + usize::from(ended(old)) - usize::from(ended(state));
@@ -281,7 +230,7 @@ impl RunState {
     }
 
     /// Count unended and running sandboxed tasks afresh.
-    fn recount(&mut self) {
+    pub(super) fn recount(&mut self) {
         let states = || self.view.tasks.iter().map(|t| t.state);
         self.unended = states().filter(|&s| s != TaskState::Terminated).count();
         self.running_sandboxed = (0..self.tasks.len())
@@ -298,13 +247,19 @@ impl RunState {
     }
 
     /// Forget a retry timer of task `id`.
-    fn unwait(&mut self, id: TaskId) {
+    pub(super) fn unwait(&mut self, id: TaskId) {
         if let Some(at) = self.view.tasks[id].retry_not_before {
             self.waiting.remove(&(at, id));
         }
     }
 
-    fn id(&self, key: &str) -> Result<TaskId, CorruptLog> {
+    pub(super) fn id(&self, key: &str) -> Result<TaskId, CorruptLog> {
         self.id_of(key).ok_or_else(|| CorruptLog(format!("event names unknown task `{key}`")))
     }
+}
+
+/// Where a reused result came from, as the attempt's cache record says (`RUN/TASK`).
+pub fn reused_from(cache: &AttemptCache) -> Option<ReusedFrom> {
+    let (run, task) = cache.reused_from.as_deref()?.split_once('/')?;
+    Some(ReusedFrom { run: run.parse().ok()?, task: task.to_string(), attempt: cache.reused_attempt })
 }

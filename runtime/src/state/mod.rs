@@ -4,8 +4,9 @@
 //! follows from them: which tasks' upstreams have all ended and whether they run
 //! (`run_if`), which queued tasks may start within the job's bound, whether a failed
 //! attempt is retried and when, which for_each iterations are released and how a for_each
-//! ends, what a cancel leaves behind, what a run whose process died must settle, and how
-//! the run ended. Its decisions are events ([`RunState::decide`]): the coordinator records
+//! ends, what a cancel leaves behind (and which failure-handling tasks still run as its
+//! cleanup), what a run whose process died must settle, and how the run ended. A repair
+//! may record a new plan version ([`Event::PlanRecorded`]): the state then decides with it. Its decisions are events ([`RunState::decide`]): the coordinator records
 //! them and folds them back in, so what the log says and what the state is never differ.
 //!
 //! Everything that shows or continues a run folds its log here: `runs show` and `--json`
@@ -16,36 +17,46 @@
 mod decide;
 mod fold;
 pub mod readiness;
+mod repair;
 pub mod result;
 pub mod retry;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::model::{CorruptLog, Event, Millis, RunId, RunPlan, RunView, TaskState, TaskView};
-use crate::spec::{TaskKind, TaskSpec};
+use crate::model::{CorruptLog, Event, Millis, PlannedTask, RunId, RunPlan, RunView, TaskState, TaskView};
+use crate::spec::{CommandSpec, RunIf, TaskKind, TaskSpec};
 
-pub use decide::{InPlace, RESTARTED, Settle};
+pub use decide::{INTERRUPTED, InPlace, NOT_RERUN, Settle};
+pub use fold::reused_from;
 
 /// A task's position in its run (top-level tasks first, then for_each iterations as they
-/// are planned). Stable while the run goes on; a repair may renumber iterations.
+/// are planned, and tasks a new plan version adds). Stable for the whole run: a repair
+/// keeps every task where it is.
 pub type TaskId = usize;
 
-/// Why a run stops early, as its `CancelRequested` event says.
+/// Why a run stops early, as its `CancelRequested` events say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stop {
     pub reason: String,
     /// The job's timeout (its tasks end `timed_out`), rather than a cancel.
     pub timed_out: bool,
+    /// When the first request came: cleanup has the job's `cleanup_timeout` from here.
+    pub at: Millis,
+    /// A second request, or cleanup ran out of time: failure-handling tasks stop too.
+    pub cleanup_stopped: bool,
 }
 
 /// A run folded from its event log, with what the scheduler needs to decide its next step.
 #[derive(Debug, Clone)]
 pub struct RunState {
     view: RunView,
+    /// The plan in force (the latest version).
     plan: Option<Arc<RunPlan>>,
+    /// The job parameters in force (the run's own, or its latest repair's).
+    parameters: BTreeMap<String, String>,
     /// Parallel to `view.tasks`.
     tasks: Vec<Sched>,
     index: HashMap<String, TaskId>,
@@ -83,6 +94,8 @@ struct Sched {
     queued: u64,
     /// A for_each task whose iterations are planned (its inputs rendered).
     planned: bool,
+    /// An iteration a repair named: it runs again even if it succeeded.
+    rerun: bool,
 }
 
 impl RunState {
@@ -113,9 +126,20 @@ impl RunState {
         self.view.run_id
     }
 
-    /// The plan the run started with (absent from runs recorded without one).
+    /// The plan in force: the one the run started with, or the one its latest repair
+    /// recorded (absent from runs recorded without one).
     pub fn plan(&self) -> Option<&Arc<RunPlan>> {
         self.plan.as_ref()
+    }
+
+    /// The version of the plan in force (1: the one the run started with).
+    pub fn plan_version(&self) -> u32 {
+        self.view.plans.last().map_or(1, |p| p.version)
+    }
+
+    /// The job parameters in force: the run's own, or its latest repair's.
+    pub fn parameters(&self) -> &BTreeMap<String, String> {
+        &self.parameters
     }
 
     /// Why the run is stopping, once something asked it to.
@@ -194,7 +218,60 @@ impl RunState {
         matches!(self.spec(id).map(|s| &s.kind), Some(TaskKind::Component { .. } | TaskKind::Command(_)))
     }
 
+    /// Whether task `id` handles failure (`run_if` all_done, at_least_one_failed or
+    /// all_failed; an iteration: its for_each does): it still runs after a cancel or the
+    /// job's timeout, as the run's cleanup, until a second cancel or `cleanup_timeout`.
+    pub fn is_cleanup(&self, id: TaskId) -> bool {
+        let top = self.tasks[id].parent.unwrap_or(id);
+        self.spec(top).is_some_and(|s| matches!(s.run_if, RunIf::AllDone | RunIf::AtLeastOneFailed | RunIf::AllFailed))
+    }
+
+    /// Whether task `id` may run now as far as a stop is concerned: nothing stops the run,
+    /// or it is cleanup and cleanup goes on.
+    fn may_run(&self, id: TaskId) -> bool {
+        match &self.stop {
+            None => true,
+            Some(stop) => !stop.cleanup_stopped && self.is_cleanup(id),
+        }
+    }
+
     fn ended(&self, id: TaskId) -> bool {
         self.view.tasks[id].state == TaskState::Terminated
+    }
+}
+
+/// The blake3 (hex) of a plan: what a plan version is known by.
+pub fn plan_hash(plan: &RunPlan) -> String {
+    let bytes = serde_json::to_vec(plan).unwrap_or_default();
+    blake3::hash(&bytes).to_hex().to_string()
+}
+
+/// A plan's top-level tasks as the run's log lists them: key, component (or what the task
+/// does), the component's blake3, upstream keys.
+pub fn planned_tasks(plan: &RunPlan) -> Vec<PlannedTask> {
+    plan.job.tasks.iter().map(|t| planned_task(plan, t)).collect()
+}
+
+fn planned_task(plan: &RunPlan, t: &TaskSpec) -> PlannedTask {
+    let hash_of = |component: &str| plan.components.get(component).map(|c| c.hash.clone()).unwrap_or_default();
+    let (component, component_hash) = match &t.kind {
+        TaskKind::Component { component } | TaskKind::Command(CommandSpec { component, .. }) => {
+            (component.clone(), hash_of(component))
+        }
+        TaskKind::ForEach { template, .. } => match &template.kind {
+            TaskKind::RunJob { job, .. } => (format!("(run_job {job})"), String::new()),
+            _ => {
+                let component = template.component().unwrap_or_default();
+                (component.to_string(), hash_of(component))
+            }
+        },
+        TaskKind::Condition { .. } => ("(condition)".to_string(), String::new()),
+        TaskKind::RunJob { job, .. } => (format!("(run_job {job})"), String::new()),
+    };
+    PlannedTask {
+        key: t.key.clone(),
+        component,
+        component_hash,
+        depends_on: t.upstream_keys().map(str::to_string).collect(),
     }
 }

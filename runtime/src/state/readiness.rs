@@ -2,14 +2,19 @@
 //! it ends as. Databricks' `run_if` semantics; pure, no I/O.
 //!
 //! - A dependency on a condition task with an `outcome` that did not happen is
-//!   a branch not taken. A task none of whose dependencies were taken (every
-//!   edge is a branch not taken or an excluded task) is `excluded`: exclusion
-//!   flows down a branch.
+//!   a branch not taken, and counts exactly like an upstream that ended
+//!   `excluded`. A task whose every upstream is excluded is `excluded`:
+//!   exclusion flows down a branch.
 //! - Otherwise `excluded` upstreams count as success.
+//! - `interrupted` (the process died and the task did not run again) counts as a
+//!   failure: something needs a repair.
 //! - Rules that want success (`all_success`, `at_least_one_success`,
 //!   `none_failed`) end the task `upstream_failed` when not met
 //!   (`upstream_canceled` when a cancellation is why); the failure-seeking rules
 //!   (`at_least_one_failed`, `all_failed`) end it `excluded`.
+//! - A canceled upstream counts as failed for the failure-handling rules: a
+//!   cancel propagates downstream, but cleanup tasks still run (as Databricks
+//!   documents), and `all_done` runs whatever happened.
 
 use crate::model::TaskResult;
 use crate::spec::RunIf;
@@ -31,7 +36,7 @@ pub enum Decision {
 }
 
 fn failed_like(r: TaskResult) -> bool {
-    matches!(r, TaskResult::Failed | TaskResult::TimedOut | TaskResult::UpstreamFailed)
+    matches!(r, TaskResult::Failed | TaskResult::TimedOut | TaskResult::UpstreamFailed | TaskResult::Interrupted)
 }
 
 fn canceled_like(r: TaskResult) -> bool {
@@ -49,9 +54,9 @@ pub fn decide(run_if: RunIf, edges: &[Edge]) -> Decision {
     }
     let taken: Vec<TaskResult> = edges
         .iter()
-        .filter_map(|e| match e {
-            Edge::Ended(r) => Some(*r),
-            Edge::NotTaken => None,
+        .map(|e| match e {
+            Edge::Ended(r) => *r,
+            Edge::NotTaken => TaskResult::Excluded,
         })
         .collect();
     if taken.iter().all(|r| *r == TaskResult::Excluded) {
@@ -80,11 +85,9 @@ pub fn decide(run_if: RunIf, edges: &[Edge]) -> Decision {
         RunIf::NoneFailed if failed == 0 && canceled == 0 => Decision::Run,
         RunIf::NoneFailed => unmet("an upstream task failed"),
         RunIf::AllDone => Decision::Run,
-        RunIf::AtLeastOneFailed if failed > 0 => Decision::Run,
-        RunIf::AtLeastOneFailed if canceled > 0 => unmet("no upstream task failed"),
+        RunIf::AtLeastOneFailed if failed + canceled > 0 => Decision::Run,
         RunIf::AtLeastOneFailed => not_sought("no upstream task failed"),
-        RunIf::AllFailed if failed == all => Decision::Run,
-        RunIf::AllFailed if canceled > 0 => unmet("not every upstream task failed"),
+        RunIf::AllFailed if failed + canceled == all => Decision::Run,
         RunIf::AllFailed => not_sought("not every upstream task failed"),
     }
 }
@@ -129,10 +132,26 @@ mod tests {
     }
 
     #[test]
-    fn cancellation_propagates_as_upstream_canceled() {
+    fn cancellation_propagates_as_upstream_canceled_but_failure_handlers_run() {
         assert_eq!(d(RunIf::AllSuccess, &[Ended(Canceled)]), Some(UpstreamCanceled));
         assert_eq!(d(RunIf::AllSuccess, &[Ended(UpstreamCanceled), Ended(Success)]), Some(UpstreamCanceled));
-        assert_eq!(d(RunIf::AtLeastOneFailed, &[Ended(Canceled)]), Some(UpstreamCanceled));
+        assert_eq!(d(RunIf::AtLeastOneFailed, &[Ended(Canceled)]), None, "cleanup after a cancel");
+        assert_eq!(d(RunIf::AllFailed, &[Ended(UpstreamCanceled), Ended(Failed)]), None);
+        assert_eq!(d(RunIf::AllDone, &[Ended(Canceled)]), None);
+    }
+
+    #[test]
+    fn a_branch_not_taken_is_an_excluded_upstream() {
+        for rule in RunIf::ALL {
+            for other in [Success, Failed, TimedOut, Canceled, Excluded, UpstreamFailed, UpstreamCanceled, Interrupted]
+            {
+                assert_eq!(
+                    d(rule, &[Ended(other), NotTaken]),
+                    d(rule, &[Ended(other), Ended(Excluded)]),
+                    "{rule} with {other:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -66,13 +66,22 @@ fn every_kind_of_event(run: RunId) -> Vec<Event> {
             elapsed_us: 1234,
             outcome: Some(true),
             cache: None,
+            error_code: Some("permanent".into()),
         },
         Event::RetryScheduled { task: "a".into(), next_attempt: 1, not_before: 9, at: 3 },
         Event::IterationsPlanned { task: "a".into(), inputs: vec!["x".into()], at: 3 },
         Event::ChildRunStarted { task: "a".into(), child: 2, at: 3 },
-        Event::CancelRequested { reason: "why".into(), timed_out: false, at: 3 },
+        Event::CancelRequested { reason: "why".into(), timed_out: false, at: 3, stop_cleanup: false },
         Event::RunResumed { at: 3 },
-        Event::RepairStarted { repair: 1, tasks: vec!["a".into()], parameters: BTreeMap::new(), at: 3 },
+        Event::RepairStarted {
+            repair: 1,
+            tasks: vec!["a".into()],
+            parameters: BTreeMap::new(),
+            at: 3,
+            by: "p".into(),
+            plan_version: 1,
+            pinned: false,
+        },
         Event::TaskSkipped { task: "a".into(), result: TaskResult::UpstreamFailed, reason: "x".into(), at: 4 },
         Event::RunFinished { result: RunResult::Failed, at: 5 },
     ]
@@ -234,6 +243,9 @@ pub(super) fn checkpoints_are_overwritten_and_isolated(store: &dyn Store) {
     assert_eq!(store.load_checkpoint(1, "t", "empty").unwrap(), Some(vec![]), "empty is not absent");
     assert_eq!(store.load_checkpoint(1, "t2", "cp").unwrap(), Some(b"other task".to_vec()));
     assert_eq!(store.load_checkpoint(2, "t", "cp").unwrap(), Some(b"other run".to_vec()));
+    let all = store.checkpoints(1, "t").unwrap();
+    assert_eq!(all, [("cp".to_string(), vec![0, 255, 7]), ("empty".to_string(), vec![])], "one task's, sorted");
+    assert!(store.checkpoints(3, "t").unwrap().is_empty());
     // Checkpoints and values are separate namespaces.
     assert_eq!(store.value(1, "t", "cp").unwrap(), None);
 }
@@ -277,6 +289,7 @@ pub(super) fn cache_entries_are_replaced_listed_and_removed(store: &dyn Store) {
     let entry = |component: &str, output: &str| {
         let parts = crate::cache::KeyParts::new(component, 1);
         crate::cache::CacheEntry {
+            attempt: Some(0),
             key: parts.key(),
             parts,
             run: 1,

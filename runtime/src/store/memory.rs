@@ -114,6 +114,13 @@ impl Store for MemoryStore {
         Ok(inner.checkpoints.get(&(run, task.to_owned())).and_then(|saved| saved.get(key)).cloned())
     }
 
+    fn checkpoints(&self, run: RunId, task: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_name(task)?;
+        let inner = self.inner();
+        let saved = inner.checkpoints.get(&(run, task.to_owned()));
+        Ok(saved.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }

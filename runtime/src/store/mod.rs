@@ -122,6 +122,8 @@ pub trait Store: Send + Sync {
     fn save_checkpoint(&self, run: RunId, task: &str, key: &str, data: &[u8]) -> Result<(), StoreError>;
     /// A saved checkpoint, if any.
     fn load_checkpoint(&self, run: RunId, task: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every checkpoint of one task, sorted by key (what its next attempt resumes from).
+    fn checkpoints(&self, run: RunId, task: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Make everything written so far durable (one fsync for many writes: group commit).
     fn flush(&self) -> Result<(), StoreError>;
     /// Store a cache entry under its key (`entry.key`); replaces an existing one.

@@ -361,6 +361,19 @@ impl Store for SledStore {
         Ok(saved.map(|bytes| bytes.to_vec()))
     }
 
+    fn checkpoints(&self, run: RunId, task: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let prefix = task_prefix(run, task)?;
+        self.checkpoints
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (full_key, bytes) = entry.map_err(storage)?;
+                let key =
+                    decode_utf8(&full_key[prefix.len()..], || format!("a checkpoint of task `{task}` in run {run}"))?;
+                Ok((key, bytes.to_vec()))
+            })
+            .collect()
+    }
+
     /// One fsync of sled's shared log: covers every tree.
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(storage)?;

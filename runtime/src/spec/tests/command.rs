@@ -181,7 +181,12 @@ fn command_keys_only_on_command_tasks() {
         assert_error(&text, line_of(&text, &format!("{key} =")), &format!("{T}.{key}"), needle);
     }
     let text = after_a("for_each = { inputs = \"[]\", task = { component = \"clean\", args = [] } }");
-    assert_error(&text, line_of(&text, "for_each"), &format!("{T}.for_each.task.args"), "unknown key");
+    assert_error(
+        &text,
+        line_of(&text, "for_each"),
+        &format!("{T}.for_each.task.args"),
+        "`args` applies only to command tasks, not to component template (for_each.task of `t`)",
+    );
     let text = command("params = { x = \"1\" }");
     assert_error(
         &text,
@@ -245,7 +250,7 @@ fn command_templates_are_checked_like_params() {
             "stdin = \"{{ input }}\"",
             "stdin",
             ".stdin",
-            "task `t`, stdin: `{{ input }}` is only available in the params of a for_each task template",
+            "task `t`, stdin: `{{ input }}` is only available in a for_each task template",
         ),
         ("stdin = \"{{ job.nam }}\"", "stdin", ".stdin", "did you mean `job.name`?"),
     ];

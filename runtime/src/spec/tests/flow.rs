@@ -51,8 +51,11 @@ fn run_if_defaults_to_all_success_and_reads_every_value() {
     assert_eq!(RunIf::default(), RunIf::AllSuccess);
     let names = ["all_success", "at_least_one_success", "none_failed", "all_done", "at_least_one_failed", "all_failed"];
     for (run_if, name) in RunIf::ALL.into_iter().zip(names) {
-        let text = task_a(&format!("run_if = \"{name}\""));
-        assert_eq!(task_of(&text, "a").run_if, run_if);
+        let text = format!(
+            "{}[[jobs.hello.tasks]]\nkey = \"b\"\ncomponent = \"ingest\"\ndepends_on = [\"a\"]\nrun_if = \"{name}\"\n",
+            task_a("")
+        );
+        assert_eq!(task_of(&text, "b").run_if, run_if);
         assert_eq!(run_if.as_str(), name);
         assert_eq!(serde_json::to_string(&run_if).ok(), Some(format!("\"{name}\"")));
     }
@@ -229,4 +232,39 @@ fn depends_on_table_errors() {
         "jobs.hello.tasks[0].depends_on[0]",
         "expected a task key or a table such as `{ task = \"check\", outcome = \"true\" }`",
     );
+}
+
+#[test]
+fn run_if_on_a_task_without_dependencies_is_refused() {
+    let text = task_a("run_if = \"all_done\"");
+    assert_error(
+        &text,
+        line_of(&text, "run_if"),
+        "jobs.hello.tasks[0].run_if",
+        "task `a` has `run_if` but no `depends_on`",
+    );
+}
+
+#[test]
+fn cleanup_timeout_is_a_job_duration() {
+    let text = with_job(&format!("[jobs.hello]\ncleanup_timeout = \"30s\"\n\n{TASK_A}"));
+    assert_eq!(bundle_of(&text).jobs["hello"].cleanup_timeout, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(bundle_of(&task_a("")).jobs["hello"].cleanup_timeout, None);
+}
+
+#[test]
+fn targets_name_a_default_and_only_declared_ones_exist() {
+    let targets = "[targets.dev]\n[targets.prod]\ndefault = true\n";
+    let bundle = bundle_of(&format!("{targets}{}", task_a("")));
+    assert_eq!(bundle.target(None).unwrap(), "prod", "the default");
+    assert_eq!(bundle.target(Some("dev")).unwrap(), "dev");
+    let err = bundle.target(Some("prdo")).unwrap_err().to_string();
+    assert!(err.contains("no target named `prdo`") && err.contains("dev, prod") && err.contains("`prod`?"), "{err}");
+    let undeclared = bundle_of(&task_a(""));
+    assert_eq!(undeclared.target(None).unwrap(), "dev", "no [targets]: dev, and any name");
+    assert_eq!(undeclared.target(Some("anything")).unwrap(), "anything");
+    let no_default = bundle_of(&format!("[targets.a]\n[targets.b]\n{}", task_a("")));
+    assert!(no_default.target(None).unwrap_err().to_string().contains("--target"));
+    let text = format!("[targets.a]\ndefault = true\n[targets.b]\ndefault = true\n{}", task_a(""));
+    assert_error(&text, 4, "targets.b.default", "target `a` is already the default");
 }

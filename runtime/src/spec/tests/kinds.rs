@@ -61,9 +61,10 @@ fn for_each_task_full_form() {
     );
     let t = task_of(&text, "t");
     let template = ForEachTemplate {
-        component: "clean".into(),
+        kind: TaskKind::Component { component: "clean".into() },
         timeout: Some(Duration::from_secs(60)),
         retries: Some(RetryPolicy::new(Some(2))),
+        rerun_on_resume: true,
         exec: ExecSpec {
             params: map(&[("day", "{{ job.parameters.day }}"), ("file", "{{ input }}")]),
             limits: Limits { memory: Some(1 << 20), ..Limits::default() },
@@ -85,7 +86,7 @@ fn for_each_defaults_and_literal_inputs() {
     };
     assert_eq!(inputs, r#"["a",2]"#);
     assert_eq!(concurrency, 4);
-    assert_eq!(template.component, "clean");
+    assert_eq!(template.component(), Some("clean"));
     assert!(template.exec.params.is_empty() && template.retries.is_none());
     let text = after_a("for_each = { inputs = \"[]\", task = { component = \"clean\" } }");
     assert!(matches!(task_of(&text, "t").kind, TaskKind::ForEach { .. }));
@@ -224,7 +225,7 @@ fn input_only_inside_a_for_each_template() {
         &text,
         line_of(&text, "params"),
         "jobs.hello.tasks[0].params.f",
-        "task `a`, param `f`: `{{ input }}` is only available in the params of a for_each task template",
+        "task `a`, param `f`: `{{ input }}` is only available in a for_each task template",
     );
     let text = after_a("for_each = { inputs = \"{{ input }}\", task = { component = \"clean\" } }");
     assert_error(
@@ -320,4 +321,60 @@ fn cache_false_opts_a_task_out_of_reuse() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("sluice.toml:9:") && err.contains("cache"), "{err}");
+}
+
+#[test]
+fn a_for_each_template_may_run_a_command_or_a_job() {
+    let text = after_a(
+        "for_each = { inputs = \"[1]\", task = { kind = \"command\", component = \"clean\", \
+         args = [\"--n\", \"{{ input }}\"], env = { N = \"{{ input }}\" }, stdout = \"output\", rerun_on_resume = false } }",
+    );
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    let TaskKind::Command(c) = &template.kind else { panic!("not a command template: {template:?}") };
+    assert_eq!((c.args.clone(), c.stdout_is_output), (vec!["--n".to_string(), "{{ input }}".to_string()], true));
+    assert!(!template.rerun_on_resume);
+    let it = template.iteration("t", 0);
+    assert!(it.command().is_some() && !it.rerun_on_resume, "an iteration is a command task of its own");
+
+    let jobs = "\n[jobs.publish]\nparameters = { who = \"x\" }\ntasks = [{ key = \"send\", component = \"ingest\" }]\n";
+    let text = format!(
+        "{}{jobs}",
+        after_a(
+            "for_each = { inputs = '[{\"w\": 1}]', task = { run_job = { job = \"publish\", parameters = { who = \"{{ input.w }}\" } } } }"
+        )
+    );
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    assert!(matches!(&template.kind, TaskKind::RunJob { job, .. } if job == "publish"));
+    let bad = text.replace("who = \"{{ input.w }}\"", "whom = \"1\"");
+    assert!(error_of(&bad).to_string().contains("declares no parameter `whom`"), "the called job is checked");
+    let both = after_a("for_each = { inputs = \"[1]\", task = { component = \"clean\", run_job = { job = \"x\" } } }");
+    assert!(error_of(&both).to_string().contains("both `component` and `run_job`"));
+    let params = format!(
+        "{}{jobs}",
+        after_a("for_each = { inputs = \"[1]\", task = { run_job = { job = \"publish\" }, params = { a = \"1\" } } }")
+    );
+    assert!(
+        error_of(&params).to_string().contains("`params` does not apply to run_job template"),
+        "{}",
+        error_of(&params)
+    );
+}
+
+#[test]
+fn rerun_on_resume_is_for_tasks_that_run_code() {
+    assert!(!task_of(&after_a("component = \"clean\"\nrerun_on_resume = false"), "t").rerun_on_resume);
+    assert!(task_of(&after_a("component = \"clean\""), "t").rerun_on_resume, "true unless written");
+    let text = after_a("condition = { op = \"equal_to\", left = \"1\", right = \"1\" }\nrerun_on_resume = false");
+    assert!(error_of(&text).to_string().contains("`rerun_on_resume` does not apply to condition task `t`"));
+}
+
+#[test]
+fn templates_recorded_before_kinds_still_read() {
+    let old = r#"{"component":"clean","timeout":null,"retries":null,"params":{},"limits":{"memory":null,"max_log":null,"max_output":null,"fuel":null,"max_out":null},"secrets":[],"mounts":[],"allow_hosts":[],"cache":true}"#;
+    let t: ForEachTemplate = serde_json::from_str(old).unwrap();
+    assert_eq!((t.component(), t.rerun_on_resume), (Some("clean"), true));
+    let text = after_a("for_each = { inputs = \"[1]\", task = { kind = \"command\", component = \"clean\" } }");
+    let TaskKind::ForEach { template, .. } = task_of(&text, "t").kind else { panic!("not a for_each task") };
+    let again: ForEachTemplate = serde_json::from_str(&serde_json::to_string(&template).unwrap()).unwrap();
+    assert_eq!(&again, template.as_ref(), "round trip");
 }

@@ -120,3 +120,57 @@ fn secret_references_are_accepted_in_a_command_env_and_must_be_well_formed() {
     let text = secret_after_a("kind = \"command\"\ncomponent = \"clean\"\nenv = { PGPASSWORD = \"{{ secrets/db }}\" }");
     assert_error(&text, line_of(&text, "env"), "jobs.hello.tasks[1].env.PGPASSWORD", "write `secrets/<scope>/<key>`");
 }
+
+#[test]
+fn databricks_references_name_upstream_results_and_job_facts() {
+    let text = with_job(&format!(
+        "{TASK_A}\n[[jobs.hello.tasks]]\nkey = \"b\"\ncomponent = \"clean\"\ndepends_on = [\"a\"]\nrun_if = \"all_done\"\n\
+         params = {{ s = \"{{{{ tasks.a.result_state }}}}\", e = \"{{{{ tasks.a.error_code }}}}\", \
+         id = \"{{{{ job.id }}}}\", n = \"{{{{ job.repair_count }}}}\", y = \"{{{{ job.start_time.year }}}}\", \
+         ms = \"{{{{ job.start_time.timestamp_ms }}}}\" }}\n"
+    ));
+    assert_eq!(task_of(&text, "b").exec.params.len(), 6);
+    let text = with_job(&format!(
+        "{TASK_A}\n[[jobs.hello.tasks]]\nkey = \"b\"\ncomponent = \"clean\"\nparams = {{ s = \"{{{{ tasks.a.result_state }}}}\" }}\n"
+    ));
+    assert_error(&text, line_of(&text, "params ="), "jobs.hello.tasks[1].params.s", "task `a` is not upstream of `b`");
+    let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ tasks.a.error_code }}\" }");
+    assert_error(
+        &text,
+        line_of(&text, "params"),
+        "jobs.hello.tasks[0].params.x",
+        "cannot read its own values or result",
+    );
+    let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ tasks.a.state }}\" }");
+    assert_error(&text, line_of(&text, "params"), "jobs.hello.tasks[0].params.x", "tasks.<task key>.result_state");
+    let text = with_job(&format!("[jobs.hello]\nparameters = {{ k = \"{{{{ job.repair_count }}}}\" }}\n\n{TASK_A}"));
+    assert_error(&text, line_of(&text, "parameters"), "jobs.hello.parameters.k", "job parameters may only reference");
+    let ok = with_job(&format!(
+        "[jobs.hello]\nparameters = {{ k = \"{{{{ job.id }}}}-{{{{ job.start_time.month }}}}\" }}\n\n{TASK_A}"
+    ));
+    assert_eq!(bundle_of(&ok).jobs["hello"].parameters["k"], "{{ job.id }}-{{ job.start_time.month }}");
+}
+
+#[test]
+fn input_fields_only_inside_a_for_each_template() {
+    let text = task("key = \"a\"\ncomponent = \"ingest\"\nparams = { x = \"{{ input.name }}\" }");
+    assert_error(
+        &text,
+        line_of(&text, "params"),
+        "jobs.hello.tasks[0].params.x",
+        "only available in a for_each task template",
+    );
+    let text = task(
+        "key = \"a\"\nfor_each = { inputs = '[{\"n\": 1}]', task = { component = \"clean\", params = { x = \"{{ input.n }}\", y = \"{{ input.a.b-c }}\" } } }",
+    );
+    assert_eq!(bundle_of(&text).jobs["hello"].tasks.len(), 1);
+    let text = task(
+        "key = \"a\"\nfor_each = { inputs = '[1]', task = { component = \"clean\", params = { x = \"{{ input. }}\" } } }",
+    );
+    assert_error(
+        &text,
+        line_of(&text, "for_each"),
+        "jobs.hello.tasks[0].for_each.task.params.x",
+        "should read `input.<field>`",
+    );
+}

@@ -20,7 +20,9 @@
 //! * `fail=transient|permanent` → after all of the above, fail with that kind and param
 //!   `message` (default `probe failed`);
 //! * `entropy=1` → `"entropy"`: the wall clock (ns) and a value drawn from the random source;
-//! * `sleep_ms=N` → sleeps N ms (real time) before anything else;
+//! * `touch=PATH` → first of all, creates the empty file PATH (under an rw mount): a sign,
+//!   outside the sandbox, that the attempt has started (crash tests kill at that moment);
+//! * `sleep_ms=N` → sleeps N ms (real time) before anything else but `touch`;
 //! * `hang_below_attempt=N` → on attempts < N, loops forever (to be timed out);
 //! * `fail_below_attempt=N` → on attempts < N, fails transiently at the end.
 //!
@@ -50,6 +52,10 @@ impl Task for Probe {
     type Output = Value;
 
     fn run(ctx: &Context) -> Result<Value, TaskError> {
+        if let Some(path) = params::get("touch") {
+            std::fs::write(&path, b"")
+                .map_err(|e| TaskError::permanent(format!("param `touch`: cannot create {path}: {e}")))?;
+        }
         if let Some(ms) = params::get("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }

@@ -2,28 +2,21 @@
 //! for_each release, cancel and timeout, repair, the job's bound, an interrupted run, and
 //! logs that cannot be.
 
+mod run_if;
+
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{PlannedTask, RunResult, TaskResult};
+use crate::model::{RunResult, TaskResult};
 
 /// A run of job `j` whose tasks are `tasks` (TOML `[[jobs.j.tasks]]` tables), created at 0.
 fn run(tasks: &str) -> Sim {
     let text = format!("[bundle]\nname = \"t\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n{tasks}");
     let bundle = crate::spec::parse(&text, std::path::Path::new("sluice.toml"), std::path::Path::new("/b")).unwrap();
     let job = bundle.jobs["j"].clone();
-    let planned = job
-        .tasks
-        .iter()
-        .map(|t| PlannedTask {
-            key: t.key.clone(),
-            component: "c".into(),
-            component_hash: "h".into(),
-            depends_on: t.upstream_keys().map(str::to_string).collect(),
-        })
-        .collect();
     let plan = RunPlan {
         bundle_root: "/b".into(),
+        bundle: "t".into(),
         job,
         jobs: BTreeMap::new(),
         components: BTreeMap::new(),
@@ -38,7 +31,7 @@ fn run(tasks: &str) -> Sim {
         source: "s".into(),
         target: "dev".into(),
         parameters: BTreeMap::new(),
-        tasks: planned,
+        tasks: planned_tasks(&plan),
         at: 0,
         plan: Some(Box::new(plan)),
     };
@@ -204,7 +197,7 @@ fn a_cancel_ends_what_never_started_and_no_failure_is_retried_while_stopping() {
         [[jobs.j.tasks]]\nkey = \"c\"\ncomponent = \"c\"\ndepends_on = [\"a\"]\n");
     assert_eq!(sim.start(), ["a", "b"]);
     sim.end("b", TaskResult::Success, false);
-    sim.record(Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 5 });
+    sim.record(Event::CancelRequested { reason: "Ctrl-C".into(), timed_out: false, at: 5, stop_cleanup: false });
     sim.settle();
     assert_eq!(sim.state_of("c"), (TaskState::Terminated, Some(TaskResult::UpstreamCanceled)));
     assert_eq!(sim.state.task(2).skipped_reason.as_deref(), Some("Ctrl-C"));
@@ -214,39 +207,144 @@ fn a_cancel_ends_what_never_started_and_no_failure_is_retried_while_stopping() {
 
     let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n");
     sim.start();
-    sim.record(Event::CancelRequested { reason: "the job timed out after 1s".into(), timed_out: true, at: 5 });
+    sim.record(Event::CancelRequested {
+        reason: "the job timed out after 1s".into(),
+        timed_out: true,
+        at: 5,
+        stop_cleanup: false,
+    });
     sim.end("a", TaskResult::TimedOut, false);
     assert_eq!(sim.state.view().result, Some(RunResult::TimedOut), "a timeout is not a cancel");
 }
 
-#[test]
-fn a_repair_resets_its_tasks_keeps_their_attempts_and_drops_a_for_eachs_iterations() {
+fn repair(sim: &mut Sim, tasks: &[&str], parameters: BTreeMap<String, String>) {
+    let repair = sim.state.view().repairs.len() as u32 + 1;
+    let tasks = tasks.iter().map(|t| t.to_string()).collect();
+    let at = sim.now;
+    sim.record(Event::RepairStarted {
+        repair,
+        tasks,
+        parameters,
+        at,
+        by: "ann".into(),
+        plan_version: 1,
+        pinned: false,
+    });
+    sim.settle();
+}
+
+/// A run of `a` then a for_each over `inputs` whose iterations end with `results`.
+fn for_each_run(inputs: &[&str], results: &[TaskResult]) -> Sim {
     let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n\
         [[jobs.j.tasks]]\nkey = \"each\"\ndepends_on = [\"a\"]\n\
-        for_each = { inputs = \"[1, 2]\", task = { component = \"c\" } }\n");
+        for_each = { inputs = \"[]\", concurrency = 100, task = { component = \"c\" } }\n");
     sim.start();
     sim.end("a", TaskResult::Success, false);
     sim.start();
-    sim.record(Event::IterationsPlanned { task: "each".into(), inputs: vec!["1".into(), "2".into()], at: 0 });
-    sim.settle();
+    plan(&mut sim, inputs);
     sim.start();
-    sim.end("each[0]", TaskResult::Success, false);
-    sim.end("each[1]", TaskResult::Failed, false);
+    for (n, r) in results.iter().enumerate() {
+        sim.end(&format!("each[{n}]"), *r, false);
+    }
+    sim
+}
+
+fn plan(sim: &mut Sim, inputs: &[&str]) {
+    let inputs = inputs.iter().map(|i| i.to_string()).collect();
+    sim.record(Event::IterationsPlanned { task: "each".into(), inputs, at: sim.now });
+    sim.settle();
+}
+
+#[test]
+fn a_repair_reruns_only_the_iterations_that_did_not_succeed_and_keeps_every_attempt() {
+    use TaskResult::*;
+    let mut sim = for_each_run(&["1", "2", "3"], &[Success, Failed, Success]);
     assert_eq!(sim.state.view().result, Some(RunResult::Failed));
+    let each = sim.state.id_of("each").unwrap();
 
     let parameters = BTreeMap::from([("day".to_string(), "2".to_string())]);
-    sim.record(Event::RepairStarted { repair: 1, tasks: vec!["each".into()], parameters: parameters.clone(), at: 9 });
+    repair(&mut sim, &["each"], parameters.clone());
     let view = sim.state.view();
-    assert_eq!((view.result, view.parameters.clone(), view.repairs.len()), (None, parameters, 1));
-    assert_eq!(sim.state_of("each"), (TaskState::Blocked, None));
-    assert_eq!(sim.state_of("a"), (TaskState::Terminated, Some(TaskResult::Success)), "kept");
-    assert!(sim.state.id_of("each[0]").is_none(), "iterations are planned again");
-    let each = sim.state.id_of("each").unwrap();
+    assert_eq!(view.result, None);
+    assert!(view.parameters.is_empty(), "the run's own parameters are never overwritten");
+    assert_eq!(sim.state.parameters(), &parameters, "the repair's are in force");
+    assert_eq!(view.repairs[0].parameters, parameters);
+    assert_eq!(view.repairs[0].by, "ann");
+    assert_eq!(sim.state_of("a"), (TaskState::Terminated, Some(Success)), "kept");
     assert_eq!(sim.state.task(each).attempts.len(), 1, "attempts are kept");
     assert!(sim.state.current_attempts(each).is_empty(), "a new life");
-    sim.settle();
     assert_eq!(sim.start(), ["each"], "its upstream succeeded, so it runs again");
     assert_eq!(sim.state.task(each).attempts.last().unwrap().attempt, 1, "attempt numbers go on");
+    plan(&mut sim, &["1", "2", "3"]);
+    assert_eq!(sim.start(), ["each[1]"], "exactly the failed iteration");
+    assert_eq!(sim.state_of("each[0]"), (TaskState::Terminated, Some(Success)));
+    sim.end("each[1]", Success, false);
+    assert_eq!(sim.state.view().result, Some(RunResult::Success));
+    let failed_first: Vec<_> =
+        sim.state.task(sim.state.id_of("each[1]").unwrap()).attempts.iter().map(|a| a.result).collect();
+    assert_eq!(failed_first, [Some(Failed), Some(Success)], "the failed attempt is still there");
+    assert_eq!(sim.state.task(sim.state.id_of("each[0]").unwrap()).attempts.len(), 1);
+
+    // a second repair needs nothing but the names; a named iteration reruns even though it succeeded
+    repair(&mut sim, &["each[2]"], BTreeMap::new());
+    assert_eq!(sim.start(), ["each"]);
+    plan(&mut sim, &["1", "2", "3"]);
+    assert_eq!(sim.start(), ["each[2]"]);
+    sim.end("each[2]", Success, false);
+    assert_eq!(sim.state.view().repairs.len(), 2);
+    assert_eq!(sim.state.view().result, Some(RunResult::Success));
+
+    // an input that changed reruns its iteration; a new one joins
+    repair(&mut sim, &["each"], BTreeMap::new());
+    sim.start();
+    plan(&mut sim, &["1", "20", "3", "4"]);
+    assert_eq!(sim.start(), ["each[1]", "each[3]"]);
+}
+
+#[test]
+fn a_new_plan_version_changes_specs_adds_tasks_and_is_listed() {
+    let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\nparams = { fail = \"yes\" }\n");
+    sim.start();
+    sim.end("a", TaskResult::Failed, false);
+    let mut plan = sim.state.plan().unwrap().as_ref().clone();
+    let text = "[bundle]\nname = \"t\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\n\
+        [[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n\
+        [[jobs.j.tasks]]\nkey = \"b\"\ncomponent = \"c\"\ndepends_on = [\"a\"]\n";
+    plan.job =
+        crate::spec::parse(text, std::path::Path::new("s.toml"), std::path::Path::new("/b")).unwrap().jobs["j"].clone();
+    let hash = plan_hash(&plan);
+    assert_ne!(hash, sim.state.view().plans[0].hash);
+    let changes = vec!["task `a`: param `fail` removed".to_string()];
+    sim.record(Event::PlanRecorded {
+        version: 2,
+        hash: hash.clone(),
+        changes: changes.clone(),
+        plan: Box::new(plan),
+        at: 5,
+    });
+    assert_eq!(sim.state.plan_version(), 2);
+    assert!(sim.state.spec(0).unwrap().exec.params.is_empty(), "the spec in force is the new one");
+    assert_eq!(sim.state.view().plans[1].changes, changes);
+    let b = sim.state.id_of("b").expect("the task the job gained joined the run");
+    assert_eq!(sim.state.task(b).depends_on, ["a"]);
+    let tasks = vec!["a".to_string(), "b".to_string()];
+    let at = sim.now;
+    sim.record(Event::RepairStarted {
+        repair: 1,
+        tasks,
+        parameters: BTreeMap::new(),
+        at,
+        by: "ann".into(),
+        plan_version: 2,
+        pinned: false,
+    });
+    sim.settle();
+    assert_eq!(sim.start(), ["a"]);
+    sim.end("a", TaskResult::Success, false);
+    assert_eq!(sim.start(), ["b"], "the new task depends on the old one");
+    sim.end("b", TaskResult::Success, false);
+    assert_eq!(sim.state.view().result, Some(RunResult::Success));
+    assert_eq!(sim.state.view().repairs[0].plan_version, 2);
 }
 
 #[test]
@@ -262,25 +360,42 @@ fn the_jobs_bound_holds_sandboxed_tasks_and_everything_queued_after_them() {
 
 #[test]
 fn what_a_dead_process_left_running_is_settled_by_kind() {
-    let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\nretries = { max = 1, jitter = 0.0 }\n\
+    let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n\
+        [[jobs.j.tasks]]\nkey = \"once\"\ncomponent = \"c\"\nrerun_on_resume = false\n\
         [[jobs.j.tasks]]\nkey = \"check\"\ncondition = { op = \"equal_to\", left = \"1\", right = \"1\" }\n");
     sim.start();
     sim.record(Event::RunResumed { at: 10 });
     let settled = sim.state.settle_interrupted(10);
-    let events: Vec<&Event> = settled
-        .iter()
+    let events: Vec<Event> = settled
+        .into_iter()
         .map(|s| match s {
             Settle::Record(e) => e,
             other => panic!("{other:?}"),
         })
         .collect();
-    assert!(matches!(events[0], Event::AttemptFinished { task, result: TaskResult::Failed, error: Some(e), .. }
-        if task == "a" && e == RESTARTED));
-    assert!(matches!(events[1], Event::RetryScheduled { task, next_attempt: 1, not_before: 1_010, .. } if task == "a"));
-    assert!(matches!(events[2], Event::AttemptFinished { task, .. } if task == "check"));
-    assert!(matches!(events[3], Event::TaskQueued { task, .. } if task == "check"), "evaluated again");
+    assert!(matches!(&events[0], Event::AttemptFinished { task, result: TaskResult::Interrupted, error: Some(e), .. }
+        if task == "a" && e == INTERRUPTED));
+    assert!(matches!(&events[1], Event::TaskQueued { task, .. } if task == "a"), "runs again, no retry policy needed");
+    assert!(matches!(&events[2], Event::AttemptFinished { task, result: TaskResult::Interrupted, error: Some(e), .. }
+        if task == "once" && e == NOT_RERUN));
+    assert!(matches!(&events[3], Event::AttemptFinished { task, .. } if task == "check"));
+    assert!(matches!(&events[4], Event::TaskQueued { task, .. } if task == "check"), "evaluated again");
+    assert_eq!(events.len(), 5, "{events:#?}");
+    events.into_iter().for_each(|e| sim.record(e));
+    sim.settle();
+    assert_eq!(sim.state_of("once"), (TaskState::Terminated, Some(TaskResult::Interrupted)), "waits for a repair");
+    assert_eq!(sim.start(), ["a", "check"]);
+    sim.end("a", TaskResult::Success, false);
+    sim.end("check", TaskResult::Success, false);
+    assert_eq!(sim.state.view().result, Some(RunResult::Failed), "an interrupted task is not a success");
+    let a = sim.state.task(0);
+    let results: Vec<_> = a.attempts.iter().map(|x| (x.attempt, x.result)).collect();
+    assert_eq!(results, [(0, Some(TaskResult::Interrupted)), (1, Some(TaskResult::Success))], "both attempts kept");
+    assert_eq!(a.attempts[0].error_code.as_deref(), Some("interrupted"));
 
-    sim.record(Event::CancelRequested { reason: "x".into(), timed_out: false, at: 11 });
+    let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\n");
+    sim.start();
+    sim.record(Event::CancelRequested { reason: "x".into(), timed_out: false, at: 11, stop_cleanup: false });
     let settled = sim.state.settle_interrupted(11);
     assert!(
         settled
@@ -288,6 +403,27 @@ fn what_a_dead_process_left_running_is_settled_by_kind() {
             .all(|s| matches!(s, Settle::Record(Event::AttemptFinished { result: TaskResult::Canceled, .. }))),
         "a stopping run's attempts end canceled: {settled:?}"
     );
+}
+
+#[test]
+fn an_interrupted_attempt_does_not_count_against_the_retry_policy() {
+    let mut sim = run("[[jobs.j.tasks]]\nkey = \"a\"\ncomponent = \"c\"\nretries = { max = 1, jitter = 0.0 }\n");
+    sim.start();
+    for e in sim.state.settle_interrupted(1).into_iter().filter_map(|s| match s {
+        Settle::Record(e) => Some(e),
+        Settle::ResumeChild { .. } => None,
+    }) {
+        sim.record(e);
+    }
+    assert_eq!(sim.start(), ["a"]);
+    sim.end("a", TaskResult::Failed, true);
+    assert_eq!(sim.state_of("a").0, TaskState::WaitingForRetry, "its one retry is still there");
+    sim.now = 10_000;
+    sim.settle();
+    sim.start();
+    sim.end("a", TaskResult::Failed, true);
+    assert_eq!(sim.state_of("a"), (TaskState::Terminated, Some(TaskResult::Failed)), "now it is used up");
+    assert_eq!(sim.state.task(0).attempts.len(), 3);
 }
 
 #[test]
