@@ -91,7 +91,7 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     let job = bundle.job(args.job.as_deref())?;
     let dir = open::state_dir(state_arg, &bundle.root);
     let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
-    let rt = open::runtime(&dir, RuntimeOptions { max_parallel: args.max_parallel })?;
+    let rt = open::runtime(&dir, RuntimeOptions { max_parallel: args.max_parallel, ..Default::default() })?;
     let width = job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4);
     let opts = RunOptions {
         no_cache: args.no_cache,

@@ -86,6 +86,15 @@ pub struct RunView {
     pub cancel_requested: bool,
     /// The tenant namespace the run belongs to.
     pub workspace: String,
+    /// The job's stable id, when a run manager started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<u64>,
+    /// Why the run waits for its turn (`max_concurrent_runs`), while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<String>,
+    /// When a queued run started (its job's timeout counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dequeued_at: Option<Millis>,
 }
 
 /// The event log was not a valid history.
@@ -108,6 +117,7 @@ impl RunView {
             finished_at: self.finished_at,
             result: self.result,
             workspace: self.workspace.clone(),
+            job_id: self.job_id,
         }
     }
 }

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::executor::AttemptReport;
 use super::journal::Journal;
 use super::plan::Loaded;
+use super::slots::{SlotPermit, SlotWait};
 use super::{RunOptions, Runtime, SchedulerError};
 use crate::cache::{self, Hash, KeyParts, TreeManifest};
 use crate::model::{Event, Millis, RunPlan, RunView, time_of};
@@ -27,8 +27,8 @@ use crate::spec::TaskKind;
 use crate::state::{RunState, Settle, TaskId};
 use crate::util::human_duration;
 
-/// How often the coordinator looks for a cancel request from another process
-/// and for free slots taken by other runs, when nothing else wakes it.
+/// How often the coordinator looks for a cancel (the run's flag), a graceful stop and
+/// the job's timeout, when nothing else wakes it.
 pub(crate) const CONTROL_POLL: Duration = Duration::from_millis(50);
 
 /// What a finished tokio task reports.
@@ -68,7 +68,11 @@ pub(crate) struct Coordinator {
     running: JoinSet<Done>,
     running_ids: HashMap<tokio::task::Id, (TaskId, u32)>,
     /// Sandbox slots of attempts in flight, released once each is recorded.
-    pub(crate) permits: HashMap<(TaskId, u32), OwnedSemaphorePermit>,
+    pub(crate) permits: HashMap<(TaskId, u32), SlotPermit>,
+    /// A slot handed to this run's ticket, not yet used.
+    pub(crate) spare_slot: Option<SlotPermit>,
+    /// This run's ticket in its workspace's line, while an attempt waits for a slot.
+    pub(crate) slot_wait: Option<SlotWait>,
     /// Cache context of attempts in flight.
     pub(crate) pending_cache: HashMap<(TaskId, u32), Pending>,
     /// What succeeded tasks produced, for downstream keys and `/in`.
@@ -101,6 +105,8 @@ impl Coordinator {
             running: JoinSet::new(),
             running_ids: HashMap::new(),
             permits: HashMap::new(),
+            spare_slot: None,
+            slot_wait: None,
             pending_cache: HashMap::new(),
             produced: HashMap::new(),
             run_cancel,
@@ -119,6 +125,13 @@ impl Coordinator {
     /// Journal an event, then fold it into the state.
     pub(crate) fn record(&mut self, event: Event) -> Result<(), SchedulerError> {
         self.journal.append(&event)?;
+        match &event {
+            Event::AttemptFinished { result, elapsed_us, .. } => {
+                self.rt.telemetry.attempt_finished(*result, Duration::from_micros(*elapsed_us))
+            }
+            Event::RunFinished { result, .. } => self.rt.telemetry.run_finished(*result),
+            _ => {}
+        }
         let run = self.state.run_id();
         self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })
     }
@@ -131,7 +144,13 @@ impl Coordinator {
             if self.state.finished() {
                 break;
             }
-            self.start_ready()?;
+            if self.rt.draining() {
+                if self.running.is_empty() {
+                    return self.interrupted();
+                }
+            } else {
+                self.start_ready()?;
+            }
             self.journal.flush_if_due()?;
             if self.state.has_pending_decisions() {
                 // tasks that ended in place (reused, conditions) woke others: go on
@@ -145,9 +164,14 @@ impl Coordinator {
                 .flatten()
                 .min()
                 .unwrap_or_else(Instant::now);
+            let waiting_slot = self.slot_wait.is_some();
             tokio::select! {
                 biased;
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => self.on_joined(joined)?,
+                permit = async { self.slot_wait.as_mut().expect("checked").await }, if waiting_slot => {
+                    self.slot_wait = None;
+                    self.spare_slot = Some(permit);
+                }
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
@@ -169,7 +193,9 @@ impl Coordinator {
 
     /// Start queued tasks while the job's and the process's bounds allow.
     fn start_ready(&mut self) -> Result<(), SchedulerError> {
-        for id in self.state.startable(self.rt.slots.available_permits()) {
+        let free = self.rt.slots.available(&self.plan.workspace) + usize::from(self.spare_slot.is_some());
+        // with no slot free, one queued sandboxed task is still offered: it takes a ticket
+        for id in self.state.startable(free.max(1)) {
             if !self.start(id)? {
                 // no free sandbox slot: the rest wait their turn (first in, first out)
                 break;
@@ -237,19 +263,20 @@ impl Coordinator {
         }
     }
 
-    /// Stop early on Ctrl-C or the parent run's cancellation, a cancel request from
-    /// another process, or the job's timeout.
+    /// Stop early when the run's cancel flag is set (Ctrl-C, a cancel request, the parent
+    /// run's cancellation) or the job's timeout passes.
     fn poll_stop(&mut self) -> Result<(), SchedulerError> {
         if self.state.stop().is_some() {
             return Ok(());
         }
-        let run = self.state.run_id();
         if self.opts.cancel.load(Ordering::Relaxed) {
             let by_parent = self.plan.parent.is_some();
-            let reason = if by_parent { "the parent run was canceled" } else { "canceled by the user (Ctrl-C)" };
-            self.stop(reason.into(), false)
-        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requested(run, &self.plan.workspace)) {
-            self.stop("canceled by `sluice runs cancel`".into(), false)
+            let reason = match self.opts.cancel_reason.get() {
+                Some(reason) => reason.clone(),
+                None if by_parent => "the parent run was canceled".into(),
+                None => "canceled by the user (Ctrl-C)".into(),
+            };
+            self.stop(reason, false)
         } else if self.state.deadline().is_some_and(|d| self.now() >= d) {
             let timeout = human_duration(self.plan.job.timeout.unwrap_or_default());
             self.stop(format!("the job timed out after {timeout}"), true)
@@ -274,9 +301,13 @@ impl Coordinator {
         let view = self.state.into_view();
         self.rt.store.put_summary(&view.summary())?;
         self.journal.flush()?;
-        if let Some(c) = &self.rt.control {
-            c.clear(view.run_id);
-        }
         Ok(view)
+    }
+
+    /// A graceful stop with nothing running: everything recorded is made durable and the
+    /// run is left unfinished, to resume on the next start.
+    fn interrupted(mut self) -> Result<RunView, SchedulerError> {
+        self.journal.flush()?;
+        Err(SchedulerError::Interrupted(self.state.run_id()))
     }
 }

@@ -14,7 +14,6 @@
 mod attempt;
 mod attempts;
 mod caching;
-mod control;
 mod coordinator;
 mod executor;
 mod inspect;
@@ -23,6 +22,7 @@ mod params;
 mod plan;
 mod runs;
 mod runtime;
+pub mod slots;
 mod start;
 mod verify;
 
@@ -34,14 +34,11 @@ use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::StoreError;
 
 pub use attempts::MAX_STDIN_FILE_BYTES;
-pub use control::Control;
 pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Running};
 pub use inspect::{Explanation, GcSummary};
 pub use params::resolve_job_parameters;
-pub use runtime::{
-    COMPONENTS_DIR, CONTROL_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, control, open_store,
-    open_vault,
-};
+pub use runtime::{COMPONENTS_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store, open_vault};
+pub use runs::PreparedRun;
 pub use verify::Verification;
 
 /// Why a run could not be started, resumed, repaired or recorded.
@@ -61,6 +58,9 @@ pub enum SchedulerError {
     NoSuchRun(RunId),
     #[error("run {run}: {message}")]
     Refused { run: RunId, message: String },
+    /// A graceful stop interrupted the run: it stays unfinished and resumes on the next start.
+    #[error("run {0} was interrupted by a graceful stop; it resumes when sluice next starts")]
+    Interrupted(RunId),
 }
 
 /// Receives every event of a run once it is durable (for progress output).

@@ -130,6 +130,8 @@ mod tests {
             parameters: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             timeout: None,
             max_parallel_tasks: None,
+            max_concurrent_runs: crate::spec::DEFAULT_MAX_CONCURRENT_RUNS,
+            queue: true,
             limits: Default::default(),
             tasks: vec![],
         }

@@ -106,6 +106,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
         target_limits: Default::default(),
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+        job_id: None,
     };
     Ok((plan, loaded))
 }
@@ -163,6 +164,9 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         parameters: BTreeMap::new(),
         timeout: None,
         max_parallel_tasks: None,
+        // a single component run is not a job anyone else runs: no limit between such runs
+        max_concurrent_runs: crate::spec::MAX_MAX_CONCURRENT_RUNS,
+        queue: true,
         limits: Default::default(),
         tasks: vec![task],
     };
@@ -176,6 +180,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         target_limits: Default::default(),
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+        job_id: None,
     }
 }
 
@@ -236,5 +241,6 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
         target_limits: plan.target_limits,
         principal: plan.principal.clone(),
         workspace: plan.workspace.clone(),
+        job_id: None,
     })
 }

@@ -230,10 +230,12 @@ impl RunState {
         self.waiting.first().map(|&(at, _)| at)
     }
 
-    /// When the job times out: its timeout after the run's logical start.
+    /// When the job times out: its timeout after the run's logical start (or, for a run
+    /// that waited in the queue, after its turn came).
     pub fn deadline(&self) -> Option<Millis> {
         let timeout = self.plan.as_ref()?.job.timeout?;
-        Some(self.view.created_at.saturating_add(timeout.as_millis() as Millis))
+        let began = self.view.dequeued_at.unwrap_or(self.view.created_at);
+        Some(began.saturating_add(timeout.as_millis() as Millis))
     }
 
     /// What a process that dies mid-run leaves running, settled. A stopping run's attempts

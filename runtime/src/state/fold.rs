@@ -69,6 +69,9 @@ impl RunState {
             resumed: 0,
             cancel_requested: false,
             workspace: plan.as_ref().map_or_else(default_workspace, |p| p.workspace.clone()),
+            job_id: plan.as_ref().and_then(|p| p.job_id),
+            queued: None,
+            dequeued_at: None,
         };
         let dirty = (0..sched.len()).collect();
         Ok(RunState {
@@ -124,6 +127,11 @@ impl RunState {
             Event::CancelRequested { reason, timed_out, .. } => {
                 self.view.cancel_requested = true;
                 self.stop.get_or_insert(Stop { reason: reason.clone(), timed_out: *timed_out });
+            }
+            Event::RunQueued { reason, .. } => self.view.queued = Some(reason.clone()),
+            Event::RunDequeued { at } => {
+                self.view.queued = None;
+                self.view.dequeued_at = Some(*at);
             }
             Event::RunResumed { .. } => self.view.resumed += 1,
             Event::RepairStarted { repair, tasks, parameters, at } => self.repair(*repair, tasks, parameters, *at)?,

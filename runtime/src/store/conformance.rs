@@ -27,6 +27,7 @@ pub(super) fn running_summary(run: RunId) -> RunSummary {
         finished_at: None,
         result: None,
         workspace: "default".into(),
+        job_id: None,
     }
 }
 

@@ -20,13 +20,17 @@ use crate::cache::{CacheEntry, Hash, KeyParts};
 use crate::model::{Event, RunId, RunSummary};
 
 pub mod memory;
+pub mod service;
 pub mod sled_secrets;
+pub mod sled_service;
 pub mod sled_store;
 
 #[cfg(test)]
 mod conformance;
 
 pub use memory::MemoryStore;
+pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
+pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
 
 /// The longest task or key name a store accepts, in bytes.
