@@ -14,6 +14,8 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: the [`scheduler::Runtime`] (`Runtime::open`) and its runs: a coordinator per
 //!   run performing what its state decides, attempts handed to an executor
+//! - [`service`]: the owner's service: many runs per process (queues, cancel, repair,
+//!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
 //! - [`cli`]: the command line, thin over the rest
 
 // unit tests may print what they measure, or talk to a child process through stdout
@@ -25,6 +27,7 @@ pub mod model;
 pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
+pub mod service;
 pub mod spec;
 pub mod state;
 pub mod store;

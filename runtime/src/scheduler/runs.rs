@@ -47,6 +47,12 @@ impl PreparedRun {
         self.coordinator.state.run_id()
     }
 
+    /// The position in the run's log of the first event this step recorded (0 for a new
+    /// run; for a repair, its `RepairStarted`).
+    pub fn first_new_event(&self) -> u64 {
+        self.coordinator.journal.base()
+    }
+
     /// The run as recorded so far.
     pub fn view(&self) -> &RunView {
         self.coordinator.state.view()
@@ -63,18 +69,18 @@ impl PreparedRun {
         drive(self.coordinator).await
     }
 
-    /// It waits for its turn (`max_concurrent_runs`): recorded and flushed; nothing of it
-    /// starts until [`Runtime::dequeue`].
-    pub fn queue(mut self, reason: String) -> Result<RunView, SchedulerError> {
+    /// It waits for its turn (`max_concurrent_runs`): recorded (durable with
+    /// [`PreparedRun::commit`]); nothing of it starts until [`Runtime::dequeue`].
+    pub fn queue(&mut self, reason: String) -> Result<(), SchedulerError> {
         let at = self.coordinator.now();
         self.coordinator.record(Event::RunQueued { reason, at })?;
-        self.coordinator.journal.flush()?;
-        Ok(self.coordinator.state.into_view())
+        self.coordinator.rt.store.put_summary(&self.coordinator.state.view().summary())?;
+        Ok(())
     }
 
     /// It never runs (its job has `max_concurrent_runs` active runs and does not queue):
-    /// every task ends canceled, the run `skipped`.
-    pub fn skip(mut self, reason: String) -> Result<RunView, SchedulerError> {
+    /// every task ends canceled, the run `skipped` (durable with [`PreparedRun::commit`]).
+    pub fn skip(&mut self, reason: String) -> Result<(), SchedulerError> {
         let at = self.coordinator.now();
         let tasks: Vec<String> = self.coordinator.state.view().tasks.iter().map(|t| t.key.clone()).collect();
         for task in tasks {
@@ -82,10 +88,8 @@ impl PreparedRun {
             self.coordinator.record(Event::TaskSkipped { task, result, reason: reason.clone(), at })?;
         }
         self.coordinator.record(Event::RunFinished { result: crate::model::RunResult::Skipped, at })?;
-        let view = self.coordinator.state.into_view();
-        self.coordinator.rt.store.put_summary(&view.summary())?;
-        self.coordinator.journal.flush()?;
-        Ok(view)
+        self.coordinator.rt.store.put_summary(&self.coordinator.state.view().summary())?;
+        Ok(())
     }
 }
 

@@ -22,7 +22,7 @@ use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::sled_secrets::SledSecretStore;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{MemoryServiceStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError};
 
 /// The run store's directory under the state directory.
 pub const STORE_DIR: &str = "store";
@@ -62,6 +62,10 @@ pub struct Runtime {
     pub(crate) clock: Arc<dyn Clock>,
     /// Resolves tasks' `secrets.reveal` calls; `None`: granted names do not resolve.
     pub(crate) secrets: Option<Arc<dyn Resolver>>,
+    /// Job ids, idempotency tokens and API tokens (in the run store's database).
+    pub(crate) services: Arc<dyn ServiceStore>,
+    /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
+    pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
     pub(crate) cache: Option<Arc<CacheDir>>,
     /// Sandboxes at once, across all runs (the global bound), shared fairly by workspace.
@@ -129,6 +133,7 @@ impl Runtime {
         };
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
+        let services = Arc::new(SledServiceStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
         let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?
             .with_telemetry(telemetry.clone());
@@ -136,7 +141,10 @@ impl Runtime {
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut rt = Runtime::new(sled, Arc::new(sandbox), clock.clone());
-        rt.secrets = Some(Arc::new(vault));
+        rt.services = services;
+        let vault = Arc::new(vault);
+        rt.secrets = Some(vault.clone());
+        rt.vault = Some(vault);
         rt.cache = Some(Arc::new(cache));
         rt.slots = Slots::with_observer(slots, options.fair_share, clock, Some(telemetry.clone()));
         rt.telemetry = telemetry;
@@ -153,6 +161,8 @@ impl Runtime {
             store,
             sandbox,
             secrets: None,
+            services: Arc::new(MemoryServiceStore::default()),
+            vault: None,
             cache: None,
             slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
             executor,
@@ -188,9 +198,14 @@ impl Runtime {
         &self.clock
     }
 
-    /// The vault (secrets), when the runtime has one.
-    pub fn secrets(&self) -> Option<&Arc<dyn Resolver>> {
-        self.secrets.as_ref()
+    /// The vault (secret scopes, values, ACLs, the audit trail), when the runtime has one.
+    pub fn vault(&self) -> Option<&Arc<Vault>> {
+        self.vault.as_ref()
+    }
+
+    /// Job ids, idempotency tokens and API tokens.
+    pub fn services(&self) -> &Arc<dyn ServiceStore> {
+        &self.services
     }
 
     /// The sandbox slots every run shares.
