@@ -19,29 +19,63 @@ use crate::model::{RunId, RunView};
 use crate::scheduler::{JobRequest, PreparedRun, RepairRequest, RunOptions, SchedulerError, SingleTask};
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A bundle directory (or file) on the owner's machine (`sluice run`; local callers only).
     Bundle { path: PathBuf, job: Option<String> },
     /// A served job by its id (`jobs/run-now`).
     Job(u64),
     /// One component file (`sluice task run`; local callers only).
-    Component { path: PathBuf, task: SingleTask },
+    Component { path: PathBuf, task: ComponentTask },
+}
+
+/// How to run one component with no bundle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComponentTask {
+    pub params: BTreeMap<String, String>,
+    /// Memory limit in bytes (default: the runtime's).
+    pub memory: Option<u64>,
+    /// Wall-clock timeout in milliseconds (default: the runtime's).
+    pub timeout_ms: Option<u64>,
+    /// Run it as a command.
+    pub command: Option<crate::spec::CommandSpec>,
+}
+
+impl ComponentTask {
+    fn single(&self) -> SingleTask {
+        let defaults = crate::sandbox::Limits::default();
+        let limits = crate::sandbox::Limits {
+            memory: self.memory.unwrap_or(defaults.memory),
+            timeout: self.timeout_ms.map_or(defaults.timeout, std::time::Duration::from_millis),
+            ..defaults
+        };
+        SingleTask { params: self.params.clone(), limits, command: self.command.clone() }
+    }
 }
 
 /// A run to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
     pub source: Source,
     /// Job parameter overrides.
+    #[serde(default)]
     pub overrides: BTreeMap<String, String>,
+    #[serde(default = "dev")]
     pub target: String,
+    #[serde(default)]
     pub no_cache: bool,
+    #[serde(default)]
     pub rehash: bool,
     /// The same token within [`super::IDEMPOTENCY_WINDOW`] returns the run it created.
     pub idempotency_token: Option<String>,
     /// Whether the run may wait its turn (default: the job's `queue`).
     pub queue: Option<bool>,
+}
+
+fn dev() -> String {
+    "dev".into()
 }
 
 impl Submission {
@@ -103,15 +137,15 @@ pub(crate) struct Manager {
     transitions: tokio::sync::Mutex<()>,
     /// Serialises submissions that carry an idempotency token.
     idempotent: tokio::sync::Mutex<()>,
-    /// Runs driven plus queued, for waiting until idle.
+    /// (runs driven, runs queued), for waiting until idle or drained.
     load: LoadWatch,
 }
 
-struct LoadWatch(tokio::sync::watch::Sender<usize>);
+struct LoadWatch(tokio::sync::watch::Sender<(usize, usize)>);
 
 impl Default for LoadWatch {
     fn default() -> Self {
-        LoadWatch(tokio::sync::watch::channel(0).0)
+        LoadWatch(tokio::sync::watch::channel((0, 0)).0)
     }
 }
 
@@ -145,8 +179,8 @@ impl State {
         self.active.values().filter(|a| a.job == Some(job)).count()
     }
 
-    fn load(&self) -> usize {
-        self.active.len() + self.queues.values().map(VecDeque::len).sum::<usize>()
+    fn load(&self) -> (usize, usize) {
+        (self.active.len(), self.queues.values().map(VecDeque::len).sum::<usize>())
     }
 
     fn admit(&self, job: Option<u64>, max: u32, queue: bool, name: &str) -> Admission {
@@ -196,12 +230,11 @@ impl Manager {
     }
 
     pub(crate) fn busy(&self) -> bool {
-        self.lock().load() > 0
+        self.lock().load() != (0, 0)
     }
 
     pub(crate) fn counts(&self) -> (usize, usize) {
-        let st = self.lock();
-        (st.active.len(), st.queues.values().map(VecDeque::len).sum())
+        self.lock().load()
     }
 
     pub(crate) fn is_active(&self, run: RunId) -> bool {
@@ -210,7 +243,13 @@ impl Manager {
 
     pub(crate) async fn idle(&self) {
         let mut rx = self.load.0.subscribe();
-        let _ = rx.wait_for(|&n| n == 0).await;
+        let _ = rx.wait_for(|&load| load == (0, 0)).await;
+    }
+
+    /// Wait until no run is driven (queued ones may wait on).
+    pub(crate) async fn drained(&self) {
+        let mut rx = self.load.0.subscribe();
+        let _ = rx.wait_for(|&(active, _)| active == 0).await;
     }
 
     /// Count `run` as driven by this process.
@@ -322,7 +361,7 @@ impl Service {
         let (bundle, job_name) = match &sub.source {
             Source::Component { path, task } => {
                 local()?;
-                let prepared = rt.prepare_component(path, task.clone(), opts)?;
+                let prepared = rt.prepare_component(path, task.single(), opts)?;
                 return Ok((prepared, "task".into(), u32::MAX, true));
             }
             Source::Bundle { path, job } => {

@@ -31,9 +31,12 @@ use crate::store::StoreError;
 pub use admin::RunFilter;
 pub use hub::{StreamItem, Subscription};
 pub use jobs::{JobInfo, ServedBundle};
-pub use manager::{CancelOutcome, Repaired, Source, Submission, Submitted};
+pub use manager::{CancelOutcome, ComponentTask, Repaired, Source, Submission, Submitted};
 pub use records::{RunRecord, TaskRunRef, decode_task_run_id, task_run_id};
 pub use tokens::{IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_TOKEN_LEN, NewToken, TOKEN_PREFIX};
+
+/// The principal of a caller that cannot say who it is.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// Who makes a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +189,11 @@ impl Service {
     /// Wait until no run is driven or queued.
     pub async fn idle(&self) {
         self.inner.manager.idle().await
+    }
+
+    /// Wait until no run is driven (after [`Service::drain`]: every run has stopped).
+    pub async fn drained(&self) {
+        self.inner.manager.drained().await
     }
 
     /// Counts for metrics: (runs being driven, runs queued).

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Event, RunId, RunPlan, RunView};
+use crate::model::{Event, Millis, RunId, RunPlan, RunResult, RunView};
 use crate::state::RunState;
 
 /// Bit 52 marks a task run (or repair) id.
@@ -45,6 +45,8 @@ pub struct RunRecord {
     pub attempts: HashMap<(String, u32), u64>,
     /// Each repair's `RepairStarted` position, in order.
     pub repairs: Vec<u64>,
+    /// Each `RunFinished`: its position, the result and when (one per original run and repair).
+    pub finishes: Vec<(u64, RunResult, Millis)>,
     /// Whether this process drives the run right now.
     pub active: bool,
 }
@@ -63,8 +65,10 @@ impl RunRecord {
         let state = RunState::from_events(events)?;
         let mut attempts = HashMap::new();
         let mut repairs = Vec::new();
+        let mut finishes = Vec::new();
         for (i, e) in events.iter().enumerate() {
             match e {
+                Event::RunFinished { result, at } => finishes.push((i as u64, *result, *at)),
                 Event::AttemptStarted { task, attempt, .. } => {
                     attempts.insert((task.clone(), *attempt), i as u64);
                 }
@@ -73,7 +77,7 @@ impl RunRecord {
             }
         }
         let plan = state.plan().cloned();
-        Ok(RunRecord { view: state.into_view(), plan, attempts, repairs, active })
+        Ok(RunRecord { view: state.into_view(), plan, attempts, repairs, finishes, active })
     }
 
     pub fn run_id(&self) -> RunId {

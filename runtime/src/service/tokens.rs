@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chacha20poly1305::aead::OsRng;
 use chacha20poly1305::aead::rand_core::RngCore as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Caller, Service, ServiceError, Via};
 use crate::store::TokenRecord;
@@ -27,7 +27,7 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_IDEMPOTENCY_TOKEN_LEN: usize = 64;
 
 /// A token just created: the only time the token itself is seen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewToken {
     pub token: String,
     #[serde(flatten)]
