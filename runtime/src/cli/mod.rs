@@ -11,6 +11,7 @@
 mod board;
 mod cache;
 mod dag;
+mod follow;
 mod frame;
 mod open;
 mod print;
@@ -18,7 +19,9 @@ mod progress;
 mod run;
 mod runs;
 mod secrets;
+mod serve;
 mod style;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,8 @@ use clap::{Parser, Subcommand};
 pub const EXIT_RUN_FAILED: u8 = 1;
 /// Exit code for bad input and errors.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code when Ctrl-C twice stopped the command (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "Run workflows of WebAssembly tasks, each in its own sandbox")]
@@ -61,6 +66,11 @@ pub enum Command {
     Cache(cache::CacheCommand),
     /// Re-execute a run's tasks in a scratch area and check their outputs are byte-identical.
     Verify(cache::VerifyArgs),
+    /// Own the state directory and serve its jobs over HTTP (Databricks Jobs API and sluice's own).
+    Serve(serve::ServeArgs),
+    /// API tokens for `sluice serve`.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -88,6 +98,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => secrets::audit(cli.state, args),
         Command::Cache(cmd) => cache::cache(cli.state, cmd),
         Command::Verify(args) => cache::verify(cli.state, args),
+        Command::Serve(args) => serve::serve(cli.state, args),
+        Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
     }
 }
 

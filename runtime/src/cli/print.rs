@@ -20,6 +20,11 @@ const SHOW_LOG_LINES: usize = 40;
 /// Upstream tasks named in a row of the task table (the rest are counted).
 const UPSTREAM_SHOWN: usize = 6;
 
+/// How a run ended, in a word (`unfinished` while it has not).
+pub fn result_word(view: &RunView) -> &'static str {
+    view.result.map(|r| r.as_str()).unwrap_or("unfinished")
+}
+
 /// `run 7 success`: how a run ended, in one line.
 pub fn run_line(view: &RunView) -> String {
     format!("run {} {}", view.run_id, view.result.map(|r| r.as_str()).unwrap_or("unfinished"))

@@ -1,14 +1,12 @@
 //! The in-process client: this process owns the store, so each call goes straight to the
 //! [`Service`] as the command's caller.
 
-use super::{
-    BoxFuture, Client, ClientResult, EventStream, SecretsAnswer, SecretsOp, TokensAnswer, TokensOp,
-};
+use super::{BoxFuture, Client, ClientResult, EventStream, SecretsAnswer, SecretsOp, TokensAnswer, TokensOp};
 use crate::model::{Millis, RunId, RunSummary, RunView};
 use crate::scheduler::{Explanation, GcSummary, RepairRequest, Verification};
 use crate::secrets::{AuditFilter, AuditRecord, SecretString};
 use crate::service::{
-    CancelOutcome, Caller, Repaired, RunFilter, Service, StreamItem, Submission, Submitted, Subscription,
+    Caller, CancelOutcome, Repaired, RunFilter, Service, StreamItem, Submission, Submitted, Subscription,
 };
 
 /// Calls on the service this process runs, as `caller`.

@@ -23,6 +23,10 @@ pub const ELECTION_WAIT: Duration = Duration::from_secs(10);
 const ELECTION_BACKOFF: Duration = Duration::from_millis(5);
 const ELECTION_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
+/// How long an owner waits for runs to wrap up before it says it stays for them: a run
+/// the command followed is still recording its summary just after its last event.
+const LINGER_NOTICE_DELAY: Duration = Duration::from_millis(500);
+
 /// Why a session could not begin.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -113,21 +117,42 @@ impl Session {
     }
 
     /// The command is done. An owner stays while runs are in flight or clients are
-    /// connected (`lingering` is told how many runs, once), then stops serving.
-    pub async fn finish(self, lingering: impl FnOnce(usize)) {
+    /// connected (`lingering` is told how many runs, once), then stops serving; if
+    /// `interrupted` resolves first, it stops gracefully within `grace` (see
+    /// [`Session::shutdown`]).
+    pub async fn finish(
+        self,
+        lingering: impl FnOnce(usize),
+        interrupted: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) {
         let Role::Owner(owner) = self.role else { return };
-        let mut told = Some(lingering);
-        loop {
-            if owner.service.busy() {
-                if let Some(tell) = told.take() {
-                    tell(owner.service.run_counts().0 + owner.service.run_counts().1);
+        let quiet = async {
+            let mut told = Some(lingering);
+            loop {
+                if owner.service.busy() {
+                    if told.is_some() && tokio::time::timeout(LINGER_NOTICE_DELAY, owner.service.idle()).await.is_ok() {
+                        continue;
+                    }
+                    if let Some(tell) = told.take() {
+                        let (running, queued) = owner.service.run_counts();
+                        tell(running + queued);
+                    }
+                    owner.service.idle().await;
+                } else if owner.conns.open() > 0 {
+                    owner.conns.none().await;
+                } else {
+                    return true;
                 }
-                owner.service.idle().await;
-            } else if owner.conns.open() > 0 {
-                owner.conns.none().await;
-            } else {
-                break;
             }
+        };
+        let quiet = tokio::select! {
+            quiet = quiet => quiet,
+            () = interrupted => false,
+        };
+        if !quiet {
+            owner.service.drain();
+            let _ = tokio::time::timeout(grace, owner.service.drained()).await;
         }
         owner.close().await;
     }

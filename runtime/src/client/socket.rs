@@ -41,10 +41,8 @@ fn disconnected(e: impl std::fmt::Display) -> ClientError {
 fn error_of(status: StatusCode, body: &[u8]) -> ClientError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let code = parsed.as_ref().and_then(|v| v["error_code"].as_str()).unwrap_or("");
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v["message"].as_str())
-        .map_or_else(|| format!("{status}"), str::to_string);
+    let message =
+        parsed.as_ref().and_then(|v| v["message"].as_str()).map_or_else(|| format!("{status}"), str::to_string);
     ClientError::Service(match code {
         "INVALID_PARAMETER_VALUE" => ServiceError::Invalid(message),
         "RESOURCE_DOES_NOT_EXIST" => ServiceError::NotFound(message),
@@ -59,7 +57,8 @@ fn error_of(status: StatusCode, body: &[u8]) -> ClientError {
 impl SocketClient {
     async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> ClientResult<Response<Incoming>> {
         let stream = UnixStream::connect(&self.path).await.map_err(disconnected)?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(disconnected)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(disconnected)?;
         tokio::spawn(conn);
         let mut req = Request::builder()
             .method(method)
@@ -252,7 +251,9 @@ impl Client for SocketClient {
             let path = |p: &str| format!("{API}/secrets/{p}");
             let protocol = |e: serde_json::Error| ClientError::Protocol(e.to_string());
             Ok(match op {
-                SecretsOp::CreateScope(id) => SecretsAnswer::Scope(self.post(&path("scopes/create"), &place(&id)).await?),
+                SecretsOp::CreateScope(id) => {
+                    SecretsAnswer::Scope(self.post(&path("scopes/create"), &place(&id)).await?)
+                }
                 SecretsOp::Scopes { workspace, target } => {
                     let rows: Vec<Value> =
                         self.post(&path("scopes"), &json!({ "workspace": workspace, "target": target })).await?;
@@ -269,7 +270,8 @@ impl Client for SocketClient {
                     SecretsAnswer::Done
                 }
                 SecretsOp::Put { scope, key, value } => {
-                    let v: Value = self.post(&path("put"), &with(&scope, json!({ "key": key, "value": value }))).await?;
+                    let v: Value =
+                        self.post(&path("put"), &with(&scope, json!({ "key": key, "value": value }))).await?;
                     SecretsAnswer::Version(v["version"].as_u64().unwrap_or_default() as u32)
                 }
                 SecretsOp::List(id) => SecretsAnswer::Secrets(self.post(&path("list"), &place(&id)).await?),
@@ -295,7 +297,8 @@ impl Client for SocketClient {
         Box::pin(async move {
             Ok(match op {
                 TokensOp::Create { principal, workspace, expires_in_secs } => {
-                    let body = json!({ "principal": principal, "workspace": workspace, "expires_in_secs": expires_in_secs });
+                    let body =
+                        json!({ "principal": principal, "workspace": workspace, "expires_in_secs": expires_in_secs });
                     TokensAnswer::Created(Box::new(self.post(&format!("{API}/tokens/create"), &body).await?))
                 }
                 TokensOp::List => TokensAnswer::Listed(self.get(&format!("{API}/tokens")).await?),

@@ -144,6 +144,7 @@ impl Coordinator {
             if self.state.finished() {
                 break;
             }
+            let recorded = self.journal.appended();
             if self.rt.draining() {
                 if self.running.is_empty() {
                     return self.interrupted();
@@ -152,8 +153,9 @@ impl Coordinator {
                 self.start_ready()?;
             }
             self.journal.flush_if_due()?;
-            if self.state.has_pending_decisions() {
-                // tasks that ended in place (reused, conditions) woke others: go on
+            if self.state.has_pending_decisions() || self.ended_in_place_since(recorded) {
+                // tasks that ended in place (reused, conditions) woke others, or were the
+                // last to end: decide again before waiting
                 continue;
             }
             let now = self.now();
@@ -176,6 +178,12 @@ impl Coordinator {
             }
         }
         self.finish()
+    }
+
+    /// Whether a task ended in place (a reused result, a condition, a failed render) since
+    /// the journal held `recorded` events: then the run may have ended.
+    fn ended_in_place_since(&self, recorded: u64) -> bool {
+        self.journal.appended() > recorded && self.running.is_empty()
     }
 
     /// Record what the state decides until it decides nothing more.

@@ -29,12 +29,14 @@ pub(crate) struct Journal {
     dirty_since: Option<Instant>,
     /// Events the log held before this journal appended any (0 for a new run).
     base: u64,
+    /// Events this journal appended.
+    appended: u64,
 }
 
 impl Journal {
     /// The journal of a new run.
     pub(crate) fn new(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>) -> Self {
-        Journal { store, run, observer, unannounced: Vec::new(), dirty_since: None, base: 0 }
+        Journal { store, run, observer, unannounced: Vec::new(), dirty_since: None, base: 0, appended: 0 }
     }
 
     /// The journal of a run that goes on: the observer is shown its history first.
@@ -53,8 +55,14 @@ impl Journal {
     pub(crate) fn append(&mut self, event: &Event) -> Result<(), SchedulerError> {
         self.store.append(self.run, std::slice::from_ref(event))?;
         self.unannounced.push(event.clone());
+        self.appended += 1;
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// How many events this journal appended.
+    pub(crate) fn appended(&self) -> u64 {
+        self.appended
     }
 
     /// Make everything appended durable, then announce it.

@@ -37,8 +37,8 @@ pub use attempts::MAX_STDIN_FILE_BYTES;
 pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Running};
 pub use inspect::{Explanation, GcSummary};
 pub use params::resolve_job_parameters;
-pub use runtime::{COMPONENTS_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store, open_vault};
 pub use runs::PreparedRun;
+pub use runtime::{COMPONENTS_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store, open_vault};
 pub use verify::Verification;
 
 /// Why a run could not be started, resumed, repaired or recorded.

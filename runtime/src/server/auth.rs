@@ -50,7 +50,8 @@ impl FromRequestParts<AppState> for Authed {
                     .map(str::trim);
                 let Some(token) = token else {
                     let e = crate::service::ServiceError::Unauthenticated(
-                        "Missing credentials: send `Authorization: Bearer <token>` (see `sluice tokens create`).".into(),
+                        "Missing credentials: send `Authorization: Bearer <token>` (see `sluice tokens create`)."
+                            .into(),
                     );
                     return Err(e.into());
                 };

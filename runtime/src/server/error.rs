@@ -117,10 +117,9 @@ impl Params {
     pub fn int(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| ApiError::invalid(format!("Invalid value for {name}: `{v}` is not a non-negative integer."))),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                ApiError::invalid(format!("Invalid value for {name}: `{v}` is not a non-negative integer."))
+            }),
         }
     }
 

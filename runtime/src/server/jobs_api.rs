@@ -228,9 +228,8 @@ async fn get_output(State(st): State<AppState>, Authed(caller): Authed, p: Param
         }
     };
     let metadata = task_run_json(&rec, &task, id);
-    let attempt = task
-        .attempt
-        .and_then(|n| rec.view.task(&task.task).and_then(|t| t.attempts.iter().find(|a| a.attempt == n)));
+    let attempt =
+        task.attempt.and_then(|n| rec.view.task(&task.task).and_then(|t| t.attempts.iter().find(|a| a.attempt == n)));
     let mut out = json!({ "metadata": metadata });
     if let Some(a) = attempt {
         out["logs"] = json!(a.log);

@@ -265,8 +265,7 @@ pub fn job_json(job: &JobInfo, with_tasks: bool) -> Value {
                 json!({ "task_key": t.key, "depends_on": deps, "run_if": t.run_if.as_str().to_uppercase() })
             })
             .collect();
-        let parameters: Vec<Value> =
-            spec.parameters.iter().map(|(k, d)| json!({ "name": k, "default": d })).collect();
+        let parameters: Vec<Value> = spec.parameters.iter().map(|(k, d)| json!({ "name": k, "default": d })).collect();
         settings["tasks"] = json!(tasks);
         settings["parameters"] = json!(parameters);
     }

@@ -218,7 +218,11 @@ struct ScopesQuery {
     target: Option<String>,
 }
 
-async fn scopes_list(State(st): State<AppState>, Authed(caller): Authed, ApiJson(q): ApiJson<ScopesQuery>) -> ApiResult {
+async fn scopes_list(
+    State(st): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(q): ApiJson<ScopesQuery>,
+) -> ApiResult {
     let listed = st.service.scopes(&caller, q.workspace.as_deref(), q.target.as_deref())?;
     to_json(listed.into_iter().map(|(s, p)| json!({ "scope": s, "permission": p })).collect::<Vec<_>>())
 }
@@ -289,7 +293,11 @@ struct RevokeBody {
     id: String,
 }
 
-async fn token_revoke(State(st): State<AppState>, Authed(caller): Authed, ApiJson(b): ApiJson<RevokeBody>) -> ApiResult {
+async fn token_revoke(
+    State(st): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(b): ApiJson<RevokeBody>,
+) -> ApiResult {
     st.service.revoke_token(&caller, &b.id)?;
     to_json(json!({}))
 }

@@ -479,11 +479,7 @@ impl Service {
     }
 
     /// Drive a run a transition prepared (it is already counted active), or undo.
-    fn drive_transition(
-        &self,
-        run: RunId,
-        prepared: Result<PreparedRun, SchedulerError>,
-    ) -> Result<u64, ServiceError> {
+    fn drive_transition(&self, run: RunId, prepared: Result<PreparedRun, SchedulerError>) -> Result<u64, ServiceError> {
         match prepared {
             Ok(p) => {
                 let from = p.first_new_event();

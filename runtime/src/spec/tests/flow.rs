@@ -64,7 +64,12 @@ fn max_concurrent_runs_and_queue_are_read_with_databricks_defaults() {
         );
     }
     let text = with_job(&format!("[jobs.hello]\nqueue = \"yes\"\n\n{TASK_A}"));
-    assert_error(&text, line_of(&text, "queue"), "jobs.hello.queue", "expected a boolean (true or false), found a string");
+    assert_error(
+        &text,
+        line_of(&text, "queue"),
+        "jobs.hello.queue",
+        "expected a boolean (true or false), found a string",
+    );
 }
 
 #[test]
