@@ -119,7 +119,7 @@ impl SseStream {
             return Ok(Some(None)); // a keep-alive comment
         }
         let item: StreamItem = serde_json::from_str(&data).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if item.run_id == self.root && matches!(item.event, Event::RunFinished { .. }) {
+        if item.run_id == self.root && !item.history && matches!(item.event, Event::RunFinished { .. }) {
             self.finished = true;
         }
         Ok(Some(Some(item)))

@@ -158,7 +158,7 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<StreamItem> {
         loop {
             if let Some(item) = self.pending.pop_front() {
-                if item.run_id == self.root && matches!(item.event, Event::RunFinished { .. }) {
+                if item.run_id == self.root && !item.history && matches!(item.event, Event::RunFinished { .. }) {
                     self.done = true;
                     self.pending.clear();
                 }
