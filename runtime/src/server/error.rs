@@ -72,28 +72,37 @@ impl IntoResponse for ApiError {
 }
 
 /// A JSON body; malformed JSON or a field of the wrong type is a 400 naming the field.
+/// A body without a Content-Type is read as JSON (curl users forget it); an empty body
+/// reads as `{}`; another Content-Type is refused.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => {
-                let status = rejection.status();
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    return Err(ApiError::for_status(status));
-                }
-                let text = rejection.body_text();
-                let detail = text.split_once(": ").map_or(text.as_str(), |(_, d)| d);
-                let message = match status {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::for_status(status).message,
-                    _ => format!("Malformed request body: {detail}"),
-                };
-                Err(ApiError { status: StatusCode::BAD_REQUEST, code: "INVALID_PARAMETER_VALUE", message })
-            }
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if content_type.is_some_and(|t| !t.starts_with("application/json")) {
+            return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::for_status(status)
+            } else {
+                ApiError::invalid(format!("Could not read the request body: {}", rejection.body_text()))
+            }
+        })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match path.as_str() {
+                "." | "" => ApiError::invalid(format!("Malformed request body: {inner}")),
+                _ => ApiError::invalid(format!("Malformed request body: {path}: {inner}")),
+            }
+        })?;
+        Ok(ApiJson(value))
     }
 }
 

@@ -34,7 +34,7 @@ impl Service {
             None => (id, None),
         };
         let not_found = || ServiceError::NotFound(run_not_found(id));
-        let events = self.inner.rt.store().events(run)?;
+        let events = self.durable_events(run)?;
         if events.is_empty() {
             return Err(not_found());
         }

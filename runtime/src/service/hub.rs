@@ -109,6 +109,13 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// How many of `run`'s events are announced (durable), while this process drives it.
+    pub(crate) fn announced(&self, run: RunId) -> Option<u64> {
+        self.lock().announced.get(&run).copied()
+    }
+}
+
 impl Observer for Hub {
     fn attached(&self, run: RunId, history: &[Event]) {
         let mut st = self.lock();

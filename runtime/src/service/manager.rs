@@ -123,6 +123,10 @@ pub struct Repaired {
     pub from: u64,
 }
 
+/// How long a repair waits for a run that has recorded its end to be let go by its
+/// coordinator (microseconds in practice; a bound, not a delay).
+const ENDING_RUN_SETTLES: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How a run was admitted.
 enum Admission {
     Start,
@@ -244,6 +248,17 @@ impl Manager {
     pub(crate) async fn idle(&self) {
         let mut rx = self.load.0.subscribe();
         let _ = rx.wait_for(|&load| load == (0, 0)).await;
+    }
+
+    /// Wait until `run` is no longer driven: a run that has recorded its end is still
+    /// counted until its coordinator task returns, a moment later.
+    async fn until_not_driven(&self, run: RunId) {
+        let mut rx = self.load.0.subscribe();
+        while self.is_active(run) {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Wait until no run is driven (queued ones may wait on).
@@ -437,11 +452,26 @@ impl Service {
 
     /// A run of the caller's workspace, or "not found".
     pub(crate) fn visible(&self, caller: &Caller, run: RunId) -> Result<RunView, ServiceError> {
-        match self.inner.rt.view(run) {
-            Ok(view) if view.workspace == caller.workspace => Ok(view),
-            Ok(_) | Err(SchedulerError::NoSuchRun(_)) => Err(ServiceError::NotFound(run_not_found(run))),
-            Err(e) => Err(e.into()),
+        let events = self.durable_events(run)?;
+        if events.is_empty() {
+            return Err(ServiceError::NotFound(run_not_found(run)));
         }
+        let state = crate::state::RunState::from_events(&events)
+            .map_err(|e| ServiceError::Internal(format!("run {run}: {e}")))?;
+        match state.into_view() {
+            view if view.workspace == caller.workspace => Ok(view),
+            _ => Err(ServiceError::NotFound(run_not_found(run))),
+        }
+    }
+
+    /// A run's log as far as it is durable: a run this process drives has events appended
+    /// but not yet flushed (a group commit), which no caller may see — they could be lost.
+    pub(crate) fn durable_events(&self, run: RunId) -> Result<Vec<crate::model::Event>, ServiceError> {
+        let mut events = self.inner.rt.store().events(run)?;
+        if let Some(n) = self.inner.hub.announced(run) {
+            events.truncate(n as usize);
+        }
+        Ok(events)
     }
 
     /// Stop a run: a driven one stops its attempts; a queued one ends canceled; one a dead
@@ -504,6 +534,10 @@ impl Service {
     ) -> Result<Repaired, ServiceError> {
         let view = self.visible(caller, run)?;
         let _serial = self.inner.manager.transitions.lock().await;
+        if view.result.is_some() {
+            let settling = self.inner.manager.until_not_driven(run);
+            let _ = tokio::time::timeout(ENDING_RUN_SETTLES, settling).await;
+        }
         if self.inner.manager.is_active(run) || view.result.is_none() {
             return Err(ServiceError::InvalidState(format!(
                 "run {run} is not finished; a run can be repaired once it has ended (cancel it first)"
