@@ -14,6 +14,12 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: the [`scheduler::Runtime`] (`Runtime::open`) and its runs: a coordinator per
 //!   run performing what its state decides, attempts handed to an executor
+//! - [`service`]: the owner's service: many runs per process (queues, cancel, repair,
+//!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
+//! - [`server`]: HTTP for the owner's socket and `sluice serve`: the Databricks Jobs API
+//!   subset, sluice's own API, auth, metrics, limits
+//! - [`client`]: how a command reaches its state directory's owner (itself, or another
+//!   process over the Unix socket): the election, the [`client::Client`] trait
 //! - [`cli`]: the command line, thin over the rest
 
 // unit tests may print what they measure, or talk to a child process through stdout
@@ -21,10 +27,13 @@
 
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod model;
 pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
+pub mod server;
+pub mod service;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -17,6 +17,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod server;
+pub use server::Server;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

@@ -368,6 +368,7 @@ fn event() -> impl Strategy<Value = Event> {
                 elapsed_us: 0,
                 outcome: outcome.then_some(true),
                 cache: None,
+                error_code: None,
             }
         ),
         (task_name(), attempt, any::<u64>()).prop_map(|(task, next_attempt, not_before)| Event::RetryScheduled {
@@ -379,14 +380,24 @@ fn event() -> impl Strategy<Value = Event> {
         (task_name(), proptest::collection::vec(any::<String>(), 0..4))
             .prop_map(|(task, inputs)| Event::IterationsPlanned { task, inputs, at: 7 }),
         (task_name(), any::<u64>()).prop_map(|(task, child)| Event::ChildRunStarted { task, child, at: 8 }),
-        any::<bool>().prop_map(|timed_out| Event::CancelRequested { reason: "r".into(), timed_out, at: 9 }),
+        (any::<bool>(), any::<bool>()).prop_map(|(timed_out, stop_cleanup)| Event::CancelRequested {
+            reason: "r".into(),
+            timed_out,
+            at: 9,
+            stop_cleanup
+        }),
         Just(Event::RunResumed { at: 10 }),
         (any::<u32>(), proptest::collection::vec(task_name(), 0..3)).prop_map(|(repair, tasks)| Event::RepairStarted {
             repair,
             tasks,
             parameters: BTreeMap::new(),
-            at: 11
+            at: 11,
+            by: "p".into(),
+            plan_version: 1,
+            pinned: false,
         }),
+        any::<u64>().prop_map(|at| Event::RunQueued { reason: "q".into(), at }),
+        any::<u64>().prop_map(|at| Event::RunDequeued { at }),
         (task_name(), result()).prop_map(|(task, result)| Event::TaskSkipped {
             task,
             result,

@@ -1,5 +1,5 @@
-//! `sluice cache explain|gc` and `sluice verify`: thin over the scheduler's
-//! inspection of content-hashed reruns.
+//! `sluice cache explain|gc` and `sluice verify`: requests to the state directory's
+//! owner, which inspects content-hashed reruns.
 
 use super::out::outln;
 use std::path::PathBuf;
@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::open::tokio_runtime;
 use super::{EXIT_RUN_FAILED, open};
-use crate::model::RunId;
+use crate::client::{BoxFuture, Client, ClientError};
+use crate::model::{Clock as _, RunId};
 use crate::scheduler::RuntimeOptions;
 
 #[derive(Debug, Subcommand)]
@@ -50,11 +50,22 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
+/// Run `command` against the owner of the existing state directory.
+fn with_owner<T: Send + 'static>(
+    state_arg: Option<PathBuf>,
+    command: impl for<'a> FnOnce(&'a dyn Client) -> BoxFuture<'a, Result<T, ClientError>> + Send + 'static,
+) -> anyhow::Result<T> {
+    let dir = open::existing_dir(state_arg)?;
+    let options = open::owner_options(crate::secrets::DEFAULT_WORKSPACE, RuntimeOptions::default());
+    open::with_session(&dir, options, move |session| Box::pin(async move { Ok(command(session.client()).await?) }))
+}
+
 pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<ExitCode> {
-    let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
     match cmd {
         CacheCommand::Explain(args) => {
-            let e = rt.explain(args.run_id, &args.task)?;
+            let task = args.task.clone();
+            let run = args.run_id;
+            let e = with_owner(state_arg, move |c| c.explain(run, task))?;
             if args.json {
                 outln!("{}", serde_json::to_string_pretty(&e)?);
                 return Ok(ExitCode::SUCCESS);
@@ -108,8 +119,10 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
                     "say what to forget: --keep N and/or --older-than DURATION (unreferenced blobs are always removed)"
                 );
             }
-            let before = args.older_than.map(|d| rt.clock().now_millis().saturating_sub(d.as_millis() as u64));
-            let g = rt.gc(args.keep, before)?;
+            let now = crate::model::SystemClock.now_millis();
+            let before = args.older_than.map(|d| now.saturating_sub(d.as_millis() as u64));
+            let keep = args.keep;
+            let g = with_owner(state_arg, move |c| c.gc(keep, before))?;
             if args.json {
                 outln!("{}", serde_json::to_string_pretty(&g)?);
             } else {
@@ -128,8 +141,9 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
 }
 
 pub fn verify(state_arg: Option<PathBuf>, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
-    let results = tokio_runtime()?.block_on(rt.verify(args.run_id, args.task.as_deref()))?;
+    let task = args.task.clone();
+    let run = args.run_id;
+    let results = with_owner(state_arg, move |c| c.verify(run, task))?;
     let all_same = results.iter().all(|v| v.verdict != "different");
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&results)?);

@@ -11,6 +11,7 @@
 mod board;
 mod cache;
 mod dag;
+mod follow;
 mod frame;
 mod open;
 mod out;
@@ -19,8 +20,10 @@ mod progress;
 mod run;
 mod runs;
 mod secrets;
+mod serve;
 mod store;
 mod style;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +36,8 @@ use out::errln;
 pub const EXIT_RUN_FAILED: u8 = 1;
 /// Exit code for bad input and errors.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code when a third Ctrl-C stopped the command (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "Run workflows of WebAssembly tasks, each in its own sandbox")]
@@ -68,6 +73,11 @@ pub enum Command {
     /// Check the store for damage; back it up or restore a backup.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Own the state directory and serve its jobs over HTTP (Databricks Jobs API and sluice's own).
+    Serve(serve::ServeArgs),
+    /// API tokens for `sluice serve`.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -97,6 +107,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(cmd) => cache::cache(cli.state, cmd),
         Command::Verify(args) => cache::verify(cli.state, args),
         Command::Store(cmd) => store::store(cli.state, cmd),
+        Command::Serve(args) => serve::serve(cli.state, args),
+        Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
     }
 }
 

@@ -1,33 +1,25 @@
-//! Which state directory a command works on, and opening it with the messages a person
-//! needs: nothing there yet, a run holding it, who is asking.
+//! Which state directory a command works on, who is asking, and the command's session
+//! with the directory's owner (this process, or another `sluice` over the socket).
 //!
-//! The runtime itself is assembled by the library ([`Runtime::open`]); this module only
+//! The election and the owner's lifetime are the library's ([`Session`]); this module only
 //! chooses where (`--state`, `SLUICE_STATE`, else `.sluice` beside the bundle or in the
-//! current directory), for whom (`SLUICE_PRINCIPAL`, else the OS user), where progress
-//! goes (stderr) and what stops a run (the first Ctrl-C).
+//! current directory), for whom (`SLUICE_PRINCIPAL`, else the OS user), runs the command
+//! on tokio, and says on stderr when an owner stays on for other clients' runs.
 
 use super::out::errln;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::progress::Progress;
-
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use crate::scheduler::{Observer, Quiet, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store};
+use crate::client::{BoxFuture, OwnerOptions, Session};
+use crate::scheduler::{RuntimeOptions, STORE_DIR};
 use crate::spec::BUNDLE_FILE;
-use crate::store::{Store, StoreError};
 
 /// The name of the default state directory.
 pub const STATE_DIR: &str = ".sluice";
 
 /// The environment variable naming who runs `sluice` (else `USER`).
 pub const PRINCIPAL_ENV: &str = "SLUICE_PRINCIPAL";
-
-/// The principal of a run started without one (no `SLUICE_PRINCIPAL`, `USER` or `LOGNAME`).
-pub const ANONYMOUS: &str = "anonymous";
 
 /// `--state`/`SLUICE_STATE` if given, else `.sluice` inside `default_parent`.
 pub fn state_dir(explicit: Option<PathBuf>, default_parent: &Path) -> PathBuf {
@@ -67,31 +59,6 @@ pub fn existing_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Explain a store another process holds.
-pub fn locked(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::Locked { .. } => anyhow::anyhow!(
-            "{e}: a run is in progress; try again when it ends (or cancel it: `sluice runs cancel RUN_ID`)"
-        ),
-        other => other.into(),
-    }
-}
-
-/// Open the store of an existing state directory, for commands that only inspect.
-pub fn existing_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(open_store(dir).map_err(locked)?)
-}
-
-/// The runtime of `dir` (created if missing).
-pub fn runtime(dir: &Path, options: RuntimeOptions) -> anyhow::Result<Runtime> {
-    Runtime::open(dir, options)
-        .map_err(|e| match e {
-            crate::scheduler::OpenError::Store(e) => locked(e),
-            other => other.into(),
-        })
-        .with_context(|| format!("opening the state in {}", dir.display()))
-}
-
 /// Who is running `sluice`: `SLUICE_PRINCIPAL`, else `USER`, else `LOGNAME`.
 pub fn principal() -> Option<String> {
     [PRINCIPAL_ENV, "USER", "LOGNAME"]
@@ -101,49 +68,50 @@ pub fn principal() -> Option<String> {
         .find(|v| !v.is_empty())
 }
 
-/// The options of a run this command starts or continues: the principal, `workspace`,
-/// progress on stderr (nothing with `--json`), canceled by the first Ctrl-C.
-pub fn run_options(workspace: &str, json: bool, width: usize) -> RunOptions {
-    let opts = RunOptions {
-        principal: principal().unwrap_or_else(|| ANONYMOUS.into()),
+/// How a command that becomes the owner of `dir` sets up, working in `workspace`.
+pub fn owner_options(workspace: &str, runtime: RuntimeOptions) -> OwnerOptions {
+    OwnerOptions {
+        runtime,
+        listen: None,
+        principal: principal().unwrap_or_else(|| crate::service::ANONYMOUS.into()),
         workspace: workspace.to_string(),
-        observer: observer(json, width),
-        ..RunOptions::default()
-    };
-    watch_ctrl_c(opts.cancel.clone(), opts.stop_cleanup.clone());
-    opts
-}
-
-/// Progress on stderr (a live board on a terminal, lines elsewhere), or nothing with `--json`.
-fn observer(json: bool, width: usize) -> Arc<dyn Observer> {
-    if json { Arc::new(Quiet) } else { Arc::new(Progress::new(width)) }
+    }
 }
 
 pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// The first Ctrl-C cancels the run (running sandboxes stop at their next epoch tick;
-/// failure-handling tasks still run as its cleanup); the second stops that cleanup too.
-fn watch_ctrl_c(cancel: Arc<AtomicBool>, stop_cleanup: Arc<AtomicBool>) {
-    let _ = ctrlc_thread(cancel, stop_cleanup);
+/// Run `command` in a session with `dir`'s owner; then, if this process owns it, serve
+/// other clients until their runs end.
+pub fn with_session<T, F>(dir: &Path, options: OwnerOptions, command: F) -> anyhow::Result<T>
+where
+    F: for<'a> FnOnce(&'a mut Session) -> BoxFuture<'a, anyhow::Result<T>>,
+{
+    let tokio = tokio_runtime()?;
+    tokio.block_on(async {
+        let mut session = Session::open(dir, options).await.with_context(|| format!("opening {}", dir.display()))?;
+        let result = command(&mut session).await;
+        let lingering = |runs: usize| {
+            errln!(
+                "sluice: {runs} other run{} in progress in {}; serving {} until {} (Ctrl-C stops; \
+                 runs resume later)",
+                if runs == 1 { " is" } else { "s are" },
+                dir.display(),
+                if runs == 1 { "it" } else { "them" },
+                if runs == 1 { "it ends" } else { "they end" },
+            );
+        };
+        session.finish(lingering, interrupted(), STOP_GRACE).await;
+        result
+    })
 }
 
-fn ctrlc_thread(cancel: Arc<AtomicBool>, stop_cleanup: Arc<AtomicBool>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("sluice-signal".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(_) => return,
-        };
-        if rt.block_on(tokio::signal::ctrl_c()).is_err() {
-            return;
-        }
-        errln!("canceling the run (Ctrl-C); cleanup tasks still run: Ctrl-C again stops them too…");
-        cancel.store(true, Ordering::Relaxed);
-        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-            errln!("stopping the run's cleanup too (Ctrl-C again)…");
-            stop_cleanup.store(true, Ordering::Relaxed);
-        }
-    })?;
-    Ok(())
+/// How long an owner stopped by Ctrl-C gives running attempts to end before it exits
+/// (their runs resume on the next start).
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ctrl-C (or SIGTERM) while an owner stays for other clients' runs: stop.
+async fn interrupted() {
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -10,17 +10,21 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::dag::{layers, pick_iterations, upstream_list};
-use super::runs::Listed;
 use super::style::{
     Paint, Stream, Tone, clean, ellipsize, first_line, plural, result_tone, reused_note, state_word, tally, task_glyph,
 };
-use crate::model::{AttemptView, Millis, RunResult, RunStatus, RunView, TaskResult, TaskState, TaskView};
+use crate::model::{AttemptView, Millis, RunResult, RunStatus, RunSummary, RunView, TaskResult, TaskState, TaskView};
 use crate::util::human_duration;
 
 /// Longest log excerpt `runs show` prints per attempt before pointing at `--json`.
 const SHOW_LOG_LINES: usize = 40;
 /// Upstream tasks named in a row of the task table (the rest are counted).
 const UPSTREAM_SHOWN: usize = 6;
+
+/// How a run ended, in a word (`unfinished` while it has not).
+pub fn result_word(view: &RunView) -> &'static str {
+    view.result.map(|r| r.as_str()).unwrap_or("unfinished")
+}
 
 /// `run 7 success`: how a run ended, in one line.
 pub fn run_line(view: &RunView) -> String {
@@ -48,13 +52,14 @@ pub fn work_done(view: &RunView) -> String {
     format!("{executed} executed, {reused} reused")
 }
 
-pub fn run_list(runs: &[Listed]) {
+pub fn run_list(runs: &[RunSummary]) {
     if runs.is_empty() {
         outln!("no runs yet");
         return;
     }
     outln!("{:>6}  {:<20}  {:<22}  {:>10}  SOURCE", "RUN", "JOB", "RESULT", "DURATION");
-    for Listed { summary: r, status } in runs {
+    for r in runs {
+        let status = r.status.unwrap_or(RunStatus::Running);
         let result = r.result.map(|x| x.as_str()).unwrap_or(status.as_str());
         let took =
             r.finished_at.map(|f| human_duration(ms(f.saturating_sub(r.created_at)))).unwrap_or_else(|| "-".into());
@@ -63,13 +68,14 @@ pub fn run_list(runs: &[Listed]) {
 }
 
 /// `sluice runs show RUN`.
-pub fn run_details(v: &RunView, status: RunStatus) {
+pub fn run_details(v: &RunView) {
     let mut out = String::new();
-    details(&mut out, v, status, Paint::for_stream(Stream::Stdout));
+    details(&mut out, v, Paint::for_stream(Stream::Stdout));
     out!("{out}");
 }
 
-fn details(out: &mut String, v: &RunView, status: RunStatus, paint: Paint) {
+fn details(out: &mut String, v: &RunView, paint: Paint) {
+    let status = v.status.unwrap_or(RunStatus::Running);
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
@@ -399,7 +405,7 @@ mod tests {
     #[test]
     fn runs_show_lays_the_graph_out_by_level_and_lists_every_attempt() {
         let mut out = String::new();
-        details(&mut out, &run(), RunStatus::Finished, Paint::PLAIN);
+        details(&mut out, &run(), Paint::PLAIN);
         let has = |needle: &str| assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
         has("run 3 · job diamond · failed");
         has("  repair 1  ");

@@ -142,7 +142,7 @@ impl State {
             self.draw();
             self.close();
         } else if self.root == Some(run)
-            && matches!(event, Event::CancelRequested { reason, .. } if reason.contains("Ctrl-C"))
+            && matches!(event, Event::CancelRequested { reason, .. } if reason.starts_with("canceled by"))
         {
             // the Ctrl-C handler printed a line below the board: keep it, leave the board
             // as it was, and draw the next one underneath (only cosmetic if this misses)
@@ -266,6 +266,8 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
             format!("  ⋯ {task:<w$}  {} iteration{}", inputs.len(), plural(inputs.len()))
         }
         Event::RunResumed { .. } => format!("run {run} · resumed"),
+        Event::RunQueued { reason, .. } => format!("run {run} · queued: {reason}"),
+        Event::RunDequeued { .. } => format!("run {run} · its turn came: starting"),
         Event::RepairStarted { repair, tasks, .. } => {
             format!("run {run} · repair {repair} · rerunning {}", tasks.join(", "))
         }

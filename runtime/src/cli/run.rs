@@ -1,17 +1,19 @@
 //! `sluice run` and `sluice task run`.
 
 use super::out::{errln, outln};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::open::{self, tokio_runtime};
-use super::{EXIT_RUN_FAILED, parse_param, print};
+use super::follow::{Followed, follow};
+use super::open;
+use super::progress::Progress;
+use super::{EXIT_INTERRUPTED, EXIT_RUN_FAILED, parse_param, print};
+use crate::client::Session;
 use crate::model::RunView;
-use crate::sandbox::Limits;
-use crate::scheduler::{JobRequest, RunOptions, Runtime, RuntimeOptions, SingleTask};
+use crate::scheduler::RuntimeOptions;
+use crate::service::{ComponentTask, Source, Submission};
 use crate::spec;
 
 #[derive(Debug, Args)]
@@ -89,104 +91,122 @@ pub struct TaskRunArgs {
 }
 
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    // read here too: a bad bundle is refused before anything starts, and the board
+    // needs the job's task keys
     let bundle = spec::load(&args.bundle)?;
     let job = bundle.job(args.job.as_deref())?;
     let target = bundle.target(args.target.as_deref())?;
     let dir = open::state_dir(state_arg, &bundle.root);
-    let overrides: BTreeMap<String, String> = args.params.into_iter().collect();
+    let overrides: std::collections::BTreeMap<String, String> = args.params.iter().cloned().collect();
     crate::scheduler::check_overrides(job, &overrides)?;
-    let rt = open::runtime(&dir, RuntimeOptions { max_parallel: args.max_parallel })?;
     let width = job.tasks.iter().map(|t| t.key.len()).max().unwrap_or(4);
-    let opts = RunOptions {
+    let runtime = RuntimeOptions { max_parallel: args.max_parallel, ..Default::default() };
+    let sub = Submission {
+        overrides: args.params.iter().cloned().collect(),
+        target: Some(target),
         no_cache: args.no_cache,
         rehash: args.rehash,
-        ..open::run_options(&args.workspace, args.json, width)
+        // a retry after the owner vanished mid-submission must not start a second run
+        idempotency_token: Some(submission_token()),
+        ..Submission::new(Source::Bundle { path: std::path::absolute(&bundle.file)?, job: Some(job.name.clone()) })
     };
-    let tokio = tokio_runtime()?;
-    // what a process that died left unfinished goes on beside the new run, not before it
-    let resumed = start_resumes(&rt, &tokio, &opts, args.json)?;
-    let request = JobRequest { bundle: &bundle, job, overrides, target };
-    let view = tokio.block_on(rt.run_job(request, &opts));
-    for done in tokio.block_on(finish_resumes(resumed)) {
-        match done {
-            Ok(resumed) if !args.json => errln!("{}", print::run_line(&resumed)),
-            Ok(_) => {}
-            Err(e) => errln!("error: {e:#}"),
-        }
-    }
-    finish(&view?, args.json, &dir)
+    let json = args.json;
+    let options = open::owner_options(&args.workspace, runtime);
+    open::with_session(&dir.clone(), options, move |session| {
+        Box::pin(async move {
+            if session.owner().is_none() && args.max_parallel.is_some() {
+                errln!("note: --max-parallel is ignored: the sluice process already serving {} sets it", dir.display());
+            }
+            for (run, workspace) in session.client().take_over().await? {
+                if workspace == args.workspace && !json {
+                    errln!("resuming run {run}: the process running it stopped before it finished");
+                }
+            }
+            submit_and_follow(session, sub, json, width, &dir).await
+        })
+    })
 }
 
 pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     let TaskCommand::Run(args) = cmd;
     let cwd = std::env::current_dir()?;
     let dir = open::state_dir(state_arg, &cwd);
-    let rt = open::runtime(&dir, RuntimeOptions::default())?;
-    let opts = open::run_options(&args.workspace, args.json, 8);
-    let defaults = Limits::default();
-    let limits = Limits {
-        memory: args.memory.unwrap_or(defaults.memory),
-        timeout: args.timeout.unwrap_or(defaults.timeout),
-        ..defaults
-    };
+    let stdin = args.stdin_file.map(|f| std::path::absolute(&f).map(crate::spec::Stdin::File)).transpose()?;
     let command = args.command.then(|| crate::spec::CommandSpec {
         component: String::new(),
         args: args.args,
         env: args.env.into_iter().collect(),
-        stdin: args.stdin_file.map(crate::spec::Stdin::File),
+        stdin,
         stdout_is_output: args.stdout_output,
     });
     if command.is_some() && !args.params.is_empty() {
         anyhow::bail!("--param is for task components; a command takes arguments after `--`, --env and --stdin-file");
     }
-    let task = SingleTask { params: args.params.into_iter().collect(), limits, command };
-    let view = tokio_runtime()?.block_on(rt.run_component(&args.component, task, &opts))?;
-    finish(&view, args.json, &dir)
+    let task = ComponentTask {
+        params: args.params.into_iter().collect(),
+        memory: args.memory,
+        timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
+        command,
+    };
+    let path = std::path::absolute(&args.component)?;
+    let sub =
+        Submission { idempotency_token: Some(submission_token()), ..Submission::new(Source::Component { path, task }) };
+    let json = args.json;
+    let options = open::owner_options(&args.workspace, RuntimeOptions::default());
+    open::with_session(&dir.clone(), options, move |session| {
+        Box::pin(async move { submit_and_follow(session, sub, json, 8, &dir).await })
+    })
 }
 
-fn parse_max_parallel(s: &str) -> Result<usize, String> {
+/// Submit a run, follow it on the board (nothing with `--json`), print how it ended.
+async fn submit_and_follow(
+    session: &mut Session,
+    sub: Submission,
+    json: bool,
+    width: usize,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let submitted = session.client().submit(sub).await?;
+    follow_and_finish(session, submitted.run_id, 0, json, width, dir).await
+}
+
+/// Follow a run from `from` and print its end; the exit code says whether it succeeded.
+pub(crate) async fn follow_and_finish(
+    session: &mut Session,
+    run: crate::model::RunId,
+    from: u64,
+    json: bool,
+    width: usize,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let progress = (!json).then(|| Progress::new(width));
+    match follow(session, run, from, progress.as_ref()).await? {
+        Followed::Finished(view) => {
+            drop(progress);
+            finish(&view, json, dir)
+        }
+        Followed::Interrupted => {
+            errln!("stopped following run {run}; `sluice runs show {run}` shows how it ends");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+    }
+}
+
+/// A random idempotency token for one submission.
+fn submission_token() -> String {
+    use chacha20poly1305::aead::OsRng;
+    use chacha20poly1305::aead::rand_core::RngCore as _;
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    format!("cli-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+pub(crate) fn parse_max_parallel(s: &str) -> Result<usize, String> {
     let max = crate::sandbox::MAX_CONCURRENT_INSTANCES as usize;
     match s.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("must be a whole number from 1 to {max} (the sandbox pool's size)")),
     }
-}
-
-/// A resumed run going on in the background.
-type Resumed = tokio::task::JoinHandle<Result<RunView, crate::scheduler::SchedulerError>>;
-
-/// Start continuing, concurrently, the runs of this workspace a previous process left in
-/// flight (it died).
-pub(crate) fn start_resumes(
-    rt: &Runtime,
-    tokio: &tokio::runtime::Runtime,
-    opts: &RunOptions,
-    quiet: bool,
-) -> anyhow::Result<Vec<Resumed>> {
-    let mut resumed = Vec::new();
-    for run in rt.interrupted_runs()? {
-        if rt.view(run)?.workspace != opts.workspace {
-            continue; // another tenant's run: resumed by a command of its own workspace
-        }
-        if !quiet {
-            errln!("resuming run {run}: the process running it stopped before it finished");
-        }
-        let (rt, opts) = (rt.clone(), opts.clone());
-        resumed.push(tokio.spawn(async move { rt.resume(run, &opts).await }));
-    }
-    Ok(resumed)
-}
-
-/// Wait for resumed runs to end: each one's result.
-pub(crate) async fn finish_resumes(resumed: Vec<Resumed>) -> Vec<anyhow::Result<RunView>> {
-    let mut out = Vec::new();
-    for handle in resumed {
-        out.push(match handle.await {
-            Ok(result) => result.map_err(anyhow::Error::from),
-            Err(e) => Err(anyhow::anyhow!("a resumed run stopped: {e}")),
-        });
-    }
-    out
 }
 
 pub(crate) fn finish(view: &RunView, json: bool, dir: &std::path::Path) -> anyhow::Result<ExitCode> {

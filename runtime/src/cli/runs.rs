@@ -1,17 +1,18 @@
 //! `sluice runs list|show|cancel|resume|repair`.
 
 use super::out::outln;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::open::tokio_runtime;
-use super::run::{finish, finish_resumes, start_resumes};
+use super::follow::{Followed, follow};
+use super::run::follow_and_finish;
 use super::{open, parse_param, print};
-use crate::model::{RunId, RunStatus, RunSummary, RunView};
-use crate::scheduler::{RepairRequest, RunOptions, RuntimeOptions};
-use crate::store::StoreError;
+use crate::client::{ClientError, Session};
+use crate::model::RunId;
+use crate::scheduler::{RepairRequest, RuntimeOptions};
+use crate::service::{CancelOutcome, RunFilter, ServiceError};
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -27,31 +28,12 @@ pub enum RunsCommand {
     Repair(RepairArgs),
 }
 
-/// A run as `runs list` shows it: its summary and whether it is running, interrupted or
-/// finished.
-#[derive(Debug, serde::Serialize)]
-pub(super) struct Listed {
-    #[serde(flatten)]
-    pub summary: RunSummary,
-    pub status: RunStatus,
-}
-
 /// The tenant namespace a command works in: runs of other workspaces are invisible.
 #[derive(Debug, Args)]
 pub struct WorkspaceArg {
     /// Workspace (tenant namespace) whose runs to see.
     #[arg(long = "workspace", default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE", value_parser = super::parse_workspace)]
     pub name: String,
-}
-
-impl WorkspaceArg {
-    /// Refuse a run of another workspace as if it did not exist.
-    fn check(&self, view: &RunView) -> anyhow::Result<()> {
-        if view.workspace != self.name {
-            anyhow::bail!("no run {} in workspace `{}`", view.run_id, self.name);
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, Args)]
@@ -113,119 +95,123 @@ pub struct RepairArgs {
 }
 
 pub fn runs(state_arg: Option<PathBuf>, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        RunsCommand::List(args) => list(state_arg, args),
-        RunsCommand::Show(args) => show(state_arg, args),
-        RunsCommand::Cancel(args) => cancel(&open::existing_dir(state_arg)?, args),
-        RunsCommand::Resume(args) => {
-            let rt = open::runtime(&open::existing_dir(state_arg)?, RuntimeOptions::default())?;
-            let opts = open::run_options(&args.workspace.name, args.json, 8);
-            let tokio = tokio_runtime()?;
-            let views = match args.run_id {
-                Some(id) => {
-                    args.workspace.check(&rt.view(id)?)?;
-                    vec![tokio.block_on(rt.resume(id, &opts))?]
-                }
-                None => {
-                    let resumed = start_resumes(&rt, &tokio, &opts, args.json)?;
-                    tokio.block_on(finish_resumes(resumed)).into_iter().collect::<anyhow::Result<_>>()?
-                }
-            };
-            if args.json {
-                outln!("{}", serde_json::to_string_pretty(&views)?);
-            } else if views.is_empty() {
-                outln!("no unfinished runs");
-            }
-            for view in views.iter().filter(|_| !args.json) {
-                outln!("{}", print::run_line(view));
-            }
-            let ok = views.iter().all(crate::scheduler::succeeded);
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_RUN_FAILED) })
-        }
-        RunsCommand::Repair(args) => {
-            let dir = open::existing_dir(state_arg)?;
-            let rt = open::runtime(&dir, RuntimeOptions::default())?;
-            args.workspace.check(&rt.view(args.run_id)?)?;
-            let opts = RunOptions { no_cache: args.no_cache, ..open::run_options(&args.workspace.name, args.json, 8) };
-            let req = RepairRequest {
-                tasks: args.tasks,
-                with_dependents: args.with_dependents,
-                overrides: args.params.into_iter().collect(),
-                pinned: args.pinned,
-                bundle: None,
-            };
-            let view = tokio_runtime()?.block_on(rt.repair(args.run_id, req, &opts))?;
-            finish(&view, args.json, &dir)
-        }
-    }
-}
-
-/// Cancel: through a request file when another process runs it, directly otherwise.
-fn cancel(dir: &std::path::Path, args: IdArgs) -> anyhow::Result<ExitCode> {
-    match crate::scheduler::open_store(dir) {
-        Err(StoreError::Locked { .. }) => {
-            crate::scheduler::control(dir).request_cancel(args.run_id, &args.workspace.name)?;
-            outln!("cancel requested: the sluice process running run {} stops it", args.run_id);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(e.into()),
-        Ok(store) => {
-            drop(store);
-            let rt = open::runtime(dir, RuntimeOptions::default())?;
-            let view = rt.view(args.run_id)?;
-            args.workspace.check(&view)?;
-            if let Some(r) = view.result {
-                anyhow::bail!("run {} already finished ({})", args.run_id, r.as_str());
-            }
-            let opts = open::run_options(&args.workspace.name, args.json, 8);
-            let view = tokio_runtime()?.block_on(rt.cancel_interrupted(args.run_id, &opts))?;
-            if args.json {
-                outln!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                outln!("{}", print::run_line(&view));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn list(state_arg: Option<PathBuf>, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = open::existing_store(&open::existing_dir(state_arg)?)?;
-    let runs: Vec<_> = store
-        .list_summaries(usize::MAX)?
-        .into_iter()
-        .filter(|r| r.workspace == args.workspace.name)
-        .take(args.limit)
-        .collect();
-    // this process holds the store: no other runs anything, so an unfinished run's
-    // process died (it is interrupted until something resumes it)
-    let listed: Vec<Listed> =
-        runs.into_iter().map(|summary| Listed { status: RunStatus::of(summary.result, false), summary }).collect();
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&listed)?);
-    } else {
-        print::run_list(&listed);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn show(state_arg: Option<PathBuf>, args: IdArgs) -> anyhow::Result<ExitCode> {
     let dir = open::existing_dir(state_arg)?;
-    let events = open::existing_store(&dir)?.events(args.run_id)?;
-    if events.is_empty() {
-        anyhow::bail!("no run {} in {}", args.run_id, dir.display());
+    let workspace = match &cmd {
+        RunsCommand::List(a) => &a.workspace,
+        RunsCommand::Show(a) | RunsCommand::Cancel(a) => &a.workspace,
+        RunsCommand::Resume(a) => &a.workspace,
+        RunsCommand::Repair(a) => &a.workspace,
     }
-    let view = crate::state::RunState::from_events(&events)
-        .map_err(|e| anyhow::anyhow!("run {}: {e}", args.run_id))?
-        .into_view();
-    args.workspace.check(&view)?;
-    let status = RunStatus::of(view.result, false); // as in `runs list`
+    .name
+    .clone();
+    let options = open::owner_options(&workspace, RuntimeOptions::default());
+    open::with_session(&dir.clone(), options, move |session| {
+        Box::pin(async move {
+            match cmd {
+                RunsCommand::List(args) => list(session, args).await,
+                RunsCommand::Show(args) => show(session, args, &dir).await,
+                RunsCommand::Cancel(args) => cancel(session, args).await,
+                RunsCommand::Resume(args) => resume(session, args, &dir).await,
+                RunsCommand::Repair(args) => repair(session, args, &dir).await,
+            }
+        })
+    })
+}
+
+async fn list(session: &mut Session, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let filter = RunFilter { limit: args.limit, ..RunFilter::default() };
+    let runs = session.client().list(filter).await?;
     if args.json {
-        let mut json = serde_json::to_value(&view)?;
-        json["status"] = serde_json::to_value(status)?;
-        outln!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?);
     } else {
-        print::run_details(&view, status);
+        print::run_list(&runs);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn show(session: &mut Session, args: IdArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let view = session.client().view(args.run_id).await.map_err(|e| no_run(e, args.run_id, &args.workspace, dir))?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print::run_details(&view);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "No such run" in the words of the CLI: the workspace and the state directory.
+fn no_run(e: ClientError, run: RunId, workspace: &WorkspaceArg, dir: &Path) -> anyhow::Error {
+    match e {
+        ClientError::Service(ServiceError::NotFound(_)) => {
+            anyhow::anyhow!("no run {run} in workspace `{}` of {}", workspace.name, dir.display())
+        }
+        other => other.into(),
+    }
+}
+
+async fn cancel(session: &mut Session, args: IdArgs) -> anyhow::Result<ExitCode> {
+    match session.client().cancel(args.run_id).await? {
+        CancelOutcome::Requested => {
+            outln!(
+                "cancel requested: run {} stops (`sluice runs show {}` shows how it ended)",
+                args.run_id,
+                args.run_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CancelOutcome::AlreadyFinished => {
+            let view = session.client().view(args.run_id).await?;
+            anyhow::bail!("run {} already finished ({})", args.run_id, print::result_word(&view))
+        }
+    }
+}
+
+async fn resume(session: &mut Session, args: ResumeArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut runs: Vec<(RunId, u64)> = Vec::new();
+    for (run, workspace) in session.client().take_over().await? {
+        if workspace == args.workspace.name && args.run_id.is_none_or(|r| r == run) {
+            runs.push((run, 0));
+        }
+    }
+    let wanted = match args.run_id {
+        Some(run) if runs.is_empty() => Some(run),
+        _ => None,
+    };
+    if wanted.is_some() || args.run_id.is_none() {
+        runs.extend(session.client().resume(wanted).await?);
+    }
+    let mut views = Vec::new();
+    for (run, from) in runs {
+        let progress = (!args.json).then(|| super::progress::Progress::new(8));
+        match follow(session, run, from, progress.as_ref()).await? {
+            Followed::Finished(view) => views.push(*view),
+            Followed::Interrupted => return Ok(ExitCode::from(super::EXIT_INTERRUPTED)),
+        }
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&views)?);
+    } else if views.is_empty() {
+        outln!("no unfinished runs in {}", dir.display());
+    }
+    for view in views.iter().filter(|_| !args.json) {
+        outln!("{}", print::run_line(view));
+    }
+    let ok = views.iter().all(crate::scheduler::succeeded);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_RUN_FAILED) })
+}
+
+async fn repair(session: &mut Session, args: RepairArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let req = RepairRequest {
+        tasks: args.tasks,
+        with_dependents: args.with_dependents,
+        overrides: args.params.into_iter().collect(),
+        pinned: args.pinned,
+        bundle: None,
+    };
+    let repaired = session
+        .client()
+        .repair(args.run_id, req, args.no_cache)
+        .await
+        .map_err(|e| no_run(e, args.run_id, &args.workspace, dir))?;
+    follow_and_finish(session, args.run_id, repaired.from, args.json, 8, dir).await
 }

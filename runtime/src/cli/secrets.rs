@@ -1,4 +1,5 @@
-//! `sluice secrets …` and `sluice audit`: thin over [`crate::secrets::Vault`].
+//! `sluice secrets …` and `sluice audit`: requests to the state directory's owner, which
+//! does them in its [`crate::secrets::Vault`].
 //!
 //! Owns the choice of principal (`SLUICE_PRINCIPAL`, else the OS user), how a
 //! value is read (stdin or `--from-file`, never an argument that would land in
@@ -17,8 +18,10 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use super::open::{self, PRINCIPAL_ENV};
+use crate::client::{OwnerOptions, SecretsAnswer, SecretsOp};
 use crate::model::Millis;
-use crate::secrets::{AuditFilter, DEFAULT_WORKSPACE, Permission, ScopeId, SecretString, Vault};
+use crate::scheduler::RuntimeOptions;
+use crate::secrets::{AuditFilter, DEFAULT_WORKSPACE, ExposeSecret as _, Permission, ScopeId, SecretString};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
@@ -157,17 +160,16 @@ fn required_principal() -> anyhow::Result<String> {
     open::principal().ok_or_else(|| anyhow::anyhow!("cannot tell who you are: set {PRINCIPAL_ENV} (or USER)"))
 }
 
-/// Open the vault; `create`: the state directory may be new.
-fn vault(state_arg: Option<PathBuf>, create: bool) -> anyhow::Result<Vault> {
+/// Ask the owner of the state directory (`create`: it may be new) to do `op`, as the
+/// command's principal in `workspace`.
+fn ask(state_arg: Option<PathBuf>, create: bool, workspace: &str, op: SecretsOp) -> anyhow::Result<SecretsAnswer> {
     let dir = open::state_dir(state_arg, &std::env::current_dir()?);
     if !create && !dir.join(crate::scheduler::STORE_DIR).exists() {
         anyhow::bail!("no sluice state in {} (no secrets there yet); pass --state DIR", dir.display());
     }
-    let store = crate::scheduler::open_store(&dir).map_err(|e| match e {
-        crate::store::StoreError::Locked { .. } => anyhow::anyhow!("{e}: a run is in progress; try again when it ends"),
-        other => other.into(),
-    })?;
-    crate::scheduler::open_vault(&store, &dir).context("opening the secrets in the store")
+    let who = required_principal()?;
+    let options = OwnerOptions { principal: who, ..open::owner_options(workspace, RuntimeOptions::default()) };
+    open::with_session(&dir, options, move |session| Box::pin(async move { Ok(session.client().secrets(op).await?) }))
 }
 
 fn scope_id(scope: &str, place: &Place) -> anyhow::Result<ScopeId> {
@@ -179,8 +181,11 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
         SecretsCommand::Scopes(cmd) => scopes(state_arg, cmd),
         SecretsCommand::Put(args) => put(state_arg, args),
         SecretsCommand::List(args) => {
-            let who = required_principal()?;
-            let listed = vault(state_arg, false)?.list(&who, &scope_id(&args.scope, &args.place)?)?;
+            let id = scope_id(&args.scope, &args.place)?;
+            let SecretsAnswer::Secrets(listed) = ask(state_arg, false, &args.place.workspace, SecretsOp::List(id))?
+            else {
+                anyhow::bail!("unexpected answer");
+            };
             if args.json {
                 outln!("{}", serde_json::to_string_pretty(&listed)?);
             } else if listed.is_empty() {
@@ -202,8 +207,8 @@ pub fn secrets(state_arg: Option<PathBuf>, cmd: SecretsCommand) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         SecretsCommand::Delete(args) => {
-            let who = required_principal()?;
-            vault(state_arg, false)?.delete(&who, &scope_id(&args.scope, &args.place)?, &args.key)?;
+            let scope = scope_id(&args.scope, &args.place)?;
+            ask(state_arg, false, &args.place.workspace, SecretsOp::Delete { scope, key: args.key.clone() })?;
             outln!("deleted {}/{} with every version", args.scope, args.key);
             Ok(ExitCode::SUCCESS)
         }
@@ -217,11 +222,15 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
     match cmd {
         ScopesCommand::Create(args) => {
             let id = scope_id(&args.scope, &args.place)?;
-            vault(state_arg, true)?.create_scope(&who, &id)?;
+            ask(state_arg, true, &args.place.workspace, SecretsOp::CreateScope(id.clone()))?;
             outln!("created scope {id}; {who} has manage");
         }
         ScopesCommand::List(args) => {
-            let listed = vault(state_arg, false)?.scopes(&who, args.workspace.as_deref(), args.target.as_deref())?;
+            let workspace = args.workspace.clone().unwrap_or_else(|| DEFAULT_WORKSPACE.into());
+            let op = SecretsOp::Scopes { workspace: args.workspace.clone(), target: args.target.clone() };
+            let SecretsAnswer::Scopes(listed) = ask(state_arg, false, &workspace, op)? else {
+                anyhow::bail!("unexpected answer");
+            };
             if args.json {
                 let rows: Vec<_> = listed
                     .iter()
@@ -248,7 +257,7 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
         }
         ScopesCommand::Delete(args) => {
             let id = scope_id(&args.scope, &args.place)?;
-            vault(state_arg, false)?.delete_scope(&who, &id)?;
+            ask(state_arg, false, &args.place.workspace, SecretsOp::DeleteScope(id.clone()))?;
             outln!("deleted scope {id} with its secrets and grants");
         }
     }
@@ -256,10 +265,12 @@ fn scopes(state_arg: Option<PathBuf>, cmd: ScopesCommand) -> anyhow::Result<Exit
 }
 
 fn put(state_arg: Option<PathBuf>, args: PutArgs) -> anyhow::Result<ExitCode> {
-    let who = required_principal()?;
     let id = scope_id(&args.scope, &args.place)?;
     let value = read_value(args.from_file.as_deref(), &args.scope, &args.key)?;
-    let version = vault(state_arg, true)?.put(&who, &id, &args.key, &value)?;
+    let op = SecretsOp::Put { scope: id.clone(), key: args.key.clone(), value: value.expose_secret().to_string() };
+    let SecretsAnswer::Version(version) = ask(state_arg, true, &args.place.workspace, op)? else {
+        anyhow::bail!("unexpected answer");
+    };
     outln!("stored {}/{} version {version} in scope {id}", args.scope, args.key);
     Ok(ExitCode::SUCCESS)
 }
@@ -292,14 +303,18 @@ fn read_value(file: Option<&Path>, scope: &str, key: &str) -> anyhow::Result<Sec
 }
 
 fn acl(state_arg: Option<PathBuf>, cmd: AclCommand) -> anyhow::Result<ExitCode> {
-    let who = required_principal()?;
     match cmd {
         AclCommand::Put(a) => {
-            vault(state_arg, false)?.acl_put(&who, &scope_id(&a.scope, &a.place)?, &a.principal, a.permission)?;
+            let scope = scope_id(&a.scope, &a.place)?;
+            let op = SecretsOp::AclPut { scope, principal: a.principal.clone(), permission: a.permission };
+            ask(state_arg, false, &a.place.workspace, op)?;
             outln!("{} has {} on scope {}", a.principal, a.permission, a.scope);
         }
         AclCommand::List(a) => {
-            let entries = vault(state_arg, false)?.acl_list(&who, &scope_id(&a.scope, &a.place)?)?;
+            let op = SecretsOp::AclList(scope_id(&a.scope, &a.place)?);
+            let SecretsAnswer::Acl(entries) = ask(state_arg, false, &a.place.workspace, op)? else {
+                anyhow::bail!("unexpected answer");
+            };
             if a.json {
                 outln!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -310,7 +325,8 @@ fn acl(state_arg: Option<PathBuf>, cmd: AclCommand) -> anyhow::Result<ExitCode> 
             }
         }
         AclCommand::Delete(a) => {
-            vault(state_arg, false)?.acl_delete(&who, &scope_id(&a.scope, &a.place)?, &a.principal)?;
+            let scope = scope_id(&a.scope, &a.place)?;
+            ask(state_arg, false, &a.place.workspace, SecretsOp::AclDelete { scope, principal: a.principal.clone() })?;
             outln!("{} has no permission on scope {} any more", a.principal, a.scope);
         }
     }
@@ -326,7 +342,11 @@ pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<Exit
         principal: args.principal,
         denied_only: args.denied,
     };
-    let mut records = vault(state_arg, false)?.audit(&filter)?;
+    let dir = open::existing_dir(state_arg)?;
+    let options = open::owner_options(DEFAULT_WORKSPACE, RuntimeOptions::default());
+    let mut records = open::with_session(&dir, options, move |session| {
+        Box::pin(async move { Ok(session.client().audit(filter).await?) })
+    })?;
     if let Some(n) = args.last {
         records.drain(..records.len().saturating_sub(n));
     }

@@ -1,5 +1,6 @@
 //! `sluice store check|backup|restore`: thin over `store::check` and `store::backup`.
 
+use super::out::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,9 +59,9 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
             let inventory = store.inventory()?;
             let report = check::check(&*store, &inventory, Some(&blobs), Some(SecretsCheck { store: &secrets, key }));
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                outln!(
                     "store {}: {} runs ({} events), {} cache entries, {} blobs, {} secret versions ({} opened)",
                     store.path().display(),
                     report.runs,
@@ -70,11 +71,11 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
                     report.secret_versions,
                     report.secrets_opened
                 );
-                report.notes.iter().for_each(|n| println!("note: {n}"));
-                report.problems.iter().for_each(|p| println!("damaged: {}: {}", p.what, p.message));
+                report.notes.iter().for_each(|n| outln!("note: {n}"));
+                report.problems.iter().for_each(|p| outln!("damaged: {}: {}", p.what, p.message));
                 match report.problems.len() {
-                    0 => println!("ok: nothing damaged"),
-                    n => println!("{n} problems; `sluice store restore BACKUP` puts back a backup"),
+                    0 => outln!("ok: nothing damaged"),
+                    n => outln!("{n} problems; `sluice store restore BACKUP` puts back a backup"),
                 }
             }
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
@@ -83,9 +84,9 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
             let (dir, store) = existing(state_arg)?;
             let report = backup::backup(&store, Some(&blobs(&dir)?), &args.dest)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                outln!(
                     "backed up {} records and {} blobs ({}) to {}; the master key is not in it: keep it separately",
                     report.store.records,
                     report.blobs.blobs,
@@ -97,12 +98,11 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
         }
         StoreCommand::Restore(args) => {
             let dir = open::state_dir(state_arg, &std::env::current_dir()?);
-            let report =
-                backup::restore(&args.backup, &dir.join(STORE_DIR), Some(&blobs(&dir)?)).map_err(open::locked)?;
+            let report = backup::restore(&args.backup, &dir.join(STORE_DIR), Some(&blobs(&dir)?)).map_err(owned)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                outln!(
                     "restored {} records and {} blobs from {} (written by {})",
                     report.store.records,
                     report.blobs.blobs,
@@ -110,7 +110,7 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
                     report.store.written_by
                 );
                 if let Some(old) = &report.store.replaced {
-                    println!("the store it replaced is kept in {}", old.display());
+                    outln!("the store it replaced is kept in {}", old.display());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -122,6 +122,18 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
 /// this command holds while it works (a run in progress holds it: the error says so).
 fn existing(state_arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, Arc<SledStore>)> {
     let dir = open::existing_dir(state_arg)?;
-    let store = open_store(&dir).map_err(open::locked)?;
+    let store = open_store(&dir).map_err(owned)?;
     Ok((dir, store))
+}
+
+/// Explain a store another process owns: these commands read or replace the store file
+/// itself, so they need it to themselves.
+fn owned(e: crate::store::StoreError) -> anyhow::Error {
+    match e {
+        crate::store::StoreError::Locked { .. } => anyhow::anyhow!(
+            "{e}: a sluice process owns this state directory (a run or `sluice serve`); \
+             `sluice store` works on a store no process owns: stop it, or wait for its runs to end"
+        ),
+        other => other.into(),
+    }
 }

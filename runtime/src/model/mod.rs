@@ -28,6 +28,25 @@ pub trait Clock: Send + Sync {
     }
 }
 
+/// What a runtime reports as it works, for metrics: every method is told about one thing
+/// that happened and must return at once (no I/O that can block).
+pub trait Telemetry: Send + Sync {
+    /// An attempt ended (recorded): its result and the time it spent in the sandbox.
+    fn attempt_finished(&self, _result: TaskResult, _elapsed: Duration) {}
+    /// A run ended (recorded).
+    fn run_finished(&self, _result: RunResult) {}
+    /// A sandbox was instantiated: how long instantiation took.
+    fn instantiated(&self, _took: Duration) {}
+    /// A sandbox slot went to `workspace` after waiting `waited` in its line.
+    fn slot_granted(&self, _workspace: &str, _waited: Duration) {}
+}
+
+/// Telemetry that keeps nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTelemetry;
+
+impl Telemetry for NoTelemetry {}
+
 /// The `SystemTime` of a stored time.
 pub fn time_of(millis: Millis) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
@@ -108,6 +127,9 @@ pub enum RunResult {
     Failed,
     TimedOut,
     Canceled,
+    /// The run never started: its job had `max_concurrent_runs` active runs and does not
+    /// queue (Databricks' `SKIPPED` with `MAXIMUM_CONCURRENT_RUNS_REACHED`).
+    Skipped,
 }
 
 impl RunResult {
@@ -118,6 +140,7 @@ impl RunResult {
             RunResult::Failed => "failed",
             RunResult::TimedOut => "timed_out",
             RunResult::Canceled => "canceled",
+            RunResult::Skipped => "skipped",
         }
     }
     pub fn is_success(self) -> bool {
@@ -170,6 +193,10 @@ pub struct RunPlan {
     /// The target's default limits when the run started (`[targets.T] limits`).
     #[serde(default)]
     pub target_limits: crate::spec::Limits,
+    /// The job's stable id in its workspace (the API's `job_id`), when a run manager
+    /// started the run; child runs and single components have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<u64>,
 }
 
 pub(crate) fn default_workspace() -> String {
@@ -267,6 +294,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         stop_cleanup: bool,
     },
+    /// The run waits for its turn: its job has `max_concurrent_runs` active runs. Nothing
+    /// of it starts until `RunDequeued`; a process that dies leaves it queued.
+    RunQueued {
+        reason: String,
+        at: Millis,
+    },
+    /// A queued run's turn came: it starts now (its job's timeout counts from here).
+    RunDequeued {
+        at: Millis,
+    },
     /// The run was picked up again after the process running it died.
     RunResumed {
         at: Millis,
@@ -342,4 +379,11 @@ pub struct RunSummary {
     /// The tenant namespace the run belongs to; other workspaces never see it.
     #[serde(default = "default_workspace")]
     pub workspace: String,
+    /// The job's stable id (see [`RunPlan::job_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<u64>,
+    /// Whether a process is running it, as the state directory's owner sees it (never
+    /// recorded: set when runs are listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
 }

@@ -107,6 +107,8 @@ pub struct RepairView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// It waits for its turn (`max_concurrent_runs`).
+    Queued,
     /// A process is running it.
     Running,
     /// Unfinished, and no process is running it (the one that was died): `runs resume`
@@ -117,10 +119,12 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// The status of a run with `result`, `live` when a process is running it.
-    pub fn of(result: Option<RunResult>, live: bool) -> RunStatus {
+    /// The status of a run with `result`, `live` when a process is running it (or holds
+    /// it in its queue), `queued` while it waits for its turn.
+    pub fn of(result: Option<RunResult>, live: bool, queued: bool) -> RunStatus {
         match (result, live) {
             (Some(_), _) => RunStatus::Finished,
+            (None, true) if queued => RunStatus::Queued,
             (None, true) => RunStatus::Running,
             (None, false) => RunStatus::Interrupted,
         }
@@ -128,6 +132,7 @@ impl RunStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Finished => "finished",
@@ -157,6 +162,19 @@ pub struct RunView {
     pub cancel_requested: bool,
     /// The tenant namespace the run belongs to.
     pub workspace: String,
+    /// The job's stable id, when a run manager started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<u64>,
+    /// Why the run waits for its turn (`max_concurrent_runs`), while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<String>,
+    /// When a queued run started (its job's timeout counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dequeued_at: Option<Millis>,
+    /// Whether a process is running it, as the state directory's owner sees it (never
+    /// recorded: set when the run is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
 }
 
 /// The event log was not a valid history.
@@ -179,6 +197,8 @@ impl RunView {
             finished_at: self.finished_at,
             result: self.result,
             workspace: self.workspace.clone(),
+            job_id: self.job_id,
+            status: None,
         }
     }
 }

@@ -115,6 +115,7 @@ pub(crate) fn host_deadline(limits: &Limits) -> Duration {
 pub(crate) async fn run(
     engine: &Engine,
     scratch: &Arc<DirPool>,
+    telemetry: &dyn crate::model::Telemetry,
     component: &TaskComponent,
     inv: Invocation,
 ) -> Outcome {
@@ -135,7 +136,9 @@ pub(crate) async fn run(
     let result = match component.task_pre() {
         Some(pre) => {
             let call = async {
+                let begun = Instant::now();
                 let instance = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                telemetry.instantiated(begun.elapsed());
                 match instance.call_run(&mut store, &ctx).await {
                     Ok(Ok(output)) => Ok(Returned::Output(output)),
                     Ok(Err(e)) => Ok(Returned::TaskError(e)),

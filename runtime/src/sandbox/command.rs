@@ -37,6 +37,7 @@ pub struct Command {
 pub(crate) async fn run(
     engine: &Engine,
     scratch: &Arc<DirPool>,
+    telemetry: &dyn crate::model::Telemetry,
     component: &TaskComponent,
     inv: Invocation,
     cmd: Command,
@@ -61,7 +62,9 @@ pub(crate) async fn run(
     let result = match component.command_pre() {
         Some(pre) => {
             let call = async {
+                let begun = Instant::now();
                 let command = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                telemetry.instantiated(begun.elapsed());
                 match command.wasi_cli_run().call_run(&mut store).await {
                     Ok(Ok(())) => Ok(Returned::Exit(0)),
                     Ok(Err(())) => Ok(Returned::Exit(1)),

@@ -279,6 +279,8 @@ pub struct Sandbox {
     scratch: Arc<DirPool>,
     linker: Linker<HostState>,
     cache: cache::ComponentCache,
+    /// Told how long each instantiation took.
+    telemetry: Arc<dyn crate::model::Telemetry>,
 }
 
 impl Sandbox {
@@ -288,7 +290,13 @@ impl Sandbox {
         let linker = link(&engine).map_err(|e| SandboxError::Engine(format!("linking host capabilities: {e:#}")))?;
         let cache = cache::ComponentCache::new(config.cache_dir, engine::compatibility_key(&engine));
         let scratch = Arc::new(files::scratch_pool().map_err(SandboxError::Engine)?);
-        Ok(Sandbox { engine, linker, cache, scratch })
+        Ok(Sandbox { engine, linker, cache, scratch, telemetry: Arc::new(crate::model::NoTelemetry) })
+    }
+
+    /// The same sandbox reporting instantiation times to `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<dyn crate::model::Telemetry>) -> Sandbox {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Load a task component from a file (compiling it, or reusing a cached artifact).
@@ -329,12 +337,12 @@ impl Sandbox {
     /// Run one attempt of a task. Never panics on guest behaviour: every
     /// failure is an [`Outcome`].
     pub async fn run(&self, component: &TaskComponent, invocation: Invocation) -> Outcome {
-        attempt::run(&self.engine, &self.scratch, component, invocation).await
+        attempt::run(&self.engine, &self.scratch, &*self.telemetry, component, invocation).await
     }
 
     /// Run one attempt of a command task (`wasi:cli/command`): exit code 0 is success.
     pub async fn run_command(&self, component: &TaskComponent, invocation: Invocation, command: Command) -> Outcome {
-        command::run(&self.engine, &self.scratch, component, invocation, command).await
+        command::run(&self.engine, &self.scratch, &*self.telemetry, component, invocation, command).await
     }
 }
 

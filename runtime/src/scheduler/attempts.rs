@@ -21,10 +21,26 @@ use super::params;
 pub const MAX_STDIN_FILE_BYTES: u64 = 64 << 20;
 
 impl Coordinator {
+    /// A sandbox slot for this run's next attempt: one handed to its ticket, else a free
+    /// one; with none, the run takes a ticket in its workspace's line (the coordinator
+    /// wakes when a slot is handed to it).
+    fn take_slot(&mut self) -> Option<crate::scheduler::slots::SlotPermit> {
+        if let Some(permit) = self.spare_slot.take() {
+            return Some(permit);
+        }
+        if self.slot_wait.is_none() {
+            match self.rt.slots.try_acquire(&self.plan.workspace) {
+                Some(permit) => return Some(permit),
+                None => self.slot_wait = Some(self.rt.slots.wait(&self.plan.workspace)),
+            }
+        }
+        None
+    }
+
     /// Start an attempt of component or command task `id`. `Ok(false)`: no free sandbox
     /// slot (of the process-wide bound) yet.
     pub(crate) fn start_attempt(&mut self, id: TaskId, spec: &TaskSpec) -> Result<bool, SchedulerError> {
-        let Ok(permit) = self.rt.slots.clone().try_acquire_owned() else { return Ok(false) };
+        let Some(permit) = self.take_slot() else { return Ok(false) };
         let next = self.state.next_attempt(id);
         let rendered = params::render_all(&spec.exec.params, &self.scope(id, next))
             .and_then(|p| Ok((p, spec.command().map(|c| self.render_command(id, next, c)).transpose()?)));

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::executor::AttemptReport;
 use super::journal::Journal;
 use super::plan::Loaded;
+use super::slots::{SlotPermit, SlotWait};
 use super::{RunOptions, Runtime, SchedulerError};
 use crate::cache::{self, Hash, KeyParts, TreeManifest};
 use crate::model::{Event, Millis, RunPlan, RunView, time_of};
@@ -27,8 +27,8 @@ use crate::spec::TaskKind;
 use crate::state::{RunState, Settle, TaskId};
 use crate::util::human_duration;
 
-/// How often the coordinator looks for a cancel request from another process
-/// and for free slots taken by other runs, when nothing else wakes it.
+/// How often the coordinator looks for a cancel (the run's flag), a graceful stop and
+/// the job's timeout, when nothing else wakes it.
 pub(crate) const CONTROL_POLL: Duration = Duration::from_millis(50);
 
 /// What a finished tokio task reports.
@@ -77,13 +77,17 @@ pub(crate) struct Coordinator {
     running: JoinSet<Done>,
     running_ids: HashMap<tokio::task::Id, (TaskId, u32)>,
     /// Sandbox slots of attempts in flight, released once each is recorded.
-    pub(crate) permits: HashMap<(TaskId, u32), OwnedSemaphorePermit>,
+    pub(crate) permits: HashMap<(TaskId, u32), SlotPermit>,
+    /// A slot handed to this run's ticket, not yet used.
+    pub(crate) spare_slot: Option<SlotPermit>,
+    /// This run's ticket in its workspace's line, while an attempt waits for a slot.
+    pub(crate) slot_wait: Option<SlotWait>,
     /// Cache context of attempts in flight.
     pub(crate) pending_cache: HashMap<(TaskId, u32), Pending>,
     /// Attempts started in this round, not yet handed to the executor.
     pub(crate) ready: Vec<Ready>,
     /// The cancel requests seen when the run stopped: one more stops its cleanup.
-    requests_at_stop: Option<(usize, usize)>,
+    requests_at_stop: Option<usize>,
     /// What succeeded tasks produced, for downstream keys and `/in`.
     pub(crate) produced: HashMap<TaskId, Produced>,
     /// Set when the run stops: running attempts and child runs stop too.
@@ -118,6 +122,8 @@ impl Coordinator {
             running: JoinSet::new(),
             running_ids: HashMap::new(),
             permits: HashMap::new(),
+            spare_slot: None,
+            slot_wait: None,
             pending_cache: HashMap::new(),
             ready: Vec::new(),
             requests_at_stop: None,
@@ -139,6 +145,13 @@ impl Coordinator {
     /// Journal an event, then fold it into the state.
     pub(crate) fn record(&mut self, event: Event) -> Result<(), SchedulerError> {
         self.journal.append(&event)?;
+        match &event {
+            Event::AttemptFinished { result, elapsed_us, .. } => {
+                self.rt.telemetry.attempt_finished(*result, Duration::from_micros(*elapsed_us))
+            }
+            Event::RunFinished { result, .. } => self.rt.telemetry.run_finished(*result),
+            _ => {}
+        }
         let run = self.state.run_id();
         self.state.apply(&event).map_err(|e| SchedulerError::Corrupt { run, message: e.0 })?;
         if let (Event::PlanRecorded { .. }, Some(plan)) = (&event, self.state.plan()) {
@@ -171,10 +184,18 @@ impl Coordinator {
             if self.state.finished() {
                 break;
             }
-            self.start_ready()?;
+            let recorded = self.journal.appended();
+            if self.rt.draining() {
+                if self.running.is_empty() {
+                    return self.interrupted();
+                }
+            } else {
+                self.start_ready()?;
+            }
             self.journal.flush_if_due()?;
-            if self.state.has_pending_decisions() {
-                // tasks that ended in place (reused, conditions) woke others: go on
+            if self.state.has_pending_decisions() || self.ended_in_place_since(recorded) {
+                // tasks that ended in place (reused, conditions) woke others, or were the
+                // last to end: decide again before waiting
                 continue;
             }
             let now = self.now();
@@ -185,13 +206,24 @@ impl Coordinator {
                 .flatten()
                 .min()
                 .unwrap_or_else(Instant::now);
+            let waiting_slot = self.slot_wait.is_some();
             tokio::select! {
                 biased;
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => self.on_joined(joined)?,
+                permit = async { self.slot_wait.as_mut().expect("checked").await }, if waiting_slot => {
+                    self.slot_wait = None;
+                    self.spare_slot = Some(permit);
+                }
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
         self.finish()
+    }
+
+    /// Whether a task ended in place (a reused result, a condition, a failed render) since
+    /// the journal held `recorded` events: then the run may have ended.
+    fn ended_in_place_since(&self, recorded: u64) -> bool {
+        self.journal.appended() > recorded && self.running.is_empty()
     }
 
     /// Record what the state decides until it decides nothing more.
@@ -211,7 +243,9 @@ impl Coordinator {
     /// tasks with side effects start only once their start is durable: one flush for all
     /// the attempts started together.
     fn start_ready(&mut self) -> Result<(), SchedulerError> {
-        for id in self.state.startable(self.rt.slots.available_permits()) {
+        let free = self.rt.slots.available(&self.plan.workspace) + usize::from(self.spare_slot.is_some());
+        // with no slot free, one queued sandboxed task is still offered: it takes a ticket
+        for id in self.state.startable(free.max(1)) {
             if !self.start(id)? {
                 // no free sandbox slot: the rest wait their turn (first in, first out)
                 break;
@@ -289,9 +323,9 @@ impl Coordinator {
         }
     }
 
-    /// Stop early on Ctrl-C or the parent run's cancellation, a cancel request from
-    /// another process, or the job's timeout; once stopping, stop cleanup too on a second
-    /// cancel or when `cleanup_timeout` has passed.
+    /// Stop early when the run's cancel flag is set (Ctrl-C, a cancel request, the parent
+    /// run's cancellation) or the job's timeout passes; once stopping, stop cleanup too on
+    /// a second cancel or when `cleanup_timeout` has passed.
     fn poll_stop(&mut self) -> Result<(), SchedulerError> {
         match self.state.stop() {
             Some(stop) if stop.cleanup_stopped => return Ok(()),
@@ -308,13 +342,14 @@ impl Coordinator {
             }
             None => {}
         }
-        let run = self.state.run_id();
         if self.opts.cancel.load(Ordering::Relaxed) {
             let by_parent = self.plan.parent.is_some();
-            let reason = if by_parent { "the parent run was canceled" } else { "canceled by the user (Ctrl-C)" };
-            self.stop(reason.into(), false)
-        } else if self.rt.control.as_ref().is_some_and(|c| c.cancel_requests(run, &self.plan.workspace) > 0) {
-            self.stop("canceled by `sluice runs cancel`".into(), false)
+            let reason = match self.opts.cancel_reason.get() {
+                Some(reason) => reason.clone(),
+                None if by_parent => "the parent run was canceled".into(),
+                None => "canceled by the user (Ctrl-C)".into(),
+            };
+            self.stop(reason, false)
         } else if self.state.deadline().is_some_and(|d| self.now() >= d) {
             let timeout = human_duration(self.plan.job.timeout.unwrap_or_default());
             self.stop(format!("the job timed out after {timeout}"), true)
@@ -323,28 +358,26 @@ impl Coordinator {
         }
     }
 
-    /// The cancel requests seen so far: (Ctrl-C or the parent's, `sluice runs cancel`).
-    fn requests(&self) -> (usize, usize) {
-        let flags = usize::from(self.opts.cancel.load(Ordering::Relaxed))
-            + usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed));
-        let run = self.state.run_id();
-        let files = self.rt.control.as_ref().map_or(0, |c| c.cancel_requests(run, &self.plan.workspace));
-        (flags, files)
+    /// The cancel requests seen so far: the run's cancel flag, then its stop-cleanup flag
+    /// (Ctrl-C again, `sluice runs cancel` again, the parent's cleanup stopping).
+    fn requests(&self) -> usize {
+        usize::from(self.opts.cancel.load(Ordering::Relaxed))
+            + usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed))
     }
 
     /// Why cleanup must stop now, if it must: a cancel after the one that stopped the run
     /// (Ctrl-C again, the parent's cleanup stopping, `sluice runs cancel` again — or any
     /// cancel after a timeout), or the job's `cleanup_timeout` has passed.
     fn why_stop_cleanup(&mut self) -> Option<String> {
-        let (flags, files) = self.requests();
-        let (flags_then, files_then) = *self.requests_at_stop.get_or_insert((flags, files));
-        if flags > flags_then {
-            let by_parent = self.plan.parent.is_some();
-            let why = if by_parent { "the parent run stopped its cleanup" } else { "canceled again (Ctrl-C)" };
+        let requests = self.requests();
+        let then = *self.requests_at_stop.get_or_insert(requests);
+        if requests > then {
+            let why = match self.opts.stop_cleanup_reason.get().or(self.opts.cancel_reason.get()) {
+                Some(reason) => reason.clone(),
+                None if self.plan.parent.is_some() => "the parent run stopped its cleanup".into(),
+                None => "canceled again (Ctrl-C)".into(),
+            };
             return Some(format!("{why}: cleanup stops too"));
-        }
-        if files > files_then {
-            return Some("canceled again by `sluice runs cancel`: cleanup stops too".into());
         }
         let deadline = self.state.cleanup_deadline()?;
         (self.now() >= deadline).then(|| {
@@ -359,9 +392,8 @@ impl Coordinator {
         self.run_cancel.store(true, Ordering::Relaxed);
         // the stop-cleanup flag already set (a child started as its parent's cleanup,
         // after that cleanup was stopped) is one request more: it stops cleanup at once
-        let (flags, files) = self.requests();
         let cleanup_flag = usize::from(self.opts.stop_cleanup.load(Ordering::Relaxed));
-        self.requests_at_stop = Some((flags - cleanup_flag, files));
+        self.requests_at_stop = Some(self.requests() - cleanup_flag);
         self.record(Event::CancelRequested { reason, timed_out, at: self.now(), stop_cleanup: false })
     }
 
@@ -374,9 +406,13 @@ impl Coordinator {
         let view = self.state.into_view();
         self.rt.store.put_summary(&view.summary())?;
         self.journal.flush()?;
-        if let Some(c) = &self.rt.control {
-            c.clear(view.run_id);
-        }
         Ok(view)
+    }
+
+    /// A graceful stop with nothing running: everything recorded is made durable and the
+    /// run is left unfinished, to resume on the next start.
+    fn interrupted(mut self) -> Result<RunView, SchedulerError> {
+        self.journal.flush()?;
+        Err(SchedulerError::Interrupted(self.state.run_id()))
     }
 }

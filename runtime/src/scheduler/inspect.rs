@@ -12,7 +12,7 @@ use crate::model::{RunId, TaskResult};
 use super::{Runtime, SchedulerError};
 
 /// What `sluice cache explain` says about one task of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Explanation {
     pub task: String,
     /// The attempt's key, when the task is cacheable.
@@ -128,7 +128,7 @@ impl Runtime {
 }
 
 /// What `sluice cache gc` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GcSummary {
     pub removed_entries: usize,
     pub kept_entries: usize,

@@ -27,26 +27,42 @@ pub(crate) struct Journal {
     /// Appended, not yet announced to the observer.
     unannounced: Vec<Event>,
     dirty_since: Option<Instant>,
+    /// Events the log held before this journal appended any (0 for a new run).
+    base: u64,
+    /// Events this journal appended.
+    appended: u64,
 }
 
 impl Journal {
     /// The journal of a new run.
     pub(crate) fn new(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>) -> Self {
-        Journal { store, run, observer, unannounced: Vec::new(), dirty_since: None }
+        Journal { store, run, observer, unannounced: Vec::new(), dirty_since: None, base: 0, appended: 0 }
     }
 
     /// The journal of a run that goes on: the observer is shown its history first.
     pub(crate) fn resume(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>, history: &[Event]) -> Self {
         observer.attached(run, history);
-        Journal::new(store, run, observer)
+        Journal { base: history.len() as u64, ..Journal::new(store, run, observer) }
+    }
+
+    /// How many events the log held before this journal appended any: the position of
+    /// the first event it appends.
+    pub(crate) fn base(&self) -> u64 {
+        self.base
     }
 
     /// Append one event to the store (not yet flushed).
     pub(crate) fn append(&mut self, event: &Event) -> Result<(), SchedulerError> {
         self.store.append(self.run, std::slice::from_ref(event))?;
         self.unannounced.push(event.clone());
+        self.appended += 1;
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// How many events this journal appended.
+    pub(crate) fn appended(&self) -> u64 {
+        self.appended
     }
 
     /// Make everything appended durable, then announce it.

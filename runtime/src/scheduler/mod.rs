@@ -14,7 +14,6 @@
 mod attempt;
 mod attempts;
 mod caching;
-mod control;
 mod coordinator;
 mod executor;
 mod inspect;
@@ -25,6 +24,7 @@ mod plan_diff;
 mod repair;
 mod runs;
 mod runtime;
+pub mod slots;
 mod start;
 mod verify;
 
@@ -36,15 +36,12 @@ use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::StoreError;
 
 pub use attempts::MAX_STDIN_FILE_BYTES;
-pub use control::Control;
 pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Running};
 pub use inspect::{Explanation, GcSummary};
 pub use params::{RunLevel, check_overrides, resolve_job_parameters};
 pub use repair::RepairRequest;
-pub use runtime::{
-    COMPONENTS_DIR, CONTROL_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, control, open_store,
-    open_vault,
-};
+pub use runs::PreparedRun;
+pub use runtime::{COMPONENTS_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store, open_vault};
 pub use verify::Verification;
 
 /// Why a run could not be started, resumed, repaired or recorded.
@@ -64,6 +61,9 @@ pub enum SchedulerError {
     NoSuchRun(RunId),
     #[error("run {run}: {message}")]
     Refused { run: RunId, message: String },
+    /// A graceful stop interrupted the run: it stays unfinished and resumes on the next start.
+    #[error("run {0} was interrupted by a graceful stop; it resumes when sluice next starts")]
+    Interrupted(RunId),
 }
 
 /// Receives every event of a run once it is durable (for progress output).

@@ -211,6 +211,8 @@ mod tests {
             timeout: None,
             cleanup_timeout: None,
             max_parallel_tasks: None,
+            max_concurrent_runs: crate::spec::DEFAULT_MAX_CONCURRENT_RUNS,
+            queue: true,
             limits: Default::default(),
             tasks: vec![],
         }

@@ -114,6 +114,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
         target_limits: Default::default(),
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+        job_id: None,
     };
     Ok((plan, loaded))
 }
@@ -180,6 +181,9 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         timeout: None,
         cleanup_timeout: None,
         max_parallel_tasks: None,
+        // a single component run is not a job anyone else runs: no limit between such runs
+        max_concurrent_runs: crate::spec::MAX_MAX_CONCURRENT_RUNS,
+        queue: true,
         limits: Default::default(),
         tasks: vec![task],
     };
@@ -194,6 +198,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         target_limits: Default::default(),
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
+        job_id: None,
     }
 }
 
@@ -232,5 +237,6 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
         target_limits: plan.target_limits,
         principal: plan.principal.clone(),
         workspace: plan.workspace.clone(),
+        job_id: None,
     })
 }

@@ -143,6 +143,7 @@ mod tests {
             principal: "p".into(),
             workspace: "default".into(),
             target_limits: Default::default(),
+            job_id: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::state::{RunState, plan_hash};
 use super::params::{RunLevel, check_overrides, render_run_level};
 use super::plan::{self, Loaded};
 use super::plan_diff;
-use super::runs::{corrupt, drive, no_plan};
+use super::runs::{PreparedRun, corrupt, no_plan};
 use super::{RunOptions, Runtime, SchedulerError, check_mount_roots};
 
 /// What to repair.
@@ -46,6 +46,19 @@ struct Chosen {
 impl Runtime {
     /// Rerun tasks of a finished run inside the same run.
     pub async fn repair(&self, run: RunId, req: RepairRequest, opts: &RunOptions) -> Result<RunView, SchedulerError> {
+        self.prepare_repair(run, req, opts)?.drive().await
+    }
+
+    /// Record a repair of a finished run (its plan version if the plan changed, then
+    /// `RepairStarted`, flushed: the run is in flight again) and return it to be driven.
+    /// Refused, with nothing written, if the run is unfinished, names unknown tasks or
+    /// parameters, or has nothing to rerun.
+    pub fn prepare_repair(
+        &self,
+        run: RunId,
+        req: RepairRequest,
+        opts: &RunOptions,
+    ) -> Result<PreparedRun, SchedulerError> {
         let events = self.store.events(run)?;
         if events.is_empty() {
             return Err(SchedulerError::NoSuchRun(run));
@@ -84,7 +97,8 @@ impl Runtime {
         coordinator.clear_stop();
         self.store.put_summary(&coordinator.state.view().summary())?;
         coordinator.restore_produced();
-        drive(coordinator).await
+        coordinator.journal.flush()?;
+        Ok(PreparedRun::new(coordinator))
     }
 
     /// `--pinned`: the plan in force. Otherwise the bundle as it is now: a new plan when

@@ -1,6 +1,11 @@
 //! The run operations of a [`Runtime`]: start a job or a single component, run a child
 //! run, resume, cancel and repair. Each pins (or reloads) the run's components, opens its
 //! journal, folds its state, and hands both to a [`Coordinator`] running as a tokio task.
+//!
+//! Creating (or repairing, resuming, dequeuing) a run and driving it are two steps: the
+//! `prepare_*` operations record the run's next event durably and return a
+//! [`PreparedRun`], which a caller (the run manager) drives now, queues or skips — so an
+//! API can answer with the run's id once it is durable and readable, before it runs.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,12 +35,87 @@ struct NewRun {
     source: String,
 }
 
+/// A run whose next step is recorded, ready to be driven (or queued, or skipped).
+pub struct PreparedRun {
+    coordinator: Coordinator,
+}
+
+impl PreparedRun {
+    pub(crate) fn new(coordinator: Coordinator) -> Self {
+        PreparedRun { coordinator }
+    }
+
+    pub fn run_id(&self) -> RunId {
+        self.coordinator.state.run_id()
+    }
+
+    /// The position in the run's log of the first event this step recorded (0 for a new
+    /// run; for a repair, its `RepairStarted`).
+    pub fn first_new_event(&self) -> u64 {
+        self.coordinator.journal.base()
+    }
+
+    /// The run as recorded so far.
+    pub fn view(&self) -> &RunView {
+        self.coordinator.state.view()
+    }
+
+    /// Make what was recorded durable (and tell the observer), e.g. before answering
+    /// with the run's id.
+    pub fn commit(&mut self) -> Result<(), SchedulerError> {
+        self.coordinator.journal.flush()
+    }
+
+    /// Run it to its end.
+    pub async fn drive(self) -> Result<RunView, SchedulerError> {
+        drive(self.coordinator).await
+    }
+
+    /// It waits for its turn (`max_concurrent_runs`): recorded (durable with
+    /// [`PreparedRun::commit`]); nothing of it starts until [`Runtime::dequeue`].
+    pub fn queue(&mut self, reason: String) -> Result<(), SchedulerError> {
+        let at = self.coordinator.now();
+        self.coordinator.record(Event::RunQueued { reason, at })?;
+        self.coordinator.rt.store.put_summary(&self.coordinator.state.view().summary())?;
+        Ok(())
+    }
+
+    /// It never runs (its job has `max_concurrent_runs` active runs and does not queue):
+    /// every task ends canceled, the run `skipped` (durable with [`PreparedRun::commit`]).
+    pub fn skip(&mut self, reason: String) -> Result<(), SchedulerError> {
+        let at = self.coordinator.now();
+        let tasks: Vec<String> = self.coordinator.state.view().tasks.iter().map(|t| t.key.clone()).collect();
+        for task in tasks {
+            let result = crate::model::TaskResult::Canceled;
+            self.coordinator.record(Event::TaskSkipped { task, result, reason: reason.clone(), at })?;
+        }
+        self.coordinator.record(Event::RunFinished { result: crate::model::RunResult::Skipped, at })?;
+        self.coordinator.rt.store.put_summary(&self.coordinator.state.view().summary())?;
+        Ok(())
+    }
+}
+
 impl Runtime {
     /// Run a job from a bundle to its end. Components are loaded (and bad ones
     /// refused) before the run is created, so a bad bundle leaves no run behind.
     /// Nothing is written (not even a run id taken) until the bundle, target, parameters
     /// and components have all been checked.
     pub async fn run_job(&self, req: JobRequest<'_>, opts: &RunOptions) -> Result<RunView, SchedulerError> {
+        let mut run = self.prepare_job(req, None, opts)?;
+        run.commit()?;
+        run.drive().await
+    }
+
+    /// Create a run of a job (recorded, not yet flushed: [`PreparedRun::commit`]).
+    /// `job_id` is the job's stable id, when a run manager keeps them. Nothing is written
+    /// (not even a run id taken) until the bundle, target, parameters and components have
+    /// all been checked.
+    pub fn prepare_job(
+        &self,
+        req: JobRequest<'_>,
+        job_id: Option<u64>,
+        opts: &RunOptions,
+    ) -> Result<PreparedRun, SchedulerError> {
         let target = req.bundle.target(Some(&req.target))?;
         check_mount_roots(req.bundle, req.job, &target)?;
         check_overrides(req.job, &req.overrides)?;
@@ -43,12 +123,13 @@ impl Runtime {
         plan.target_limits = req.bundle.targets.get(&target).map(|t| t.limits).unwrap_or_default();
         plan.principal = opts.principal.clone();
         plan.workspace = opts.workspace.clone();
+        plan.job_id = job_id;
         let run = self.store.next_run_id()?;
         let at = RunLevel { bundle: &plan.bundle, job: &plan.job, run_id: run, started: self.clock.now() };
         let parameters = resolve_job_parameters(at, &req.overrides)?;
         let source = req.bundle.root.display().to_string();
         let new = NewRun { run, plan, loaded: Arc::new(loaded), parameters, target, source };
-        self.start_run(new, opts.clone()).await
+        self.create(new, opts.clone())
     }
 
     /// Run one component with no bundle (`sluice task run`).
@@ -58,6 +139,18 @@ impl Runtime {
         task: SingleTask,
         opts: &RunOptions,
     ) -> Result<RunView, SchedulerError> {
+        let mut run = self.prepare_component(path, task, opts)?;
+        run.commit()?;
+        run.drive().await
+    }
+
+    /// Create a run of one component (recorded, not yet flushed).
+    pub fn prepare_component(
+        &self,
+        path: &Path,
+        task: SingleTask,
+        opts: &RunOptions,
+    ) -> Result<PreparedRun, SchedulerError> {
         let world = if task.command.is_some() { crate::sandbox::World::Command } else { crate::sandbox::World::Task };
         let component = self.sandbox.load_file_as(path, world)?;
         let mut plan = plan::single(path, &component, task);
@@ -68,10 +161,10 @@ impl Runtime {
         let run = self.store.next_run_id()?;
         let source = path.display().to_string();
         let new = NewRun { run, plan, loaded, parameters: BTreeMap::new(), target: "dev".into(), source };
-        self.start_run(new, opts.clone()).await
+        self.create(new, opts.clone())
     }
 
-    async fn start_run(&self, new: NewRun, opts: RunOptions) -> Result<RunView, SchedulerError> {
+    fn create(&self, new: NewRun, opts: RunOptions) -> Result<PreparedRun, SchedulerError> {
         let mut journal = Journal::new(self.store.clone(), new.run, opts.observer.clone());
         // the run's logical start, as recorded (to the millisecond): what guests'
         // clocks read, on every attempt, resume, repair and verify alike
@@ -88,7 +181,7 @@ impl Runtime {
         journal.append(&created)?;
         let state = RunState::from_events(std::slice::from_ref(&created)).map_err(|e| corrupt(new.run, e))?;
         self.store.put_summary(&state.view().summary())?;
-        drive(Coordinator::new(self.clone(), opts, state, new.loaded, journal)?).await
+        Ok(PreparedRun { coordinator: Coordinator::new(self.clone(), opts, state, new.loaded, journal)? })
     }
 
     /// A child run for a `run_job` task (boxed: runs nest). `opts.cancel` is the parent's.
@@ -105,7 +198,9 @@ impl Runtime {
             let at = RunLevel { bundle: &plan.bundle, job: &plan.job, run_id: run, started: self.clock.now() };
             let parameters = resolve_job_parameters(at, &overrides)?;
             let source = plan.bundle_root.display().to_string();
-            self.start_run(NewRun { run, plan, loaded, parameters, target, source }, opts).await
+            let mut child = self.create(NewRun { run, plan, loaded, parameters, target, source }, opts)?;
+            child.commit()?;
+            child.drive().await
         })
     }
 
@@ -116,7 +211,7 @@ impl Runtime {
             if view.result.is_some() {
                 return Ok(view);
             }
-            self.continue_run(run, None, opts).await
+            self.prepare_resume(run, None, &opts)?.drive().await
         })
     }
 
@@ -134,55 +229,104 @@ impl Runtime {
         RunState::from_events(&events).map_err(|e| corrupt(run, e))
     }
 
-    /// Runs a previous process left unfinished (it died): what `resume` continues.
+    /// Runs a previous process left unfinished (it died): what `resume` continues. Queued
+    /// runs are not among them (see [`Runtime::queued_runs`]), nor child runs (their
+    /// parent resumes them).
     pub fn interrupted_runs(&self) -> Result<Vec<RunId>, SchedulerError> {
-        let mut out = Vec::new();
+        Ok(self.unfinished_by_kind()?.0)
+    }
+
+    /// Runs waiting for their turn (`max_concurrent_runs`), oldest first.
+    pub fn queued_runs(&self) -> Result<Vec<RunId>, SchedulerError> {
+        Ok(self.unfinished_by_kind()?.1)
+    }
+
+    /// Unfinished top-level runs: (interrupted, queued).
+    fn unfinished_by_kind(&self) -> Result<(Vec<RunId>, Vec<RunId>), SchedulerError> {
+        let (mut interrupted, mut queued) = (Vec::new(), Vec::new());
         for run in self.store.unfinished_runs()? {
-            // children are resumed by their parent
             let events = self.store.events(run)?;
             let is_child =
                 matches!(events.first(), Some(Event::RunCreated { plan: Some(p), .. }) if p.parent.is_some());
-            if !is_child {
-                out.push(run);
+            if is_child {
+                continue;
             }
+            let waiting = events
+                .iter()
+                .rev()
+                .find_map(|e| match e {
+                    Event::RunQueued { .. } => Some(true),
+                    Event::RunDequeued { .. } => Some(false),
+                    _ => None,
+                })
+                .unwrap_or(false);
+            if waiting { queued.push(run) } else { interrupted.push(run) }
         }
-        Ok(out)
+        Ok((interrupted, queued))
     }
 
     /// Continue a run whose process died, with the plan it has pinned. Attempts that were
     /// running end `interrupted` and run again without counting as a retry (unless their
     /// task says `rerun_on_resume = false`: then they wait for a repair).
     pub async fn resume(&self, run: RunId, opts: &RunOptions) -> Result<RunView, SchedulerError> {
-        let view = self.view(run)?;
-        if let Some(result) = view.result {
-            return Err(SchedulerError::Refused { run, message: format!("already finished ({})", result.as_str()) });
-        }
-        self.continue_run(run, None, opts.clone()).await
+        self.prepare_resume(run, None, opts)?.drive().await
     }
 
     /// Cancel a run no process is running: what it left in flight is canceled.
     pub async fn cancel_interrupted(&self, run: RunId, opts: &RunOptions) -> Result<RunView, SchedulerError> {
-        self.continue_run(run, Some("canceled by `sluice runs cancel`".into()), opts.clone()).await
+        self.prepare_resume(run, Some("canceled by `sluice runs cancel`".into()), opts)?.drive().await
     }
 
-    async fn continue_run(
+    /// Continue a run whose process died (`RunResumed` recorded and flushed; with `stop`,
+    /// the run is canceled with that reason), with the plan it has pinned: attempts that
+    /// were running end `interrupted` (see [`Runtime::resume`]).
+    pub fn prepare_resume(
         &self,
         run: RunId,
         stop: Option<String>,
-        opts: RunOptions,
-    ) -> Result<RunView, SchedulerError> {
-        let events = self.store.events(run)?;
-        let state = RunState::from_events(&events).map_err(|e| corrupt(run, e))?;
-        let plan = state.plan().ok_or_else(|| no_plan(run))?;
-        let loaded = Arc::new(plan::reload(&self.sandbox, plan)?);
-        let mut coordinator = self.continuing(state, &events, loaded, opts)?;
+        opts: &RunOptions,
+    ) -> Result<PreparedRun, SchedulerError> {
+        let (events, state) = self.unfinished(run)?;
+        let loaded = Arc::new(plan::reload(&self.sandbox, state.plan().ok_or_else(|| no_plan(run))?)?);
+        let mut coordinator = self.continuing(state, &events, loaded, opts.clone())?;
         coordinator.record(Event::RunResumed { at: self.clock.now_millis() })?;
         if let Some(reason) = stop {
             coordinator.stop(reason, false)?;
         }
         coordinator.restore_produced();
         coordinator.settle_interrupted()?;
-        drive(coordinator).await
+        coordinator.journal.flush()?;
+        Ok(PreparedRun { coordinator })
+    }
+
+    /// A queued run's turn: `RunDequeued` recorded and flushed (with `stop`, it is
+    /// canceled instead of started: every task ends canceled).
+    pub fn dequeue(&self, run: RunId, stop: Option<String>, opts: &RunOptions) -> Result<PreparedRun, SchedulerError> {
+        let (events, state) = self.unfinished(run)?;
+        if state.view().queued.is_none() {
+            return Err(SchedulerError::Refused { run, message: "is not queued".into() });
+        }
+        let loaded = Arc::new(plan::reload(&self.sandbox, state.plan().ok_or_else(|| no_plan(run))?)?);
+        let mut coordinator = self.continuing(state, &events, loaded, opts.clone())?;
+        coordinator.record(Event::RunDequeued { at: self.clock.now_millis() })?;
+        if let Some(reason) = stop {
+            coordinator.stop(reason, false)?;
+        }
+        coordinator.journal.flush()?;
+        Ok(PreparedRun { coordinator })
+    }
+
+    /// A run's log and state, refused if it has finished.
+    fn unfinished(&self, run: RunId) -> Result<(Vec<Event>, RunState), SchedulerError> {
+        let events = self.store.events(run)?;
+        if events.is_empty() {
+            return Err(SchedulerError::NoSuchRun(run));
+        }
+        let state = RunState::from_events(&events).map_err(|e| corrupt(run, e))?;
+        if let Some(result) = state.view().result {
+            return Err(SchedulerError::Refused { run, message: format!("already finished ({})", result.as_str()) });
+        }
+        Ok((events, state))
     }
 
     /// A run's journal and coordinator, to go on with `state` (resume, cancel, repair).

@@ -1,42 +1,44 @@
 //! The runtime handle: everything a process needs to run jobs against one state directory,
 //! assembled in one place ([`Runtime::open`]) so the CLI, a server and tests build it alike.
 //!
-//! Owns the state directory's layout (`store/`, `components/`, `control/`, the secrets'
-//! `master.key`, the cache's `blobs/`, `staging/` and `statcache.json`) and what is shared
-//! by every run: the store, the vault, the sandbox, the result cache, the control
-//! directory and the bound on sandboxes at once. A [`Runtime`] is cheap to clone and
+//! Owns the state directory's layout (`store/`, `components/`, the secrets' `master.key`,
+//! the cache's `blobs/`, `staging/` and `statcache.json`; the owner's socket is the
+//! client module's) and what is shared by every run: the store, the vault, the sandbox,
+//! the result cache, the sandbox slots (shared between workspaces by weighted fair
+//! queuing, [`Slots`]), telemetry, and the drain flag of a graceful stop. A [`Runtime`] is cheap to clone and
 //! `Send + Sync`: one long-lived process shares it across any number of concurrent runs.
 //! What belongs to one run — who starts it, its workspace, where its progress goes, how
 //! it is stopped, whether it may reuse results — is a [`RunOptions`], never runtime state.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::executor::{Executor, LocalExecutor};
-use super::{Control, Observer, Quiet};
+use super::slots::{FairShare, Slots};
+use super::{Observer, Quiet};
 use crate::cache::CacheDir;
-use crate::model::{Clock, SystemClock};
+use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::sled_secrets::SledSecretStore;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{MemoryServiceStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError};
 
 /// The run store's directory under the state directory.
 pub const STORE_DIR: &str = "store";
 /// Precompiled component artifacts.
 pub const COMPONENTS_DIR: &str = "components";
-/// Requests from other processes (cancel).
-pub const CONTROL_DIR: &str = "control";
 
 /// How to open a runtime.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RuntimeOptions {
     /// Sandboxes at once across every run of this runtime; `None`:
     /// [`MAX_CONCURRENT_INSTANCES`] (the pooling allocator's size, also the most allowed).
     pub max_parallel: Option<usize>,
+    /// How those sandboxes are shared between workspaces.
+    pub fair_share: FairShare,
+    /// Told about attempts, runs, instantiations and slot waits (metrics).
+    pub telemetry: Option<Arc<dyn Telemetry>>,
 }
 
 /// Why a runtime could not be opened.
@@ -60,14 +62,20 @@ pub struct Runtime {
     pub(crate) clock: Arc<dyn Clock>,
     /// Resolves tasks' `secrets.reveal` calls; `None`: granted names do not resolve.
     pub(crate) secrets: Option<Arc<dyn Resolver>>,
+    /// Job ids, idempotency tokens and API tokens (in the run store's database).
+    pub(crate) services: Arc<dyn ServiceStore>,
+    /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
+    pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
     pub(crate) cache: Option<Arc<CacheDir>>,
-    /// Where other processes leave requests (cancel) for runs of this store.
-    pub(crate) control: Option<Control>,
-    /// Sandboxes at once, across all runs (the global bound).
-    pub(crate) slots: Arc<Semaphore>,
+    /// Sandboxes at once, across all runs (the global bound), shared fairly by workspace.
+    pub(crate) slots: Arc<Slots>,
     /// Where attempts run.
     pub(crate) executor: Arc<dyn Executor>,
+    pub(crate) telemetry: Arc<dyn Telemetry>,
+    /// Set by a graceful stop: runs start no new attempts and return once the running
+    /// ones are recorded, unfinished (they resume on the next start).
+    pub(crate) drain: Arc<AtomicBool>,
 }
 
 /// What one run is started (or resumed, repaired, canceled) with.
@@ -81,8 +89,12 @@ pub struct RunOptions {
     pub observer: Arc<dyn Observer>,
     /// Set (e.g. on Ctrl-C) to cancel the run; failure-handling tasks still run as its cleanup.
     pub cancel: Arc<AtomicBool>,
-    /// Set (e.g. on a second Ctrl-C) to stop that cleanup too.
+    /// Why, when whoever set `cancel` said (set before `cancel`).
+    pub cancel_reason: Arc<OnceLock<String>>,
+    /// Set (e.g. on a second Ctrl-C or cancel request) to stop that cleanup too.
     pub stop_cleanup: Arc<AtomicBool>,
+    /// Why, when whoever set `stop_cleanup` said (set before it).
+    pub stop_cleanup_reason: Arc<OnceLock<String>>,
     /// `--no-cache`: compute keys (for explain) but never reuse a stored result.
     pub no_cache: bool,
     /// `--rehash`: re-read every mounted file instead of trusting the stat cache.
@@ -96,17 +108,34 @@ impl Default for RunOptions {
             workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
             observer: Arc::new(Quiet),
             cancel: Arc::new(AtomicBool::new(false)),
+            cancel_reason: Arc::new(OnceLock::new()),
             stop_cleanup: Arc::new(AtomicBool::new(false)),
+            stop_cleanup_reason: Arc::new(OnceLock::new()),
             no_cache: false,
             rehash: false,
         }
     }
 }
 
+impl RunOptions {
+    /// Ask the run to stop, saying why; asked again while it stops, its cleanup (the
+    /// failure-handling tasks still running) stops too.
+    pub fn request_cancel(&self, reason: impl Into<String>) {
+        if self.cancel.load(Ordering::Relaxed) {
+            let _ = self.stop_cleanup_reason.set(format!("{} again", reason.into()));
+            self.stop_cleanup.store(true, Ordering::Relaxed);
+        } else {
+            let _ = self.cancel_reason.set(reason.into());
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Runtime {
     /// The runtime of `state_dir` (created if missing): its sled store and the secrets in
-    /// it, the sandbox with its precompiled artifacts, the result cache and the control
-    /// directory. Opening the store takes its lock: one process owns a state directory.
+    /// it, the sandbox with its precompiled artifacts, the result cache and the sandbox
+    /// slots. Opening the store takes its lock without waiting ([`StoreError::Locked`] if
+    /// another process holds it): one process owns a state directory.
     pub fn open(state_dir: &Path, options: RuntimeOptions) -> Result<Runtime, OpenError> {
         let max = MAX_CONCURRENT_INSTANCES as usize;
         let slots = match options.max_parallel {
@@ -116,32 +145,42 @@ impl Runtime {
         };
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
-        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?;
+        let services = Arc::new(SledServiceStore::open(&sled)?);
+        let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
+        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?
+            .with_telemetry(telemetry.clone());
         let cache = CacheDir::open(state_dir, slots)
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
-        let mut rt = Runtime::new(sled, Arc::new(sandbox), Arc::new(SystemClock));
-        rt.secrets = Some(Arc::new(vault));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut rt = Runtime::new(sled, Arc::new(sandbox), clock.clone());
+        rt.services = services;
+        let vault = Arc::new(vault);
+        rt.secrets = Some(vault.clone());
+        rt.vault = Some(vault);
         rt.cache = Some(Arc::new(cache));
-        rt.control = Some(control(state_dir));
-        rt.slots = Arc::new(Semaphore::new(slots));
+        rt.slots = Slots::with_observer(slots, options.fair_share, clock, Some(telemetry.clone()));
+        rt.telemetry = telemetry;
         rt.executor = rt.local_executor();
         Ok(rt)
     }
 
-    /// A runtime over a store and a sandbox only: no secrets, no result cache, no control
-    /// directory (tests, embedding).
+    /// A runtime over a store and a sandbox only: no secrets, no result cache (tests,
+    /// embedding).
     pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, clock: Arc<dyn Clock>) -> Runtime {
         let executor =
             Arc::new(LocalExecutor { sandbox: sandbox.clone(), store: store.clone(), secrets: None, cache: None });
         Runtime {
             store,
             sandbox,
-            clock,
             secrets: None,
+            services: Arc::new(MemoryServiceStore::default()),
+            vault: None,
             cache: None,
-            control: None,
-            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
+            slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
             executor,
+            telemetry: Arc::new(NoTelemetry),
+            drain: Arc::new(AtomicBool::new(false)),
+            clock,
         }
     }
 
@@ -170,6 +209,32 @@ impl Runtime {
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
+
+    /// The vault (secret scopes, values, ACLs, the audit trail), when the runtime has one.
+    pub fn vault(&self) -> Option<&Arc<Vault>> {
+        self.vault.as_ref()
+    }
+
+    /// Job ids, idempotency tokens and API tokens.
+    pub fn services(&self) -> &Arc<dyn ServiceStore> {
+        &self.services
+    }
+
+    /// The sandbox slots every run shares.
+    pub fn slots(&self) -> &Arc<Slots> {
+        &self.slots
+    }
+
+    /// Stop gracefully: runs start no new attempts and return
+    /// [`SchedulerError::Interrupted`](super::SchedulerError::Interrupted) once their running
+    /// attempts are recorded; they stay unfinished and resume on the next start.
+    pub fn drain(&self) {
+        self.drain.store(true, Ordering::Relaxed);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.drain.load(Ordering::Relaxed)
+    }
 }
 
 /// Open the run store of `state_dir`, creating the directory if needed.
@@ -184,9 +249,4 @@ pub fn open_store(state_dir: &Path) -> Result<Arc<SledStore>, StoreError> {
 pub fn open_vault(store: &SledStore, state_dir: &Path) -> Result<Vault, StoreError> {
     let secrets = SledSecretStore::open(store)?;
     Ok(Vault::new(Arc::new(secrets), Arc::new(StateKey::new(state_dir)), Arc::new(SystemClock)))
-}
-
-/// The control directory of a state directory (cancel requests from other processes).
-pub fn control(state_dir: &Path) -> Control {
-    Control::new(state_dir.join(CONTROL_DIR))
 }

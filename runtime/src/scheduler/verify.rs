@@ -20,7 +20,7 @@ use super::plan::Loaded;
 use super::{Runtime, SchedulerError};
 
 /// The outcome of re-executing one task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Verification {
     pub task: String,
     /// `identical`, `different` or `skipped`.

@@ -23,7 +23,7 @@ use super::{
 use crate::model::{Clock, Millis, RunId};
 
 /// What `list` shows of a secret: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SecretInfo {
     pub key: String,
     /// The newest version (what a reveal returns).
@@ -36,7 +36,8 @@ pub struct SecretInfo {
 }
 
 /// Which audit records to read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AuditFilter {
     pub scope: Option<String>,
     pub run: Option<RunId>,

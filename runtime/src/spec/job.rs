@@ -17,9 +17,18 @@ use super::read::{Node, Table};
 use super::refs::{self, Scope, Templated};
 use super::retries::retries;
 use super::template;
-use super::{ComponentSpec, JobSpec, TaskSpec};
+use super::{ComponentSpec, DEFAULT_MAX_CONCURRENT_RUNS, JobSpec, MAX_MAX_CONCURRENT_RUNS, TaskSpec};
 
-const JOB_KEYS: &[&str] = &["parameters", "timeout", "cleanup_timeout", "max_parallel_tasks", "limits", "tasks"];
+const JOB_KEYS: &[&str] = &[
+    "parameters",
+    "timeout",
+    "cleanup_timeout",
+    "max_parallel_tasks",
+    "max_concurrent_runs",
+    "queue",
+    "limits",
+    "tasks",
+];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
     "kind",
@@ -77,6 +86,9 @@ pub(crate) fn job<'a>(
     let cleanup_timeout = table.get("cleanup_timeout").map(Node::duration).transpose()?;
     let job_limits = table.get("limits").map(exec::limits).transpose()?.unwrap_or_default();
     let max_parallel_tasks = table.get("max_parallel_tasks").map(max_parallel_tasks).transpose()?;
+    let max_concurrent_runs =
+        table.get("max_concurrent_runs").map(max_concurrent_runs).transpose()?.unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS);
+    let queue = table.get("queue").map(Node::bool).transpose()?.unwrap_or(true);
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -98,6 +110,8 @@ pub(crate) fn job<'a>(
         timeout,
         cleanup_timeout,
         max_parallel_tasks,
+        max_concurrent_runs,
+        queue,
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
     };
@@ -108,6 +122,15 @@ fn max_parallel_tasks(node: &Node<'_>) -> Result<u32, SpecError> {
     let value = node.integer()?;
     u32::try_from(value).ok().filter(|&n| n >= 1).ok_or_else(|| {
         node.error(format!("max_parallel_tasks must be a whole number from 1 to {}, found {value}", u32::MAX))
+    })
+}
+
+fn max_concurrent_runs(node: &Node<'_>) -> Result<u32, SpecError> {
+    let value = node.integer()?;
+    u32::try_from(value).ok().filter(|&n| n <= MAX_MAX_CONCURRENT_RUNS).ok_or_else(|| {
+        node.error(format!(
+            "max_concurrent_runs must be a whole number from 0 (skip every run) to {MAX_MAX_CONCURRENT_RUNS}, found {value}"
+        ))
     })
 }
 

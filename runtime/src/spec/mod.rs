@@ -212,8 +212,28 @@ pub struct JobSpec {
     /// Defaults for every task's limits (a task's own `limits` win, key by key).
     #[serde(default)]
     pub limits: Limits,
+    /// Runs of this job (in one workspace) active at once; a run beyond it waits `queued`
+    /// (with [`JobSpec::queue`]) or is `skipped`. 0 skips every run (as in Databricks).
+    #[serde(default = "default_max_concurrent_runs")]
+    pub max_concurrent_runs: u32,
+    /// Whether a run beyond `max_concurrent_runs` waits its turn (else it is skipped).
+    #[serde(default = "default_queue")]
+    pub queue: bool,
     /// Topologically sorted; tasks keep their file order wherever dependencies allow.
     pub tasks: Vec<TaskSpec>,
+}
+
+/// Databricks' default: one active run per job.
+pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 1;
+/// The most concurrent runs a job may allow (Databricks' bound too).
+pub const MAX_MAX_CONCURRENT_RUNS: u32 = 1000;
+
+fn default_max_concurrent_runs() -> u32 {
+    DEFAULT_MAX_CONCURRENT_RUNS
+}
+
+fn default_queue() -> bool {
+    true
 }
 
 /// One task of a job.

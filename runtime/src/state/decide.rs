@@ -241,10 +241,14 @@ impl RunState {
     }
 
     /// When the job times out: its timeout after the run's logical start (a repair's
-    /// start, for a repaired run: each repair has the whole timeout).
+    /// start, for a repaired run: each repair has the whole timeout; for a run that waited
+    /// in the queue, after its turn came).
     pub fn deadline(&self) -> Option<Millis> {
         let timeout = self.plan.as_ref()?.job.timeout?;
-        let since = self.view.repairs.last().map_or(self.view.created_at, |r| r.at);
+        let since = match self.view.repairs.last() {
+            Some(r) => r.at,
+            None => self.view.dequeued_at.unwrap_or(self.view.created_at),
+        };
         Some(since.saturating_add(timeout.as_millis() as Millis))
     }
 

@@ -77,6 +77,10 @@ impl RunState {
             resumed: 0,
             cancel_requested: false,
             workspace: plan.as_ref().map_or_else(default_workspace, |p| p.workspace.clone()),
+            job_id: plan.as_ref().and_then(|p| p.job_id),
+            queued: None,
+            dequeued_at: None,
+            status: None,
         };
         let dirty = (0..sched.len()).collect();
         Ok(RunState {
@@ -139,6 +143,11 @@ impl RunState {
                     cleanup_stopped: false,
                 });
                 stop.cleanup_stopped |= *stop_cleanup;
+            }
+            Event::RunQueued { reason, .. } => self.view.queued = Some(reason.clone()),
+            Event::RunDequeued { at } => {
+                self.view.queued = None;
+                self.view.dequeued_at = Some(*at);
             }
             Event::RunResumed { .. } => self.view.resumed += 1,
             Event::PlanRecorded { .. } => self.plan_recorded(event)?,

@@ -39,6 +39,7 @@ fn run_events(run: RunId, artifacts: Option<Hash>) -> Vec<Event> {
             elapsed_us: 1,
             outcome: None,
             cache: artifacts.map(|h| Box::new(AttemptCache { artifacts: Some(h.to_string()), ..Default::default() })),
+            error_code: None,
         },
         Event::RunFinished { result: RunResult::Success, at: 4 },
     ]
@@ -132,6 +133,7 @@ fn cache_entries_naming_missing_blobs_and_undecodable_ones_are_reported() {
         values: vec![],
         out_tree: Some(out_tree),
         created_at: 1,
+        attempt: Some(0),
     };
     f.store.put_cache_entry(&entry).unwrap();
     // a record that is no cache entry at all: a run would only miss it, the check reports it

@@ -27,6 +27,8 @@ pub(super) fn running_summary(run: RunId) -> RunSummary {
         finished_at: None,
         result: None,
         workspace: "default".into(),
+        job_id: None,
+        status: None,
     }
 }
 

@@ -26,10 +26,12 @@ pub mod backup;
 pub mod check;
 pub mod format;
 pub mod memory;
+pub mod service;
 pub mod sled_backup;
 mod sled_open;
 mod sled_recover;
 pub mod sled_secrets;
+pub mod sled_service;
 pub mod sled_store;
 
 #[cfg(test)]
@@ -38,7 +40,9 @@ mod conformance;
 pub use check::{BlobCheck, CheckReport, Problem};
 pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
+pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
 pub use sled_backup::{BackupReport, RestoreReport};
+pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
 
 /// What to do about a store that does not open: said by every such error.

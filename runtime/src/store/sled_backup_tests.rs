@@ -43,6 +43,7 @@ fn cache_entry() -> CacheEntry {
         values: vec![],
         out_tree: None,
         created_at: 7,
+        attempt: Some(0),
     }
 }
 

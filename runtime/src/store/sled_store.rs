@@ -441,14 +441,14 @@ fn validate_recovered(db: &sled::Db, dir: &Path) -> Result<(), String> {
 }
 
 /// A sled error as a store error.
-fn storage(e: sled::Error) -> StoreError {
+pub(super) fn storage(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { .. } => corrupt("storage file", e.to_string()),
         other => StoreError::Io(other.to_string()),
     }
 }
 
-fn corrupt(what: impl Into<String>, message: impl Into<String>) -> StoreError {
+pub(super) fn corrupt(what: impl Into<String>, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt { what: what.into(), message: message.into() }
 }
 
@@ -481,7 +481,7 @@ fn named_key(run: RunId, task: &str, key: &str) -> Result<Vec<u8>, StoreError> {
     Ok(full)
 }
 
-fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+pub(super) fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| corrupt(what, format!("{} bytes, expected 8", bytes.len())))?;
     Ok(u64::from_be_bytes(array))
 }
@@ -498,11 +498,11 @@ fn decode_event_key(key: &[u8]) -> Result<(RunId, u64), StoreError> {
     Ok((decode_u64(run, "event key")?, decode_u64(seq, "event key")?))
 }
 
-fn encode_json<T: Serialize>(record: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode_json<T: Serialize>(record: &T, what: &str) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(record).map_err(|e| corrupt(format!("{what} to write"), e.to_string()))
 }
 
-fn decode_json<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T, StoreError> {
+pub(super) fn decode_json<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(what(), e.to_string()))
 }
 

@@ -46,6 +46,33 @@ fn max_parallel_tasks_must_be_at_least_one() {
 }
 
 #[test]
+fn max_concurrent_runs_and_queue_are_read_with_databricks_defaults() {
+    let text = with_job(&format!("[jobs.hello]\nmax_concurrent_runs = 3\nqueue = false\n\n{TASK_A}"));
+    let job = &bundle_of(&text).jobs["hello"];
+    assert_eq!((job.max_concurrent_runs, job.queue), (3, false));
+    let job = &bundle_of(&task_a("")).jobs["hello"];
+    assert_eq!((job.max_concurrent_runs, job.queue), (1, true), "one active run, the rest queued");
+    let text = with_job(&format!("[jobs.hello]\nmax_concurrent_runs = 0\n\n{TASK_A}"));
+    assert_eq!(bundle_of(&text).jobs["hello"].max_concurrent_runs, 0, "0 skips every run");
+    for bad in ["-1", "1001"] {
+        let text = with_job(&format!("[jobs.hello]\nmax_concurrent_runs = {bad}\n\n{TASK_A}"));
+        assert_error(
+            &text,
+            line_of(&text, "max_concurrent_runs"),
+            "jobs.hello.max_concurrent_runs",
+            &format!("must be a whole number from 0 (skip every run) to 1000, found {bad}"),
+        );
+    }
+    let text = with_job(&format!("[jobs.hello]\nqueue = \"yes\"\n\n{TASK_A}"));
+    assert_error(
+        &text,
+        line_of(&text, "queue"),
+        "jobs.hello.queue",
+        "expected a boolean (true or false), found a string",
+    );
+}
+
+#[test]
 fn run_if_defaults_to_all_success_and_reads_every_value() {
     assert_eq!(task_of(&task_a(""), "a").run_if, RunIf::AllSuccess);
     assert_eq!(RunIf::default(), RunIf::AllSuccess);

@@ -24,6 +24,7 @@ fn run(tasks: &str) -> Sim {
         principal: "p".into(),
         workspace: "default".into(),
         target_limits: Default::default(),
+        job_id: None,
     };
     let created = Event::RunCreated {
         run_id: 1,

@@ -1,0 +1,702 @@
+//! The run manager: many runs in one process, each driven by a coordinator task of its
+//! own, `max_concurrent_runs` per job with a durable queue, and the transitions a client
+//! asks for (submit, cancel, repair, resume) plus the takeover of what a dead owner left.
+//!
+//! A submission is prepared (bundle read, components pinned, run created) outside any
+//! lock, then admitted under the manager's lock: started if its job has room, else queued
+//! (`RunQueued`, durable) or skipped. When a run of a job ends, the job's queue moves on
+//! in submission order. Transitions of an existing run are serialised, so no run is ever
+//! driven twice.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Service, ServiceError, run_not_found};
+use crate::model::{RunId, RunStatus, RunView};
+use crate::scheduler::{JobRequest, PreparedRun, RepairRequest, RunOptions, SchedulerError, SingleTask};
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A bundle directory (or file) on the owner's machine (`sluice run`; local callers only).
+    Bundle { path: PathBuf, job: Option<String> },
+    /// A served job by its id (`jobs/run-now`).
+    Job(u64),
+    /// One component file (`sluice task run`; local callers only).
+    Component { path: PathBuf, task: ComponentTask },
+}
+
+/// How to run one component with no bundle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComponentTask {
+    pub params: BTreeMap<String, String>,
+    /// Memory limit in bytes (default: the runtime's).
+    pub memory: Option<u64>,
+    /// Wall-clock timeout in milliseconds (default: the runtime's).
+    pub timeout_ms: Option<u64>,
+    /// Run it as a command.
+    pub command: Option<crate::spec::CommandSpec>,
+}
+
+impl ComponentTask {
+    fn single(&self) -> SingleTask {
+        let defaults = crate::sandbox::Limits::default();
+        let limits = crate::sandbox::Limits {
+            memory: self.memory.unwrap_or(defaults.memory),
+            timeout: self.timeout_ms.map_or(defaults.timeout, std::time::Duration::from_millis),
+            ..defaults
+        };
+        SingleTask { params: self.params.clone(), limits, command: self.command.clone() }
+    }
+}
+
+/// A run to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub source: Source,
+    /// Job parameter overrides.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, String>,
+    /// The bundle's target to run in; `None`: its default target (`default = true`, else `dev`).
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub no_cache: bool,
+    #[serde(default)]
+    pub rehash: bool,
+    /// The same token within [`super::IDEMPOTENCY_WINDOW`] returns the run it created.
+    pub idempotency_token: Option<String>,
+    /// Whether the run may wait its turn (default: the job's `queue`).
+    pub queue: Option<bool>,
+}
+
+impl Submission {
+    pub fn new(source: Source) -> Submission {
+        Submission {
+            source,
+            overrides: BTreeMap::new(),
+            target: None,
+            no_cache: false,
+            rehash: false,
+            idempotency_token: None,
+            queue: None,
+        }
+    }
+}
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    pub run_id: RunId,
+    pub job_id: Option<u64>,
+    /// An earlier submission with the same idempotency token created this run.
+    pub existing: bool,
+    /// `started`, `queued` or `skipped`.
+    pub admission: String,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    /// The run stops (or a queued run ends canceled).
+    Requested,
+    /// The run had already finished: nothing to do.
+    AlreadyFinished,
+}
+
+/// A repair that began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repaired {
+    pub run_id: RunId,
+    /// The repair's number in its run (1, 2, …).
+    pub repair: u32,
+    /// Where its events start in the run's log (follow the run from here).
+    pub from: u64,
+}
+
+/// How long a repair waits for a run that has recorded its end to be let go by its
+/// coordinator (microseconds in practice; a bound, not a delay).
+const ENDING_RUN_SETTLES: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How a run was admitted.
+enum Admission {
+    Start,
+    Queue(String),
+    Skip(String),
+}
+
+#[derive(Default)]
+pub(crate) struct Manager {
+    state: Mutex<State>,
+    /// Serialises transitions of existing runs (repair, resume, cancel of an undriven run).
+    transitions: tokio::sync::Mutex<()>,
+    /// Serialises submissions that carry an idempotency token.
+    idempotent: tokio::sync::Mutex<()>,
+    /// (runs driven, runs queued), for waiting until idle or drained.
+    load: LoadWatch,
+}
+
+struct LoadWatch(tokio::sync::watch::Sender<(usize, usize)>);
+
+impl Default for LoadWatch {
+    fn default() -> Self {
+        LoadWatch(tokio::sync::watch::channel((0, 0)).0)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Top-level runs this process drives now.
+    active: HashMap<RunId, Active>,
+    /// Runs waiting for their turn, per job id, in submission order.
+    queues: BTreeMap<u64, VecDeque<Queued>>,
+    /// A graceful stop began: nothing new starts.
+    stopping: bool,
+    /// What a dead owner left was taken over.
+    taken_over: bool,
+}
+
+struct Active {
+    opts: RunOptions,
+    /// Counts against its job's `max_concurrent_runs`.
+    job: Option<u64>,
+}
+
+struct Queued {
+    run: RunId,
+    /// The job's `max_concurrent_runs` when the run was queued.
+    max: u32,
+    opts: Option<RunOptions>,
+}
+
+impl State {
+    fn running(&self, job: u64) -> usize {
+        self.active.values().filter(|a| a.job == Some(job)).count()
+    }
+
+    fn load(&self) -> (usize, usize) {
+        (self.active.len(), self.queues.values().map(VecDeque::len).sum::<usize>())
+    }
+
+    fn admit(&self, job: Option<u64>, max: u32, queue: bool, name: &str) -> Admission {
+        let Some(job) = job else { return Admission::Start };
+        let waiting = self.queues.get(&job).is_some_and(|q| !q.is_empty());
+        let running = self.running(job);
+        if (running as u64) < u64::from(max) && !waiting {
+            return Admission::Start;
+        }
+        let why = format!(
+            "job `{name}` has {running} active run{} (max_concurrent_runs = {max})",
+            if running == 1 { "" } else { "s" }
+        );
+        if queue && max > 0 {
+            Admission::Queue(format!("Queued due to reaching maximum concurrent runs of {max}: {why}"))
+        } else {
+            Admission::Skip(format!("Skipping this run: {why} and the job does not queue"))
+        }
+    }
+
+    /// Runs of `job` whose turn has come, taken out of its queue and counted active.
+    fn pump(&mut self, job: u64) -> Vec<(RunId, Option<RunOptions>)> {
+        let mut out = Vec::new();
+        if self.stopping {
+            return out;
+        }
+        while let Some(front) = self.queues.get(&job).and_then(VecDeque::front) {
+            if self.running(job) as u64 >= u64::from(front.max) {
+                break;
+            }
+            let Some(q) = self.queues.get_mut(&job).and_then(VecDeque::pop_front) else { break };
+            let opts = q.opts.clone().unwrap_or_default();
+            self.active.insert(q.run, Active { opts, job: Some(job) });
+            out.push((q.run, q.opts));
+        }
+        out
+    }
+}
+
+impl Manager {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, st: &State) {
+        self.load.0.send_replace(st.load());
+    }
+
+    pub(crate) fn busy(&self) -> bool {
+        self.lock().load() != (0, 0)
+    }
+
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        self.lock().load()
+    }
+
+    pub(crate) fn is_active(&self, run: RunId) -> bool {
+        self.lock().active.contains_key(&run)
+    }
+
+    /// Whether this process drives `run` (`Some(false)`) or holds it in a job's queue
+    /// (`Some(true)`).
+    pub(crate) fn holds(&self, run: RunId) -> Option<bool> {
+        let st = self.lock();
+        if st.active.contains_key(&run) {
+            return Some(false);
+        }
+        st.queues.values().any(|q| q.iter().any(|x| x.run == run)).then_some(true)
+    }
+
+    pub(crate) async fn idle(&self) {
+        let mut rx = self.load.0.subscribe();
+        let _ = rx.wait_for(|&load| load == (0, 0)).await;
+    }
+
+    /// Wait until `run` is no longer driven: a run that has recorded its end is still
+    /// counted until its coordinator task returns, a moment later.
+    async fn until_not_driven(&self, run: RunId) {
+        let mut rx = self.load.0.subscribe();
+        while self.is_active(run) {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Wait until no run is driven (queued ones may wait on).
+    pub(crate) async fn drained(&self) {
+        let mut rx = self.load.0.subscribe();
+        let _ = rx.wait_for(|&(active, _)| active == 0).await;
+    }
+
+    /// Count `run` as driven by this process.
+    fn activate(&self, run: RunId, opts: RunOptions, job: Option<u64>) {
+        let mut st = self.lock();
+        st.active.insert(run, Active { opts, job });
+        self.publish(&st);
+    }
+
+    pub(crate) fn stop_accepting(&self) {
+        self.lock().stopping = true;
+    }
+}
+
+impl Service {
+    /// Start a run (or queue or skip it, by its job's `max_concurrent_runs`). The run is
+    /// durable and readable when this returns.
+    pub async fn submit(&self, caller: &Caller, sub: Submission) -> Result<Submitted, ServiceError> {
+        if self.inner.manager.lock().stopping {
+            return Err(ServiceError::Stopping("sluice is stopping; submit the run again once it is back".into()));
+        }
+        let Some(token) = sub.idempotency_token.clone() else { return self.submit_now(caller, sub, None) };
+        if token.is_empty() || token.len() > super::MAX_IDEMPOTENCY_TOKEN_LEN {
+            return Err(ServiceError::Invalid(format!(
+                "idempotency_token must be 1 to {} characters long",
+                super::MAX_IDEMPOTENCY_TOKEN_LEN
+            )));
+        }
+        let _one_at_a_time = self.inner.manager.idempotent.lock().await;
+        let services = self.inner.rt.services();
+        let now = self.inner.rt.clock().now_millis();
+        let window = super::IDEMPOTENCY_WINDOW.as_millis() as u64;
+        if let Some(found) = services.idempotency(&caller.workspace, &token)?
+            && now.saturating_sub(found.at) < window
+        {
+            let view = self.inner.rt.view(found.run)?;
+            let admission = admission_of(&view);
+            return Ok(Submitted { run_id: found.run, job_id: view.job_id, existing: true, admission });
+        }
+        self.submit_now(caller, sub, Some((token, now)))
+    }
+
+    fn submit_now(
+        &self,
+        caller: &Caller,
+        sub: Submission,
+        token: Option<(String, u64)>,
+    ) -> Result<Submitted, ServiceError> {
+        let opts = RunOptions {
+            principal: caller.principal.clone(),
+            workspace: caller.workspace.clone(),
+            observer: self.inner.hub.clone(),
+            no_cache: sub.no_cache,
+            rehash: sub.rehash,
+            ..RunOptions::default()
+        };
+        let (mut prepared, name, max, queue) = self.prepare(caller, &sub, &opts)?;
+        let run = prepared.run_id();
+        let job = prepared.view().job_id;
+        if let Some((token, at)) = &token {
+            let record = crate::store::IdempotencyRecord { run, at: *at };
+            self.inner.rt.services().put_idempotency(&caller.workspace, token, record)?;
+        }
+        let admission = {
+            let mut st = self.inner.manager.lock();
+            let admission = st.admit(job, max, sub.queue.unwrap_or(queue), &name);
+            match &admission {
+                Admission::Start => {
+                    st.active.insert(run, Active { opts: opts.clone(), job });
+                }
+                Admission::Queue(why) => {
+                    prepared.queue(why.clone())?;
+                    let queued = Queued { run, max, opts: Some(opts.clone()) };
+                    st.queues.entry(job.unwrap_or_default()).or_default().push_back(queued);
+                }
+                Admission::Skip(why) => prepared.skip(why.clone())?,
+            }
+            self.inner.manager.publish(&st);
+            admission
+        };
+        prepared.commit()?;
+        let admission = match admission {
+            Admission::Start => {
+                self.drive(run, prepared);
+                "started"
+            }
+            Admission::Queue(_) => "queued",
+            Admission::Skip(_) => "skipped",
+        };
+        Ok(Submitted { run_id: run, job_id: job, existing: false, admission: admission.into() })
+    }
+
+    /// Read the bundle (or component), pin it and create the run: the run, the job's
+    /// name, its `max_concurrent_runs` and `queue`.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        sub: &Submission,
+        opts: &RunOptions,
+    ) -> Result<(PreparedRun, String, u32, bool), ServiceError> {
+        let rt = &self.inner.rt;
+        let local = || {
+            if caller.is_local() {
+                Ok(())
+            } else {
+                Err(ServiceError::PermissionDenied("only local callers run bundles or components by path".into()))
+            }
+        };
+        let (bundle, job_name) = match &sub.source {
+            Source::Component { path, task } => {
+                local()?;
+                let prepared = rt.prepare_component(path, task.single(), opts)?;
+                return Ok((prepared, "task".into(), u32::MAX, true));
+            }
+            Source::Bundle { path, job } => {
+                local()?;
+                let bundle = crate::spec::load(path).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                let name = bundle.job(job.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?.name.clone();
+                (bundle, name)
+            }
+            Source::Job(id) => {
+                let (info, bundle) = self.job(caller, *id)?;
+                (bundle, info.spec.name)
+            }
+        };
+        let job = bundle.job(Some(&job_name)).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let job_id = self.job_key_id(&caller.workspace, &bundle.name, &job.name)?;
+        let (max, queue) = (job.max_concurrent_runs, job.queue);
+        let target = bundle.target(sub.target.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let req = JobRequest { bundle: &bundle, job, overrides: sub.overrides.clone(), target };
+        let prepared = rt.prepare_job(req, Some(job_id), opts)?;
+        Ok((prepared, job_name, max, queue))
+    }
+
+    /// Drive `prepared` as a task of its own; when it ends, its job's queue moves on.
+    fn drive(&self, run: RunId, prepared: PreparedRun) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            match prepared.drive().await {
+                Ok(_) | Err(SchedulerError::Interrupted(_)) => {}
+                Err(e) => tracing::warn!("run {run}: {e}"),
+            }
+            service.ended(run);
+        });
+    }
+
+    /// A driven run returned: start what waited for its place.
+    fn ended(&self, run: RunId) {
+        let next = {
+            let mut st = self.inner.manager.lock();
+            let job = st.active.remove(&run).and_then(|a| a.job);
+            let next = job.map(|j| st.pump(j)).unwrap_or_default();
+            self.inner.manager.publish(&st);
+            next
+        };
+        for (queued, opts) in next {
+            self.start_queued(queued, opts);
+        }
+    }
+
+    /// A queued run's turn (it is already counted active).
+    fn start_queued(&self, run: RunId, opts: Option<RunOptions>) {
+        let opts = opts.unwrap_or_else(|| self.options_of(run));
+        match self.inner.rt.dequeue(run, None, &opts) {
+            Ok(prepared) => self.drive(run, prepared),
+            Err(e) => {
+                tracing::warn!("run {run}: could not start it from the queue: {e}");
+                self.ended(run);
+            }
+        }
+    }
+
+    /// The options a run this process did not submit is driven with: as its plan says.
+    fn options_of(&self, run: RunId) -> RunOptions {
+        let plan = self.inner.rt.store().events(run).ok().and_then(|events| match events.into_iter().next() {
+            Some(crate::model::Event::RunCreated { plan: Some(plan), .. }) => Some(plan),
+            _ => None,
+        });
+        RunOptions {
+            principal: plan.as_ref().map(|p| p.principal.clone()).unwrap_or_default(),
+            workspace: plan.as_ref().map_or_else(|| crate::secrets::DEFAULT_WORKSPACE.into(), |p| p.workspace.clone()),
+            observer: self.inner.hub.clone(),
+            ..RunOptions::default()
+        }
+    }
+
+    /// A run of the caller's workspace, or "not found".
+    pub(crate) fn visible(&self, caller: &Caller, run: RunId) -> Result<RunView, ServiceError> {
+        let events = self.durable_events(run)?;
+        if events.is_empty() {
+            return Err(ServiceError::NotFound(run_not_found(run)));
+        }
+        let state = crate::state::RunState::from_events(&events)
+            .map_err(|e| ServiceError::Internal(format!("run {run}: {e}")))?;
+        match state.into_view() {
+            mut view if view.workspace == caller.workspace => {
+                view.status = Some(self.status(run, view.result));
+                Ok(view)
+            }
+            _ => Err(ServiceError::NotFound(run_not_found(run))),
+        }
+    }
+
+    /// Where a run is: finished, queued or running in this process, else interrupted
+    /// (unfinished, and the process that ran it died: a resume continues it).
+    pub(crate) fn status(&self, run: RunId, result: Option<crate::model::RunResult>) -> RunStatus {
+        if result.is_some() {
+            return RunStatus::Finished;
+        }
+        // a child run (of a `run_job` task) is driven by its parent's coordinator
+        let mut top = run;
+        while let Some((parent, _)) = self.parent_of(top) {
+            top = parent;
+        }
+        let held = self.inner.manager.holds(top);
+        RunStatus::of(result, held.is_some(), held == Some(true))
+    }
+
+    /// The run (and its `run_job` task) that started `run`, if it is a child run.
+    fn parent_of(&self, run: RunId) -> Option<(RunId, String)> {
+        match self.inner.rt.store().events(run).ok()?.into_iter().next()? {
+            crate::model::Event::RunCreated { plan: Some(plan), .. } => plan.parent,
+            _ => None,
+        }
+    }
+
+    /// A child run is canceled, resumed and repaired with its parent, never on its own
+    /// (its parent's coordinator drives it).
+    fn refuse_child(&self, run: RunId, what: &str) -> Result<(), ServiceError> {
+        match self.parent_of(run) {
+            Some((parent, task)) => Err(ServiceError::InvalidState(format!(
+                "run {run} is the child run of task `{task}` of run {parent}: {what} run {parent} instead"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// A run's log as far as it is durable: a run this process drives has events appended
+    /// but not yet flushed (a group commit), which no caller may see — they could be lost.
+    pub(crate) fn durable_events(&self, run: RunId) -> Result<Vec<crate::model::Event>, ServiceError> {
+        let mut events = self.inner.rt.store().events(run)?;
+        if let Some(n) = self.inner.hub.announced(run) {
+            events.truncate(n as usize);
+        }
+        Ok(events)
+    }
+
+    /// Stop a run: a driven one stops its attempts; a queued one ends canceled; one a dead
+    /// process left is settled canceled. A finished run is left as it is.
+    pub async fn cancel(&self, caller: &Caller, run: RunId) -> Result<CancelOutcome, ServiceError> {
+        let view = self.visible(caller, run)?;
+        self.refuse_child(run, "cancel")?;
+        let reason = format!("canceled by {}", caller.principal);
+        let _serial = self.inner.manager.transitions.lock().await;
+        {
+            let mut st = self.inner.manager.lock();
+            if let Some(a) = st.active.get(&run) {
+                a.opts.request_cancel(reason);
+                return Ok(CancelOutcome::Requested);
+            }
+            let queued = st.queues.values_mut().find_map(|q| {
+                let i = q.iter().position(|x| x.run == run)?;
+                q.remove(i)
+            });
+            if let Some(q) = queued {
+                let opts = q.opts.unwrap_or_else(|| self.options_of(run));
+                st.active.insert(run, Active { opts: opts.clone(), job: None });
+                self.inner.manager.publish(&st);
+                drop(st);
+                let prepared = self.inner.rt.dequeue(run, Some(reason), &opts);
+                return self.drive_transition(run, prepared).map(|_| CancelOutcome::Requested);
+            }
+        }
+        if view.result.is_some() {
+            return Ok(CancelOutcome::AlreadyFinished);
+        }
+        let opts = self.options_of(run);
+        self.inner.manager.activate(run, opts.clone(), None);
+        let prepared = self.inner.rt.prepare_resume(run, Some(reason), &opts);
+        self.drive_transition(run, prepared).map(|_| CancelOutcome::Requested)
+    }
+
+    /// Drive a run a transition prepared (it is already counted active), or undo.
+    fn drive_transition(&self, run: RunId, prepared: Result<PreparedRun, SchedulerError>) -> Result<u64, ServiceError> {
+        match prepared {
+            Ok(p) => {
+                let from = p.first_new_event();
+                self.drive(run, p);
+                Ok(from)
+            }
+            Err(e) => {
+                self.ended(run);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Rerun tasks of a finished run. The run is in flight again (durably) when this
+    /// returns.
+    pub async fn repair(
+        &self,
+        caller: &Caller,
+        run: RunId,
+        req: RepairRequest,
+        no_cache: bool,
+    ) -> Result<Repaired, ServiceError> {
+        let view = self.visible(caller, run)?;
+        self.refuse_child(run, "repair")?;
+        let _serial = self.inner.manager.transitions.lock().await;
+        if view.result.is_some() {
+            let settling = self.inner.manager.until_not_driven(run);
+            let _ = tokio::time::timeout(ENDING_RUN_SETTLES, settling).await;
+        }
+        if self.inner.manager.is_active(run) || view.result.is_none() {
+            return Err(ServiceError::InvalidState(format!(
+                "run {run} is not finished; a run can be repaired once it has ended (cancel it first)"
+            )));
+        }
+        let opts = RunOptions { no_cache, principal: caller.principal.clone(), ..self.options_of(run) };
+        self.inner.manager.activate(run, opts.clone(), None);
+        let prepared = self.inner.rt.prepare_repair(run, req, &opts);
+        let repair = view.repairs.len() as u32 + 1;
+        let from = self.drive_transition(run, prepared)?;
+        Ok(Repaired { run_id: run, repair, from })
+    }
+
+    /// Continue runs a dead process left unfinished: `run`, or every one of the caller's
+    /// workspace. Their ids and where each one's new events start.
+    pub async fn resume(&self, caller: &Caller, run: Option<RunId>) -> Result<Vec<(RunId, u64)>, ServiceError> {
+        if let Some(run) = run {
+            self.visible(caller, run)?;
+            self.refuse_child(run, "resume")?;
+        }
+        let _serial = self.inner.manager.transitions.lock().await;
+        let queued = self.inner.rt.queued_runs()?;
+        let mut out = Vec::new();
+        let candidates = match run {
+            Some(r) => vec![r],
+            None => self.inner.rt.interrupted_runs()?,
+        };
+        for r in candidates {
+            if self.inner.manager.is_active(r) || queued.contains(&r) {
+                if run.is_some() {
+                    return Err(ServiceError::InvalidState(format!("run {r} is in progress or queued")));
+                }
+                continue;
+            }
+            let opts = self.options_of(r);
+            if opts.workspace != caller.workspace {
+                continue;
+            }
+            let job = self.inner.rt.view(r).ok().and_then(|v| v.job_id);
+            self.inner.manager.activate(r, opts.clone(), job);
+            let prepared = self.inner.rt.prepare_resume(r, None, &opts);
+            out.push((r, self.drive_transition(r, prepared)?));
+        }
+        Ok(out)
+    }
+
+    /// Take over what a dead owner left (once): resume every interrupted run of every
+    /// workspace, as the principal that started it, and line up the queued ones.
+    /// The runs resumed, with their workspaces.
+    pub async fn take_over(&self) -> Result<Vec<(RunId, String)>, ServiceError> {
+        let _serial = self.inner.manager.transitions.lock().await;
+        if std::mem::replace(&mut self.inner.manager.lock().taken_over, true) {
+            return Ok(Vec::new());
+        }
+        // tokens older than their window can never match again: each new owner drops them
+        let now = self.inner.rt.clock().now_millis();
+        let expired = now.saturating_sub(super::IDEMPOTENCY_WINDOW.as_millis() as u64);
+        match self.inner.rt.services().prune_idempotency(expired) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("dropped {n} expired idempotency tokens"),
+            Err(e) => tracing::warn!("dropping expired idempotency tokens: {e}"),
+        }
+        let mut resumed = Vec::new();
+        for run in self.inner.rt.interrupted_runs()? {
+            if self.inner.manager.is_active(run) {
+                continue;
+            }
+            let opts = self.options_of(run);
+            let job = self.inner.rt.view(run).ok().and_then(|v| v.job_id);
+            self.inner.manager.activate(run, opts.clone(), job);
+            match self.drive_transition(run, self.inner.rt.prepare_resume(run, None, &opts)) {
+                Ok(_) => resumed.push((run, opts.workspace)),
+                Err(e) => tracing::warn!("run {run}: could not resume it: {e}"),
+            }
+        }
+        let mut jobs = Vec::new();
+        for run in self.inner.rt.queued_runs()? {
+            let Ok(view) = self.inner.rt.view(run) else { continue };
+            let max = self.max_of(run).unwrap_or(crate::spec::DEFAULT_MAX_CONCURRENT_RUNS);
+            let job = view.job_id.unwrap_or_default();
+            self.inner.manager.lock().queues.entry(job).or_default().push_back(Queued { run, max, opts: None });
+            jobs.push(job);
+        }
+        let next: Vec<_> = {
+            let mut st = self.inner.manager.lock();
+            let next = jobs.into_iter().flat_map(|j| st.pump(j)).collect();
+            self.inner.manager.publish(&st);
+            next
+        };
+        for (run, opts) in next {
+            self.start_queued(run, opts);
+        }
+        Ok(resumed)
+    }
+
+    /// The `max_concurrent_runs` a run's plan pinned.
+    fn max_of(&self, run: RunId) -> Option<u32> {
+        match self.inner.rt.store().events(run).ok()?.into_iter().next()? {
+            crate::model::Event::RunCreated { plan: Some(plan), .. } => Some(plan.job.max_concurrent_runs),
+            _ => None,
+        }
+    }
+}
+
+/// How a run that exists was admitted, as its view tells.
+fn admission_of(view: &RunView) -> String {
+    if view.queued.is_some() {
+        "queued"
+    } else if view.result == Some(crate::model::RunResult::Skipped) {
+        "skipped"
+    } else {
+        "started"
+    }
+    .into()
+}
