@@ -163,18 +163,21 @@ async fn list_runs(State(st): State<AppState>, Authed(caller): Authed, p: Params
         offset: 0,
         limit: usize::MAX,
     };
-    let runs: Vec<_> = st
-        .service
-        .list_runs(&caller, &filter)?
-        .into_iter()
-        .filter(|r| from.is_none_or(|f| r.created_at >= f) && to.is_none_or(|t| r.created_at <= t))
-        .collect();
-    let more = runs.len() > offset + limit;
-    let mut items = Vec::new();
-    for summary in runs.iter().skip(offset).take(limit) {
-        let (rec, _) = st.service.record(&caller, summary.run_id)?;
-        items.push(run_json(&rec, expand, false));
-    }
+    let (items, more) = super::blocking(&st, move |svc| {
+        let runs: Vec<_> = svc
+            .list_runs(&caller, &filter)?
+            .into_iter()
+            .filter(|r| from.is_none_or(|f| r.created_at >= f) && to.is_none_or(|t| r.created_at <= t))
+            .collect();
+        let more = runs.len() > offset + limit;
+        let mut items = Vec::new();
+        for summary in runs.iter().skip(offset).take(limit) {
+            let (rec, _) = svc.record(&caller, summary.run_id)?;
+            items.push(run_json(&rec, expand, false));
+        }
+        Ok((items, more))
+    })
+    .await?;
     Ok(Json(paged("runs", items, offset, limit, more)))
 }
 
@@ -202,7 +205,7 @@ fn task_run_json(rec: &RunRecord, task: &TaskRunRef, id: u64) -> Value {
 async fn get_run(State(st): State<AppState>, Authed(caller): Authed, p: Params) -> Result<Json<Value>, ApiError> {
     let id = p.required_int("run_id")?;
     let history = p.bool("include_history")?;
-    let (rec, task) = st.service.record(&caller, id)?;
+    let (rec, task) = super::blocking(&st, move |svc| svc.record(&caller, id)).await?;
     Ok(Json(match task {
         Some(task) => task_run_json(&rec, &task, id),
         None => run_json(&rec, true, history),
@@ -211,7 +214,7 @@ async fn get_run(State(st): State<AppState>, Authed(caller): Authed, p: Params) 
 
 async fn get_output(State(st): State<AppState>, Authed(caller): Authed, p: Params) -> Result<Json<Value>, ApiError> {
     let id = p.required_int("run_id")?;
-    let (rec, task) = st.service.record(&caller, id)?;
+    let (rec, task) = super::blocking(&st, move |svc| svc.record(&caller, id)).await?;
     let (task, id) = match task {
         Some(task) => (task, id),
         None => {

@@ -71,6 +71,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Run `f` (which reads the store: sled reads and folds block) on tokio's blocking pool,
+/// so readers polling runs never hold the async workers that drive the runs.
+pub(crate) async fn blocking<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Service) -> Result<T, crate::service::ServiceError> + Send + 'static,
+{
+    let service = st.service.clone();
+    match tokio::task::spawn_blocking(move || f(&service)).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ApiError::internal(format!("a read of the store failed: {e}"))),
+    }
+}
+
 async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
     let (running, queued) = st.service.run_counts();
     Json(json!({ "status": "ok", "runs": { "running": running, "queued": queued } }))

@@ -77,7 +77,7 @@ async fn list_runs(State(st): State<AppState>, Authed(caller): Authed, p: Params
 }
 
 async fn get_run(State(st): State<AppState>, Authed(caller): Authed, Path(run): Path<RunId>) -> ApiResult {
-    to_json(st.service.visible(&caller, run)?)
+    to_json(super::blocking(&st, move |svc| svc.visible(&caller, run)).await?)
 }
 
 /// Server-sent events: one `data:` line per flushed event (`{"run_id", "seq", "event",

@@ -3,6 +3,8 @@
 //! gc) and verification. Each goes through the caller's workspace: a token's caller sees
 //! its own workspace only; a local caller names the workspace it works in.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::records::{RunRecord, TaskRunRef, decode_task_run_id};
@@ -28,19 +30,13 @@ pub struct RunFilter {
 
 impl Service {
     /// A run (or, by a task run id, the run holding that task run) of the caller's workspace.
-    pub fn record(&self, caller: &Caller, id: u64) -> Result<(RunRecord, Option<TaskRunRef>), ServiceError> {
+    pub fn record(&self, caller: &Caller, id: u64) -> Result<(Arc<RunRecord>, Option<TaskRunRef>), ServiceError> {
         let (run, slot) = match decode_task_run_id(id) {
             Some((run, slot)) => (run, Some(slot)),
             None => (id, None),
         };
         let not_found = || ServiceError::NotFound(run_not_found(id));
-        let events = self.durable_events(run)?;
-        if events.is_empty() {
-            return Err(not_found());
-        }
-        let active = self.inner.manager.is_active(run);
-        let record =
-            RunRecord::from_events(&events, active).map_err(|e| ServiceError::Internal(format!("run {run}: {e}")))?;
+        let record = self.folded(run)?.ok_or_else(not_found)?;
         if record.view.workspace != caller.workspace {
             return Err(not_found());
         }

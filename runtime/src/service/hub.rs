@@ -88,24 +88,60 @@ impl Hub {
     /// announced, events before position `from` of the top-level run marked as history,
     /// then the live events; ends after its `RunFinished`.
     pub(crate) fn subscribe(self: &Arc<Self>, store: Arc<dyn Store>, run: RunId, from: u64) -> Subscription {
-        let (rx, announced) = {
+        let (rx, announced, key) = {
             let mut st = self.lock();
             let root = st.root(run);
-            let rx = st.channels.entry(root).or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0).subscribe();
-            (rx, st.announced.clone())
+            // a run this process drives: follow its live events from the start
+            let rx = st.announced.contains_key(&root).then(|| st.channel(root));
+            (rx, st.announced.clone(), root)
         };
+        let driven = rx.is_some();
         let mut sub = Subscription {
             hub: self.clone(),
             store,
             root: run,
-            rx,
+            key,
+            rx: rx.unwrap_or_else(closed),
             announced,
             next: HashMap::new(),
             pending: VecDeque::new(),
             done: false,
         };
-        sub.replay(run, Some(from));
+        let finished = sub.replay(run, Some(from));
+        if !driven && !finished && !sub.done {
+            // unfinished and not driven here (yet): follow it should a resume drive it,
+            // reading from the store what was flushed before the channel existed
+            sub.rx = self.lock().channel(key);
+            sub.catch_up();
+        }
         sub
+    }
+}
+
+/// A receiver whose sender is gone: a finished run not driven here has nothing to follow.
+fn closed() -> broadcast::Receiver<Arc<StreamItem>> {
+    broadcast::channel(1).1
+}
+
+impl HubState {
+    /// A new receiver of `root`'s live events (its channel made if needed).
+    fn channel(&mut self, root: RunId) -> broadcast::Receiver<Arc<StreamItem>> {
+        self.channels.entry(root).or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0).subscribe()
+    }
+
+    /// The last subscriber of `root` left: drop its channel unless a run driven here
+    /// still sends to it (it is forgotten when the run finishes).
+    fn unsubscribed(&mut self, root: RunId) {
+        let unused = self.channels.get(&root).is_some_and(|tx| tx.receiver_count() == 0);
+        if unused && !self.announced.contains_key(&root) {
+            self.channels.remove(&root);
+        }
+    }
+
+    /// How many live-event channels are open (for tests).
+    #[cfg(test)]
+    fn open_channels(&self) -> usize {
+        self.channels.len()
     }
 }
 
@@ -151,6 +187,8 @@ pub struct Subscription {
     hub: Arc<Hub>,
     store: Arc<dyn Store>,
     root: RunId,
+    /// The top-level run whose channel `rx` receives from.
+    key: RunId,
     rx: broadcast::Receiver<Arc<StreamItem>>,
     /// Events announced per run the hub tracks (the rest of a log is durable as stored).
     announced: HashMap<RunId, u64>,
@@ -190,19 +228,27 @@ impl Subscription {
 
     /// Queue `run`'s events from the store (what is durable of it), and its child runs';
     /// with `from`, the events before it are history.
-    fn replay(&mut self, run: RunId, from: Option<u64>) {
+    /// Returns whether `run`'s log, as read, ends with the run finished (its last
+    /// `RunFinished` after any repair started).
+    fn replay(&mut self, run: RunId, from: Option<u64>) -> bool {
         let Ok(events) = self.store.events(run) else {
             self.done = true;
-            return;
+            return false;
         };
         let start = self.next.get(&run).copied().unwrap_or(0) as usize;
         let end = self.announced.get(&run).map_or(events.len(), |&n| (n as usize).min(events.len()));
         let mut children = Vec::new();
+        let mut finished = false;
         for (i, event) in events.iter().enumerate().take(end) {
-            if let Event::ChildRunStarted { child, task, .. } = event {
-                // a child started before the point followed from is history too
-                let child_history = from.is_some_and(|f| (i as u64) < f);
-                children.push((*child, task.clone(), child_history));
+            match event {
+                Event::ChildRunStarted { child, task, .. } => {
+                    // a child started before the point followed from is history too
+                    let child_history = from.is_some_and(|f| (i as u64) < f);
+                    children.push((*child, task.clone(), child_history));
+                }
+                Event::RunFinished { .. } => finished = true,
+                Event::RepairStarted { .. } | Event::RunResumed { .. } => finished = false,
+                _ => {}
             }
             if i < start {
                 continue;
@@ -214,6 +260,7 @@ impl Subscription {
         for (child, _, history) in children {
             self.replay(child, Some(if history { u64::MAX } else { 0 }));
         }
+        finished
     }
 
     /// Fell behind the live events: read what was missed from the store, up to what the
@@ -222,5 +269,85 @@ impl Subscription {
         self.announced = self.hub.lock().announced.clone();
         let root = self.root;
         self.replay(root, None);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // our receiver still counts while this runs: swap it for one of no channel first
+        drop(std::mem::replace(&mut self.rx, closed()));
+        self.hub.lock().unsubscribed(self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RunResult;
+    use crate::store::MemoryStore;
+
+    /// A hang guard only: every stream below ends at once when it is right.
+    const NEVER: std::time::Duration = std::time::Duration::from_secs(20);
+
+    fn store_with(run: RunId, events: &[Event]) -> Arc<dyn Store> {
+        let store = MemoryStore::new();
+        store.append(run, events).unwrap();
+        Arc::new(store)
+    }
+
+    async fn drain(sub: &mut Subscription) -> Vec<StreamItem> {
+        let mut out = Vec::new();
+        while let Some(item) = tokio::time::timeout(NEVER, sub.next()).await.expect("the stream never ended") {
+            out.push(item);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn following_a_finished_run_from_past_its_end_ends_and_keeps_no_channel() {
+        let finished = [Event::RunQueued { reason: "q".into(), at: 1 }, Event::RunFinished { result: RunResult::Success, at: 2 }];
+        let store = store_with(7, &finished);
+        let hub = Arc::new(Hub::default());
+        let mut sub = hub.subscribe(store.clone(), 7, 100);
+        assert_eq!(hub.lock().open_channels(), 0, "a finished run not driven here gets no channel");
+        let items = drain(&mut sub).await;
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(|i| i.history), "everything before `from` is history: {items:?}");
+        // from 0 it ends after its RunFinished, as before
+        let mut sub = hub.subscribe(store, 7, 0);
+        assert_eq!(drain(&mut sub).await.len(), 2);
+        assert_eq!(hub.lock().open_channels(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_channel_of_an_unfinished_run_goes_with_its_last_subscriber() {
+        let store = store_with(8, &[Event::RunQueued { reason: "q".into(), at: 1 }]);
+        let hub = Arc::new(Hub::default());
+        let first = hub.subscribe(store.clone(), 8, 0);
+        let second = hub.subscribe(store, 8, 0);
+        assert_eq!(hub.lock().open_channels(), 1, "an unfinished run is followed should a resume drive it");
+        drop(first);
+        assert_eq!(hub.lock().open_channels(), 1, "one subscriber is left");
+        drop(second);
+        assert_eq!(hub.lock().open_channels(), 0, "nobody follows it any more");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_of_an_undriven_run_sees_it_finish_when_a_resume_drives_it() {
+        let store = MemoryStore::new();
+        store.append(9, &[Event::RunQueued { reason: "q".into(), at: 1 }]).unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let hub = Arc::new(Hub::default());
+        let mut sub = hub.subscribe(store.clone(), 9, 0);
+        hub.attached(9, &store.events(9).unwrap());
+        let resumed = Event::RunResumed { at: 3 };
+        let end = Event::RunFinished { result: RunResult::Success, at: 4 };
+        store.append(9, &[resumed.clone(), end.clone()]).unwrap();
+        hub.event(9, &resumed);
+        hub.event(9, &end);
+        let seqs: Vec<u64> = drain(&mut sub).await.iter().map(|i| i.seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        drop(sub);
+        assert_eq!(hub.lock().open_channels(), 0, "forgotten when the run finished");
     }
 }

@@ -460,13 +460,8 @@ impl Service {
 
     /// A run of the caller's workspace, or "not found".
     pub(crate) fn visible(&self, caller: &Caller, run: RunId) -> Result<RunView, ServiceError> {
-        let events = self.durable_events(run)?;
-        if events.is_empty() {
-            return Err(ServiceError::NotFound(run_not_found(run)));
-        }
-        let state = crate::state::RunState::from_events(&events)
-            .map_err(|e| ServiceError::Internal(format!("run {run}: {e}")))?;
-        match state.into_view() {
+        let record = self.folded(run)?.ok_or_else(|| ServiceError::NotFound(run_not_found(run)))?;
+        match record.view.clone() {
             mut view if view.workspace == caller.workspace => {
                 view.status = Some(self.status(run, view.result));
                 Ok(view)
@@ -492,10 +487,7 @@ impl Service {
 
     /// The run (and its `run_job` task) that started `run`, if it is a child run.
     fn parent_of(&self, run: RunId) -> Option<(RunId, String)> {
-        match self.inner.rt.store().events(run).ok()?.into_iter().next()? {
-            crate::model::Event::RunCreated { plan: Some(plan), .. } => plan.parent,
-            _ => None,
-        }
+        self.folded(run).ok()??.plan.as_ref()?.parent.clone()
     }
 
     /// A child run is canceled, resumed and repaired with its parent, never on its own
@@ -507,16 +499,6 @@ impl Service {
             ))),
             None => Ok(()),
         }
-    }
-
-    /// A run's log as far as it is durable: a run this process drives has events appended
-    /// but not yet flushed (a group commit), which no caller may see — they could be lost.
-    pub(crate) fn durable_events(&self, run: RunId) -> Result<Vec<crate::model::Event>, ServiceError> {
-        let mut events = self.inner.rt.store().events(run)?;
-        if let Some(n) = self.inner.hub.announced(run) {
-            events.truncate(n as usize);
-        }
-        Ok(events)
     }
 
     /// Stop a run: a driven one stops its attempts; a queued one ends canceled; one a dead

@@ -19,6 +19,7 @@ mod jobs;
 mod manager;
 mod records;
 mod tokens;
+mod views;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -152,6 +153,7 @@ struct Inner {
     manager: manager::Manager,
     hub: Arc<hub::Hub>,
     bundles: Mutex<Vec<ServedBundle>>,
+    views: views::Views,
 }
 
 impl Service {
@@ -165,6 +167,7 @@ impl Service {
                 rt,
                 state_dir,
                 bundles: Mutex::new(Vec::new()),
+                views: views::Views::default(),
             }),
         }
     }

@@ -47,8 +47,6 @@ pub struct RunRecord {
     pub repairs: Vec<u64>,
     /// Each `RunFinished`: its position, the result and when (one per original run and repair).
     pub finishes: Vec<(u64, RunResult, Millis)>,
-    /// Whether this process drives the run right now.
-    pub active: bool,
 }
 
 /// What a task run id resolved to.
@@ -59,27 +57,70 @@ pub struct TaskRunRef {
     pub attempt: Option<u32>,
 }
 
-impl RunRecord {
-    /// Fold a run's log.
-    pub(crate) fn from_events(events: &[Event], active: bool) -> Result<RunRecord, crate::model::CorruptLog> {
-        let state = RunState::from_events(events)?;
-        let mut attempts = HashMap::new();
-        let mut repairs = Vec::new();
-        let mut finishes = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            match e {
-                Event::RunFinished { result, at } => finishes.push((i as u64, *result, *at)),
-                Event::AttemptStarted { task, attempt, .. } => {
-                    attempts.insert((task.clone(), *attempt), i as u64);
-                }
-                Event::RepairStarted { .. } => repairs.push(i as u64),
-                _ => {}
-            }
-        }
-        let plan = state.plan().cloned();
-        Ok(RunRecord { view: state.into_view(), plan, attempts, repairs, finishes, active })
+/// A run's log folded so far, which takes the events that follow without refolding.
+#[derive(Debug, Clone)]
+pub(crate) struct Folded {
+    state: RunState,
+    /// How many events of the log are folded.
+    count: u64,
+    attempts: HashMap<(String, u32), u64>,
+    repairs: Vec<u64>,
+    finishes: Vec<(u64, RunResult, Millis)>,
+}
+
+impl Folded {
+    /// Fold the start of a run's log.
+    pub(crate) fn new(events: &[Event]) -> Result<Folded, crate::model::CorruptLog> {
+        let (first, rest) = events.split_first().ok_or_else(|| crate::model::CorruptLog("empty event log".into()))?;
+        let mut folded = Folded {
+            state: RunState::from_events(std::slice::from_ref(first))?,
+            count: 1,
+            attempts: HashMap::new(),
+            repairs: Vec::new(),
+            finishes: Vec::new(),
+        };
+        folded.extend(rest)?;
+        Ok(folded)
     }
 
+    /// How many events of the log are folded.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Fold the events that follow those folded so far.
+    pub(crate) fn extend(&mut self, events: &[Event]) -> Result<(), crate::model::CorruptLog> {
+        for e in events {
+            let i = self.count;
+            if i > 0 {
+                self.state.apply(e)?;
+            }
+            match e {
+                Event::RunFinished { result, at } => self.finishes.push((i, *result, *at)),
+                Event::AttemptStarted { task, attempt, .. } => {
+                    self.attempts.insert((task.clone(), *attempt), i);
+                }
+                Event::RepairStarted { .. } => self.repairs.push(i),
+                _ => {}
+            }
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    /// The run as the API shows it.
+    pub(crate) fn record(&self) -> RunRecord {
+        RunRecord {
+            view: self.state.view().clone(),
+            plan: self.state.plan().cloned(),
+            attempts: self.attempts.clone(),
+            repairs: self.repairs.clone(),
+            finishes: self.finishes.clone(),
+        }
+    }
+}
+
+impl RunRecord {
     pub fn run_id(&self) -> RunId {
         self.view.run_id
     }

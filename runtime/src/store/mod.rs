@@ -108,6 +108,16 @@ pub trait Store: Send + Sync {
     fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
     /// The run's whole event log in append order (empty if unknown run).
     fn events(&self, run: RunId) -> Result<Vec<Event>, StoreError>;
+    /// The run's events from position `from` on (what a reader that folded the first `from`
+    /// already has not seen).
+    fn events_from(&self, run: RunId, from: u64) -> Result<Vec<Event>, StoreError> {
+        let mut events = self.events(run)?;
+        Ok(events.split_off((from as usize).min(events.len())))
+    }
+    /// How many events the run's log holds (0 if unknown run), without reading them.
+    fn event_count(&self, run: RunId) -> Result<u64, StoreError> {
+        Ok(self.events(run)?.len() as u64)
+    }
     /// Insert or replace the run's summary (what listings read).
     fn put_summary(&self, summary: &RunSummary) -> Result<(), StoreError>;
     /// The run's summary, if it has one.

@@ -1,0 +1,83 @@
+//! Runs as readers see them, folded once: each run's log is folded as far as it is durable
+//! and kept with the count of events folded, so a read of a run whose log has not grown
+//! costs no store read and no fold, and one whose log grew folds only the new events.
+//!
+//! Owns the cache of folded runs; it never writes the store and never shows an event that
+//! is not durable (the count folded to is the hub's announced count for runs this process
+//! drives, else the stored log's length).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::records::{Folded, RunRecord};
+use super::{Service, ServiceError};
+use crate::model::RunId;
+
+/// How many runs keep their folded state: enough for every run polled at once by a busy
+/// server; beyond it the cache starts again (a miss costs one fold).
+const MAX_FOLDED_RUNS: usize = 512;
+
+/// One run's folded log and the record built from it.
+#[derive(Default)]
+struct Slot {
+    folded: Option<Folded>,
+    record: Option<Arc<RunRecord>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Views {
+    runs: Mutex<HashMap<RunId, Arc<Mutex<Slot>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Views {
+    fn slot(&self, run: RunId) -> Arc<Mutex<Slot>> {
+        let mut runs = lock(&self.runs);
+        if !runs.contains_key(&run) && runs.len() >= MAX_FOLDED_RUNS {
+            runs.clear();
+        }
+        runs.entry(run).or_default().clone()
+    }
+}
+
+impl Service {
+    /// The run as far as its log is durable, folded only as far as it was not before;
+    /// `None` for an unknown run. Reads the store: call it off the async workers.
+    pub(crate) fn folded(&self, run: RunId) -> Result<Option<Arc<RunRecord>>, ServiceError> {
+        let store = self.inner.rt.store();
+        let durable = match self.inner.hub.announced(run) {
+            Some(n) => n,
+            None => store.event_count(run)?,
+        };
+        if durable == 0 {
+            return Ok(None);
+        }
+        let slot = self.inner.views.slot(run);
+        let mut slot = lock(&slot);
+        let corrupt = |e: crate::model::CorruptLog| ServiceError::Internal(format!("run {run}: {e}"));
+        let folded_count = slot.folded.as_ref().map_or(0, Folded::count);
+        if folded_count == durable
+            && let Some(record) = &slot.record
+        {
+            return Ok(Some(record.clone()));
+        }
+        let from = if folded_count < durable { folded_count } else { 0 };
+        let mut new = store.events_from(run, from)?;
+        new.truncate((durable - from) as usize);
+        let folded = match slot.folded.take() {
+            Some(mut folded) if from > 0 => {
+                folded.extend(&new).map_err(corrupt)?;
+                folded
+            }
+            _ if new.is_empty() => return Ok(None),
+            _ => Folded::new(&new).map_err(corrupt)?,
+        };
+        let record = Arc::new(folded.record());
+        slot.folded = Some(folded);
+        slot.record = Some(record.clone());
+        Ok(Some(record))
+    }
+}
