@@ -133,3 +133,25 @@ fn a_client_carries_on_when_the_owner_is_killed() {
     assert_eq!((one["result"].as_str(), two["result"].as_str()), (Some("success"), Some("success")));
     assert_eq!(one["resumed"], 1, "{one:#}");
 }
+
+#[test]
+fn a_backup_taken_while_a_run_is_in_progress_restores_into_a_fresh_state_directory() {
+    let s = Sluice::new();
+    let dir = bundle(&s, 3_000);
+    let mut owner = s.spawn(&["run", dir.to_str().unwrap(), "--job", "slow"]);
+    owner.wait_for("run 1 ·");
+    let backup = s.state().with_file_name("backup");
+    let out = s.run(&["store", "backup", backup.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    assert!(!out.stderr.contains("in use"), "{}", out.stderr);
+    assert!(out.json()["store"]["records"].as_u64().unwrap() > 0, "{}", out.stdout);
+    assert!(show(&s, 1)["result"].is_null(), "the run went on while the copy was taken");
+    assert_eq!(owner.wait(), 0, "the run ended well after the backup");
+
+    let fresh = Sluice::new();
+    fresh.run(&["store", "restore", backup.to_str().unwrap()]).assert_exit(0);
+    let restored = show(&fresh, 1);
+    assert_eq!(restored["job"], "slow", "{restored}");
+    assert!(restored["result"].is_null(), "the copy is of the run in progress: {restored}");
+    assert_eq!(restored["status"], "interrupted", "nothing drives it in the fresh directory: {restored}");
+}

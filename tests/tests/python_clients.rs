@@ -77,3 +77,25 @@ fn python_s_standard_library_runs_repairs_and_cancels() {
     ];
     python("stdlib_client.py", &env, "STDLIB OK");
 }
+
+/// How many tasks the wide job has: more than two of Jobs API 2.2's pages of 100.
+const WIDE_TASKS: usize = 250;
+
+#[test]
+fn the_databricks_sdk_reads_every_task_of_a_run_of_more_than_one_page() {
+    let mut bundle = String::from("[bundle]\nname = \"wide\"\n[components]\nprobe = \"{guest:probe}\"\n[jobs.wide]\n");
+    for i in 0..WIDE_TASKS {
+        bundle.push_str(&format!("[[jobs.wide.tasks]]\nkey = \"t{i:03}\"\ncomponent = \"probe\"\n"));
+    }
+    let s = Sluice::new();
+    let dir = s.bundle("wide", &bundle);
+    let server = s.serve(&[dir.to_str().unwrap()]);
+    let token = s.token("alice", "default", None);
+    let env = [
+        ("DATABRICKS_HOST", server.base.clone()),
+        ("DATABRICKS_TOKEN", token),
+        ("WIDE_JOB", "wide".into()),
+        ("WIDE_TASKS", WIDE_TASKS.to_string()),
+    ];
+    python("dbsdk_wide.py", &env, "WIDE OK");
+}

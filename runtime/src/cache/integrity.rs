@@ -6,7 +6,7 @@
 use super::blobs::{BlobError, BlobStore};
 
 /// What [`copy_blobs`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CopyReport {
     pub blobs: u64,
     pub bytes: u64,

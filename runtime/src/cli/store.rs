@@ -1,4 +1,5 @@
-//! `sluice store check|backup|restore`: thin over `store::check` and `store::backup`.
+//! `sluice store check|backup|restore`: thin over `store::check` and `store::backup`;
+//! `backup` goes through the state directory's owner (which copies while runs go on).
 
 use super::out::outln;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use crate::scheduler::{STORE_DIR, open_store};
 use crate::secrets::{KeySource, StateKey};
 use crate::store::check::{self, SecretsCheck};
 use crate::store::sled_secrets::SledSecretStore;
+use crate::scheduler::RuntimeOptions;
+use crate::secrets::DEFAULT_WORKSPACE;
 use crate::store::{SledStore, backup};
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +84,13 @@ pub fn store(state_arg: Option<PathBuf>, cmd: StoreCommand) -> anyhow::Result<Ex
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
         }
         StoreCommand::Backup(args) => {
-            let (dir, store) = existing(state_arg)?;
-            let report = backup::backup(&store, Some(&blobs(&dir)?), &args.dest)?;
+            // through the owner (this process, if none runs): it copies while runs go on
+            let dir = open::existing_dir(state_arg)?;
+            let dest = std::path::absolute(&args.dest)?;
+            let options = open::owner_options(DEFAULT_WORKSPACE, RuntimeOptions::default());
+            let report = open::with_session(&dir, options, move |session| {
+                Box::pin(async move { Ok(session.client().backup(dest).await?) })
+            })?;
             if args.json {
                 outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -126,13 +134,16 @@ fn existing(state_arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, Arc<SledStor
     Ok((dir, store))
 }
 
-/// Explain a store another process owns: these commands read or replace the store file
-/// itself, so they need it to themselves.
+/// Explain a store another process owns: `check` and `restore` read or replace the store
+/// files themselves, so they need the state directory to themselves (`backup` does not:
+/// the owner takes the copy).
 fn owned(e: crate::store::StoreError) -> anyhow::Error {
     match e {
         crate::store::StoreError::Locked { .. } => anyhow::anyhow!(
             "{e}: a sluice process owns this state directory (a run or `sluice serve`); \
-             `sluice store` works on a store no process owns: stop it, or wait for its runs to end"
+             `sluice store check` and `sluice store restore` work on the store's files and need \
+             the directory to themselves: stop that process, or wait for its runs to end \
+             (`sluice store backup` works while it runs)"
         ),
         other => other.into(),
     }

@@ -59,6 +59,15 @@ impl Client for LocalClient {
         Box::pin(async move { Ok(self.service.take_over().await?) })
     }
 
+    fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>> {
+        let service = self.service.clone();
+        let caller = self.caller.clone();
+        Box::pin(async move {
+            let copy = tokio::task::spawn_blocking(move || service.backup(&caller, &dest));
+            Ok(copy.await.map_err(|e| crate::service::ServiceError::Internal(format!("the backup failed: {e}")))??)
+        })
+    }
+
     fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, ClientResult<Vec<AuditRecord>>> {
         Box::pin(async move { Ok(self.service.audit(&self.caller, &filter)?) })
     }

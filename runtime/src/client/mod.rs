@@ -74,6 +74,9 @@ pub trait Client: Send + Sync {
     fn verify(&self, run: RunId, task: Option<String>) -> BoxFuture<'_, ClientResult<Vec<Verification>>>;
     fn secrets(&self, op: SecretsOp) -> BoxFuture<'_, ClientResult<SecretsAnswer>>;
     fn tokens(&self, op: TokensOp) -> BoxFuture<'_, ClientResult<TokensAnswer>>;
+    /// Write a consistent copy of the store into the new directory `dest` (absolute), while
+    /// the owner runs.
+    fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>>;
 }
 
 /// A secrets operation (one request each).

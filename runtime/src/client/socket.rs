@@ -219,6 +219,10 @@ impl Client for SocketClient {
         })
     }
 
+    fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>> {
+        Box::pin(async move { self.post(&format!("{API}/store/backup"), &json!({ "dest": dest })).await })
+    }
+
     fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, ClientResult<Vec<AuditRecord>>> {
         Box::pin(async move { self.post(&format!("{API}/audit"), &filter).await })
     }

@@ -10,14 +10,15 @@
 //! What belongs to one run — who starts it, its workspace, where its progress goes, how
 //! it is stopped, whether it may reuse results — is a [`RunOptions`], never runtime state.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::executor::{Executor, LocalExecutor};
 use super::slots::{FairShare, Slots};
 use super::{Observer, Quiet};
-use crate::cache::CacheDir;
+use crate::cache::{BLOBS_DIR, BlobStore, CacheDir};
+use crate::store::backup::DirBackupReport;
 use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
@@ -76,6 +77,8 @@ pub struct Runtime {
     /// Set by a graceful stop: runs start no new attempts and return once the running
     /// ones are recorded, unfinished (they resume on the next start).
     pub(crate) drain: Arc<AtomicBool>,
+    /// The store files and state directory, when opened from one: what a backup copies.
+    pub(crate) files: Option<(Arc<SledStore>, PathBuf)>,
 }
 
 /// What one run is started (or resumed, repaired, canceled) with.
@@ -152,7 +155,8 @@ impl Runtime {
         let cache = CacheDir::open(state_dir, slots)
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut rt = Runtime::new(sled, Arc::new(sandbox), clock.clone());
+        let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
+        rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
@@ -180,6 +184,7 @@ impl Runtime {
             executor,
             telemetry: Arc::new(NoTelemetry),
             drain: Arc::new(AtomicBool::new(false)),
+            files: None,
             clock,
         }
     }
@@ -230,6 +235,17 @@ impl Runtime {
     /// attempts are recorded; they stay unfinished and resume on the next start.
     pub fn drain(&self) {
         self.drain.store(true, Ordering::Relaxed);
+    }
+
+    /// Write a consistent copy of the store and its blobs into the new directory `dest`
+    /// while runs go on (the store holds writers back while it copies its records).
+    pub fn backup(&self, dest: &Path) -> Result<DirBackupReport, StoreError> {
+        let Some((sled, dir)) = &self.files else {
+            return Err(StoreError::Backup("this runtime has no state directory to back up".into()));
+        };
+        let blobs = BlobStore::open(dir.join(BLOBS_DIR))
+            .map_err(|e| StoreError::Backup(format!("opening the blob store: {e}")))?;
+        crate::store::backup::backup(sled, Some(&blobs), dest)
     }
 
     pub fn draining(&self) -> bool {

@@ -1,13 +1,14 @@
 //! The Databricks Jobs API 2.2 subset (also served under `/api/2.1/`): jobs/list,
 //! jobs/get, jobs/run-now, jobs/runs/list, jobs/runs/get, jobs/runs/get-output,
 //! jobs/runs/cancel and jobs/runs/repair, with Databricks' request fields, paging
-//! (`next_page_token` only when there is more), and error shapes.
+//! (`next_page_token` only when there is more), and error shapes. Under `/api/2.2/`, a
+//! run's or job's tasks are paged by `MAX_TASKS_PAGE` (2.1 answers them all at once).
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,6 +26,16 @@ const DEFAULT_JOBS_PAGE: usize = 20;
 /// `runs/list`: at most this many runs per page (Databricks' bound), 20 by default.
 const MAX_RUNS_PAGE: usize = 25;
 const DEFAULT_RUNS_PAGE: usize = 20;
+/// Jobs API 2.2: `runs/get` and `jobs/get` answer at most this many tasks per page
+/// (Databricks' bound), with `next_page_token` for the rest.
+const MAX_TASKS_PAGE: usize = 100;
+
+/// The Jobs API version a route is served under: 2.2 pages long task arrays, 2.1 does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V2_1,
+    V2_2,
+}
 
 /// The routes, mounted under `/api/2.1` and `/api/2.2`.
 pub fn routes() -> Router<AppState> {
@@ -81,10 +92,53 @@ async fn list_jobs(State(st): State<AppState>, Authed(caller): Authed, p: Params
     Ok(Json(paged("jobs", items, offset, limit, more)))
 }
 
-async fn get_job(State(st): State<AppState>, Authed(caller): Authed, p: Params) -> Result<Json<Value>, ApiError> {
+/// Where a 2.2 page of tasks starts (`page_token`; our tokens are offsets).
+fn task_page(p: &Params, version: Version) -> Result<Option<usize>, ApiError> {
+    if version == Version::V2_1 {
+        return Ok(None);
+    }
+    match p.str("page_token").filter(|t| !t.is_empty()) {
+        Some(t) => t.parse().map(Some).map_err(|_| ApiError::invalid(format!("Invalid page_token `{t}`."))),
+        None => Ok(Some(0)),
+    }
+}
+
+/// Keep one page of the array at `pointer` (from `offset`); say where the next page starts
+/// only if there is one (never an empty token: the SDK would ask again forever). Later
+/// pages carry none of the `once` arrays, which the SDK appends page after page.
+fn page_tasks(out: &mut Value, pointer: &str, offset: usize, once: &[&str]) {
+    let Some(Value::Array(tasks)) = out.pointer_mut(pointer) else {
+        return;
+    };
+    let total = tasks.len();
+    let page: Vec<Value> = tasks.drain(..).skip(offset).take(MAX_TASKS_PAGE).collect();
+    *tasks = page;
+    if offset + MAX_TASKS_PAGE < total {
+        out["next_page_token"] = json!((offset + MAX_TASKS_PAGE).to_string());
+    }
+    if offset > 0 {
+        for field in once {
+            if let Some(v) = out.pointer_mut(field) {
+                *v = json!([]);
+            }
+        }
+    }
+}
+
+async fn get_job(
+    State(st): State<AppState>,
+    Extension(version): Extension<Version>,
+    Authed(caller): Authed,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     let id = p.required_int("job_id")?;
+    let offset = task_page(&p, version)?;
     let (job, _) = st.service.job(&caller, id)?;
-    Ok(Json(job_json(&job, true)))
+    let mut out = job_json(&job, true);
+    if let Some(offset) = offset {
+        page_tasks(&mut out, "/settings/tasks", offset, &["/settings/parameters"]);
+    }
+    Ok(Json(out))
 }
 
 /// `run-now`'s body: what sluice runs; the legacy task-type parameters are refused.
@@ -202,13 +256,25 @@ fn task_run_json(rec: &RunRecord, task: &TaskRunRef, id: u64) -> Value {
     run
 }
 
-async fn get_run(State(st): State<AppState>, Authed(caller): Authed, p: Params) -> Result<Json<Value>, ApiError> {
+async fn get_run(
+    State(st): State<AppState>,
+    Extension(version): Extension<Version>,
+    Authed(caller): Authed,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     let id = p.required_int("run_id")?;
     let history = p.bool("include_history")?;
+    let offset = task_page(&p, version)?;
     let (rec, task) = super::blocking(&st, move |svc| svc.record(&caller, id)).await?;
     Ok(Json(match task {
         Some(task) => task_run_json(&rec, &task, id),
-        None => run_json(&rec, true, history),
+        None => {
+            let mut out = run_json(&rec, true, history);
+            if let Some(offset) = offset {
+                page_tasks(&mut out, "/tasks", offset, &["/job_parameters", "/repair_history"]);
+            }
+            out
+        }
     }))
 }
 

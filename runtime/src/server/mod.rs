@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
+use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -59,8 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/.well-known/databricks-config", get(|| async { Json(json!({})) }))
-        .nest("/api/2.2", jobs.clone())
-        .nest("/api/2.1", jobs)
+        .nest("/api/2.2", jobs.clone().layer(Extension(jobs_api::Version::V2_2)))
+        .nest("/api/2.1", jobs.layer(Extension(jobs_api::Version::V2_1)))
         .nest("/api/sluice/v1", sluice_api::routes())
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::from_fn(handler_timeout))

@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/takeover", post(takeover))
         .route("/audit", post(audit))
         .route("/cache/gc", post(gc))
+        .route("/store/backup", post(backup))
         .route("/secrets/scopes", post(scopes_list))
         .route("/secrets/scopes/create", post(scope_create))
         .route("/secrets/scopes/delete", post(scope_delete))
@@ -169,6 +170,16 @@ async fn explain(
     Path((run, task)): Path<(RunId, String)>,
 ) -> ApiResult {
     to_json(st.service.explain(&caller, run, &task)?)
+}
+
+#[derive(serde::Deserialize)]
+struct BackupBody {
+    dest: std::path::PathBuf,
+}
+
+/// A consistent copy of the store while runs go on (local callers only).
+async fn backup(State(st): State<AppState>, Authed(caller): Authed, ApiJson(b): ApiJson<BackupBody>) -> ApiResult {
+    to_json(super::blocking(&st, move |svc| svc.backup(&caller, &b.dest)).await?)
 }
 
 async fn audit(State(st): State<AppState>, Authed(caller): Authed, ApiJson(f): ApiJson<AuditFilter>) -> ApiResult {

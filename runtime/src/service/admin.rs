@@ -11,6 +11,7 @@ use super::records::{RunRecord, TaskRunRef, decode_task_run_id};
 use super::{Caller, Service, ServiceError, Subscription, run_not_found};
 use crate::model::{Millis, RunId, RunSummary};
 use crate::scheduler::{Explanation, GcSummary, Verification};
+use crate::store::backup::DirBackupReport;
 use crate::secrets::{AclEntry, AuditFilter, AuditRecord, Permission, ScopeId, ScopeRecord, SecretInfo, SecretString};
 
 /// Which runs to list (newest first).
@@ -185,5 +186,20 @@ impl Service {
     ) -> Result<Vec<Verification>, ServiceError> {
         self.visible(caller, run)?;
         Ok(self.inner.rt.verify(run, task).await?)
+    }
+
+    /// Write a consistent copy of the store and its blobs into the new directory `dest`
+    /// (a path on the owner's machine), while runs go on. Local callers only.
+    pub fn backup(&self, caller: &Caller, dest: &std::path::Path) -> Result<DirBackupReport, ServiceError> {
+        if !caller.is_local() {
+            return Err(ServiceError::PermissionDenied("only local callers back up the store".into()));
+        }
+        if !dest.is_absolute() {
+            return Err(ServiceError::Invalid(format!("the backup's directory {} is not absolute", dest.display())));
+        }
+        self.inner.rt.backup(dest).map_err(|e| match e {
+            crate::store::StoreError::Backup(message) => ServiceError::Invalid(message),
+            other => other.into(),
+        })
     }
 }

@@ -1,10 +1,14 @@
 //! The jobs a serving owner offers: those of the bundles `sluice serve` was given, in the
 //! workspaces it serves them to, each with a stable id per (workspace, bundle, job).
 //!
-//! A bundle is read from its directory whenever it is listed or run (as `sluice run`
-//! reads it), so an edited bundle is served as edited; components are pinned per run.
+//! A bundle is parsed once and parsed again only when its file changes (its size,
+//! modification time, change time or inode), so an edited bundle is served as edited
+//! without re-reading every bundle on every request; components are pinned per run.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -73,7 +77,7 @@ impl Service {
     pub fn jobs(&self, caller: &Caller) -> Result<Vec<JobInfo>, ServiceError> {
         let mut out = Vec::new();
         for served in self.visible_bundles(caller) {
-            let bundle = load(&served.path)?;
+            let bundle = self.inner.parsed.load(&served.path)?;
             for job in bundle.jobs.values() {
                 let job_id = self.job_key_id(&caller.workspace, &bundle.name, &job.name)?;
                 out.push(JobInfo {
@@ -89,20 +93,61 @@ impl Service {
     }
 
     /// One served job of the caller's workspace, with its bundle (read now).
-    pub fn job(&self, caller: &Caller, job_id: u64) -> Result<(JobInfo, Bundle), ServiceError> {
+    pub fn job(&self, caller: &Caller, job_id: u64) -> Result<(JobInfo, Arc<Bundle>), ServiceError> {
         let missing = || ServiceError::NotFound(format!("Job {job_id} does not exist."));
         let key = self.inner.rt.services().job_key(job_id)?.ok_or_else(missing)?;
         if key.workspace != caller.workspace {
             return Err(missing());
         }
         let served = self.visible_bundles(caller).into_iter().find(|b| b.name == key.bundle).ok_or_else(missing)?;
-        let bundle = load(&served.path)?;
+        let bundle = self.inner.parsed.load(&served.path)?;
         let spec = bundle.jobs.get(&key.job).cloned().ok_or_else(missing)?;
         let info = JobInfo { job_id, bundle: bundle.name.clone(), workspace: key.workspace, spec };
         Ok((info, bundle))
     }
 }
 
-fn load(path: &Path) -> Result<Bundle, ServiceError> {
-    spec::load(path).map_err(|e| ServiceError::Invalid(format!("the served bundle no longer loads: {e}")))
+/// What tells that a bundle file changed without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    changed: (i64, i64),
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let file = if path.is_dir() { path.join(spec::BUNDLE_FILE) } else { path.to_path_buf() };
+    let meta = std::fs::metadata(file).ok()?;
+    Some(Stamp { len: meta.len(), modified: meta.modified().ok(), changed: (meta.ctime(), meta.ctime_nsec()), inode: meta.ino() })
+}
+
+/// Served bundles as last parsed, by path, with the stamp of the file they were parsed from.
+#[derive(Default)]
+pub(crate) struct Parsed {
+    bundles: Mutex<HashMap<PathBuf, (Stamp, Arc<Bundle>)>>,
+}
+
+impl Parsed {
+    /// The bundle at `path`, parsed again only if its file changed since it last was.
+    fn load(&self, path: &Path) -> Result<Arc<Bundle>, ServiceError> {
+        let before = stamp(path);
+        if let Some(now) = &before
+            && let Some((seen, bundle)) = self.bundles.lock().unwrap_or_else(PoisonError::into_inner).get(path)
+            && seen == now
+        {
+            return Ok(bundle.clone());
+        }
+        let bundle = Arc::new(
+            spec::load(path).map_err(|e| ServiceError::Invalid(format!("the served bundle no longer loads: {e}")))?,
+        );
+        // kept only if the file did not change while it was read
+        if let Some(now) = before
+            && stamp(path).as_ref() == Some(&now)
+        {
+            self.bundles.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_path_buf(), (now, bundle.clone()));
+        }
+        Ok(bundle)
+    }
 }

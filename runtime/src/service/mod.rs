@@ -154,6 +154,7 @@ struct Inner {
     hub: Arc<hub::Hub>,
     bundles: Mutex<Vec<ServedBundle>>,
     views: views::Views,
+    parsed: jobs::Parsed,
 }
 
 impl Service {
@@ -168,6 +169,7 @@ impl Service {
                 state_dir,
                 bundles: Mutex::new(Vec::new()),
                 views: views::Views::default(),
+                parsed: jobs::Parsed::default(),
             }),
         }
     }

@@ -28,7 +28,7 @@ pub const STORE_FILE: &str = "store.sluice-backup";
 pub const BLOBS_DIR: &str = "blobs";
 
 /// What [`backup`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DirBackupReport {
     pub dir: PathBuf,
     pub store: BackupReport,

@@ -61,7 +61,7 @@ pub struct BackupHeader {
 }
 
 /// What [`SledStore::backup`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupReport {
     pub file: PathBuf,
     pub trees: u64,
