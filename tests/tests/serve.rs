@@ -390,3 +390,30 @@ fn a_failed_run_is_repaired_and_a_running_one_canceled() {
     assert!(text.contains("sluice_runs_finished_total{result=\"canceled\"} 1"), "{text}");
     assert!(text.contains("sluice_sandbox_instantiate_seconds_count"), "{text}");
 }
+
+#[test]
+fn an_edited_bundle_is_served_as_edited_and_a_broken_edit_is_refused_clearly() {
+    let s = Sluice::new();
+    let (server, token, dir) = serve(&s, &[]);
+    let file = dir.join("sluice.toml");
+    let names = |server: &Server| -> Vec<String> {
+        let (status, list) = server.get(Some(&token), "/api/2.2/jobs/list?limit=100");
+        assert_eq!(status, 200, "{list}");
+        list["jobs"].as_array().unwrap().iter().map(|j| j["settings"]["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(!names(&server).contains(&"added".to_string()));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let added = "\n[jobs.added]\n[[jobs.added.tasks]]\nkey = \"only\"\ncomponent = \"probe\"\n";
+    std::fs::write(&file, format!("{text}{added}")).unwrap();
+    assert!(names(&server).contains(&"added".to_string()), "the edit is served");
+    let job = server.job_id(&token, "added");
+    let run = server.run_now(&token, job, json!({}), None);
+    assert_eq!(result(&server.wait_terminal(&token, run)), "SUCCESS");
+
+    std::fs::write(&file, format!("{text}\n[jobs.broken\n")).unwrap();
+    let (status, body) = server.get(Some(&token), "/api/2.2/jobs/list");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("no longer loads"), "{body}");
+    std::fs::write(&file, &text).unwrap();
+    assert!(!names(&server).contains(&"added".to_string()), "the bundle as it is again");
+}
