@@ -10,12 +10,12 @@ use clap::{Args, Subcommand};
 
 use super::{EXIT_RUN_FAILED, open};
 use crate::cache::{BLOBS_DIR, BlobStore};
+use crate::scheduler::RuntimeOptions;
 use crate::scheduler::{STORE_DIR, open_store};
+use crate::secrets::DEFAULT_WORKSPACE;
 use crate::secrets::{KeySource, StateKey};
 use crate::store::check::{self, SecretsCheck};
 use crate::store::sled_secrets::SledSecretStore;
-use crate::scheduler::RuntimeOptions;
-use crate::secrets::DEFAULT_WORKSPACE;
 use crate::store::{SledStore, backup};
 
 #[derive(Debug, Subcommand)]

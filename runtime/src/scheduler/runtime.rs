@@ -18,10 +18,10 @@ use super::executor::{Executor, LocalExecutor};
 use super::slots::{FairShare, Slots};
 use super::{Observer, Quiet};
 use crate::cache::{BLOBS_DIR, BlobStore, CacheDir};
-use crate::store::backup::DirBackupReport;
 use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
+use crate::store::backup::DirBackupReport;
 use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{MemoryServiceStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError};
 

@@ -11,8 +11,8 @@ use super::records::{RunRecord, TaskRunRef, decode_task_run_id};
 use super::{Caller, Service, ServiceError, Subscription, run_not_found};
 use crate::model::{Millis, RunId, RunSummary};
 use crate::scheduler::{Explanation, GcSummary, Verification};
-use crate::store::backup::DirBackupReport;
 use crate::secrets::{AclEntry, AuditFilter, AuditRecord, Permission, ScopeId, ScopeRecord, SecretInfo, SecretString};
+use crate::store::backup::DirBackupReport;
 
 /// Which runs to list (newest first).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -305,7 +305,8 @@ mod tests {
 
     #[tokio::test]
     async fn following_a_finished_run_from_past_its_end_ends_and_keeps_no_channel() {
-        let finished = [Event::RunQueued { reason: "q".into(), at: 1 }, Event::RunFinished { result: RunResult::Success, at: 2 }];
+        let finished =
+            [Event::RunQueued { reason: "q".into(), at: 1 }, Event::RunFinished { result: RunResult::Success, at: 2 }];
         let store = store_with(7, &finished);
         let hub = Arc::new(Hub::default());
         let mut sub = hub.subscribe(store.clone(), 7, 100);

@@ -120,7 +120,12 @@ fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let file = if path.is_dir() { path.join(spec::BUNDLE_FILE) } else { path.to_path_buf() };
     let meta = std::fs::metadata(file).ok()?;
-    Some(Stamp { len: meta.len(), modified: meta.modified().ok(), changed: (meta.ctime(), meta.ctime_nsec()), inode: meta.ino() })
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+        inode: meta.ino(),
+    })
 }
 
 /// Served bundles as last parsed, by path, with the stamp of the file they were parsed from.
@@ -146,7 +151,10 @@ impl Parsed {
         if let Some(now) = before
             && stamp(path).as_ref() == Some(&now)
         {
-            self.bundles.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_path_buf(), (now, bundle.clone()));
+            self.bundles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(path.to_path_buf(), (now, bundle.clone()));
         }
         Ok(bundle)
     }

@@ -388,9 +388,8 @@ impl Service {
             }
             Source::Bundle { path, job } => {
                 local()?;
-                let bundle = std::sync::Arc::new(
-                    crate::spec::load(path).map_err(|e| ServiceError::Invalid(e.to_string()))?,
-                );
+                let bundle =
+                    std::sync::Arc::new(crate::spec::load(path).map_err(|e| ServiceError::Invalid(e.to_string()))?);
                 let name = bundle.job(job.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?.name.clone();
                 (bundle, name)
             }

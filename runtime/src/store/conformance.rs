@@ -126,6 +126,20 @@ pub(super) fn append_continues_across_calls(store: &dyn Store) {
     assert_eq!(store.events(1).unwrap(), (0..4).map(numbered_event).collect::<Vec<_>>());
 }
 
+/// What a reader that folded a log's start reads next: its count and the events after it.
+pub(super) fn event_count_and_events_from_read_a_log_s_tail(store: &dyn Store) {
+    assert_eq!(store.event_count(1).unwrap(), 0);
+    assert_eq!(store.events_from(1, 0).unwrap(), vec![]);
+    store.append(1, &(0..5).map(numbered_event).collect::<Vec<_>>()).unwrap();
+    store.append(2, &[numbered_event(9)]).unwrap();
+    assert_eq!(store.event_count(1).unwrap(), 5);
+    assert_eq!(store.event_count(2).unwrap(), 1);
+    assert_eq!(store.events_from(1, 3).unwrap(), vec![numbered_event(3), numbered_event(4)]);
+    assert_eq!(store.events_from(1, 0).unwrap(), store.events(1).unwrap());
+    assert_eq!(store.events_from(1, 5).unwrap(), vec![]);
+    assert_eq!(store.events_from(1, 99).unwrap(), vec![]);
+}
+
 pub(super) fn every_event_kind_round_trips(store: &dyn Store) {
     let events = every_kind_of_event(3);
     store.append(3, &events).unwrap();
@@ -326,6 +340,7 @@ macro_rules! conformance {
             run_ids_are_unique_across_threads,
             append_keeps_order,
             append_continues_across_calls,
+            event_count_and_events_from_read_a_log_s_tail,
             every_event_kind_round_trips,
             events_of_unknown_run_are_empty,
             event_logs_of_runs_stay_apart,
