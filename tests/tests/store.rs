@@ -198,7 +198,7 @@ fn a_backup_restores_runs_blobs_and_secrets_and_keeps_the_replaced_store() {
 }
 
 #[test]
-fn backup_and_restore_wait_for_a_running_owner_with_a_clear_message() {
+fn check_and_restore_refuse_while_an_owner_runs_with_a_clear_message() {
     let s = Sluice::new();
     hello(&s);
     let backup = s.dir.path().join("b");
