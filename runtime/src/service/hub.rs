@@ -191,27 +191,27 @@ impl Subscription {
     /// Queue `run`'s events from the store (what is durable of it), and its child runs';
     /// with `from`, the events before it are history.
     fn replay(&mut self, run: RunId, from: Option<u64>) {
-        let Ok(events) = self.store.events(run) else {
+        let start = self.next.get(&run).copied().unwrap_or(0) as usize;
+        // only what this subscription has not seen yet is read (catching up after falling
+        // behind must not read the whole log again); child runs started earlier were
+        // replayed when their start was
+        let Ok(events) = self.store.events_from(run, start as u64) else {
             self.done = true;
             return;
         };
-        let start = self.next.get(&run).copied().unwrap_or(0) as usize;
-        let end = self.announced.get(&run).map_or(events.len(), |&n| (n as usize).min(events.len()));
+        let known = start + events.len();
+        let end = self.announced.get(&run).map_or(known, |&n| (n as usize).min(known));
         let mut children = Vec::new();
-        for (i, event) in events.iter().enumerate().take(end) {
-            if let Event::ChildRunStarted { child, task, .. } = event {
-                // a child started before the point followed from is history too
-                let child_history = from.is_some_and(|f| (i as u64) < f);
-                children.push((*child, task.clone(), child_history));
-            }
-            if i < start {
-                continue;
-            }
+        for (i, event) in (start..end).zip(events) {
             let history = from.is_some_and(|f| (i as u64) < f);
-            self.pending.push_back(StreamItem { run_id: run, seq: i as u64, history, event: event.clone() });
+            if let Event::ChildRunStarted { child, .. } = &event {
+                // a child started before the point followed from is history too
+                children.push((*child, history));
+            }
+            self.pending.push_back(StreamItem { run_id: run, seq: i as u64, history, event });
         }
         self.next.insert(run, start.max(end) as u64);
-        for (child, _, history) in children {
+        for (child, history) in children {
             self.replay(child, Some(if history { u64::MAX } else { 0 }));
         }
     }
@@ -221,6 +221,12 @@ impl Subscription {
     fn catch_up(&mut self) {
         self.announced = self.hub.lock().announced.clone();
         let root = self.root;
+        // child runs already followed missed events too (new ones are found by the replay)
+        let mut known: Vec<RunId> = self.next.keys().copied().filter(|&r| r != root).collect();
+        known.sort_unstable();
         self.replay(root, None);
+        for run in known {
+            self.replay(run, None);
+        }
     }
 }

@@ -108,6 +108,13 @@ pub trait Store: Send + Sync {
     fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
     /// The run's whole event log in append order (empty if unknown run).
     fn events(&self, run: RunId) -> Result<Vec<Event>, StoreError>;
+    /// The run's events from position `from` on (a follower catching up reads what it
+    /// missed, not the whole log again).
+    fn events_from(&self, run: RunId, from: u64) -> Result<Vec<Event>, StoreError> {
+        let mut events = self.events(run)?;
+        events.drain(..(from as usize).min(events.len()));
+        Ok(events)
+    }
     /// Insert or replace the run's summary (what listings read).
     fn put_summary(&self, summary: &RunSummary) -> Result<(), StoreError>;
     /// The run's summary, if it has one.

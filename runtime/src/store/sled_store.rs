@@ -274,6 +274,17 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn events_from(&self, run: RunId, from: u64) -> Result<Vec<Event>, StoreError> {
+        self.events
+            .range(event_key(run, from)..=event_key(run, u64::MAX))
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(storage)?;
+                let (_, seq) = decode_event_key(&key)?;
+                super::decode_event(&bytes, || format!("event {seq} of run {run}"))
+            })
+            .collect()
+    }
+
     /// Writes the in-flight index so that a crash between the two writes
     /// leaves at worst a stale index entry, which `unfinished_runs` filters out.
     fn put_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
