@@ -118,26 +118,42 @@ pub(super) struct RunBoard {
     state: Option<RunState>,
     /// "resumed", "repair 1", "stopping: …", in the order they happened here.
     pub notes: Vec<String>,
+    /// The longest top-level key, measured when the run's tasks are (re)planned: read on
+    /// every event, so never recounted per event (a 10,000-task run would pay O(n²)).
+    key_width: usize,
 }
 
 impl RunBoard {
     pub fn new(run: RunId) -> RunBoard {
-        RunBoard { run, state: None, notes: Vec::new() }
+        RunBoard { run, state: None, notes: Vec::new(), key_width: 0 }
     }
 
     /// The run's log so far, folded without notes: nothing in it is new.
     pub fn attach(&mut self, history: &[Event]) {
         self.state = RunState::from_events(history).ok();
+        self.measure();
+    }
+
+    fn measure(&mut self) {
+        let Some(state) = &self.state else { return };
+        let top = state.view().tasks.iter().filter(|t| t.parent.is_none());
+        self.key_width = top.map(|t| t.key.chars().count()).max().unwrap_or(0);
     }
 
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::RunCreated { .. } => self.state = RunState::from_events(std::slice::from_ref(event)).ok(),
+            Event::RunCreated { .. } => {
+                self.state = RunState::from_events(std::slice::from_ref(event)).ok();
+                self.measure();
+            }
             other => {
                 if let Some(state) = &mut self.state
                     && state.apply(other).is_err()
                 {
                     self.state = None;
+                }
+                if let Event::PlanRecorded { .. } = other {
+                    self.measure();
                 }
             }
         }
@@ -200,9 +216,7 @@ impl RunBoard {
 
     /// The longest top-level key (what the plain format pads to).
     pub fn key_width(&self) -> usize {
-        let Some(state) = &self.state else { return 0 };
-        let top = state.view().tasks.iter().filter(|t| t.parent.is_none());
-        top.map(|t| t.key.chars().count()).max().unwrap_or(0)
+        self.key_width
     }
 
     pub fn max_attempts(&self, key: &str) -> MaxAttempts {

@@ -229,35 +229,35 @@ impl Subscription {
     /// Queue `run`'s events from the store (what is durable of it), and its child runs';
     /// with `from`, the events before it are history.
     /// Returns whether `run`'s log, as read, ends with the run finished (its last
-    /// `RunFinished` after any repair started).
+    /// `RunFinished` after any repair started) — of the whole log when nothing of it was
+    /// read before. Only what this subscription has not seen yet is read (catching up after
+    /// falling behind must not read the whole log again).
     fn replay(&mut self, run: RunId, from: Option<u64>) -> bool {
-        let Ok(events) = self.store.events(run) else {
+        let start = self.next.get(&run).copied().unwrap_or(0) as usize;
+        let Ok(events) = self.store.events_from(run, start as u64) else {
             self.done = true;
             return false;
         };
-        let start = self.next.get(&run).copied().unwrap_or(0) as usize;
-        let end = self.announced.get(&run).map_or(events.len(), |&n| (n as usize).min(events.len()));
+        let known = start + events.len();
+        let end = self.announced.get(&run).map_or(known, |&n| (n as usize).min(known));
         let mut children = Vec::new();
         let mut finished = false;
-        for (i, event) in events.iter().enumerate().take(end) {
-            match event {
-                Event::ChildRunStarted { child, task, .. } => {
+        for (i, event) in (start..end).zip(events) {
+            match &event {
+                Event::ChildRunStarted { child, .. } => {
                     // a child started before the point followed from is history too
                     let child_history = from.is_some_and(|f| (i as u64) < f);
-                    children.push((*child, task.clone(), child_history));
+                    children.push((*child, child_history));
                 }
                 Event::RunFinished { .. } => finished = true,
                 Event::RepairStarted { .. } | Event::RunResumed { .. } => finished = false,
                 _ => {}
             }
-            if i < start {
-                continue;
-            }
             let history = from.is_some_and(|f| (i as u64) < f);
-            self.pending.push_back(StreamItem { run_id: run, seq: i as u64, history, event: event.clone() });
+            self.pending.push_back(StreamItem { run_id: run, seq: i as u64, history, event });
         }
         self.next.insert(run, start.max(end) as u64);
-        for (child, _, history) in children {
+        for (child, history) in children {
             self.replay(child, Some(if history { u64::MAX } else { 0 }));
         }
         finished
@@ -268,7 +268,13 @@ impl Subscription {
     fn catch_up(&mut self) {
         self.announced = self.hub.lock().announced.clone();
         let root = self.root;
+        // child runs already followed missed events too (new ones are found by the replay)
+        let mut known: Vec<RunId> = self.next.keys().copied().filter(|&r| r != root).collect();
+        known.sort_unstable();
         self.replay(root, None);
+        for run in known {
+            self.replay(run, None);
+        }
     }
 }
 

@@ -146,6 +146,16 @@ pub(super) fn every_event_kind_round_trips(store: &dyn Store) {
     assert_eq!(store.events(3).unwrap(), events);
 }
 
+pub(super) fn events_from_a_position_are_the_log_s_tail(store: &dyn Store) {
+    store.append(1, &(0..5).map(numbered_event).collect::<Vec<_>>()).unwrap();
+    store.append(2, &[numbered_event(9)]).unwrap();
+    assert_eq!(store.events_from(1, 0).unwrap(), store.events(1).unwrap());
+    assert_eq!(store.events_from(1, 3).unwrap(), vec![numbered_event(3), numbered_event(4)]);
+    assert_eq!(store.events_from(1, 5).unwrap(), vec![]);
+    assert_eq!(store.events_from(1, u64::MAX).unwrap(), vec![], "past the end: nothing, not the next run's");
+    assert_eq!(store.events_from(3, 0).unwrap(), vec![]);
+}
+
 pub(super) fn events_of_unknown_run_are_empty(store: &dyn Store) {
     store.append(2, &[numbered_event(0)]).unwrap();
     assert_eq!(store.events(1).unwrap(), vec![]);
@@ -343,6 +353,7 @@ macro_rules! conformance {
             event_count_and_events_from_read_a_log_s_tail,
             every_event_kind_round_trips,
             events_of_unknown_run_are_empty,
+            events_from_a_position_are_the_log_s_tail,
             event_logs_of_runs_stay_apart,
             concurrent_appends_to_one_run_keep_everything,
             summary_round_trips_and_is_replaced,
