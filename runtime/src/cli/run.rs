@@ -93,7 +93,8 @@ pub struct TaskRunArgs {
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     // read here too: a bad bundle is refused before anything starts, and the board
     // needs the job's task keys
-    let bundle = spec::load(&args.bundle)?;
+    let read = crate::service::read_bundle(&args.bundle)?;
+    let bundle = read.bundle.clone();
     let job = bundle.job(args.job.as_deref())?;
     let target = bundle.target(args.target.as_deref())?;
     let dir = open::state_dir(state_arg, &bundle.root);
@@ -108,14 +109,22 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
         rehash: args.rehash,
         // a retry after the owner vanished mid-submission must not start a second run
         idempotency_token: Some(submission_token()),
-        ..Submission::new(Source::Bundle { path: std::path::absolute(&bundle.file)?, job: Some(job.name.clone()) })
+        ..Submission::new(Source::Bundle { path: read.path.clone(), job: Some(job.name.clone()) })
     };
     let json = args.json;
     let options = open::owner_options(&args.workspace, runtime);
     open::with_session(&dir.clone(), options, move |session| {
         Box::pin(async move {
-            if session.owner().is_none() && args.max_parallel.is_some() {
-                errln!("note: --max-parallel is ignored: the sluice process already serving {} sets it", dir.display());
+            match session.owner() {
+                // the owner is this process: it takes the bundle as read above
+                Some(owner) => owner.service.remember_bundle(&read),
+                None if args.max_parallel.is_some() => {
+                    errln!(
+                        "note: --max-parallel is ignored: the sluice process already serving {} sets it",
+                        dir.display()
+                    );
+                }
+                None => {}
             }
             for (run, workspace) in session.client().take_over().await? {
                 if workspace == args.workspace && !json {

@@ -116,7 +116,7 @@ struct Stamp {
     inode: u64,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+fn stamp_of(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let file = if path.is_dir() { path.join(spec::BUNDLE_FILE) } else { path.to_path_buf() };
     let meta = std::fs::metadata(file).ok()?;
@@ -135,21 +135,30 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
+    /// Remember a bundle this process parsed (kept only if its file is still as read).
+    fn remember(&self, read: &BundleRead) {
+        if let Some(stamp) = &read.stamp
+            && stamp_of(&read.path).as_ref() == Some(stamp)
+        {
+            let entry = (stamp.clone(), read.bundle.clone());
+            self.bundles.lock().unwrap_or_else(PoisonError::into_inner).insert(read.path.clone(), entry);
+        }
+    }
+
     /// The bundle at `path`, parsed again only if its file changed since it last was.
-    fn load(&self, path: &Path) -> Result<Arc<Bundle>, ServiceError> {
-        let before = stamp(path);
+    pub(crate) fn load(&self, path: &Path) -> Result<Arc<Bundle>, ServiceError> {
+        let before = stamp_of(path);
         if let Some(now) = &before
             && let Some((seen, bundle)) = self.bundles.lock().unwrap_or_else(PoisonError::into_inner).get(path)
             && seen == now
         {
             return Ok(bundle.clone());
         }
-        let bundle = Arc::new(
-            spec::load(path).map_err(|e| ServiceError::Invalid(format!("the served bundle no longer loads: {e}")))?,
-        );
+        let bundle =
+            Arc::new(spec::load(path).map_err(|e| ServiceError::Invalid(format!("the bundle no longer loads: {e}")))?);
         // kept only if the file did not change while it was read
         if let Some(now) = before
-            && stamp(path).as_ref() == Some(&now)
+            && stamp_of(path).as_ref() == Some(&now)
         {
             self.bundles
                 .lock()
@@ -157,5 +166,31 @@ impl Parsed {
                 .insert(path.to_path_buf(), (now, bundle.clone()));
         }
         Ok(bundle)
+    }
+}
+
+/// A bundle as this process parsed it, with the stamp of the file it was read from.
+pub struct BundleRead {
+    pub path: PathBuf,
+    pub bundle: Arc<Bundle>,
+    stamp: Option<Stamp>,
+}
+
+/// Parse the bundle at `path` (a directory or its `sluice.toml`), remembering which file
+/// it was: `sluice run` reads its bundle before it submits it, and hands this to the owner
+/// when that is its own process ([`Service::remember_bundle`]), which then need not parse
+/// it again.
+pub fn read_bundle(path: &Path) -> Result<BundleRead, spec::SpecError> {
+    let stamp = stamp_of(path);
+    let bundle = Arc::new(spec::load(path)?);
+    // the key a submission of it names: its file's absolute path
+    let path = std::path::absolute(&bundle.file).unwrap_or_else(|_| bundle.file.clone());
+    Ok(BundleRead { path, bundle, stamp })
+}
+
+impl Service {
+    /// Keep a bundle this process parsed for the submission of it that follows.
+    pub fn remember_bundle(&self, read: &BundleRead) {
+        self.inner.parsed.remember(read);
     }
 }

@@ -388,8 +388,7 @@ impl Service {
             }
             Source::Bundle { path, job } => {
                 local()?;
-                let bundle =
-                    std::sync::Arc::new(crate::spec::load(path).map_err(|e| ServiceError::Invalid(e.to_string()))?);
+                let bundle = self.inner.parsed.load(path)?;
                 let name = bundle.job(job.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?.name.clone();
                 (bundle, name)
             }
