@@ -12,8 +12,9 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -72,6 +73,58 @@ pub fn task(name: &str) -> PathBuf {
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     wasm("tests/guests", name, &BUILT)
+}
+
+/// How long one `sluice` command of a test may take before the harness kills it and fails
+/// the test naming the command: the slowest command of the suite (500 sandboxes, a
+/// for_each of thousands) takes well under a minute on CI's 2 cores, so a command past
+/// this hangs, and the suite should say which instead of waiting for CI's own limit.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Spawn `cmd` (stdout and stderr captured, `stdin` fed to it) and wait for it, killing it
+/// and failing the test, naming the command, if it takes longer than `timeout`.
+pub fn output_within(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Out {
+    use std::io::{Read, Write as _};
+    let input = if stdin.is_some() { Stdio::piped() } else { Stdio::null() };
+    cmd.stdin(input).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let shown = shown(cmd);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning `{shown}`: {e}"));
+    let (input, bytes) = (child.stdin.take(), stdin.map(<[u8]>::to_vec));
+    let feeder = std::thread::spawn(move || {
+        if let (Some(mut input), Some(bytes)) = (input, bytes) {
+            let _ = input.write_all(&bytes);
+        }
+    });
+    let reader = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = from.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for sluice") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!("`{shown}` took longer than {timeout:?} and was killed\n--- stderr\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = feeder.join();
+    Out::from(Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+}
+
+/// `cmd` as a shell line, for messages.
+fn shown(cmd: &Command) -> String {
+    let args = cmd.get_args().map(|a| a.to_string_lossy().into_owned());
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned()).chain(args).collect::<Vec<_>>().join(" ")
 }
 
 /// What a command printed and how it exited.
@@ -135,26 +188,15 @@ impl Sluice {
 
     /// Run `sluice ARGS --state <this test's state>`.
     pub fn run(&self, args: &[&str]) -> Out {
-        let out = self.command(args).output().expect("spawning sluice");
-        Out::from(out)
+        output_within(&mut self.command(args), None, COMMAND_TIMEOUT)
     }
 
     /// Run `sluice ARGS --state <this test's state>` with `env` set (and every other
     /// `SLUICE_*` variable cleared) and `stdin` fed to it.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
-        use std::io::Write as _;
         let mut cmd = self.command(args);
         cmd.envs(env.iter().copied());
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("spawning sluice");
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(bytes) = stdin {
-            input.write_all(bytes).expect("writing stdin");
-        }
-        drop(input);
-        Out::from(child.wait_with_output().expect("waiting for sluice"))
+        output_within(&mut cmd, Some(stdin.unwrap_or_default()), COMMAND_TIMEOUT)
     }
 
     /// Run `sluice ARGS` in `dir` with no `--state` (and no `SLUICE_*` variable but `env`):
@@ -164,7 +206,7 @@ impl Sluice {
         cmd.args(args).current_dir(dir);
         clear_sluice_env(&mut cmd);
         cmd.envs(env.iter().copied());
-        Out::from(cmd.output().expect("spawning sluice"))
+        output_within(&mut cmd, None, COMMAND_TIMEOUT)
     }
 
     /// `sluice run DIR --json EXTRA…`: its exit code and the run's record.
@@ -277,6 +319,8 @@ pub fn attempt_results(run: &Value, key: &str) -> Vec<String> {
 /// A `sluice` process running in the background, its progress (stderr) read line by line.
 pub struct Background {
     pub child: std::process::Child,
+    /// The command, for messages.
+    shown: String,
     lines: std::sync::mpsc::Receiver<String>,
     pub seen: Vec<String>,
 }
@@ -284,12 +328,13 @@ pub struct Background {
 impl Sluice {
     /// Start `sluice ARGS --state <state>` in the background.
     pub fn spawn(&self, args: &[&str]) -> Background {
-        let mut child = self
-            .command(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
+        let mut cmd = self.command(args);
+        let shown = shown(&cmd);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("spawning sluice");
+            .unwrap_or_else(|e| panic!("spawning `{shown}`: {e}"));
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -300,7 +345,7 @@ impl Sluice {
                 }
             }
         });
-        Background { child, lines: rx, seen: Vec::new() }
+        Background { child, shown, lines: rx, seen: Vec::new() }
     }
 }
 
@@ -330,9 +375,25 @@ impl Background {
         let _ = self.child.wait();
     }
 
-    /// Wait for the process to exit; its exit code.
+    /// Wait for the process to exit; its exit code. Past [`COMMAND_TIMEOUT`] it is killed
+    /// and the test fails, naming the command.
     pub fn wait(mut self) -> i32 {
-        self.child.wait().expect("waiting for sluice").code().unwrap_or(-1)
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for sluice") {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "`{}` took longer than {COMMAND_TIMEOUT:?} and was killed; saw:\n{}",
+                    self.shown,
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -345,11 +406,24 @@ pub fn http_server(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic
 }
 
 /// [`http_server`] that also keeps every request's head (request line and headers).
-pub fn http_server_recording(
+pub fn http_server_recording(body: &'static str) -> Served {
+    http_server_at(std::net::TcpListener::bind("127.0.0.1:0").expect("bind"), body)
+}
+
+/// [`http_server`] listening on `ip` instead of 127.0.0.1.
+pub fn http_server_on(
+    ip: std::net::IpAddr,
     body: &'static str,
-) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (port, served, _) = http_server_at(std::net::TcpListener::bind((ip, 0)).expect("bind"), body);
+    (port, served)
+}
+
+/// A test HTTP server: its port, a counter of requests served, and every request's head.
+pub type Served = (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+fn http_server_at(listener: std::net::TcpListener, body: &'static str) -> Served {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = served.clone();

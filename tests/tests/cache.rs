@@ -249,3 +249,64 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The key is assembled from the task as the run sees it: each of a command's args, env and
+/// stdin, a limit, `max_out`, the target and (for a task revealing secrets) the principal
+/// reruns the task when it changes, and `cache explain` names what changed.
+#[test]
+fn every_part_the_run_assembles_into_a_key_reruns_the_task_when_it_changes() {
+    let s = Sluice::new();
+    let as_user =
+        |who: &str, args: &[&str], stdin: Option<&[u8]>| s.run_with(args, &[("SLUICE_PRINCIPAL", who)], stdin);
+    as_user("alice", &["secrets", "scopes", "create", "db"], None).assert_exit(0);
+    as_user("alice", &["secrets", "put", "db", "pw"], Some(b"s3cret")).assert_exit(0);
+    as_user("alice", &["secrets", "acl", "put", "db", "bob", "read"], None).assert_exit(0);
+    let base = "[[jobs.j.tasks]]\nkey = \"cmd\"\nkind = \"command\"\ncomponent = \"cmd\"\nargs = [\"--who\", \"a\"]\n\
+                env = { GREETING = \"hi\" }\nstdin = \"one\"\n\
+                [[jobs.j.tasks]]\nkey = \"probe\"\ncomponent = \"probe\"\nsecrets = [\"db/pw\"]\n\
+                limits = { memory = \"64MiB\", max_out = \"1MiB\" }\nparams = { secret = \"db/pw\" }\n";
+    let head = format!(
+        "[bundle]\nname = \"k\"\n[components]\nprobe = \"{}\"\ncmd = \"{}\"\n[jobs.j]\n",
+        guest("probe").display(),
+        guest("cmd").display()
+    );
+    let dir = s.dir.path().join("k");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run_as = |who: &str, tasks: &str, extra: &[&str]| {
+        std::fs::write(dir.join("sluice.toml"), format!("{head}{tasks}")).unwrap();
+        let mut args = vec!["run", dir.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = as_user(who, &args, None);
+        out.assert_exit(0);
+        out.json()
+    };
+    assert_eq!(executed(&run_as("alice", base, &[])), ["cmd", "probe"]);
+    assert_eq!(executed(&run_as("alice", base, &[])), Vec::<String>::new(), "nothing changed: both reused");
+    let changes: [(&str, &str, &[&str], &str, &str); 7] = [
+        ("args", "\"--who\", \"a\"", &[], "cmd", "args changed"),
+        ("env", "GREETING = \"hi\"", &[], "cmd", "env GREETING"),
+        ("stdin", "stdin = \"one\"", &[], "cmd", "stdin changed"),
+        ("memory", "memory = \"64MiB\"", &[], "probe", "limit memory"),
+        ("max_out", "max_out = \"1MiB\"", &[], "probe", "limit max_out"),
+        ("target", "", &["--target", "prod"], "probe", "context.target"),
+        ("principal", "", &[], "probe", "context.principal"),
+    ];
+    for (what, from, extra, task, named) in changes {
+        let to = match what {
+            "args" => "\"--who\", \"b\"",
+            "env" => "GREETING = \"hello\"",
+            "stdin" => "stdin = \"two\"",
+            "memory" => "memory = \"96MiB\"",
+            "max_out" => "max_out = \"2MiB\"",
+            _ => "",
+        };
+        let tasks = if from.is_empty() { base.to_string() } else { base.replace(from, to) };
+        let who = if what == "principal" { "bob" } else { "alice" };
+        let changed = run_as(who, &tasks, extra);
+        let ran = executed(&changed);
+        assert!(ran.contains(&task.to_string()), "{what}: `{task}` reran, not reused: {ran:?}");
+        let explain = as_user(who, &["cache", "explain", &changed["run_id"].to_string(), task], None);
+        explain.assert_exit(0);
+        assert!(explain.stdout.contains(named), "{what}: the explanation names it:\n{}", explain.stdout);
+    }
+}

@@ -96,14 +96,13 @@ fn a_second_process_loads_the_precompiled_artifact() {
     let s = Sluice::new();
     let fib = task("fib");
     let run = |expect: &str| {
-        let out = std::process::Command::new(sluice_tests::sluice_bin())
-            .args(["task", "run", fib.to_str().unwrap(), "--param", "n=5", "--state"])
-            .arg(s.state())
-            .env("SLUICE_LOG", "sluice=debug")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+        let out = s.run_with(
+            &["task", "run", fib.to_str().unwrap(), "--param", "n=5"],
+            &[("SLUICE_LOG", "sluice=debug")],
+            None,
+        );
+        let stderr = &out.stderr;
+        assert_eq!(out.code, 0, "{stderr}");
         assert!(stderr.contains(&format!("origin={expect}")), "expected origin={expect} in:\n{stderr}");
     };
     run("Compiled");
@@ -116,11 +115,7 @@ fn a_second_process_loads_the_precompiled_artifact() {
 fn state_defaults_to_dot_sluice_next_to_the_bundle() {
     let s = Sluice::new();
     let bundle = s.bundle("b", "[bundle]\nname = \"b\"\n[components]\nfib = \"{task:fib}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"f\"\ncomponent = \"fib\"\nparams = { n = 3 }\n");
-    let out = std::process::Command::new(sluice_tests::sluice_bin())
-        .args(["run", bundle.to_str().unwrap()])
-        .env_remove("SLUICE_STATE")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.run_in(s.dir.path(), &["run", bundle.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(bundle.join(".sluice/store").exists());
 }

@@ -83,17 +83,52 @@ fn each_attempt_gets_a_fresh_scratch_tmp() {
 #[test]
 fn guests_see_no_environment_and_no_sockets() {
     let s = Sluice::new();
+    // a port that accepts connections: a refused connection would prove nothing
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
     let toml = format!(
         "{HEAD}[jobs.j]\n\
          [[jobs.j.tasks]]\nkey = \"env\"\ncomponent = \"fs\"\nparams = {{ env = \"HOME\", env_all = \"1\" }}\n\
-         [[jobs.j.tasks]]\nkey = \"socket\"\ncomponent = \"net\"\nparams = {{ connect = \"127.0.0.1:22\" }}\n"
+         [[jobs.j.tasks]]\nkey = \"socket\"\ncomponent = \"net\"\nparams = {{ connect = \"127.0.0.1:{port}\" }}\n"
     );
     let (code, run) = run_bundle(&s, "noenv", &toml);
     assert_eq!(code, 0, "{run:#}");
     let env = output(&run, "env");
     assert_eq!(env["env"], Value::Null);
     assert_eq!(env["env_all"], serde_json::json!([]));
-    assert!(output(&run, "socket")["connect"]["err"].is_string(), "sockets are off");
+    let refused = output(&run, "socket")["connect"]["err"].as_str().map(str::to_string);
+    let refused = refused.unwrap_or_else(|| panic!("sockets are off: {run:#}"));
+    assert!(!refused.contains("refused"), "the sandbox refused it, not the port: {refused}");
+    let reached = listener.accept().map_err(|e| e.kind());
+    assert_eq!(reached.err(), Some(std::io::ErrorKind::WouldBlock), "no connection reached the listening port");
+}
+
+/// A host allowed by name that resolves to an internal address (this machine's own name:
+/// loopback or a private address in CI's containers) is refused unless a rule names the
+/// address itself: the request never reaches the server listening there.
+#[test]
+fn a_name_resolving_to_an_internal_address_is_refused_before_any_connection() {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let ip = (name.as_str(), 0).to_socket_addrs().unwrap().next().unwrap().ip();
+    assert!(
+        ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private()),
+        "this test needs the machine's name ({name}) to resolve to a local address, not {ip}"
+    );
+    let (port, served) = sluice_tests::http_server_on(ip, "an internal service");
+    let s = Sluice::new();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"by_name\"\ncomponent = \"net\"\nallow_hosts = [\"http://{name}:{port}\"]\nparams = {{ get = \"http://{name}:{port}/\" }}\n"
+    );
+    let (code, run) = run_bundle(&s, "internal", &toml);
+    assert_eq!(code, 0, "{run:#}");
+    let o = output(&run, "by_name");
+    assert!(o["get"]["err"].is_string(), "denied: {o:#}");
+    let log = last_attempt(&run, "by_name")["log"].as_str().unwrap().to_string();
+    assert!(log.contains(&format!("resolves to the internal address {ip}")), "the reason is logged: {log}");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the internal service");
 }
 
 #[test]

@@ -168,6 +168,7 @@ impl BlobStore {
 
     /// Renames `temp` to the blob's name unless a blob of the right size is there already.
     fn publish(&self, mut temp: tempfile::NamedTempFile, hash: &Hash, size: u64) -> Result<(), BlobError> {
+        crate::util::failpoint::hit(crate::util::failpoint::Point::Blob);
         let target = self.path(hash);
         let shard = target.parent().unwrap_or(&self.dir).to_path_buf();
         for _ in 0..SHARD_RETRIES {

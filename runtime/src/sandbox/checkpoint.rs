@@ -67,6 +67,7 @@ impl checkpoint::Host for Checkpoints {
         self.store
             .save_checkpoint(self.run, &self.task, &key, &data)
             .and_then(|()| self.store.flush())
+            .inspect(|()| crate::util::failpoint::hit(crate::util::failpoint::Point::Checkpoint))
             .map_err(|e| format!("checkpoint `{key}` could not be saved: {e}"))
     }
 

@@ -268,6 +268,14 @@ impl Coordinator {
         for settle in self.state.settle_interrupted(self.now()) {
             match settle {
                 Settle::Record(event) => self.record(event)?,
+                Settle::ResumeChild { task, attempt, child } if self.rt.store.events(child)?.is_empty() => {
+                    // the child's creation never reached the disk, so nothing of it with side
+                    // effects ran (its first flush would have carried it): the task goes again
+                    let now = self.now();
+                    let why = crate::state::InPlace::interrupted(crate::state::INTERRUPTED);
+                    self.record(self.state.finished_in_place(task, attempt, why, now))?;
+                    self.record(Event::TaskQueued { task: self.state.task(task).key.clone(), at: now })?;
+                }
                 Settle::ResumeChild { task, attempt, child } => {
                     let (rt, opts) = (self.rt.clone(), self.child_options());
                     self.spawn(task, attempt, async move {

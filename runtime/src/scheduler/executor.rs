@@ -154,7 +154,11 @@ fn materialize(cache: &CacheDir, task: &str, tree: &TreeManifest) -> Result<Path
     if dir.exists() {
         return Ok(dir);
     }
-    let tmp = cache.staging.join(format!(".in-{}-{}", tree.root, std::process::id()));
+    // attempts of this process starting together may offer the same tree: each makes its
+    // own copy, and the first rename wins
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = cache.staging.join(format!(".in-{}-{}-{seq}", tree.root, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     cache::materialize(&cache.blobs, tree, &tmp).map_err(|e| format!("offering /in/{task}: {e}"))?;
     if let Err(e) = std::fs::rename(&tmp, &dir) {

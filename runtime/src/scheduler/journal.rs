@@ -54,6 +54,7 @@ impl Journal {
     /// Append one event to the store (not yet flushed).
     pub(crate) fn append(&mut self, event: &Event) -> Result<(), SchedulerError> {
         self.store.append(self.run, std::slice::from_ref(event))?;
+        crate::util::failpoint::hit(crate::util::failpoint::Point::Append);
         self.unannounced.push(event.clone());
         self.appended += 1;
         self.dirty_since.get_or_insert_with(Instant::now);
@@ -83,9 +84,57 @@ impl Journal {
 
     /// Flush if the group's window has passed.
     pub(crate) fn flush_if_due(&mut self) -> Result<(), SchedulerError> {
+        self.flush_if_due_at(Instant::now())
+    }
+
+    /// Flush if the group's window has passed at `now`.
+    fn flush_if_due_at(&mut self, now: Instant) -> Result<(), SchedulerError> {
         match self.flush_deadline() {
-            Some(d) if Instant::now() >= d => self.flush(),
+            Some(d) if now >= d => self.flush(),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[derive(Default)]
+    struct Shown(Mutex<Vec<Event>>);
+
+    impl Observer for Shown {
+        fn event(&self, _run: RunId, event: &Event) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    fn cancel(at: u64) -> Event {
+        Event::CancelRequested { reason: "test".into(), timed_out: false, at, stop_cleanup: false }
+    }
+
+    #[test]
+    fn a_group_is_shown_once_its_window_from_the_first_event_has_passed() {
+        let shown = Arc::new(Shown::default());
+        let mut journal = Journal::new(Arc::new(MemoryStore::new()), 1, shown.clone());
+        let count = || shown.0.lock().unwrap().len();
+        assert_eq!(journal.flush_deadline(), None, "nothing pending");
+        journal.append(&cancel(1)).unwrap();
+        let deadline = journal.flush_deadline().expect("a group is pending");
+        journal.append(&cancel(2)).unwrap();
+        assert_eq!(journal.flush_deadline(), Some(deadline), "the window runs from the group's first event");
+        assert!(deadline <= Instant::now() + GROUP_COMMIT_WINDOW);
+        journal.flush_if_due_at(deadline - Duration::from_millis(1)).unwrap();
+        assert_eq!(count(), 0, "within the window nothing is flushed, so nothing is shown");
+        journal.flush_if_due_at(deadline).unwrap();
+        assert_eq!(count(), 2, "the whole group is shown once the window has passed");
+        assert_eq!(journal.flush_deadline(), None);
+        journal.append(&cancel(3)).unwrap();
+        assert_eq!(count(), 2, "a new group waits for its own window");
+        journal.flush().unwrap();
+        assert_eq!(*shown.0.lock().unwrap(), [cancel(1), cancel(2), cancel(3)], "in journal order");
     }
 }

@@ -67,7 +67,9 @@ impl SledSecretStore {
         })
     }
 
+    /// Taken by every write (and only by writes).
     fn lock(&self) -> Writing<'_> {
+        crate::util::failpoint::hit(crate::util::failpoint::Point::Secret);
         Writing {
             _gate: self.gate.read().unwrap_or_else(PoisonError::into_inner),
             _lock: self.write_lock.lock().unwrap_or_else(PoisonError::into_inner),
@@ -254,6 +256,7 @@ impl SecretStore for SledSecretStore {
     }
 
     fn flush(&self) -> Result<(), BackendError> {
+        crate::util::failpoint::hit(crate::util::failpoint::Point::Flush);
         self.db.flush().map_err(storage)?;
         Ok(())
     }

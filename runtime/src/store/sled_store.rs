@@ -391,6 +391,7 @@ impl Store for SledStore {
 
     /// One fsync of sled's shared log: covers every tree.
     fn flush(&self) -> Result<(), StoreError> {
+        crate::util::failpoint::hit(crate::util::failpoint::Point::Flush);
         self.db.flush().map_err(storage)?;
         Ok(())
     }

@@ -1,9 +1,10 @@
-//! Small helpers with no home of their own: sizes and durations both ways ([`units`]) and
-//! a pool of empty directories ([`DirPool`]).
+//! Small helpers with no home of their own: sizes and durations both ways ([`units`]), a
+//! pool of empty directories ([`DirPool`]) and the crash tests' failpoints ([`failpoint`]).
 //!
 //! Owns no policy: callers decide what a size means or what a directory is for.
 
 mod dirs;
+pub mod failpoint;
 pub mod units;
 
 pub use dirs::DirPool;
