@@ -163,8 +163,28 @@ impl Service {
     }
 
     /// The audit trail, oldest first: a token's caller sees its workspace's records only.
+    /// The audit records the caller may read: those of scopes it manages, and its own. Asking
+    /// for a scope it does not manage, or (managing none) for another principal, is refused.
     pub fn audit(&self, caller: &Caller, filter: &AuditFilter) -> Result<Vec<AuditRecord>, ServiceError> {
-        let records = self.vault()?.audit(filter)?;
+        let vault = self.vault()?;
+        let who = &caller.principal;
+        let own = filter.principal.as_ref().is_none_or(|p| p == who);
+        let managed = vault.managed_by(who)?;
+        if let Some(scope) = &filter.scope
+            && filter.principal.as_ref() != Some(who)
+            && !managed.iter().any(|m| m.name == *scope)
+        {
+            return Err(ServiceError::PermissionDenied(format!(
+                "principal `{who}` needs manage on scope `{scope}` to read its audit records; \
+                 add `--principal {who}` to see your own"
+            )));
+        }
+        if !own && managed.is_empty() {
+            return Err(ServiceError::PermissionDenied(format!(
+                "principal `{who}` manages no scope, so it may read only its own audit records"
+            )));
+        }
+        let records = vault.audit_of(who, filter)?;
         Ok(records.into_iter().filter(|r| caller.is_local() || r.workspace == caller.workspace).collect())
     }
 
