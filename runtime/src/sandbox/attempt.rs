@@ -30,7 +30,7 @@ const HOST_TIMER_GRACE: Duration = Duration::from_millis(500);
 /// streams, pollables, HTTP requests and responses each take one, and each holds host
 /// memory; a task needs tens, so a guest opening without end is stopped long before the
 /// host feels it.
-pub const MAX_HOST_HANDLES: usize = 1024;
+pub const MAX_HOST_HANDLES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupted {
