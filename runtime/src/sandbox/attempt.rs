@@ -277,6 +277,17 @@ fn classify(result: CallResult, state: &HostState, log: &str, limits: &Limits, c
     }
 }
 
+/// What the guest's own answer means.
+fn returned_status(returned: Returned, max_output: u64) -> Status {
+    match returned {
+        Returned::Output(output) => check_output(output, max_output),
+        Returned::TaskError(TaskError::Transient(m)) => Status::Failed { kind: FailureKind::Transient, message: m },
+        Returned::TaskError(TaskError::Permanent(m)) => Status::Failed { kind: FailureKind::Permanent, message: m },
+        Returned::Exit(0) => Status::Success { output: "null".into() },
+        Returned::Exit(code) => Status::Failed { kind: FailureKind::Exit, message: format!("exited with code {code}") },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,16 +304,5 @@ mod tests {
         let mut log = "é".repeat(10);
         assert!(fit_log(&mut log, "host lines longer than the cap", 5));
         assert_eq!(log, "host ");
-    }
-}
-
-/// What the guest's own answer means.
-fn returned_status(returned: Returned, max_output: u64) -> Status {
-    match returned {
-        Returned::Output(output) => check_output(output, max_output),
-        Returned::TaskError(TaskError::Transient(m)) => Status::Failed { kind: FailureKind::Transient, message: m },
-        Returned::TaskError(TaskError::Permanent(m)) => Status::Failed { kind: FailureKind::Permanent, message: m },
-        Returned::Exit(0) => Status::Success { output: "null".into() },
-        Returned::Exit(code) => Status::Failed { kind: FailureKind::Exit, message: format!("exited with code {code}") },
     }
 }

@@ -67,8 +67,8 @@ pub(crate) async fn send(
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(HttpError::from)?;
     let gap = t.between_bytes.max(Duration::from_millis(1));
-    let response = response
-        .map(|incoming| TimedBody { incoming, gap, idle: Box::pin(tokio::time::sleep(gap)) }.boxed_unsync());
+    let response =
+        response.map(|incoming| TimedBody { incoming, gap, idle: Box::pin(tokio::time::sleep(gap)) }.boxed_unsync());
     let io: SendFuture = Box::new(async move {
         match driver.await {
             Ok(Ok(())) => Ok(()),
@@ -157,7 +157,8 @@ mod tests {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = vec![0; 4096];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello").await;
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello").await;
             }
         });
         addr
@@ -172,7 +173,11 @@ mod tests {
             .map_err(|never: std::convert::Infallible| -> HttpError { match never {} })
             .boxed_unsync();
         let request = http::Request::get(url).body(body).unwrap();
-        let t = Timeouts { connect: Duration::from_secs(5), first_byte: Duration::from_secs(5), between_bytes: Duration::from_secs(5) };
+        let t = Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(5),
+            between_bytes: Duration::from_secs(5),
+        };
         let (response, _io) = send(request, &[addr], "rebound.invalid", false, t, ()).await.unwrap();
         assert_eq!(response.status(), 200);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

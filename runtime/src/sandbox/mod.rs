@@ -65,8 +65,8 @@ use wasmtime::Engine;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-pub use cache::{LoadOrigin, TaskComponent, World};
 pub use attempt::MAX_HOST_HANDLES;
+pub use cache::{LoadOrigin, TaskComponent, World};
 pub use command::Command;
 pub use engine::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, MAX_WASM_STACK};
 pub use limits::Limits;
