@@ -142,3 +142,25 @@ fn checkpoint_keys_and_open_handles_stop_at_their_caps() {
         None => assert_eq!(files["result"], "failed", "{files:#}"),
     }
 }
+
+#[test]
+fn published_values_stop_at_their_count_and_size_caps() {
+    let s = Sluice::new();
+    let max = sluice::sandbox::values::MAX_VALUES_PER_TASK;
+    let mut params: Vec<String> = (0..max + 10).map(|i| format!("set_v{i:04} = \"{i}\"")).collect();
+    params.push(format!("setraw_big = \"\\\"{}\\\"\"", "x".repeat(sluice::sandbox::values::MAX_VALUE_BYTES)));
+    let text = format!(
+        "{HEAD}[[jobs.caps.tasks]]\nkey = \"many\"\ncomponent = \"probe\"\nparams = {{ {} }}\n",
+        params.join(", ")
+    );
+    let dir = s.bundle("values", &text);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let set = output(&out.json(), "many")["set"].clone();
+    let set = set.as_object().unwrap();
+    let ok = set.values().filter(|r| r["ok"] == true).count();
+    assert_eq!(ok, max, "{set:?}");
+    let refused: Vec<&str> = set.values().filter_map(|r| r["err"].as_str()).collect();
+    assert!(refused.iter().any(|e| e.contains(&format!("at most {max} values"))), "{refused:?}");
+    assert!(set["big"]["err"].as_str().unwrap().contains("over the limit"), "{:?}", set["big"]);
+}
