@@ -91,3 +91,76 @@ fn task_errors_are_recorded_with_their_kind() {
         assert_eq!(a["error"], json!(format!("{kind} error: disk on fire")));
     }
 }
+
+/// The hostile-guest suite for caps: every per-attempt structure a guest can grow on the
+/// host stops at its named limit, and what the host adds to a log counts against `max_log`.
+#[test]
+fn denied_requests_are_counted_and_the_host_lines_stay_within_max_log() {
+    let s = Sluice::new();
+    let text = "[bundle]\nname = \"caps\"\n[components]\nnet = \"{guest:netprobe}\"\n[jobs.caps]\n\
+         [[jobs.caps.tasks]]\nkey = \"deny\"\ncomponent = \"net\"\nlimits = { max_log = \"4KiB\" }\n\
+         params = { get = \"http://example.com/x\", times = \"2000\" }\n";
+    let dir = s.bundle("deny", text);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let run = out.json();
+    assert_eq!(output(&run, "deny")["failed"], 2000, "every request was denied");
+    let a = last_attempt(&run, "deny");
+    let log = a["log"].as_str().unwrap();
+    assert!(log.len() <= 4096, "the log is {} bytes under a 4 KiB cap", log.len());
+    let listed = log.lines().filter(|l| l.starts_with("[sluice] outbound HTTP denied: http://")).count();
+    assert_eq!(listed, sluice::sandbox::http::MAX_DENIALS_LISTED, "{log}");
+    let more = 2001 - sluice::sandbox::http::MAX_DENIALS_LISTED;
+    assert!(log.contains(&format!("denied: {more} more requests (not listed)")), "{log}");
+    let warned = out.stderr.lines().filter(|l| l.contains("outbound HTTP denied")).count();
+    assert!(warned <= sluice::sandbox::http::MAX_DENIALS_LISTED + 1, "{warned} WARN lines:\n{}", out.stderr);
+}
+
+#[test]
+fn checkpoint_keys_and_open_handles_stop_at_their_caps() {
+    let s = Sluice::new();
+    let text = format!(
+        "{HEAD}[[jobs.caps.tasks]]\nkey = \"cps\"\ncomponent = \"probe\"\nparams = {{ checkpoints = \"100\" }}\n\
+         [[jobs.caps.tasks]]\nkey = \"files\"\ncomponent = \"probe\"\nparams = {{ open_files = \"5000\" }}\n"
+    );
+    let dir = s.bundle("caps", &text);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    let run = out.json();
+    let cps = output(&run, "cps");
+    let max = sluice::sandbox::checkpoint::MAX_CHECKPOINT_KEYS_PER_ATTEMPT;
+    assert_eq!(cps["checkpoints"]["saved"], max, "{cps:#}");
+    assert!(cps["checkpoints"]["err"].as_str().unwrap().contains(&format!("at most {max} checkpoint keys")));
+    // past the handle cap an open fails (or the guest traps): it never holds 5000
+    let files = last_attempt(&run, "files");
+    let cap = sluice::sandbox::MAX_HOST_HANDLES as u64;
+    match files["output"].as_str() {
+        Some(o) => {
+            let o: Value = serde_json::from_str(o).unwrap();
+            let opened = o["open_files"]["opened"].as_u64().unwrap();
+            assert!(opened < cap && o["open_files"]["err"].is_string(), "{o:#}");
+        }
+        None => assert_eq!(files["result"], "failed", "{files:#}"),
+    }
+}
+
+#[test]
+fn published_values_stop_at_their_count_and_size_caps() {
+    let s = Sluice::new();
+    let max = sluice::sandbox::values::MAX_VALUES_PER_TASK;
+    let mut params: Vec<String> = (0..max + 10).map(|i| format!("set_v{i:04} = \"{i}\"")).collect();
+    params.push(format!("setraw_big = \"\\\"{}\\\"\"", "x".repeat(sluice::sandbox::values::MAX_VALUE_BYTES)));
+    let text = format!(
+        "{HEAD}[[jobs.caps.tasks]]\nkey = \"many\"\ncomponent = \"probe\"\nparams = {{ {} }}\n",
+        params.join(", ")
+    );
+    let dir = s.bundle("values", &text);
+    let out = s.run(&["run", dir.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let set = output(&out.json(), "many")["set"].clone();
+    let set = set.as_object().unwrap();
+    let ok = set.values().filter(|r| r["ok"] == true).count();
+    assert_eq!(ok, max, "{set:?}");
+    let refused: Vec<&str> = set.values().filter_map(|r| r["err"].as_str()).collect();
+    assert!(refused.iter().any(|e| e.contains(&format!("at most {max} values"))), "{refused:?}");
+    assert!(set["big"]["err"].as_str().unwrap().contains("over the limit"), "{:?}", set["big"]);
+}

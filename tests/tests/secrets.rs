@@ -68,8 +68,11 @@ fn forms(value: &str) -> Vec<String> {
             }
         })
         .collect();
+    let hex: String = b.iter().map(|c| format!("{c:02x}")).collect();
     vec![
         value.to_string(),
+        hex.to_uppercase(),
+        hex,
         STANDARD.encode(b),
         STANDARD_NO_PAD.encode(b),
         URL_SAFE.encode(b),
@@ -454,4 +457,123 @@ fn inject_needs_an_allowlist() {
     let out = s.run(&["run", dir.to_str().unwrap()]);
     out.assert_exit(2);
     assert!(out.stderr.contains("needs `allow_hosts`"), "{}", out.stderr);
+}
+
+#[test]
+fn a_revealed_value_written_to_out_fails_the_attempt_and_nothing_of_it_is_stored() {
+    let s = Sluice::new();
+    let key = key_hex(4);
+    setup(&s, "dev", &key);
+    for form in ["raw", "hex"] {
+        let text = format!(
+            "[bundle]\nname = \"out\"\n[components]\nprobe = \"{{guest:probe}}\"\nfs = \"{{guest:fsprobe}}\"\n[jobs.sec]\n\
+             [[jobs.sec.tasks]]\nkey = \"leak\"\ncomponent = \"probe\"\nsecrets = [\"db/pw\"]\nretries = {{ max = 2, initial = \"1ms\" }}\n\
+             params = {{ secret = \"db/pw\", out_secret = \"{form}\" }}\n\
+             [[jobs.sec.tasks]]\nkey = \"reader\"\ncomponent = \"fs\"\ndepends_on = [\"leak\"]\n\
+             params = {{ read = \"/in/leak/report.txt\" }}\n"
+        );
+        let dir = s.bundle(&format!("out-{form}"), &text);
+        let out = as_user(&s, "alice", &key, &["run", dir.to_str().unwrap(), "--json"], None);
+        out.assert_exit(1);
+        assert_clean("the run's --json record", &out.stdout);
+        assert_clean("stderr", &out.stderr);
+        let run = out.json();
+        let leak = last_attempt(&run, "leak");
+        let error = leak["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("permanent error: /out/report.txt holds a secret value this task revealed"),
+            "{form}: {leak:#}"
+        );
+        let tasks = run["tasks"].as_array().unwrap();
+        let leak_task = tasks.iter().find(|t| t["key"] == "leak").unwrap();
+        assert_eq!(leak_task["attempts"].as_array().unwrap().len(), 1, "{form}: not retried: {leak_task:#}");
+        let reader = tasks.iter().find(|t| t["key"] == "reader").unwrap();
+        assert!(reader["attempts"].as_array().is_none_or(|a| a.is_empty()), "{form}: the reader never ran: {reader:#}");
+    }
+    assert_state_dir_clean(&s);
+    // the attempts' /out directories were given back empty
+    for entry in std::fs::read_dir(s.state().join("staging")).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            assert_eq!(std::fs::read_dir(entry.path()).unwrap().count(), 0, "{} is not empty", entry.path().display());
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_whose_key_holds_a_revealed_value_is_refused() {
+    let s = Sluice::new();
+    let key = key_hex(5);
+    setup(&s, "dev", &key);
+    let dir = bundle(&s, &[("t", "\"db/pw\"", "secret = \"db/pw\", checkpoint_key_secret = \"1\"")]);
+    let out = as_user(&s, "alice", &key, &["run", &dir, "--json"], None);
+    out.assert_exit(0);
+    assert_clean("stderr", &out.stderr);
+    let o = output(&out.json(), "t");
+    let err = o["checkpoint_key"]["err"].as_str().unwrap_or_else(|| panic!("the save was refused: {o:#}"));
+    assert!(err.contains("checkpoint key holds a secret value"), "{err}");
+    assert_state_dir_clean(&s);
+}
+
+#[test]
+fn a_denied_url_is_logged_without_its_query_and_redacted() {
+    let s = Sluice::new();
+    let key = key_hex(6);
+    setup(&s, "dev", &key);
+    let text = "[bundle]\nname = \"url\"\n[components]\nnet = \"{guest:netprobe}\"\n[jobs.sec]\n\
+         [[jobs.sec.tasks]]\nkey = \"call\"\ncomponent = \"net\"\nsecrets = [\"db/pw\"]\n\
+         params = { url_secret = \"db/pw\", get = \"http://example.com/api\" }\n";
+    let dir = s.bundle("url", text);
+    let out = as_user(&s, "alice", &key, &["run", dir.to_str().unwrap(), "--json"], None);
+    out.assert_exit(0);
+    assert!(out.stderr.contains("outbound HTTP denied"), "the host warned: {}", out.stderr);
+    assert!(!out.stderr.contains("token="), "no query string in the host's log: {}", out.stderr);
+    assert!(out.stderr.contains("http://example.com/api/[REDACTED]"), "the path is redacted: {}", out.stderr);
+    assert_clean("stderr", &out.stderr);
+    let log = last_attempt(&out.json(), "call")["log"].as_str().unwrap().to_string();
+    assert!(log.contains("outbound HTTP denied: http://example.com/api/[REDACTED] ("), "{log}");
+    assert!(!log.contains("token="), "{log}");
+}
+
+#[test]
+fn a_principal_reads_only_its_own_audit_records_and_those_of_scopes_it_manages() {
+    let s = Sluice::new();
+    let key = key_hex(8);
+    setup(&s, "dev", &key);
+    as_user(&s, "alice", &key, &["secrets", "acl", "put", "db", "mallory", "read"], None).assert_exit(0);
+    let dir = bundle(&s, &[("t", "\"db/pw\"", "secret = \"db/pw\"")]);
+    as_user(&s, "mallory", &key, &["run", &dir, "--json"], None).assert_exit(0);
+    as_user(&s, "alice", &key, &["run", &dir, "--json"], None).assert_exit(0);
+
+    let mine = as_user(&s, "mallory", "", &["audit", "--json"], None);
+    mine.assert_exit(0);
+    let mine = mine.json().as_array().unwrap().clone();
+    assert_eq!(mine.len(), 1, "mallory sees her one reveal, nothing of alice's: {mine:#?}");
+    assert_eq!((mine[0]["principal"].as_str(), mine[0]["action"].as_str()), (Some("mallory"), Some("reveal")));
+
+    let scope = as_user(&s, "mallory", "", &["audit", "--scope", "db"], None);
+    scope.assert_exit(2);
+    assert!(scope.stderr.contains("needs manage on scope `db` to read its audit records"), "{}", scope.stderr);
+    let other = as_user(&s, "nobody", "", &["audit", "--principal", "alice"], None);
+    other.assert_exit(2);
+    assert!(other.stderr.contains("may read only its own audit records"), "{}", other.stderr);
+
+    let all = audit(&s, &["--scope", "db"]);
+    assert!(all.iter().any(|r| r["principal"] == "mallory") && all.iter().any(|r| r["principal"] == "alice"));
+    assert!(all.len() >= 6, "alice manages db: she sees every record of it: {all:#?}");
+}
+
+#[test]
+fn reveals_stop_at_their_cap_and_so_do_their_audit_records() {
+    let s = Sluice::new();
+    let key = key_hex(10);
+    setup(&s, "dev", &key);
+    let dir = bundle(&s, &[("t", "\"db/pw\"", "secret = \"db/pw\", reveals = \"400\"")]);
+    let out = as_user(&s, "alice", &key, &["run", &dir, "--json"], None);
+    out.assert_exit(0);
+    let run = out.json();
+    let o = output(&run, "t");
+    let max = sluice::sandbox::secrets::MAX_REVEALS_PER_ATTEMPT;
+    assert_eq!(o["reveals"]["answered"], max - 1, "{o:#}");
+    assert!(o["reveals"]["err"].as_str().unwrap().contains(&format!("at most {max} secrets")), "{o:#}");
+    assert_eq!(audit(&s, &["--run", &run["run_id"].to_string()]).len(), max);
 }

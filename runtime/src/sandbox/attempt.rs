@@ -26,6 +26,12 @@ use crate::util::{DirPool, human_bytes, human_duration};
 /// blocked inside a host call, where epochs are not checked.
 const HOST_TIMER_GRACE: Duration = Duration::from_millis(500);
 
+/// Handles one attempt may hold at once in the host's table: open files and directories,
+/// streams, pollables, HTTP requests and responses each take one, and each holds host
+/// memory; a task needs tens, so a guest opening without end is stopped long before the
+/// host feels it.
+pub const MAX_HOST_HANDLES: usize = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupted {
     Deadline,
@@ -74,10 +80,12 @@ pub(crate) fn new_store(
         injections: Default::default(),
     };
     let caps = Capabilities::prepare(grants, &mut cx)?;
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HOST_HANDLES);
     let state = HostState {
         caps,
         wasi: wasi.build(),
-        table: ResourceTable::new(),
+        table,
         limiter: TaskLimiter::new(limits.memory),
         interrupt: InterruptState { deadline: started + limits.timeout, cancel: context.cancel.clone(), why: None },
         fuel_budget: limits.fuel,
@@ -181,11 +189,21 @@ pub(crate) fn finish(
         }
         (None, other) => other,
     };
-    if !denied.is_empty() {
-        text.push_str(&denied);
-    }
+    truncated |= fit_log(&mut text, &denied, limits.max_log);
     let status = classify(result, &state, &text, limits, &context.cancel);
     let redactor = state.caps.secrets.redactor();
+    let status = match (status, state.caps.files.out_holding(&state.caps.secrets.revealed())) {
+        (Status::Canceled, _) => Status::Canceled,
+        (status, Ok(None)) => status,
+        (_, Ok(Some(file))) => Status::Failed {
+            kind: FailureKind::Permanent,
+            message: format!(
+                "{file} holds a secret value this task revealed; files are stored as written, so the \
+                 attempt failed and nothing of /out was kept"
+            ),
+        },
+        (_, Err(e)) => Status::Failed { kind: FailureKind::Host, message: format!("checking /out for secrets: {e}") },
+    };
     let outcome = Outcome {
         status,
         log: text,
@@ -196,6 +214,34 @@ pub(crate) fn finish(
     };
     // nothing a task revealed leaves the sandbox
     outcome.redacted(&redactor)
+}
+
+/// Append the host's lines to the log within `cap` bytes: they count against it like the
+/// guest's, and the guest's text gives way to them (they are bounded and say what the host
+/// refused). Returns whether anything was cut.
+fn fit_log(text: &mut String, lines: &str, cap: u64) -> bool {
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let host = floor(lines, cap);
+    let room = cap - host.len();
+    let cut = text.len() > room;
+    if cut {
+        let keep = floor(text, room).len();
+        text.truncate(keep);
+    }
+    text.push_str(host);
+    cut || host.len() < lines.len()
+}
+
+/// The longest prefix of `s` of at most `max` bytes ending on a character boundary.
+fn floor(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn classify(result: CallResult, state: &HostState, log: &str, limits: &Limits, cancel: &AtomicBool) -> Status {
@@ -239,5 +285,24 @@ fn returned_status(returned: Returned, max_output: u64) -> Status {
         Returned::TaskError(TaskError::Permanent(m)) => Status::Failed { kind: FailureKind::Permanent, message: m },
         Returned::Exit(0) => Status::Success { output: "null".into() },
         Returned::Exit(code) => Status::Failed { kind: FailureKind::Exit, message: format!("exited with code {code}") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_lines_count_against_the_log_cap() {
+        let mut log = "x".repeat(100);
+        assert!(fit_log(&mut log, "[sluice] denied\n", 50));
+        assert_eq!(log.len(), 50);
+        assert!(log.ends_with("[sluice] denied\n"));
+        let mut log = "short\n".to_string();
+        assert!(!fit_log(&mut log, "[sluice] denied\n", 1000));
+        assert_eq!(log, "short\n[sluice] denied\n");
+        let mut log = "é".repeat(10);
+        assert!(fit_log(&mut log, "host lines longer than the cap", 5));
+        assert_eq!(log, "host ");
     }
 }

@@ -22,8 +22,13 @@ use crate::store::Store;
 /// Largest checkpoint: progress markers, not data sets; each save is a durable write.
 pub const MAX_CHECKPOINT_BYTES: usize = 1 << 20;
 
-/// Longest checkpoint key.
+/// Longest checkpoint key: keys are names, not data.
 pub const MAX_CHECKPOINT_KEY_BYTES: usize = 128;
+
+/// Distinct keys one attempt may save: each is a record in the store kept as long as the
+/// run, so a guest must not be able to grow the store through many small checkpoints;
+/// progress needs a few markers.
+pub const MAX_CHECKPOINT_KEYS_PER_ATTEMPT: usize = 64;
 
 /// The checkpoint capability of one attempt.
 pub(crate) struct Checkpoints {
@@ -32,11 +37,13 @@ pub(crate) struct Checkpoints {
     task: String,
     /// The values the attempt revealed: saves holding one are refused.
     revealed: Option<super::secrets::Revealed>,
+    /// The keys this attempt saved.
+    saved: std::collections::BTreeSet<String>,
 }
 
 impl Checkpoints {
     pub(crate) fn new(store: Arc<dyn Store>, run: RunId, task: &str) -> Self {
-        Checkpoints { store, run, task: task.to_string(), revealed: None }
+        Checkpoints { store, run, task: task.to_string(), revealed: None, saved: Default::default() }
     }
 
     /// Refuse saves that hold a value of `revealed`.
@@ -57,6 +64,13 @@ impl checkpoint::Host for Checkpoints {
                 data.len()
             ));
         }
+        if self.revealed.as_ref().is_some_and(|r| r.found_in(key.as_bytes())) {
+            // the key is not logged: it is the value
+            tracing::warn!(task = %self.task, "checkpoint whose key holds a revealed secret refused");
+            return Err("a checkpoint key holds a secret value this task revealed; keys are stored as given, \
+                 so it was not saved"
+                .into());
+        }
         if self.revealed.as_ref().is_some_and(|r| r.found_in(&data)) {
             tracing::warn!(task = %self.task, key, "checkpoint holding a revealed secret refused");
             return Err(format!(
@@ -64,6 +78,10 @@ impl checkpoint::Host for Checkpoints {
                  so it was not saved (reveal the secret again in the next attempt instead)"
             ));
         }
+        if !self.saved.contains(&key) && self.saved.len() >= MAX_CHECKPOINT_KEYS_PER_ATTEMPT {
+            return Err(format!("an attempt may save at most {MAX_CHECKPOINT_KEYS_PER_ATTEMPT} checkpoint keys"));
+        }
+        self.saved.insert(key.clone());
         self.store
             .save_checkpoint(self.run, &self.task, &key, &data)
             .and_then(|()| self.store.flush())
@@ -75,6 +93,7 @@ impl checkpoint::Host for Checkpoints {
         match self.store.load_checkpoint(self.run, &self.task, &key) {
             Ok(v) => v,
             Err(e) => {
+                let key = self.revealed.as_ref().map_or(key.clone(), |r| r.scrub(&key));
                 tracing::warn!(task = %self.task, key, error = %e, "loading a checkpoint failed");
                 None
             }

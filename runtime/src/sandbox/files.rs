@@ -7,12 +7,14 @@
 //! absolute path outside every mount has nothing to resolve against. It never
 //! grants a path the task did not declare.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::secrets::Revealed;
 use super::{Capability, Prepare};
+use crate::secrets::Redactor;
 use crate::spec::{Mount, MountMode};
 use crate::util::DirPool;
 
@@ -40,8 +42,9 @@ impl Capability for Files {
     type Grant = Grant;
 
     fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
-        let files = Files::grant(cx.wasi, &grant.mounts, cx.scratch)?;
+        let mut files = Files::grant(cx.wasi, &grant.mounts, cx.scratch)?;
         grant_artifacts(cx.wasi, &grant.inputs, grant.out.as_ref())?;
+        files.out = grant.out;
         Ok(files)
     }
 }
@@ -77,6 +80,8 @@ pub(crate) fn scratch_pool() -> Result<DirPool, String> {
 /// The directories one attempt may touch; dropping it wipes the scratch dir.
 pub(crate) struct Files {
     scratch: Option<(PathBuf, Arc<DirPool>)>,
+    /// The host directory offered as `/out`.
+    out: Option<PathBuf>,
 }
 
 impl Files {
@@ -91,10 +96,19 @@ impl Files {
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", m.host.display(), m.guest))?;
         }
         let dir = pool.take()?;
-        let files = Files { scratch: Some((dir.clone(), pool.clone())) };
+        let files = Files { scratch: Some((dir.clone(), pool.clone())), out: None };
         wasi.preopened_dir(&dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot mount the scratch directory: {e:#}"))?;
         Ok(files)
+    }
+
+    /// The first file of `/out` (its path inside `/out`) whose name, contents or link
+    /// target hold a value `revealed` knows, in any form. Links are read, never followed.
+    pub(crate) fn out_holding(&self, revealed: &Revealed) -> Result<Option<String>, String> {
+        match &self.out {
+            Some(out) if !revealed.is_empty() => find_revealed(out, "", &revealed.redactor()),
+            _ => Ok(None),
+        }
     }
 
     /// The scratch directory's host path (while the attempt lives).
@@ -102,6 +116,36 @@ impl Files {
     pub(crate) fn scratch(&self) -> Option<PathBuf> {
         self.scratch.as_ref().map(|s| s.0.clone())
     }
+}
+
+/// Walk `dir` (shown as `/out/<at>`) for a file holding what `redactor` finds.
+fn find_revealed(dir: &Path, at: &str, redactor: &Redactor) -> Result<Option<String>, String> {
+    let failed = |e: std::io::Error| format!("reading {OUT_GUEST_PATH}{at}: {e}");
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(failed)?.collect::<Result<_, _>>().map_err(failed)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let shown = format!("{at}/{}", name.to_string_lossy());
+        let kind = entry.file_type().map_err(failed)?;
+        let holds = if redactor.found_in(name.as_encoded_bytes()) {
+            true
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(failed)?;
+            redactor.found_in(target.as_os_str().as_encoded_bytes())
+        } else if kind.is_dir() {
+            if let Some(found) = find_revealed(&entry.path(), &shown, redactor)? {
+                return Ok(Some(found));
+            }
+            false
+        } else {
+            let file = std::fs::File::open(entry.path()).map_err(failed)?;
+            redactor.found_in_reader(file).map_err(failed)?
+        };
+        if holds {
+            return Ok(Some(format!("{OUT_GUEST_PATH}{shown}")));
+        }
+    }
+    Ok(None)
 }
 
 impl Drop for Files {

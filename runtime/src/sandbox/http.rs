@@ -5,16 +5,21 @@
 //! `allow_hosts` rules (empty = no network), and the addresses the host name
 //! resolves to must not be private, loopback, link-local or otherwise
 //! internal unless a rule names that address (or `localhost`) explicitly.
-//! Denied requests fail inside the guest with `HTTP-request-denied` and are
-//! written to the attempt's log. Sockets stay off (see `attempt.rs`): HTTP is the
+//! Denied requests fail inside the guest with `HTTP-request-denied`; the first
+//! [`MAX_DENIALS_LISTED`] are written to the attempt's log and warned about on the host
+//! (URL without userinfo or query, scrubbed of revealed values), the rest counted. An
+//! allowed request goes to the addresses that were checked ([`super::http_send`]). Sockets stay off (see `attempt.rs`): HTTP is the
 //! only way out. It never lets a request through without a matching rule.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::http_send::{SendFuture, Timeouts};
+use super::secrets::Revealed;
 use super::{Capability, HostState, Prepare};
 use crate::spec::HostRule;
 
@@ -25,12 +30,69 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the first byte of a response, and between chunks of its body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the guest asked for and what was decided, for the attempt's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub url: String,
-    pub allowed: bool,
-    pub reason: String,
+/// Denied requests listed one by one in the attempt's log (and warned about on the host):
+/// enough to see what a task tried; the rest are counted, so a guest looping on denied
+/// requests cannot grow the log, the host's memory or its stderr.
+pub const MAX_DENIALS_LISTED: usize = 16;
+
+/// Longest URL or reason shown for a denied request (a URL is guest text of any length).
+pub const MAX_SHOWN_BYTES: usize = 256;
+
+/// Requests one attempt may have in flight: each holds a connection and its buffers on
+/// the host; a task fetching in parallel needs a handful.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 16;
+
+/// The denied requests of one attempt: the first [`MAX_DENIALS_LISTED`], and how many in all.
+#[derive(Debug, Default)]
+pub(crate) struct Denials {
+    listed: Vec<(String, String)>,
+    total: u64,
+}
+
+impl Denials {
+    /// The attempt's log lines about denials: one per listed request, one for the rest.
+    pub(crate) fn lines(&self) -> String {
+        let mut out: String = self
+            .listed
+            .iter()
+            .map(|(url, reason)| format!("[sluice] outbound HTTP denied: {url} ({reason})\n"))
+            .collect();
+        let more = self.total - self.listed.len() as u64;
+        if more > 0 {
+            out.push_str(&format!("[sluice] outbound HTTP denied: {more} more requests (not listed)\n"));
+        }
+        out
+    }
+}
+
+/// `url` as the host shows it: scheme, host, port and path — never userinfo, query or
+/// fragment (where tokens travel) — cut to [`MAX_SHOWN_BYTES`].
+pub fn shown_url(uri: &http::Uri) -> String {
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(host) = uri.host() {
+        out.push_str(host);
+    }
+    if let Some(port) = uri.port_u16() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(uri.path());
+    cut(out)
+}
+
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_SHOWN_BYTES {
+        let mut end = MAX_SHOWN_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// A secret the guest holds only as a placeholder: the host puts the real value
@@ -61,7 +123,8 @@ impl Capability for Http {
     type Grant = Grant;
 
     fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
-        let policy = HttpPolicy::new(grant.allow_hosts, cx.injections.clone());
+        let mut policy = HttpPolicy::new(grant.allow_hosts, cx.injections.clone());
+        policy.revealed = cx.revealed.clone();
         Ok(Http { ctx: wasmtime_wasi_http::WasiHttpCtx::new(), policy })
     }
 
@@ -73,28 +136,62 @@ impl Capability for Http {
 /// The outbound HTTP policy of one attempt.
 pub(crate) struct HttpPolicy {
     rules: Vec<HostRule>,
-    pub(crate) decisions: Arc<Mutex<Vec<Decision>>>,
+    pub(crate) denials: Arc<Mutex<Denials>>,
     injections: Injections,
+    /// What the attempt revealed: denials are scrubbed of it before the host logs them.
+    revealed: Revealed,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl HttpPolicy {
     pub(crate) fn new(rules: Vec<HostRule>, injections: Injections) -> Self {
-        HttpPolicy { rules, decisions: Arc::new(Mutex::new(Vec::new())), injections }
+        HttpPolicy {
+            rules,
+            denials: Default::default(),
+            injections,
+            revealed: Default::default(),
+            in_flight: Default::default(),
+        }
     }
 
-    /// One log line per denied request, for the attempt's log.
+    /// The attempt's log lines about denied requests; warns on the host about those not warned of.
     pub(crate) fn denied_lines(&self) -> String {
-        let d = self.decisions.lock().unwrap_or_else(PoisonError::into_inner);
-        d.iter()
-            .filter(|x| !x.allowed)
-            .map(|x| format!("[sluice] outbound HTTP denied: {} ({})\n", x.url, x.reason))
-            .collect()
+        let d = self.denials.lock().unwrap_or_else(PoisonError::into_inner);
+        let more = d.total - d.listed.len() as u64;
+        if more > 0 {
+            tracing::warn!(more, "outbound HTTP denied (more requests, not listed)");
+        }
+        d.lines()
     }
 }
 
-fn record(decisions: &Mutex<Vec<Decision>>, url: &str, allowed: bool, reason: String) {
-    let mut d = decisions.lock().unwrap_or_else(PoisonError::into_inner);
-    d.push(Decision { url: url.to_string(), allowed, reason });
+/// Record a denial (URL and reason scrubbed of revealed values) and warn on the host while
+/// denials are still listed.
+fn deny(denials: &Mutex<Denials>, revealed: &Revealed, url: &str, reason: &str) {
+    let mut d = denials.lock().unwrap_or_else(PoisonError::into_inner);
+    d.total += 1;
+    if d.listed.len() < MAX_DENIALS_LISTED {
+        let (url, reason) = (revealed.scrub(url), cut(revealed.scrub(reason)));
+        tracing::warn!(url, reason, "outbound HTTP denied");
+        d.listed.push((url, reason));
+    }
+}
+
+/// A slot of [`MAX_REQUESTS_IN_FLIGHT`], given back when dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(count: &Arc<AtomicUsize>) -> Option<InFlight> {
+        let taken = count.fetch_add(1, Ordering::AcqRel);
+        let slot = InFlight(count.clone());
+        (taken < MAX_REQUESTS_IN_FLIGHT).then_some(slot)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Loopback, private, link-local, unique-local, unspecified, multicast,
@@ -136,8 +233,9 @@ fn names_explicitly(rule: &HostRule, ip: IpAddr) -> bool {
     rule.host.parse::<IpAddr>().is_ok_and(|r| r == ip)
 }
 
-/// Check one request against the rules: the matching rule, or why it is denied.
-async fn check(rules: &[HostRule], scheme: &str, host: &str, port: u16) -> Result<(), String> {
+/// Check one request against the rules: the addresses it may go to (those the host name
+/// resolved to, all checked), or why it is denied.
+async fn check(rules: &[HostRule], scheme: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     let matching: Vec<&HostRule> = rules.iter().filter(|r| r.matches(scheme, &host, port)).collect();
     if matching.is_empty() {
@@ -154,17 +252,16 @@ async fn check(rules: &[HostRule], scheme: &str, host: &str, port: u16) -> Resul
             Err(e) => return Err(format!("cannot resolve {host}: {e}")),
         },
     };
-    for ip in addrs {
+    for &ip in &addrs {
         if is_internal(ip) && !matching.iter().any(|r| names_explicitly(r, ip)) {
             return Err(format!(
                 "{host} resolves to the internal address {ip}; list it explicitly in allow_hosts to reach it"
             ));
         }
     }
-    Ok(())
+    Ok(addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
 }
 
-type SendFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
 type Sent = Box<dyn std::future::Future<Output = Result<(http::Response<WasiBody>, SendFuture), HttpError>> + Send>;
 
 impl WasiHttpHooks for HttpPolicy {
@@ -176,39 +273,38 @@ impl WasiHttpHooks for HttpPolicy {
     ) -> Sent {
         drop(fut);
         let rules = self.rules.clone();
-        let decisions = self.decisions.clone();
+        let (denials, revealed) = (self.denials.clone(), self.revealed.clone());
         let injections = self.injections.clone();
+        let in_flight = self.in_flight.clone();
         Box::new(async move {
             let mut request = request;
             let uri = request.uri().clone();
-            let url = uri.to_string();
+            let url = shown_url(&uri);
             let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-            let Some(host) = uri.host() else {
-                record(&decisions, &url, false, "no host in the URL".into());
+            let Some(host) = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']')) else {
+                deny(&denials, &revealed, &url, "no host in the URL");
                 return Err(HttpError::HttpRequestDenied);
             };
             let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
-            if let Err(reason) = check(&rules, &scheme, host, port).await {
-                tracing::warn!(url, reason, "outbound HTTP denied");
-                record(&decisions, &url, false, reason);
-                return Err(HttpError::HttpRequestDenied);
-            }
-            record(&decisions, &url, true, "allowed".into());
-            inject(&mut request, &injections);
-            let options = RequestOptions {
-                connect_timeout: Some(
-                    options.and_then(|o| o.connect_timeout).map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
-                ),
-                first_byte_timeout: Some(
-                    options.and_then(|o| o.first_byte_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT)),
-                ),
-                between_bytes_timeout: Some(
-                    options.and_then(|o| o.between_bytes_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT)),
-                ),
+            let addrs = match check(&rules, &scheme, host, port).await {
+                Ok(addrs) => addrs,
+                Err(reason) => {
+                    deny(&denials, &revealed, &url, &reason);
+                    return Err(HttpError::HttpRequestDenied);
+                }
             };
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as SendFuture))
+            let Some(slot) = InFlight::take(&in_flight) else {
+                return Err(HttpError::ConnectionLimitReached);
+            };
+            inject(&mut request, &injections);
+            let timeouts = Timeouts {
+                connect: options.and_then(|o| o.connect_timeout).map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
+                first_byte: options.and_then(|o| o.first_byte_timeout).map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT)),
+                between_bytes: options
+                    .and_then(|o| o.between_bytes_timeout)
+                    .map_or(BODY_TIMEOUT, |t| t.min(BODY_TIMEOUT)),
+            };
+            super::http_send::send(request, &addrs, host, scheme == "https", timeouts, slot).await
         })
     }
 }
@@ -250,6 +346,25 @@ mod tests {
         assert!(check(&r, "https", "93.184.215.14", 443).await.is_ok());
         assert!(check(&r, "http", "93.184.215.14", 80).await.unwrap_err().contains("not in allow_hosts"));
         assert!(check(&[], "http", "127.0.0.1", 80).await.unwrap_err().contains("no network access"));
+    }
+
+    #[test]
+    fn urls_are_shown_without_userinfo_query_or_fragment() {
+        let uri: http::Uri = "http://user:pw@example.com:8080/a/b?token=s3cret#frag".parse().unwrap();
+        assert_eq!(shown_url(&uri), "http://example.com:8080/a/b");
+        let long: http::Uri = format!("https://example.com/{}", "x".repeat(1000)).parse().unwrap();
+        assert!(shown_url(&long).len() <= MAX_SHOWN_BYTES + '…'.len_utf8());
+    }
+
+    #[test]
+    fn denials_past_the_listed_ones_are_counted() {
+        let denials = Mutex::new(Denials::default());
+        for i in 0..1000 {
+            deny(&denials, &Revealed::default(), &format!("http://h/{i}"), "no");
+        }
+        let lines = denials.lock().unwrap().lines();
+        assert_eq!(lines.lines().count(), MAX_DENIALS_LISTED + 1, "{lines}");
+        assert!(lines.ends_with(&format!("denied: {} more requests (not listed)\n", 1000 - MAX_DENIALS_LISTED)));
     }
 
     #[tokio::test]

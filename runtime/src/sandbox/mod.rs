@@ -47,6 +47,7 @@ mod command;
 mod engine;
 pub mod files;
 pub mod http;
+mod http_send;
 pub mod limits;
 pub mod logs;
 mod outcome;
@@ -64,6 +65,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+pub use attempt::MAX_HOST_HANDLES;
 pub use cache::{LoadOrigin, TaskComponent, World};
 pub use command::Command;
 pub use engine::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, MAX_WASM_STACK};

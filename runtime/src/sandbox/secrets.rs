@@ -26,25 +26,57 @@ use crate::model::RunId;
 use crate::secrets::{ExposeSecret as _, Redactor, Resolver, RevealRequest, SecretString};
 use crate::spec::template::Part;
 
+/// Reveals one attempt may ask for: each is a durable audit record and an entry in the
+/// attempt's audit list, so a guest looping on `reveal` must not grow either without
+/// bound; a task needs a handful.
+pub const MAX_REVEALS_PER_ATTEMPT: usize = 256;
+
 /// The values an attempt revealed, shared by the capabilities that must not let them out.
 #[derive(Clone, Default)]
-pub(crate) struct Revealed(Arc<Mutex<Vec<SecretString>>>);
+pub(crate) struct Revealed(Arc<Mutex<Held>>);
+
+#[derive(Default)]
+struct Held {
+    /// Each value once (a value revealed again is not held twice).
+    values: Vec<SecretString>,
+    /// The redactor for `values`, built when first needed after a change.
+    redactor: Option<Arc<Redactor>>,
+}
 
 impl Revealed {
     fn add(&self, value: SecretString) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(value);
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.values.iter().any(|v| v.expose_secret() == value.expose_secret()) {
+            return;
+        }
+        held.values.push(value);
+        held.redactor = None;
     }
 
     /// A redactor for every value revealed so far.
-    pub(crate) fn redactor(&self) -> Redactor {
-        let values = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        Redactor::new(values.iter().map(|v| v.expose_secret()))
+    pub(crate) fn redactor(&self) -> Arc<Redactor> {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = &held.redactor {
+            return r.clone();
+        }
+        let r = Arc::new(Redactor::new(held.values.iter().map(|v| v.expose_secret())));
+        held.redactor = Some(r.clone());
+        r
+    }
+
+    /// Whether nothing was revealed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).values.is_empty()
     }
 
     /// Whether `data` holds a revealed value in any form a redactor knows.
     pub(crate) fn found_in(&self, data: &[u8]) -> bool {
-        let empty = self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
-        !empty && self.redactor().found_in(data)
+        !self.is_empty() && self.redactor().found_in(data)
+    }
+
+    /// `text` (guest-influenced, on its way to the host's log) with every revealed value redacted.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        if self.is_empty() { text.to_string() } else { self.redactor().redact(text) }
     }
 }
 
@@ -86,13 +118,12 @@ impl Secrets {
     }
 
     /// The values this attempt revealed (a shared handle).
-    #[cfg(test)]
     pub(crate) fn revealed(&self) -> Revealed {
         self.revealed.clone()
     }
 
     /// A redactor for every value revealed.
-    pub(crate) fn redactor(&self) -> Redactor {
+    pub(crate) fn redactor(&self) -> Arc<Redactor> {
         self.revealed.redactor()
     }
 }
@@ -157,6 +188,9 @@ fn placeholder(task: &str, name: &str) -> String {
 
 impl secrets::Host for Secrets {
     async fn reveal(&mut self, name: String) -> Result<String, String> {
+        if self.audit.len() >= MAX_REVEALS_PER_ATTEMPT {
+            return Err(format!("a task may ask for at most {MAX_REVEALS_PER_ATTEMPT} secrets per attempt"));
+        }
         let result = self.reveal_once(name.clone()).await;
         self.audit.push((name, result.is_ok()));
         result
@@ -168,7 +202,8 @@ impl Secrets {
         let granted = self.granted.contains(&name);
         let Some(access) = &self.access else {
             if !granted {
-                tracing::warn!(task = %self.task, secret = %name.escape_debug(), "secret access denied: not granted to this task");
+                let shown = self.revealed.scrub(&crate::secrets::shown(&name));
+                tracing::warn!(task = %self.task, secret = %shown, "secret access denied: not granted to this task");
                 return Err(format!("secret `{}` is not granted to task `{}`", name.escape_debug(), self.task));
             }
             return Err(format!("secret `{name}` is granted but no secret store is configured to resolve it"));
@@ -190,7 +225,7 @@ impl Secrets {
             .unwrap_or_else(|e| Err(format!("the secret store failed while resolving `{name}`: {e}")));
         match result {
             Ok(value) => {
-                tracing::info!(task = %self.task, secret = %name, "secret revealed");
+                tracing::info!(task = %self.task, secret = %self.revealed.scrub(&name), "secret revealed");
                 if let Some(header) = self.inject.get(&name) {
                     // the guest never holds the value: the host puts it into requests
                     let placeholder = placeholder(&self.task, &name);
@@ -209,7 +244,8 @@ impl Secrets {
                 Ok(text)
             }
             Err(why) => {
-                tracing::warn!(task = %self.task, secret = %name.escape_debug(), reason = %why, "secret access denied");
+                let (shown, reason) = (self.revealed.scrub(&crate::secrets::shown(&name)), self.revealed.scrub(&why));
+                tracing::warn!(task = %self.task, secret = %shown, reason = %reason, "secret access denied");
                 Err(why)
             }
         }

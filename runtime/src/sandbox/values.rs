@@ -37,11 +37,13 @@ pub(crate) struct UpstreamValues {
 pub(crate) struct Values {
     published: BTreeMap<String, String>,
     upstream: Option<UpstreamValues>,
+    /// What the attempt revealed: guest-given names are scrubbed of it before they are logged.
+    revealed: super::secrets::Revealed,
 }
 
 impl Values {
     pub(crate) fn new(upstream: Option<UpstreamValues>) -> Self {
-        Values { published: BTreeMap::new(), upstream }
+        Values { published: BTreeMap::new(), upstream, revealed: Default::default() }
     }
 
     /// What the attempt published, sorted by key.
@@ -81,12 +83,14 @@ impl values::Host for Values {
     async fn get(&mut self, task: String, key: String) -> Option<String> {
         let up = self.upstream.as_ref()?;
         if !up.readable.contains(&task) {
+            let (task, key) = (self.revealed.scrub(&task), self.revealed.scrub(&key));
             tracing::debug!(task, key, "value read of a task that is not upstream refused");
             return None;
         }
         match up.store.value(up.run, &task, &key) {
             Ok(v) => v,
             Err(e) => {
+                let (task, key) = (self.revealed.scrub(&task), self.revealed.scrub(&key));
                 tracing::warn!(task, key, error = %e, "reading an upstream value failed");
                 None
             }
@@ -107,7 +111,9 @@ impl Capability for Values {
     fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
         let upstream =
             UpstreamValues { store: cx.context.store.clone(), run: cx.context.run, readable: grant.readable };
-        Ok(Values::new(Some(upstream)))
+        let mut values = Values::new(Some(upstream));
+        values.revealed = cx.revealed.clone();
+        Ok(values)
     }
 
     fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

@@ -30,6 +30,9 @@ pub const REDACTED: &str = "[REDACTED]";
 /// shorter ones would match unrelated text too often.
 const MIN_BASE64_FRAGMENT: usize = 4;
 
+/// How much of a stream [`Redactor::found_in_reader`] reads at a time.
+const SCAN_CHUNK: usize = 64 << 10;
+
 /// Finds and replaces the values an attempt revealed.
 pub struct Redactor {
     matcher: Option<AhoCorasick>,
@@ -76,6 +79,29 @@ impl Redactor {
     /// Whether any form of any value occurs in `bytes`.
     pub fn found_in(&self, bytes: &[u8]) -> bool {
         self.matcher.as_ref().is_some_and(|m| m.is_match(bytes))
+    }
+
+    /// Whether any form of any value occurs in what `reader` yields, read in chunks that
+    /// overlap by the longest form less one byte (so a value across two chunks is found).
+    pub fn found_in_reader(&self, mut reader: impl std::io::Read) -> std::io::Result<bool> {
+        let Some(matcher) = &self.matcher else { return Ok(false) };
+        let overlap = self.patterns.iter().map(|p| p.len()).max().unwrap_or(1) - 1;
+        let mut buf = vec![0u8; overlap + SCAN_CHUNK];
+        let mut held = 0;
+        loop {
+            let n = match reader.read(&mut buf[held..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let filled = held + n;
+            if matcher.is_match(&buf[..filled]) {
+                return Ok(true);
+            }
+            held = overlap.min(filled);
+            buf.copy_within(filled - held..filled, 0);
+        }
     }
 
     /// `text` with every occurrence replaced by [`REDACTED`].
@@ -316,6 +342,21 @@ mod tests {
         assert_eq!(r.redact_log(&log, true), format!("line\n{REDACTED}"));
         assert_eq!(r.redact_log(&log, false), log, "only a cut-off log loses its tail");
         assert_eq!(r.redact_log("all fine", true), "all fine");
+    }
+
+    #[test]
+    fn a_value_across_two_chunks_of_a_stream_is_found() {
+        let r = Redactor::new([SECRET]);
+        for at in [0, SCAN_CHUNK - 3, SCAN_CHUNK, 3 * SCAN_CHUNK - 1] {
+            let mut data = vec![b'.'; at];
+            data.extend_from_slice(SECRET.as_bytes());
+            data.extend_from_slice(&[b'.'; 10]);
+            // one byte per read is the worst a reader can do
+            assert!(r.found_in_reader(std::io::Cursor::new(&data)).unwrap(), "at {at}");
+            assert!(r.found_in_reader(std::io::BufReader::with_capacity(7, &data[..])).unwrap(), "at {at}");
+        }
+        assert!(!r.found_in_reader(std::io::Cursor::new(vec![b'.'; 3 * SCAN_CHUNK])).unwrap());
+        assert!(!Redactor::none().found_in_reader(SECRET.as_bytes()).unwrap());
     }
 
     #[test]

@@ -231,6 +231,29 @@ impl Vault {
         Ok(self.store.audit()?.into_iter().filter(|r| filter.matches(r)).collect())
     }
 
+    /// The audit records `who` may read, oldest first: those of the scopes it holds
+    /// `manage` on, and its own (its reveals, denials and changes) anywhere.
+    pub fn audit_of(&self, who: &str, filter: &AuditFilter) -> Result<Vec<AuditRecord>, SecretsError> {
+        check_principal(who)?;
+        let managed = self.managed_by(who)?;
+        let visible = |r: &AuditRecord| {
+            r.principal == who
+                || managed.iter().any(|m| m.workspace == r.workspace && m.target == r.target && m.name == r.scope)
+        };
+        Ok(self.store.audit()?.into_iter().filter(|r| filter.matches(r) && visible(r)).collect())
+    }
+
+    /// The scopes `who` holds `manage` on.
+    pub fn managed_by(&self, who: &str) -> Result<Vec<ScopeId>, SecretsError> {
+        let mut out = Vec::new();
+        for scope in self.store.scopes()? {
+            if acl::allowed(&self.store.acl(&scope.id)?, who, Permission::Manage) {
+                out.push(scope.id);
+            }
+        }
+        Ok(out)
+    }
+
     /// `who` must hold `needed` on an existing scope; a refusal is audited.
     fn authorize(
         &self,

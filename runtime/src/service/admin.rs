@@ -160,8 +160,32 @@ impl Service {
     }
 
     /// The audit trail, oldest first: a token's caller sees its workspace's records only.
+    /// The audit records the caller may read: those of scopes it manages, and its own. Asking
+    /// for an existing scope it does not manage, or (managing none) for another principal, is
+    /// refused.
     pub fn audit(&self, caller: &Caller, filter: &AuditFilter) -> Result<Vec<AuditRecord>, ServiceError> {
-        let records = self.vault()?.audit(filter)?;
+        let vault = self.vault()?;
+        let who = &caller.principal;
+        let scopes = vault.scopes(who, None, None)?;
+        let manages = |name: &str| {
+            scopes.iter().any(|(s, held)| s.id.name == name && *held == Some(crate::secrets::Permission::Manage))
+        };
+        if let Some(scope) = &filter.scope
+            && filter.principal.as_ref() != Some(who)
+            && scopes.iter().any(|(s, _)| s.id.name == *scope)
+            && !manages(scope)
+        {
+            return Err(ServiceError::PermissionDenied(format!(
+                "principal `{who}` needs manage on scope `{scope}` to read its audit records; \
+                 add `--principal {who}` to see your own"
+            )));
+        }
+        if filter.principal.as_ref().is_some_and(|p| p != who) && !scopes.iter().any(|(s, _)| manages(&s.id.name)) {
+            return Err(ServiceError::PermissionDenied(format!(
+                "principal `{who}` manages no scope, so it may read only its own audit records"
+            )));
+        }
+        let records = vault.audit_of(who, filter)?;
         Ok(records.into_iter().filter(|r| caller.is_local() || r.workspace == caller.workspace).collect())
     }
 

@@ -16,6 +16,16 @@
 //!   HTTP Basic header for `user:<value>`), publishes it as value `leak`, appends it to the
 //!   `fail` message, and tries to save it as checkpoint `cp_secret` (`"checkpoint_secret"`:
 //!   `{"ok": true}` or `{"err": message}`);
+//! * `out_secret=raw|hex` (with `secret`) → writes the revealed value, as is or in lowercase
+//!   hex, into `/out/report.txt` (`"out_secret"`: `{"ok": true}` or `{"err": message}`);
+//! * `checkpoint_key_secret=1` (with `secret`) → tries to save a checkpoint whose *key* is the
+//!   revealed value (`"checkpoint_key"`: `{"ok": true}` or `{"err": message}`);
+//! * `checkpoints=N` → saves N checkpoints of distinct keys (`"checkpoints"`: how many were
+//!   saved, and the first error);
+//! * `reveals=N` (with `secret`) → asks for the secret N more times (`"reveals"`: how many
+//!   were answered, and the last error);
+//! * `open_files=N` → opens N files in `/tmp` and keeps them open (`"open_files"`: how many
+//!   opened, and the first error);
 //! * `print=S` → `S` on stdout; `eprint=S` → `S` on stderr;
 //! * `fail=transient|permanent` → after all of the above, fail with that kind and param
 //!   `message` (default `probe failed`);
@@ -127,9 +137,21 @@ impl Task for Probe {
         }
 
         let mut leaked = None;
+        let mut revealed_value = None;
         if let Some(name) = params::get("secret") {
             let revealed = secrets::reveal(&name);
+            if let Some(n) = params::get("reveals").and_then(|v| v.parse::<usize>().ok()) {
+                let (mut answered, mut last_err) = (0, Value::Null);
+                for _ in 0..n {
+                    match secrets::reveal(&name) {
+                        Ok(_) => answered += 1,
+                        Err(e) => last_err = Value::String(e.message().to_string()),
+                    }
+                }
+                out.insert("reveals".into(), json!({ "answered": answered, "err": last_err }));
+            }
             if let Ok(v) = &revealed {
+                revealed_value = Some(v.clone());
                 out.insert("secret_len".into(), json!(v.len()));
                 leaked = params::get("echo_secret").filter(|e| e == "1").map(|_| v.clone());
             }
@@ -148,6 +170,38 @@ impl Task for Probe {
                 "checkpoint_secret".into(),
                 result(checkpoint::save("cp_secret", v.as_bytes()).map(|()| true)),
             );
+        }
+
+        if let Some(v) = &revealed_value {
+            side_doors(v, &mut out);
+        }
+        if let Some(n) = params::get("checkpoints").and_then(|v| v.parse::<usize>().ok()) {
+            let mut saved = 0;
+            let mut first_err = Value::Null;
+            for i in 0..n {
+                match checkpoint::save(&format!("k{i}"), b"1") {
+                    Ok(()) => saved += 1,
+                    Err(e) => {
+                        first_err = Value::String(e.message().to_string());
+                        break;
+                    }
+                }
+            }
+            out.insert("checkpoints".into(), json!({ "saved": saved, "err": first_err }));
+        }
+        if let Some(n) = params::get("open_files").and_then(|v| v.parse::<usize>().ok()) {
+            let mut open = Vec::new();
+            let mut first_err = Value::Null;
+            for i in 0..n {
+                match std::fs::File::create(format!("/tmp/f{i}")) {
+                    Ok(f) => open.push(f),
+                    Err(e) => {
+                        first_err = Value::String(e.to_string());
+                        break;
+                    }
+                }
+            }
+            out.insert("open_files".into(), json!({ "opened": open.len(), "err": first_err }));
         }
 
         if let Some(s) = params::get("print") {
@@ -179,6 +233,21 @@ impl Task for Probe {
 }
 
 sluice_sdk::export_task!(Probe);
+
+/// The ways to let a revealed value out that are not the log or the output.
+fn side_doors(v: &str, out: &mut Map<String, Value>) {
+    if let Some(form) = params::get("out_secret") {
+        let text = match form.as_str() {
+            "hex" => v.bytes().map(|b| format!("{b:02x}")).collect(),
+            _ => v.to_string(),
+        };
+        let written = std::fs::write("/out/report.txt", format!("token: {text}\n"));
+        out.insert("out_secret".into(), result(written.map(|()| true).map_err(|e| TaskError::permanent(e.to_string()))));
+    }
+    if params::get("checkpoint_key_secret").is_some() {
+        out.insert("checkpoint_key".into(), result(checkpoint::save(v, b"x").map(|()| true)));
+    }
+}
 
 const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
