@@ -271,13 +271,18 @@ fn a_job_timeout_stops_the_run_as_timed_out() {
          [[jobs.j.tasks]]\nkey = \"next\"\ncomponent = \"probe\"\ndepends_on = [\"slow\"]\n"
     );
     let s = Sluice::new();
-    let started = std::time::Instant::now();
     let (code, run) = run_bundle(&s, "jobtimeout", &toml, &[]);
     assert_eq!(code, 1);
     assert_eq!(run["result"], "timed_out", "{run:#}");
     assert_eq!(result_of(&run, "slow"), "timed_out");
     assert_eq!(result_of(&run, "next"), "upstream_canceled");
-    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // read off the run's own log: it ended at its job's timeout, long before its task's
+    let (created, finished) = (run["created_at"].as_u64().unwrap(), run["finished_at"].as_u64().unwrap());
+    let slow = &attempts(&run, "slow")[0];
+    let slow_ended = slow["finished_at"].as_u64().unwrap();
+    assert!(slow_ended >= created + 1_000, "stopped at the job's timeout, not before: {run:#}");
+    assert!(slow_ended < created + 60_000, "stopped by the job's timeout, not the task's own minute: {run:#}");
+    assert!(finished >= slow_ended, "the run ends after its task: {run:#}");
 }
 
 #[test]
