@@ -356,8 +356,12 @@ fn a_failed_run_is_repaired_and_a_running_one_canceled() {
     let (status, repaired) = server.post(Some(&token), "/api/2.2/jobs/runs/repair", &body);
     assert_eq!(status, 200, "{repaired}");
     let repair_id = repaired["repair_id"].as_u64().unwrap();
-    // the run is in flight again before the repair answers
-    assert_ne!(life(&server.run(&token, run)), "TERMINATED");
+    // the repair is durable (and visible) before it answers: whether or not its quick tasks
+    // have already finished, the run's history holds it at once
+    let url = format!("/api/2.2/jobs/runs/get?run_id={run}&include_history=true");
+    let (_, now) = server.get(Some(&token), &url);
+    let ids: Vec<&Value> = now["repair_history"].as_array().unwrap().iter().map(|h| &h["id"]).collect();
+    assert!(ids.contains(&&json!(repair_id)), "{now:#}");
     let done = server.wait_terminal(&token, run);
     assert_eq!(result(&done), "SUCCESS", "{done:#}");
     let (_, history) = server.get(Some(&token), &format!("/api/2.2/jobs/runs/get?run_id={run}&include_history=true"));
