@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 
 use serde_json::Value;
-use sluice_tests::{Sluice, task_of};
+use sluice_tests::{Background, Sluice, task_of};
 
 const HEAD: &str = "[bundle]\nname = \"o\"\n[components]\nprobe = \"{guest:probe}\"\n";
 
@@ -65,15 +65,22 @@ fn other_commands_work_while_a_run_is_in_progress() {
     assert!(!socket.exists(), "the owner removed its socket when it ended");
 }
 
-#[test]
-fn a_second_run_of_a_job_waits_its_turn_or_is_skipped() {
-    let s = Sluice::new();
-    let dir = bundle(&s, 1_500);
+/// Run 1 of job `slow` in progress and run 2 of it queued behind it (max_concurrent_runs 1).
+fn one_running_one_queued(s: &Sluice) -> (std::path::PathBuf, Background, Background) {
+    let dir = bundle(s, 1_500);
     let d = dir.to_str().unwrap();
     let mut first = s.spawn(&["run", d, "--job", "slow"]);
     first.wait_for("run 1 ·");
     let mut waiting = s.spawn(&["run", d, "--job", "slow"]);
     waiting.wait_for("run 2 · queued");
+    (dir, first, waiting)
+}
+
+#[test]
+fn a_second_run_of_a_job_waits_its_turn_or_is_skipped() {
+    let s = Sluice::new();
+    let (dir, first, waiting) = one_running_one_queued(&s);
+    let d = dir.to_str().unwrap();
     let queued = show(&s, 2);
     assert!(queued["queued"].as_str().unwrap().contains("max_concurrent_runs = 1"), "{queued:#}");
     assert!(task_of(&queued, "nap")["attempts"].as_array().unwrap().is_empty(), "nothing of it started");
@@ -98,12 +105,7 @@ fn a_second_run_of_a_job_waits_its_turn_or_is_skipped() {
 #[test]
 fn a_queued_run_can_be_canceled_and_never_starts() {
     let s = Sluice::new();
-    let dir = bundle(&s, 1_500);
-    let d = dir.to_str().unwrap();
-    let mut first = s.spawn(&["run", d, "--job", "slow"]);
-    first.wait_for("run 1 ·");
-    let mut waiting = s.spawn(&["run", d, "--job", "slow"]);
-    waiting.wait_for("run 2 · queued");
+    let (_dir, first, waiting) = one_running_one_queued(&s);
     let cancel = s.run(&["runs", "cancel", "2"]);
     cancel.assert_exit(0);
     assert_eq!(waiting.wait(), 1, "a canceled run is not a success");
