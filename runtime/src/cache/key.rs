@@ -36,10 +36,11 @@ use super::hash::Hash;
 
 /// Version of the key's parts and encoding. Bump it when either changes: every stored
 /// result then misses, explained as "key format version changed".
-pub const KEY_FORMAT_VERSION: u32 = 1;
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 const KEY_DOMAIN: &[u8] = b"sluice-cache-key\0";
 const UPSTREAM_DOMAIN: &[u8] = b"sluice-upstream\0";
+const LINEAGE_DOMAIN: &[u8] = b"sluice-lineage\0";
 
 /// Longest value a [`Difference`] text repeats before cutting it with `…`.
 const SHOWN_VALUE_CHARS: usize = 60;
@@ -68,8 +69,9 @@ pub struct KeyParts {
     /// The limits that change behaviour (see [`limit_parts`]), as text.
     pub limits: BTreeMap<String, String>,
     pub mounts: Vec<MountPart>,
-    /// Everything else that flows in: `upstream.<task>` → [`upstream_digest`] (hex) of each
-    /// task whose output, values or `/out` the task can read; `context.job`,
+    /// Everything else that flows in: `upstream.<task>` → the [`lineage`] (hex) of each task
+    /// the task depends on directly (which covers every task whose output, values or `/out`
+    /// it can read, however far upstream); `context.job`,
     /// `context.task`, `context.target` → the context fields a guest sees that are stable
     /// across runs (the run id and attempt number are not keyed: a task's result must not
     /// depend on them).
@@ -191,6 +193,28 @@ pub fn upstream_digest(output: Option<&str>, values: &[(String, String)], out_tr
         None => e.byte(0),
         Some(root) => e.byte(1).str(&root.to_string()),
     };
+    Hash::of(&e.0)
+}
+
+/// What a downstream key records of an upstream task: the [`upstream_digest`] of its
+/// result and, for each task it depends on directly (by key), that task's lineage (`None`:
+/// it did not succeed). A Merkle hash over the upstream graph: it changes when anything the
+/// task could read changes, and a key costs its direct upstreams however deep the graph is
+/// (a table of every transitive upstream made a chain's keys quadratic in its length).
+pub fn lineage(digest: Option<&Hash>, upstreams: &BTreeMap<String, Option<Hash>>) -> Hash {
+    let mut e = Encoder(LINEAGE_DOMAIN.to_vec());
+    match digest {
+        None => e.byte(0),
+        Some(d) => e.byte(1).str(&d.to_string()),
+    };
+    e.u64(upstreams.len() as u64);
+    for (key, up) in upstreams {
+        e.str(key);
+        match up {
+            None => e.byte(0),
+            Some(l) => e.byte(1).str(&l.to_string()),
+        };
+    }
     Hash::of(&e.0)
 }
 

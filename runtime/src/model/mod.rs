@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod graph;
 mod view;
 pub use crate::spec::iteration_key;
+pub use graph::TaskGraph;
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,7 @@
 //! decide on a retry.
 
 use crate::model::{Event, TaskResult};
+use crate::sandbox::values::Readable;
 use crate::sandbox::{Command, Status};
 use crate::spec::template::Part;
 use crate::spec::{CommandSpec, Stdin, TaskSpec};
@@ -82,7 +83,7 @@ impl Coordinator {
             exec: crate::spec::ExecSpec { params, ..spec.exec.clone() },
             command,
             limits,
-            readable: self.state.upstream_closure(id),
+            readable: Readable::UpstreamsOf { graph: self.state.graph().clone(), task: self.state.top_key(id).into() },
             inputs,
             collect_out: self.rt.cache.is_some(),
             max_out: max_out_of(spec, &self.plan),
