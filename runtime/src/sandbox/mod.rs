@@ -47,6 +47,7 @@ mod command;
 mod engine;
 pub mod files;
 pub mod http;
+pub mod inspect;
 mod http_send;
 pub mod limits;
 pub mod logs;
