@@ -99,7 +99,7 @@ pub fn validate(path: &Path, opts: &LoadOptions, principals: Option<&BTreeSet<St
     if let Some(known) = principals {
         problems.extend(principals_problems(&bundle, known));
     }
-    Report { valid: problems.is_empty(), target: Some(bundle.resolved_target.clone()), problems }
+    Report { valid: problems.is_empty(), target: bundle.resolved_target.clone(), problems }
 }
 
 /// What each component is used as: (name, as a task, as a command).

@@ -46,16 +46,20 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     let (target, variables) = {
         let sections = sections(&locs, &docs)?;
         let targets = sections.top.get("targets").map(target::targets).transpose()?.unwrap_or_default();
-        let target = target::choose(file, &targets, opts.target.as_deref())?;
+        // no target named and none to default to: still a bundle (runs must then name one)
+        let target = match target::choose(file, &targets, opts.target.as_deref()) {
+            Err(SpecError::NoDefaultTarget { .. }) if opts.target.is_none() => None,
+            chosen => Some(chosen?),
+        };
         let mut variables = vars::declared(sections.get("variables"))?;
         if let Some(node) = sections.top.get("targets") {
             vars::check_targets(node, &variables)?;
         }
-        vars::resolve(file, &mut variables, targets.get(&target), opts)?;
+        vars::resolve(file, &mut variables, target.as_ref().and_then(|t| targets.get(t)), opts)?;
         (target, variables)
     };
     let errors: Vec<SpecError> =
-        docs.iter_mut().zip(&locs).flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, &target)).collect();
+        docs.iter_mut().zip(&locs).flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, target.as_deref())).collect();
     if !errors.is_empty() {
         return Err(SpecError::several(errors));
     }
@@ -75,7 +79,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     if let Some(node) = top.get("targets") {
         target::check_job_overrides(node, &jobs)?;
     }
-    target::apply_job_overrides(&mut jobs, targets.get(&target));
+    target::apply_job_overrides(&mut jobs, target.as_ref().and_then(|t| targets.get(t)));
     let secret_scopes = sections.get("secret_scopes").map(scopes::secret_scopes).transpose()?.unwrap_or_default();
     Ok(Bundle {
         name,

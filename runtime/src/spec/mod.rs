@@ -230,9 +230,11 @@ pub struct Bundle {
     /// `[variables]`, each with its value for [`Bundle::resolved_target`].
     #[serde(default)]
     pub variables: BTreeMap<String, VariableSpec>,
-    /// The target whose variables and job parameter overrides this bundle was read with.
+    /// The target whose variables and job parameter overrides this bundle was read with;
+    /// `None` when none was named and the bundle's targets name no default (then only
+    /// defaults, `--var` and `SLUICE_VAR_*` give variables their values).
     #[serde(default)]
-    pub resolved_target: String,
+    pub resolved_target: Option<String>,
     /// The files `include` brought in, as shown in errors (the bundle file not among them).
     #[serde(default)]
     pub includes: Vec<PathBuf>,
