@@ -38,12 +38,8 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let place = [
-            self.file.clone(),
-            self.line.map(|l| l.to_string()),
-            self.col.map(|c| c.to_string()),
-            self.key.clone(),
-        ];
+        let place =
+            [self.file.clone(), self.line.map(|l| l.to_string()), self.col.map(|c| c.to_string()), self.key.clone()];
         let place: Vec<String> = place.into_iter().flatten().collect();
         if !place.is_empty() {
             write!(f, "{}: ", place.join(":"))?;
@@ -135,7 +131,8 @@ fn components(bundle: &Bundle) -> Vec<Problem> {
             Ok(shape) => shape,
             Err(_) if !spec.path.exists() => {
                 let hint = "build it first (a Rust task: `cargo build --release --target wasm32-wasip2`)";
-                problems.push(problem(format!("component `{name}`: {} does not exist", spec.path.display()), Some(hint)));
+                problems
+                    .push(problem(format!("component `{name}`: {} does not exist", spec.path.display()), Some(hint)));
                 continue;
             }
             Err(why) => {
@@ -144,7 +141,8 @@ fn components(bundle: &Bundle) -> Vec<Problem> {
             }
         };
         if as_task && !shape.is_task() {
-            let hint = if shape.is_command() { Some("it is a command: use `kind = \"command\"` on the task") } else { None };
+            let hint =
+                if shape.is_command() { Some("it is a command: use `kind = \"command\"` on the task") } else { None };
             let what = if matches!(shape, inspect::Shape::Module) { "a core module" } else { "a component" };
             problems.push(problem(
                 format!("component `{name}` is {what} without the sluice task world's `run` export, but a task runs it as a component"),

@@ -60,7 +60,11 @@ fn variables_take_the_flag_then_the_environment_then_the_target_then_the_default
 
     let out = s.run(&["run", dir, "--var", "color=blue"]);
     out.assert_exit(2);
-    assert!(out.stderr.contains("no variable `color`") && out.stderr.contains("did you mean `colour`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no variable `color`") && out.stderr.contains("did you mean `colour`?"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -86,7 +90,10 @@ fn assert_no_runs(s: &Sluice) {
 #[test]
 fn included_files_add_jobs_and_their_errors_name_the_file_and_line() {
     let s = Sluice::new();
-    let dir = s.bundle("split", "include = [\"jobs/*.toml\"]\n[bundle]\nname = \"split\"\n[components]\nprobe = \"{guest:probe}\"\n");
+    let dir = s.bundle(
+        "split",
+        "include = [\"jobs/*.toml\"]\n[bundle]\nname = \"split\"\n[components]\nprobe = \"{guest:probe}\"\n",
+    );
     std::fs::create_dir_all(dir.join("jobs")).unwrap();
     let good = "[jobs.a]\n[[jobs.a.tasks]]\nkey = \"t\"\ncomponent = \"probe\"\nparams = { from = \"a.toml\" }\n";
     std::fs::write(dir.join("jobs/a.toml"), good).unwrap();
@@ -218,7 +225,9 @@ fn the_schema_accepts_every_bundle_in_the_repository_and_refuses_unknown_keys() 
     assert!(!validator.is_valid(&typo), "an unknown key in a target is refused");
     let top = toml_to_json(&format!("unknown = 1\n{hello}"));
     assert!(!validator.is_valid(&top), "an unknown top-level key is refused");
-    let level = toml_to_json(&format!("{hello}\n[targets.dev]\npermissions = [{{ level = \"CAN_RUN\", user_name = \"a\" }}]\n"));
+    let level = toml_to_json(&format!(
+        "{hello}\n[targets.dev]\npermissions = [{{ level = \"CAN_RUN\", user_name = \"a\" }}]\n"
+    ));
     assert!(!validator.is_valid(&level), "an unknown permission level is refused");
     assert!(Path::new(&repo().join("examples/hello/sluice.toml")).is_file());
 }

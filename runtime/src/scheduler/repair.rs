@@ -115,15 +115,15 @@ impl Runtime {
             Some(bundle) => bundle,
             None => {
                 // the run's target's variables and overrides (--var values are not kept)
-                let opts =
-                    crate::spec::LoadOptions { target: Some(state.view().target.clone()), ..Default::default() };
-                loaded_bundle = crate::spec::load_with(&current.bundle_root, &opts).map_err(|e| SchedulerError::Refused {
-                    run,
-                    message: format!(
-                        "a repair reads the bundle again and it does not load: {e} \
+                let opts = crate::spec::LoadOptions { target: Some(state.view().target.clone()), ..Default::default() };
+                loaded_bundle =
+                    crate::spec::load_with(&current.bundle_root, &opts).map_err(|e| SchedulerError::Refused {
+                        run,
+                        message: format!(
+                            "a repair reads the bundle again and it does not load: {e} \
                          (fix it, or repair with --pinned to run the plan the run has)"
-                    ),
-                })?;
+                        ),
+                    })?;
                 &loaded_bundle
             }
         };

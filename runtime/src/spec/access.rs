@@ -59,7 +59,11 @@ impl std::str::FromStr for PermissionLevel {
     fn from_str(text: &str) -> Result<PermissionLevel, String> {
         PermissionLevel::ALL.into_iter().find(|level| level.as_str() == text).ok_or_else(|| {
             let known = PermissionLevel::ALL.map(PermissionLevel::as_str);
-            format!("`{text}` is not a permission level; use one of {}{}", names::list(known), names::suggestion(text, known))
+            format!(
+                "`{text}` is not a permission level; use one of {}{}",
+                names::list(known),
+                names::suggestion(text, known)
+            )
         })
     }
 }
@@ -145,7 +149,10 @@ pub(crate) fn permissions(node: &Node<'_>) -> Result<Vec<Permission>, SpecError>
 }
 
 /// The highest level `permissions` give to any of `principals` (a user and their groups).
-pub fn level_of<'p>(permissions: &[Permission], principals: impl IntoIterator<Item = &'p Principal>) -> Option<PermissionLevel> {
+pub fn level_of<'p>(
+    permissions: &[Permission],
+    principals: impl IntoIterator<Item = &'p Principal>,
+) -> Option<PermissionLevel> {
     let principals: Vec<&Principal> = principals.into_iter().collect();
     permissions.iter().filter(|p| principals.contains(&&p.principal)).map(|p| p.level).max()
 }

@@ -12,14 +12,15 @@ use super::calls;
 use super::error::{Locator, SpecError};
 use super::include::{self, Sections};
 use super::job;
-use super::vars::{self, LoadOptions};
-use super::{scopes, target};
 use super::mounts::Roots;
 use super::names;
 use super::read::{Entry, Node, Table};
+use super::vars::{self, LoadOptions};
 use super::{Bundle, ComponentSpec, JobSpec};
+use super::{scopes, target};
 
-pub(crate) const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes"];
+pub(crate) const TOP_KEYS: &[&str] =
+    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes"];
 pub(crate) const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 pub(crate) const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -58,8 +59,11 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         vars::resolve(file, &mut variables, target.as_ref().and_then(|t| targets.get(t)), opts)?;
         (target, variables)
     };
-    let errors: Vec<SpecError> =
-        docs.iter_mut().zip(&locs).flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, target.as_deref())).collect();
+    let errors: Vec<SpecError> = docs
+        .iter_mut()
+        .zip(&locs)
+        .flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, target.as_deref()))
+        .collect();
     if !errors.is_empty() {
         return Err(SpecError::several(errors));
     }

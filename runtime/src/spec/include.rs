@@ -17,8 +17,7 @@ use super::read::{Entry, Node, Table};
 
 /// Top-level tables an included file may contribute (other helpers' tables — `tests`,
 /// `destinations` — are merged too once the bundle file knows them).
-pub(crate) const INCLUDE_KEYS: &[&str] =
-    &["components", "jobs", "variables", "secret_scopes", "tests", "destinations"];
+pub(crate) const INCLUDE_KEYS: &[&str] = &["components", "jobs", "variables", "secret_scopes", "tests", "destinations"];
 
 /// Top-level tables merged across the bundle file and its includes.
 pub(crate) const MERGED_KEYS: &[&str] = &["components", "jobs", "variables", "secret_scopes"];
@@ -71,7 +70,9 @@ pub(crate) fn read(top: &Table<'_>, file: &Path, root: &Path) -> Result<Vec<Sour
 /// The files (relative to `root`, sorted) one pattern matches.
 fn expand(node: &Node<'_>, pattern: &str, root: &Path) -> Result<Vec<PathBuf>, SpecError> {
     if Path::new(pattern).is_absolute() || Path::new(pattern).components().any(|c| c.as_os_str() == "..") {
-        return Err(node.error("include patterns are relative to the bundle root and stay inside it (no `/…`, no `..`)"));
+        return Err(
+            node.error("include patterns are relative to the bundle root and stay inside it (no `/…`, no `..`)")
+        );
     }
     let escaped = glob::Pattern::escape(&root.to_string_lossy());
     let full = format!("{escaped}/{pattern}");

@@ -181,16 +181,16 @@ pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
 pub use exec::ExecSpec;
 pub use hosts::{HostRule, parse_host_rule};
+pub use include::MAX_INCLUDED_FILES;
 pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
+pub use locate::Place;
 pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
 pub use retries::RetryPolicy;
-pub use target::{GitSpec, MAX_REQUIRED_APPROVALS, TargetJob, TargetMode};
-pub use include::MAX_INCLUDED_FILES;
-pub use locate::Place;
 pub use schema::json_schema;
 pub use scopes::SecretScopeSpec;
+pub use target::{GitSpec, MAX_REQUIRED_APPROVALS, TargetJob, TargetMode};
 pub use template::Reference;
 pub use vars::{LoadOptions, VAR_ENV_PREFIX, VarSource, VariableSpec};
 

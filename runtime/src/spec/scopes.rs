@@ -58,10 +58,9 @@ fn acls(node: &Node<'_>) -> Result<Vec<AclEntry>, SpecError> {
         let principal = who.str()?.to_string();
         crate::secrets::check_principal(&principal).map_err(|why| who.error(why.to_string()))?;
         let level = table.require("permission")?;
-        let permission: Permission = level
-            .str()?
-            .parse()
-            .map_err(|_| level.error(format!("`{}` is not a permission: use READ, WRITE or MANAGE", level.str().unwrap_or(""))))?;
+        let permission: Permission = level.str()?.parse().map_err(|_| {
+            level.error(format!("`{}` is not a permission: use READ, WRITE or MANAGE", level.str().unwrap_or("")))
+        })?;
         if out.iter().any(|entry| entry.principal == principal) {
             return Err(who.error(format!("principal `{principal}` is listed twice")));
         }

@@ -185,10 +185,7 @@ fn approvals(node: &Node<'_>) -> Result<u32, SpecError> {
 
 /// Checks that every `[targets.T.jobs.J]` names a job of the bundle and only its
 /// parameters (a typo there would silently not override anything).
-pub(crate) fn check_job_overrides(
-    node: &Node<'_>,
-    jobs: &BTreeMap<String, super::JobSpec>,
-) -> Result<(), SpecError> {
+pub(crate) fn check_job_overrides(node: &Node<'_>, jobs: &BTreeMap<String, super::JobSpec>) -> Result<(), SpecError> {
     for target in node.table()?.entries() {
         let Some(overrides) = target.node.table()?.get("jobs").cloned() else { continue };
         for job in overrides.table()?.entries() {

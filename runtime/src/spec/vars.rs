@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::TargetSpec;
 use super::build::check_key_name;
 use super::error::{Locator, SpecError};
 use super::names;
 use super::read::{Node, Table};
-use super::TargetSpec;
 
 /// The prefix of environment variables that set bundle variables (`SLUICE_VAR_lake`).
 pub const VAR_ENV_PREFIX: &str = "SLUICE_VAR_";
@@ -164,7 +164,9 @@ pub(crate) fn resolve(
 
 fn undeclared(name: &str, declared: &BTreeMap<String, VariableSpec>) -> String {
     let hint = names::suggestion(name, declared.keys().map(String::as_str));
-    format!("no variable `{name}` is declared{hint}; declare it as [variables.{name}] with a `default` or a description")
+    format!(
+        "no variable `{name}` is declared{hint}; declare it as [variables.{name}] with a `default` or a description"
+    )
 }
 
 /// Replaces every `${var.NAME}` in the strings of `doc`; returns every problem found.
@@ -201,8 +203,8 @@ impl Walk<'_> {
             }
             DeValue::Table(table) => {
                 for (key, item) in table.iter_mut() {
-                    let literal = key.get_ref() == "variables"
-                        && (depth == 0 || (depth == 2 && path.starts_with("targets.")));
+                    let literal =
+                        key.get_ref() == "variables" && (depth == 0 || (depth == 2 && path.starts_with("targets.")));
                     if !literal {
                         self.value(item, &names::child_path(path, key.get_ref()), depth + 1);
                     }

@@ -21,7 +21,8 @@ const JOB_B: &str = "[jobs.b]\n[[jobs.b.tasks]]\nkey = \"t\"\ncomponent = \"inge
 fn included_files_add_jobs_components_and_variables() {
     let extra = "[variables]\nlake = { default = \"l\" }\n[components]\nthird = \"third.wasm\"\n\
                  [jobs.a]\nparameters = { at = \"${var.lake}\" }\n[[jobs.a.tasks]]\nkey = \"t\"\ncomponent = \"third\"\n";
-    let dir = tree("include = [\"jobs/*.toml\"]", &[("jobs/a.toml", extra), ("jobs/b.toml", JOB_B), ("jobs/x.txt", "no")]);
+    let dir =
+        tree("include = [\"jobs/*.toml\"]", &[("jobs/a.toml", extra), ("jobs/b.toml", JOB_B), ("jobs/x.txt", "no")]);
     let bundle = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(bundle.jobs.keys().collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(bundle.jobs["a"].parameters["at"], "l");

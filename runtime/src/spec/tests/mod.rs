@@ -9,14 +9,14 @@ mod command;
 mod errors;
 mod flow;
 mod hosts;
+mod include;
 mod kinds;
 mod references;
 mod sandbox;
 mod schema;
 mod targets;
-mod vars;
-mod include;
 mod valid;
+mod vars;
 
 const FILE: &str = "examples/hello/sluice.toml";
 

@@ -45,10 +45,10 @@ permissions = [{ level = "CAN_MANAGE_RUN", service_principal_name = "ops-bot" }]
     assert_eq!(prod.promote_from.as_deref(), Some("test"));
     assert!(prod.require_tests && !bundle.targets["test"].require_tests);
     assert_eq!((prod.require_approval, bundle.targets["dev"].require_approval), (2, 0));
-    assert_eq!(prod.permissions[0], Permission {
-        level: PermissionLevel::CanView,
-        principal: Principal::Group("analysts".into())
-    });
+    assert_eq!(
+        prod.permissions[0],
+        Permission { level: PermissionLevel::CanView, principal: Principal::Group("analysts".into()) }
+    );
     assert_eq!(prod.jobs["hello"].parameters["day"], "yesterday");
     assert_eq!(prod.jobs["hello"].permissions[0].principal, Principal::ServicePrincipal("ops-bot".into()));
 }
@@ -114,7 +114,12 @@ fn bad_permissions_say_why() {
     let text = perms("{ level = \"CAN_VIEW\", user_name = \"a\" }, { level = \"CAN_MANAGE\", user_name = \"a\" }");
     assert_error(&text, line_of(&text, "permissions"), "targets.prod.permissions[1].user_name", "listed twice");
     let text = perms("{ level = \"CAN_VIEW\", user_nam = \"a\" }");
-    assert_error(&text, line_of(&text, "permissions"), "targets.prod.permissions[0].user_nam", "did you mean `user_name`?");
+    assert_error(
+        &text,
+        line_of(&text, "permissions"),
+        "targets.prod.permissions[0].user_nam",
+        "did you mean `user_name`?",
+    );
 }
 
 #[test]
@@ -125,10 +130,13 @@ fn secret_scopes_declare_acls_never_values() {
          {{ principal = \"svc\", permission = \"read\" }}]\n[secret_scopes.empty]\n"
     );
     let bundle = bundle_of(&text);
-    assert_eq!(bundle.secret_scopes["storage"].acls, [
-        AclEntry { principal: "ana".into(), permission: Acl::Manage },
-        AclEntry { principal: "svc".into(), permission: Acl::Read }
-    ]);
+    assert_eq!(
+        bundle.secret_scopes["storage"].acls,
+        [
+            AclEntry { principal: "ana".into(), permission: Acl::Manage },
+            AclEntry { principal: "svc".into(), permission: Acl::Read }
+        ]
+    );
     assert!(bundle.secret_scopes["empty"].acls.is_empty());
     let text = format!("{HEAD}\n[secret_scopes.storage]\nvalue = \"hunter2\"\n");
     let shown = assert_error(&text, line_of(&text, "value"), "secret_scopes.storage.value", "never go in the bundle");
