@@ -24,6 +24,7 @@ mod serve;
 mod store;
 mod style;
 mod tokens;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,10 @@ pub enum Command {
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Check a bundle for a target without running it (exit 0 valid, 2 not).
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of sluice.toml (for editors: taplo, Even Better TOML).
+    Schema,
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -109,6 +114,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::store(cli.state, cmd),
         Command::Serve(args) => serve::serve(cli.state, args),
         Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
+        Command::Validate(args) => validate::validate(cli.state, args),
+        Command::Schema => validate::schema(),
     }
 }
 
