@@ -23,6 +23,7 @@ mod secrets;
 mod serve;
 mod store;
 mod style;
+mod test;
 mod tokens;
 
 use std::path::PathBuf;
@@ -78,6 +79,8 @@ pub enum Command {
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Run the bundle's [[tests]], each in isolated state; record the verdict.
+    Test(test::TestArgs),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -109,6 +112,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::store(cli.state, cmd),
         Command::Serve(args) => serve::serve(cli.state, args),
         Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
+        Command::Test(args) => test::test(cli.state, args),
     }
 }
 

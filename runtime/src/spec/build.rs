@@ -16,7 +16,7 @@ use super::names;
 use super::read::{Entry, Node, Table};
 use super::{Bundle, ComponentSpec, JobSpec};
 
-const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets"];
+const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets", "tests"];
 const TARGET_KEYS: &[&str] = &["default", "limits", "allow_absolute_paths"];
 const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 const COMPONENT_KEYS: &[&str] = &["path"];
@@ -44,7 +44,11 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
         Some(node) => jobs(node, &components, &roots)?,
         None => BTreeMap::new(),
     };
-    Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets })
+    let tests = match top.get("tests") {
+        Some(node) => super::suite::tests(node, &jobs, &targets, &root)?,
+        None => Vec::new(),
+    };
+    Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets, tests })
 }
 
 /// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target; at

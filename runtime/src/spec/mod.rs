@@ -104,6 +104,7 @@ mod command;
 mod depends;
 mod error;
 mod exec;
+pub mod expect;
 mod graph;
 mod hosts;
 mod job;
@@ -113,6 +114,7 @@ pub mod names;
 mod read;
 mod refs;
 mod retries;
+pub mod suite;
 pub mod template;
 
 #[cfg(test)]
@@ -170,6 +172,9 @@ pub struct Bundle {
     /// Deployment targets (`[targets.dev]`, …) and their defaults.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetSpec>,
+    /// `[[tests]]`: what `sluice test` runs (see [`suite`]).
+    #[serde(default)]
+    pub tests: Vec<suite::TestSpec>,
 }
 
 /// A deployment target's settings.
