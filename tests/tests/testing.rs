@@ -1,17 +1,56 @@
 //! `sluice test`: bundle tests with fixtures, assertions, golden files, JUnit XML, parallel
 //! isolated runs and verdicts recorded against the bundle's content hash.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use sluice::store::{SledStore, SledVerdictStore};
-use sluice_tests::{Out, Sluice, repo, task};
+use sluice_tests::{Out, Sluice, guest, repo, task};
 
-/// `sluice test DIR --json EXTRA…` (its state directory the test's own).
+/// A components directory holding every task and guest these tests run, compiled once
+/// for the whole file (the sql component takes a minute to compile on a busy machine).
+fn compiled() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let s = Sluice::new();
+        let mut text = String::from("[bundle]\nname = \"warm\"\n[components]\n");
+        for (name, path) in [("sql", task("sql")), ("fib", task("fib")), ("probe", guest("probe"))] {
+            text.push_str(&format!("{name} = \"{}\"\n", path.display()));
+        }
+        text.push_str("[jobs.w]\ntasks = [{ key = \"p\", component = \"probe\", depends_on = [\"s\", \"f\"] }, { key = \"s\", component = \"sql\" }, { key = \"f\", component = \"fib\" }]\n");
+        let dir = s.bundle("warm", &text);
+        s.run(&["run", dir.to_str().unwrap()]); // the sql task fails without a query: compiled all the same
+        let kept = s.dir.keep();
+        kept.join("state/components")
+    })
+}
+
+/// `sluice test DIR --json EXTRA…` (its state directory the test's own, with the
+/// components already compiled).
 fn sluice_test(s: &Sluice, dir: &Path, extra: &[&str]) -> Out {
+    warm(s);
     let mut args = vec!["test", dir.to_str().expect("utf-8 path"), "--json"];
     args.extend_from_slice(extra);
     s.run(&args)
+}
+
+/// Copies the compiled components into the state directory of `s` (once).
+fn warm(s: &Sluice) {
+    let dest = s.state().join("components");
+    if dest.exists() {
+        return;
+    }
+    std::fs::create_dir_all(&dest).unwrap();
+    for entry in std::fs::read_dir(compiled()).unwrap().flatten() {
+        std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+    }
+}
+
+/// `sluice ARGS` after warming the state's components.
+fn run(s: &Sluice, args: &[&str]) -> Out {
+    warm(s);
+    s.run(args)
 }
 
 /// The report of a test named `name`.
@@ -24,7 +63,12 @@ fn report<'v>(out: &'v Value, name: &str) -> &'v Value {
 
 /// The failure messages of test `name`.
 fn failures(out: &Value, name: &str) -> Vec<String> {
-    report(out, name)["failures"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap().to_string()).collect()
+    report(out, name)["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect()
 }
 
 const PROBE_BUNDLE: &str = r#"[bundle]
@@ -181,7 +225,7 @@ fn golden_files_fail_with_a_line_diff_and_update_golden_rewrites_them() {
     out.assert_exit(1);
     assert!(failures(&out.json(), "totals")[0].contains("does not exist; `sluice test --update-golden` writes it"));
 
-    let out = s.run(&["test", dir.to_str().unwrap(), "--update-golden"]);
+    let out = run(&s, &["test", dir.to_str().unwrap(), "--update-golden"]);
     out.assert_exit(0);
     assert!(out.stdout.contains("golden/totals.csv"), "{}", out.stdout);
     let golden = std::fs::read_to_string(dir.join("golden/totals.csv")).unwrap();
@@ -195,7 +239,7 @@ fn golden_files_fail_with_a_line_diff_and_update_golden_rewrites_them() {
     let json = out.json();
     let diff = report(&json, "totals")["failures"][0]["diff"].as_str().unwrap().to_string();
     assert!(diff.contains("- BE,2") && diff.contains("+ BE,5"), "{diff}");
-    let out = s.run(&["test", dir.to_str().unwrap(), "--update-golden"]);
+    let out = run(&s, &["test", dir.to_str().unwrap(), "--update-golden"]);
     out.assert_exit(0);
     assert!(out.stdout.contains("- BE,2") && out.stdout.contains("+ BE,5"), "{}", out.stdout);
     sluice_test(&s, &dir, &[]).assert_exit(0);
@@ -217,7 +261,7 @@ assert = [{ task = "up", value = "rows", "==" = 9 }]
 "#;
     let dir = s.bundle("junit", &format!("{PROBE_BUNDLE}{tests}"));
     let file = s.dir.path().join("junit.xml");
-    s.run(&["test", dir.to_str().unwrap(), "--junit", file.to_str().unwrap()]).assert_exit(1);
+    run(&s, &["test", dir.to_str().unwrap(), "--junit", file.to_str().unwrap()]).assert_exit(1);
     let xml = std::fs::read_to_string(&file).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML ({e}):\n{xml}"));
     let root = doc.root_element();
@@ -278,14 +322,20 @@ fn bad_input_exits_2_naming_file_and_line() {
             "[[tests]]\nname = \"t\"\njob = \"j\"\nassert = [{ task = \"upp\", result = \"success\" }]\n",
             "job `j` has no task `upp` (did you mean `up`?)",
         ),
-        ("[[tests]]\nname = \"t\"\njob = \"j\"\nmounts = { up = { \"/data\" = \"nowhere\" } }\n", "task `up` mounts nothing at `/data`"),
+        (
+            "[[tests]]\nname = \"t\"\njob = \"j\"\nmounts = { up = { \"/data\" = \"nowhere\" } }\n",
+            "task `up` mounts nothing at `/data`",
+        ),
         ("[[tests]]\nname = \"t\"\njob = \"j\"\nsecrets_file = \"missing.toml\"\n", "fixture file `missing.toml`"),
-        ("[[tests]]\nname = \"t\"\njob = \"j\"\nassert = [{ task = \"up\", output = \"rows\", \"==\" = 1 }]\n", "bad JSON path"),
+        (
+            "[[tests]]\nname = \"t\"\njob = \"j\"\nassert = [{ task = \"up\", output = \"rows\", \"==\" = 1 }]\n",
+            "bad JSON path",
+        ),
         ("[[tests]]\nname = \"t\"\njob = \"j\"\nparameters = { m = 1 }\n", "job `j` has no parameter `m`"),
     ];
     for (i, (tests, expected)) in cases.iter().enumerate() {
         let dir = s.bundle(&format!("bad{i}"), &format!("{PROBE_BUNDLE}{tests}"));
-        let out = s.run(&["test", dir.to_str().unwrap()]);
+        let out = run(&s, &["test", dir.to_str().unwrap()]);
         out.assert_exit(2);
         assert!(out.stderr.contains(expected), "expected `{expected}` in:\n{}", out.stderr);
         assert!(out.stderr.contains("sluice.toml:2"), "file:line in:\n{}", out.stderr);
@@ -293,13 +343,13 @@ fn bad_input_exits_2_naming_file_and_line() {
     // a missing fixture directory, a malformed golden file
     let dir = sql_bundle(&s, "golden/totals.json");
     std::fs::remove_dir_all(dir.join("fixtures/other")).unwrap();
-    let out = s.run(&["test", dir.to_str().unwrap()]);
+    let out = run(&s, &["test", dir.to_str().unwrap()]);
     out.assert_exit(2);
     assert!(out.stderr.contains("fixture directory `fixtures/other`"), "{}", out.stderr);
     let dir = sql_bundle(&s, "golden");
     std::fs::create_dir_all(dir.join("golden")).unwrap();
     std::fs::write(dir.join("golden/totals.json"), "{not json").unwrap();
-    let out = s.run(&["test", dir.to_str().unwrap(), "--filter", "totals"]);
+    let out = run(&s, &["test", dir.to_str().unwrap(), "--filter", "totals"]);
     out.assert_exit(2);
     assert!(out.stderr.contains("golden/totals.json: malformed golden file"), "{}", out.stderr);
 }
@@ -337,7 +387,8 @@ fn dataset_bundle(s: &Sluice, name: &str, tests: &str) -> std::path::PathBuf {
     text.push_str(tests);
     let dir = s.bundle(name, &text);
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::write(dir.join("data/orders.csv"), "id,country,amount\n1,NL,10\n2,BE,20\n3,NL,\n4,XX,4000\n5,NL,30\n").unwrap();
+    std::fs::write(dir.join("data/orders.csv"), "id,country,amount\n1,NL,10\n2,BE,20\n3,NL,\n4,XX,4000\n5,NL,30\n")
+        .unwrap();
     dir
 }
 
@@ -352,12 +403,21 @@ fn expectations_on_csv_and_json_lines_pass_and_fail_naming_column_count_and_rows
         };
         tests.push_str(&format!("[[tests]]\nname = \"holds {ext}\"\njob = \"d\"\nassert = [\n"));
         tests.push_str(&e("expect_table_row_count_to_be_between", ", min_value = 5, max_value = 5"));
-        tests.push_str(&e("expect_table_columns_to_match_ordered_list", ", column_list = [\"id\", \"country\", \"amount\"]"));
+        tests.push_str(&e(
+            "expect_table_columns_to_match_ordered_list",
+            ", column_list = [\"id\", \"country\", \"amount\"]",
+        ));
         tests.push_str(&e("expect_column_values_to_be_unique", ", column = \"id\""));
         tests.push_str(&e("expect_column_values_to_not_be_null", ", column = \"amount\", mostly = 0.8"));
-        tests.push_str(&e("expect_column_values_to_be_in_set", ", column = \"country\", value_set = [\"NL\", \"BE\", \"XX\"]"));
+        tests.push_str(&e(
+            "expect_column_values_to_be_in_set",
+            ", column = \"country\", value_set = [\"NL\", \"BE\", \"XX\"]",
+        ));
         tests.push_str(&e("expect_column_values_to_match_regex", ", column = \"country\", regex = \"^[A-Z]{2}$\""));
-        tests.push_str(&e("expect_column_values_to_be_between", ", column = \"amount\", min_value = 0, max_value = 5000"));
+        tests.push_str(&e(
+            "expect_column_values_to_be_between",
+            ", column = \"amount\", min_value = 0, max_value = 5000",
+        ));
         tests.push_str(&e("expect_column_mean_to_be_between", ", column = \"id\", min_value = 2.9, max_value = 3.1"));
         tests.push_str("]\n");
         tests.push_str(&format!("[[tests]]\nname = \"fails {ext}\"\njob = \"d\"\nassert = [\n"));
@@ -377,23 +437,41 @@ fn expectations_on_csv_and_json_lines_pass_and_fail_naming_column_count_and_rows
         let message = |i: usize| failed[i]["message"].as_str().unwrap().to_string();
         let rows = |i: usize| failed[i]["diff"].as_str().unwrap_or_default().to_string();
         let head = format!("task `as_{ext}` rows.{ext}: ");
-        assert_eq!(message(0), format!("{head}expect_column_values_to_not_be_null column `amount`: 1 of 5 values unexpected"));
+        assert_eq!(
+            message(0),
+            format!("{head}expect_column_values_to_not_be_null column `amount`: 1 of 5 values unexpected")
+        );
         assert_eq!(rows(0), "row 2: null");
-        assert_eq!(message(1), format!("{head}expect_column_values_to_be_in_set column `country`: 1 of 5 values unexpected"));
+        assert_eq!(
+            message(1),
+            format!("{head}expect_column_values_to_be_in_set column `country`: 1 of 5 values unexpected")
+        );
         assert_eq!(rows(1), "row 3: \"XX\"");
-        assert_eq!(message(2), format!("{head}expect_column_values_to_be_between column `amount`: 1 of 4 values unexpected"));
+        assert_eq!(
+            message(2),
+            format!("{head}expect_column_values_to_be_between column `amount`: 1 of 4 values unexpected")
+        );
         assert_eq!(rows(2), "row 3: \"4000\"");
         assert_eq!(message(3), format!("{head}expect_table_row_count_to_be_between: 5 rows"));
     }
 
     // a column the dataset lacks, a format it cannot read: bad input naming file:line
     for (task, assertion, expected) in [
-        ("as_csv", "dataset = \"rows.csv\", expect = \"expect_column_values_to_be_unique\", column = \"amout\"", "no column `amout`; the dataset has id, country, amount"),
-        ("as_parquet", "dataset = \"rows.parquet\", expect = \"expect_column_values_to_be_unique\", column = \"id\"", "rows.parquet: Parquet datasets are not read yet"),
+        (
+            "as_csv",
+            "dataset = \"rows.csv\", expect = \"expect_column_values_to_be_unique\", column = \"amout\"",
+            "no column `amout`; the dataset has id, country, amount",
+        ),
+        (
+            "as_parquet",
+            "dataset = \"rows.parquet\", expect = \"expect_column_values_to_be_unique\", column = \"id\"",
+            "rows.parquet: Parquet datasets are not read yet",
+        ),
     ] {
-        let tests = format!("[[tests]]\nname = \"bad\"\njob = \"d\"\nassert = [{{ task = \"{task}\", {assertion} }}]\n");
+        let tests =
+            format!("[[tests]]\nname = \"bad\"\njob = \"d\"\nassert = [{{ task = \"{task}\", {assertion} }}]\n");
         let dir = dataset_bundle(&s, &format!("quality_{task}"), &tests);
-        let out = s.run(&["test", dir.to_str().unwrap()]);
+        let out = run(&s, &["test", dir.to_str().unwrap()]);
         out.assert_exit(2);
         assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
         assert!(out.stderr.contains("sluice.toml:"), "file:line: {}", out.stderr);
@@ -401,7 +479,7 @@ fn expectations_on_csv_and_json_lines_pass_and_fail_naming_column_count_and_rows
     // an unknown expectation is refused when the bundle is read
     let tests = "[[tests]]\nname = \"bad\"\njob = \"d\"\nassert = [{ task = \"as_csv\", dataset = \"rows.csv\", expect = \"expect_column_values_to_be_uniq\", column = \"id\" }]\n";
     let dir = dataset_bundle(&s, "quality_name", tests);
-    let out = s.run(&["test", dir.to_str().unwrap()]);
+    let out = run(&s, &["test", dir.to_str().unwrap()]);
     out.assert_exit(2);
     assert!(out.stderr.contains("did you mean `expect_column_values_to_be_unique`?"), "{}", out.stderr);
 }

@@ -85,7 +85,8 @@ fn record(dir: &std::path::Path, report: &SuiteReport) -> Vec<crate::store::Verd
         Ok(verdicts) => verdicts,
         Err(e) => {
             let owned = e.downcast_ref::<StoreError>().is_some_and(|s| matches!(s, StoreError::Locked { .. }));
-            let why = if owned { "another sluice process owns the state directory".to_string() } else { format!("{e:#}") };
+            let why =
+                if owned { "another sluice process owns the state directory".to_string() } else { format!("{e:#}") };
             errln!("warning: the verdict was not recorded in {}: {why}", dir.display());
             Vec::new()
         }

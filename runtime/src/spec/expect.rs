@@ -59,7 +59,10 @@ pub(crate) fn expectation(table: &Table<'_>, node: &Node<'_>) -> Result<Expectat
     let name = name_node.str()?;
     if !NAMES.contains(&name) {
         let close = super::names::closest(name, NAMES.iter().copied());
-        let hint = close.map_or_else(|| format!("; expected one of {}", super::names::list(NAMES)), |c| format!(" (did you mean `{c}`?)"));
+        let hint = close.map_or_else(
+            || format!("; expected one of {}", super::names::list(NAMES)),
+            |c| format!(" (did you mean `{c}`?)"),
+        );
         return Err(name_node.error(format!("unknown expectation `{name}`{hint}")));
     }
     let dataset_node = table.require("dataset")?;

@@ -252,7 +252,9 @@ fn test(
         for entry in params.table()?.entries() {
             if !job.parameters.contains_key(entry.key) {
                 let known = super::names::list(job.parameters.keys());
-                return Err(entry.key_error(format!("job `{}` has no parameter `{}`; it has {known}", job.name, entry.key)));
+                return Err(
+                    entry.key_error(format!("job `{}` has no parameter `{}`; it has {known}", job.name, entry.key))
+                );
             }
             parameters.insert(entry.key.to_string(), entry.node.param_string()?);
         }
@@ -305,9 +307,10 @@ fn per_task<'a>(table: &Table<'a>, key: &str, job: &JobSpec) -> Result<Vec<(Stri
     let mut out = Vec::new();
     for entry in node.table()?.entries() {
         check_key_name(entry, "task")?;
-        let task = job.task(entry.key).map(|t| t.key.clone()).ok_or_else(|| {
-            entry.key_error(format!("job `{}` has no task `{}`", job.name, entry.key))
-        })?;
+        let task = job
+            .task(entry.key)
+            .map(|t| t.key.clone())
+            .ok_or_else(|| entry.key_error(format!("job `{}` has no task `{}`", job.name, entry.key)))?;
         out.push((task, entry.node.clone()));
     }
     Ok(out)
@@ -411,7 +414,9 @@ fn assertion(node: &Node<'_>, job: &JobSpec) -> Result<Assertion, SpecError> {
         (None, Some(k)) => {
             Check::Value { task, key: k.str()?.to_string(), path: json_path(table.get("path"), node)?, op, expected }
         }
-        _ => return Err(node.error("a task assertion takes one of `result`, `output` (a JSON path) or `value` (a key)")),
+        _ => {
+            return Err(node.error("a task assertion takes one of `result`, `output` (a JSON path) or `value` (a key)"));
+        }
     };
     Ok(Assertion { line, check })
 }

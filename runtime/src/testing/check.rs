@@ -19,15 +19,18 @@ pub fn evaluate(assertion: &Assertion, view: &RunView, store: &dyn Store) -> Opt
     match &assertion.check {
         Check::Run { result } => {
             let got = view.result.map_or("unfinished", |r| r.as_str());
-            (got != result.as_str()).then(|| fail(format!("run result: expected `{result}`, got `{got}`{}", why_failed(view)), None))?
+            (got != result.as_str())
+                .then(|| fail(format!("run result: expected `{result}`, got `{got}`{}", why_failed(view)), None))?
         }
         Check::TaskResult { task, result } => {
             let Some(t) = view.tasks.iter().find(|t| &t.key == task) else {
                 return fail(format!("task `{task}`: not in the run"), None);
             };
             let got = t.result.map_or("unfinished", |r| r.as_str());
-            let error = t.attempts.last().and_then(|a| a.error.as_deref()).map(|e| format!(" ({e})")).unwrap_or_default();
-            (got != result.as_str()).then(|| fail(format!("task `{task}` result: expected `{result}`, got `{got}`{error}"), None))?
+            let error =
+                t.attempts.last().and_then(|a| a.error.as_deref()).map(|e| format!(" ({e})")).unwrap_or_default();
+            (got != result.as_str())
+                .then(|| fail(format!("task `{task}` result: expected `{result}`, got `{got}`{error}"), None))?
         }
         Check::Output { task, path, op, expected } => {
             let what = format!("task `{task}` output {}", path.text);
@@ -55,7 +58,8 @@ pub fn evaluate(assertion: &Assertion, view: &RunView, store: &dyn Store) -> Opt
 
 /// The first failed task and its error, to say why a run did not succeed.
 fn why_failed(view: &RunView) -> String {
-    let failed = view.tasks.iter().find(|t| t.result.is_some_and(|r| r.as_str() == "failed" || r.as_str() == "timed_out"));
+    let failed =
+        view.tasks.iter().find(|t| t.result.is_some_and(|r| r.as_str() == "failed" || r.as_str() == "timed_out"));
     match failed.and_then(|t| Some((t, t.attempts.last()?.error.as_deref()?))) {
         Some((t, error)) => format!(" (task `{}`: {error})", t.key),
         None => String::new(),
@@ -159,8 +163,8 @@ mod tests {
     #[test]
     fn a_failed_comparison_says_what_was_expected_and_what_came() {
         let path = JsonPath::parse("$.rows").unwrap();
-        let (message, _) = compare_at("task `t` output $.rows", &json!({"rows": 3}), &path, CompareOp::Gt, &json!(5))
-            .expect("fails");
+        let (message, _) =
+            compare_at("task `t` output $.rows", &json!({"rows": 3}), &path, CompareOp::Gt, &json!(5)).expect("fails");
         assert_eq!(message, "task `t` output $.rows: expected > 5, got 3");
         let path = JsonPath::parse("$").unwrap();
         let (_, diff) = compare_at("o", &json!({"a": [1, 2]}), &path, CompareOp::Eq, &json!({"a": [1, 3]})).unwrap();

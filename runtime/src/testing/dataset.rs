@@ -30,7 +30,9 @@ impl Dataset {
         let json = match extension.as_str() {
             "csv" => false,
             "jsonl" | "ndjson" => true,
-            "parquet" => return Err(format!("{}: Parquet datasets are not read yet (CSV and JSON Lines are)", path.display())),
+            "parquet" => {
+                return Err(format!("{}: Parquet datasets are not read yet (CSV and JSON Lines are)", path.display()));
+            }
             _ => {
                 return Err(format!(
                     "{}: cannot read this as a dataset: CSV (.csv) and JSON Lines (.jsonl, .ndjson) are read",

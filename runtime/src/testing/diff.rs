@@ -157,9 +157,7 @@ fn walk(expected: &Value, actual: &Value, path: String, out: &mut Vec<String>) {
             }
         }
         (e, a) if super::check::compare(a, crate::spec::suite::CompareOp::Eq, e).unwrap_or(false) => {}
-        (e, a) => {
-            out.push(format!("{path}: expected {}, got {}", super::check::shorten(e), super::check::shorten(a)))
-        }
+        (e, a) => out.push(format!("{path}: expected {}, got {}", super::check::shorten(e), super::check::shorten(a))),
     }
 }
 
@@ -199,6 +197,9 @@ mod tests {
         let a: String = (0..5000).map(|i| format!("{i}\n")).collect();
         let b = a.replace("4000\n", "x\n");
         let diff = text_diff(&a, &b);
-        assert!(diff.contains("first difference at line 4001") && diff.contains("- 4000") && diff.contains("+ x"), "{diff}");
+        assert!(
+            diff.contains("first difference at line 4001") && diff.contains("- 4000") && diff.contains("+ x"),
+            "{diff}"
+        );
     }
 }

@@ -77,7 +77,17 @@ fn tally<'e>(e: &'e Expectation, columns: &[String]) -> Result<Tally<'e>, String
         ExpectKind::InSet { values } => values.iter().cloned().collect(),
         _ => HashSet::new(),
     };
-    Ok(Tally { expectation: e, column, checked: 0, unexpected: 0, rows: Vec::new(), sum: 0.0, seen: HashSet::new(), regex, set })
+    Ok(Tally {
+        expectation: e,
+        column,
+        checked: 0,
+        unexpected: 0,
+        rows: Vec::new(),
+        sum: 0.0,
+        seen: HashSet::new(),
+        regex,
+        set,
+    })
 }
 
 impl Tally<'_> {
@@ -123,7 +133,8 @@ impl Tally<'_> {
     }
 
     fn outcome(&self, rows: u64, columns: &[String]) -> Outcome {
-        let within = |v: f64, min: &Option<f64>, max: &Option<f64>| min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m);
+        let within =
+            |v: f64, min: &Option<f64>, max: &Option<f64>| min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m);
         let (success, observed) = match &self.expectation.kind {
             ExpectKind::RowCountBetween { min, max } => (within(rows as f64, min, max), format!("{rows} rows")),
             ExpectKind::ColumnsMatchOrderedList { columns: expected } => {

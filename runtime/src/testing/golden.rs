@@ -92,6 +92,8 @@ fn differences(golden: &Path, out: Option<&Path>) -> Result<String, TestingError
         let (e, a) = (expected.contains(rel), actual.contains(rel));
         let shown = rel.display();
         if !a {
+            // read all the same: a malformed golden file is bad input wherever it is
+            file_diff(&golden.join(rel), None)?;
             parts.push(format!("{shown}: missing from /out"));
         } else if !e {
             parts.push(format!("{shown}: in /out but not in the golden directory"));
@@ -111,7 +113,10 @@ fn file_diff(expected: &Path, actual: Option<&Path>) -> Result<String, TestingEr
     let is_json = expected.extension().is_some_and(|x| x == "json");
     let want_json = if is_json {
         let parsed = serde_json::from_slice::<serde_json::Value>(&want);
-        Some(parsed.map_err(|e| TestingError::Golden { path: expected.display().to_string(), message: e.to_string() })?)
+        Some(
+            parsed
+                .map_err(|e| TestingError::Golden { path: expected.display().to_string(), message: e.to_string() })?,
+        )
     } else {
         None
     };

@@ -64,7 +64,8 @@ fn isolate(shared: &Shared, test: &TestSpec, target: &str) -> Result<Isolated, T
     rt.vault = Some(vault.clone());
     rt.cache = Some(cache.clone());
     rt.slots = shared.slots.clone();
-    let local = LocalExecutor { sandbox: shared.sandbox.clone(), store, secrets: Some(vault), cache: Some(cache.clone()) };
+    let local =
+        LocalExecutor { sandbox: shared.sandbox.clone(), store, secrets: Some(vault), cache: Some(cache.clone()) };
     rt.executor = Arc::new(StubExecutor { inner: Arc::new(local), stubs: test.stubs.clone(), cache: cache.clone() });
     Ok(Isolated { rt, cache, dir })
 }
@@ -198,7 +199,8 @@ fn expectations(
             file: bundle.file.display().to_string(),
             line,
             test: test.name.clone(),
-            message: message.replace(&format!("{}/", file.parent().map(|p| p.display().to_string()).unwrap_or_default()), ""),
+            message: message
+                .replace(&format!("{}/", file.parent().map(|p| p.display().to_string()).unwrap_or_default()), ""),
         })?;
         for ((assertion, e), outcome) in items.iter().zip(outcomes).filter(|(_, o)| !o.success) {
             let column = e.column.as_deref().map(|c| format!(" column `{c}`")).unwrap_or_default();

@@ -49,7 +49,13 @@ pub fn render(report: &SuiteReport) -> String {
         }
         xml.push_str(">\n");
         for failure in &test.failures {
-            let body = format!("{}:{}: {}\n{}", report.file, failure.line, failure.message, failure.diff.as_deref().unwrap_or(""));
+            let body = format!(
+                "{}:{}: {}\n{}",
+                report.file,
+                failure.line,
+                failure.message,
+                failure.diff.as_deref().unwrap_or("")
+            );
             let _ = writeln!(
                 xml,
                 "      <failure message=\"{}\" type=\"assertion\">{}</failure>",

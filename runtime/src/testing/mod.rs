@@ -175,12 +175,8 @@ pub fn target_of(bundle: &Bundle, test: &TestSpec) -> Result<String, SpecError> 
 pub async fn run_suite(bundle: &Bundle, options: &SuiteOptions) -> Result<SuiteReport, TestingError> {
     let (started, started_at) = (Instant::now(), std::time::SystemTime::now());
     let hash = bundle_hash(bundle)?;
-    let tests: Vec<TestSpec> = bundle
-        .tests
-        .iter()
-        .filter(|t| options.filter.as_deref().is_none_or(|f| t.name.contains(f)))
-        .cloned()
-        .collect();
+    let tests: Vec<TestSpec> =
+        bundle.tests.iter().filter(|t| options.filter.as_deref().is_none_or(|f| t.name.contains(f))).cloned().collect();
     if let Some(filter) = &options.filter
         && tests.is_empty()
     {
@@ -201,7 +197,10 @@ pub async fn run_suite(bundle: &Bundle, options: &SuiteOptions) -> Result<SuiteR
     for test in tests {
         let (shared, gate, bundle, options) = (shared.clone(), gate.clone(), bundle.clone(), options.clone());
         running.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await.map_err(|e| TestingError::Io { path: test.name.clone(), message: e.to_string() })?;
+            let _permit = gate
+                .acquire_owned()
+                .await
+                .map_err(|e| TestingError::Io { path: test.name.clone(), message: e.to_string() })?;
             let report = isolate::run_test(&shared, &bundle, &test, options.update_golden).await?;
             if let Some(tell) = &options.on_test {
                 tell(&report);
@@ -220,7 +219,8 @@ pub async fn run_suite(bundle: &Bundle, options: &SuiteOptions) -> Result<SuiteR
         bundle_hash: hash,
         tests: reports,
         started_at: started_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "localhost".into(), |h| h.trim().to_string()),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "localhost".into(), |h| h.trim().to_string()),
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -23,7 +23,8 @@ const BUNDLE_HASH_VERSION: &str = "sluice-bundle-hash-v1";
 
 /// The bundle's content hash (blake3 hex): see the module docs for what it covers.
 pub fn bundle_hash(bundle: &Bundle) -> Result<String, TestingError> {
-    let encoding = |e: serde_json::Error| TestingError::Io { path: bundle.file.display().to_string(), message: e.to_string() };
+    let encoding =
+        |e: serde_json::Error| TestingError::Io { path: bundle.file.display().to_string(), message: e.to_string() };
     let mut value = serde_json::to_value(bundle).map_err(encoding)?;
     if let Value::Object(top) = &mut value {
         top.remove("root");
