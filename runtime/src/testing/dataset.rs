@@ -14,6 +14,7 @@ use std::path::Path;
 pub const MAX_ROW_BYTES: usize = 16 * 1024 * 1024;
 
 /// A dataset being read.
+#[derive(Debug)]
 pub struct Dataset {
     pub columns: Vec<String>,
     reader: BufReader<File>,
