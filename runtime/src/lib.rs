@@ -19,6 +19,7 @@
 //!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
 //! - [`server`]: HTTP for the owner's socket and `sluice serve`: the Databricks Jobs API
 //!   subset, sluice's own API, auth, metrics, limits
+//! - [`testing`]: `sluice test`: bundle tests in isolated state, golden files, JUnit, verdicts by bundle hash
 //! - [`client`]: how a command reaches its state directory's owner (itself, or another
 //!   process over the Unix socket): the election, the [`client::Client`] trait
 //! - [`cli`]: the command line, thin over the rest
@@ -38,5 +39,6 @@ pub mod service;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod testing;
 pub mod util;
 pub mod validate;

@@ -23,6 +23,7 @@ mod secrets;
 mod serve;
 mod store;
 mod style;
+mod test;
 mod tokens;
 mod validate;
 
@@ -83,6 +84,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of sluice.toml (for editors: taplo, Even Better TOML).
     Schema,
+    /// Run the bundle's [[tests]], each in isolated state; record the verdict.
+    Test(test::TestArgs),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -116,6 +119,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
         Command::Validate(args) => validate::validate(cli.state, args),
         Command::Schema => validate::schema(),
+        Command::Test(args) => test::test(cli.state, args),
     }
 }
 

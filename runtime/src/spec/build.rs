@@ -20,7 +20,7 @@ use super::{Bundle, ComponentSpec, JobSpec};
 use super::{scopes, target};
 
 pub(crate) const TOP_KEYS: &[&str] =
-    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes"];
+    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes", "tests"];
 pub(crate) const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 pub(crate) const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -85,6 +85,10 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     }
     target::apply_job_overrides(&mut jobs, target.as_ref().and_then(|t| targets.get(t)));
     let secret_scopes = sections.get("secret_scopes").map(scopes::secret_scopes).transpose()?.unwrap_or_default();
+    let tests = match top.get("tests") {
+        Some(node) => super::suite::tests(node, &jobs, &targets, &root)?,
+        None => Vec::new(),
+    };
     Ok(Bundle {
         name,
         root,
@@ -97,6 +101,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         resolved_target: target,
         includes: included.into_iter().map(|source| source.file).collect(),
         secret_scopes,
+        tests,
     })
 }
 

@@ -148,6 +148,7 @@ mod command;
 mod depends;
 mod error;
 mod exec;
+pub mod expect;
 mod graph;
 mod hosts;
 mod include;
@@ -162,6 +163,7 @@ mod retries;
 mod schema;
 mod scopes;
 mod target;
+pub mod suite;
 pub mod template;
 mod vars;
 
@@ -241,6 +243,9 @@ pub struct Bundle {
     /// `[secret_scopes]`: scopes and ACLs the bundle declares (never values).
     #[serde(default)]
     pub secret_scopes: BTreeMap<String, SecretScopeSpec>,
+    /// `[[tests]]`: what `sluice test` runs (see [`suite`]).
+    #[serde(default)]
+    pub tests: Vec<suite::TestSpec>,
 }
 
 /// A deployment target's settings.
