@@ -22,6 +22,7 @@ mod runs;
 mod secrets;
 mod serve;
 mod store;
+mod task_files;
 mod style;
 mod tokens;
 

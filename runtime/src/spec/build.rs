@@ -44,7 +44,9 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
         Some(node) => jobs(node, &components, &roots)?,
         None => BTreeMap::new(),
     };
-    Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets })
+    let mut bundle = Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets };
+    super::python::add_runner(&mut bundle);
+    Ok(bundle)
 }
 
 /// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target; at

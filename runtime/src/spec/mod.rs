@@ -110,6 +110,7 @@ mod job;
 mod kinds;
 mod mounts;
 pub mod names;
+pub mod python;
 mod read;
 mod refs;
 mod retries;
@@ -125,7 +126,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::util::{parse_duration, parse_size};
-pub use command::{CommandSpec, Stdin};
+pub use command::{CommandSpec, Stdin, check_out_path};
 pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
 pub use exec::ExecSpec;
@@ -133,7 +134,7 @@ pub use hosts::{HostRule, parse_host_rule};
 pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
-pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
+pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS, parse_mount_arg};
 pub use retries::RetryPolicy;
 pub use template::Reference;
 
