@@ -106,12 +106,16 @@ fn bad_stdout_and_stdin_from_values_are_refused_naming_file_and_line() {
 fn a_programs_own_exit_code_is_recorded_and_success_exit_codes_are_honoured() {
     let s = Sluice::new();
     let toml = format!(
-        "[bundle]\nname = \"codes\"\n[components]\npy = {:?}\n[jobs.j]\n\
+        "[bundle]\nname = \"codes\"\n[components]\npy = {:?}\nwc = {:?}\n[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"empty\"\nkind = \"command\"\ncomponent = \"wc\"\nstdin = \"\"\n\
          [[jobs.j.tasks]]\nkey = \"two\"\nkind = \"command\"\ncomponent = \"py\"\nargs = [\"-c\", \"import sys; print('nothing found'); sys.exit(2)\"]\n\
          [[jobs.j.tasks]]\nkey = \"one_ok\"\nkind = \"command\"\ncomponent = \"py\"\nargs = [\"-c\", \"import sys; sys.exit(1)\"]\nsuccess_exit_codes = [0, 1]\n",
-        python().to_str().unwrap()
+        python().to_str().unwrap(),
+        wordcount().to_str().unwrap()
     );
     let (code, run) = s.run_json(&s.bundle("codes", &toml), &[]);
+    let empty = last_attempt(&run, "empty");
+    assert!(empty["error"].as_str().unwrap().contains("exited with code 2"), "a C program's exit(2): {empty:#}");
     assert_eq!(code, 1, "{run:#}");
     let two = last_attempt(&run, "two");
     assert!(two["error"].as_str().unwrap().contains("exited with code 2"), "{two:#}");
