@@ -45,7 +45,8 @@ fn command_stdout_flows_downstream_as_a_file_as_stdin_and_as_a_reference() {
     let dir = s.bundle("flow", &toml);
     let (code, run) = s.run_json(&dir, &[]);
     assert_eq!(code, 0, "{run:#}");
-    let emitted = output(&run, "read")["read"]["ok"].as_str().expect("emit's stdout at /in/emit/emit/out.json").to_string();
+    let emitted =
+        output(&run, "read")["read"]["ok"].as_str().expect("emit's stdout at /in/emit/emit/out.json").to_string();
     let emitted_json: Value = serde_json::from_str(&emitted).unwrap();
     assert_eq!(emitted_json["args"], json!(["emit", "a", "b"]));
     assert!(!last_attempt(&run, "emit")["log"].as_str().unwrap().contains("\"args\""), "stdout is not in the log");
@@ -203,8 +204,11 @@ fn a_python_script_task_runs_in_the_runner_with_mounts_and_stdout() {
          rows = [int(l) * scale for l in open('/data/n.csv')]\nprint(json.dumps({'rows': rows, 'msg': f'{{braces}}'}))\n",
     )
     .unwrap();
-    std::fs::write(dir.join("total.py"), "import json, sys\nprint(json.dumps({'total': sum(json.load(sys.stdin)['rows'])}))\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("total.py"),
+        "import json, sys\nprint(json.dumps({'total': sum(json.load(sys.stdin)['rows'])}))\n",
+    )
+    .unwrap();
     let runner = python();
     let (code, run) = {
         let out = s.run_with(
@@ -224,7 +228,11 @@ fn a_python_script_task_runs_in_the_runner_with_mounts_and_stdout() {
         None,
     );
     out.assert_exit(2);
-    assert!(out.stderr.contains("the Python runner is not built") && out.stderr.contains("sluice_sdk.build --runner"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the Python runner is not built") && out.stderr.contains("sluice_sdk.build --runner"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -22,8 +22,8 @@ mod runs;
 mod secrets;
 mod serve;
 mod store;
-mod task_files;
 mod style;
+mod task_files;
 mod tokens;
 
 use std::path::PathBuf;

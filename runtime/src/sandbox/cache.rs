@@ -197,10 +197,8 @@ impl ComponentCache {
         let bytes = match (check_is_component(bytes, label), world) {
             (Ok(()), _) => {
                 // the world is checked before compiling: a wrong one is refused in milliseconds
-                let shape = super::world::inspect(bytes).map_err(|message| SandboxError::InvalidComponent {
-                    component: label.to_string(),
-                    message,
-                })?;
+                let shape = super::world::inspect(bytes)
+                    .map_err(|message| SandboxError::InvalidComponent { component: label.to_string(), message })?;
                 super::world::check(&shape, world).map_err(|message| match world {
                     World::Task => SandboxError::WrongWorld { component: label.to_string(), message },
                     World::Command => SandboxError::NotACommand { component: label.to_string(), message },

@@ -127,7 +127,10 @@ fn exit_returned(cmd: &Command, code: i32, store: &mut wasmtime::Store<super::Ho
 
 /// The host files behind `stdout = "file:NAME"` and `stdin_from`: inside the attempt's
 /// `/out` and the upstream task's `/in` directory, never anywhere else.
-fn stdio_paths(cmd: &Command, files: &super::files::Grant) -> Result<(Option<(PathBuf, Option<u64>)>, Option<PathBuf>), String> {
+fn stdio_paths(
+    cmd: &Command,
+    files: &super::files::Grant,
+) -> Result<(Option<(PathBuf, Option<u64>)>, Option<PathBuf>), String> {
     let stdout = match &cmd.stdout_file {
         None => None,
         Some(name) => {
@@ -143,9 +146,10 @@ fn stdio_paths(cmd: &Command, files: &super::files::Grant) -> Result<(Option<(Pa
         Some((task, file)) => {
             crate::spec::check_out_path(file)?;
             let dir = files.inputs.iter().find(|(t, _)| t == task).map(|(_, dir)| dir);
-            let path = dir.map(|d| d.join(file)).filter(|p| p.is_file()).ok_or_else(|| {
-                format!("stdin_from `{task}:{file}`: task `{task}` wrote no file `{file}` to /out")
-            })?;
+            let path = dir
+                .map(|d| d.join(file))
+                .filter(|p| p.is_file())
+                .ok_or_else(|| format!("stdin_from `{task}:{file}`: task `{task}` wrote no file `{file}` to /out"))?;
             Some(path)
         }
     };

@@ -8,8 +8,8 @@
 //! else of the module is copied byte for byte.
 
 use wasm_encoder::{
-    CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection, Instruction,
-    Module, RawSection, TypeSection, ValType,
+    CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection, Instruction, Module,
+    RawSection, TypeSection, ValType,
 };
 use wasmparser::{Parser, Payload};
 
@@ -35,7 +35,8 @@ pub(crate) fn route_proc_exit(module: &[u8]) -> Result<Option<Vec<u8>>, String> 
                 let mut imports = ImportSection::new();
                 for import in reader {
                     let import = import.map_err(|e| format!("reading the module's imports: {e}"))?;
-                    let ty = EntityType::try_from(import.ty).map_err(|e| format!("an import of an unknown kind: {e}"))?;
+                    let ty =
+                        EntityType::try_from(import.ty).map_err(|e| format!("an import of an unknown kind: {e}"))?;
                     let from = if import.module == PREVIEW1 && import.name == "proc_exit" {
                         routed = true;
                         EXIT_ADAPTER

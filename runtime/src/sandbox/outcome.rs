@@ -188,10 +188,7 @@ mod tests {
                    return parse(x)\n  File \"/app/rows.py\", line 3, in parse\n    raise ValueError(\"bad row 3\")\n\
                    ValueError: bad row 3\nthread '<unnamed>' panicked at runtime/src/lib.rs:608:21:\nPython function call failed\n";
         let e = wasmtime::Error::msg("wasm trap");
-        assert_eq!(
-            trap_message(&e, log),
-            "uncaught Python exception: ValueError: bad row 3 (at rows.py:3, in parse)"
-        );
+        assert_eq!(trap_message(&e, log), "uncaught Python exception: ValueError: bad row 3 (at rows.py:3, in parse)");
         assert!(!trap_message(&e, "panicked at src/lib.rs:3:5:\nboom\n").contains("Python"));
     }
 

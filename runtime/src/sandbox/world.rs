@@ -37,7 +37,11 @@ impl Shape {
     /// The versions of `sluice:task` interfaces it imports.
     pub fn task_versions(&self) -> BTreeSet<&str> {
         let prefix = format!("{TASK_PACKAGE}/");
-        self.imports.iter().filter(|i| i.starts_with(&prefix)).filter_map(|i| i.split_once('@').map(|(_, v)| v)).collect()
+        self.imports
+            .iter()
+            .filter(|i| i.starts_with(&prefix))
+            .filter_map(|i| i.split_once('@').map(|(_, v)| v))
+            .collect()
     }
 }
 
@@ -92,11 +96,11 @@ pub fn check(shape: &Shape, world: World) -> Result<(), String> {
             }
             Ok(())
         }
-        World::Command if !shape.exports_cli_run() && shape.exports_task_run() => Err(
-            "this is a sluice task component (it exports `run`), not a command: remove `kind = \"command\"` \
+        World::Command if !shape.exports_cli_run() && shape.exports_task_run() => {
+            Err("this is a sluice task component (it exports `run`), not a command: remove `kind = \"command\"` \
              (and `--command`) to run it as a task"
-                .into(),
-        ),
+                .into())
+        }
         World::Command if !shape.exports_cli_run() => Err(format!(
             "no export `wasi:cli/run`: a command is a program with `main` built for wasm32-wasip2 (or a \
              wasm32-wasip1 module); it exports {}",

@@ -225,10 +225,8 @@ pub(crate) fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKi
     let is_command = matches!(kind, TaskKind::Command { .. });
     let is_python = matches!(kind, TaskKind::Command(c) if c.script.is_some());
     if let (false, Some(entry)) = (is_python, table.entries().iter().find(|e| e.key == "script")) {
-        return Err(entry.key_error(format!(
-            "`script` applies only to `kind = \"python\"` tasks, not to {} {task}",
-            kind.name()
-        )));
+        return Err(entry
+            .key_error(format!("`script` applies only to `kind = \"python\"` tasks, not to {} {task}", kind.name())));
     }
     if let Some(entry) = table.entries().iter().find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key)) {
         let hint = match kind {

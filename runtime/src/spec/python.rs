@@ -82,8 +82,7 @@ pub(crate) fn python<'a>(
             None => return Err(node.error(format!("the Python runner cannot be found (no HOME): {BUILD_HINT}"))),
         }
     }
-    let TaskKind::Command(spec) = command::command(table, task, PYTHON_COMPONENT.to_string(), roots, templates)?
-    else {
+    let TaskKind::Command(spec) = command::command(table, task, PYTHON_COMPONENT.to_string(), roots, templates)? else {
         return Err(node.error("internal: a python task did not read as a command"));
     };
     Ok(TaskKind::Command(CommandSpec { script: Some(text), ..spec }))

@@ -268,7 +268,10 @@ fn command_templates_are_checked_like_params() {
 
 #[test]
 fn stdout_files_stdin_from_and_success_exit_codes_are_read() {
-    let t = task_of(&command("stdout = \"file:rg/hits.txt\"\nstdin_from = \"a:emit/out.json\"\nsuccess_exit_codes = [0, 1]"), "t");
+    let t = task_of(
+        &command("stdout = \"file:rg/hits.txt\"\nstdin_from = \"a:emit/out.json\"\nsuccess_exit_codes = [0, 1]"),
+        "t",
+    );
     let TaskKind::Command(c) = t.kind else { panic!("not a command") };
     assert_eq!(c.stdout_file.as_deref(), Some("rg/hits.txt"));
     assert!(!c.stdout_is_output);
