@@ -246,6 +246,7 @@ pub fn mount_part(mount: &crate::spec::Mount, content: &Hash) -> MountPart {
 pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spec::CommandSpec>) -> Vec<String> {
     use crate::spec::MountMode;
     let mut granted = BTreeSet::new();
+    let mut named = Vec::new();
     match command {
         Some(command) => {
             granted.insert("world:command");
@@ -254,6 +255,16 @@ pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spe
             }
             if command.stdout_is_output {
                 granted.insert("stdout:output");
+            }
+            if let Some(name) = &command.stdout_file {
+                named.push(format!("stdout:file:{name}"));
+            }
+            if let Some(crate::spec::Stdin::Upstream { task, file }) = &command.stdin {
+                named.push(format!("stdin_from:{task}:{}", file.as_deref().unwrap_or("")));
+            }
+            if !command.success_exit_codes.is_empty() {
+                let codes: Vec<String> = command.success_exit_codes.iter().map(i32::to_string).collect();
+                named.push(format!("success_exit_codes:{}", codes.join(",")));
             }
         }
         None => {
@@ -269,7 +280,9 @@ pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spe
     if !exec.allow_hosts.is_empty() {
         granted.insert("network");
     }
-    granted.into_iter().map(str::to_string).collect()
+    let mut all: Vec<String> = granted.into_iter().map(str::to_string).chain(named).collect();
+    all.sort();
+    all
 }
 
 /// Which part of a key differs.

@@ -24,6 +24,7 @@ mod serve;
 mod store;
 mod style;
 mod test;
+mod task_files;
 mod tokens;
 mod validate;
 

@@ -99,6 +99,10 @@ pub struct SingleTask {
     /// Run it as a command (`wasi:cli/command` or a WASI preview1 module); its
     /// `component` is replaced by the file's task key.
     pub command: Option<crate::spec::CommandSpec>,
+    /// Host directories it sees.
+    pub mounts: Vec<crate::spec::Mount>,
+    /// Where it may send HTTP requests.
+    pub allow_hosts: Vec<crate::spec::HostRule>,
 }
 
 /// Mounts outside the bundle and its data roots need a target that allows them.

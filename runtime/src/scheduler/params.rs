@@ -140,6 +140,11 @@ fn resolve(r: &Reference, scope: &Scope<'_>) -> Option<String> {
             let t = scope.state.task(scope.state.id_of(task)?);
             t.result.map(|r| r.as_str().to_string())
         }
+        Reference::TaskOutput { task } => {
+            let t = scope.state.task(scope.state.id_of(task)?);
+            let attempt = t.attempts.last().filter(|_| t.result == Some(TaskResult::Success))?;
+            attempt.output.as_deref().map(unquote)
+        }
         Reference::TaskErrorCode { task } => {
             let t = scope.state.task(scope.state.id_of(task)?);
             Some(match t.result? {

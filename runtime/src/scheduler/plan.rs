@@ -172,6 +172,8 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
                 fuel: None,
                 max_out: None,
             },
+            mounts: single.mounts,
+            allow_hosts: single.allow_hosts,
             ..ExecSpec::default()
         },
     };

@@ -150,8 +150,9 @@ impl Runtime {
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
-        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?
-            .with_telemetry(telemetry.clone());
+        // compiled components: the user's cache (shared by state directories), else this one's
+        let compiled = crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| state_dir.join(COMPONENTS_DIR));
+        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(compiled) })?.with_telemetry(telemetry.clone());
         let cache = CacheDir::open(state_dir, slots)
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -43,6 +43,10 @@ pub struct ComponentTask {
     pub timeout_ms: Option<u64>,
     /// Run it as a command.
     pub command: Option<crate::spec::CommandSpec>,
+    /// Host directories it sees (`--mount`).
+    pub mounts: Vec<crate::spec::Mount>,
+    /// Where it may send HTTP requests (`--allow-host`).
+    pub allow_hosts: Vec<crate::spec::HostRule>,
 }
 
 impl ComponentTask {
@@ -53,7 +57,13 @@ impl ComponentTask {
             timeout: self.timeout_ms.map_or(defaults.timeout, std::time::Duration::from_millis),
             ..defaults
         };
-        SingleTask { params: self.params.clone(), limits, command: self.command.clone() }
+        SingleTask {
+            params: self.params.clone(),
+            limits,
+            command: self.command.clone(),
+            mounts: self.mounts.clone(),
+            allow_hosts: self.allow_hosts.clone(),
+        }
     }
 }
 

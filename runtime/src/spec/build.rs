@@ -89,7 +89,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         Some(node) => super::suite::tests(node, &jobs, &targets, &root)?,
         None => Vec::new(),
     };
-    Ok(Bundle {
+    let mut bundle = Bundle {
         name,
         root,
         file: file.to_path_buf(),
@@ -102,7 +102,9 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         includes: included.into_iter().map(|source| source.file).collect(),
         secret_scopes,
         tests,
-    })
+    };
+    super::python::add_runner(&mut bundle);
+    Ok(bundle)
 }
 
 fn parse_doc<'t>(loc: &Locator<'_>, text: &'t str) -> Result<Spanned<DeValue<'t>>, SpecError> {

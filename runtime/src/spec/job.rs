@@ -51,7 +51,10 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "env",
     "stdin",
     "stdin_file",
+    "stdin_from",
     "stdout",
+    "success_exit_codes",
+    "script",
     "rerun_on_resume",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
@@ -195,6 +198,7 @@ fn task<'a>(
         Some(node) => depends::depends_on(node)?,
         None => (Vec::new(), Vec::new()),
     };
+    super::command::check_stdin_from(&table, &key, &kind, &depends_on)?;
     let run_if = table.get("run_if").map(depends::run_if).transpose()?;
     if let (Some(_), Some(node), true) = (run_if, table.get("run_if"), depends_on.is_empty()) {
         return Err(node.error(format!(
@@ -222,6 +226,11 @@ fn task<'a>(
 /// task `retries`, a condition task none. `task` names the table in errors ("task `x`").
 pub(crate) fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
     let is_command = matches!(kind, TaskKind::Command { .. });
+    let is_python = matches!(kind, TaskKind::Command(c) if c.script.is_some());
+    if let (false, Some(entry)) = (is_python, table.entries().iter().find(|e| e.key == "script")) {
+        return Err(entry
+            .key_error(format!("`script` applies only to `kind = \"python\"` tasks, not to {} {task}", kind.name())));
+    }
     if let Some(entry) = table.entries().iter().find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key)) {
         let hint = match kind {
             TaskKind::Component { .. } => {

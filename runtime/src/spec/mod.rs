@@ -157,6 +157,7 @@ mod kinds;
 mod locate;
 mod mounts;
 pub mod names;
+pub mod python;
 mod read;
 mod refs;
 mod retries;
@@ -178,7 +179,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::util::{parse_duration, parse_size};
 pub use access::{Permission, PermissionLevel, Principal, level_of};
-pub use command::{CommandSpec, Stdin};
+pub use command::{CommandSpec, Stdin, check_out_path};
 pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
 pub use exec::ExecSpec;
@@ -188,7 +189,7 @@ pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
 pub use locate::Place;
-pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
+pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS, parse_mount_arg};
 pub use retries::RetryPolicy;
 pub use schema::json_schema;
 pub use scopes::SecretScopeSpec;

@@ -41,6 +41,9 @@ pub enum Reference {
     /// `tasks.<task>.error_code`: why an upstream task failed (`transient`, `permanent`,
     /// `trap`, `timed_out`, …; empty when it did not fail).
     TaskErrorCode { task: String },
+    /// `tasks.<task>.output`: an upstream task's output (a JSON string without its quotes,
+    /// anything else as JSON text; a command's stdout with `stdout = "output"`).
+    TaskOutput { task: String },
     /// `input`: the current element of a `for_each` task's inputs (only valid in the
     /// params of a `for_each` task template; how an element is written, e.g. a JSON
     /// string without its quotes, is up to whoever resolves it for [`render`]).
@@ -106,7 +109,8 @@ impl Reference {
         match self {
             Reference::TaskValue { task, .. }
             | Reference::TaskResultState { task }
-            | Reference::TaskErrorCode { task } => Some(task),
+            | Reference::TaskErrorCode { task }
+            | Reference::TaskOutput { task } => Some(task),
             _ => None,
         }
     }
@@ -124,6 +128,7 @@ impl fmt::Display for Reference {
             Reference::TaskValue { task, name } => write!(f, "tasks.{task}.values.{name}"),
             Reference::TaskResultState { task } => write!(f, "tasks.{task}.result_state"),
             Reference::TaskErrorCode { task } => write!(f, "tasks.{task}.error_code"),
+            Reference::TaskOutput { task } => write!(f, "tasks.{task}.output"),
             Reference::InputField(path) => write!(f, "input.{path}"),
             Reference::Secret { scope, key } => write!(f, "secrets/{scope}/{key}"),
             fixed => {
@@ -267,8 +272,8 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
 fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
     let shape = || {
         format!(
-            "`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`, `tasks.<task key>.result_state` \
-             or `tasks.<task key>.error_code`"
+            "`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`, `tasks.<task key>.output`, \
+             `tasks.<task key>.result_state` or `tasks.<task key>.error_code`"
         )
     };
     let (task, after) = rest.split_once('.').ok_or_else(shape)?;
@@ -276,6 +281,7 @@ fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
     match after {
         "result_state" => return Ok(Reference::TaskResultState { task: task.to_string() }),
         "error_code" => return Ok(Reference::TaskErrorCode { task: task.to_string() }),
+        "output" => return Ok(Reference::TaskOutput { task: task.to_string() }),
         _ => {}
     }
     let name = after.strip_prefix("values.").ok_or_else(shape)?;
@@ -291,7 +297,7 @@ fn unknown_reference(body: &str) -> String {
     format!(
         "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, job.id, \
          job.repair_count, job.start_time.[iso_date|iso_datetime|year|month|day|hour|minute|second|timestamp_ms], \
-         task.attempt, task.key, tasks.<task>.values.<name>, tasks.<task>.result_state, \
+         task.attempt, task.key, tasks.<task>.values.<name>, tasks.<task>.output, tasks.<task>.result_state, \
          tasks.<task>.error_code, input and input.<field> (in a for_each task template), \
          secrets/<scope>/<key> (in a command task's env)"
     )
@@ -325,7 +331,7 @@ mod tests {
     #[test]
     fn databricks_references_and_input_fields_parse_and_display_as_written() {
         let text = "{{job.id}} {{ job.repair_count }} {{job.start_time.hour}} {{ job.start_time.timestamp_ms }} \
-                    {{tasks.a.result_state}} {{ tasks.a.error_code }} {{ input.name }} {{input.at.day}}";
+                    {{tasks.a.result_state}} {{ tasks.a.error_code }} {{ input.name }} {{input.at.day}} {{ tasks.a.output }}";
         let found = references(text).unwrap();
         assert_eq!(
             found,
@@ -338,10 +344,15 @@ mod tests {
                 Reference::TaskErrorCode { task: "a".into() },
                 Reference::InputField("name".into()),
                 Reference::InputField("at.day".into()),
+                Reference::TaskOutput { task: "a".into() },
             ]
         );
         let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
-        assert_eq!(shown[4..], ["tasks.a.result_state", "tasks.a.error_code", "input.name", "input.at.day"]);
+        assert_eq!(
+            shown[4..],
+            ["tasks.a.result_state", "tasks.a.error_code", "input.name", "input.at.day", "tasks.a.output"]
+        );
+        assert_eq!(Reference::TaskOutput { task: "a".into() }.upstream(), Some("a"));
         assert_eq!(shown[2], "job.start_time.hour");
         assert!(Reference::JobId.is_run_level() && !Reference::JobRepairCount.is_run_level());
         assert_eq!(Reference::TaskErrorCode { task: "a".into() }.upstream(), Some("a"));
