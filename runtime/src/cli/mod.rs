@@ -24,6 +24,7 @@ mod serve;
 mod store;
 mod style;
 mod tokens;
+mod triggers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,9 @@ pub enum Command {
     Store(store::StoreCommand),
     /// Own the state directory and serve its jobs over HTTP (Databricks Jobs API and sluice's own).
     Serve(serve::ServeArgs),
+    /// The served jobs' triggers (schedules, file arrival, webhooks): list, pause, resume, fire.
+    #[command(subcommand)]
+    Triggers(triggers::TriggersCommand),
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -109,6 +113,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::store(cli.state, cmd),
         Command::Serve(args) => serve::serve(cli.state, args),
         Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
+        Command::Triggers(cmd) => triggers::triggers(cli.state, cmd),
     }
 }
 

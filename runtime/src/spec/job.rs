@@ -28,6 +28,9 @@ const JOB_KEYS: &[&str] = &[
     "queue",
     "limits",
     "tasks",
+    "schedule",
+    "trigger",
+    "continuous",
 ];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
@@ -89,6 +92,7 @@ pub(crate) fn job<'a>(
     let max_concurrent_runs =
         table.get("max_concurrent_runs").map(max_concurrent_runs).transpose()?.unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS);
     let queue = table.get("queue").map(Node::bool).transpose()?.unwrap_or(true);
+    let trigger = super::triggers::read(&table)?;
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -114,6 +118,7 @@ pub(crate) fn job<'a>(
         queue,
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
+        trigger,
     };
     Ok((job, run_jobs))
 }

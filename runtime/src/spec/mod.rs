@@ -114,6 +114,7 @@ mod read;
 mod refs;
 mod retries;
 pub mod template;
+pub mod triggers;
 
 #[cfg(test)]
 mod tests;
@@ -221,6 +222,9 @@ pub struct JobSpec {
     pub queue: bool,
     /// Topologically sorted; tasks keep their file order wherever dependencies allow.
     pub tasks: Vec<TaskSpec>,
+    /// What starts runs of the job inside `sluice serve` (`schedule`, `trigger`, `continuous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<triggers::TriggerSpec>,
 }
 
 /// Databricks' default: one active run per job.

@@ -33,6 +33,8 @@ mod sled_recover;
 pub mod sled_secrets;
 pub mod sled_service;
 pub mod sled_store;
+pub mod sled_triggers;
+pub mod triggers;
 
 #[cfg(test)]
 mod conformance;
@@ -44,6 +46,8 @@ pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, T
 pub use sled_backup::{BackupReport, RestoreReport};
 pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
+pub use sled_triggers::SledTriggerStore;
+pub use triggers::{MemoryTriggerStore, TriggerStore};
 
 /// What to do about a store that does not open: said by every such error.
 pub const DAMAGED_ADVICE: &str = "Nothing was changed or deleted. `sluice store check` reports what is \
