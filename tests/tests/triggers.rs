@@ -36,8 +36,9 @@ impl Clock {
         std::fs::rename(&tmp, &self.0).unwrap();
     }
 
-    fn env(&self) -> [(&'static str, &str); 1] {
-        [("SLUICE_TEST_CLOCK", self.0.to_str().unwrap())]
+    /// The server's environment: the clock, and who it runs as (reads the webhook's secret).
+    fn env(&self) -> [(&'static str, &str); 2] {
+        [("SLUICE_TEST_CLOCK", self.0.to_str().unwrap()), ("SLUICE_PRINCIPAL", "ops")]
     }
 }
 
@@ -182,8 +183,9 @@ fn hook(server: &Server, job: u64, body: &[u8], ts: u64, secret: &[u8], idem: Op
 #[test]
 fn a_webhook_starts_a_run_only_when_signed_fresh_and_new() {
     let s = Sluice::new();
-    s.run(&["secrets", "scopes", "create", "hooks"]).assert_exit(0);
-    s.run_with(&["secrets", "put", "hooks", "key"], &[], Some(b"hook-secret")).assert_exit(0);
+    let ops = [("SLUICE_PRINCIPAL", "ops")];
+    s.run_with(&["secrets", "scopes", "create", "hooks"], &ops, None).assert_exit(0);
+    s.run_with(&["secrets", "put", "hooks", "key"], &ops, Some(b"hook-secret")).assert_exit(0);
     let dir = s.bundle("hk", HOOKED);
     let clock = Clock::new(&s, T0);
     let server = start(&s, &dir, &clock, "hook");

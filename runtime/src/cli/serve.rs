@@ -110,7 +110,9 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
         };
         owner.service.serve_bundles(&args.bundles, &workspaces)?;
         let resumed = owner.service.take_over().await?;
-        owner.service.start_triggers(trigger_clock(), &open::principal().unwrap_or_else(|| crate::service::ANONYMOUS.into()));
+        owner
+            .service
+            .start_triggers(trigger_clock(), &open::principal().unwrap_or_else(|| crate::service::ANONYMOUS.into()));
         let jobs = count_jobs(&args.bundles);
         errln!(
             "sluice serve: {jobs} job{} of {} bundle{} for workspace{} {}; state {}",
@@ -144,7 +146,10 @@ const TEST_CLOCK_ENV: &str = "SLUICE_TEST_CLOCK";
 fn trigger_clock() -> std::sync::Arc<dyn crate::triggers::WakeClock> {
     match std::env::var_os(TEST_CLOCK_ENV) {
         Some(file) => {
-            errln!("{TEST_CLOCK_ENV} is set: triggers follow the time written in {} (for tests only)", PathBuf::from(&file).display());
+            errln!(
+                "{TEST_CLOCK_ENV} is set: triggers follow the time written in {} (for tests only)",
+                PathBuf::from(&file).display()
+            );
             std::sync::Arc::new(crate::triggers::FileClock::new(file.into()))
         }
         None => std::sync::Arc::new(crate::model::SystemClock),

@@ -68,7 +68,10 @@ impl Client for LocalClient {
         })
     }
 
-    fn triggers(&self, action: crate::service::TriggerAction) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>> {
+    fn triggers(
+        &self,
+        action: crate::service::TriggerAction,
+    ) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>> {
         Box::pin(async move { Ok(self.service.triggers_do(&self.caller, action).await?) })
     }
 

@@ -223,7 +223,10 @@ impl Client for SocketClient {
         Box::pin(async move { self.post(&format!("{API}/store/backup"), &json!({ "dest": dest })).await })
     }
 
-    fn triggers(&self, action: crate::service::TriggerAction) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>> {
+    fn triggers(
+        &self,
+        action: crate::service::TriggerAction,
+    ) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>> {
         Box::pin(async move { self.post(&format!("{API}/triggers"), &action).await })
     }
 

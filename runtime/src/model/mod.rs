@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod trigger;
 mod view;
-pub use trigger::{TriggerContext, TriggerFile};
 pub use crate::spec::iteration_key;
+pub use trigger::{TriggerContext, TriggerFile};
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};

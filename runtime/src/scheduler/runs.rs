@@ -203,12 +203,12 @@ impl Runtime {
     ) -> Nested<'_> {
         Box::pin(async move {
             let at = RunLevel {
-            bundle: &plan.bundle,
-            job: &plan.job,
-            run_id: run,
-            started: self.clock.now(),
-            trigger: plan.trigger.as_ref(),
-        };
+                bundle: &plan.bundle,
+                job: &plan.job,
+                run_id: run,
+                started: self.clock.now(),
+                trigger: plan.trigger.as_ref(),
+            };
             let parameters = resolve_job_parameters(at, &overrides)?;
             let source = plan.bundle_root.display().to_string();
             let mut child = self.create(NewRun { run, plan, loaded, parameters, target, source }, opts)?;

@@ -24,8 +24,8 @@ use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
 use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{
-    MemoryServiceStore, MemoryTriggerStore, ServiceStore, SledServiceStore, SledStore, SledTriggerStore, Store, StoreError,
-    TriggerStore,
+    MemoryServiceStore, MemoryTriggerStore, ServiceStore, SledServiceStore, SledStore, SledTriggerStore, Store,
+    StoreError, TriggerStore,
 };
 
 /// The run store's directory under the state directory.

@@ -35,8 +35,8 @@ pub use hub::{StreamItem, Subscription};
 pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle};
 pub use manager::{CancelOutcome, ComponentTask, Repaired, Source, Submission, Submitted};
 pub use records::{RunRecord, TaskRunRef, decode_task_run_id, task_run_id};
-pub use triggers::{HookRequest, TriggerAction, TriggerAnswer};
 pub use tokens::{IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_TOKEN_LEN, NewToken, TOKEN_PREFIX};
+pub use triggers::{HookRequest, TriggerAction, TriggerAnswer};
 
 /// The principal of a caller that cannot say who it is.
 pub const ANONYMOUS: &str = "anonymous";

@@ -15,7 +15,9 @@ use crate::model::RunId;
 use crate::spec::triggers::TriggerKind;
 use crate::store::triggers::{Consumed, FiringKey, FiringRecord, Outcome};
 use crate::triggers::webhook::{self, HookError};
-use crate::triggers::{Engine, Firing, LaunchFuture, Launched, Launcher, TriggerError, TriggerJob, TriggerStatus, WakeClock};
+use crate::triggers::{
+    Engine, Firing, LaunchFuture, Launched, Launcher, TriggerError, TriggerJob, TriggerStatus, WakeClock,
+};
 
 /// The running engine and what it launches through.
 pub(crate) struct Triggers {
@@ -29,10 +31,18 @@ pub(crate) struct Triggers {
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum TriggerAction {
     List,
-    Pause { job: String },
-    Resume { job: String },
+    Pause {
+        job: String,
+    },
+    Resume {
+        job: String,
+    },
     /// Fire by hand, with a webhook's payload if the trigger is one.
-    Fire { job: String, #[serde(default)] payload: Option<serde_json::Value> },
+    Fire {
+        job: String,
+        #[serde(default)]
+        payload: Option<serde_json::Value>,
+    },
 }
 
 /// The answer: the triggers (after the change), and the run a fire started.
@@ -207,11 +217,20 @@ impl Service {
 
     /// A job of the caller's workspace with a trigger, by id or by name (`bundle.job` or `job`).
     async fn trigger_job_id(&self, caller: &Caller, job: &str) -> Result<u64, ServiceError> {
-        let statuses: Vec<TriggerStatus> =
-            self.triggers()?.engine.statuses().await.map_err(internal)?.into_iter().filter(|s| s.workspace == caller.workspace).collect();
+        let statuses: Vec<TriggerStatus> = self
+            .triggers()?
+            .engine
+            .statuses()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|s| s.workspace == caller.workspace)
+            .collect();
         let found: Vec<&TriggerStatus> = statuses
             .iter()
-            .filter(|s| s.job_id.to_string() == job || s.job == job || s.job.split_once('.').is_some_and(|(_, j)| j == job))
+            .filter(|s| {
+                s.job_id.to_string() == job || s.job == job || s.job.split_once('.').is_some_and(|(_, j)| j == job)
+            })
             .collect();
         match found.as_slice() {
             [one] => Ok(one.job_id),
@@ -239,7 +258,10 @@ impl Service {
                 other => ServiceError::Invalid(other.to_string()),
             })?;
         if t.engine.is_paused(job_id).await.map_err(internal)? == Some(true) {
-            return Err(ServiceError::InvalidState(format!("the trigger of job {} is paused; nothing was started", job.name)));
+            return Err(ServiceError::InvalidState(format!(
+                "the trigger of job {} is paused; nothing was started",
+                job.name
+            )));
         }
         let sig_key = FiringKey::Named(webhook::signature_key(req.signature.unwrap_or_default()));
         let (key, also) = match req.idempotency_key {
@@ -254,9 +276,12 @@ impl Service {
         };
         // a replay without an idempotency key: its signature's record exists
         if req.idempotency_key.is_none() && self.inner.rt.triggers().firing(job_id, &key)?.is_some() {
-            return Err(ServiceError::InvalidState("this request was received before (a replay); nothing was started".into()));
+            return Err(ServiceError::InvalidState(
+                "this request was received before (a replay); nothing was started".into(),
+            ));
         }
-        let context = crate::model::TriggerContext { kind: "webhook".into(), time: now, files: vec![], payload: Some(payload) };
+        let context =
+            crate::model::TriggerContext { kind: "webhook".into(), time: now, files: vec![], payload: Some(payload) };
         let caller = Caller::local(t.launcher.principal.clone(), job.workspace.clone());
         let launched = self.submit_triggered(&caller, job_id, Firing { key, also, context }).await?;
         if !launched.existing {

@@ -151,14 +151,12 @@ pub fn parse_cron(pattern: &str) -> Result<croner::Cron, String> {
 
 /// The trigger declared by a job's table, if any.
 pub(crate) fn read(table: &Table<'_>) -> Result<Option<TriggerSpec>, SpecError> {
-    let declared: Vec<_> =
-        table.entries().iter().filter(|e| TRIGGER_JOB_KEYS.contains(&e.key)).collect();
+    let declared: Vec<_> = table.entries().iter().filter(|e| TRIGGER_JOB_KEYS.contains(&e.key)).collect();
     let [entry] = declared.as_slice() else {
         return match declared.get(1) {
-            Some(second) => Err(second.key_error(format!(
-                "a job has at most one trigger; it already has `{}`",
-                declared[0].key
-            ))),
+            Some(second) => {
+                Err(second.key_error(format!("a job has at most one trigger; it already has `{}`", declared[0].key)))
+            }
             None => Ok(None),
         };
     };
@@ -177,7 +175,8 @@ pub(crate) fn read(table: &Table<'_>) -> Result<Option<TriggerSpec>, SpecError> 
         }
         _ => {
             t.deny_unknown(TRIGGER_KEYS)?;
-            let kinds: Vec<_> = ["periodic", "file_arrival", "webhook"].into_iter().filter_map(|k| t.get(k).map(|n| (k, n))).collect();
+            let kinds: Vec<_> =
+                ["periodic", "file_arrival", "webhook"].into_iter().filter_map(|k| t.get(k).map(|n| (k, n))).collect();
             let [(kind, n)] = kinds.as_slice() else {
                 return Err(node.error("a trigger names exactly one of `periodic`, `file_arrival` or `webhook`"));
             };
@@ -222,7 +221,9 @@ fn schedule(t: &Table<'_>) -> Result<TriggerKind, SpecError> {
         Some(n) => {
             let name = n.str()?;
             name.parse::<chrono_tz::Tz>().map_err(|_| {
-                n.error(format!("unknown time zone \"{name}\"; use a tz database name such as \"Europe/Amsterdam\" or \"UTC\""))
+                n.error(format!(
+                    "unknown time zone \"{name}\"; use a tz database name such as \"Europe/Amsterdam\" or \"UTC\""
+                ))
             })?;
             name.to_string()
         }
@@ -267,7 +268,9 @@ fn periodic(node: &Node<'_>) -> Result<TriggerKind, SpecError> {
         "HOURS" => 3600,
         "DAYS" => 86_400,
         "WEEKS" => 7 * 86_400,
-        other => return Err(u.error(format!("unit is \"MINUTES\", \"HOURS\", \"DAYS\" or \"WEEKS\", found \"{other}\""))),
+        other => {
+            return Err(u.error(format!("unit is \"MINUTES\", \"HOURS\", \"DAYS\" or \"WEEKS\", found \"{other}\"")));
+        }
     };
     let secs = (interval as u64).checked_mul(unit).filter(|s| *s <= 10 * 366 * 86_400);
     let secs = secs.ok_or_else(|| n.error("interval is longer than ten years"))?;
@@ -291,8 +294,16 @@ fn file_arrival(node: &Node<'_>) -> Result<TriggerKind, SpecError> {
     }
     Ok(TriggerKind::FileArrival(FileArrival {
         url: url.to_string(),
-        min_time_between_triggers: t.get("min_time_between_triggers").map(Node::duration).transpose()?.unwrap_or(DEFAULT_MIN_BETWEEN),
-        wait_after_last_change: t.get("wait_after_last_change").map(Node::duration).transpose()?.unwrap_or(DEFAULT_WAIT_AFTER),
+        min_time_between_triggers: t
+            .get("min_time_between_triggers")
+            .map(Node::duration)
+            .transpose()?
+            .unwrap_or(DEFAULT_MIN_BETWEEN),
+        wait_after_last_change: t
+            .get("wait_after_last_change")
+            .map(Node::duration)
+            .transpose()?
+            .unwrap_or(DEFAULT_WAIT_AFTER),
         credentials,
     }))
 }
@@ -313,7 +324,9 @@ fn check_url(url: &str) -> Result<(), String> {
     }
     let scheme = url.split_once("://").map(|(s, _)| s);
     Err(match scheme {
-        Some(s) => format!("unsupported URL scheme `{s}://` in \"{url}\"; file arrival watches an absolute local directory or s3://bucket/prefix/"),
+        Some(s) => format!(
+            "unsupported URL scheme `{s}://` in \"{url}\"; file arrival watches an absolute local directory or s3://bucket/prefix/"
+        ),
         None => format!("\"{url}\" is neither an absolute directory nor an s3:// URL"),
     })
 }

@@ -74,7 +74,8 @@ pub struct CronTicks {
 impl CronTicks {
     pub fn new(pattern: &str, timezone: &str, dst: DstPolicy) -> Result<CronTicks, TriggerError> {
         let cron = parse_cron(pattern).map_err(TriggerError::Invalid)?;
-        let tz = timezone.parse::<Tz>().map_err(|_| TriggerError::Invalid(format!("unknown time zone \"{timezone}\"")))?;
+        let tz =
+            timezone.parse::<Tz>().map_err(|_| TriggerError::Invalid(format!("unknown time zone \"{timezone}\"")))?;
         Ok(CronTicks { cron, tz, dst })
     }
 
@@ -161,7 +162,9 @@ impl CronTicks {
         if quiet && from_off == to_off {
             return vec![];
         }
-        let (Some(mut naive), Some(end)) = (utc_naive(after_s + from_off), utc_naive(until_s + to_off)) else { return vec![] };
+        let (Some(mut naive), Some(end)) = (utc_naive(after_s + from_off), utc_naive(until_s + to_off)) else {
+            return vec![];
+        };
         let mut out = Vec::new();
         for _ in 0..MAX_TICKS_SEARCHED {
             match self.next_local(naive) {

@@ -155,11 +155,10 @@ const PATTERNS: [&str; 6] =
     ["0 30 2 * * ?", "0 0 * * * ?", "0 */15 * * * ?", "0 0 0 * * ?", "0 45 1,2,3 ? * 1-7", "30 59 23 L * ?"];
 
 fn policies() -> impl Strategy<Value = DstPolicy> {
-    (prop_oneof![Just(Skipped::Shift), Just(Skipped::Skip)], prop_oneof![
-        Just(Repeated::First),
-        Just(Repeated::Last),
-        Just(Repeated::Both)
-    ])
+    (
+        prop_oneof![Just(Skipped::Shift), Just(Skipped::Skip)],
+        prop_oneof![Just(Repeated::First), Just(Repeated::Last), Just(Repeated::Both)],
+    )
         .prop_map(|(skipped, repeated)| DstPolicy { skipped, repeated })
 }
 

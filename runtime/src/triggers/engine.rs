@@ -155,7 +155,16 @@ impl Engine {
                     Ok(t) => (t, None),
                     Err(e) => (None, Some(e.to_string())),
                 };
-                Watched { job, ticks, watch: Watch::default(), running: None, failures: 0, not_before: 0, loaded: false, error }
+                Watched {
+                    job,
+                    ticks,
+                    watch: Watch::default(),
+                    running: None,
+                    failures: 0,
+                    not_before: 0,
+                    loaded: false,
+                    error,
+                }
             });
             next.insert(watched.job.job_id, watched);
         }
@@ -214,7 +223,12 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    async fn step_job(&self, w: &mut Watched, launcher: &dyn Launcher, now: Millis) -> Result<Option<Millis>, TriggerError> {
+    async fn step_job(
+        &self,
+        w: &mut Watched,
+        launcher: &dyn Launcher,
+        now: Millis,
+    ) -> Result<Option<Millis>, TriggerError> {
         let state = self.state(w.job.job_id, now)?;
         let paused = state.paused.unwrap_or(w.job.spec.paused);
         if !w.loaded {
@@ -289,7 +303,11 @@ impl Engine {
             if all > 0 {
                 let first = d.missed.map_or(d.cursor, |m| m.0).min(d.fire.first().copied().unwrap_or(d.cursor));
                 let reason = "the trigger is paused".to_string();
-                self.store.put_firing(job, &FiringKey::Tick(d.cursor), &record(Outcome::Skipped { first, count: all, reason }))?;
+                self.store.put_firing(
+                    job,
+                    &FiringKey::Tick(d.cursor),
+                    &record(Outcome::Skipped { first, count: all, reason }),
+                )?;
                 self.store.flush()?;
                 self.telemetry.trigger_skipped(kind, all);
                 tracing::info!("job {}: {all} tick(s) skipped: the trigger is paused", w.job.name);
@@ -326,7 +344,8 @@ impl Engine {
             if self.store.firing(w.job.job_id, &key)?.is_some() {
                 continue;
             }
-            let reason = format!("{local} does not exist in {} (daylight saving; dst.skipped = \"skip\")", cron.timezone());
+            let reason =
+                format!("{local} does not exist in {} (daylight saving; dst.skipped = \"skip\")", cron.timezone());
             let outcome = Outcome::Skipped { first: now, count: 1, reason };
             self.store.put_firing(w.job.job_id, &key, &FiringRecord { outcome, recorded_at: now })?;
             self.store.flush()?;
@@ -337,7 +356,13 @@ impl Engine {
 
     /// Start a run for `firing`; a launch that fails is recorded as missed (with why), so
     /// it is not retried forever.
-    async fn launch(&self, w: &mut Watched, launcher: &dyn Launcher, firing: Firing, now: Millis) -> Result<Option<Launched>, TriggerError> {
+    async fn launch(
+        &self,
+        w: &mut Watched,
+        launcher: &dyn Launcher,
+        firing: Firing,
+        now: Millis,
+    ) -> Result<Option<Launched>, TriggerError> {
         let key = firing.key.clone();
         let kind = w.job.spec.kind.name();
         match launcher.launch(&w.job, firing).await {
@@ -364,7 +389,13 @@ impl Engine {
         }
     }
 
-    async fn files(&self, w: &mut Watched, launcher: &dyn Launcher, spec: &crate::spec::triggers::FileArrival, now: Millis) -> Result<(), TriggerError> {
+    async fn files(
+        &self,
+        w: &mut Watched,
+        launcher: &dyn Launcher,
+        spec: &crate::spec::triggers::FileArrival,
+        now: Millis,
+    ) -> Result<(), TriggerError> {
         let new = self.new_files(w.job.job_id, &spec.url)?;
         let Some(batch) = w.watch.observe(new, now, spec) else { return Ok(()) };
         let firing = Firing {
@@ -396,7 +427,12 @@ impl Engine {
         Ok(out)
     }
 
-    async fn continuous(&self, w: &mut Watched, launcher: &dyn Launcher, now: Millis) -> Result<Option<Millis>, TriggerError> {
+    async fn continuous(
+        &self,
+        w: &mut Watched,
+        launcher: &dyn Launcher,
+        now: Millis,
+    ) -> Result<Option<Millis>, TriggerError> {
         if let Some(run) = w.running {
             match launcher.finished(run) {
                 None => return Ok(None),
@@ -451,7 +487,12 @@ impl Engine {
 
     /// Fire a job's trigger by hand, with the same payload shape: a file-arrival trigger
     /// takes the new files there are now, a webhook the given payload.
-    pub async fn fire(&self, launcher: &dyn Launcher, job: u64, payload: Option<serde_json::Value>) -> Result<Option<Launched>, TriggerError> {
+    pub async fn fire(
+        &self,
+        launcher: &dyn Launcher,
+        job: u64,
+        payload: Option<serde_json::Value>,
+    ) -> Result<Option<Launched>, TriggerError> {
         let mut map = self.jobs.lock().await;
         let Some(w) = map.get_mut(&job) else { return Ok(None) };
         let now = self.clock.now_millis();

@@ -41,7 +41,9 @@ impl Fake {
 impl Launcher for Fake {
     fn launch<'a>(&'a self, job: &'a TriggerJob, firing: Firing) -> LaunchFuture<'a> {
         Box::pin(async move {
-            if let Some(FiringRecord { outcome: Outcome::Fired { run }, .. }) = self.store.firing(job.job_id, &firing.key)? {
+            if let Some(FiringRecord { outcome: Outcome::Fired { run }, .. }) =
+                self.store.firing(job.job_id, &firing.key)?
+            {
                 return Ok(Launched { run, existing: true });
             }
             let run = self.next.fetch_add(1, Ordering::Relaxed);
@@ -232,8 +234,13 @@ async fn new_files_fire_once_quiet_and_a_crash_before_the_run_loses_nothing() {
     again.step(&fake).await;
     clock.set(T0 + 62_000);
     again.step(&fake).await;
-    let batches: Vec<Vec<String>> =
-        fake.launched.lock().unwrap().iter().map(|f| f.context.files.iter().map(|x| x.path.clone()).collect()).collect();
+    let batches: Vec<Vec<String>> = fake
+        .launched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f.context.files.iter().map(|x| x.path.clone()).collect())
+        .collect();
     assert_eq!(batches, vec![vec!["a.csv", "b.csv"], vec!["a.csv", "b.csv"]], "the lost batch came again, whole");
     // consumed now: nothing more until a new file (or a new version) arrives
     clock.set(T0 + 200_000);

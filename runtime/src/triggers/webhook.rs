@@ -175,11 +175,17 @@ mod tests {
         assert_eq!(verify(b"s3cret", Some(&(ts - 1).to_string()), Some(&sig), body, NOW), Err(HookError::BadSignature));
         assert_eq!(verify(b"s3cret", None, Some(&sig), body, NOW), Err(HookError::Missing(TIMESTAMP_HEADER)));
         assert_eq!(verify(b"s3cret", Some("x"), Some(&sig), body, NOW), Err(HookError::BadTimestamp));
-        assert_eq!(verify(b"s3cret", Some(&ts.to_string()), Some("md5=00"), body, NOW), Err(HookError::BadSignatureFormat));
+        assert_eq!(
+            verify(b"s3cret", Some(&ts.to_string()), Some("md5=00"), body, NOW),
+            Err(HookError::BadSignatureFormat)
+        );
         let big = vec![b' '; MAX_WEBHOOK_BODY + 1];
         assert_eq!(verify(b"s3cret", Some(&ts.to_string()), Some(&sig), &big, NOW), Err(HookError::TooLarge));
         let list = b"[1]";
         let list_sig = sign(b"s3cret", ts, list);
-        assert!(matches!(verify(b"s3cret", Some(&ts.to_string()), Some(&list_sig), list, NOW), Err(HookError::NotJson(_))));
+        assert!(matches!(
+            verify(b"s3cret", Some(&ts.to_string()), Some(&list_sig), list, NOW),
+            Err(HookError::NotJson(_))
+        ));
     }
 }
