@@ -15,6 +15,8 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: the [`scheduler::Runtime`] (`Runtime::open`) and its runs: a coordinator per
 //!   run performing what its state decides, attempts handed to an executor
+//! - [`triggers`]: schedules (Quartz cron, time zones, daylight saving), periodic, file
+//!   arrival, webhooks and continuous jobs, fired exactly once through the service
 //! - [`service`]: the owner's service: many runs per process (queues, cancel, repair,
 //!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
 //! - [`server`]: HTTP for the owner's socket and `sluice serve`: the Databricks Jobs API
@@ -40,5 +42,6 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod testing;
+pub mod triggers;
 pub mod util;
 pub mod validate;

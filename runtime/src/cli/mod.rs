@@ -27,6 +27,7 @@ mod test;
 mod task_files;
 mod tokens;
 mod validate;
+mod triggers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,9 @@ pub enum Command {
     Store(store::StoreCommand),
     /// Own the state directory and serve its jobs over HTTP (Databricks Jobs API and sluice's own).
     Serve(serve::ServeArgs),
+    /// The served jobs' triggers (schedules, file arrival, webhooks): list, pause, resume, fire.
+    #[command(subcommand)]
+    Triggers(triggers::TriggersCommand),
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -121,6 +125,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::validate(cli.state, args),
         Command::Schema => validate::schema(),
         Command::Test(args) => test::test(cli.state, args),
+        Command::Triggers(cmd) => triggers::triggers(cli.state, cmd),
     }
 }
 

@@ -77,6 +77,11 @@ pub trait Client: Send + Sync {
     /// Write a consistent copy of the store into the new directory `dest` (absolute), while
     /// the owner runs.
     fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>>;
+    /// `sluice triggers list|pause|resume|fire` (the owner must be `sluice serve`).
+    fn triggers(
+        &self,
+        action: crate::service::TriggerAction,
+    ) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>>;
 }
 
 /// A secrets operation (one request each).

@@ -115,6 +115,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
         job_id: None,
+        trigger: None,
     };
     Ok((plan, loaded))
 }
@@ -189,6 +190,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         limits: Default::default(),
         tasks: vec![task],
         permissions: vec![],
+        trigger: None,
     };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {
@@ -202,6 +204,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
         job_id: None,
+        trigger: None,
     }
 }
 
@@ -241,5 +244,6 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
         principal: plan.principal.clone(),
         workspace: plan.workspace.clone(),
         job_id: None,
+        trigger: None,
     })
 }

@@ -172,6 +172,7 @@ impl Runtime {
             job: &plan.job,
             run_id: state.run_id(),
             started: crate::model::time_of(state.view().created_at),
+            trigger: plan.trigger.as_ref(),
         };
         let mut parameters = BTreeMap::new();
         for (name, default) in &plan.job.parameters {

@@ -23,7 +23,10 @@ use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxEr
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
 use crate::store::sled_secrets::SledSecretStore;
-use crate::store::{MemoryServiceStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError};
+use crate::store::{
+    MemoryServiceStore, MemoryTriggerStore, ServiceStore, SledServiceStore, SledStore, SledTriggerStore, Store,
+    StoreError, TriggerStore,
+};
 
 /// The run store's directory under the state directory.
 pub const STORE_DIR: &str = "store";
@@ -65,6 +68,8 @@ pub struct Runtime {
     pub(crate) secrets: Option<Arc<dyn Resolver>>,
     /// Job ids, idempotency tokens and API tokens (in the run store's database).
     pub(crate) services: Arc<dyn ServiceStore>,
+    /// Trigger firings, trigger state and consumed files (in the run store's database).
+    pub(crate) triggers: Arc<dyn TriggerStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
     pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
@@ -102,6 +107,8 @@ pub struct RunOptions {
     pub no_cache: bool,
     /// `--rehash`: re-read every mounted file instead of trusting the stat cache.
     pub rehash: bool,
+    /// The trigger firing that starts a new run (pinned into its plan), if one does.
+    pub trigger: Option<crate::model::TriggerContext>,
 }
 
 impl Default for RunOptions {
@@ -116,6 +123,7 @@ impl Default for RunOptions {
             stop_cleanup_reason: Arc::new(OnceLock::new()),
             no_cache: false,
             rehash: false,
+            trigger: None,
         }
     }
 }
@@ -157,6 +165,7 @@ impl Runtime {
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
+        rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
         let vault = Arc::new(vault);
@@ -179,6 +188,7 @@ impl Runtime {
             sandbox,
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
+            triggers: Arc::new(MemoryTriggerStore::default()),
             vault: None,
             cache: None,
             slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
@@ -224,6 +234,11 @@ impl Runtime {
     /// Job ids, idempotency tokens and API tokens.
     pub fn services(&self) -> &Arc<dyn ServiceStore> {
         &self.services
+    }
+
+    /// Trigger firings, trigger state and consumed files.
+    pub fn triggers(&self) -> &Arc<dyn TriggerStore> {
+        &self.triggers
     }
 
     /// The sandbox slots every run shares.

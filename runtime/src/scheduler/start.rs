@@ -82,6 +82,7 @@ impl Coordinator {
             job: &self.plan.job,
             run_id: self.state.run_id(),
             started: self.logical_start(),
+            trigger: self.plan.trigger.as_ref(),
         }
     }
 

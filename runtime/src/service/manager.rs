@@ -301,6 +301,15 @@ impl Manager {
         self.publish(&st);
     }
 
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.lock().stopping
+    }
+
+    /// Serialise with submissions that carry an idempotency token (and trigger firings).
+    pub(crate) async fn one_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.idempotent.lock().await
+    }
+
     pub(crate) fn stop_accepting(&self) {
         self.lock().stopping = true;
     }
@@ -313,7 +322,7 @@ impl Service {
         if self.inner.manager.lock().stopping {
             return Err(ServiceError::Stopping("sluice is stopping; submit the run again once it is back".into()));
         }
-        let Some(token) = sub.idempotency_token.clone() else { return self.submit_now(caller, sub, None) };
+        let Some(token) = sub.idempotency_token.clone() else { return self.submit_now(caller, sub, None, None) };
         if token.is_empty() || token.len() > super::MAX_IDEMPOTENCY_TOKEN_LEN {
             return Err(ServiceError::Invalid(format!(
                 "idempotency_token must be 1 to {} characters long",
@@ -331,16 +340,20 @@ impl Service {
             let admission = admission_of(&view);
             return Ok(Submitted { run_id: found.run, job_id: view.job_id, existing: true, admission });
         }
-        self.submit_now(caller, sub, Some((token, now)))
+        self.submit_now(caller, sub, Some((token, now)), None)
     }
 
-    fn submit_now(
+    /// Submit (with `firing`: the trigger firing that starts the run, recorded with its
+    /// creation, in the same flush).
+    pub(crate) fn submit_now(
         &self,
         caller: &Caller,
         sub: Submission,
         token: Option<(String, u64)>,
+        firing: Option<(u64, &crate::triggers::Firing)>,
     ) -> Result<Submitted, ServiceError> {
         let opts = RunOptions {
+            trigger: firing.map(|(_, f)| f.context.clone()),
             principal: caller.principal.clone(),
             workspace: caller.workspace.clone(),
             observer: self.inner.hub.clone(),
@@ -354,6 +367,9 @@ impl Service {
         if let Some((token, at)) = &token {
             let record = crate::store::IdempotencyRecord { run, at: *at };
             self.inner.rt.services().put_idempotency(&caller.workspace, token, record)?;
+        }
+        if let Some((job, firing)) = firing {
+            self.record_firing(job, firing, run)?;
         }
         let admission = {
             let mut st = self.inner.manager.lock();
@@ -455,6 +471,8 @@ impl Service {
         for (queued, opts) in next {
             self.start_queued(queued, opts);
         }
+        // a continuous job's next run may be due
+        self.poke_triggers();
     }
 
     /// A queued run's turn (it is already counted active).

@@ -19,6 +19,7 @@ mod jobs;
 mod manager;
 mod records;
 mod tokens;
+mod triggers;
 mod views;
 
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle, read_bundle_with}
 pub use manager::{CancelOutcome, ComponentTask, Repaired, Source, Submission, Submitted};
 pub use records::{RunRecord, TaskRunRef, decode_task_run_id, task_run_id};
 pub use tokens::{IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_TOKEN_LEN, NewToken, TOKEN_PREFIX};
+pub use triggers::{HookRequest, TriggerAction, TriggerAnswer};
 
 /// The principal of a caller that cannot say who it is.
 pub const ANONYMOUS: &str = "anonymous";
@@ -155,6 +157,8 @@ struct Inner {
     bundles: Mutex<Vec<ServedBundle>>,
     views: views::Views,
     parsed: jobs::Parsed,
+    /// The trigger engine, once `sluice serve` started it.
+    triggers: std::sync::OnceLock<triggers::Triggers>,
 }
 
 impl Service {
@@ -170,6 +174,7 @@ impl Service {
                 bundles: Mutex::new(Vec::new()),
                 views: views::Views::default(),
                 parsed: jobs::Parsed::default(),
+                triggers: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -29,6 +29,9 @@ pub(crate) const JOB_KEYS: &[&str] = &[
     "limits",
     "tasks",
     "permissions",
+    "schedule",
+    "trigger",
+    "continuous",
 ];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
@@ -94,6 +97,7 @@ pub(crate) fn job<'a>(
         table.get("max_concurrent_runs").map(max_concurrent_runs).transpose()?.unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS);
     let queue = table.get("queue").map(Node::bool).transpose()?.unwrap_or(true);
     let permissions = table.get("permissions").map(super::access::permissions).transpose()?.unwrap_or_default();
+    let trigger = super::triggers::read(&table)?;
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -120,6 +124,7 @@ pub(crate) fn job<'a>(
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
         permissions,
+        trigger,
     };
     Ok((job, run_jobs))
 }

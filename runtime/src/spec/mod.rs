@@ -167,6 +167,7 @@ mod target;
 pub mod suite;
 pub mod template;
 mod vars;
+pub mod triggers;
 
 #[cfg(test)]
 mod tests;
@@ -329,6 +330,9 @@ pub struct JobSpec {
     /// `permissions = [{ level, user_name | group_name | service_principal_name }]`.
     #[serde(default)]
     pub permissions: Vec<Permission>,
+    /// What starts runs of the job inside `sluice serve` (`schedule`, `trigger`, `continuous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<triggers::TriggerSpec>,
 }
 
 /// Databricks' default: one active run per job.

@@ -51,6 +51,17 @@ pub enum Reference {
     /// `input.<field>[.<field>…]`: a field of the current element when the inputs are an
     /// array of objects (same places as [`Reference::Input`]).
     InputField(String),
+    /// `trigger.time`: the logical time of the trigger firing that started the run (RFC 3339,
+    /// UTC; the run's start when no trigger started it).
+    TriggerTime,
+    /// `trigger.files`: the new files a file-arrival trigger started the run for, as a JSON
+    /// array of `{path, size, etag | mtime}` (`[]` otherwise).
+    TriggerFiles,
+    /// `trigger.payload`: a webhook's JSON body (`{}` otherwise).
+    TriggerPayload,
+    /// `trigger.payload.<field>[.<field>…]`: a field of the webhook's body (strings
+    /// without their quotes).
+    TriggerPayloadField(String),
     /// `secrets/<scope>/<key>`: a secret's value. Allowed only in a command task's
     /// `env` (see `refs`), and resolved inside the sandbox, never into stored text.
     Secret { scope: String, key: String },
@@ -70,7 +81,7 @@ pub enum TimePart {
 }
 
 /// The references that name one fixed thing, as written.
-const FIXED: [(&str, Reference); 16] = [
+const FIXED: [(&str, Reference); 19] = [
     ("job.run_id", Reference::JobRunId),
     ("job.name", Reference::JobName),
     ("job.id", Reference::JobId),
@@ -87,6 +98,9 @@ const FIXED: [(&str, Reference); 16] = [
     ("task.attempt", Reference::TaskAttempt),
     ("task.key", Reference::TaskKey),
     ("input", Reference::Input),
+    ("trigger.time", Reference::TriggerTime),
+    ("trigger.files", Reference::TriggerFiles),
+    ("trigger.payload", Reference::TriggerPayload),
 ];
 
 impl Reference {
@@ -101,6 +115,10 @@ impl Reference {
                 | Reference::JobStartDate
                 | Reference::JobStartDateTime
                 | Reference::JobStartTime(_)
+                | Reference::TriggerTime
+                | Reference::TriggerFiles
+                | Reference::TriggerPayload
+                | Reference::TriggerPayloadField(_)
         )
     }
 
@@ -130,6 +148,7 @@ impl fmt::Display for Reference {
             Reference::TaskErrorCode { task } => write!(f, "tasks.{task}.error_code"),
             Reference::TaskOutput { task } => write!(f, "tasks.{task}.output"),
             Reference::InputField(path) => write!(f, "input.{path}"),
+            Reference::TriggerPayloadField(path) => write!(f, "trigger.payload.{path}"),
             Reference::Secret { scope, key } => write!(f, "secrets/{scope}/{key}"),
             fixed => {
                 let text = FIXED.iter().find(|(_, r)| r == fixed).map_or("?", |(text, _)| *text);
@@ -247,6 +266,15 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     }
     if let Some(rest) = body.strip_prefix("tasks.") {
         return parse_task_value(body, rest);
+    }
+    if let Some(path) = body.strip_prefix("trigger.payload.") {
+        if path.is_empty() || !path.split('.').all(names::is_name) {
+            return Err(format!(
+                "`{{{{ {body} }}}}` should read `trigger.payload.<field>` (fields use letters, digits, `_` and `-`, \
+                 nested ones joined by `.`)"
+            ));
+        }
+        return Ok(Reference::TriggerPayloadField(path.to_string()));
     }
     if let Some(path) = body.strip_prefix("input.") {
         let fields_ok = !path.is_empty() && path.split('.').all(names::is_name);

@@ -35,6 +35,8 @@ pub mod sled_service;
 pub mod sled_store;
 pub mod sled_verdicts;
 pub mod verdicts;
+pub mod sled_triggers;
+pub mod triggers;
 
 #[cfg(test)]
 mod conformance;
@@ -48,6 +50,8 @@ pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
 pub use sled_verdicts::SledVerdictStore;
 pub use verdicts::{MemoryVerdictStore, Verdict, VerdictStore};
+pub use sled_triggers::SledTriggerStore;
+pub use triggers::{MemoryTriggerStore, TriggerStore};
 
 /// What to do about a store that does not open: said by every such error.
 pub const DAMAGED_ADVICE: &str = "Nothing was changed or deleted. `sluice store check` reports what is \
