@@ -23,7 +23,10 @@ use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxEr
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
 use crate::store::sled_secrets::SledSecretStore;
-use crate::store::{MemoryServiceStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError};
+use crate::store::sled_notify::SledNoticeStore;
+use crate::store::{
+    MemoryNoticeStore, MemoryServiceStore, NoticeStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError,
+};
 
 /// The run store's directory under the state directory.
 pub const STORE_DIR: &str = "store";
@@ -65,6 +68,8 @@ pub struct Runtime {
     pub(crate) secrets: Option<Arc<dyn Resolver>>,
     /// Job ids, idempotency tokens and API tokens (in the run store's database).
     pub(crate) services: Arc<dyn ServiceStore>,
+    /// Notifications and their delivery (in the run store's database).
+    pub(crate) notices: Arc<dyn NoticeStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
     pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
@@ -149,6 +154,7 @@ impl Runtime {
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
+        let notices = Arc::new(SledNoticeStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
         let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?
             .with_telemetry(telemetry.clone());
@@ -158,6 +164,7 @@ impl Runtime {
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
+        rt.notices = notices;
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
         rt.vault = Some(vault);
@@ -178,6 +185,7 @@ impl Runtime {
             sandbox,
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
+            notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
             cache: None,
             slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
@@ -223,6 +231,16 @@ impl Runtime {
     /// Job ids, idempotency tokens and API tokens.
     pub fn services(&self) -> &Arc<dyn ServiceStore> {
         &self.services
+    }
+
+    /// Notifications and their delivery.
+    pub fn notices(&self) -> &Arc<dyn NoticeStore> {
+        &self.notices
+    }
+
+    /// The resolver of secret names (the vault), when the runtime has one.
+    pub fn resolver(&self) -> Option<&Arc<dyn Resolver>> {
+        self.secrets.as_ref()
     }
 
     /// The sandbox slots every run shares.

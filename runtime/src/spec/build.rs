@@ -16,7 +16,7 @@ use super::names;
 use super::read::{Entry, Node, Table};
 use super::{Bundle, ComponentSpec, JobSpec};
 
-const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets"];
+const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets", "destinations"];
 const TARGET_KEYS: &[&str] = &["default", "limits", "allow_absolute_paths"];
 const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 const COMPONENT_KEYS: &[&str] = &["path"];
@@ -40,10 +40,11 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, S
         Some(node) => components(node, &root)?,
         None => BTreeMap::new(),
     };
-    let jobs = match top.get("jobs") {
+    let mut jobs = match top.get("jobs") {
         Some(node) => jobs(node, &components, &roots)?,
         None => BTreeMap::new(),
     };
+    super::notify::attach(&top, &mut jobs)?;
     Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets })
 }
 

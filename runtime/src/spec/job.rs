@@ -28,6 +28,9 @@ const JOB_KEYS: &[&str] = &[
     "queue",
     "limits",
     "tasks",
+    "notifications",
+    "health",
+    "notification_settings",
 ];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
@@ -52,6 +55,9 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "stdin_file",
     "stdout",
     "rerun_on_resume",
+    "notifications",
+    "health",
+    "notification_settings",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
 const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
@@ -114,6 +120,7 @@ pub(crate) fn job<'a>(
         queue,
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
+        notify: Default::default(),
     };
     Ok((job, run_jobs))
 }

@@ -110,6 +110,7 @@ mod job;
 mod kinds;
 mod mounts;
 pub mod names;
+mod notify;
 mod read;
 mod refs;
 mod retries;
@@ -134,6 +135,7 @@ pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
 pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
+pub use notify::{Destination, JobNotify, Notifications, RUN_DURATION_SECONDS, SmtpTls, WebhookFormat};
 pub use retries::RetryPolicy;
 pub use template::Reference;
 
@@ -221,6 +223,9 @@ pub struct JobSpec {
     pub queue: bool,
     /// Topologically sorted; tasks keep their file order wherever dependencies allow.
     pub tasks: Vec<TaskSpec>,
+    /// Notifications of the job and its tasks, with the destinations they name.
+    #[serde(default, skip_serializing_if = "JobNotify::is_empty")]
+    pub notify: JobNotify,
 }
 
 /// Databricks' default: one active run per job.
