@@ -395,7 +395,7 @@ fn canceled_runs_are_quiet_when_the_job_says_so() {
     let dir = s.bundle("b", &text);
     for (n, name) in ["quiet", "loud"].into_iter().enumerate() {
         let running = s.spawn(&["run", dir.to_str().expect("utf-8"), "--job", name]);
-        hook.wait_for(2 * n + 1); // its on_start: it runs
+        hook.wait_for(n + 1); // its on_start: it runs
         s.run(&["runs", "cancel", &(n + 1).to_string()]).assert_exit(0);
         assert_eq!(running.wait(), 1);
     }
@@ -431,7 +431,10 @@ fn a_run_longer_than_its_health_rule_warns_while_it_runs() {
     let events = hook.events();
     assert_eq!(events.len(), 1, "only the slow run warns: {events:#?}");
     let warning = &events[0];
-    assert_eq!((warning["event"].as_str(), warning["job"].as_str()), (Some("on_duration_warning_threshold_exceeded"), Some("slow")));
+    assert_eq!(
+        (warning["event"].as_str(), warning["job"].as_str()),
+        (Some("on_duration_warning_threshold_exceeded"), Some("slow"))
+    );
     assert_eq!(warning["state"], "running", "sent while the run ran");
     let finished = slow.json()["finished_at"].as_u64().expect("finished");
     assert!(warning["at"].as_u64().expect("at") < finished, "before the run ended");
@@ -448,7 +451,11 @@ fn an_unknown_destination_is_refused_at_its_line_and_nothing_runs() {
     );
     let out = s.run(&["run", dir.to_str().expect("utf-8")]);
     out.assert_exit(2);
-    assert!(out.stderr.contains("sluice.toml:10:") && out.stderr.contains("unknown destination `opps`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sluice.toml:10:") && out.stderr.contains("unknown destination `opps`"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("did you mean `ops`"), "{}", out.stderr);
     let listed = s.run(&["runs", "list", "--json"]);
     if listed.code == 0 {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod notice;
 mod view;
-pub use notice::{DeliveryState, NotificationView};
 pub use crate::spec::iteration_key;
+pub use notice::{DeliveryState, NotificationView};
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};

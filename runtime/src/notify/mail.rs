@@ -2,8 +2,8 @@
 //! credentials when the destination has a user name (the password comes revealed from
 //! the destination's secret). It never puts the password into an error.
 
-use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

@@ -53,11 +53,12 @@ pub(crate) fn webhook_body(format: WebhookFormat, payload: &Value) -> Value {
             })
         }
         WebhookFormat::Teams => {
-            let facts: Vec<Value> = [("Job", &payload["job"]), ("Run", &payload["run_id"]), ("State", &payload["state"])]
-                .into_iter()
-                .map(|(name, value)| json!({ "name": name, "value": plain(value) }))
-                .chain(failures.iter().map(|line| json!({ "name": "Failed task", "value": line })))
-                .collect();
+            let facts: Vec<Value> =
+                [("Job", &payload["job"]), ("Run", &payload["run_id"]), ("State", &payload["state"])]
+                    .into_iter()
+                    .map(|(name, value)| json!({ "name": name, "value": plain(value) }))
+                    .chain(failures.iter().map(|line| json!({ "name": "Failed task", "value": line })))
+                    .collect();
             let mut card = json!({
                 "@type": "MessageCard",
                 "@context": "https://schema.org/extensions",

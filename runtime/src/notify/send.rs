@@ -77,7 +77,8 @@ pub(crate) async fn deliver(
 
 /// A destination's secret, revealed as the run's principal (audited like a task's reveal).
 fn reveal(notice: &Notice, name: &str, resolver: Option<&Arc<dyn Resolver>>) -> Result<SecretString, SendError> {
-    let resolver = resolver.ok_or_else(|| SendError::Permanent(format!("secret `{name}`: this owner has no secrets")))?;
+    let resolver =
+        resolver.ok_or_else(|| SendError::Permanent(format!("secret `{name}`: this owner has no secrets")))?;
     let request = RevealRequest {
         run: notice.run,
         task: format!("notify:{}", notice.view.destination),
@@ -133,8 +134,9 @@ async fn post(url: &str, body: String, signature: Option<(u64, String)>, id: &st
     if let Some((timestamp, signature)) = signature {
         request = request.header(TIMESTAMP_HEADER, timestamp.to_string()).header(SIGNATURE_HEADER, signature);
     }
-    let request =
-        request.body(Full::new(bytes::Bytes::from(body))).map_err(|e| SendError::Permanent(format!("{where_}: {e}")))?;
+    let request = request
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| SendError::Permanent(format!("{where_}: {e}")))?;
     let response = sender.send_request(request).await.map_err(|e| SendError::Retry(format!("{where_}: {e}")))?;
     let status = response.status();
     if status.is_success() {

@@ -101,8 +101,13 @@ impl Track {
                 if self.task(task).is_some_and(|n| n.duration_warning_secs.is_some()) {
                     self.running.insert((task.clone(), *attempt), *at);
                 }
-                let about =
-                    About { event: ON_START, task: Some((task.as_str(), *attempt)), state: "running".into(), at: *at, since: *at };
+                let about = About {
+                    event: ON_START,
+                    task: Some((task.as_str(), *attempt)),
+                    state: "running".into(),
+                    at: *at,
+                    since: *at,
+                };
                 out.extend(self.task_notices(&about));
                 return out;
             }
@@ -178,18 +183,27 @@ impl Track {
             && now >= at
         {
             self.warned = true;
-            let about = About { event: ON_DURATION, task: None, state: "running".into(), at: now, since: self.started_at };
+            let about =
+                About { event: ON_DURATION, task: None, state: "running".into(), at: now, since: self.started_at };
             out.extend(self.notices(&self.notify.job.on_duration_warning_threshold_exceeded.clone(), &about));
         }
         let due: Vec<((String, u32), Millis)> = self
             .running
             .iter()
             .filter(|(k, _)| !self.warned_tasks.contains(*k))
-            .filter_map(|(k, since)| self.task_deadline(&k.0, *since).filter(|at| now >= *at).map(|_| (k.clone(), *since)))
+            .filter_map(|(k, since)| {
+                self.task_deadline(&k.0, *since).filter(|at| now >= *at).map(|_| (k.clone(), *since))
+            })
             .collect();
         for ((task, attempt), since) in due {
             self.warned_tasks.insert((task.clone(), attempt));
-            let about = About { event: ON_DURATION, task: Some((task.as_str(), attempt)), state: "running".into(), at: now, since };
+            let about = About {
+                event: ON_DURATION,
+                task: Some((task.as_str(), attempt)),
+                state: "running".into(),
+                at: now,
+                since,
+            };
             out.extend(self.task_notices(&about));
         }
         out
@@ -207,7 +221,8 @@ impl Track {
 
     fn job_deadline(&self) -> Option<Millis> {
         let n = &self.notify.job;
-        let live = !self.warned && !self.finished && !self.queued && !n.on_duration_warning_threshold_exceeded.is_empty();
+        let live =
+            !self.warned && !self.finished && !self.queued && !n.on_duration_warning_threshold_exceeded.is_empty();
         n.duration_warning_secs.filter(|_| live).map(|secs| self.started_at + secs * 1000)
     }
 

@@ -89,7 +89,10 @@ fn a_failed_run_notifies_its_start_once_and_its_failure_with_the_task_error() {
     let end = track.apply(&Event::RunFinished { result: RunResult::Failed, at: 4_000 });
     assert_eq!(ids(&end), ["on_failure/run/ops"]);
     let payload = &end[0].payload;
-    assert_eq!((payload["job"].as_str(), payload["run_id"].as_u64(), payload["state"].as_str()), (Some("j"), Some(1), Some("failed")));
+    assert_eq!(
+        (payload["job"].as_str(), payload["run_id"].as_u64(), payload["state"].as_str()),
+        (Some("j"), Some(1), Some("failed"))
+    );
     assert_eq!(payload["duration_seconds"], 3.0);
     assert_eq!(payload["failed_tasks"][0]["error"], "boom [REDACTED]");
     assert_eq!(end[0].principal, "alice", "secrets are revealed as who started the run");
@@ -141,7 +144,10 @@ fn task_notifications_are_about_its_attempts() {
     let failed = track.apply(&finished_attempt(TaskResult::Failed, Some("nope")));
     assert_eq!(ids(&failed), ["on_failure/task:t:1/ops"]);
     assert_eq!(failed[0].payload["task"], "t");
-    assert!(track.apply(&Event::RunFinished { result: RunResult::Failed, at: 4_000 }).is_empty(), "the job says nothing");
+    assert!(
+        track.apply(&Event::RunFinished { result: RunResult::Failed, at: 4_000 }).is_empty(),
+        "the job says nothing"
+    );
 }
 
 #[test]

@@ -22,8 +22,8 @@ use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
-use crate::store::sled_secrets::SledSecretStore;
 use crate::store::sled_notify::SledNoticeStore;
+use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{
     MemoryNoticeStore, MemoryServiceStore, NoticeStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError,
 };

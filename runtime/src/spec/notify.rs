@@ -39,11 +39,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::JobSpec;
 use super::build::check_key_name;
 use super::error::SpecError;
 use super::names;
 use super::read::{Node, Table};
-use super::JobSpec;
 
 const NOTIFICATION_KEYS: &[&str] = &["on_start", "on_success", "on_failure", "on_duration_warning_threshold_exceeded"];
 const SETTINGS_KEYS: &[&str] = &["no_alert_for_skipped_runs", "no_alert_for_canceled_runs", "alert_on_last_attempt"];
@@ -276,10 +276,7 @@ fn secret(table: &Table<'_>, key: &str) -> Result<Option<String>, SpecError> {
 }
 
 /// A job's or task's `notifications`, `health` and `notification_settings`.
-fn notifications(
-    table: &Table<'_>,
-    destinations: &BTreeMap<String, Destination>,
-) -> Result<Notifications, SpecError> {
+fn notifications(table: &Table<'_>, destinations: &BTreeMap<String, Destination>) -> Result<Notifications, SpecError> {
     let mut out = Notifications::default();
     if let Some(node) = table.get("notifications") {
         let lists = node.table()?;

@@ -94,7 +94,10 @@ fn bad_destinations_and_rules_are_refused() {
         ("[destinations.x]\nkind = \"webhook\"\nurl = \"http://x\"\nsecret = \"nokey\"\n", "scope/key"),
         ("[destinations.x]\nkind = \"email\"\nhost = \"h\"\nfrom = \"me\"\nto = \"a@b\"\n", "not a mail address"),
         ("[destinations.x]\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b\"\nto = []\n", "at least one recipient"),
-        ("[destinations.x]\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b\"\nto = \"a@b\"\ntls = \"ssl\"\n", "unknown tls"),
+        (
+            "[destinations.x]\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b\"\nto = \"a@b\"\ntls = \"ssl\"\n",
+            "unknown tls",
+        ),
         (
             "[jobs.j]\ntasks = [{ key = \"t\", component = \"c\" }]\n\
              health = { rules = [{ metric = \"CPU\", op = \"GREATER_THAN\", value = 1 }] }\n",
