@@ -33,6 +33,7 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod model;
+pub mod notify;
 pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;

@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod graph;
+mod notice;
 mod trigger;
 mod view;
 pub use crate::spec::iteration_key;
 pub use graph::TaskGraph;
+pub use notice::{DeliveryState, NotificationView};
 pub use trigger::{TriggerContext, TriggerFile};
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 

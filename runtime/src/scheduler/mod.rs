@@ -73,6 +73,10 @@ pub trait Observer: Send + Sync {
     /// A run that goes on (resumed, repaired, canceled): its log so far, before its next
     /// events, so the observer knows the whole run. Nothing in it is new.
     fn attached(&self, _run: RunId, _history: &[Event]) {}
+
+    /// An event was appended to the store, not yet flushed: what the observer writes to
+    /// the same store now becomes durable with it (notifications).
+    fn appended(&self, _run: RunId, _event: &Event) {}
 }
 
 /// An observer that ignores everything.

@@ -240,6 +240,7 @@ mod tests {
             tasks: vec![],
             permissions: vec![],
             trigger: None,
+            notify: Default::default(),
         }
     }
 

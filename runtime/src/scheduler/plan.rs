@@ -191,6 +191,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         tasks: vec![task],
         permissions: vec![],
         trigger: None,
+        notify: Default::default(),
     };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {

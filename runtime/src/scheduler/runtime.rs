@@ -22,10 +22,11 @@ use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
+use crate::store::sled_notify::SledNoticeStore;
 use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{
-    MemoryServiceStore, MemoryTriggerStore, ServiceStore, SledServiceStore, SledStore, SledTriggerStore, Store,
-    StoreError, TriggerStore,
+    MemoryNoticeStore, MemoryServiceStore, MemoryTriggerStore, NoticeStore, ServiceStore, SledServiceStore, SledStore,
+    SledTriggerStore, Store, StoreError, TriggerStore,
 };
 
 /// The run store's directory under the state directory.
@@ -70,6 +71,8 @@ pub struct Runtime {
     pub(crate) services: Arc<dyn ServiceStore>,
     /// Trigger firings, trigger state and consumed files (in the run store's database).
     pub(crate) triggers: Arc<dyn TriggerStore>,
+    /// Notifications and their delivery (in the run store's database).
+    pub(crate) notices: Arc<dyn NoticeStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
     pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
@@ -157,6 +160,7 @@ impl Runtime {
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
+        let notices = Arc::new(SledNoticeStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
         // compiled components: the user's cache (shared by state directories), else this one's
         let compiled = crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| state_dir.join(COMPONENTS_DIR));
@@ -168,6 +172,7 @@ impl Runtime {
         rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
+        rt.notices = notices;
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
         rt.vault = Some(vault);
@@ -189,6 +194,7 @@ impl Runtime {
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
             triggers: Arc::new(MemoryTriggerStore::default()),
+            notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
             cache: None,
             slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
@@ -239,6 +245,16 @@ impl Runtime {
     /// Trigger firings, trigger state and consumed files.
     pub fn triggers(&self) -> &Arc<dyn TriggerStore> {
         &self.triggers
+    }
+
+    /// Notifications and their delivery.
+    pub fn notices(&self) -> &Arc<dyn NoticeStore> {
+        &self.notices
+    }
+
+    /// The resolver of secret names (the vault), when the runtime has one.
+    pub fn resolver(&self) -> Option<&Arc<dyn Resolver>> {
+        self.secrets.as_ref()
     }
 
     /// The sandbox slots every run shares.

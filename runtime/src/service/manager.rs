@@ -356,7 +356,7 @@ impl Service {
             trigger: firing.map(|(_, f)| f.context.clone()),
             principal: caller.principal.clone(),
             workspace: caller.workspace.clone(),
-            observer: self.inner.hub.clone(),
+            observer: self.inner.observer.clone(),
             no_cache: sub.no_cache,
             rehash: sub.rehash,
             ..RunOptions::default()
@@ -496,7 +496,7 @@ impl Service {
         RunOptions {
             principal: plan.as_ref().map(|p| p.principal.clone()).unwrap_or_default(),
             workspace: plan.as_ref().map_or_else(|| crate::secrets::DEFAULT_WORKSPACE.into(), |p| p.workspace.clone()),
-            observer: self.inner.hub.clone(),
+            observer: self.inner.observer.clone(),
             ..RunOptions::default()
         }
     }
@@ -507,6 +507,10 @@ impl Service {
         match record.view.clone() {
             mut view if view.workspace == caller.workspace => {
                 view.status = Some(self.status(run, view.result));
+                view.notifications = self.inner.notifier.views(run).unwrap_or_else(|e| {
+                    tracing::warn!("run {run}: {e}");
+                    Vec::new()
+                });
                 Ok(view)
             }
             _ => Err(ServiceError::NotFound(run_not_found(run))),

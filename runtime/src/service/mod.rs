@@ -155,6 +155,10 @@ struct Inner {
     manager: manager::Manager,
     hub: Arc<hub::Hub>,
     bundles: Mutex<Vec<ServedBundle>>,
+    /// Notifications of the runs driven here, and their delivery.
+    notifier: Arc<crate::notify::Notifier>,
+    /// What runs driven here tell about their events: the hub and the notifier.
+    observer: Arc<dyn crate::scheduler::Observer>,
     views: views::Views,
     parsed: jobs::Parsed,
     /// The trigger engine, once `sluice serve` started it.
@@ -165,10 +169,19 @@ impl Service {
     /// The service over `rt`, the runtime of `state_dir`.
     pub fn new(rt: Runtime, state_dir: PathBuf) -> Service {
         let hub = Arc::new(hub::Hub::default());
+        let notifier = Arc::new(crate::notify::Notifier::new(
+            rt.notices().clone(),
+            rt.store().clone(),
+            rt.clock().clone(),
+            rt.resolver().cloned(),
+        ));
+        let observer = Arc::new(crate::notify::Both(hub.clone(), notifier.clone()));
         Service {
             inner: Arc::new(Inner {
                 manager: manager::Manager::default(),
                 hub,
+                notifier,
+                observer,
                 rt,
                 state_dir,
                 bundles: Mutex::new(Vec::new()),
@@ -204,6 +217,17 @@ impl Service {
     /// Wait until no run is driven (after [`Service::drain`]: every run has stopped).
     pub async fn drained(&self) {
         self.inner.manager.drained().await
+    }
+
+    /// Start delivering notifications (the owner, once; within a tokio runtime): first
+    /// what earlier owners left pending. Links point at `link` + `/runs/ID`.
+    pub fn start_notifications(&self, link: Option<String>) {
+        self.inner.notifier.start(link);
+    }
+
+    /// Wait (at most `within`) until every pending notification was tried once here.
+    pub async fn settle_notifications(&self, within: std::time::Duration) {
+        self.inner.notifier.settle(within).await;
     }
 
     /// Counts for metrics: (runs being driven, runs queued).

@@ -20,7 +20,7 @@ use super::{Bundle, ComponentSpec, JobSpec};
 use super::{scopes, target};
 
 pub(crate) const TOP_KEYS: &[&str] =
-    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes", "tests"];
+    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes", "tests", "destinations"];
 pub(crate) const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 pub(crate) const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -80,6 +80,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         Some(table) => jobs(table, &components, &roots)?,
         None => BTreeMap::new(),
     };
+    super::notify::attach(&top, &mut jobs)?;
     if let Some(node) = top.get("targets") {
         target::check_job_overrides(node, &jobs)?;
     }

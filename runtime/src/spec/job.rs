@@ -32,6 +32,9 @@ pub(crate) const JOB_KEYS: &[&str] = &[
     "schedule",
     "trigger",
     "continuous",
+    "notifications",
+    "health",
+    "notification_settings",
 ];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
@@ -59,6 +62,9 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "success_exit_codes",
     "script",
     "rerun_on_resume",
+    "notifications",
+    "health",
+    "notification_settings",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
 pub(crate) const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
@@ -125,6 +131,7 @@ pub(crate) fn job<'a>(
         tasks: in_order(tasks, &graph.order),
         permissions,
         trigger,
+        notify: Default::default(),
     };
     Ok((job, run_jobs))
 }

@@ -158,6 +158,7 @@ mod locate;
 mod mounts;
 pub mod names;
 pub mod python;
+mod notify;
 mod read;
 mod refs;
 mod retries;
@@ -191,6 +192,7 @@ pub use kinds::{
 };
 pub use locate::Place;
 pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS, parse_mount_arg};
+pub use notify::{Destination, JobNotify, Notifications, RUN_DURATION_SECONDS, SmtpTls, WebhookFormat};
 pub use retries::RetryPolicy;
 pub use schema::json_schema;
 pub use scopes::SecretScopeSpec;
@@ -333,6 +335,9 @@ pub struct JobSpec {
     /// What starts runs of the job inside `sluice serve` (`schedule`, `trigger`, `continuous`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<triggers::TriggerSpec>,
+    /// Notifications of the job and its tasks, with the destinations they name.
+    #[serde(default, skip_serializing_if = "JobNotify::is_empty")]
+    pub notify: JobNotify,
 }
 
 /// Databricks' default: one active run per job.

@@ -81,6 +81,7 @@ impl RunState {
             queued: None,
             dequeued_at: None,
             status: None,
+            notifications: Vec::new(),
         };
         let dirty = (0..sched.len()).collect();
         let mut state = RunState {
