@@ -23,11 +23,11 @@ mod secrets;
 mod serve;
 mod store;
 mod style;
-mod test;
 mod task_files;
+mod test;
 mod tokens;
-mod validate;
 mod triggers;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

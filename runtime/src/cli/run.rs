@@ -180,8 +180,10 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
     };
     let stdout_file = args.stdout_file.map(|f| std::path::absolute(&f)).transpose()?;
     let path = std::path::absolute(&args.component)?;
-    let sub =
-        Submission { idempotency_token: Some(submission_token()), ..Submission::new(Source::Component { path, task }) };
+    let sub = Submission {
+        idempotency_token: Some(submission_token()),
+        ..Submission::new(Source::Component { path, task: Box::new(task) })
+    };
     let json = args.json;
     let options = open::owner_options(&args.workspace, RuntimeOptions::default());
     open::with_session(&dir.clone(), options, move |session| {

@@ -94,7 +94,7 @@ pub fn triggers(state_arg: Option<PathBuf>, cmd: TriggersCommand) -> anyhow::Res
         errln!("no served job has a trigger in workspace {workspace}");
     }
     for t in &answer.triggers {
-        let next = t["next"].as_u64().map(|ms| when(ms)).unwrap_or_else(|| "-".into());
+        let next = t["next"].as_u64().map(when).unwrap_or_else(|| "-".into());
         let paused = if t["paused"].as_bool() == Some(true) { "paused" } else { "active" };
         outln!(
             "{:>5}  {:<28} {:<12} {:<7} next {:<20} fired {} missed {} skipped {}{}",

@@ -29,6 +29,7 @@ fn created() -> Event {
         parent: None,
         principal: "p".into(),
         workspace: "default".into(),
+        trigger: None,
         target_limits: Default::default(),
         job_id: None,
     };

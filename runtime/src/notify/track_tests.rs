@@ -43,6 +43,7 @@ fn created(n: JobNotify) -> Event {
         parent: None,
         principal: "alice".into(),
         workspace: "default".into(),
+        trigger: None,
         target_limits: Default::default(),
         job_id: None,
     };

@@ -125,12 +125,12 @@ fn exit_returned(cmd: &Command, code: i32, store: &mut wasmtime::Store<super::Ho
     Returned::Exit(code)
 }
 
+/// The stdout file (with the room `/out` has left) and the stdin file of a command.
+type StdioPaths = (Option<(PathBuf, Option<u64>)>, Option<PathBuf>);
+
 /// The host files behind `stdout = "file:NAME"` and `stdin_from`: inside the attempt's
 /// `/out` and the upstream task's `/in` directory, never anywhere else.
-fn stdio_paths(
-    cmd: &Command,
-    files: &super::files::Grant,
-) -> Result<(Option<(PathBuf, Option<u64>)>, Option<PathBuf>), String> {
+fn stdio_paths(cmd: &Command, files: &super::files::Grant) -> Result<StdioPaths, String> {
     let stdout = match &cmd.stdout_file {
         None => None,
         Some(name) => {

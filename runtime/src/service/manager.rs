@@ -29,7 +29,7 @@ pub enum Source {
     /// A served job by its id (`jobs/run-now`).
     Job(u64),
     /// One component file (`sluice task run`; local callers only).
-    Component { path: PathBuf, task: ComponentTask },
+    Component { path: PathBuf, task: Box<ComponentTask> },
 }
 
 /// How to run one component with no bundle.

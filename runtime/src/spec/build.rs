@@ -80,7 +80,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         Some(table) => jobs(table, &components, &roots)?,
         None => BTreeMap::new(),
     };
-    super::notify::attach(&top, &mut jobs)?;
+    super::notify::attach(top, &mut jobs)?;
     if let Some(node) = top.get("targets") {
         target::check_job_overrides(node, &jobs)?;
     }

@@ -157,18 +157,18 @@ mod kinds;
 mod locate;
 mod mounts;
 pub mod names;
-pub mod python;
 mod notify;
+pub mod python;
 mod read;
 mod refs;
 mod retries;
 mod schema;
 mod scopes;
-mod target;
 pub mod suite;
+mod target;
 pub mod template;
-mod vars;
 pub mod triggers;
+mod vars;
 
 #[cfg(test)]
 mod tests;

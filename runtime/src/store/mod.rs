@@ -35,10 +35,10 @@ mod sled_recover;
 pub mod sled_secrets;
 pub mod sled_service;
 pub mod sled_store;
-pub mod sled_verdicts;
-pub mod verdicts;
 pub mod sled_triggers;
+pub mod sled_verdicts;
 pub mod triggers;
+pub mod verdicts;
 
 #[cfg(test)]
 mod conformance;
@@ -51,10 +51,10 @@ pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, T
 pub use sled_backup::{BackupReport, RestoreReport};
 pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
-pub use sled_verdicts::SledVerdictStore;
-pub use verdicts::{MemoryVerdictStore, Verdict, VerdictStore};
 pub use sled_triggers::SledTriggerStore;
+pub use sled_verdicts::SledVerdictStore;
 pub use triggers::{MemoryTriggerStore, TriggerStore};
+pub use verdicts::{MemoryVerdictStore, Verdict, VerdictStore};
 
 /// What to do about a store that does not open: said by every such error.
 pub const DAMAGED_ADVICE: &str = "Nothing was changed or deleted. `sluice store check` reports what is \

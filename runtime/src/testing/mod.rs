@@ -77,6 +77,9 @@ impl TestingError {
     }
 }
 
+/// Told about each test as it ends.
+pub type OnTest = Arc<dyn Fn(&TestReport) + Send + Sync>;
+
 /// How to run a suite.
 #[derive(Clone, Default)]
 pub struct SuiteOptions {
@@ -89,7 +92,7 @@ pub struct SuiteOptions {
     /// Where compiled components are kept between invocations (shared by every test).
     pub components_dir: Option<PathBuf>,
     /// Told about each test as it ends (progress).
-    pub on_test: Option<Arc<dyn Fn(&TestReport) + Send + Sync>>,
+    pub on_test: Option<OnTest>,
 }
 
 /// How a test ended.

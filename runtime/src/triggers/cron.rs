@@ -36,7 +36,7 @@ const OFFSET_SAMPLE: i64 = 1800;
 /// What a trigger's ticks follow.
 #[derive(Debug, Clone)]
 pub enum Ticks {
-    Cron(CronTicks),
+    Cron(Box<CronTicks>),
     /// Every `every`, counted from the Unix epoch.
     Every(Duration),
 }
@@ -45,7 +45,9 @@ impl Ticks {
     /// The ticks of a schedule or periodic trigger; `None` for the others.
     pub fn of(kind: &TriggerKind) -> Result<Option<Ticks>, TriggerError> {
         Ok(match kind {
-            TriggerKind::Schedule { cron, timezone, dst } => Some(Ticks::Cron(CronTicks::new(cron, timezone, *dst)?)),
+            TriggerKind::Schedule { cron, timezone, dst } => {
+                Some(Ticks::Cron(Box::new(CronTicks::new(cron, timezone, *dst)?)))
+            }
             TriggerKind::Periodic { every } => Some(Ticks::Every(*every)),
             _ => None,
         })
