@@ -35,16 +35,10 @@ fn sluice_test(s: &Sluice, dir: &Path, extra: &[&str]) -> Out {
     s.run(&args)
 }
 
-/// Copies the compiled components into the state directory of `s` (once).
-fn warm(s: &Sluice) {
-    let dest = s.state().join("components");
-    if dest.exists() {
-        return;
-    }
-    std::fs::create_dir_all(&dest).unwrap();
-    for entry in std::fs::read_dir(compiled()).unwrap().flatten() {
-        std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
-    }
+/// Compiles the components once for every test: they land in the harness's shared
+/// compiled-component cache (`SLUICE_CACHE_DIR`), which `sluice test` uses too.
+fn warm(_s: &Sluice) {
+    let _ = compiled();
 }
 
 /// `sluice ARGS` after warming the state's components.

@@ -54,7 +54,10 @@ pub fn test(state_arg: Option<PathBuf>, args: TestArgs) -> anyhow::Result<ExitCo
         filter: args.filter.clone(),
         update_golden: args.update_golden,
         parallel: args.parallel.unwrap_or(0),
-        components_dir: Some(dir.join(crate::scheduler::COMPONENTS_DIR)),
+        // the user's compiled-component cache, as every other command uses
+        components_dir: Some(
+            crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| dir.join(crate::scheduler::COMPONENTS_DIR)),
+        ),
         on_test: Some(on_test),
     };
     let report = open::tokio_runtime()?.block_on(testing::run_suite(&bundle, &options))?;

@@ -125,7 +125,11 @@ impl ComponentCache {
             Some(c) => (c, LoadOrigin::Disk),
             None => (self.compile(engine, bytes, &hash, label, world)?, LoadOrigin::Compiled),
         };
-        let pre = link(linker, &component, label, world)?;
+        // an artifact compiled for the other world links with a bare error: say what to change
+        let pre = link(linker, &component, label, world).map_err(|e| match check_is_component(bytes, label) {
+            Ok(()) => check_world(bytes, label, world).err().unwrap_or(e),
+            Err(_) => e,
+        })?;
         let loaded = Arc::new(TaskComponent { hash: hash.clone(), origin, load_time: started.elapsed(), pre });
         tracing::debug!(component = label, hash = %&hash[..16], origin = ?origin, load_ms = loaded.load_time.as_secs_f64() * 1e3, "component loaded");
         self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert((hash, world), loaded.clone());
@@ -197,12 +201,7 @@ impl ComponentCache {
         let bytes = match (check_is_component(bytes, label), world) {
             (Ok(()), _) => {
                 // the world is checked before compiling: a wrong one is refused in milliseconds
-                let shape = super::world::inspect(bytes)
-                    .map_err(|message| SandboxError::InvalidComponent { component: label.to_string(), message })?;
-                super::world::check(&shape, world).map_err(|message| match world {
-                    World::Task => SandboxError::WrongWorld { component: label.to_string(), message },
-                    World::Command => SandboxError::NotACommand { component: label.to_string(), message },
-                })?;
+                check_world(bytes, label, world)?;
                 bytes
             }
             (Err(_), World::Command) if is_core_module(bytes) => {
@@ -225,6 +224,17 @@ impl ComponentCache {
         }
         Ok(component)
     }
+}
+
+/// Whether component `bytes` can run as `world`, decoded without compiling; the error says
+/// what to change.
+fn check_world(bytes: &[u8], label: &str, world: World) -> Result<(), SandboxError> {
+    let shape = super::world::inspect(bytes)
+        .map_err(|message| SandboxError::InvalidComponent { component: label.to_string(), message })?;
+    super::world::check(&shape, world).map_err(|message| match world {
+        World::Task => SandboxError::WrongWorld { component: label.to_string(), message },
+        World::Command => SandboxError::NotACommand { component: label.to_string(), message },
+    })
 }
 
 fn link(linker: &Linker<HostState>, component: &Component, label: &str, world: World) -> Result<Linked, SandboxError> {

@@ -205,7 +205,8 @@ fn destination(node: &Node<'_>) -> Result<Destination, SpecError> {
             table.deny_unknown(WEBHOOK_KEYS)?;
             let url_node = table.require("url")?;
             let url = url_node.str()?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
+            let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            if host.is_none_or(str::is_empty) {
                 return Err(url_node.error("a webhook's url must start with http:// or https://"));
             }
             let format = match table.get("format") {

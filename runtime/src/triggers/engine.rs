@@ -103,6 +103,8 @@ struct Watched {
     watch: Watch,
     /// A continuous job's current run, failures in a row, and when it may start again.
     running: Option<RunId>,
+    /// The continuous run the next one follows (its firing key).
+    previous: Option<RunId>,
     failures: u32,
     not_before: Millis,
     loaded: bool,
@@ -160,6 +162,7 @@ impl Engine {
                     ticks,
                     watch: Watch::default(),
                     running: None,
+                    previous: None,
                     failures: 0,
                     not_before: 0,
                     loaded: false,
@@ -442,13 +445,16 @@ impl Engine {
                     w.not_before = now + backoff(w.failures).as_millis() as Millis;
                 }
             }
+            w.previous = Some(run);
             w.running = None;
         }
         if now < w.not_before {
             return Ok(Some(w.not_before));
         }
+        // keyed by the run it follows: a crash between creating the run and noting it here
+        // finds the same key again (no second run), and two runs never share one
         let firing = Firing {
-            key: FiringKey::Named(format!("continuous-{now:020}")),
+            key: FiringKey::Named(format!("continuous-after-{:020}", w.previous.unwrap_or(0))),
             also: vec![],
             context: TriggerContext { kind: "continuous".into(), time: now, files: vec![], payload: None },
         };
