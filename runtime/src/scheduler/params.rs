@@ -26,6 +26,13 @@ pub struct RunLevel<'a> {
     pub trigger: Option<&'a crate::model::TriggerContext>,
 }
 
+impl<'a> RunLevel<'a> {
+    /// Run `run_id` of `plan`, started (logically) at `started`.
+    pub fn of(plan: &'a crate::model::RunPlan, run_id: RunId, started: SystemTime) -> RunLevel<'a> {
+        RunLevel { bundle: &plan.bundle, job: &plan.job, run_id, started, trigger: plan.trigger.as_ref() }
+    }
+}
+
 /// Check `--param` overrides before anything is created: each names a parameter the job
 /// declares (the error names the ones it does) and uses only references known when a
 /// run starts.
