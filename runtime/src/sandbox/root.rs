@@ -11,6 +11,7 @@
 //! with it). It never holds anything of the host's but those empty directories.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -37,8 +38,11 @@ fn synthetic_root(base: &Path, guests: &[String]) -> Result<PathBuf, String> {
         return Ok(dir);
     }
     let failed = |e: std::io::Error| format!("making the guest's `/`: {e}");
-    // made aside and renamed into place: attempts starting together may race
-    let tmp = base.join(ROOTS_DIR).join(format!(".{}-{}", &digest[..16], std::process::id()));
+    // made aside under a name no other attempt uses (threads of this process and other
+    // processes alike), then renamed into place: attempts starting together may race
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    let tmp = base.join(ROOTS_DIR).join(format!(".{}-{}-{n}", &digest[..16], std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     for guest in &layout {
         std::fs::create_dir_all(tmp.join(guest)).map_err(failed)?;
@@ -71,5 +75,31 @@ mod tests {
         shuffled.reverse();
         assert_eq!(synthetic_root(base.path(), &shuffled).unwrap(), root, "same layout, same root");
         assert_ne!(synthetic_root(base.path(), &guests[..2]).unwrap(), root);
+    }
+
+    #[test]
+    fn attempts_starting_together_all_get_the_root() {
+        // for_each iterations of one layout start on several threads at once; each must get
+        // the root, none may see another's half-made one vanish under it
+        const THREADS: usize = 8;
+        for round in 0..20 {
+            let base = tempfile::tempdir().unwrap();
+            let guests: Vec<String> = (0..20).map(|i| format!("/in/t{round}/{i}/a/b")).collect();
+            let start = std::sync::Barrier::new(THREADS);
+            let made: Vec<Result<PathBuf, String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..THREADS)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            synthetic_root(base.path(), &guests)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for root in &made {
+                assert!(root.as_ref().is_ok_and(|r| r.join(format!("in/t{round}/19/a/b")).is_dir()), "{root:?}");
+            }
+        }
     }
 }
