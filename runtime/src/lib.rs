@@ -14,6 +14,8 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: the [`scheduler::Runtime`] (`Runtime::open`) and its runs: a coordinator per
 //!   run performing what its state decides, attempts handed to an executor
+//! - [`deploy`]: deployments: snapshots of a bundle per target, plan, promotion with its
+//!   gates, rollback, the journal, permissions on deployed jobs
 //! - [`service`]: the owner's service: many runs per process (queues, cancel, repair,
 //!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
 //! - [`server`]: HTTP for the owner's socket and `sluice serve`: the Databricks Jobs API
@@ -28,6 +30,7 @@
 pub mod cache;
 pub mod cli;
 pub mod client;
+pub mod deploy;
 pub mod model;
 pub mod sandbox;
 pub mod scheduler;

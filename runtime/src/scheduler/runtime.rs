@@ -23,7 +23,10 @@ use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxEr
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
 use crate::store::sled_secrets::SledSecretStore;
-use crate::store::{MemoryServiceStore, ServiceStore, SledServiceStore, SledStore, Store, StoreError};
+use crate::store::{
+    DeploymentStore, MemoryDeploymentStore, MemoryServiceStore, ServiceStore, SledDeploymentStore, SledServiceStore,
+    SledStore, Store, StoreError,
+};
 
 /// The run store's directory under the state directory.
 pub const STORE_DIR: &str = "store";
@@ -65,6 +68,8 @@ pub struct Runtime {
     pub(crate) secrets: Option<Arc<dyn Resolver>>,
     /// Job ids, idempotency tokens and API tokens (in the run store's database).
     pub(crate) services: Arc<dyn ServiceStore>,
+    /// Deployments: numbered snapshots per target, current pointers, their journal.
+    pub(crate) deployments: Arc<dyn DeploymentStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
     pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
@@ -158,6 +163,7 @@ impl Runtime {
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
+        rt.deployments = Arc::new(SledDeploymentStore::open(&sled)?);
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
         rt.vault = Some(vault);
@@ -178,6 +184,7 @@ impl Runtime {
             sandbox,
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
+            deployments: Arc::new(MemoryDeploymentStore::default()),
             vault: None,
             cache: None,
             slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
@@ -223,6 +230,11 @@ impl Runtime {
     /// Job ids, idempotency tokens and API tokens.
     pub fn services(&self) -> &Arc<dyn ServiceStore> {
         &self.services
+    }
+
+    /// Deployments (see the deploy module).
+    pub fn deployments(&self) -> &Arc<dyn DeploymentStore> {
+        &self.deployments
     }
 
     /// The sandbox slots every run shares.

@@ -24,10 +24,12 @@ use crate::model::{Event, RunId, RunSummary};
 
 pub mod backup;
 pub mod check;
+pub mod deploy;
 pub mod format;
 pub mod memory;
 pub mod service;
 pub mod sled_backup;
+pub mod sled_deploy;
 mod sled_open;
 mod sled_recover;
 pub mod sled_secrets;
@@ -38,6 +40,8 @@ pub mod sled_store;
 mod conformance;
 
 pub use check::{BlobCheck, CheckReport, Problem};
+pub use deploy::{Applied, Change, DeploymentStore, MemoryDeploymentStore, Pointer, TargetKey};
+pub use sled_deploy::SledDeploymentStore;
 pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
 pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
