@@ -62,8 +62,12 @@ fn show(s: &Sluice, dir: &Path, target: &str) -> Value {
 
 fn put_secret(s: &Sluice, target: &str, value: &str) {
     as_user(s, "alice", &["secrets", "scopes", "create", "db", "--target", target]).assert_exit(0);
-    s.run_with(&["secrets", "put", "db", "pw", "--target", target], &[("SLUICE_PRINCIPAL", "alice")], Some(value.as_bytes()))
-        .assert_exit(0);
+    s.run_with(
+        &["secrets", "put", "db", "pw", "--target", target],
+        &[("SLUICE_PRINCIPAL", "alice")],
+        Some(value.as_bytes()),
+    )
+    .assert_exit(0);
 }
 
 /// The greet task's output of a finished run record.
@@ -127,11 +131,18 @@ fn dev_test_prod_with_variables_secrets_gates_identical_hashes_and_rollback() {
     // CAN_VIEW sees but cannot run
     let viewer = as_user(&s, "viewer", &["run", "--deployment", "prod/etl", "--json"]);
     viewer.assert_exit(2);
-    assert!(viewer.stderr.contains("needs CAN_MANAGE_RUN") && viewer.stderr.contains("holds CAN_VIEW"), "{}", viewer.stderr);
+    assert!(
+        viewer.stderr.contains("needs CAN_MANAGE_RUN") && viewer.stderr.contains("holds CAN_VIEW"),
+        "{}",
+        viewer.stderr
+    );
 
     // a second test deployment, then back to the first in one command
-    std::fs::write(dir.join("sluice.toml"), std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace("hi-test", "hey-test"))
-        .unwrap();
+    std::fs::write(
+        dir.join("sluice.toml"),
+        std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace("hi-test", "hey-test"),
+    )
+    .unwrap();
     as_user(&s, "alice", &["deploy", "--bundle", &b, "--target", "test"]).assert_exit(0);
     assert_eq!(show(&s, &dir, "test")["number"], 2);
     let started = std::time::Instant::now();
@@ -145,7 +156,8 @@ fn dev_test_prod_with_variables_secrets_gates_identical_hashes_and_rollback() {
     let listed = s.run(&["deployments", "list", "--bundle", &b, "--target", "test", "--json"]);
     listed.assert_exit(0);
     let listed = listed.json();
-    let actions: Vec<&str> = listed["journal"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        listed["journal"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["deploy", "approve", "deploy", "rollback"], "{listed:#}");
     let rollback = &listed["journal"][3];
     assert_eq!((rollback["from"].as_u64(), rollback["to"].as_u64()), (Some(2), Some(1)));
@@ -173,8 +185,11 @@ fn plan_shows_changes_with_exit_codes_and_is_empty_right_after_a_deploy() {
     assert!(after.stdout.contains("no changes"), "{}", after.stdout);
 
     let text = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
-    std::fs::write(dir.join("sluice.toml"), text.replace("n = \"1\"", "n = \"2\"") + "[jobs.b]\n[[jobs.b.tasks]]\nkey = \"x\"\ncomponent = \"probe\"\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("sluice.toml"),
+        text.replace("n = \"1\"", "n = \"2\"") + "[jobs.b]\n[[jobs.b.tasks]]\nkey = \"x\"\ncomponent = \"probe\"\n",
+    )
+    .unwrap();
     let changed = s.run(&["plan", "--bundle", &b, "--json"]);
     changed.assert_exit(3);
     let items = changed.json()["items"].clone();
@@ -192,10 +207,15 @@ fn plan_shows_changes_with_exit_codes_and_is_empty_right_after_a_deploy() {
     assert_eq!(diff.json()["items"], items, "diff of the two deployments is the plan that was applied");
 
     // bad input: nothing written, exit 2, the problem named
-    std::fs::write(dir.join("sluice.toml"), text.replace("probe = ", "probe = \"/nowhere/gone.wasm\"\nother = ")).unwrap();
+    std::fs::write(dir.join("sluice.toml"), text.replace("probe = ", "probe = \"/nowhere/gone.wasm\"\nother = "))
+        .unwrap();
     let missing = s.run(&["deploy", "--bundle", &b]);
     missing.assert_exit(2);
-    assert!(missing.stderr.contains("component `probe`") && missing.stderr.contains("/nowhere/gone.wasm"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("component `probe`") && missing.stderr.contains("/nowhere/gone.wasm"),
+        "{}",
+        missing.stderr
+    );
     std::fs::write(dir.join("sluice.toml"), "[bundle]\nname = \"small\"\n[jobs.a]\nbogus = 1\n").unwrap();
     s.run(&["plan", "--bundle", &b]).assert_exit(2);
     s.run(&["deploy", "--bundle", &b]).assert_exit(2);
@@ -219,7 +239,8 @@ fn git(dir: &Path, args: &[&str]) {
 #[test]
 fn production_refuses_a_dirty_tree_and_another_branch() {
     let s = Sluice::new();
-    let text = SMALL.to_string() + "[targets.prod]\nmode = \"production\"\ndefault = true\ngit = { branch = \"main\" }\n";
+    let text =
+        SMALL.to_string() + "[targets.prod]\nmode = \"production\"\ndefault = true\ngit = { branch = \"main\" }\n";
     let dir = s.bundle("small", &text);
     let b = bundle_arg(&dir);
     let outside = s.run(&["deploy", "--bundle", &b]);
@@ -243,7 +264,11 @@ fn production_refuses_a_dirty_tree_and_another_branch() {
     git(&dir, &["commit", "-q", "-am", "two"]);
     let branch = s.run(&["deploy", "--bundle", &b]);
     branch.assert_exit(2);
-    assert!(branch.stderr.contains("only from branch `main`") && branch.stderr.contains("branch `feature`"), "{}", branch.stderr);
+    assert!(
+        branch.stderr.contains("only from branch `main`") && branch.stderr.contains("branch `feature`"),
+        "{}",
+        branch.stderr
+    );
     assert_eq!(show(&s, &dir, "prod")["number"], 1, "nothing was deployed by the refused attempts");
 }
 
@@ -255,8 +280,11 @@ fn a_deploy_killed_at_its_write_leaves_old_or_new_and_the_next_deploy_succeeds()
     s.run(&["deploy", "--bundle", &b]).assert_exit(0);
     let text = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
     for (n, (from, to)) in [(1, ("\"1\"", "\"2\"")), (2, ("\"2\"", "\"3\""))] {
-        std::fs::write(dir.join("sluice.toml"), std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace(from, to))
-            .unwrap();
+        std::fs::write(
+            dir.join("sluice.toml"),
+            std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace(from, to),
+        )
+        .unwrap();
         let killed = s.run_with(&["deploy", "--bundle", &b], &[("SLUICE_FAILPOINT", &format!("deploy:{n}"))], None);
         assert_ne!(killed.code, 0, "the failpoint aborted the deploy");
         assert!(killed.stderr.contains(&format!("failpoint deploy:{n}")), "{}", killed.stderr);

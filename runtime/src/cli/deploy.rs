@@ -107,7 +107,8 @@ pub fn deploy(state_arg: Option<PathBuf>, at: Where) -> anyhow::Result<ExitCode>
         Some(url) => upload(&remote(url)?, &snapshot, &files)?,
         None => store_locally(state_arg.clone(), &root, &files)?,
     };
-    let plan = expect_plan(ask(state_arg.clone(), &at, &root, DeployOp::Plan { snapshot: Box::new(snapshot.clone()) })?)?;
+    let plan =
+        expect_plan(ask(state_arg.clone(), &at, &root, DeployOp::Plan { snapshot: Box::new(snapshot.clone()) })?)?;
     let op = DeployOp::Deploy { snapshot: Box::new(snapshot), expected: plan.current, planned: true };
     let d = expect_deployment(ask(state_arg, &at, &root, op)?)?;
     if at.json {
@@ -211,7 +212,12 @@ fn report(d: &Deployment, verb: &str, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         outln!("{}", serde_json::to_string_pretty(d)?);
     } else {
-        outln!("{verb} target `{}`: deployment {} (bundle {})", d.snapshot.target, d.number, &d.snapshot.bundle_hash[..12]);
+        outln!(
+            "{verb} target `{}`: deployment {} (bundle {})",
+            d.snapshot.target,
+            d.number,
+            &d.snapshot.bundle_hash[..12]
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,7 +229,11 @@ pub fn destroy(state_arg: Option<PathBuf>, at: Where) -> anyhow::Result<ExitCode
     let (bundle, root, target) = bundle_of(&at)?;
     let d = expect_deployment(ask(state_arg, &at, &root, DeployOp::Destroy { bundle, target })?)?;
     if !at.json {
-        outln!("destroyed target `{}`: its jobs are gone (deployment {} was current; run history stays)", d.snapshot.target, d.number);
+        outln!(
+            "destroyed target `{}`: its jobs are gone (deployment {} was current; run history stays)",
+            d.snapshot.target,
+            d.number
+        );
         return Ok(ExitCode::SUCCESS);
     }
     report(&d, "destroyed", true)

@@ -57,7 +57,8 @@ pub fn deployments(state_arg: Option<PathBuf>, cmd: DeploymentsCommand) -> anyho
         DeploymentsCommand::List(a) => list(state_arg, a.at),
         DeploymentsCommand::Show(a) => {
             let (bundle, root, target) = bundle_of(&a.at)?;
-            let d = expect_deployment(ask(state_arg, &a.at, &root, DeployOp::Show { bundle, target, number: a.number })?)?;
+            let d =
+                expect_deployment(ask(state_arg, &a.at, &root, DeployOp::Show { bundle, target, number: a.number })?)?;
             if a.at.json {
                 outln!("{}", serde_json::to_string_pretty(&d)?);
                 return Ok(ExitCode::SUCCESS);
@@ -100,7 +101,10 @@ fn list(state_arg: Option<PathBuf>, at: Where) -> anyhow::Result<ExitCode> {
     let answer = ask(state_arg, &at, &root, DeployOp::List { bundle: bundle.clone(), target: target.clone() })?;
     let DeployAnswer::Listed { deployments, journal } = answer else { anyhow::bail!("unexpected answer") };
     if at.json {
-        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "deployments": deployments, "journal": journal }))?);
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "deployments": deployments, "journal": journal }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     outln!("deployments of bundle `{bundle}`, target `{target}`:");

@@ -161,7 +161,8 @@ fn run_deployed(state_arg: Option<PathBuf>, args: RunArgs, deployment: &str) -> 
     let op = crate::service::DeployOp::Resolve { bundle, target: target.to_string(), job: job.to_string() };
     let overrides = args.params.iter().cloned().collect();
     let json = args.json;
-    let options = open::owner_options(&args.workspace, RuntimeOptions { max_parallel: args.max_parallel, ..Default::default() });
+    let options =
+        open::owner_options(&args.workspace, RuntimeOptions { max_parallel: args.max_parallel, ..Default::default() });
     open::with_session(&dir.clone(), options, move |session| {
         Box::pin(async move {
             let crate::service::DeployAnswer::Job { job_id } = session.client().deployments(op).await? else {

@@ -21,7 +21,10 @@ use std::pin::Pin;
 use crate::model::{Millis, RunId, RunSummary, RunView};
 use crate::scheduler::{Explanation, GcSummary, RepairRequest, Verification};
 use crate::secrets::{AclEntry, AuditFilter, AuditRecord, Permission, ScopeId, ScopeRecord, SecretInfo};
-use crate::service::{CancelOutcome, DeployAnswer, DeployOp, NewToken, Repaired, RunFilter, ServiceError, StreamItem, Submission, Submitted};
+use crate::service::{
+    CancelOutcome, DeployAnswer, DeployOp, NewToken, Repaired, RunFilter, ServiceError, StreamItem, Submission,
+    Submitted,
+};
 use crate::store::TokenRecord;
 
 pub use local::LocalClient;

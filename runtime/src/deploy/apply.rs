@@ -46,7 +46,11 @@ impl<'r> Deployments<'r> {
     }
 
     fn blobs(&self) -> Result<&BlobStore, DeployError> {
-        self.rt.cache.as_deref().map(|c| &c.blobs).ok_or_else(|| DeployError::Invalid("this runtime has no blob store".into()))
+        self.rt
+            .cache
+            .as_deref()
+            .map(|c| &c.blobs)
+            .ok_or_else(|| DeployError::Invalid("this runtime has no blob store".into()))
     }
 
     /// The hashes of `hashes` the blob store lacks (what a remote client must upload).
@@ -246,7 +250,8 @@ impl<'r> Deployments<'r> {
         };
         let target = self.show(key, Some(to))?;
         let entry = self.entry(actor, Action::Rollback, key, Some(&before), Some(&target), None, None);
-        let change = Change { expected: Some(before.number), record: None, pointer: Pointer::Existing(to), journal: vec![] };
+        let change =
+            Change { expected: Some(before.number), record: None, pointer: Pointer::Existing(to), journal: vec![] };
         self.change(key, change, entry)?;
         Ok(target)
     }
@@ -292,7 +297,13 @@ impl<'r> Deployments<'r> {
         let source_key = Self::key(&actor.workspace, bundle, from);
         let source = self.show(&source_key, None)?;
         let spec = &source.snapshot.spec;
-        let to_name = spec.target(Some(to)).map_err(|e| DeployError::NotFound(e.to_string()))?;
+        if !spec.targets.contains_key(to) {
+            let known: Vec<&String> = spec.targets.keys().collect();
+            return Err(DeployError::NotFound(format!(
+                "bundle `{bundle}` declares no target `{to}` to promote to (its targets: {known:?})"
+            )));
+        }
+        let to_name = to.to_string();
         if let Some(want) = rules::target(spec, &to_name).promote_from
             && want != from
         {
@@ -302,11 +313,7 @@ impl<'r> Deployments<'r> {
         }
         gates::check(self.rt, &source, &to_name, &self.journal(&source_key)?)?;
         let resolved = crate::spec::parse(&source.snapshot.source, &spec.file, &spec.root)?;
-        let snapshot = Snapshot {
-            target: to_name,
-            spec: resolved,
-            ..source.snapshot.clone()
-        };
+        let snapshot = Snapshot { target: to_name, spec: resolved, ..source.snapshot.clone() };
         let origin = Origin::Promote { from: from.to_string(), number: source.number };
         self.commit(actor, snapshot, None, origin)
     }

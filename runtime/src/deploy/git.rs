@@ -7,18 +7,15 @@
 
 use std::path::Path;
 
-use super::model::GitInfo;
 use super::DeployError;
+use super::model::GitInfo;
 
 /// The metadata of the repository holding `dir`; `None` when `dir` is in none.
 pub fn read(dir: &Path) -> Result<Option<GitInfo>, DeployError> {
     let Ok(repo) = gix::discover(dir) else { return Ok(None) };
     let failed = |what: &str, e: &dyn std::fmt::Display| DeployError::Git(format!("{what}: {e}"));
     let commit = repo.head_id().ok().map(|id| id.to_string());
-    let branch = repo
-        .head_name()
-        .map_err(|e| failed("reading HEAD", &e))?
-        .map(|name| name.shorten().to_string());
+    let branch = repo.head_name().map_err(|e| failed("reading HEAD", &e))?.map(|name| name.shorten().to_string());
     let remote = repo
         .find_default_remote(gix::remote::Direction::Fetch)
         .and_then(Result::ok)

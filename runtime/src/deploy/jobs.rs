@@ -34,7 +34,13 @@ pub struct DeployedRun {
 }
 
 /// The current deployment holding `job` of `bundle@target`, as a runnable bundle.
-pub fn runnable(rt: &Runtime, workspace: &str, bundle: &str, target: &str, job: &str) -> Result<DeployedRun, DeployError> {
+pub fn runnable(
+    rt: &Runtime,
+    workspace: &str,
+    bundle: &str,
+    target: &str,
+    job: &str,
+) -> Result<DeployedRun, DeployError> {
     let key = Deployments::key(workspace, bundle, target);
     let d = Deployments::new(rt).current(&key)?.ok_or_else(|| {
         DeployError::NotFound(format!("target `{target}` of bundle `{bundle}` has no current deployment"))
@@ -56,7 +62,8 @@ pub fn run_bundle(rt: &Runtime, d: &Deployment) -> Result<Bundle, DeployError> {
     let blobs = rt.cache.as_deref().map(|c| &c.blobs).ok_or_else(|| DeployError::Invalid("no blob store".into()))?;
     let mut bundle = d.snapshot.spec.clone();
     for (name, c) in bundle.components.iter_mut() {
-        let hex = d.snapshot.components.get(name).ok_or_else(|| DeployError::Corrupt(format!("no hash for `{name}`")))?;
+        let hex =
+            d.snapshot.components.get(name).ok_or_else(|| DeployError::Corrupt(format!("no hash for `{name}`")))?;
         let hash = hex.parse().map_err(|_| DeployError::Corrupt(format!("bad hash for `{name}`")))?;
         let path = blobs.path(&hash);
         if !path.is_file() {

@@ -48,7 +48,10 @@ pub struct Snapshot {
 pub enum Origin {
     Deploy,
     /// Promoted from deployment `number` of target `from`.
-    Promote { from: String, number: u64 },
+    Promote {
+        from: String,
+        number: u64,
+    },
 }
 
 /// A deployed job as the target shows it.

@@ -60,7 +60,9 @@ pub fn diff(next: &Snapshot, current: Option<&Deployment>) -> Plan {
     for (name, hash) in &next.components {
         match now_components.get(name) {
             None => items.push(item("add", "component", name, short(hash))),
-            Some(old) if old != hash => items.push(item("change", "component", name, format!("{} → {}", short(old), short(hash)))),
+            Some(old) if old != hash => {
+                items.push(item("change", "component", name, format!("{} → {}", short(old), short(hash))))
+            }
             Some(_) => {}
         }
     }

@@ -142,11 +142,8 @@ pub fn check_production(bundle: &Bundle, name: &str, git: Option<&GitInfo>) -> R
 /// the target's override for the job.
 pub fn permissions(d: &Deployment, job: &str) -> Vec<Grant> {
     let spec = &d.snapshot.spec;
-    let own: Option<JobRules> = spec
-        .jobs
-        .get(job)
-        .and_then(|j| serde_json::to_value(j).ok())
-        .and_then(|v| serde_json::from_value(v).ok());
+    let own: Option<JobRules> =
+        spec.jobs.get(job).and_then(|j| serde_json::to_value(j).ok()).and_then(|v| serde_json::from_value(v).ok());
     let mut out = own.map(|j| j.permissions).unwrap_or_default();
     let mut rules = target(spec, &d.snapshot.target);
     out.append(&mut rules.permissions);

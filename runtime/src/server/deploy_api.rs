@@ -45,9 +45,7 @@ async fn op(State(st): State<AppState>, Authed(caller): Authed, ApiJson(op): Api
 
 async fn list(State(st): State<AppState>, Authed(caller): Authed, p: Params) -> ApiResult {
     let need = |key: &str| {
-        p.str(key)
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::invalid(format!("Missing required parameter: {key}")))
+        p.str(key).map(str::to_string).ok_or_else(|| ApiError::invalid(format!("Missing required parameter: {key}")))
     };
     let op = DeployOp::List { bundle: need("bundle")?, target: need("target")? };
     let answer = super::blocking(&st, move |svc: &Service| svc.deployments(&caller, op)).await?;

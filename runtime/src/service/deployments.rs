@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::JobInfo;
 use super::{Caller, Service, ServiceError};
+use crate::deploy::rules::Level;
 use crate::deploy::{self, Actor, DeployError, Deployment, Deployments, JournalEntry, Plan, Snapshot, Summary};
 use crate::model::RunId;
-use crate::deploy::rules::Level;
 use crate::store::TargetKey;
 
 /// A deployments request.
@@ -20,8 +20,12 @@ use crate::store::TargetKey;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum DeployOp {
     /// Which of these component hashes the owner lacks.
-    Missing { hashes: Vec<String> },
-    Plan { snapshot: Box<Snapshot> },
+    Missing {
+        hashes: Vec<String>,
+    },
+    Plan {
+        snapshot: Box<Snapshot>,
+    },
     /// Deploy; with `planned`, only if the target is still at `expected` (the current
     /// deployment the caller planned against; `None`: none).
     Deploy {
@@ -31,16 +35,47 @@ pub enum DeployOp {
         #[serde(default)]
         planned: bool,
     },
-    List { bundle: String, target: String },
-    Show { bundle: String, target: String, number: Option<u64> },
-    Diff { bundle: String, target: String, a: u64, b: u64 },
-    Rollback { bundle: String, target: String, to: Option<u64> },
-    Destroy { bundle: String, target: String },
-    Promote { bundle: String, from: String, to: String },
-    Approve { bundle: String, target: String, number: u64 },
+    List {
+        bundle: String,
+        target: String,
+    },
+    Show {
+        bundle: String,
+        target: String,
+        number: Option<u64>,
+    },
+    Diff {
+        bundle: String,
+        target: String,
+        a: u64,
+        b: u64,
+    },
+    Rollback {
+        bundle: String,
+        target: String,
+        to: Option<u64>,
+    },
+    Destroy {
+        bundle: String,
+        target: String,
+    },
+    Promote {
+        bundle: String,
+        from: String,
+        to: String,
+    },
+    Approve {
+        bundle: String,
+        target: String,
+        number: u64,
+    },
     /// The stable id of deployed job `target/job` (of `bundle`, or of the only bundle
     /// deploying such a target and job).
-    Resolve { bundle: Option<String>, target: String, job: String },
+    Resolve {
+        bundle: Option<String>,
+        target: String,
+        job: String,
+    },
 }
 
 /// What a deployments request answers.
@@ -111,7 +146,9 @@ impl Service {
                 one(d.promote(&actor, &bundle, &from, &to)?)
             }
             DeployOp::Approve { bundle, target, number } => one(d.approve(&actor, &key(&bundle, &target), number)?),
-            DeployOp::Resolve { bundle, target, job } => DeployAnswer::Job { job_id: self.resolve(caller, bundle, &target, &job)? },
+            DeployOp::Resolve { bundle, target, job } => {
+                DeployAnswer::Job { job_id: self.resolve(caller, bundle, &target, &job)? }
+            }
         })
     }
 

@@ -213,7 +213,10 @@ pub(crate) mod conformance {
         let k = key("prod");
         s.apply(&k, change(None, Some("one"), Pointer::New)).unwrap();
         s.apply(&k, change(Some(1), Some("two"), Pointer::New)).unwrap();
-        assert_eq!(s.apply(&k, change(Some(2), None, Pointer::Existing(1))).unwrap(), Applied::Done { number: Some(1) });
+        assert_eq!(
+            s.apply(&k, change(Some(2), None, Pointer::Existing(1))).unwrap(),
+            Applied::Done { number: Some(1) }
+        );
         assert_eq!(s.current(&k).unwrap(), Some(1));
         assert!(s.apply(&k, change(Some(1), None, Pointer::Existing(9))).is_err(), "no deployment 9");
         s.apply(&k, change(Some(1), None, Pointer::Keep)).unwrap();

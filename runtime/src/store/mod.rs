@@ -41,11 +41,11 @@ mod conformance;
 
 pub use check::{BlobCheck, CheckReport, Problem};
 pub use deploy::{Applied, Change, DeploymentStore, MemoryDeploymentStore, Pointer, TargetKey};
-pub use sled_deploy::SledDeploymentStore;
 pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
 pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
 pub use sled_backup::{BackupReport, RestoreReport};
+pub use sled_deploy::SledDeploymentStore;
 pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
 
