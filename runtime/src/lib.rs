@@ -6,6 +6,7 @@
 //!
 //! - [`util`]: sizes and durations both ways, a pool of empty directories
 //! - [`spec`]: the bundle file (`sluice.toml`): parsing and validation
+//! - [`validate`]: `sluice validate`: a bundle checked as a whole without running it
 //! - [`model`]: runs, tasks, attempts, events and the views of a run (data, no I/O)
 //! - [`state`]: a run's state, the one fold of its event log, and the decisions it implies (pure)
 //! - [`sandbox`]: wasmtime, the component cache, limits and host capabilities
@@ -41,3 +42,4 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod util;
+pub mod validate;

@@ -46,6 +46,15 @@ pub struct Where {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Set a bundle variable: --var name=value (repeatable; wins over SLUICE_VAR_name).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = super::parse_param)]
+    pub vars: Vec<(String, String)>,
+}
+
+impl Where {
+    fn load_options(&self) -> crate::spec::LoadOptions {
+        crate::spec::LoadOptions::new(self.target.clone(), self.vars.clone(), std::env::vars())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -95,13 +104,13 @@ fn remote(url: &str) -> anyhow::Result<RemoteServer> {
 
 /// The bundle at `at.bundle`: its name, its root and the target named (or its default).
 pub(crate) fn bundle_of(at: &Where) -> anyhow::Result<(String, PathBuf, String)> {
-    let bundle = crate::spec::load(&at.bundle)?;
+    let bundle = crate::spec::load_with(&at.bundle, &at.load_options())?;
     let target = bundle.target(at.target.as_deref())?;
     Ok((bundle.name, bundle.root, target))
 }
 
 pub fn deploy(state_arg: Option<PathBuf>, at: Where) -> anyhow::Result<ExitCode> {
-    let (snapshot, files) = deploy::snapshot(&at.bundle, at.target.as_deref())?;
+    let (snapshot, files) = deploy::snapshot_with(&at.bundle, &at.load_options())?;
     let root = snapshot.spec.root.clone();
     let uploaded = match &at.server {
         Some(url) => upload(&remote(url)?, &snapshot, &files)?,
@@ -164,7 +173,7 @@ fn upload(server: &RemoteServer, snapshot: &Snapshot, files: &BTreeMap<String, P
 }
 
 pub fn plan(state_arg: Option<PathBuf>, at: Where) -> anyhow::Result<ExitCode> {
-    let (snapshot, _) = deploy::snapshot(&at.bundle, at.target.as_deref())?;
+    let (snapshot, _) = deploy::snapshot_with(&at.bundle, &at.load_options())?;
     let root = snapshot.spec.root.clone();
     let plan = expect_plan(ask(state_arg, &at, &root, DeployOp::Plan { snapshot: Box::new(snapshot) })?)?;
     print_plan(&plan, at.json)?;

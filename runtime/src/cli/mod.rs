@@ -26,6 +26,7 @@ mod serve;
 mod store;
 mod style;
 mod tokens;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,10 @@ pub enum Command {
     /// A target's deployments and journal.
     #[command(subcommand)]
     Deployments(deployments::DeploymentsCommand),
+    /// Check a bundle for a target without running it (exit 0 valid, 2 not).
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of sluice.toml (for editors: taplo, Even Better TOML).
+    Schema,
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -133,6 +138,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(a) => deploy::rollback(cli.state, a),
         Command::Approve(a) => deploy::approve(cli.state, a),
         Command::Deployments(cmd) => deployments::deployments(cli.state, cmd),
+        Command::Validate(args) => validate::validate(cli.state, args),
+        Command::Schema => validate::schema(),
     }
 }
 

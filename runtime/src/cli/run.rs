@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// (default: the one marked `default = true`, else `dev`).
     #[arg(long, env = "SLUICE_TARGET")]
     pub target: Option<String>,
+    /// Set a bundle variable: --var name=value (repeatable; wins over SLUICE_VAR_name, the
+    /// target's `variables` and the variable's default).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub vars: Vec<(String, String)>,
     /// Workspace whose secret scopes the run reads.
     #[arg(long, default_value = crate::secrets::DEFAULT_WORKSPACE, env = "SLUICE_WORKSPACE", value_parser = super::parse_workspace)]
     pub workspace: String,
@@ -102,7 +106,8 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
         return run_deployed(state_arg, args, &deployment);
     }
     let Some(path) = &args.bundle else { anyhow::bail!("name a bundle, or --deployment TARGET/JOB") };
-    let read = crate::service::read_bundle(path)?;
+    let load = spec::LoadOptions::new(args.target.clone(), args.vars.clone(), std::env::vars());
+    let read = crate::service::read_bundle_with(path, &load)?;
     let bundle = read.bundle.clone();
     let job = bundle.job(args.job.as_deref())?;
     let target = bundle.target(args.target.as_deref())?;
@@ -114,6 +119,8 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
     let sub = Submission {
         overrides: args.params.iter().cloned().collect(),
         target: Some(target),
+        vars: load.vars,
+        env_vars: load.env,
         no_cache: args.no_cache,
         rehash: args.rehash,
         // a retry after the owner vanished mid-submission must not start a second run

@@ -312,7 +312,9 @@ impl<'r> Deployments<'r> {
             )));
         }
         gates::check(self.rt, &source, &to_name, &self.journal(&source_key)?)?;
-        let resolved = crate::spec::parse(&source.snapshot.source, &spec.file, &spec.root)?;
+        // the same text, resolved for the destination: its variables and permissions
+        let opts = crate::spec::LoadOptions { target: Some(to_name.clone()), ..Default::default() };
+        let resolved = crate::spec::parse_with(&source.snapshot.source, &spec.file, &spec.root, &opts)?;
         let snapshot = Snapshot { target: to_name, spec: resolved, ..source.snapshot.clone() };
         let origin = Origin::Promote { from: from.to_string(), number: source.number };
         self.commit(actor, snapshot, None, origin)

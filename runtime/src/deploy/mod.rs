@@ -106,7 +106,17 @@ pub fn spec_hash(spec: &Bundle) -> String {
 /// snapshot, hashing every component file; returns it with each component's file, by
 /// hash (what must reach the blob store). Nothing is written.
 pub fn snapshot(path: &Path, target: Option<&str>) -> Result<(Snapshot, BTreeMap<String, PathBuf>), DeployError> {
-    let bundle = spec::load(path)?;
+    let opts = spec::LoadOptions::new(target.map(str::to_string), [], std::env::vars());
+    snapshot_with(path, &opts)
+}
+
+/// [`snapshot`] with `--var` values and `SLUICE_VAR_*` (in `opts`).
+pub fn snapshot_with(
+    path: &Path,
+    opts: &spec::LoadOptions,
+) -> Result<(Snapshot, BTreeMap<String, PathBuf>), DeployError> {
+    let target = opts.target.as_deref();
+    let bundle = spec::load_with(path, opts)?;
     let target = bundle.target(target)?;
     let source = std::fs::read_to_string(&bundle.file)
         .map_err(|e| spec::SpecError::Read { path: bundle.file.clone(), message: e.to_string() })?;

@@ -48,6 +48,7 @@ mod engine;
 pub mod files;
 pub mod http;
 mod http_send;
+pub mod inspect;
 pub mod limits;
 pub mod logs;
 mod outcome;

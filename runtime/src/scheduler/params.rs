@@ -215,6 +215,7 @@ mod tests {
             queue: true,
             limits: Default::default(),
             tasks: vec![],
+            permissions: vec![],
         }
     }
 

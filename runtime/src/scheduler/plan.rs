@@ -186,6 +186,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         queue: true,
         limits: Default::default(),
         tasks: vec![task],
+        permissions: vec![],
     };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {

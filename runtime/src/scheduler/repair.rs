@@ -114,13 +114,16 @@ impl Runtime {
         let bundle = match &req.bundle {
             Some(bundle) => bundle,
             None => {
-                loaded_bundle = crate::spec::load(&current.bundle_root).map_err(|e| SchedulerError::Refused {
-                    run,
-                    message: format!(
-                        "a repair reads the bundle again and it does not load: {e} \
+                // the run's target's variables and overrides (--var values are not kept)
+                let opts = crate::spec::LoadOptions { target: Some(state.view().target.clone()), ..Default::default() };
+                loaded_bundle =
+                    crate::spec::load_with(&current.bundle_root, &opts).map_err(|e| SchedulerError::Refused {
+                        run,
+                        message: format!(
+                            "a repair reads the bundle again and it does not load: {e} \
                          (fix it, or repair with --pinned to run the plan the run has)"
-                    ),
-                })?;
+                        ),
+                    })?;
                 &loaded_bundle
             }
         };

@@ -136,7 +136,7 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
 /// Served bundles as last parsed, by path, with the stamp of the file they were parsed from.
 #[derive(Default)]
 pub(crate) struct Parsed {
-    bundles: Mutex<HashMap<PathBuf, (Stamp, Arc<Bundle>)>>,
+    bundles: Mutex<HashMap<(PathBuf, spec::LoadOptions), (Stamp, Arc<Bundle>)>>,
 }
 
 impl Parsed {
@@ -146,29 +146,35 @@ impl Parsed {
             && stamp_of(&read.path).as_ref() == Some(stamp)
         {
             let entry = (stamp.clone(), read.bundle.clone());
-            self.bundles.lock().unwrap_or_else(PoisonError::into_inner).insert(read.path.clone(), entry);
+            let key = (read.path.clone(), read.opts.clone());
+            self.bundles.lock().unwrap_or_else(PoisonError::into_inner).insert(key, entry);
         }
     }
 
     /// The bundle at `path`, parsed again only if its file changed since it last was.
     pub(crate) fn load(&self, path: &Path) -> Result<Arc<Bundle>, ServiceError> {
+        self.load_with(path, &spec::LoadOptions::default())
+    }
+
+    /// [`Parsed::load`] for a target and variable values.
+    pub(crate) fn load_with(&self, path: &Path, opts: &spec::LoadOptions) -> Result<Arc<Bundle>, ServiceError> {
         let before = stamp_of(path);
+        let key = (path.to_path_buf(), opts.clone());
         if let Some(now) = &before
-            && let Some((seen, bundle)) = self.bundles.lock().unwrap_or_else(PoisonError::into_inner).get(path)
+            && let Some((seen, bundle)) = self.bundles.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
             && seen == now
         {
             return Ok(bundle.clone());
         }
-        let bundle =
-            Arc::new(spec::load(path).map_err(|e| ServiceError::Invalid(format!("the bundle no longer loads: {e}")))?);
+        let bundle = Arc::new(
+            spec::load_with(path, opts)
+                .map_err(|e| ServiceError::Invalid(format!("the bundle no longer loads: {e}")))?,
+        );
         // kept only if the file did not change while it was read
         if let Some(now) = before
             && stamp_of(path).as_ref() == Some(&now)
         {
-            self.bundles
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(path.to_path_buf(), (now, bundle.clone()));
+            self.bundles.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (now, bundle.clone()));
         }
         Ok(bundle)
     }
@@ -179,6 +185,8 @@ pub struct BundleRead {
     pub path: PathBuf,
     pub bundle: Arc<Bundle>,
     stamp: Option<Stamp>,
+    /// The target and variables it was read with.
+    opts: spec::LoadOptions,
 }
 
 /// Parse the bundle at `path` (a directory or its `sluice.toml`), remembering which file
@@ -186,11 +194,16 @@ pub struct BundleRead {
 /// when that is its own process ([`Service::remember_bundle`]), which then need not parse
 /// it again.
 pub fn read_bundle(path: &Path) -> Result<BundleRead, spec::SpecError> {
+    read_bundle_with(path, &spec::LoadOptions::default())
+}
+
+/// [`read_bundle`] for a target and variable values.
+pub fn read_bundle_with(path: &Path, opts: &spec::LoadOptions) -> Result<BundleRead, spec::SpecError> {
     let stamp = stamp_of(path);
-    let bundle = Arc::new(spec::load(path)?);
+    let bundle = Arc::new(spec::load_with(path, opts)?);
     // the key a submission of it names: its file's absolute path
     let path = std::path::absolute(&bundle.file).unwrap_or_else(|_| bundle.file.clone());
-    Ok(BundleRead { path, bundle, stamp })
+    Ok(BundleRead { path, bundle, stamp, opts: opts.clone() })
 }
 
 impl Service {

@@ -71,6 +71,12 @@ pub struct Submission {
     pub no_cache: bool,
     #[serde(default)]
     pub rehash: bool,
+    /// `--var NAME=VALUE`: bundle variables (a bundle source only; each must be declared).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// The submitter's `SLUICE_VAR_*` values by NAME (a bundle source only).
+    #[serde(default)]
+    pub env_vars: BTreeMap<String, String>,
     /// The same token within [`super::IDEMPOTENCY_WINDOW`] returns the run it created.
     pub idempotency_token: Option<String>,
     /// Whether the run may wait its turn (default: the job's `queue`).
@@ -85,6 +91,8 @@ impl Submission {
             target: None,
             no_cache: false,
             rehash: false,
+            vars: BTreeMap::new(),
+            env_vars: BTreeMap::new(),
             idempotency_token: None,
             queue: None,
         }
@@ -390,7 +398,12 @@ impl Service {
             }
             Source::Bundle { path, job } => {
                 local()?;
-                let bundle = self.inner.parsed.load(path)?;
+                let opts = crate::spec::LoadOptions {
+                    target: sub.target.clone(),
+                    vars: sub.vars.clone(),
+                    env: sub.env_vars.clone(),
+                };
+                let bundle = self.inner.parsed.load_with(path, &opts)?;
                 let name = bundle.job(job.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?.name.clone();
                 (bundle, name)
             }

@@ -33,7 +33,7 @@ use crate::store::StoreError;
 pub use admin::RunFilter;
 pub use deployments::{DeployAnswer, DeployOp};
 pub use hub::{StreamItem, Subscription};
-pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle};
+pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle, read_bundle_with};
 pub use manager::{CancelOutcome, ComponentTask, Repaired, Source, Submission, Submitted};
 pub use records::{RunRecord, TaskRunRef, decode_task_run_id, task_run_id};
 pub use tokens::{IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_TOKEN_LEN, NewToken, TOKEN_PREFIX};

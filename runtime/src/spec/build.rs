@@ -10,70 +10,98 @@ use toml::de::{DeTable, DeValue};
 
 use super::calls;
 use super::error::{Locator, SpecError};
+use super::include::{self, Sections};
 use super::job;
 use super::mounts::Roots;
 use super::names;
 use super::read::{Entry, Node, Table};
+use super::vars::{self, LoadOptions};
 use super::{Bundle, ComponentSpec, JobSpec};
+use super::{scopes, target};
 
-const TOP_KEYS: &[&str] = &["bundle", "components", "jobs", "targets"];
-const TARGET_KEYS: &[&str] = &["default", "limits", "allow_absolute_paths"];
-const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
-const COMPONENT_KEYS: &[&str] = &["path"];
+pub(crate) const TOP_KEYS: &[&str] =
+    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes"];
+pub(crate) const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
+pub(crate) const COMPONENT_KEYS: &[&str] = &["path"];
 
-/// Parses `text` and validates it into a bundle rooted at the absolute `root`.
-pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf) -> Result<Bundle, SpecError> {
-    let loc = Locator::new(file, text);
-    let document = DeTable::parse(text).map_err(|error| loc.syntax(&error))?;
-    let span = document.span();
-    let value = Spanned::new(span, DeValue::Table(document.into_inner()));
-    let top = Node::root(&loc, &value).table()?;
-    top.deny_unknown(TOP_KEYS)?;
-
-    let (name, mut roots) = bundle_table(&top, &root)?;
-    let targets = match top.get("targets") {
-        Some(node) => targets(node)?,
-        None => BTreeMap::new(),
+/// Parses `text` (and the files it includes), substitutes variables for the target `opts`
+/// names, and validates it into a bundle rooted at the absolute `root`.
+pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions) -> Result<Bundle, SpecError> {
+    let main_loc = Locator::new(file, text);
+    let main = parse_doc(&main_loc, text)?;
+    let included = {
+        let top = Node::root(&main_loc, &main).table()?;
+        top.deny_unknown(TOP_KEYS)?;
+        include::read(&top, file, &root)?
     };
+    let mut locs = vec![main_loc];
+    locs.extend(included.iter().map(|source| Locator::new(&source.file, &source.text)));
+    let mut docs = vec![main];
+    for (source, loc) in included.iter().zip(&locs[1..]) {
+        docs.push(parse_doc(loc, &source.text)?);
+    }
+    let allowed: Vec<&str> = include::INCLUDE_KEYS.iter().copied().filter(|key| TOP_KEYS.contains(key)).collect();
+    for (doc, loc) in docs.iter().zip(&locs).skip(1) {
+        Node::root(loc, doc).table()?.deny_unknown(&allowed)?;
+    }
+    let (target, variables) = {
+        let sections = sections(&locs, &docs)?;
+        let targets = sections.top.get("targets").map(target::targets).transpose()?.unwrap_or_default();
+        let target = target::choose(file, &targets, opts.target.as_deref())?;
+        let mut variables = vars::declared(sections.get("variables"))?;
+        if let Some(node) = sections.top.get("targets") {
+            vars::check_targets(node, &variables)?;
+        }
+        vars::resolve(file, &mut variables, targets.get(&target), opts)?;
+        (target, variables)
+    };
+    let errors: Vec<SpecError> =
+        docs.iter_mut().zip(&locs).flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, &target)).collect();
+    if !errors.is_empty() {
+        return Err(SpecError::several(errors));
+    }
+    let sections = sections(&locs, &docs)?;
+    let top = &sections.top;
+    let (name, mut roots) = bundle_table(top, &root)?;
+    let targets = top.get("targets").map(target::targets).transpose()?.unwrap_or_default();
     roots.anywhere = targets.values().any(|t| t.allow_absolute_paths);
-    let components = match top.get("components") {
-        Some(node) => components(node, &root)?,
+    let components = match sections.get("components") {
+        Some(table) => components(table, &root)?,
         None => BTreeMap::new(),
     };
-    let jobs = match top.get("jobs") {
-        Some(node) => jobs(node, &components, &roots)?,
+    let mut jobs = match sections.get("jobs") {
+        Some(table) => jobs(table, &components, &roots)?,
         None => BTreeMap::new(),
     };
-    Ok(Bundle { name, root, file: file.to_path_buf(), data_roots: roots.data, components, jobs, targets })
+    if let Some(node) = top.get("targets") {
+        target::check_job_overrides(node, &jobs)?;
+    }
+    target::apply_job_overrides(&mut jobs, targets.get(&target));
+    let secret_scopes = sections.get("secret_scopes").map(scopes::secret_scopes).transpose()?.unwrap_or_default();
+    Ok(Bundle {
+        name,
+        root,
+        file: file.to_path_buf(),
+        data_roots: roots.data,
+        components,
+        jobs,
+        targets,
+        variables,
+        resolved_target: target,
+        includes: included.into_iter().map(|source| source.file).collect(),
+        secret_scopes,
+    })
 }
 
-/// `[targets.NAME] limits = { … }`: defaults for every task of runs of that target; at
-/// most one target is the `default = true`.
-fn targets(node: &Node<'_>) -> Result<BTreeMap<String, super::TargetSpec>, SpecError> {
-    let mut out = BTreeMap::new();
-    let mut default: Option<String> = None;
-    for entry in node.table()?.entries() {
-        check_key_name(entry, "target")?;
-        let name = entry.key.to_string();
-        let table = entry.node.table()?;
-        table.deny_unknown(TARGET_KEYS)?;
-        let limits = table.get("limits").map(super::exec::limits).transpose()?.unwrap_or_default();
-        let allow_absolute_paths = table.get("allow_absolute_paths").map(Node::bool).transpose()?.unwrap_or(false);
-        let is_default = match table.get("default") {
-            Some(flag) if flag.bool()? => {
-                if let Some(first) = &default {
-                    return Err(flag.error(format!(
-                        "target `{first}` is already the default; only one target may say `default = true`"
-                    )));
-                }
-                default = Some(name.clone());
-                true
-            }
-            Some(_) | None => false,
-        };
-        out.insert(name, super::TargetSpec { limits, allow_absolute_paths, default: is_default });
-    }
-    Ok(out)
+fn parse_doc<'t>(loc: &Locator<'_>, text: &'t str) -> Result<Spanned<DeValue<'t>>, SpecError> {
+    let document = DeTable::parse(text).map_err(|error| loc.syntax(&error))?;
+    let span = document.span();
+    Ok(Spanned::new(span, DeValue::Table(document.into_inner())))
+}
+
+fn sections<'a>(locs: &'a [Locator<'a>], docs: &'a [Spanned<DeValue<'a>>]) -> Result<Sections<'a>, SpecError> {
+    let tops = locs.iter().zip(docs).map(|(loc, doc)| Node::root(loc, doc).table()).collect::<Result<_, _>>()?;
+    Sections::new(tops)
 }
 
 /// `[bundle]`: the name, and the roots host paths must stay under.
@@ -105,8 +133,7 @@ pub(crate) fn check_key_name(entry: &Entry<'_>, what: &str) -> Result<(), SpecEr
         .map_err(|why| entry.node.loc.invalid(&entry.key_span, &entry.node.path, format!("bad {what} name: {why}")))
 }
 
-fn components(node: &Node<'_>, root: &Path) -> Result<BTreeMap<String, ComponentSpec>, SpecError> {
-    let table = node.table()?;
+fn components(table: &Table<'_>, root: &Path) -> Result<BTreeMap<String, ComponentSpec>, SpecError> {
     let mut components = BTreeMap::new();
     for entry in table.entries() {
         check_key_name(entry, "component")?;
@@ -137,11 +164,10 @@ fn component_path<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
 }
 
 fn jobs(
-    node: &Node<'_>,
+    table: &Table<'_>,
     components: &BTreeMap<String, ComponentSpec>,
     roots: &Roots,
 ) -> Result<BTreeMap<String, JobSpec>, SpecError> {
-    let table = node.table()?;
     let mut jobs = BTreeMap::new();
     let mut run_jobs = BTreeMap::new();
     for entry in table.entries() {

@@ -10,7 +10,7 @@ use super::error::SpecError;
 use super::names;
 use super::read::Node;
 
-const DEPENDENCY_KEYS: &[&str] = &["task", "outcome"];
+pub(crate) const DEPENDENCY_KEYS: &[&str] = &["task", "outcome"];
 
 /// One `depends_on` entry: `"a"` or `{ task = "check", outcome = "true" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

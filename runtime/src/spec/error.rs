@@ -49,6 +49,21 @@ pub enum SpecError {
         known.join(", ")
     )]
     NoDefaultTarget { file: PathBuf, known: Vec<String> },
+
+    /// `--var NAME=…` names a variable the bundle does not declare.
+    #[error("{}: --var {name}: the bundle declares no variable `{name}`; it declares {}{}", file.display(), super::names::list(known), closest(name, known))]
+    UnknownVariable { file: PathBuf, name: String, known: Vec<String> },
+
+    /// Several problems at once (each of them one of the other kinds), in file order.
+    #[error("{}{}", errors.first().map(ToString::to_string).unwrap_or_default(), more(errors.len()))]
+    Several { errors: Vec<SpecError> },
+}
+
+fn more(count: usize) -> String {
+    match count {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more; `sluice validate` lists them all)", n - 1),
+    }
 }
 
 fn closest(name: &str, known: &[String]) -> String {
@@ -63,6 +78,16 @@ impl SpecError {
     pub fn line(&self) -> Option<usize> {
         match self {
             SpecError::Syntax { line, .. } | SpecError::Invalid { line, .. } => Some(*line),
+            SpecError::Several { errors } => errors.first().and_then(SpecError::line),
+            _ => None,
+        }
+    }
+
+    /// The 1-based column the error points at, when it points into the file.
+    pub fn column(&self) -> Option<usize> {
+        match self {
+            SpecError::Syntax { column, .. } | SpecError::Invalid { column, .. } => Some(*column),
+            SpecError::Several { errors } => errors.first().and_then(SpecError::column),
             _ => None,
         }
     }
@@ -71,8 +96,51 @@ impl SpecError {
     pub fn key(&self) -> Option<&str> {
         match self {
             SpecError::Invalid { key, .. } => Some(key),
+            SpecError::Several { errors } => errors.first().and_then(SpecError::key),
             _ => None,
         }
+    }
+
+    /// The file the error is about (an included file for errors inside it).
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            SpecError::NotFound { path } | SpecError::Read { path, .. } => Some(path),
+            SpecError::NoBundleFile { dir } => Some(dir),
+            SpecError::Syntax { file, .. }
+            | SpecError::Invalid { file, .. }
+            | SpecError::UnknownJob { file, .. }
+            | SpecError::NoSingleJob { file, .. }
+            | SpecError::UnknownTarget { file, .. }
+            | SpecError::NoDefaultTarget { file, .. }
+            | SpecError::UnknownVariable { file, .. } => Some(file),
+            SpecError::Several { errors } => errors.first().and_then(SpecError::file),
+        }
+    }
+
+    /// The message without the `file:line:col: key:` prefix.
+    pub fn message(&self) -> String {
+        match self {
+            SpecError::Syntax { message, .. } | SpecError::Invalid { message, .. } => message.clone(),
+            SpecError::Several { errors } => errors.first().map(SpecError::message).unwrap_or_default(),
+            other => {
+                let shown = other.to_string();
+                let prefix = other.file().map(|f| format!("{}: ", f.display())).unwrap_or_default();
+                shown.strip_prefix(&prefix).map_or(shown.clone(), str::to_string)
+            }
+        }
+    }
+
+    /// Every problem this error holds: itself, or each of [`SpecError::Several`]'s.
+    pub fn problems(&self) -> Vec<&SpecError> {
+        match self {
+            SpecError::Several { errors } => errors.iter().flat_map(SpecError::problems).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// One error from many: `Several` when there is more than one.
+    pub(crate) fn several(mut errors: Vec<SpecError>) -> SpecError {
+        if errors.len() == 1 { errors.remove(0) } else { SpecError::Several { errors } }
     }
 }
 
@@ -108,6 +176,11 @@ impl<'t> Locator<'t> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(at, _)| at + 1));
         Locator { file, text, line_starts }
+    }
+
+    /// The file, as the caller named it.
+    pub(crate) fn file(&self) -> &Path {
+        self.file
     }
 
     /// 1-based (line, column) of a byte offset; the column counts characters, not bytes.

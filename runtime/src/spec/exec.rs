@@ -17,8 +17,8 @@ use super::refs::Templated;
 
 /// The keys [`read`] takes from a task table or a `for_each` template.
 pub(crate) const EXEC_KEYS: [&str; 6] = ["params", "limits", "secrets", "mounts", "allow_hosts", "cache"];
-const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
-const SECRET_GRANT_KEYS: &[&str] = &["name", "inject"];
+pub(crate) const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
+pub(crate) const SECRET_GRANT_KEYS: &[&str] = &["name", "inject"];
 
 /// What a component or command task executes with, besides its component (and a command's
 /// args, env and stdin): the same for a plain task and each iteration of a `for_each`.

@@ -19,7 +19,7 @@ use super::retries::retries;
 use super::template;
 use super::{ComponentSpec, DEFAULT_MAX_CONCURRENT_RUNS, JobSpec, MAX_MAX_CONCURRENT_RUNS, TaskSpec};
 
-const JOB_KEYS: &[&str] = &[
+pub(crate) const JOB_KEYS: &[&str] = &[
     "parameters",
     "timeout",
     "cleanup_timeout",
@@ -28,6 +28,7 @@ const JOB_KEYS: &[&str] = &[
     "queue",
     "limits",
     "tasks",
+    "permissions",
 ];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
@@ -54,7 +55,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "rerun_on_resume",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
-const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
+pub(crate) const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
 
 /// Where a task's parts are in the file, kept for checks that need the whole job.
 pub(crate) struct TaskSite<'a> {
@@ -89,6 +90,7 @@ pub(crate) fn job<'a>(
     let max_concurrent_runs =
         table.get("max_concurrent_runs").map(max_concurrent_runs).transpose()?.unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS);
     let queue = table.get("queue").map(Node::bool).transpose()?.unwrap_or(true);
+    let permissions = table.get("permissions").map(super::access::permissions).transpose()?.unwrap_or_default();
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -114,6 +116,7 @@ pub(crate) fn job<'a>(
         queue,
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
+        permissions,
     };
     Ok((job, run_jobs))
 }
@@ -155,7 +158,7 @@ fn task_nodes<'a>(job: &str, table: &Table<'a>) -> Result<Vec<Node<'a>>, SpecErr
 }
 
 /// Job parameters: names follow the name rule; values may only use run-level references.
-fn job_parameters(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError> {
+pub(crate) fn job_parameters(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError> {
     let table = node.table()?;
     let mut parameters = BTreeMap::new();
     for entry in table.entries() {

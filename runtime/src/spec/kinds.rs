@@ -23,13 +23,13 @@ use super::retries::{RetryPolicy, retries};
 use super::{ComponentSpec, TaskSpec};
 
 /// The keys that choose a task's kind.
-const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
-const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
-const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
+pub(crate) const KIND_KEYS: [&str; 4] = ["component", "condition", "for_each", "run_job"];
+pub(crate) const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
+pub(crate) const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
 /// The task keys a `for_each.task` template does not take: it has no key, no place in
 /// the graph, and is not itself a condition or a loop.
-const NOT_IN_TEMPLATE: &[&str] = &["key", "condition", "for_each", "depends_on", "run_if"];
-const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
+pub(crate) const NOT_IN_TEMPLATE: &[&str] = &["key", "condition", "for_each", "depends_on", "run_if"];
+pub(crate) const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
 pub const MAX_FOR_EACH_CONCURRENCY: u32 = 1000;

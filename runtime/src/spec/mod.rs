@@ -12,7 +12,8 @@
 //! on the filesystem, read-only: each is `stat`ed and canonicalised (symlinks resolved) so
 //! that it exists, has the right type and stays under the bundle root or a data root.
 //!
-//! What it must never do: open or read any file but the bundle file itself (component
+//! What it must never do: open or read any file but the bundle file and the files it
+//! `include`s (component
 //! paths are resolved, not opened; mounted directories and stdin files are checked, not
 //! read), write anything, execute anything, or touch the store. Rendering references
 //! ([`template::render`]) and evaluating conditions ([`ConditionOp::evaluate`]) are offered
@@ -21,21 +22,46 @@
 //! The accepted format (anything else is an error):
 //!
 //! ```toml
+//! include = ["jobs/*.toml"]                  # globs under the bundle root; see below
+//!
 //! [bundle]
 //! name = "hello"
 //! data_roots = ["../shared-data"]            # host paths may also lie under these
 //!
+//! [variables]                                # used as ${var.NAME} in any string value
+//! lake = { default = "data", description = "root of the data lake" }
+//! who = { description = "no default: --var, SLUICE_VAR_who or the target must set it" }
+//!
 //! [targets.dev]                             # when declared, only these targets exist
 //! default = true                             # the one runs use unless --target/SLUICE_TARGET
+//! mode = "development"                       # or "production"; absent: neither
+//! variables = { who = "dev-team" }
+//! [targets.test]
+//! variables = { who = "qa" }
 //! [targets.prod]
+//! mode = "production"
 //! limits = { memory = "256MiB" }
+//! variables = { lake = "/srv/lake", who = "everyone" }
+//! run_as = "svc-etl"                         # who the target's runs run as
+//! git = { branch = "main" }                  # production deploys only from this branch
+//! promote_from = "test"                      # another declared target
+//! require_tests = true                       # a passing test verdict on the promoted hash
+//! require_approval = 1                       # approvals needed (0: none)
+//! permissions = [{ level = "CAN_VIEW", group_name = "analysts" }]   # on every job here
+//! [targets.prod.jobs.hello]                  # per-target job overrides
+//! parameters = { who = "prod-users" }        # only parameters the job declares
+//! permissions = [{ level = "CAN_MANAGE_RUN", service_principal_name = "ops-bot" }]
+//!
+//! [secret_scopes.storage]                    # scopes and who may use them; never values
+//! acls = [{ principal = "ana", permission = "MANAGE" }, { principal = "svc-etl", permission = "READ" }]
 //!
 //! [components]
 //! ingest = { path = "tasks/ingest.wasm" }   # or: ingest = "tasks/ingest.wasm"
 //! count = "tasks/count.wasm"
 //!
 //! [jobs.hello]
-//! parameters = { who = "world", n = 10 }     # scalars become strings, arrays/tables JSON
+//! parameters = { who = "${var.who}", n = 10 }   # scalars become strings, arrays/tables JSON
+//! permissions = [{ level = "IS_OWNER", user_name = "ana" }, { level = "CAN_MANAGE_RUN", group_name = "ops" }]
 //! timeout = "1h"
 //! cleanup_timeout = "5m"                     # failure handlers after a cancel or timeout
 //! max_parallel_tasks = 4                     # at most this many tasks of a run at once
@@ -52,7 +78,7 @@
 //! limits = { memory = "64MiB", max_log = "1MiB", max_output = "64KiB", fuel = 100_000_000, max_out = "10MiB" }
 //! retries = { max = 3, initial = "1s", backoff = 2.0, max_interval = "1m", jitter = 0.1, on_timeout = false }
 //! secrets = ["storage/access_key"]
-//! mounts = [{ host = "data/landing", guest = "/landing" }, { host = "data/scratch", guest = "/work", mode = "rw" }]
+//! mounts = [{ host = "${var.lake}/landing", guest = "/landing" }, { host = "data/scratch", guest = "/work", mode = "rw" }]
 //! allow_hosts = ["https://api.example.com", "http://127.0.0.1:*"]   # empty or absent: no network
 //! rerun_on_resume = false                    # after a crash: `interrupted`, rerun only by a repair
 //!
@@ -97,7 +123,25 @@
 //! `allow_hosts`, `cache`; see [`ExecSpec`]) go on component and command tasks and in
 //! `for_each.task`, read by one reader (see [`Mount`], [`HostRule`]); guest paths `/tmp`,
 //! `/in` and `/out` are the runtime's.
+//!
+//! Targets and variables: a bundle is loaded for one target ([`load_with`], [`LoadOptions`]).
+//! A variable's value is the first of `--var NAME=VALUE`, `SLUICE_VAR_NAME`, the target's
+//! `variables`, its `default`; `${var.NAME}` is replaced in every string value (never in
+//! `[variables]` or a target's `variables`, which are literal; never in `{{ … }}` references,
+//! which the runtime renders). A reference to an undeclared variable, or to one with no
+//! value, is an error at the place it is written. `[targets.T.jobs.J] parameters` replace
+//! job J's parameter defaults in target T. `mode` absent means neither development nor
+//! production behaviour, as in Databricks. Permission levels (`CAN_VIEW` < `CAN_MANAGE_RUN`
+//! < `CAN_MANAGE` < `IS_OWNER`) go on a job, a target (every job in it) or a target's job;
+//! [`Bundle::job_permissions`] combines them. Principals: `user_name`, `group_name`,
+//! `service_principal_name` (one per entry; a group is never `IS_OWNER`).
+//!
+//! `include` patterns are globs relative to the bundle root; each matched file may hold
+//! `[components]`, `[jobs]`, `[variables]` and `[secret_scopes]` (plus the tables other
+//! modules add to the bundle file, such as `tests`), merged with the bundle file's; a name
+//! defined in two files is an error naming both, and errors inside an included file name it.
 
+mod access;
 mod build;
 mod calls;
 mod command;
@@ -106,14 +150,20 @@ mod error;
 mod exec;
 mod graph;
 mod hosts;
+mod include;
 mod job;
 mod kinds;
+mod locate;
 mod mounts;
 pub mod names;
 mod read;
 mod refs;
 mod retries;
+mod schema;
+mod scopes;
+mod target;
 pub mod template;
+mod vars;
 
 #[cfg(test)]
 mod tests;
@@ -125,17 +175,24 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::util::{parse_duration, parse_size};
+pub use access::{Permission, PermissionLevel, Principal, level_of};
 pub use command::{CommandSpec, Stdin};
 pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
 pub use exec::ExecSpec;
 pub use hosts::{HostRule, parse_host_rule};
+pub use include::MAX_INCLUDED_FILES;
 pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
+pub use locate::Place;
 pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
 pub use retries::RetryPolicy;
+pub use schema::json_schema;
+pub use scopes::SecretScopeSpec;
+pub use target::{GitSpec, MAX_REQUIRED_APPROVALS, TargetJob, TargetMode};
 pub use template::Reference;
+pub use vars::{LoadOptions, VAR_ENV_PREFIX, VarSource, VariableSpec};
 
 /// How long cleanup (failure-handling tasks) may run after a cancel or a job timeout when
 /// the job does not say: long enough for a notification or a rollback, short enough that a
@@ -170,6 +227,18 @@ pub struct Bundle {
     /// Deployment targets (`[targets.dev]`, …) and their defaults.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetSpec>,
+    /// `[variables]`, each with its value for [`Bundle::resolved_target`].
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableSpec>,
+    /// The target whose variables and job parameter overrides this bundle was read with.
+    #[serde(default)]
+    pub resolved_target: String,
+    /// The files `include` brought in, as shown in errors (the bundle file not among them).
+    #[serde(default)]
+    pub includes: Vec<PathBuf>,
+    /// `[secret_scopes]`: scopes and ACLs the bundle declares (never values).
+    #[serde(default)]
+    pub secret_scopes: BTreeMap<String, SecretScopeSpec>,
 }
 
 /// A deployment target's settings.
@@ -183,6 +252,34 @@ pub struct TargetSpec {
     /// The target runs use when none is named (`default = true`; at most one).
     #[serde(default)]
     pub default: bool,
+    /// `mode = "development" | "production"`; `None` when absent (as in Databricks:
+    /// neither development's prefix and pauses nor production's Git checks).
+    #[serde(default)]
+    pub mode: Option<TargetMode>,
+    /// `variables = { name = value }`: this target's values of declared variables.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// `[targets.T.jobs.J]`: per-job parameter overrides and permissions in this target.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, TargetJob>,
+    /// `run_as = "principal"`: who the target's runs run as (default: whoever deploys).
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Permissions on every job of this target (added to each job's own).
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    /// `git = { branch = "main" }`: the branch a production target deploys from.
+    #[serde(default)]
+    pub git: Option<GitSpec>,
+    /// `promote_from = "test"`: the target whose deployments this one promotes.
+    #[serde(default)]
+    pub promote_from: Option<String>,
+    /// Promotion needs a recorded passing test verdict on the promoted content hash.
+    #[serde(default)]
+    pub require_tests: bool,
+    /// Promotion needs this many approvals (0: none) by principals other than the deployer.
+    #[serde(default)]
+    pub require_approval: u32,
 }
 
 /// The target a run uses when a bundle declares none and none is named.
@@ -221,6 +318,9 @@ pub struct JobSpec {
     pub queue: bool,
     /// Topologically sorted; tasks keep their file order wherever dependencies allow.
     pub tasks: Vec<TaskSpec>,
+    /// `permissions = [{ level, user_name | group_name | service_principal_name }]`.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
 }
 
 /// Databricks' default: one active run per job.
@@ -302,20 +402,7 @@ impl Bundle {
     /// marked `default = true`, else [`DEFAULT_TARGET`]. When the bundle declares
     /// `[targets]`, only those exist: any other name is refused, naming the known ones.
     pub fn target(&self, named: Option<&str>) -> Result<String, SpecError> {
-        let known = || self.targets.keys().cloned().collect::<Vec<_>>();
-        match named {
-            Some(name) if self.targets.is_empty() || self.targets.contains_key(name) => Ok(name.to_string()),
-            Some(name) => {
-                Err(SpecError::UnknownTarget { file: self.file.clone(), name: name.to_string(), known: known() })
-            }
-            None => match self.targets.iter().find(|(_, t)| t.default) {
-                Some((name, _)) => Ok(name.clone()),
-                None if self.targets.is_empty() || self.targets.contains_key(DEFAULT_TARGET) => {
-                    Ok(DEFAULT_TARGET.to_string())
-                }
-                None => Err(SpecError::NoDefaultTarget { file: self.file.clone(), known: known() }),
-            },
-        }
+        target::choose(&self.file, &self.targets, named)
     }
 }
 
@@ -353,6 +440,12 @@ impl TaskSpec {
 /// is read) or the bundle file itself. Relative paths in the file resolve against the
 /// file's directory.
 pub fn load(path: &Path) -> Result<Bundle, SpecError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] for the target `opts` names (else the default one), with variable values
+/// from `--var` and `SLUICE_VAR_*` (see [`LoadOptions`]).
+pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Bundle, SpecError> {
     let file = bundle_file(path)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|why| SpecError::Read { path: file.clone(), message: why.to_string() })?;
@@ -360,7 +453,7 @@ pub fn load(path: &Path) -> Result<Bundle, SpecError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    parse(&text, &file, &root)
+    parse_with(&text, &file, &root, opts)
 }
 
 fn bundle_file(path: &Path) -> Result<PathBuf, SpecError> {
@@ -374,8 +467,13 @@ fn bundle_file(path: &Path) -> Result<PathBuf, SpecError> {
 /// Parses and validates bundle text. `file` is used only in errors and [`Bundle::file`];
 /// `root` is the directory relative paths resolve against (made absolute here).
 pub fn parse(text: &str, file: &Path, root: &Path) -> Result<Bundle, SpecError> {
+    parse_with(text, file, root, &LoadOptions::default())
+}
+
+/// [`parse`] for the target and variable values `opts` gives.
+pub fn parse_with(text: &str, file: &Path, root: &Path, opts: &LoadOptions) -> Result<Bundle, SpecError> {
     let root = if root.as_os_str().is_empty() { Path::new(".") } else { root };
     let root = std::path::absolute(root)
         .map_err(|why| SpecError::Read { path: root.to_path_buf(), message: why.to_string() })?;
-    build::bundle(text, file, root)
+    build::bundle(text, file, root, opts)
 }

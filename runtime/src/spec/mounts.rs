@@ -14,7 +14,7 @@ use super::error::SpecError;
 use super::names;
 use super::read::Node;
 
-const MOUNT_KEYS: &[&str] = &["host", "guest", "mode"];
+pub(crate) const MOUNT_KEYS: &[&str] = &["host", "guest", "mode"];
 /// Guest paths the runtime provides itself: per-attempt scratch, upstream inputs, outputs.
 pub const RESERVED_GUEST_PATHS: [&str; 3] = ["/tmp", "/in", "/out"];
 

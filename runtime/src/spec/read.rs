@@ -186,6 +186,11 @@ impl<'a> Table<'a> {
         Table { node, entries }
     }
 
+    /// A table made of entries from several files (see [`super::include::Sections`]).
+    pub fn merged(node: Node<'a>, entries: Vec<Entry<'a>>) -> Self {
+        Table { node, entries }
+    }
+
     /// Entries in the order they appear in the file.
     pub fn entries(&self) -> &[Entry<'a>] {
         &self.entries

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::error::SpecError;
 use super::read::Node;
 
-const RETRY_KEYS: &[&str] = &["max", "initial", "backoff", "max_interval", "jitter", "on_timeout"];
+pub(crate) const RETRY_KEYS: &[&str] = &["max", "initial", "backoff", "max_interval", "jitter", "on_timeout"];
 
 /// How a failed attempt of a task is retried. Only `max` must be written; the rest
 /// default to [`RetryPolicy::DEFAULT_INITIAL`] and friends.

@@ -15,7 +15,9 @@ fn error_display_is_file_line_col_key_message() {
 #[test]
 fn unknown_key_at_top_level() {
     let text = format!("{HEAD}\n[variabels]\nlake = 1\n");
-    assert_error(&text, line_of(&text, "variabels"), "variabels", "unknown key; expected one of `bundle`");
+    assert_error(&text, line_of(&text, "variabels"), "variabels", "did you mean `variables`?");
+    let text = format!("{HEAD}\n[settings]\nlake = 1\n");
+    assert_error(&text, line_of(&text, "settings"), "settings", "unknown key; expected one of `bundle`");
     let text = format!("{HEAD}\n[[job.x.tasks]]\n");
     assert_error(&text, line_of(&text, "job."), "job", "did you mean `jobs`?");
 }

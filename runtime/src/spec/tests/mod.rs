@@ -9,10 +9,14 @@ mod command;
 mod errors;
 mod flow;
 mod hosts;
+mod include;
 mod kinds;
 mod references;
 mod sandbox;
+mod schema;
+mod targets;
 mod valid;
+mod vars;
 
 const FILE: &str = "examples/hello/sluice.toml";
 
@@ -84,13 +88,16 @@ fn assert_error_in(root: &Path, text: &str, line: usize, key: &str, needle: &str
 }
 
 /// A temporary bundle root `<tmp>/b` holding the directories the module docs' example
-/// names (`data/landing`, `data/scratch`), next to its data root `<tmp>/shared-data`.
+/// names (`data/landing`, `data/scratch`, an included `jobs/extra.toml`), next to its data
+/// root `<tmp>/shared-data`.
 fn docs_root() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("b");
     for sub in ["b/data/landing", "b/data/scratch", "shared-data"] {
         std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
     }
+    std::fs::create_dir_all(root.join("jobs")).expect("mkdir");
+    std::fs::write(root.join("jobs/extra.toml"), "[components]\nextra = \"extra.wasm\"\n").expect("write");
     (dir, root)
 }
 

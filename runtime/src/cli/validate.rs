@@ -1,0 +1,81 @@
+//! `sluice validate` and `sluice schema`: a bundle checked without running, and the JSON
+//! Schema of `sluice.toml` for editors.
+
+use super::out::{errln, outln};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{EXIT_ERROR, open, parse_param};
+use crate::client::{TokensAnswer, TokensOp};
+use crate::scheduler::{RuntimeOptions, STORE_DIR};
+use crate::spec::{self, LoadOptions};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Bundle directory (holding sluice.toml) or the bundle file itself.
+    #[arg(default_value = ".")]
+    pub bundle: PathBuf,
+    /// The target to validate for (its variables, overrides and permissions).
+    #[arg(long, env = "SLUICE_TARGET")]
+    pub target: Option<String>,
+    /// Set a bundle variable: --var name=value (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub vars: Vec<(String, String)>,
+    /// Print `{"valid": …, "problems": [{"file","line","col","key","message","hint"}]}` on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit 0 when valid, 2 when not.
+pub fn validate(state_arg: Option<PathBuf>, args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let opts = LoadOptions::new(args.target.clone(), args.vars.clone(), std::env::vars());
+    let principals = known_principals(state_arg, &args.bundle);
+    if principals.is_none() && !args.json {
+        errln!("note: permissions' principals not checked: no sluice state here yet (no tokens to check them against)");
+    }
+    let report = crate::validate::validate(&args.bundle, &opts, principals.as_ref());
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.valid {
+        let target = report.target.as_deref().unwrap_or(spec::DEFAULT_TARGET);
+        outln!("{}: valid for target {target}", args.bundle.display());
+    } else {
+        for problem in &report.problems {
+            errln!("{problem}");
+        }
+        errln!("{} problem{} found", report.problems.len(), if report.problems.len() == 1 { "" } else { "s" });
+    }
+    Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
+}
+
+/// Token principals in the state directory's store (read through its owner) and whoever
+/// runs this; `None` when there is no state to read.
+fn known_principals(state_arg: Option<PathBuf>, bundle: &std::path::Path) -> Option<BTreeSet<String>> {
+    let dir = state_arg.unwrap_or_else(|| crate::validate::default_state_dir(bundle));
+    if !dir.join(STORE_DIR).exists() {
+        return None;
+    }
+    let options = open::owner_options(crate::secrets::DEFAULT_WORKSPACE, RuntimeOptions::default());
+    let asked = open::with_session(&dir, options, move |session| {
+        Box::pin(async move { Ok(session.client().tokens(TokensOp::List).await?) })
+    });
+    let mut known: BTreeSet<String> = match asked {
+        Ok(TokensAnswer::Listed(tokens)) => tokens.into_iter().map(|t| t.principal).collect(),
+        Ok(_) => BTreeSet::new(),
+        Err(e) => {
+            errln!("note: could not read the tokens in {}: {e}; principals not checked", dir.display());
+            return None;
+        }
+    };
+    known.extend(open::principal());
+    Some(known)
+}
+
+/// `sluice schema`: the JSON Schema of `sluice.toml` on stdout.
+pub fn schema() -> anyhow::Result<ExitCode> {
+    outln!("{}", serde_json::to_string_pretty(&spec::json_schema())?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,382 @@
+//! The JSON Schema of `sluice.toml` (`sluice schema`), for editors (taplo, Even Better TOML).
+//!
+//! The parser reads the TOML tree by hand (to point every error at its line), so the
+//! schema comes from the dedicated types below rather than from the parser's own. They
+//! cannot drift unnoticed: a unit test checks that every table's properties are exactly
+//! the keys the parser accepts there (the same `*_KEYS` constants its `deny_unknown` uses),
+//! and an end-to-end test validates every bundle in the repository against the schema.
+//! The schema checks shape (keys, types, enumerations); the parser checks the rest
+//! (references, cycles, files on disk, variables).
+//!
+//! This module owns only those types; it must never be used to read a bundle.
+#![allow(dead_code)] // the fields exist for their schema only
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+
+/// Generates the schema (draft 2020-12).
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(BundleFile);
+    serde_json::to_value(&schema).unwrap_or_default()
+}
+
+/// A sluice bundle file: jobs of WebAssembly tasks, their components, targets and variables.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BundleFile {
+    /// Globs (relative to the bundle root) of files adding components, jobs, variables and
+    /// secret scopes.
+    include: Option<Vec<String>>,
+    bundle: BundleSection,
+    /// Declared variables, used as `${var.NAME}` in string values.
+    variables: Option<BTreeMap<String, Variable>>,
+    /// Deployment targets (dev, test, prod…).
+    targets: Option<BTreeMap<String, Target>>,
+    /// WebAssembly components by name.
+    components: Option<BTreeMap<String, Component>>,
+    /// Jobs by name.
+    jobs: Option<BTreeMap<String, Job>>,
+    /// Secret scopes and their ACLs (never values).
+    secret_scopes: Option<BTreeMap<String, SecretScope>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BundleSection {
+    name: String,
+    /// Directories outside the bundle that host paths may lie under.
+    data_roots: Option<Vec<String>>,
+}
+
+/// A string, number or boolean.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum Scalar {
+    Text(String),
+    Integer(i64),
+    Number(f64),
+    Flag(bool),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Variable {
+    default: Option<Scalar>,
+    description: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Target {
+    default: Option<bool>,
+    limits: Option<Limits>,
+    allow_absolute_paths: Option<bool>,
+    mode: Option<Mode>,
+    variables: Option<BTreeMap<String, Scalar>>,
+    /// Per-job overrides in this target.
+    jobs: Option<BTreeMap<String, TargetJob>>,
+    run_as: Option<String>,
+    permissions: Option<Vec<Permission>>,
+    git: Option<Git>,
+    promote_from: Option<String>,
+    require_tests: Option<bool>,
+    #[schemars(range(min = 0, max = 100))]
+    require_approval: Option<u32>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TargetJob {
+    parameters: Option<BTreeMap<String, serde_json::Value>>,
+    permissions: Option<Vec<Permission>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Git {
+    branch: Option<String>,
+}
+
+/// One level for exactly one of `user_name`, `group_name`, `service_principal_name`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Permission {
+    level: Level,
+    user_name: Option<String>,
+    group_name: Option<String>,
+    service_principal_name: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum Level {
+    CanView,
+    CanManageRun,
+    CanManage,
+    IsOwner,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretScope {
+    acls: Option<Vec<Acl>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Acl {
+    principal: String,
+    permission: AclPermission,
+}
+
+/// READ, WRITE or MANAGE (the parser takes any case; the schema, the usual two).
+#[derive(JsonSchema)]
+pub(crate) enum AclPermission {
+    #[serde(rename = "READ")]
+    ReadUpper,
+    #[serde(rename = "WRITE")]
+    WriteUpper,
+    #[serde(rename = "MANAGE")]
+    ManageUpper,
+    #[serde(rename = "read")]
+    Read,
+    #[serde(rename = "write")]
+    Write,
+    #[serde(rename = "manage")]
+    Manage,
+}
+
+/// A path, or `{ path = "…" }`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum Component {
+    Path(String),
+    Table(ComponentTable),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ComponentTable {
+    path: String,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Job {
+    /// Scalars become strings, arrays and tables JSON.
+    parameters: Option<BTreeMap<String, serde_json::Value>>,
+    timeout: Option<Duration>,
+    cleanup_timeout: Option<Duration>,
+    #[schemars(range(min = 1))]
+    max_parallel_tasks: Option<u32>,
+    #[schemars(range(max = 1000))]
+    max_concurrent_runs: Option<u32>,
+    queue: Option<bool>,
+    limits: Option<Limits>,
+    tasks: Option<Vec<Task>>,
+    permissions: Option<Vec<Permission>>,
+}
+
+/// A duration such as "10s", "5m", "2h".
+#[derive(JsonSchema)]
+#[serde(transparent)]
+pub(crate) struct Duration(String);
+
+/// A size such as "64MiB", or a number of bytes.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum Size {
+    Text(String),
+    Bytes(u64),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    memory: Option<Size>,
+    max_log: Option<Size>,
+    max_output: Option<Size>,
+    #[schemars(range(min = 1))]
+    fuel: Option<u64>,
+    max_out: Option<Size>,
+}
+
+/// A task: exactly one of `component` (optionally `kind = "command"`), `condition`,
+/// `for_each`, `run_job`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Task {
+    key: String,
+    kind: Option<Kind>,
+    component: Option<String>,
+    condition: Option<Condition>,
+    for_each: Option<ForEach>,
+    run_job: Option<RunJob>,
+    depends_on: Option<Vec<Dependency>>,
+    run_if: Option<RunIf>,
+    params: Option<BTreeMap<String, serde_json::Value>>,
+    timeout: Option<Duration>,
+    limits: Option<Limits>,
+    retries: Option<Retries>,
+    secrets: Option<Vec<SecretGrant>>,
+    mounts: Option<Vec<Mount>>,
+    allow_hosts: Option<Vec<String>>,
+    cache: Option<bool>,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    stdin: Option<String>,
+    stdin_file: Option<String>,
+    stdout: Option<Stdout>,
+    rerun_on_resume: Option<bool>,
+}
+
+/// A `for_each` task's template: a component, command or run_job task without key,
+/// dependencies or run_if.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskTemplate {
+    kind: Option<Kind>,
+    component: Option<String>,
+    run_job: Option<RunJob>,
+    params: Option<BTreeMap<String, serde_json::Value>>,
+    timeout: Option<Duration>,
+    limits: Option<Limits>,
+    retries: Option<Retries>,
+    secrets: Option<Vec<SecretGrant>>,
+    mounts: Option<Vec<Mount>>,
+    allow_hosts: Option<Vec<String>>,
+    cache: Option<bool>,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    stdin: Option<String>,
+    stdin_file: Option<String>,
+    stdout: Option<Stdout>,
+    rerun_on_resume: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Kind {
+    Component,
+    Command,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stdout {
+    Log,
+    Output,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RunIf {
+    AllSuccess,
+    AtLeastOneSuccess,
+    NoneFailed,
+    AllDone,
+    AtLeastOneFailed,
+    AllFailed,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Condition {
+    op: Op,
+    left: Scalar,
+    right: Scalar,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Op {
+    EqualTo,
+    NotEqual,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForEach {
+    /// Renders to a JSON array, e.g. "{{ tasks.list.values.files }}".
+    inputs: String,
+    #[schemars(range(min = 1))]
+    concurrency: Option<u32>,
+    task: TaskTemplate,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunJob {
+    job: String,
+    parameters: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// A task key, or `{ task = "…", outcome = true | false }`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum Dependency {
+    Key(String),
+    Table(DependencyTable),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DependencyTable {
+    task: String,
+    outcome: Option<Scalar>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Retries {
+    /// -1: without limit.
+    #[schemars(range(min = -1))]
+    max: Option<i64>,
+    initial: Option<Duration>,
+    backoff: Option<f64>,
+    max_interval: Option<Duration>,
+    jitter: Option<f64>,
+    on_timeout: Option<bool>,
+}
+
+/// `"scope/key"`, or `{ name = "scope/key", inject = "header:Name" }`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum SecretGrant {
+    Name(String),
+    Table(SecretGrantTable),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretGrantTable {
+    name: String,
+    inject: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Mount {
+    host: String,
+    guest: String,
+    mode: Option<MountMode>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MountMode {
+    Ro,
+    Rw,
+}

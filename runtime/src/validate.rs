@@ -1,0 +1,221 @@
+//! `sluice validate`: a bundle checked as a whole, for one target, without running anything.
+//!
+//! The checks, in order: the bundle file and its includes parse and validate ([`spec`]:
+//! keys, names, references, cycles, variables, mounts on disk); every component a task
+//! uses exists and is the right kind of WebAssembly — a task component exports the sluice
+//! world's `run`, a command task's is a `wasi:cli/command` component or a core module, and
+//! neither imports what sluice does not provide (decoded by [`crate::sandbox::inspect`],
+//! never compiled); and every `user_name`/`service_principal_name` in `permissions` and
+//! every target's `run_as` names a known principal. Problems are collected (all of a
+//! kind, not only the first), each with file, line, column, key and message.
+//!
+//! Known principals: those holding API tokens in the state directory's store (given by
+//! the caller, who reads them through the owner), the principal running the command, and
+//! the targets' `run_as`. Groups are not checked: sluice keeps no group directory, so a
+//! `group_name` is taken as written.
+//!
+//! This module owns the checks and the problem list. It must never write anything, run a
+//! component, or open the store itself (the caller passes the principals it knows).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::sandbox::inspect;
+use crate::spec::{self, Bundle, LoadOptions, Permission, Principal, SpecError, TaskKind};
+
+/// One problem, as `sluice validate --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub col: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place =
+            [self.file.clone(), self.line.map(|l| l.to_string()), self.col.map(|c| c.to_string()), self.key.clone()];
+        let place: Vec<String> = place.into_iter().flatten().collect();
+        if !place.is_empty() {
+            write!(f, "{}: ", place.join(":"))?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<&SpecError> for Problem {
+    fn from(error: &SpecError) -> Problem {
+        let message = error.message();
+        // "… (did you mean `x`?)" becomes the hint
+        let (message, hint) = match message.rsplit_once(" (did you mean ") {
+            Some((text, close)) => (text.to_string(), Some(format!("did you mean {}", close.trim_end_matches(')')))),
+            None => (message, None),
+        };
+        Problem {
+            file: error.file().map(|f| f.display().to_string()),
+            line: error.line(),
+            col: error.column(),
+            key: error.key().map(str::to_string),
+            message,
+            hint,
+        }
+    }
+}
+
+/// The outcome of validating one bundle for one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub valid: bool,
+    /// The target it was validated for (absent when the bundle did not load that far).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Validates the bundle at `path` for `opts`; `principals` are the known principals
+/// (`None`: not checked, e.g. when there is no store to ask).
+pub fn validate(path: &Path, opts: &LoadOptions, principals: Option<&BTreeSet<String>>) -> Report {
+    let bundle = match spec::load_with(path, opts) {
+        Ok(bundle) => bundle,
+        Err(error) => {
+            let problems = error.problems().into_iter().map(Problem::from).collect();
+            return Report { valid: false, target: None, problems };
+        }
+    };
+    let mut problems = components(&bundle);
+    if let Some(known) = principals {
+        problems.extend(principals_problems(&bundle, known));
+    }
+    Report { valid: problems.is_empty(), target: Some(bundle.resolved_target.clone()), problems }
+}
+
+/// What each component is used as: (name, as a task, as a command).
+fn uses(bundle: &Bundle) -> Vec<(&str, bool, bool)> {
+    let mut out: Vec<(&str, bool, bool)> = bundle.components.keys().map(|name| (name.as_str(), false, false)).collect();
+    let mut mark = |kind: &TaskKind| {
+        let (name, task) = match kind {
+            TaskKind::Component { component } => (component.as_str(), true),
+            TaskKind::Command(command) => (command.component.as_str(), false),
+            _ => return,
+        };
+        if let Some(entry) = out.iter_mut().find(|(n, _, _)| *n == name) {
+            if task { entry.1 = true } else { entry.2 = true }
+        }
+    };
+    for task in bundle.jobs.values().flat_map(|job| &job.tasks) {
+        match &task.kind {
+            TaskKind::ForEach { template, .. } => mark(&template.kind),
+            kind => mark(kind),
+        }
+    }
+    out
+}
+
+/// Components exist and are what their tasks need.
+fn components(bundle: &Bundle) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (name, as_task, as_command) in uses(bundle) {
+        let spec = &bundle.components[name];
+        let key = crate::spec::names::child_path("components", name);
+        let problem = |message: String, hint: Option<&str>| located(bundle, key.clone(), message, hint);
+        let shape = match inspect::inspect_file(&spec.path) {
+            Ok(shape) => shape,
+            Err(_) if !spec.path.exists() => {
+                let hint = "build it first (a Rust task: `cargo build --release --target wasm32-wasip2`)";
+                problems
+                    .push(problem(format!("component `{name}`: {} does not exist", spec.path.display()), Some(hint)));
+                continue;
+            }
+            Err(why) => {
+                problems.push(problem(format!("component `{name}`: {}: {why}", spec.path.display()), None));
+                continue;
+            }
+        };
+        if as_task && !shape.is_task() {
+            let hint =
+                if shape.is_command() { Some("it is a command: use `kind = \"command\"` on the task") } else { None };
+            let what = if matches!(shape, inspect::Shape::Module) { "a core module" } else { "a component" };
+            problems.push(problem(
+                format!("component `{name}` is {what} without the sluice task world's `run` export, but a task runs it as a component"),
+                hint.or(Some("build it against sdk/wit (world `task`)")),
+            ));
+        }
+        if as_command && !shape.is_command() {
+            problems.push(problem(
+                format!("component `{name}` does not export wasi:cli/run, but a task runs it as a command"),
+                Some("a command is a wasi:cli/command component or a WASI preview1 program with `main`"),
+            ));
+        }
+        let foreign = shape.foreign_imports();
+        if !foreign.is_empty() {
+            problems.push(problem(
+                format!("component `{name}` imports {}, which sluice does not provide", foreign.join(", ")),
+                Some("a task may import only sluice:task/* and wasi:* interfaces"),
+            ));
+        }
+    }
+    problems
+}
+
+/// Permissions and `run_as` name known principals.
+fn principals_problems(bundle: &Bundle, known: &BTreeSet<String>) -> Vec<Problem> {
+    let mut known = known.clone();
+    known.extend(bundle.targets.values().filter_map(|t| t.run_as.clone()));
+    let mut problems = Vec::new();
+    let mut check = |permissions: &[Permission], key: String| {
+        for (index, permission) in permissions.iter().enumerate() {
+            if matches!(permission.principal, Principal::Group(_)) || known.contains(permission.principal.name()) {
+                continue;
+            }
+            let hint = format!(
+                "known: {}; create a token for it with `sluice tokens create --principal {}`",
+                crate::spec::names::list(&known),
+                permission.principal.name()
+            );
+            problems.push(located(
+                bundle,
+                format!("{key}[{index}].{}", permission.principal.key()),
+                format!("`{}` is not a known principal", permission.principal.name()),
+                Some(&hint),
+            ));
+        }
+    };
+    for job in bundle.jobs.values() {
+        check(&job.permissions, format!("jobs.{}.permissions", job.name));
+    }
+    for (name, target) in &bundle.targets {
+        check(&target.permissions, format!("targets.{name}.permissions"));
+        for (job, over) in &target.jobs {
+            check(&over.permissions, format!("targets.{name}.jobs.{job}.permissions"));
+        }
+    }
+    problems
+}
+
+/// A problem at `key`, located in the bundle's files (the bundle file when not found).
+fn located(bundle: &Bundle, key: String, message: String, hint: Option<&str>) -> Problem {
+    let place = bundle.locate(&key);
+    Problem {
+        file: Some(place.as_ref().map_or(&bundle.file, |p| &p.file).display().to_string()),
+        line: place.as_ref().map(|p| p.line),
+        col: place.as_ref().map(|p| p.column),
+        key: Some(key),
+        message,
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// The state directory a bundle's commands use by default, for reading principals.
+pub fn default_state_dir(bundle_path: &Path) -> PathBuf {
+    let dir = if bundle_path.is_dir() { bundle_path } else { bundle_path.parent().unwrap_or(Path::new(".")) };
+    dir.join(".sluice")
+}
