@@ -166,6 +166,7 @@ fn run_deployed(state_arg: Option<PathBuf>, args: RunArgs, deployment: &str) -> 
         None => (None, open::existing_dir(state_arg)?),
     };
     let op = crate::service::DeployOp::Resolve { bundle, target: target.to_string(), job: job.to_string() };
+    let deployment = deployment.to_string();
     let overrides = args.params.iter().cloned().collect();
     let json = args.json;
     let options =

@@ -154,6 +154,7 @@ impl Runtime {
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
+        let deployments = Arc::new(SledDeploymentStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
         let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?
             .with_telemetry(telemetry.clone());
@@ -163,7 +164,7 @@ impl Runtime {
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
-        rt.deployments = Arc::new(SledDeploymentStore::open(&sled)?);
+        rt.deployments = deployments;
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
         rt.vault = Some(vault);

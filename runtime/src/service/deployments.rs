@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::JobInfo;
 use super::{Caller, Service, ServiceError};
-use crate::deploy::rules::Level;
+use crate::deploy::rules::Level as PermissionLevel;
 use crate::deploy::{self, Actor, DeployError, Deployment, Deployments, JournalEntry, Plan, Snapshot, Summary};
 use crate::model::RunId;
 use crate::store::TargetKey;
