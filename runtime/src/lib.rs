@@ -17,10 +17,13 @@
 //!   run performing what its state decides, attempts handed to an executor
 //! - [`deploy`]: deployments: snapshots of a bundle per target, plan, promotion with its
 //!   gates, rollback, the journal, permissions on deployed jobs
+//! - [`triggers`]: schedules (Quartz cron, time zones, daylight saving), periodic, file
+//!   arrival, webhooks and continuous jobs, fired exactly once through the service
 //! - [`service`]: the owner's service: many runs per process (queues, cancel, repair,
 //!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
 //! - [`server`]: HTTP for the owner's socket and `sluice serve`: the Databricks Jobs API
 //!   subset, sluice's own API, auth, metrics, limits
+//! - [`testing`]: `sluice test`: bundle tests in isolated state, golden files, JUnit, verdicts by bundle hash
 //! - [`client`]: how a command reaches its state directory's owner (itself, or another
 //!   process over the Unix socket): the election, the [`client::Client`] trait
 //! - [`cli`]: the command line, thin over the rest
@@ -33,6 +36,7 @@ pub mod cli;
 pub mod client;
 pub mod deploy;
 pub mod model;
+pub mod notify;
 pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
@@ -41,5 +45,7 @@ pub mod service;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod testing;
+pub mod triggers;
 pub mod util;
 pub mod validate;

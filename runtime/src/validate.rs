@@ -3,9 +3,9 @@
 //! The checks, in order: the bundle file and its includes parse and validate ([`spec`]:
 //! keys, names, references, cycles, variables, mounts on disk); every component a task
 //! uses exists and is the right kind of WebAssembly — a task component exports the sluice
-//! world's `run`, a command task's is a `wasi:cli/command` component or a core module, and
-//! neither imports what sluice does not provide (decoded by [`crate::sandbox::inspect`],
-//! never compiled); and every `user_name`/`service_principal_name` in `permissions` and
+//! world's `run` of this sluice's task world version, a command task's is a
+//! `wasi:cli/command` component or a core module (decoded by [`crate::sandbox::world`], the
+//! check the loader makes before compiling, never compiled); and every `user_name`/`service_principal_name` in `permissions` and
 //! every target's `run_as` names a known principal. Problems are collected (all of a
 //! kind, not only the first), each with file, line, column, key and message.
 //!
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::sandbox::inspect;
+use crate::sandbox::{World, world};
 use crate::spec::{self, Bundle, LoadOptions, Permission, Principal, SpecError, TaskKind};
 
 /// One problem, as `sluice validate --json` prints it.
@@ -95,7 +95,7 @@ pub fn validate(path: &Path, opts: &LoadOptions, principals: Option<&BTreeSet<St
     if let Some(known) = principals {
         problems.extend(principals_problems(&bundle, known));
     }
-    Report { valid: problems.is_empty(), target: Some(bundle.resolved_target.clone()), problems }
+    Report { valid: problems.is_empty(), target: bundle.resolved_target.clone(), problems }
 }
 
 /// What each component is used as: (name, as a task, as a command).
@@ -127,8 +127,8 @@ fn components(bundle: &Bundle) -> Vec<Problem> {
         let spec = &bundle.components[name];
         let key = crate::spec::names::child_path("components", name);
         let problem = |message: String, hint: Option<&str>| located(bundle, key.clone(), message, hint);
-        let shape = match inspect::inspect_file(&spec.path) {
-            Ok(shape) => shape,
+        let bytes = match std::fs::read(&spec.path) {
+            Ok(bytes) => bytes,
             Err(_) if !spec.path.exists() => {
                 let hint = "build it first (a Rust task: `cargo build --release --target wasm32-wasip2`)";
                 problems
@@ -140,27 +140,21 @@ fn components(bundle: &Bundle) -> Vec<Problem> {
                 continue;
             }
         };
-        if as_task && !shape.is_task() {
-            let hint =
-                if shape.is_command() { Some("it is a command: use `kind = \"command\"` on the task") } else { None };
-            let what = if matches!(shape, inspect::Shape::Module) { "a core module" } else { "a component" };
+        // a core module runs only as a command (a WASI preview1 program, adapted at load)
+        let core = wasmparser::Parser::is_core_wasm(&bytes);
+        if as_task && core {
             problems.push(problem(
-                format!("component `{name}` is {what} without the sluice task world's `run` export, but a task runs it as a component"),
-                hint.or(Some("build it against sdk/wit (world `task`)")),
+                format!("component `{name}` is a core module, but a task runs it as a sluice task component"),
+                Some("a core module with `main` is a WASI preview1 program: use `kind = \"command\"`"),
             ));
+        } else if as_task && let Err(why) = world::check_bytes(&bytes, World::Task) {
+            problems.push(problem(format!("component `{name}`: {why}"), None));
         }
-        if as_command && !shape.is_command() {
-            problems.push(problem(
-                format!("component `{name}` does not export wasi:cli/run, but a task runs it as a command"),
-                Some("a command is a wasi:cli/command component or a WASI preview1 program with `main`"),
-            ));
-        }
-        let foreign = shape.foreign_imports();
-        if !foreign.is_empty() {
-            problems.push(problem(
-                format!("component `{name}` imports {}, which sluice does not provide", foreign.join(", ")),
-                Some("a task may import only sluice:task/* and wasi:* interfaces"),
-            ));
+        if as_command
+            && !core
+            && let Err(why) = world::check_bytes(&bytes, World::Command)
+        {
+            problems.push(problem(format!("component `{name}`: {why}"), None));
         }
     }
     problems

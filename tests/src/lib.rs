@@ -244,11 +244,19 @@ impl Sluice {
     }
 }
 
-/// Remove every `SLUICE_*` variable from `cmd`'s environment.
+/// Remove every `SLUICE_*` variable from `cmd`'s environment, and point the compiled-component
+/// cache at the tests' own directory (never the user's).
 fn clear_sluice_env(cmd: &mut Command) {
     for (var, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SLUICE_")) {
         cmd.env_remove(var);
     }
+    cmd.env("SLUICE_CACHE_DIR", tests_cache_dir());
+}
+
+/// The compiled-component cache every test's `sluice` shares (`SLUICE_CACHE_DIR`): under the
+/// build directory, so tests never touch the user's cache but still compile each component once.
+pub fn tests_cache_dir() -> PathBuf {
+    repo().join("target").join("sluice-test-cache")
 }
 
 fn expand(text: &str) -> String {

@@ -24,6 +24,11 @@ pub struct Server {
 impl Sluice {
     /// Start `sluice serve ARGS --listen 127.0.0.1:0 --state <state>` and wait until it listens.
     pub fn serve(&self, args: &[&str]) -> Server {
+        self.serve_env(args, &[])
+    }
+
+    /// [`Sluice::serve`] with `env` set (e.g. `SLUICE_TEST_CLOCK`).
+    pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(sluice_bin())
             .arg("serve")
             .args(args)
@@ -31,6 +36,7 @@ impl Sluice {
             .arg(self.state())
             .env_remove("SLUICE_STATE")
             .env_remove("SLUICE_WORKSPACE")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -45,14 +45,14 @@ fn the_polyglot_example_runs_a_c_program_next_to_a_rust_task() {
         sluice_tests::last_attempt(&run, "count")["log"].as_str().unwrap().contains("wordcount: counted 121 bytes")
     );
 
-    // a failing program fails its task (WASI 0.2's exit carries only failure: code 1)
+    // a failing program fails its task with its own exit code (preview1 `proc_exit(2)`)
     let empty = s.dir.path().join("empty.txt");
     std::fs::write(&empty, "").unwrap();
     let out =
         s.run(&["task", "run", wasm.to_str().unwrap(), "--command", "--stdin-file", empty.to_str().unwrap(), "--json"]);
     out.assert_exit(1);
     let a = sluice_tests::last_attempt(&out.json(), "wordcount").clone();
-    assert!(a["error"].as_str().unwrap().contains("exited with code 1"), "{a:#}");
+    assert!(a["error"].as_str().unwrap().contains("exited with code 2"), "{a:#}");
     assert!(a["log"].as_str().unwrap().contains("nothing on stdin"));
 }
 

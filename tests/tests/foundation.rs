@@ -92,23 +92,31 @@ fn a_single_component_runs_without_a_bundle() {
 }
 
 #[test]
-fn a_second_process_loads_the_precompiled_artifact() {
-    let s = Sluice::new();
+fn a_second_process_loads_the_precompiled_artifact_from_the_users_cache_whatever_its_state_dir() {
+    let (s, other) = (Sluice::new(), Sluice::new());
+    let cache = s.dir.path().join("user-cache");
     let fib = task("fib");
-    let run = |expect: &str| {
-        let out = s.run_with(
+    let run = |who: &Sluice, expect: &str| {
+        let out = who.run_with(
             &["task", "run", fib.to_str().unwrap(), "--param", "n=5"],
-            &[("SLUICE_LOG", "sluice=debug")],
+            &[("SLUICE_LOG", "sluice=debug"), ("SLUICE_CACHE_DIR", cache.to_str().unwrap())],
             None,
         );
         let stderr = &out.stderr;
         assert_eq!(out.code, 0, "{stderr}");
         assert!(stderr.contains(&format!("origin={expect}")), "expected origin={expect} in:\n{stderr}");
     };
-    run("Compiled");
-    let artifacts: Vec<_> = std::fs::read_dir(s.state().join("components")).unwrap().collect();
+    run(&s, "Compiled");
+    let artifacts: Vec<_> = std::fs::read_dir(cache.join("components")).unwrap().collect();
     assert_eq!(artifacts.len(), 1, "one precompiled artifact is cached");
-    run("Disk");
+    assert!(!s.state().join("components").exists(), "not in the state directory");
+    run(&s, "Disk");
+    run(&other, "Disk");
+    // `cache gc --older-than` prunes compiled components unused for that long
+    let gc = s.run_with(&["cache", "gc", "--older-than", "0s"], &[("SLUICE_CACHE_DIR", cache.to_str().unwrap())], None);
+    gc.assert_exit(0);
+    assert!(gc.stdout.contains("compiled components") && gc.stdout.contains("1 removed"), "{}", gc.stdout);
+    assert_eq!(std::fs::read_dir(cache.join("components")).unwrap().count(), 0);
 }
 
 #[test]

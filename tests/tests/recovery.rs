@@ -351,9 +351,12 @@ fn repair_picks_up_a_fixed_parameter_and_a_rebuilt_component_as_a_new_plan_versi
         (run["repairs"][0]["pinned"].as_bool(), run["repairs"][0]["plan_version"].as_u64()),
         (Some(true), Some(1))
     );
-    // without the pinned code in the state directory, --pinned cannot run it
-    std::fs::remove_dir_all(s.state().join("components")).unwrap();
-    let gone = s.run_with(&["runs", "repair", "1", "--pinned"], &env, None);
+    // without the pinned code compiled anywhere (an empty compiled-component cache), --pinned cannot run it
+    let empty = s.dir.path().join("empty-cache");
+    std::fs::create_dir_all(&empty).unwrap();
+    let _ = std::fs::remove_dir_all(s.state().join("components"));
+    let env_gone = [("SLUICE_PRINCIPAL", "ann"), ("SLUICE_CACHE_DIR", empty.to_str().unwrap())];
+    let gone = s.run_with(&["runs", "repair", "1", "--pinned"], &env_gone, None);
     gone.assert_exit(2);
     assert!(
         gone.stderr.contains("component `c`") && gone.stderr.contains("changed since the run pinned it"),

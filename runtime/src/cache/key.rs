@@ -36,10 +36,11 @@ use super::hash::Hash;
 
 /// Version of the key's parts and encoding. Bump it when either changes: every stored
 /// result then misses, explained as "key format version changed".
-pub const KEY_FORMAT_VERSION: u32 = 1;
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 const KEY_DOMAIN: &[u8] = b"sluice-cache-key\0";
 const UPSTREAM_DOMAIN: &[u8] = b"sluice-upstream\0";
+const LINEAGE_DOMAIN: &[u8] = b"sluice-lineage\0";
 
 /// Longest value a [`Difference`] text repeats before cutting it with `…`.
 const SHOWN_VALUE_CHARS: usize = 60;
@@ -68,8 +69,9 @@ pub struct KeyParts {
     /// The limits that change behaviour (see [`limit_parts`]), as text.
     pub limits: BTreeMap<String, String>,
     pub mounts: Vec<MountPart>,
-    /// Everything else that flows in: `upstream.<task>` → [`upstream_digest`] (hex) of each
-    /// task whose output, values or `/out` the task can read; `context.job`,
+    /// Everything else that flows in: `upstream.<task>` → the [`lineage`] (hex) of each task
+    /// the task depends on directly (which covers every task whose output, values or `/out`
+    /// it can read, however far upstream); `context.job`,
     /// `context.task`, `context.target` → the context fields a guest sees that are stable
     /// across runs (the run id and attempt number are not keyed: a task's result must not
     /// depend on them).
@@ -194,6 +196,28 @@ pub fn upstream_digest(output: Option<&str>, values: &[(String, String)], out_tr
     Hash::of(&e.0)
 }
 
+/// What a downstream key records of an upstream task: the [`upstream_digest`] of its
+/// result and, for each task it depends on directly (by key), that task's lineage (`None`:
+/// it did not succeed). A Merkle hash over the upstream graph: it changes when anything the
+/// task could read changes, and a key costs its direct upstreams however deep the graph is
+/// (a table of every transitive upstream made a chain's keys quadratic in its length).
+pub fn lineage(digest: Option<&Hash>, upstreams: &BTreeMap<String, Option<Hash>>) -> Hash {
+    let mut e = Encoder(LINEAGE_DOMAIN.to_vec());
+    match digest {
+        None => e.byte(0),
+        Some(d) => e.byte(1).str(&d.to_string()),
+    };
+    e.u64(upstreams.len() as u64);
+    for (key, up) in upstreams {
+        e.str(key);
+        match up {
+            None => e.byte(0),
+            Some(l) => e.byte(1).str(&l.to_string()),
+        };
+    }
+    Hash::of(&e.0)
+}
+
 /// The key's `limits`: the effective values (after defaults) of the limits that change
 /// behaviour (see the module docs). `fuel: None` is unmetered, `max_out: None` unlimited.
 pub fn limit_parts(memory: u64, fuel: Option<u64>, max_output: u64, max_out: Option<u64>) -> BTreeMap<String, String> {
@@ -222,6 +246,7 @@ pub fn mount_part(mount: &crate::spec::Mount, content: &Hash) -> MountPart {
 pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spec::CommandSpec>) -> Vec<String> {
     use crate::spec::MountMode;
     let mut granted = BTreeSet::new();
+    let mut named = Vec::new();
     match command {
         Some(command) => {
             granted.insert("world:command");
@@ -230,6 +255,16 @@ pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spe
             }
             if command.stdout_is_output {
                 granted.insert("stdout:output");
+            }
+            if let Some(name) = &command.stdout_file {
+                named.push(format!("stdout:file:{name}"));
+            }
+            if let Some(crate::spec::Stdin::Upstream { task, file }) = &command.stdin {
+                named.push(format!("stdin_from:{task}:{}", file.as_deref().unwrap_or("")));
+            }
+            if !command.success_exit_codes.is_empty() {
+                let codes: Vec<String> = command.success_exit_codes.iter().map(i32::to_string).collect();
+                named.push(format!("success_exit_codes:{}", codes.join(",")));
             }
         }
         None => {
@@ -245,7 +280,9 @@ pub fn capabilities_of(exec: &crate::spec::ExecSpec, command: Option<&crate::spe
     if !exec.allow_hosts.is_empty() {
         granted.insert("network");
     }
-    granted.into_iter().map(str::to_string).collect()
+    let mut all: Vec<String> = granted.into_iter().map(str::to_string).chain(named).collect();
+    all.sort();
+    all
 }
 
 /// Which part of a key differs.

@@ -54,8 +54,8 @@ pub use blobs::{BlobError, BlobStore, GcReport, TEMP_MAX_AGE};
 pub use dir::{CacheDir, STAGING_DIR};
 pub use hash::{Hash, HashParseError};
 pub use key::{
-    Difference, KEY_FORMAT_VERSION, KeyParts, MountPart, Part, capabilities_of, explain, limit_parts, mount_part,
-    nearest, upstream_digest, upstream_input,
+    Difference, KEY_FORMAT_VERSION, KeyParts, MountPart, Part, capabilities_of, explain, limit_parts, lineage,
+    mount_part, nearest, upstream_digest, upstream_input,
 };
 pub use statcache::{FileStat, STAT_CACHE_FILE, StatCache};
 pub use tree::{

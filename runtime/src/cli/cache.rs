@@ -123,9 +123,30 @@ pub fn cache(state_arg: Option<PathBuf>, cmd: CacheCommand) -> anyhow::Result<Ex
             let before = args.older_than.map(|d| now.saturating_sub(d.as_millis() as u64));
             let keep = args.keep;
             let g = with_owner(state_arg, move |c| c.gc(keep, before))?;
+            let compiled = crate::sandbox::artifacts::user_cache_dir();
+            let pruned = match &compiled {
+                Some(dir) => crate::sandbox::artifacts::prune(
+                    dir,
+                    args.older_than,
+                    crate::sandbox::artifacts::MAX_COMPILED_CACHE_BYTES,
+                )?,
+                None => Default::default(),
+            };
             if args.json {
-                outln!("{}", serde_json::to_string_pretty(&g)?);
+                let mut json = serde_json::to_value(&g)?;
+                json["compiled"] = serde_json::to_value(&pruned)?;
+                outln!("{}", serde_json::to_string_pretty(&json)?);
             } else {
+                if let Some(dir) = &compiled {
+                    outln!(
+                        "compiled components ({}): {} removed ({}), {} kept ({})",
+                        dir.display(),
+                        pruned.removed,
+                        crate::util::human_bytes(pruned.bytes_freed),
+                        pruned.kept,
+                        crate::util::human_bytes(pruned.bytes_kept)
+                    );
+                }
                 outln!(
                     "cache entries: {} removed, {} kept; blobs: {} removed ({}), {} kept",
                     g.removed_entries,

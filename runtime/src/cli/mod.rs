@@ -25,7 +25,10 @@ mod secrets;
 mod serve;
 mod store;
 mod style;
+mod task_files;
+mod test;
 mod tokens;
+mod triggers;
 mod validate;
 
 use std::path::PathBuf;
@@ -78,6 +81,9 @@ pub enum Command {
     Store(store::StoreCommand),
     /// Own the state directory and serve its jobs over HTTP (Databricks Jobs API and sluice's own).
     Serve(serve::ServeArgs),
+    /// The served jobs' triggers (schedules, file arrival, webhooks): list, pause, resume, fire.
+    #[command(subcommand)]
+    Triggers(triggers::TriggersCommand),
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -100,6 +106,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of sluice.toml (for editors: taplo, Even Better TOML).
     Schema,
+    /// Run the bundle's [[tests]], each in isolated state; record the verdict.
+    Test(test::TestArgs),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -140,6 +148,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deployments(cmd) => deployments::deployments(cli.state, cmd),
         Command::Validate(args) => validate::validate(cli.state, args),
         Command::Schema => validate::schema(),
+        Command::Test(args) => test::test(cli.state, args),
+        Command::Triggers(cmd) => triggers::triggers(cli.state, cmd),
     }
 }
 

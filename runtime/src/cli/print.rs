@@ -128,6 +128,12 @@ fn details(out: &mut String, v: &RunView, paint: Paint) {
     if v.cancel_requested {
         line("  cancel    requested".into());
     }
+    for n in &v.notifications {
+        let about = n.task.as_deref().map_or_else(String::new, |t| format!(" (task {t})"));
+        let error = n.last_error.as_deref().map_or_else(String::new, |e| format!(" · last error: {}", clean(e)));
+        let tries = format!("{} attempt{}", n.attempts, plural(n.attempts as usize));
+        line(format!("  notify    {}{about} → {} · {} · {tries}{error}", n.event, n.destination, n.state.as_str()));
+    }
     let top: Vec<&TaskView> = v.tasks.iter().filter(|t| t.parent.is_none()).collect();
     let order = graph_table(out, v, &top, paint);
     for t in order.into_iter().map(|i| top[i]) {

@@ -94,6 +94,15 @@ pub struct TaskRunArgs {
     /// A command's stdout is the task's output (JSON as-is, other text as a JSON string).
     #[arg(long, requires = "command")]
     pub stdout_output: bool,
+    /// Write a command's stdout to this host file (instead of its log).
+    #[arg(long, requires = "command", conflicts_with = "stdout_output")]
+    pub stdout_file: Option<PathBuf>,
+    /// A host directory the task sees: --mount HOST:GUEST[:ro|rw] (read-only by default; repeatable).
+    #[arg(long = "mount", value_name = "HOST:GUEST[:MODE]", value_parser = spec::parse_mount_arg)]
+    pub mounts: Vec<spec::Mount>,
+    /// Allow outbound HTTP to a host: --allow-host https://api.example.com (repeatable).
+    #[arg(long = "allow-host", value_name = "URL", value_parser = spec::parse_host_rule)]
+    pub allow_hosts: Vec<spec::HostRule>,
     /// A command's arguments (after `--`).
     #[arg(last = true, requires = "command")]
     pub args: Vec<String>,
@@ -202,6 +211,9 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         env: args.env.into_iter().collect(),
         stdin,
         stdout_is_output: args.stdout_output,
+        stdout_file: args.stdout_file.is_some().then(|| super::task_files::STDOUT_NAME.to_string()),
+        success_exit_codes: Vec::new(),
+        script: None,
     });
     if command.is_some() && !args.params.is_empty() {
         anyhow::bail!("--param is for task components; a command takes arguments after `--`, --env and --stdin-file");
@@ -211,14 +223,27 @@ pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<Exit
         memory: args.memory,
         timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
         command,
+        mounts: args.mounts,
+        allow_hosts: args.allow_hosts,
     };
+    let stdout_file = args.stdout_file.map(|f| std::path::absolute(&f)).transpose()?;
     let path = std::path::absolute(&args.component)?;
-    let sub =
-        Submission { idempotency_token: Some(submission_token()), ..Submission::new(Source::Component { path, task }) };
+    let sub = Submission {
+        idempotency_token: Some(submission_token()),
+        ..Submission::new(Source::Component { path, task: Box::new(task) })
+    };
     let json = args.json;
     let options = open::owner_options(&args.workspace, RuntimeOptions::default());
     open::with_session(&dir.clone(), options, move |session| {
-        Box::pin(async move { submit_and_follow(session, sub, json, 8, &dir).await })
+        Box::pin(async move {
+            let submitted = session.client().submit(sub).await?;
+            let code = follow_and_finish(session, submitted.run_id, 0, json, 8, &dir).await?;
+            if let Some(to) = &stdout_file {
+                let view = session.client().view(submitted.run_id).await?;
+                super::task_files::save_stdout(&dir, &view, to)?;
+            }
+            Ok(code)
+        })
     })
 }
 

@@ -110,6 +110,9 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
         };
         owner.service.serve_bundles(&args.bundles, &workspaces)?;
         let resumed = owner.service.take_over().await?;
+        owner
+            .service
+            .start_triggers(trigger_clock(), &open::principal().unwrap_or_else(|| crate::service::ANONYMOUS.into()));
         let jobs = count_jobs(&args.bundles);
         errln!(
             "sluice serve: {jobs} job{} of {} bundle{} for workspace{} {}; state {}",
@@ -128,11 +131,29 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
             errln!("listening on http://{addr}");
         }
         stop_signal().await;
+        owner.service.stop_triggers();
         errln!("stopping: no new runs; running attempts have {} to end", crate::util::human_duration(args.grace));
         session.shutdown(args.grace).await;
         errln!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Test only: `SLUICE_TEST_CLOCK=FILE` makes the trigger engine's time the milliseconds
+/// written in FILE (end-to-end tests move time by writing it); otherwise the real clock.
+const TEST_CLOCK_ENV: &str = "SLUICE_TEST_CLOCK";
+
+fn trigger_clock() -> std::sync::Arc<dyn crate::triggers::WakeClock> {
+    match std::env::var_os(TEST_CLOCK_ENV) {
+        Some(file) => {
+            errln!(
+                "{TEST_CLOCK_ENV} is set: triggers follow the time written in {} (for tests only)",
+                PathBuf::from(&file).display()
+            );
+            std::sync::Arc::new(crate::triggers::FileClock::new(file.into()))
+        }
+        None => std::sync::Arc::new(crate::model::SystemClock),
+    }
 }
 
 fn count_jobs(bundles: &[PathBuf]) -> usize {

@@ -40,8 +40,10 @@ pub fn validate(state_arg: Option<PathBuf>, args: ValidateArgs) -> anyhow::Resul
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.valid {
-        let target = report.target.as_deref().unwrap_or(spec::DEFAULT_TARGET);
-        outln!("{}: valid for target {target}", args.bundle.display());
+        match &report.target {
+            Some(target) => outln!("{}: valid for target {target}", args.bundle.display()),
+            None => outln!("{}: valid (no target: name one with --target)", args.bundle.display()),
+        }
     } else {
         for problem in &report.problems {
             errln!("{problem}");

@@ -68,6 +68,13 @@ impl Client for LocalClient {
         })
     }
 
+    fn triggers(
+        &self,
+        action: crate::service::TriggerAction,
+    ) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>> {
+        Box::pin(async move { Ok(self.service.triggers_do(&self.caller, action).await?) })
+    }
+
     fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, ClientResult<Vec<AuditRecord>>> {
         Box::pin(async move { Ok(self.service.audit(&self.caller, &filter)?) })
     }

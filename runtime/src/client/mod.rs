@@ -83,6 +83,11 @@ pub trait Client: Send + Sync {
     fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>>;
     /// A deployments request (plan, deploy, list, promote, …).
     fn deployments(&self, op: DeployOp) -> BoxFuture<'_, ClientResult<DeployAnswer>>;
+    /// `sluice triggers list|pause|resume|fire` (the owner must be `sluice serve`).
+    fn triggers(
+        &self,
+        action: crate::service::TriggerAction,
+    ) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>>;
 }
 
 /// A secrets operation (one request each).

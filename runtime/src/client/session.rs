@@ -171,6 +171,7 @@ impl Session {
 impl Owner {
     /// Stop accepting, let open requests finish, remove the socket, flush the store.
     async fn close(self) {
+        self.service.settle_notifications(crate::notify::NOTIFY_EXIT_WAIT).await;
         let _ = self.stop.send(true);
         for server in self.servers {
             let _ = server.await;
@@ -243,6 +244,8 @@ async fn become_owner(
         tcp = listener.local_addr().ok();
         servers.push(tokio::spawn(listen::serve_tcp(listener, app, conns.clone(), stopped)));
     }
+    let dashboard = std::env::var(crate::notify::DASHBOARD_URL_ENV).ok().filter(|url| !url.is_empty());
+    service.start_notifications(dashboard.or_else(|| tcp.map(|addr| format!("http://{addr}"))));
     let caller = Caller::local(options.principal.clone(), options.workspace.clone());
     let client = LocalClient { service: service.clone(), caller };
     Ok(Owner { service, client, conns, stop, servers, socket, tcp })

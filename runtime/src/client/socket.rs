@@ -227,6 +227,13 @@ impl Client for SocketClient {
         Box::pin(async move { self.post(&format!("{API}/deployments/op"), &op).await })
     }
 
+    fn triggers(
+        &self,
+        action: crate::service::TriggerAction,
+    ) -> BoxFuture<'_, ClientResult<crate::service::TriggerAnswer>> {
+        Box::pin(async move { self.post(&format!("{API}/triggers"), &action).await })
+    }
+
     fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, ClientResult<Vec<AuditRecord>>> {
         Box::pin(async move { self.post(&format!("{API}/audit"), &filter).await })
     }

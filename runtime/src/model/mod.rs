@@ -8,8 +8,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod graph;
+mod notice;
+mod trigger;
 mod view;
 pub use crate::spec::iteration_key;
+pub use graph::TaskGraph;
+pub use notice::{DeliveryState, NotificationView};
+pub use trigger::{TriggerContext, TriggerFile};
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +45,12 @@ pub trait Telemetry: Send + Sync {
     fn instantiated(&self, _took: Duration) {}
     /// A sandbox slot went to `workspace` after waiting `waited` in its line.
     fn slot_granted(&self, _workspace: &str, _waited: Duration) {}
+    /// A trigger of kind `kind` (`schedule`, `webhook`, …) started a run.
+    fn trigger_fired(&self, _kind: &str) {}
+    /// `count` firings of a trigger were missed (down, or passed over by catch-up).
+    fn trigger_missed(&self, _kind: &str, _count: u64) {}
+    /// `count` firings of a trigger were skipped (paused, or daylight saving).
+    fn trigger_skipped(&self, _kind: &str, _count: u64) {}
 }
 
 /// Telemetry that keeps nothing.
@@ -197,6 +209,9 @@ pub struct RunPlan {
     /// started the run; child runs and single components have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<u64>,
+    /// The trigger firing that started the run, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerContext>,
 }
 
 pub(crate) fn default_workspace() -> String {

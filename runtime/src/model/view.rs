@@ -175,6 +175,10 @@ pub struct RunView {
     /// recorded: set when the run is shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RunStatus>,
+    /// Its notifications and how their delivery stands (never recorded in the log: set
+    /// when the run is shown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::NotificationView>,
 }
 
 /// The event log was not a valid history.

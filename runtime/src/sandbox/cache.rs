@@ -7,8 +7,9 @@
 //! skips compilation. It never runs guests.
 //!
 //! Safety of loading artifacts: wasmtime trusts a precompiled artifact as
-//! native code. We only load files this cache wrote, under the state directory
-//! of the user running sluice, named by content hash, written atomically
+//! native code. We only load files this cache wrote, under the cache directory
+//! of the user running sluice (see `artifacts.rs`; shared by their state
+//! directories), named by content hash and engine key, written atomically
 //! (temp file + rename). An artifact that fails to load is recompiled.
 
 use std::collections::HashMap;
@@ -124,7 +125,11 @@ impl ComponentCache {
             Some(c) => (c, LoadOrigin::Disk),
             None => (self.compile(engine, bytes, &hash, label, world)?, LoadOrigin::Compiled),
         };
-        let pre = link(linker, &component, label, world)?;
+        // an artifact compiled for the other world links with a bare error: say what to change
+        let pre = link(linker, &component, label, world).map_err(|e| match check_is_component(bytes, label) {
+            Ok(()) => check_world(bytes, label, world).err().unwrap_or(e),
+            Err(_) => e,
+        })?;
         let loaded = Arc::new(TaskComponent { hash: hash.clone(), origin, load_time: started.elapsed(), pre });
         tracing::debug!(component = label, hash = %&hash[..16], origin = ?origin, load_ms = loaded.load_time.as_secs_f64() * 1e3, "component loaded");
         self.linked.lock().unwrap_or_else(PoisonError::into_inner).insert((hash, world), loaded.clone());
@@ -173,7 +178,10 @@ impl ComponentCache {
         #[allow(unsafe_code)]
         let loaded = unsafe { Component::deserialize_file(engine, &path) };
         match loaded {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                super::artifacts::touch(&path);
+                Some(c)
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cached artifact unusable; recompiling");
                 None
@@ -191,7 +199,11 @@ impl ComponentCache {
     ) -> Result<Component, SandboxError> {
         let adapted;
         let bytes = match (check_is_component(bytes, label), world) {
-            (Ok(()), _) => bytes,
+            (Ok(()), _) => {
+                // the world is checked before compiling: a wrong one is refused in milliseconds
+                check_world(bytes, label, world)?;
+                bytes
+            }
             (Err(_), World::Command) if is_core_module(bytes) => {
                 adapted = adapt_preview1(bytes, label)?;
                 &adapted[..]
@@ -205,8 +217,24 @@ impl ComponentCache {
         {
             tracing::warn!(path = %path.display(), error = %e, "could not write the compiled artifact; next run recompiles");
         }
+        if let Some(dir) = &self.dir
+            && let Err(e) = super::artifacts::prune(dir, None, super::artifacts::MAX_COMPILED_CACHE_BYTES)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not prune the compiled-component cache");
+        }
         Ok(component)
     }
+}
+
+/// Whether component `bytes` can run as `world`, decoded without compiling; the error says
+/// what to change.
+fn check_world(bytes: &[u8], label: &str, world: World) -> Result<(), SandboxError> {
+    let shape = super::world::inspect(bytes)
+        .map_err(|message| SandboxError::InvalidComponent { component: label.to_string(), message })?;
+    super::world::check(&shape, world).map_err(|message| match world {
+        World::Task => SandboxError::WrongWorld { component: label.to_string(), message },
+        World::Command => SandboxError::NotACommand { component: label.to_string(), message },
+    })
 }
 
 fn link(linker: &Linker<HostState>, component: &Component, label: &str, world: World) -> Result<Linked, SandboxError> {
@@ -232,17 +260,22 @@ fn adapt_preview1(module: &[u8], label: &str) -> Result<Vec<u8>, SandboxError> {
         component: label.to_string(),
         message: format!("adapting this WASI preview1 module into a component failed: {e:#}"),
     };
-    wit_component::ComponentEncoder::default()
-        .module(module)
-        .map_err(|e| invalid(wasmtime::Error::msg(format!("{e:#}"))))?
+    let wrap = |e: String| invalid(wasmtime::Error::msg(e));
+    // `proc_exit` through `exit-with-code`, so the program's own code survives
+    let routed = super::exit_code::route_proc_exit(module).map_err(wrap)?;
+    let mut encoder = wit_component::ComponentEncoder::default()
+        .module(routed.as_deref().unwrap_or(module))
+        .map_err(|e| wrap(format!("{e:#}")))?
         .adapter(
             "wasi_snapshot_preview1",
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
         )
-        .map_err(|e| invalid(wasmtime::Error::msg(format!("{e:#}"))))?
-        .validate(true)
-        .encode()
-        .map_err(|e| invalid(wasmtime::Error::msg(format!("{e:#}"))))
+        .map_err(|e| wrap(format!("{e:#}")))?;
+    if routed.is_some() {
+        let adapter = super::exit_code::adapter().map_err(wrap)?;
+        encoder = encoder.adapter(super::exit_code::EXIT_ADAPTER, &adapter).map_err(|e| wrap(format!("{e:#}")))?;
+    }
+    encoder.validate(true).encode().map_err(|e| wrap(format!("{e:#}")))
 }
 
 /// A clear error for the common mistakes before wasmtime's parser sees the bytes.

@@ -44,6 +44,13 @@ impl Capability for Files {
     fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
         let mut files = Files::grant(cx.wasi, &grant.mounts, cx.scratch)?;
         grant_artifacts(cx.wasi, &grant.inputs, grant.out.as_ref())?;
+        let mut guests: Vec<String> = grant.mounts.iter().map(|m| m.guest.clone()).collect();
+        guests.push(SCRATCH_GUEST_PATH.into());
+        guests.extend(grant.inputs.iter().map(|(task, _)| format!("{IN_GUEST_ROOT}/{task}")));
+        if grant.out.is_some() {
+            guests.push(OUT_GUEST_PATH.into());
+        }
+        super::root::grant_root(cx.wasi, cx.scratch.root(), &guests)?;
         files.out = grant.out;
         Ok(files)
     }

@@ -48,6 +48,11 @@ impl CappedLog {
         b.dropped += (data.len() - keep) as u64;
     }
 
+    /// A line of the host's own (kept like the guest's text, within the cap).
+    pub(crate) fn append_host(&self, line: &str) {
+        self.append(line.as_bytes());
+    }
+
     /// The captured text (invalid UTF-8 replaced) and whether bytes were dropped.
     pub(crate) fn take(&self) -> (String, bool) {
         let mut b = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -118,6 +123,11 @@ pub struct Grant {
     pub stdin: Option<Vec<u8>>,
     /// Whether stdout is the task's output (captured apart, up to `max_output`).
     pub stdout_is_output: bool,
+    /// stdout goes to this host file (a file of the attempt's `/out`), bounded by the
+    /// `/out` limit (`None`: unbounded); it is then not in the log.
+    pub stdout_file: Option<(std::path::PathBuf, Option<u64>)>,
+    /// stdin streamed from this host file (an upstream task's `/out` file) instead of `stdin`.
+    pub stdin_path: Option<std::path::PathBuf>,
 }
 
 /// The logs capability of one attempt: where stdout and stderr went.
@@ -134,12 +144,20 @@ impl Capability for Logs {
     fn prepare(grant: Grant, cx: &mut Prepare<'_>) -> Result<Self, String> {
         let log = CappedLog::new(cx.limits.max_log);
         let stdout = grant.stdout_is_output.then(|| CappedLog::new(cx.limits.max_output));
-        match &stdout {
-            Some(out) => cx.wasi.stdout(out.clone()),
-            None => cx.wasi.stdout(log.clone()),
+        match (&stdout, &grant.stdout_file) {
+            (_, Some((path, limit))) => {
+                let file = super::stdio::FileOut::create(path, *limit)
+                    .map_err(|e| format!("cannot create the stdout file {}: {e}", path.display()))?;
+                cx.wasi.stdout(file)
+            }
+            (Some(out), None) => cx.wasi.stdout(out.clone()),
+            (None, None) => cx.wasi.stdout(log.clone()),
         };
         cx.wasi.stderr(log.clone()).args(&grant.args).envs(&grant.env);
-        if let Some(stdin) = grant.stdin {
+        if let Some(path) = &grant.stdin_path {
+            let file = std::fs::File::open(path).map_err(|e| format!("cannot open stdin {}: {e}", path.display()))?;
+            cx.wasi.stdin(wasmtime_wasi::cli::InputFile::new(file));
+        } else if let Some(stdin) = grant.stdin {
             cx.wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin));
         }
         Ok(Logs { log, stdout })

@@ -38,6 +38,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod artifacts;
 mod attempt;
 mod bindings;
 mod cache;
@@ -45,6 +46,7 @@ pub mod checkpoint;
 pub mod clocks;
 mod command;
 mod engine;
+mod exit_code;
 pub mod files;
 pub mod http;
 mod http_send;
@@ -54,8 +56,11 @@ pub mod logs;
 mod outcome;
 pub mod params;
 pub mod random;
+mod root;
 pub mod secrets;
+mod stdio;
 pub mod values;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,7 +86,9 @@ use crate::util::DirPool;
 /// Version of what the sandbox offers a guest (the task world, the WASI
 /// surface, clock and limit semantics). Part of every cache key: bump it when
 /// a guest could observe a difference.
-pub const SANDBOX_ABI_VERSION: u32 = 1;
+/// 2: sleeps advance the virtual clocks, `/` is a read-only preopen listing the mount
+/// points, and preview1 `proc_exit` keeps its code.
+pub const SANDBOX_ABI_VERSION: u32 = 2;
 
 /// Why a component could not be loaded or the sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -352,6 +359,7 @@ impl Sandbox {
 /// Link WASI (deny-by-default context per attempt) and every capability, once.
 fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
+    // (`wasi:cli/exit.exit-with-code`, WASI 0.2.12, is linked too: a program's own exit code)
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Capabilities::link(&mut linker)?;
     Ok(linker)

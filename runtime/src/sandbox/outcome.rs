@@ -134,8 +134,13 @@ pub(crate) fn as_json_output(stdout: &str) -> String {
     }
 }
 
-/// "guest trapped: wasm `unreachable` instruction executed (panicked at src/lib.rs:3:5: boom)".
+/// "guest trapped: wasm `unreachable` instruction executed (panicked at src/lib.rs:3:5: boom)";
+/// for a Python guest (componentize-py traps after printing the traceback) the exception:
+/// "uncaught Python exception: ValueError: bad row 3 (at task.py:12, in run)".
 pub(crate) fn trap_message(e: &wasmtime::Error, log: &str) -> String {
+    if let Some(exception) = python_exception(log) {
+        return format!("uncaught Python exception: {exception}");
+    }
     let what = e.downcast_ref::<wasmtime::Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"));
     let panic = log.lines().rev().find(|l| l.contains("panicked at")).map(|l| {
         let idx = log.find(l).unwrap_or(0) + l.len();
@@ -148,8 +153,45 @@ pub(crate) fn trap_message(e: &wasmtime::Error, log: &str) -> String {
     }
 }
 
+/// The last Python traceback in `log`: "TYPE: MESSAGE (at FILE:LINE, in FUNCTION)", the
+/// frame being the innermost one.
+fn python_exception(log: &str) -> Option<String> {
+    const HEAD: &str = "Traceback (most recent call last):";
+    let start = log.rfind(HEAD)? + HEAD.len();
+    let mut frame = None;
+    let mut exception = None;
+    for line in log[start..].lines().skip(1) {
+        if let Some(rest) = line.trim_start().strip_prefix("File \"") {
+            // `  File "/app/task.py", line 12, in run`
+            let (file, rest) = rest.split_once('"')?;
+            let file = file.rsplit('/').next().unwrap_or(file);
+            let line_no = rest.split("line ").nth(1).and_then(|r| r.split(',').next()).unwrap_or("?");
+            let function = rest.split(", in ").nth(1).unwrap_or("").trim();
+            frame = Some(format!("{file}:{line_no}, in {function}"));
+        } else if !line.starts_with(' ') && !line.is_empty() {
+            exception = Some(line.trim().to_string());
+            break;
+        }
+    }
+    let exception = exception?;
+    Some(match frame {
+        Some(frame) => format!("{exception} (at {frame})"),
+        None => exception,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_python_traceback_names_the_exception_and_where_it_was_raised() {
+        let log = "starting\nTraceback (most recent call last):\n  File \"/app/task.py\", line 12, in run\n    \
+                   return parse(x)\n  File \"/app/rows.py\", line 3, in parse\n    raise ValueError(\"bad row 3\")\n\
+                   ValueError: bad row 3\nthread '<unnamed>' panicked at runtime/src/lib.rs:608:21:\nPython function call failed\n";
+        let e = wasmtime::Error::msg("wasm trap");
+        assert_eq!(trap_message(&e, log), "uncaught Python exception: ValueError: bad row 3 (at rows.py:3, in parse)");
+        assert!(!trap_message(&e, "panicked at src/lib.rs:3:5:\nboom\n").contains("Python"));
+    }
+
     use super::*;
     use crate::secrets::REDACTED;
 

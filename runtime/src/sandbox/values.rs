@@ -11,7 +11,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::sluice::task::values;
 use super::{Capability, HostState, Prepare};
-use crate::model::RunId;
+use crate::model::{RunId, TaskGraph};
 use crate::store::Store;
 
 /// Largest JSON document one value may hold: values travel through templates
@@ -30,7 +30,7 @@ pub(crate) struct UpstreamValues {
     pub store: Arc<dyn Store>,
     pub run: RunId,
     /// Tasks of the same run this task depends on, directly or transitively.
-    pub readable: BTreeSet<String>,
+    pub readable: Readable,
 }
 
 /// The values capability of one attempt.
@@ -82,7 +82,7 @@ impl values::Host for Values {
 
     async fn get(&mut self, task: String, key: String) -> Option<String> {
         let up = self.upstream.as_ref()?;
-        if !up.readable.contains(&task) {
+        if !up.readable.allows(&task) {
             let (task, key) = (self.revealed.scrub(&task), self.revealed.scrub(&key));
             tracing::debug!(task, key, "value read of a task that is not upstream refused");
             return None;
@@ -102,7 +102,32 @@ impl values::Host for Values {
 #[derive(Debug, Clone, Default)]
 pub struct Grant {
     /// Upstream tasks (same run) the task depends on, directly or transitively.
-    pub readable: BTreeSet<String>,
+    pub readable: Readable,
+}
+
+/// Which tasks of the run an attempt may read the values of.
+#[derive(Debug, Clone, Default)]
+pub enum Readable {
+    /// No task's.
+    #[default]
+    Nothing,
+    /// These tasks'.
+    Tasks(BTreeSet<String>),
+    /// Those `task` depends on, directly or transitively, in the run's graph: one graph
+    /// shared by every attempt of the run, walked when the guest asks, so the grant costs
+    /// the same however many tasks the run has.
+    UpstreamsOf { graph: Arc<TaskGraph>, task: String },
+}
+
+impl Readable {
+    /// Whether the attempt may read task `task`'s values.
+    pub fn allows(&self, task: &str) -> bool {
+        match self {
+            Readable::Nothing => false,
+            Readable::Tasks(tasks) => tasks.contains(task),
+            Readable::UpstreamsOf { graph, task: from } => graph.is_upstream(from, task),
+        }
+    }
 }
 
 impl Capability for Values {
@@ -143,7 +168,11 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         store.put_value(1, "up", "n", "7").unwrap();
         store.put_value(1, "other", "n", "8").unwrap();
-        let mut v = Values::new(Some(UpstreamValues { store, run: 1, readable: BTreeSet::from(["up".to_string()]) }));
+        let mut v = Values::new(Some(UpstreamValues {
+            store,
+            run: 1,
+            readable: Readable::Tasks(BTreeSet::from(["up".to_string()])),
+        }));
         assert_eq!(v.get("up".into(), "n".into()).await.as_deref(), Some("7"));
         assert_eq!(v.get("other".into(), "n".into()).await, None);
     }

@@ -2,7 +2,7 @@
 //! the one place a component or command attempt's grants are derived, for attempts an
 //! executor runs and for `sluice verify`'s re-executions alike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::model::RunPlan;
@@ -13,7 +13,7 @@ use crate::spec::{ExecSpec, TaskSpec};
 /// values it may read, the upstream `/in` directories, its `/out` and its random seed.
 pub(crate) struct AttemptInputs {
     pub params: BTreeMap<String, String>,
-    pub readable: BTreeSet<String>,
+    pub readable: crate::sandbox::values::Readable,
     pub inputs: Vec<(String, PathBuf)>,
     pub out: Option<PathBuf>,
     pub seed: Option<[u8; 32]>,

@@ -5,6 +5,7 @@
 //! decide on a retry.
 
 use crate::model::{Event, TaskResult};
+use crate::sandbox::values::Readable;
 use crate::sandbox::{Command, Status};
 use crate::spec::template::Part;
 use crate::spec::{CommandSpec, Stdin, TaskSpec};
@@ -16,6 +17,14 @@ use super::caching::{Executes, Prepared};
 use super::coordinator::{Coordinator, Ready};
 use super::executor::{AttemptReport, PreparedAttempt};
 use super::params;
+
+/// Where a command's `stdin_from` reads.
+enum UpstreamStdout {
+    /// A file of the upstream task's `/out`, streamed from `/in/<task>`.
+    File(String),
+    /// The upstream task's output text.
+    Output(String),
+}
 
 /// Largest file a command task may take on stdin: stdin is held in memory.
 pub const MAX_STDIN_FILE_BYTES: u64 = 64 << 20;
@@ -82,7 +91,7 @@ impl Coordinator {
             exec: crate::spec::ExecSpec { params, ..spec.exec.clone() },
             command,
             limits,
-            readable: self.state.upstream_closure(id),
+            readable: Readable::UpstreamsOf { graph: self.state.graph().clone(), task: self.state.top_key(id).into() },
             inputs,
             collect_out: self.rt.cache.is_some(),
             max_out: max_out_of(spec, &self.plan),
@@ -100,12 +109,11 @@ impl Coordinator {
     /// A command task's args, env and stdin with every reference filled in.
     fn render_command(&self, id: TaskId, attempt: u32, c: &CommandSpec) -> Result<Command, String> {
         let scope = self.scope(id, attempt);
-        let args = c
-            .args
-            .iter()
-            .enumerate()
-            .map(|(n, a)| params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}")))
-            .collect::<Result<_, _>>()?;
+        // a python task's script goes first, as it is: its text is never templated
+        let mut args: Vec<String> = c.script.iter().flat_map(|s| ["-c".to_string(), s.clone()]).collect();
+        for (n, a) in c.args.iter().enumerate() {
+            args.push(params::render(a, &scope).map_err(|e| format!("args[{n}]: {e}"))?);
+        }
         let mut env = Vec::new();
         let mut secret_env = Vec::new();
         for (k, v) in &c.env {
@@ -117,14 +125,51 @@ impl Coordinator {
                 _ => secret_env.push((k.clone(), parts)),
             }
         }
-        let stdin = match &c.stdin {
-            None => None,
+        let (mut stdin, mut stdin_input) = (None, None);
+        match &c.stdin {
+            None => {}
             Some(Stdin::Text(text)) => {
-                Some(params::render(text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes())
+                stdin = Some(params::render(text, &scope).map_err(|e| format!("stdin: {e}"))?.into_bytes());
             }
-            Some(Stdin::File(path)) => Some(read_stdin_file(path)?),
-        };
-        Ok(Command { args, env, secret_env, stdin, stdout_is_output: c.stdout_is_output })
+            Some(Stdin::File(path)) => stdin = Some(read_stdin_file(path)?),
+            Some(Stdin::Upstream { task, file }) => match self.upstream_stdout(task, file.as_deref())? {
+                UpstreamStdout::File(name) => stdin_input = Some((task.clone(), name)),
+                UpstreamStdout::Output(text) => stdin = Some(text.into_bytes()),
+            },
+        }
+        let spec = self.state.spec(id);
+        Ok(Command {
+            args,
+            env,
+            secret_env,
+            stdin,
+            stdout_is_output: c.stdout_is_output,
+            stdout_file: c.stdout_file.clone(),
+            max_out: spec.and_then(|spec| max_out_of(spec, &self.plan)),
+            stdin_input,
+            success_exit_codes: c.success_exit_codes.clone(),
+        })
+    }
+
+    /// What `stdin_from = "TASK[:FILE]"` reads: a file of TASK's `/out` (FILE, else its
+    /// `stdout = "file:NAME"`), else TASK's output (a JSON string without its quotes).
+    fn upstream_stdout(&self, task: &str, file: Option<&str>) -> Result<UpstreamStdout, String> {
+        let up = self.state.id_of(task).ok_or_else(|| format!("stdin_from: no task `{task}` in this run"))?;
+        let stdout_file = self.state.spec(up).and_then(|s| s.command()).and_then(|c| c.stdout_file.clone());
+        if let Some(name) = file.map(str::to_string).or(stdout_file) {
+            return Ok(UpstreamStdout::File(name));
+        }
+        let view = self.state.task(up);
+        let output = view
+            .attempts
+            .last()
+            .filter(|_| view.result == Some(TaskResult::Success))
+            .and_then(|a| a.output.clone())
+            .ok_or_else(|| format!("stdin_from `{task}`: task `{task}` has no output"))?;
+        Ok(UpstreamStdout::Output(match serde_json::from_str::<serde_json::Value>(&output) {
+            Ok(serde_json::Value::String(text)) => text,
+            _ => output,
+        }))
     }
 
     /// An attempt the executor ran ended: record it (its values and result first), then

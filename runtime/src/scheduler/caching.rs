@@ -106,9 +106,10 @@ impl Coordinator {
             };
             parts.mounts.push(cache::mount_part(m, &tree.root));
         }
-        for up in self.state.upstream_closure(id) {
-            let digest = self.digest_of(&up).map_or_else(|| "none".to_string(), |d| d.to_string());
-            parts.inputs.insert(cache::upstream_input(&up), digest);
+        let start = self.state.parent(id).unwrap_or(id);
+        for up in self.state.upstream_keys(start) {
+            let lineage = self.lineage_of(up).map_or_else(|| "none".to_string(), |d| d.to_string());
+            parts.inputs.insert(cache::upstream_input(up), lineage);
         }
         if let Some(saved) = self.checkpoint_state(id, cfg)? {
             parts.inputs.insert(cache::CHECKPOINTS_INPUT.into(), saved.to_string());
@@ -178,13 +179,34 @@ impl Coordinator {
         version.map_or(0, u64::from)
     }
 
-    /// What downstream keys record of task `key`'s result.
-    fn digest_of(&self, key: &str) -> Option<Hash> {
+    /// What downstream keys record of task `key` ([`cache::lineage`]); `None` when it has
+    /// not succeeded.
+    fn lineage_of(&self, key: &str) -> Option<Hash> {
         let u = self.state.id_of(key)?;
         if self.state.task(u).result != Some(TaskResult::Success) {
             return None;
         }
-        self.produced.get(&u)?.digest
+        Some(self.produced.get(&u).and_then(|p| p.lineage).unwrap_or_else(|| self.lineage_now(u)))
+    }
+
+    /// Task `u`'s lineage from its result and its direct upstreams' lineages as they are now.
+    fn lineage_now(&self, u: TaskId) -> Hash {
+        let digest = self.produced.get(&u).and_then(|p| p.digest);
+        let ups = self.state.upstream_keys(u).map(|k| (k.to_string(), self.lineage_of(k))).collect();
+        cache::lineage(digest.as_ref(), &ups)
+    }
+
+    /// Record what task `id` produced, with its lineage: what its upstreams were when it ran.
+    fn set_produced(&mut self, id: TaskId, produced: Produced) {
+        self.produced.insert(id, produced);
+        self.seal_lineage(id);
+    }
+
+    fn seal_lineage(&mut self, id: TaskId) {
+        let lineage = self.lineage_now(id);
+        if let Some(p) = self.produced.get_mut(&id) {
+            p.lineage = Some(lineage);
+        }
     }
 
     /// Record a reused result: the attempt ends at once, nothing runs.
@@ -194,7 +216,7 @@ impl Coordinator {
             self.rt.store.put_value(self.state.run_id(), &key, name, json)?;
         }
         let artifacts = entry.out_tree.as_ref().map(|tree| self.store_manifest(tree)).transpose()?;
-        self.produced.insert(id, Produced::new(entry.output.as_deref(), &entry.values, entry.out_tree.clone()));
+        self.set_produced(id, Produced::new(entry.output.as_deref(), &entry.values, entry.out_tree.clone()));
         let cache = AttemptCache {
             key: Some(entry.key.to_string()),
             reused_from: Some(format!("{}/{}", entry.run, entry.task)),
@@ -239,7 +261,7 @@ impl Coordinator {
         let artifacts =
             out_tree.as_ref().map(|tree| self.store_manifest(tree)).transpose().map_err(|e| e.to_string())?;
         if success {
-            self.produced.insert(id, Produced::new(output, values, out_tree.clone()));
+            self.set_produced(id, Produced::new(output, values, out_tree.clone()));
         }
         if let (true, None, Some((key, parts))) = (success, &pending.not_cached, &pending.key) {
             if out_tree.is_some() {
@@ -277,6 +299,12 @@ impl Coordinator {
             let out_tree = a.cache.as_ref().and_then(|c| c.artifacts.as_deref()).and_then(|h| cfg.manifest(h));
             let values = self.rt.store.values(run, &t.key).unwrap_or_default();
             self.produced.insert(id, Produced::new(a.output.as_deref(), &values, out_tree));
+        }
+        // every result first: a task a later plan version added may be upstream of one before it
+        let mut ids: Vec<TaskId> = self.produced.keys().copied().collect();
+        ids.sort_unstable(); // plan order is dependency order, so each finds its upstreams sealed
+        for id in ids {
+            self.seal_lineage(id);
         }
     }
 }

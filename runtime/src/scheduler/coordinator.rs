@@ -43,12 +43,14 @@ pub(crate) struct Produced {
     pub out_tree: Option<TreeManifest>,
     /// What downstream keys record of this result ([`cache::upstream_digest`]).
     pub digest: Option<Hash>,
+    /// Its [`cache::lineage`], fixed once the result is recorded.
+    pub lineage: Option<Hash>,
 }
 
 impl Produced {
     pub(crate) fn new(output: Option<&str>, values: &[(String, String)], out_tree: Option<TreeManifest>) -> Produced {
         let digest = Some(cache::upstream_digest(output, values, out_tree.as_ref().map(|t| &t.root)));
-        Produced { out_tree, digest }
+        Produced { out_tree, digest, lineage: None }
     }
 }
 

@@ -7,7 +7,6 @@
 //! runs it in this process's sandbox, offering `/in` from the blob store and collecting
 //! `/out` into it. An executor never decides what an outcome means for the run.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -45,7 +44,7 @@ pub struct PreparedAttempt {
     pub command: Option<Command>,
     pub limits: Limits,
     /// Upstream tasks whose values it may read.
-    pub readable: BTreeSet<String>,
+    pub readable: crate::sandbox::values::Readable,
     /// Direct upstream tasks' `/out` files, by content, offered read-only at `/in/<task>`.
     pub inputs: Vec<(String, TreeManifest)>,
     /// Offer an empty `/out` and collect what the attempt writes there.

@@ -55,6 +55,7 @@ impl Journal {
     pub(crate) fn append(&mut self, event: &Event) -> Result<(), SchedulerError> {
         self.store.append(self.run, std::slice::from_ref(event))?;
         crate::util::failpoint::hit(crate::util::failpoint::Point::Append);
+        self.observer.appended(self.run, event);
         self.unannounced.push(event.clone());
         self.appended += 1;
         self.dirty_since.get_or_insert_with(Instant::now);

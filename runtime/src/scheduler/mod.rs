@@ -73,6 +73,10 @@ pub trait Observer: Send + Sync {
     /// A run that goes on (resumed, repaired, canceled): its log so far, before its next
     /// events, so the observer knows the whole run. Nothing in it is new.
     fn attached(&self, _run: RunId, _history: &[Event]) {}
+
+    /// An event was appended to the store, not yet flushed: what the observer writes to
+    /// the same store now becomes durable with it (notifications).
+    fn appended(&self, _run: RunId, _event: &Event) {}
 }
 
 /// An observer that ignores everything.
@@ -99,6 +103,10 @@ pub struct SingleTask {
     /// Run it as a command (`wasi:cli/command` or a WASI preview1 module); its
     /// `component` is replaced by the file's task key.
     pub command: Option<crate::spec::CommandSpec>,
+    /// Host directories it sees.
+    pub mounts: Vec<crate::spec::Mount>,
+    /// Where it may send HTTP requests.
+    pub allow_hosts: Vec<crate::spec::HostRule>,
 }
 
 /// Mounts outside the bundle and its data roots need a target that allows them.

@@ -22,6 +22,15 @@ pub struct RunLevel<'a> {
     pub job: &'a JobSpec,
     pub run_id: RunId,
     pub started: SystemTime,
+    /// The trigger firing that started the run, if one did.
+    pub trigger: Option<&'a crate::model::TriggerContext>,
+}
+
+impl<'a> RunLevel<'a> {
+    /// Run `run_id` of `plan`, started (logically) at `started`.
+    pub fn of(plan: &'a crate::model::RunPlan, run_id: RunId, started: SystemTime) -> RunLevel<'a> {
+        RunLevel { bundle: &plan.bundle, job: &plan.job, run_id, started, trigger: plan.trigger.as_ref() }
+    }
 }
 
 /// Check `--param` overrides before anything is created: each names a parameter the job
@@ -86,6 +95,18 @@ fn run_level(r: &Reference, at: RunLevel<'_>) -> Option<String> {
         Reference::JobStartDate => Some(stamp()[..10].to_string()),
         Reference::JobStartDateTime => Some(stamp()),
         Reference::JobStartTime(part) => Some(time_part(at.started, *part)),
+        Reference::TriggerTime => Some(match at.trigger {
+            Some(t) => humantime::format_rfc3339_millis(crate::model::time_of(t.time)).to_string(),
+            None => stamp(),
+        }),
+        Reference::TriggerFiles => {
+            Some(at.trigger.map_or_else(|| "[]".into(), |t| serde_json::to_string(&t.files).unwrap_or_default()))
+        }
+        Reference::TriggerPayload => Some(match at.trigger.and_then(|t| t.payload.as_ref()) {
+            Some(p) => p.to_string(),
+            None => "{}".into(),
+        }),
+        Reference::TriggerPayloadField(path) => json_field(at.trigger?.payload.clone()?, path),
         _ => None,
     }
 }
@@ -140,6 +161,11 @@ fn resolve(r: &Reference, scope: &Scope<'_>) -> Option<String> {
             let t = scope.state.task(scope.state.id_of(task)?);
             t.result.map(|r| r.as_str().to_string())
         }
+        Reference::TaskOutput { task } => {
+            let t = scope.state.task(scope.state.id_of(task)?);
+            let attempt = t.attempts.last().filter(|_| t.result == Some(TaskResult::Success))?;
+            attempt.output.as_deref().map(unquote)
+        }
         Reference::TaskErrorCode { task } => {
             let t = scope.state.task(scope.state.id_of(task)?);
             Some(match t.result? {
@@ -154,7 +180,11 @@ fn resolve(r: &Reference, scope: &Scope<'_>) -> Option<String> {
 /// Field `path` (`a` or `a.b`) of a for_each element that is a JSON object: strings
 /// without their quotes, anything else as JSON text.
 fn input_field(input: &str, path: &str) -> Option<String> {
-    let mut value: serde_json::Value = serde_json::from_str(input).ok()?;
+    json_field(serde_json::from_str(input).ok()?, path)
+}
+
+/// Field `path` of a JSON object: strings without their quotes, anything else as JSON text.
+fn json_field(mut value: serde_json::Value, path: &str) -> Option<String> {
     for field in path.split('.') {
         value = value.as_object_mut()?.remove(field)?;
     }
@@ -216,6 +246,8 @@ mod tests {
             limits: Default::default(),
             tasks: vec![],
             permissions: vec![],
+            trigger: None,
+            notify: Default::default(),
         }
     }
 
@@ -223,7 +255,7 @@ mod tests {
     fn overrides_replace_defaults_and_unknown_ones_are_refused() {
         let start = UNIX_EPOCH + Duration::from_secs(1_764_115_200); // 2025-11-26
         let j = job(&[("day", "{{job.start_time.iso_date}}"), ("who", "world")]);
-        let at = RunLevel { bundle: "b", job: &j, run_id: 7, started: start };
+        let at = RunLevel { bundle: "b", job: &j, run_id: 7, started: start, trigger: None };
         let p = resolve_job_parameters(at, &BTreeMap::from([("who".into(), "you".into())])).unwrap();
         assert_eq!(p["day"], "2025-11-26");
         assert_eq!(p["who"], "you");
@@ -238,7 +270,7 @@ mod tests {
         // 2025-11-26T07:05:09.250Z
         let start = UNIX_EPOCH + Duration::from_millis(1_764_140_709_250);
         let j = job(&[]);
-        let at = RunLevel { bundle: "lake", job: &j, run_id: 7, started: start };
+        let at = RunLevel { bundle: "lake", job: &j, run_id: 7, started: start, trigger: None };
         let text = "{{job.id}} {{job.start_time.year}}-{{job.start_time.month}}-{{job.start_time.day}} \
                     {{job.start_time.hour}}:{{job.start_time.minute}}:{{job.start_time.second}} \
                     {{job.start_time.timestamp_ms}}";

@@ -115,6 +115,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
         job_id: None,
+        trigger: None,
     };
     Ok((plan, loaded))
 }
@@ -172,6 +173,8 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
                 fuel: None,
                 max_out: None,
             },
+            mounts: single.mounts,
+            allow_hosts: single.allow_hosts,
             ..ExecSpec::default()
         },
     };
@@ -187,6 +190,8 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         limits: Default::default(),
         tasks: vec![task],
         permissions: vec![],
+        trigger: None,
+        notify: Default::default(),
     };
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     RunPlan {
@@ -200,6 +205,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         principal: String::new(),
         workspace: crate::secrets::DEFAULT_WORKSPACE.into(),
         job_id: None,
+        trigger: None,
     }
 }
 
@@ -239,5 +245,6 @@ pub(crate) fn child(plan: &RunPlan, job: &str, parent: RunId, task: &str) -> Res
         principal: plan.principal.clone(),
         workspace: plan.workspace.clone(),
         job_id: None,
+        trigger: None,
     })
 }

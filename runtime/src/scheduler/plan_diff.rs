@@ -144,6 +144,7 @@ mod tests {
             workspace: "default".into(),
             target_limits: Default::default(),
             job_id: None,
+            trigger: None,
         }
     }
 

@@ -167,12 +167,7 @@ impl Runtime {
         overrides: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, SchedulerError> {
         check_overrides(&plan.job, overrides)?;
-        let at = RunLevel {
-            bundle: &plan.bundle,
-            job: &plan.job,
-            run_id: state.run_id(),
-            started: crate::model::time_of(state.view().created_at),
-        };
+        let at = RunLevel::of(plan, state.run_id(), crate::model::time_of(state.view().created_at));
         let mut parameters = BTreeMap::new();
         for (name, default) in &plan.job.parameters {
             let value = match (overrides.get(name), state.parameters().get(name)) {

@@ -124,8 +124,9 @@ impl Runtime {
         plan.principal = opts.principal.clone();
         plan.workspace = opts.workspace.clone();
         plan.job_id = job_id;
+        plan.trigger = opts.trigger.clone();
         let run = self.store.next_run_id()?;
-        let at = RunLevel { bundle: &plan.bundle, job: &plan.job, run_id: run, started: self.clock.now() };
+        let at = RunLevel::of(&plan, run, self.clock.now());
         let parameters = resolve_job_parameters(at, &req.overrides)?;
         let source = req.bundle.root.display().to_string();
         let new = NewRun { run, plan, loaded: Arc::new(loaded), parameters, target, source };
@@ -195,7 +196,7 @@ impl Runtime {
         opts: RunOptions,
     ) -> Nested<'_> {
         Box::pin(async move {
-            let at = RunLevel { bundle: &plan.bundle, job: &plan.job, run_id: run, started: self.clock.now() };
+            let at = RunLevel::of(&plan, run, self.clock.now());
             let parameters = resolve_job_parameters(at, &overrides)?;
             let source = plan.bundle_root.display().to_string();
             let mut child = self.create(NewRun { run, plan, loaded, parameters, target, source }, opts)?;

@@ -22,10 +22,11 @@ use crate::model::{Clock, NoTelemetry, SystemClock, Telemetry};
 use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox, SandboxConfig, SandboxError};
 use crate::secrets::{Resolver, StateKey, Vault};
 use crate::store::backup::DirBackupReport;
+use crate::store::sled_notify::SledNoticeStore;
 use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{
-    DeploymentStore, MemoryDeploymentStore, MemoryServiceStore, ServiceStore, SledDeploymentStore, SledServiceStore,
-    SledStore, Store, StoreError,
+    DeploymentStore, MemoryDeploymentStore, MemoryNoticeStore, MemoryServiceStore, MemoryTriggerStore, NoticeStore,
+    ServiceStore, SledDeploymentStore, SledServiceStore, SledStore, SledTriggerStore, Store, StoreError, TriggerStore,
 };
 
 /// The run store's directory under the state directory.
@@ -70,6 +71,10 @@ pub struct Runtime {
     pub(crate) services: Arc<dyn ServiceStore>,
     /// Deployments: numbered snapshots per target, current pointers, their journal.
     pub(crate) deployments: Arc<dyn DeploymentStore>,
+    /// Trigger firings, trigger state and consumed files (in the run store's database).
+    pub(crate) triggers: Arc<dyn TriggerStore>,
+    /// Notifications and their delivery (in the run store's database).
+    pub(crate) notices: Arc<dyn NoticeStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
     pub(crate) vault: Option<Arc<Vault>>,
     /// Content-hashed reruns (blob store, stat cache, staging); `None`: nothing is reused.
@@ -107,6 +112,8 @@ pub struct RunOptions {
     pub no_cache: bool,
     /// `--rehash`: re-read every mounted file instead of trusting the stat cache.
     pub rehash: bool,
+    /// The trigger firing that starts a new run (pinned into its plan), if one does.
+    pub trigger: Option<crate::model::TriggerContext>,
 }
 
 impl Default for RunOptions {
@@ -121,6 +128,7 @@ impl Default for RunOptions {
             stop_cleanup_reason: Arc::new(OnceLock::new()),
             no_cache: false,
             rehash: false,
+            trigger: None,
         }
     }
 }
@@ -155,16 +163,20 @@ impl Runtime {
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
         let deployments = Arc::new(SledDeploymentStore::open(&sled)?);
+        let notices = Arc::new(SledNoticeStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
-        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(state_dir.join(COMPONENTS_DIR)) })?
-            .with_telemetry(telemetry.clone());
+        // compiled components: the user's cache (shared by state directories), else this one's
+        let compiled = crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| state_dir.join(COMPONENTS_DIR));
+        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(compiled) })?.with_telemetry(telemetry.clone());
         let cache = CacheDir::open(state_dir, slots)
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
+        rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
         rt.deployments = deployments;
+        rt.notices = notices;
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
         rt.vault = Some(vault);
@@ -186,6 +198,8 @@ impl Runtime {
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
             deployments: Arc::new(MemoryDeploymentStore::default()),
+            triggers: Arc::new(MemoryTriggerStore::default()),
+            notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
             cache: None,
             slots: Slots::new(MAX_CONCURRENT_INSTANCES as usize, FairShare::default(), clock.clone()),
@@ -236,6 +250,21 @@ impl Runtime {
     /// Deployments (see the deploy module).
     pub fn deployments(&self) -> &Arc<dyn DeploymentStore> {
         &self.deployments
+    }
+
+    /// Trigger firings, trigger state and consumed files.
+    pub fn triggers(&self) -> &Arc<dyn TriggerStore> {
+        &self.triggers
+    }
+
+    /// Notifications and their delivery.
+    pub fn notices(&self) -> &Arc<dyn NoticeStore> {
+        &self.notices
+    }
+
+    /// The resolver of secret names (the vault), when the runtime has one.
+    pub fn resolver(&self) -> Option<&Arc<dyn Resolver>> {
+        self.secrets.as_ref()
     }
 
     /// The sandbox slots every run shares.

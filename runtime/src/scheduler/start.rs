@@ -77,12 +77,7 @@ impl Coordinator {
 
     /// What run-level references resolve against.
     pub(crate) fn run_level(&self) -> RunLevel<'_> {
-        RunLevel {
-            bundle: &self.plan.bundle,
-            job: &self.plan.job,
-            run_id: self.state.run_id(),
-            started: self.logical_start(),
-        }
+        RunLevel::of(&self.plan, self.state.run_id(), self.logical_start())
     }
 
     fn render(&self, id: TaskId, attempt: u32, text: &str) -> Result<String, String> {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cache::{self, CacheDir, Hash, KeyParts};
-use crate::model::{AttemptCache, AttemptView, RunId, RunPlan, RunView, TaskResult};
+use crate::model::{AttemptCache, AttemptView, RunId, RunPlan, RunView, TaskGraph, TaskResult};
+use crate::sandbox::values::Readable;
 use crate::sandbox::{AttemptContext, Outcome, Status, TaskComponent, TaskContext};
 use crate::spec::{TaskKind, TaskSpec};
 use crate::store::{MemoryStore, Store};
@@ -163,14 +164,16 @@ impl Runtime {
         for (name, data) in checkpoints_of(cfg, &c.parts)? {
             scratch.save_checkpoint(view.run_id, key, &name, &data)?;
         }
-        let mut readable = BTreeSet::new();
-        for input in c.parts.inputs.keys().filter_map(|k| k.strip_prefix("upstream.")) {
-            readable.insert(input.to_string());
-            for (name, json) in self.store.values(view.run_id, input)? {
-                scratch.put_value(view.run_id, input, &name, &json)?;
-            }
-        }
         let parent = view.task(key).and_then(|t| t.parent.as_deref()).unwrap_or(key);
+        let top = view.tasks.iter().filter(|t| t.parent.is_none());
+        let graph = TaskGraph::new(top.map(|t| (t.key.as_str(), t.depends_on.iter().map(String::as_str))));
+        let mut readable = BTreeSet::new();
+        for input in graph.upstreams_of(parent) {
+            for (name, json) in self.store.values(view.run_id, &input)? {
+                scratch.put_value(view.run_id, &input, &name, &json)?;
+            }
+            readable.insert(input);
+        }
         let inputs = upstream_files(view, plan, cfg, parent, work)?;
         let out = work.join("out");
         std::fs::create_dir_all(&out).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
@@ -191,6 +194,7 @@ impl Runtime {
             secrets: None,
         };
         let seed = Some(*c.key.as_bytes());
+        let readable = Readable::Tasks(readable);
         let given = AttemptInputs { params: c.parts.params.clone(), readable, inputs, out: Some(out), seed };
         let invocation = attempt::invocation(context, attempt::limits_of(&c.spec, plan), &c.spec.exec, given);
         Ok(self.sandbox.run(&c.component, invocation).await)

@@ -39,6 +39,7 @@ pub struct Metrics {
     slot_waiting: Gauge,
     instantiate_seconds: Histogram,
     slot_wait_seconds: Histogram,
+    triggers: Family<Vec<(&'static str, String)>, Counter>,
     /// Serialises scrapes (gauges are set, then encoded).
     scrape: Mutex<()>,
 }
@@ -66,7 +67,14 @@ impl Metrics {
         registry.register("sandbox_instantiate_seconds", "Time to instantiate a sandbox", instantiate_seconds.clone());
         let slot_wait_seconds = Histogram::new(exponential_buckets(LATENCY_START, 2.0, LATENCY_BUCKETS));
         registry.register("slot_wait_seconds", "Time attempts waited for a sandbox slot", slot_wait_seconds.clone());
+        let triggers = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "trigger_firings",
+            "Trigger firings, by trigger kind and outcome (fired, missed, skipped)",
+            triggers.clone(),
+        );
         Metrics {
+            triggers,
             registry,
             attempts,
             attempt_seconds,
@@ -110,5 +118,17 @@ impl Telemetry for Metrics {
 
     fn slot_granted(&self, _workspace: &str, waited: Duration) {
         self.slot_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    fn trigger_fired(&self, kind: &str) {
+        self.triggers.get_or_create(&vec![("kind", kind.to_string()), ("outcome", "fired".into())]).inc();
+    }
+
+    fn trigger_missed(&self, kind: &str, count: u64) {
+        self.triggers.get_or_create(&vec![("kind", kind.to_string()), ("outcome", "missed".into())]).inc_by(count);
+    }
+
+    fn trigger_skipped(&self, kind: &str, count: u64) {
+        self.triggers.get_or_create(&vec![("kind", kind.to_string()), ("outcome", "skipped".into())]).inc_by(count);
     }
 }

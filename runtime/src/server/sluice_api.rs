@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{run}/verify", post(verify))
         .route("/runs/{run}/tasks/{task}/cache", get(explain))
         .route("/takeover", post(takeover))
+        .route("/triggers", post(triggers))
+        .route("/hooks/{job}", post(hook))
         .route("/audit", post(audit))
         .route("/cache/gc", post(gc))
         .route("/store/backup", post(backup))
@@ -142,6 +144,38 @@ struct ResumeBody {
 async fn resume(State(st): State<AppState>, Authed(caller): Authed, ApiJson(b): ApiJson<ResumeBody>) -> ApiResult {
     let resumed = st.service.resume(&caller, b.run_id).await?;
     to_json(resumed.into_iter().map(|(run_id, from)| json!({ "run_id": run_id, "from": from })).collect::<Vec<_>>())
+}
+
+async fn triggers(
+    State(st): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(action): ApiJson<crate::service::TriggerAction>,
+) -> ApiResult {
+    to_json(st.service.triggers_do(&caller, action).await?)
+}
+
+/// A webhook trigger: authenticated by its HMAC signature, not a token (see
+/// `triggers::webhook`); the body is read as bytes (it is what was signed).
+async fn hook(
+    State(st): State<AppState>,
+    Path(job): Path<u64>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    use crate::triggers::webhook::{IDEMPOTENCY_HEADER, MAX_WEBHOOK_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    if body.len() > MAX_WEBHOOK_BODY {
+        return Err(ApiError::for_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let req = crate::service::HookRequest {
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
+        idempotency_key: header(IDEMPOTENCY_HEADER),
+        body: &body,
+    };
+    let launched = st.service.webhook(job, req).await?;
+    let status = if launched.existing { axum::http::StatusCode::OK } else { axum::http::StatusCode::CREATED };
+    Ok((status, Json(json!({ "run_id": launched.run, "existing": launched.existing }))))
 }
 
 async fn takeover(State(st): State<AppState>, Authed(caller): Authed) -> ApiResult {

@@ -16,6 +16,9 @@ use super::{Caller, Service, ServiceError};
 use crate::spec::{self, Bundle, JobSpec};
 use crate::store::JobKey;
 
+/// Parsed bundles by file and load options, with the file stamp they were read at.
+type BundleCache = HashMap<(PathBuf, spec::LoadOptions), (Stamp, Arc<Bundle>)>;
+
 /// A bundle `sluice serve` offers, and the workspaces that see its jobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedBundle {
@@ -136,7 +139,7 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
 /// Served bundles as last parsed, by path, with the stamp of the file they were parsed from.
 #[derive(Default)]
 pub(crate) struct Parsed {
-    bundles: Mutex<HashMap<(PathBuf, spec::LoadOptions), (Stamp, Arc<Bundle>)>>,
+    bundles: Mutex<BundleCache>,
 }
 
 impl Parsed {

@@ -29,7 +29,7 @@ pub enum Source {
     /// A served job by its id (`jobs/run-now`).
     Job(u64),
     /// One component file (`sluice task run`; local callers only).
-    Component { path: PathBuf, task: ComponentTask },
+    Component { path: PathBuf, task: Box<ComponentTask> },
 }
 
 /// How to run one component with no bundle.
@@ -43,6 +43,10 @@ pub struct ComponentTask {
     pub timeout_ms: Option<u64>,
     /// Run it as a command.
     pub command: Option<crate::spec::CommandSpec>,
+    /// Host directories it sees (`--mount`).
+    pub mounts: Vec<crate::spec::Mount>,
+    /// Where it may send HTTP requests (`--allow-host`).
+    pub allow_hosts: Vec<crate::spec::HostRule>,
 }
 
 impl ComponentTask {
@@ -53,7 +57,13 @@ impl ComponentTask {
             timeout: self.timeout_ms.map_or(defaults.timeout, std::time::Duration::from_millis),
             ..defaults
         };
-        SingleTask { params: self.params.clone(), limits, command: self.command.clone() }
+        SingleTask {
+            params: self.params.clone(),
+            limits,
+            command: self.command.clone(),
+            mounts: self.mounts.clone(),
+            allow_hosts: self.allow_hosts.clone(),
+        }
     }
 }
 
@@ -291,6 +301,15 @@ impl Manager {
         self.publish(&st);
     }
 
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.lock().stopping
+    }
+
+    /// Serialise with submissions that carry an idempotency token (and trigger firings).
+    pub(crate) async fn one_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.idempotent.lock().await
+    }
+
     pub(crate) fn stop_accepting(&self) {
         self.lock().stopping = true;
     }
@@ -303,7 +322,7 @@ impl Service {
         if self.inner.manager.lock().stopping {
             return Err(ServiceError::Stopping("sluice is stopping; submit the run again once it is back".into()));
         }
-        let Some(token) = sub.idempotency_token.clone() else { return self.submit_now(caller, sub, None) };
+        let Some(token) = sub.idempotency_token.clone() else { return self.submit_now(caller, sub, None, None) };
         if token.is_empty() || token.len() > super::MAX_IDEMPOTENCY_TOKEN_LEN {
             return Err(ServiceError::Invalid(format!(
                 "idempotency_token must be 1 to {} characters long",
@@ -321,19 +340,23 @@ impl Service {
             let admission = admission_of(&view);
             return Ok(Submitted { run_id: found.run, job_id: view.job_id, existing: true, admission });
         }
-        self.submit_now(caller, sub, Some((token, now)))
+        self.submit_now(caller, sub, Some((token, now)), None)
     }
 
-    fn submit_now(
+    /// Submit (with `firing`: the trigger firing that starts the run, recorded with its
+    /// creation, in the same flush).
+    pub(crate) fn submit_now(
         &self,
         caller: &Caller,
         sub: Submission,
         token: Option<(String, u64)>,
+        firing: Option<(u64, &crate::triggers::Firing)>,
     ) -> Result<Submitted, ServiceError> {
         let opts = RunOptions {
+            trigger: firing.map(|(_, f)| f.context.clone()),
             principal: caller.principal.clone(),
             workspace: caller.workspace.clone(),
-            observer: self.inner.hub.clone(),
+            observer: self.inner.observer.clone(),
             no_cache: sub.no_cache,
             rehash: sub.rehash,
             ..RunOptions::default()
@@ -344,6 +367,9 @@ impl Service {
         if let Some((token, at)) = &token {
             let record = crate::store::IdempotencyRecord { run, at: *at };
             self.inner.rt.services().put_idempotency(&caller.workspace, token, record)?;
+        }
+        if let Some((job, firing)) = firing {
+            self.record_firing(job, firing, run)?;
         }
         let admission = {
             let mut st = self.inner.manager.lock();
@@ -450,6 +476,8 @@ impl Service {
         for (queued, opts) in next {
             self.start_queued(queued, opts);
         }
+        // a continuous job's next run may be due
+        self.poke_triggers();
     }
 
     /// A queued run's turn (it is already counted active).
@@ -473,7 +501,7 @@ impl Service {
         RunOptions {
             principal: plan.as_ref().map(|p| p.principal.clone()).unwrap_or_default(),
             workspace: plan.as_ref().map_or_else(|| crate::secrets::DEFAULT_WORKSPACE.into(), |p| p.workspace.clone()),
-            observer: self.inner.hub.clone(),
+            observer: self.inner.observer.clone(),
             ..RunOptions::default()
         }
     }
@@ -485,6 +513,10 @@ impl Service {
             mut view if view.workspace == caller.workspace => {
                 self.check_run_permission(caller, run, crate::deploy::rules::Level::CanView, "see runs of")?;
                 view.status = Some(self.status(run, view.result));
+                view.notifications = self.inner.notifier.views(run).unwrap_or_else(|e| {
+                    tracing::warn!("run {run}: {e}");
+                    Vec::new()
+                });
                 Ok(view)
             }
             _ => Err(ServiceError::NotFound(run_not_found(run))),

@@ -20,6 +20,7 @@ mod jobs;
 mod manager;
 mod records;
 mod tokens;
+mod triggers;
 mod views;
 
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle, read_bundle_with}
 pub use manager::{CancelOutcome, ComponentTask, Repaired, Source, Submission, Submitted};
 pub use records::{RunRecord, TaskRunRef, decode_task_run_id, task_run_id};
 pub use tokens::{IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_TOKEN_LEN, NewToken, TOKEN_PREFIX};
+pub use triggers::{HookRequest, TriggerAction, TriggerAnswer};
 
 /// The principal of a caller that cannot say who it is.
 pub const ANONYMOUS: &str = "anonymous";
@@ -155,23 +157,39 @@ struct Inner {
     manager: manager::Manager,
     hub: Arc<hub::Hub>,
     bundles: Mutex<Vec<ServedBundle>>,
+    /// Notifications of the runs driven here, and their delivery.
+    notifier: Arc<crate::notify::Notifier>,
+    /// What runs driven here tell about their events: the hub and the notifier.
+    observer: Arc<dyn crate::scheduler::Observer>,
     views: views::Views,
     parsed: jobs::Parsed,
+    /// The trigger engine, once `sluice serve` started it.
+    triggers: std::sync::OnceLock<triggers::Triggers>,
 }
 
 impl Service {
     /// The service over `rt`, the runtime of `state_dir`.
     pub fn new(rt: Runtime, state_dir: PathBuf) -> Service {
         let hub = Arc::new(hub::Hub::default());
+        let notifier = Arc::new(crate::notify::Notifier::new(
+            rt.notices().clone(),
+            rt.store().clone(),
+            rt.clock().clone(),
+            rt.resolver().cloned(),
+        ));
+        let observer = Arc::new(crate::notify::Both(hub.clone(), notifier.clone()));
         Service {
             inner: Arc::new(Inner {
                 manager: manager::Manager::default(),
                 hub,
+                notifier,
+                observer,
                 rt,
                 state_dir,
                 bundles: Mutex::new(Vec::new()),
                 views: views::Views::default(),
                 parsed: jobs::Parsed::default(),
+                triggers: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -201,6 +219,17 @@ impl Service {
     /// Wait until no run is driven (after [`Service::drain`]: every run has stopped).
     pub async fn drained(&self) {
         self.inner.manager.drained().await
+    }
+
+    /// Start delivering notifications (the owner, once; within a tokio runtime): first
+    /// what earlier owners left pending. Links point at `link` + `/runs/ID`.
+    pub fn start_notifications(&self, link: Option<String>) {
+        self.inner.notifier.start(link);
+    }
+
+    /// Wait (at most `within`) until every pending notification was tried once here.
+    pub async fn settle_notifications(&self, within: std::time::Duration) {
+        self.inner.notifier.settle(within).await;
     }
 
     /// Counts for metrics: (runs being driven, runs queued).

@@ -20,7 +20,7 @@ use super::{Bundle, ComponentSpec, JobSpec};
 use super::{scopes, target};
 
 pub(crate) const TOP_KEYS: &[&str] =
-    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes"];
+    &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes", "tests", "destinations"];
 pub(crate) const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
 pub(crate) const COMPONENT_KEYS: &[&str] = &["path"];
 
@@ -47,16 +47,23 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     let (target, variables) = {
         let sections = sections(&locs, &docs)?;
         let targets = sections.top.get("targets").map(target::targets).transpose()?.unwrap_or_default();
-        let target = target::choose(file, &targets, opts.target.as_deref())?;
+        // no target named and none to default to: still a bundle (runs must then name one)
+        let target = match target::choose(file, &targets, opts.target.as_deref()) {
+            Err(SpecError::NoDefaultTarget { .. }) if opts.target.is_none() => None,
+            chosen => Some(chosen?),
+        };
         let mut variables = vars::declared(sections.get("variables"))?;
         if let Some(node) = sections.top.get("targets") {
             vars::check_targets(node, &variables)?;
         }
-        vars::resolve(file, &mut variables, targets.get(&target), opts)?;
+        vars::resolve(file, &mut variables, target.as_ref().and_then(|t| targets.get(t)), opts)?;
         (target, variables)
     };
-    let errors: Vec<SpecError> =
-        docs.iter_mut().zip(&locs).flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, &target)).collect();
+    let errors: Vec<SpecError> = docs
+        .iter_mut()
+        .zip(&locs)
+        .flat_map(|(doc, loc)| vars::substitute(doc, loc, &variables, target.as_deref()))
+        .collect();
     if !errors.is_empty() {
         return Err(SpecError::several(errors));
     }
@@ -73,12 +80,17 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         Some(table) => jobs(table, &components, &roots)?,
         None => BTreeMap::new(),
     };
+    super::notify::attach(top, &mut jobs)?;
     if let Some(node) = top.get("targets") {
         target::check_job_overrides(node, &jobs)?;
     }
-    target::apply_job_overrides(&mut jobs, targets.get(&target));
+    target::apply_job_overrides(&mut jobs, target.as_ref().and_then(|t| targets.get(t)));
     let secret_scopes = sections.get("secret_scopes").map(scopes::secret_scopes).transpose()?.unwrap_or_default();
-    Ok(Bundle {
+    let tests = match top.get("tests") {
+        Some(node) => super::suite::tests(node, &jobs, &targets, &root)?,
+        None => Vec::new(),
+    };
+    let mut bundle = Bundle {
         name,
         root,
         file: file.to_path_buf(),
@@ -90,7 +102,10 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
         resolved_target: target,
         includes: included.into_iter().map(|source| source.file).collect(),
         secret_scopes,
-    })
+        tests,
+    };
+    super::python::add_runner(&mut bundle);
+    Ok(bundle)
 }
 
 fn parse_doc<'t>(loc: &Locator<'_>, text: &'t str) -> Result<Spanned<DeValue<'t>>, SpecError> {

@@ -12,14 +12,20 @@ use super::{TaskKind, TaskSpec};
 pub(crate) struct Graph {
     /// Tasks in topological order, ties broken by file order.
     pub order: Vec<usize>,
-    /// Every task's transitive dependencies, by key.
-    upstream: BTreeMap<String, BTreeSet<String>>,
+    /// Task key -> file position.
+    index: BTreeMap<String, usize>,
+    /// For each task, the positions of the tasks it depends on directly.
+    deps: Vec<Vec<usize>>,
 }
 
 impl Graph {
-    /// All tasks `key` depends on, directly or transitively.
-    pub fn upstream_of(&self, key: &str) -> Option<&BTreeSet<String>> {
-        self.upstream.get(key)
+    /// Whether task `key` depends on task `up`, directly or transitively: a walk when
+    /// asked, since only references that name another task ask.
+    pub fn is_upstream(&self, key: &str, up: &str) -> bool {
+        match (self.index.get(key), self.index.get(up)) {
+            (Some(&from), Some(&target)) => crate::util::graph::depends_on(&self.deps, from, target),
+            _ => false,
+        }
     }
 }
 
@@ -28,8 +34,7 @@ pub(crate) fn check(job: &str, tasks: &[TaskSpec], sites: &[TaskSite<'_>]) -> Re
     let index = unique_keys(tasks, sites)?;
     let deps = dependencies(job, tasks, sites, &index)?;
     let order = topological_order(&deps).map_err(|cycle| cycle_error(&cycle, tasks, sites, &deps))?;
-    let upstream = upstream(&order, &deps, tasks);
-    Ok(Graph { order, upstream })
+    Ok(Graph { order, index, deps })
 }
 
 /// Task key -> file position; a key used twice is an error at the second use.
@@ -149,19 +154,4 @@ fn cycle_error(cycle: &[usize], tasks: &[TaskSpec], sites: &[TaskSite<'_>], deps
         Some(site) => site.task.error(message),
         None => sites[first].key.error(message),
     }
-}
-
-/// Transitive dependencies of every task, filled in topological order.
-fn upstream(order: &[usize], deps: &[Vec<usize>], tasks: &[TaskSpec]) -> BTreeMap<String, BTreeSet<String>> {
-    let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for &task in order {
-        let mut all = BTreeSet::new();
-        for &dep in &deps[task] {
-            let key = &tasks[dep].key;
-            all.insert(key.clone());
-            all.extend(upstream.get(key).into_iter().flatten().cloned());
-        }
-        upstream.insert(tasks[task].key.clone(), all);
-    }
-    upstream
 }

@@ -29,6 +29,12 @@ pub(crate) const JOB_KEYS: &[&str] = &[
     "limits",
     "tasks",
     "permissions",
+    "schedule",
+    "trigger",
+    "continuous",
+    "notifications",
+    "health",
+    "notification_settings",
 ];
 pub(crate) const TASK_KEYS: &[&str] = &[
     "key",
@@ -51,8 +57,14 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "env",
     "stdin",
     "stdin_file",
+    "stdin_from",
     "stdout",
+    "success_exit_codes",
+    "script",
     "rerun_on_resume",
+    "notifications",
+    "health",
+    "notification_settings",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
 pub(crate) const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
@@ -91,6 +103,7 @@ pub(crate) fn job<'a>(
         table.get("max_concurrent_runs").map(max_concurrent_runs).transpose()?.unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS);
     let queue = table.get("queue").map(Node::bool).transpose()?.unwrap_or(true);
     let permissions = table.get("permissions").map(super::access::permissions).transpose()?.unwrap_or_default();
+    let trigger = super::triggers::read(&table)?;
 
     let task_nodes = task_nodes(name, &table)?;
     let mut tasks = Vec::with_capacity(task_nodes.len());
@@ -117,6 +130,8 @@ pub(crate) fn job<'a>(
         limits: job_limits,
         tasks: in_order(tasks, &graph.order),
         permissions,
+        trigger,
+        notify: Default::default(),
     };
     Ok((job, run_jobs))
 }
@@ -195,6 +210,7 @@ fn task<'a>(
         Some(node) => depends::depends_on(node)?,
         None => (Vec::new(), Vec::new()),
     };
+    super::command::check_stdin_from(&table, &key, &kind, &depends_on)?;
     let run_if = table.get("run_if").map(depends::run_if).transpose()?;
     if let (Some(_), Some(node), true) = (run_if, table.get("run_if"), depends_on.is_empty()) {
         return Err(node.error(format!(
@@ -222,6 +238,11 @@ fn task<'a>(
 /// task `retries`, a condition task none. `task` names the table in errors ("task `x`").
 pub(crate) fn check_kind_bound_keys(table: &Table<'_>, task: &str, kind: &TaskKind) -> Result<(), SpecError> {
     let is_command = matches!(kind, TaskKind::Command { .. });
+    let is_python = matches!(kind, TaskKind::Command(c) if c.script.is_some());
+    if let (false, Some(entry)) = (is_python, table.entries().iter().find(|e| e.key == "script")) {
+        return Err(entry
+            .key_error(format!("`script` applies only to `kind = \"python\"` tasks, not to {} {task}", kind.name())));
+    }
     if let Some(entry) = table.entries().iter().find(|entry| !is_command && COMMAND_KEYS.contains(&entry.key)) {
         let hint = match kind {
             TaskKind::Component { .. } => {

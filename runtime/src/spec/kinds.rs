@@ -252,6 +252,10 @@ pub(crate) fn kind<'a>(
     roots: &Roots,
     templates: &mut Vec<Templated<'a>>,
 ) -> Result<(TaskKind, Option<RunJobSite<'a>>), SpecError> {
+    if table.get("kind").and_then(|k| k.str().ok()) == Some("python") {
+        let declared = components.contains_key(super::python::PYTHON_COMPONENT);
+        return Ok((super::python::python(table, task, declared, roots, templates)?, None));
+    }
     let choices = format!("give exactly one of {}", names::list(KIND_KEYS));
     let mut given = table.entries().iter().filter(|e| KIND_KEYS.contains(&e.key));
     let Some(entry) = given.next() else {
@@ -385,6 +389,14 @@ fn template<'a>(
         }
     };
     super::job::check_kind_bound_keys(&table, &format!("template (for_each.task of `{task}`)"), &kind)?;
+    if let (TaskKind::Command(CommandSpec { stdin: Some(command::Stdin::Upstream { .. }), .. }), Some(node)) =
+        (&kind, table.get("stdin_from"))
+    {
+        return Err(node.error(format!(
+            "stdin_from is not available in a for_each template (for_each.task of `{task}`); \
+             pass the upstream output with `stdin = \"{{{{ tasks.KEY.output }}}}\"` instead"
+        )));
+    }
     let template = ForEachTemplate {
         timeout: table.get("timeout").map(Node::duration).transpose()?,
         retries: table.get("retries").map(retries).transpose()?,

@@ -148,6 +148,7 @@ mod command;
 mod depends;
 mod error;
 mod exec;
+pub mod expect;
 mod graph;
 mod hosts;
 mod include;
@@ -156,13 +157,17 @@ mod kinds;
 mod locate;
 mod mounts;
 pub mod names;
+mod notify;
+pub mod python;
 mod read;
 mod refs;
 mod retries;
 mod schema;
 mod scopes;
+pub mod suite;
 mod target;
 pub mod template;
+pub mod triggers;
 mod vars;
 
 #[cfg(test)]
@@ -176,7 +181,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::util::{parse_duration, parse_size};
 pub use access::{Permission, PermissionLevel, Principal, level_of};
-pub use command::{CommandSpec, Stdin};
+pub use command::{CommandSpec, Stdin, check_out_path};
 pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
 pub use exec::ExecSpec;
@@ -186,7 +191,8 @@ pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
 pub use locate::Place;
-pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS};
+pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS, parse_mount_arg};
+pub use notify::{Destination, JobNotify, Notifications, RUN_DURATION_SECONDS, SmtpTls, WebhookFormat};
 pub use retries::RetryPolicy;
 pub use schema::json_schema;
 pub use scopes::SecretScopeSpec;
@@ -230,15 +236,20 @@ pub struct Bundle {
     /// `[variables]`, each with its value for [`Bundle::resolved_target`].
     #[serde(default)]
     pub variables: BTreeMap<String, VariableSpec>,
-    /// The target whose variables and job parameter overrides this bundle was read with.
+    /// The target whose variables and job parameter overrides this bundle was read with;
+    /// `None` when none was named and the bundle's targets name no default (then only
+    /// defaults, `--var` and `SLUICE_VAR_*` give variables their values).
     #[serde(default)]
-    pub resolved_target: String,
+    pub resolved_target: Option<String>,
     /// The files `include` brought in, as shown in errors (the bundle file not among them).
     #[serde(default)]
     pub includes: Vec<PathBuf>,
     /// `[secret_scopes]`: scopes and ACLs the bundle declares (never values).
     #[serde(default)]
     pub secret_scopes: BTreeMap<String, SecretScopeSpec>,
+    /// `[[tests]]`: what `sluice test` runs (see [`suite`]).
+    #[serde(default)]
+    pub tests: Vec<suite::TestSpec>,
 }
 
 /// A deployment target's settings.
@@ -321,6 +332,12 @@ pub struct JobSpec {
     /// `permissions = [{ level, user_name | group_name | service_principal_name }]`.
     #[serde(default)]
     pub permissions: Vec<Permission>,
+    /// What starts runs of the job inside `sluice serve` (`schedule`, `trigger`, `continuous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<triggers::TriggerSpec>,
+    /// Notifications of the job and its tasks, with the destinations they name.
+    #[serde(default, skip_serializing_if = "JobNotify::is_empty")]
+    pub notify: JobNotify,
 }
 
 /// Databricks' default: one active run per job.

@@ -274,3 +274,27 @@ fn lexical(path: &Path) -> PathBuf {
     }
     out
 }
+
+/// A mount given on the command line (`sluice task run --mount HOST:GUEST[:ro|rw]`): the
+/// host directory must exist (made absolute and canonical), the guest path follows the
+/// bundle's rules, the mode defaults to `ro`. The person typing it grants it, so no bundle
+/// root applies.
+pub fn parse_mount_arg(arg: &str) -> Result<Mount, String> {
+    let shape = || format!("--mount `{arg}`: write HOST:GUEST or HOST:GUEST:ro|rw, e.g. `./data:/data:ro`");
+    let (host, rest) = arg.split_once(':').ok_or_else(shape)?;
+    let (guest, mode) = match rest.rsplit_once(':') {
+        Some((guest, "ro")) => (guest, MountMode::Ro),
+        Some((guest, "rw")) => (guest, MountMode::Rw),
+        Some((_, other)) => return Err(format!("--mount `{arg}`: unknown mode `{other}`; use `ro` or `rw`")),
+        None => (rest, MountMode::Ro),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(shape());
+    }
+    let canonical = std::fs::canonicalize(host).map_err(|e| format!("--mount `{arg}`: host path `{host}`: {e}"))?;
+    if !canonical.is_dir() {
+        return Err(format!("--mount `{arg}`: host path `{host}` is not a directory"));
+    }
+    check_guest(guest).map_err(|why| format!("--mount `{arg}`: {why}"))?;
+    Ok(Mount { host: canonical, guest: guest.to_string(), mode, outside_roots: false })
+}

@@ -160,6 +160,13 @@ impl<'a> Node<'a> {
     }
 }
 
+impl Node<'_> {
+    /// The value as JSON (tables and arrays recursively).
+    pub fn json(&self) -> Result<serde_json::Value, SpecError> {
+        to_json(self.value).map_err(|why| self.error(why))
+    }
+}
+
 impl Entry<'_> {
     /// An error pointing at the key itself (not its value), under the key's path.
     pub fn key_error(&self, message: impl Into<String>) -> SpecError {

@@ -4,7 +4,7 @@
 //! are refused everywhere but a command task's `env`: anywhere else their value would
 //! be rendered into text the run stores (params, conditions, inputs, child parameters).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::TaskSpec;
 use super::error::SpecError;
@@ -48,7 +48,7 @@ pub(crate) struct Scope<'j> {
 
 /// Every reference in `templates` (the values of `task`) must resolve when it runs.
 pub(crate) fn check_task(scope: &Scope<'_>, task: &TaskSpec, templates: &[Templated<'_>]) -> Result<(), SpecError> {
-    let upstream = scope.graph.upstream_of(&task.key);
+    let upstream = |up: &str| scope.graph.is_upstream(&task.key, up);
     for templated in templates {
         let context = |why: String| templated.node.error(format!("task `{}`, {}: {why}", task.key, templated.label));
         let references = template::references(&templated.value).map_err(context)?;
@@ -56,7 +56,7 @@ pub(crate) fn check_task(scope: &Scope<'_>, task: &TaskSpec, templates: &[Templa
             if matches!(reference, Reference::Secret { .. }) && !templated.secrets {
                 return Err(context(secret_not_allowed(reference)));
             }
-            check_reference(scope, &task.key, reference, upstream, templated.input).map_err(context)?;
+            check_reference(scope, &task.key, reference, &upstream, templated.input).map_err(context)?;
         }
     }
     Ok(())
@@ -79,7 +79,7 @@ fn check_reference(
     scope: &Scope<'_>,
     key: &str,
     reference: &Reference,
-    upstream: Option<&BTreeSet<String>>,
+    upstream: &dyn Fn(&str) -> bool,
     input_allowed: bool,
 ) -> Result<(), String> {
     let Scope { job, parameters, tasks, .. } = scope;
@@ -99,7 +99,7 @@ fn check_reference(
             let hint = names::suggestion(task, tasks.iter().map(|t| t.key.as_str()));
             Err(format!("`{{{{ {reference} }}}}`: no task `{task}` in job `{job}`{hint}"))
         }
-        other if other.upstream().is_some_and(|task| !upstream.is_some_and(|up| up.contains(task))) => {
+        other if other.upstream().is_some_and(|task| !upstream(task)) => {
             let task = other.upstream().unwrap_or_default();
             Err(format!("`{{{{ {reference} }}}}`: task `{task}` is not upstream of `{key}`; add it to `depends_on`"))
         }

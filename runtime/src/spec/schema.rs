@@ -39,6 +39,10 @@ pub(crate) struct BundleFile {
     jobs: Option<BTreeMap<String, Job>>,
     /// Secret scopes and their ACLs (never values).
     secret_scopes: Option<BTreeMap<String, SecretScope>>,
+    /// `[[tests]]` that `sluice test` runs (job, fixtures, assertions; see the README).
+    tests: Option<Vec<serde_json::Value>>,
+    /// Notification destinations by name (`kind = "webhook" | "email"`).
+    destinations: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(JsonSchema)]
@@ -183,6 +187,18 @@ pub(crate) struct Job {
     limits: Option<Limits>,
     tasks: Option<Vec<Task>>,
     permissions: Option<Vec<Permission>>,
+    /// `{ cron, timezone, pause_status, dst, catch_up, catch_up_window }` (Quartz cron).
+    schedule: Option<serde_json::Value>,
+    /// `{ periodic | file_arrival | webhook = {…} }`.
+    trigger: Option<serde_json::Value>,
+    /// `{ pause_status }`: a new run when the previous ends.
+    continuous: Option<serde_json::Value>,
+    /// `{ on_start, on_success, on_failure, on_duration_warning_threshold_exceeded }`: destination names.
+    notifications: Option<serde_json::Value>,
+    /// `{ rules = [{ metric = "RUN_DURATION_SECONDS", op = "GREATER_THAN", value }] }`.
+    health: Option<serde_json::Value>,
+    /// `{ no_alert_for_skipped_runs, no_alert_for_canceled_runs }`.
+    notification_settings: Option<serde_json::Value>,
 }
 
 /// A duration such as "10s", "5m", "2h".
@@ -234,8 +250,18 @@ pub(crate) struct Task {
     env: Option<BTreeMap<String, String>>,
     stdin: Option<String>,
     stdin_file: Option<String>,
-    stdout: Option<Stdout>,
+    /// `"TASK"` or `"TASK:FILE"`: stdin from an upstream task's stdout file or `/out` file.
+    stdin_from: Option<String>,
+    /// `"log"` (default), `"output"` or `"file:NAME"` (lands in `/out/NAME`).
+    stdout: Option<String>,
+    /// Exit codes a command may end with and still succeed (default `[0]`).
+    success_exit_codes: Option<Vec<i32>>,
+    /// `kind = "python"`: the script file to run.
+    script: Option<String>,
     rerun_on_resume: Option<bool>,
+    notifications: Option<serde_json::Value>,
+    health: Option<serde_json::Value>,
+    notification_settings: Option<serde_json::Value>,
 }
 
 /// A `for_each` task's template: a component, command or run_job task without key,
@@ -258,8 +284,18 @@ pub(crate) struct TaskTemplate {
     env: Option<BTreeMap<String, String>>,
     stdin: Option<String>,
     stdin_file: Option<String>,
-    stdout: Option<Stdout>,
+    /// `"TASK"` or `"TASK:FILE"`: stdin from an upstream task's stdout file or `/out` file.
+    stdin_from: Option<String>,
+    /// `"log"` (default), `"output"` or `"file:NAME"` (lands in `/out/NAME`).
+    stdout: Option<String>,
+    /// Exit codes a command may end with and still succeed (default `[0]`).
+    success_exit_codes: Option<Vec<i32>>,
+    /// `kind = "python"`: the script file to run.
+    script: Option<String>,
     rerun_on_resume: Option<bool>,
+    notifications: Option<serde_json::Value>,
+    health: Option<serde_json::Value>,
+    notification_settings: Option<serde_json::Value>,
 }
 
 #[derive(JsonSchema)]
@@ -267,13 +303,7 @@ pub(crate) struct TaskTemplate {
 pub(crate) enum Kind {
     Component,
     Command,
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Stdout {
-    Log,
-    Output,
+    Python,
 }
 
 #[derive(JsonSchema)]

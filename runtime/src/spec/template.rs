@@ -41,6 +41,9 @@ pub enum Reference {
     /// `tasks.<task>.error_code`: why an upstream task failed (`transient`, `permanent`,
     /// `trap`, `timed_out`, …; empty when it did not fail).
     TaskErrorCode { task: String },
+    /// `tasks.<task>.output`: an upstream task's output (a JSON string without its quotes,
+    /// anything else as JSON text; a command's stdout with `stdout = "output"`).
+    TaskOutput { task: String },
     /// `input`: the current element of a `for_each` task's inputs (only valid in the
     /// params of a `for_each` task template; how an element is written, e.g. a JSON
     /// string without its quotes, is up to whoever resolves it for [`render`]).
@@ -48,6 +51,17 @@ pub enum Reference {
     /// `input.<field>[.<field>…]`: a field of the current element when the inputs are an
     /// array of objects (same places as [`Reference::Input`]).
     InputField(String),
+    /// `trigger.time`: the logical time of the trigger firing that started the run (RFC 3339,
+    /// UTC; the run's start when no trigger started it).
+    TriggerTime,
+    /// `trigger.files`: the new files a file-arrival trigger started the run for, as a JSON
+    /// array of `{path, size, etag | mtime}` (`[]` otherwise).
+    TriggerFiles,
+    /// `trigger.payload`: a webhook's JSON body (`{}` otherwise).
+    TriggerPayload,
+    /// `trigger.payload.<field>[.<field>…]`: a field of the webhook's body (strings
+    /// without their quotes).
+    TriggerPayloadField(String),
     /// `secrets/<scope>/<key>`: a secret's value. Allowed only in a command task's
     /// `env` (see `refs`), and resolved inside the sandbox, never into stored text.
     Secret { scope: String, key: String },
@@ -67,7 +81,7 @@ pub enum TimePart {
 }
 
 /// The references that name one fixed thing, as written.
-const FIXED: [(&str, Reference); 16] = [
+const FIXED: [(&str, Reference); 19] = [
     ("job.run_id", Reference::JobRunId),
     ("job.name", Reference::JobName),
     ("job.id", Reference::JobId),
@@ -84,6 +98,9 @@ const FIXED: [(&str, Reference); 16] = [
     ("task.attempt", Reference::TaskAttempt),
     ("task.key", Reference::TaskKey),
     ("input", Reference::Input),
+    ("trigger.time", Reference::TriggerTime),
+    ("trigger.files", Reference::TriggerFiles),
+    ("trigger.payload", Reference::TriggerPayload),
 ];
 
 impl Reference {
@@ -98,6 +115,10 @@ impl Reference {
                 | Reference::JobStartDate
                 | Reference::JobStartDateTime
                 | Reference::JobStartTime(_)
+                | Reference::TriggerTime
+                | Reference::TriggerFiles
+                | Reference::TriggerPayload
+                | Reference::TriggerPayloadField(_)
         )
     }
 
@@ -106,7 +127,8 @@ impl Reference {
         match self {
             Reference::TaskValue { task, .. }
             | Reference::TaskResultState { task }
-            | Reference::TaskErrorCode { task } => Some(task),
+            | Reference::TaskErrorCode { task }
+            | Reference::TaskOutput { task } => Some(task),
             _ => None,
         }
     }
@@ -124,7 +146,9 @@ impl fmt::Display for Reference {
             Reference::TaskValue { task, name } => write!(f, "tasks.{task}.values.{name}"),
             Reference::TaskResultState { task } => write!(f, "tasks.{task}.result_state"),
             Reference::TaskErrorCode { task } => write!(f, "tasks.{task}.error_code"),
+            Reference::TaskOutput { task } => write!(f, "tasks.{task}.output"),
             Reference::InputField(path) => write!(f, "input.{path}"),
+            Reference::TriggerPayloadField(path) => write!(f, "trigger.payload.{path}"),
             Reference::Secret { scope, key } => write!(f, "secrets/{scope}/{key}"),
             fixed => {
                 let text = FIXED.iter().find(|(_, r)| r == fixed).map_or("?", |(text, _)| *text);
@@ -243,6 +267,15 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     if let Some(rest) = body.strip_prefix("tasks.") {
         return parse_task_value(body, rest);
     }
+    if let Some(path) = body.strip_prefix("trigger.payload.") {
+        if path.is_empty() || !path.split('.').all(names::is_name) {
+            return Err(format!(
+                "`{{{{ {body} }}}}` should read `trigger.payload.<field>` (fields use letters, digits, `_` and `-`, \
+                 nested ones joined by `.`)"
+            ));
+        }
+        return Ok(Reference::TriggerPayloadField(path.to_string()));
+    }
     if let Some(path) = body.strip_prefix("input.") {
         let fields_ok = !path.is_empty() && path.split('.').all(names::is_name);
         if !fields_ok {
@@ -267,8 +300,8 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
 fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
     let shape = || {
         format!(
-            "`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`, `tasks.<task key>.result_state` \
-             or `tasks.<task key>.error_code`"
+            "`{{{{ {body} }}}}` should read `tasks.<task key>.values.<name>`, `tasks.<task key>.output`, \
+             `tasks.<task key>.result_state` or `tasks.<task key>.error_code`"
         )
     };
     let (task, after) = rest.split_once('.').ok_or_else(shape)?;
@@ -276,6 +309,7 @@ fn parse_task_value(body: &str, rest: &str) -> Result<Reference, String> {
     match after {
         "result_state" => return Ok(Reference::TaskResultState { task: task.to_string() }),
         "error_code" => return Ok(Reference::TaskErrorCode { task: task.to_string() }),
+        "output" => return Ok(Reference::TaskOutput { task: task.to_string() }),
         _ => {}
     }
     let name = after.strip_prefix("values.").ok_or_else(shape)?;
@@ -291,7 +325,7 @@ fn unknown_reference(body: &str) -> String {
     format!(
         "unknown reference `{{{{ {body} }}}}`{hint}; known: job.parameters.<name>, job.run_id, job.name, job.id, \
          job.repair_count, job.start_time.[iso_date|iso_datetime|year|month|day|hour|minute|second|timestamp_ms], \
-         task.attempt, task.key, tasks.<task>.values.<name>, tasks.<task>.result_state, \
+         task.attempt, task.key, tasks.<task>.values.<name>, tasks.<task>.output, tasks.<task>.result_state, \
          tasks.<task>.error_code, input and input.<field> (in a for_each task template), \
          secrets/<scope>/<key> (in a command task's env)"
     )
@@ -325,7 +359,7 @@ mod tests {
     #[test]
     fn databricks_references_and_input_fields_parse_and_display_as_written() {
         let text = "{{job.id}} {{ job.repair_count }} {{job.start_time.hour}} {{ job.start_time.timestamp_ms }} \
-                    {{tasks.a.result_state}} {{ tasks.a.error_code }} {{ input.name }} {{input.at.day}}";
+                    {{tasks.a.result_state}} {{ tasks.a.error_code }} {{ input.name }} {{input.at.day}} {{ tasks.a.output }}";
         let found = references(text).unwrap();
         assert_eq!(
             found,
@@ -338,10 +372,15 @@ mod tests {
                 Reference::TaskErrorCode { task: "a".into() },
                 Reference::InputField("name".into()),
                 Reference::InputField("at.day".into()),
+                Reference::TaskOutput { task: "a".into() },
             ]
         );
         let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
-        assert_eq!(shown[4..], ["tasks.a.result_state", "tasks.a.error_code", "input.name", "input.at.day"]);
+        assert_eq!(
+            shown[4..],
+            ["tasks.a.result_state", "tasks.a.error_code", "input.name", "input.at.day", "tasks.a.output"]
+        );
+        assert_eq!(Reference::TaskOutput { task: "a".into() }.upstream(), Some("a"));
         assert_eq!(shown[2], "job.start_time.hour");
         assert!(Reference::JobId.is_run_level() && !Reference::JobRepairCount.is_run_level());
         assert_eq!(Reference::TaskErrorCode { task: "a".into() }.upstream(), Some("a"));

@@ -174,7 +174,7 @@ pub(crate) fn substitute(
     doc: &mut Spanned<DeValue<'_>>,
     loc: &Locator<'_>,
     vars: &BTreeMap<String, VariableSpec>,
-    target: &str,
+    target: Option<&str>,
 ) -> Vec<SpecError> {
     let mut walk = Walk { loc, vars, target, errors: Vec::new() };
     walk.value(doc, "", 0);
@@ -184,7 +184,7 @@ pub(crate) fn substitute(
 struct Walk<'w> {
     loc: &'w Locator<'w>,
     vars: &'w BTreeMap<String, VariableSpec>,
-    target: &'w str,
+    target: Option<&'w str>,
     errors: Vec<SpecError>,
 }
 
@@ -229,10 +229,13 @@ impl Walk<'_> {
                 return Err(format!("`${{var.{name}}}`: {}", undeclared(name, self.vars)));
             };
             let Some(value) = &spec.value else {
+                let (target, table) = match self.target {
+                    Some(t) => (format!(" in target `{t}`"), format!("[targets.{t}] variables")),
+                    None => (String::new(), "a target's variables (with --target)".to_string()),
+                };
                 return Err(format!(
-                    "variable `{name}` has no value in target `{}`: give it a `default`, set it in \
-                     [targets.{}] variables, or pass --var {name}=VALUE (or set {VAR_ENV_PREFIX}{name})",
-                    self.target, self.target
+                    "variable `{name}` has no value{target}: give it a `default`, set it in {table}, \
+                     or pass --var {name}=VALUE (or set {VAR_ENV_PREFIX}{name})"
                 ));
             };
             out.push_str(value);

@@ -81,9 +81,10 @@ impl RunState {
             queued: None,
             dequeued_at: None,
             status: None,
+            notifications: Vec::new(),
         };
         let dirty = (0..sched.len()).collect();
-        Ok(RunState {
+        let mut state = RunState {
             unended: view.tasks.len(),
             running_sandboxed: 0,
             view,
@@ -91,11 +92,14 @@ impl RunState {
             parameters: parameters.clone(),
             tasks: sched,
             index,
+            graph: Default::default(),
             stop: None,
             queue: Default::default(),
             waiting: Default::default(),
             dirty,
-        })
+        };
+        state.rebuild_graph();
+        Ok(state)
     }
 
     /// Fold one more event in.

@@ -26,7 +26,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::model::{CorruptLog, Event, Millis, PlannedTask, RunId, RunPlan, RunView, TaskState, TaskView};
+use crate::model::{CorruptLog, Event, Millis, PlannedTask, RunId, RunPlan, RunView, TaskGraph, TaskState, TaskView};
 use crate::spec::{CommandSpec, RunIf, TaskKind, TaskSpec};
 
 pub use decide::{INTERRUPTED, InPlace, NOT_RERUN, Settle};
@@ -60,6 +60,8 @@ pub struct RunState {
     /// Parallel to `view.tasks`.
     tasks: Vec<Sched>,
     index: HashMap<String, TaskId>,
+    /// Who the top-level tasks depend on, shared with every attempt's read grant.
+    graph: Arc<TaskGraph>,
     stop: Option<Stop>,
     /// Queued tasks in the order they were queued, with the generation they were queued in
     /// (an entry whose generation is not the task's is stale).
@@ -192,20 +194,23 @@ impl RunState {
         &attempts[self.tasks[id].life.min(attempts.len())..]
     }
 
-    /// Every task task `id` depends on, directly or transitively (for an iteration: its
-    /// parent's upstreams): whose values it may read.
-    pub fn upstream_closure(&self, id: TaskId) -> BTreeSet<String> {
-        let start = self.tasks[id].parent.unwrap_or(id);
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<&str> = self.upstream_keys(start).collect();
-        while let Some(key) = stack.pop() {
-            if let Some(u) = self.id_of(key)
-                && seen.insert(key.to_string())
-            {
-                stack.extend(self.upstream_keys(u));
-            }
-        }
-        seen
+    /// The run's top-level task graph: task `id` may read the values of the tasks its
+    /// [`RunState::top_key`] depends on in it, directly or transitively.
+    pub fn graph(&self) -> &Arc<TaskGraph> {
+        &self.graph
+    }
+
+    /// Task `id`'s key in the graph: its own, or an iteration's for_each's.
+    pub fn top_key(&self, id: TaskId) -> &str {
+        &self.view.tasks[self.tasks[id].parent.unwrap_or(id)].key
+    }
+
+    /// Rebuild the graph from the top-level tasks' dependencies (at creation and when a
+    /// plan version changes them).
+    fn rebuild_graph(&mut self) {
+        let top = self.view.tasks.iter().zip(&self.tasks).filter(|(_, s)| s.parent.is_none());
+        self.graph =
+            Arc::new(TaskGraph::new(top.map(|(t, _)| (t.key.as_str(), t.depends_on.iter().map(String::as_str)))));
     }
 
     /// The keys task `id` depends on directly (an iteration: none of its own).

@@ -158,6 +158,7 @@ impl RunState {
             }
         }
         self.relink();
+        self.rebuild_graph();
         self.plan = Some(plan);
         let changes = changes.clone();
         self.view.plans.push(PlanView { version: *version, hash: hash.clone(), at: *at, changes });

@@ -27,14 +27,20 @@ pub mod check;
 pub mod deploy;
 pub mod format;
 pub mod memory;
+pub mod notify;
 pub mod service;
 pub mod sled_backup;
 pub mod sled_deploy;
+pub mod sled_notify;
 mod sled_open;
 mod sled_recover;
 pub mod sled_secrets;
 pub mod sled_service;
 pub mod sled_store;
+pub mod sled_triggers;
+pub mod sled_verdicts;
+pub mod triggers;
+pub mod verdicts;
 
 #[cfg(test)]
 mod conformance;
@@ -43,11 +49,16 @@ pub use check::{BlobCheck, CheckReport, Problem};
 pub use deploy::{Applied, Change, DeploymentStore, MemoryDeploymentStore, Pointer, TargetKey};
 pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
+pub use notify::{MemoryNoticeStore, Notice, NoticeStore};
 pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
 pub use sled_backup::{BackupReport, RestoreReport};
 pub use sled_deploy::SledDeploymentStore;
 pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
+pub use sled_triggers::SledTriggerStore;
+pub use sled_verdicts::SledVerdictStore;
+pub use triggers::{MemoryTriggerStore, TriggerStore};
+pub use verdicts::{MemoryVerdictStore, Verdict, VerdictStore};
 
 /// What to do about a store that does not open: said by every such error.
 pub const DAMAGED_ADVICE: &str = "Nothing was changed or deleted. `sluice store check` reports what is \

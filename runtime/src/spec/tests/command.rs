@@ -42,6 +42,9 @@ fn a_command_task_with_every_field() {
             env,
             stdin: Some(Stdin::Text("text fed to {{ task.key }}".into())),
             stdout_is_output: true,
+            stdout_file: None,
+            success_exit_codes: Vec::new(),
+            script: None,
         })
     );
     assert_eq!(t.component(), Some("clean"));
@@ -60,6 +63,9 @@ fn a_bare_command_task_logs_stdout_and_reads_nothing() {
             env: BTreeMap::new(),
             stdin: None,
             stdout_is_output: false,
+            stdout_file: None,
+            success_exit_codes: Vec::new(),
+            script: None,
         })
     );
     let t = task_of(&command("stdout = \"log\""), "t");
@@ -128,13 +134,13 @@ fn kind_accepts_only_command() {
         &format!("{T}.kind"),
         "unknown kind `comand` (did you mean `command`?)",
     );
-    assert!(shown.contains("the accepted value is `command`"), "{shown}");
+    assert!(shown.contains("the accepted values are `command`") && shown.contains("`python`"), "{shown}");
     let text = after_a("kind = \"python\"\ncomponent = \"clean\"");
     assert_error(
         &text,
-        line_of(&text, "python"),
-        &format!("{T}.kind"),
-        "unknown kind `python`; the accepted value is `command`",
+        line_of(&text, "component = \"clean\""),
+        &format!("{T}.component"),
+        "is `kind = \"python\"`: it runs `script` in the Python runner, so it takes no `component`",
     );
     let text = after_a("kind = 1\ncomponent = \"clean\"");
     assert_error(&text, line_of(&text, "kind = 1"), &format!("{T}.kind"), "expected a string");
@@ -209,7 +215,7 @@ fn command_values_are_checked() {
             "stdout = \"json\"",
             "stdout",
             ".stdout",
-            "unknown stdout `json`; use `log` (the default: stdout is the task's log) or `output`",
+            "unknown stdout `json`; use `log` (the default: stdout is the task's log), `output`",
         ),
         ("stdout = \"ouput\"", "stdout", ".stdout", "(did you mean `output`?)"),
         ("args = [[\"a\"]]", "args", ".args[0]", "each arg is one string"),
@@ -258,4 +264,19 @@ fn command_templates_are_checked_like_params() {
         let text = command(lines);
         assert_error(&text, line_of(&text, at), &format!("{T}{key}"), needle);
     }
+}
+
+#[test]
+fn stdout_files_stdin_from_and_success_exit_codes_are_read() {
+    let t = task_of(
+        &command("stdout = \"file:rg/hits.txt\"\nstdin_from = \"a:emit/out.json\"\nsuccess_exit_codes = [0, 1]"),
+        "t",
+    );
+    let TaskKind::Command(c) = t.kind else { panic!("not a command") };
+    assert_eq!(c.stdout_file.as_deref(), Some("rg/hits.txt"));
+    assert!(!c.stdout_is_output);
+    assert_eq!(c.stdin, Some(Stdin::Upstream { task: "a".into(), file: Some("emit/out.json".into()) }));
+    assert_eq!(c.success_exit_codes, [0, 1]);
+    let t = task_of(&command("stdin_from = \"a\""), "t");
+    assert!(matches!(t.kind, TaskKind::Command(CommandSpec { stdin: Some(Stdin::Upstream { file: None, .. }), .. })));
 }

@@ -110,7 +110,7 @@ fn target_parameter_overrides_apply_to_the_loaded_target() {
     );
     let dev = load_as(&text, &opts(None, &[], &[])).unwrap();
     assert_eq!(dev.jobs["hello"].parameters["day"], "today");
-    assert_eq!(dev.resolved_target, "dev");
+    assert_eq!(dev.resolved_target.as_deref(), Some("dev"));
     let prod = load_as(&text, &opts(Some("prod"), &[], &[])).unwrap();
     assert_eq!(prod.jobs["hello"].parameters["day"], "monday");
     let unknown = load_as(&text, &opts(Some("qa"), &[], &[])).unwrap_err().to_string();

@@ -25,6 +25,7 @@ fn run(tasks: &str) -> Sim {
         workspace: "default".into(),
         target_limits: Default::default(),
         job_id: None,
+        trigger: None,
     };
     let created = Event::RunCreated {
         run_id: 1,
