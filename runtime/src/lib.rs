@@ -15,6 +15,8 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is the default
 //! - [`scheduler`]: the [`scheduler::Runtime`] (`Runtime::open`) and its runs: a coordinator per
 //!   run performing what its state decides, attempts handed to an executor
+//! - [`deploy`]: deployments: snapshots of a bundle per target, plan, promotion with its
+//!   gates, rollback, the journal, permissions on deployed jobs
 //! - [`triggers`]: schedules (Quartz cron, time zones, daylight saving), periodic, file
 //!   arrival, webhooks and continuous jobs, fired exactly once through the service
 //! - [`service`]: the owner's service: many runs per process (queues, cancel, repair,
@@ -32,6 +34,7 @@
 pub mod cache;
 pub mod cli;
 pub mod client;
+pub mod deploy;
 pub mod model;
 pub mod notify;
 pub mod sandbox;

@@ -11,6 +11,8 @@
 mod board;
 mod cache;
 mod dag;
+mod deploy;
+mod deployments;
 mod follow;
 mod frame;
 mod open;
@@ -85,6 +87,21 @@ pub enum Command {
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Snapshot the bundle into the store as the target's next deployment.
+    Deploy(deploy::Where),
+    /// What `deploy` would change (exit 0: nothing, 3: changes, 2: error).
+    Plan(deploy::Where),
+    /// Remove the target's deployed jobs (run history stays).
+    Destroy(deploy::Where),
+    /// Deploy to one target exactly what another target's current deployment holds.
+    Promote(deploy::PromoteArgs),
+    /// Make an earlier deployment of the target current again.
+    Rollback(deploy::RollbackArgs),
+    /// Approve a deployment (TARGET/NUMBER) for promotion.
+    Approve(deploy::ApproveArgs),
+    /// A target's deployments and journal.
+    #[command(subcommand)]
+    Deployments(deployments::DeploymentsCommand),
     /// Check a bundle for a target without running it (exit 0 valid, 2 not).
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of sluice.toml (for editors: taplo, Even Better TOML).
@@ -122,6 +139,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::store(cli.state, cmd),
         Command::Serve(args) => serve::serve(cli.state, args),
         Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
+        Command::Deploy(at) => deploy::deploy(cli.state, at),
+        Command::Plan(at) => deploy::plan(cli.state, at),
+        Command::Destroy(at) => deploy::destroy(cli.state, at),
+        Command::Promote(a) => deploy::promote(cli.state, a),
+        Command::Rollback(a) => deploy::rollback(cli.state, a),
+        Command::Approve(a) => deploy::approve(cli.state, a),
+        Command::Deployments(cmd) => deployments::deployments(cli.state, cmd),
         Command::Validate(args) => validate::validate(cli.state, args),
         Command::Schema => validate::schema(),
         Command::Test(args) => test::test(cli.state, args),

@@ -19,7 +19,12 @@ use crate::spec;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Bundle directory (holding sluice.toml) or the bundle file itself.
-    pub bundle: PathBuf,
+    #[arg(required_unless_present = "deployment")]
+    pub bundle: Option<PathBuf>,
+    /// Run a deployed job instead of the working tree: TARGET/JOB (the deployment's spec
+    /// and component bytes; with a bundle given, of that bundle).
+    #[arg(long, value_name = "TARGET/JOB", conflicts_with = "job")]
+    pub deployment: Option<String>,
     /// The job to run (may be omitted when the bundle has one job).
     #[arg(long)]
     pub job: Option<String>,
@@ -106,8 +111,12 @@ pub struct TaskRunArgs {
 pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     // read here too: a bad bundle is refused before anything starts, and the board
     // needs the job's task keys
+    if let Some(deployment) = args.deployment.clone() {
+        return run_deployed(state_arg, args, &deployment);
+    }
+    let Some(path) = &args.bundle else { anyhow::bail!("name a bundle, or --deployment TARGET/JOB") };
     let load = spec::LoadOptions::new(args.target.clone(), args.vars.clone(), std::env::vars());
-    let read = crate::service::read_bundle_with(&args.bundle, &load)?;
+    let read = crate::service::read_bundle_with(path, &load)?;
     let bundle = read.bundle.clone();
     let job = bundle.job(args.job.as_deref())?;
     let target = bundle.target(args.target.as_deref())?;
@@ -151,6 +160,45 @@ pub fn run(state_arg: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode
         })
     })
 }
+
+/// `sluice run --deployment TARGET/JOB`: the owner resolves the deployed job's id and runs
+/// it from its deployment.
+fn run_deployed(state_arg: Option<PathBuf>, args: RunArgs, deployment: &str) -> anyhow::Result<ExitCode> {
+    let Some((target, job)) = deployment.split_once('/') else {
+        anyhow::bail!("--deployment {deployment}: expected TARGET/JOB, e.g. prod/nightly");
+    };
+    let (bundle, dir) = match &args.bundle {
+        Some(path) => {
+            let bundle = spec::load(path)?;
+            (Some(bundle.name), open::state_dir(state_arg, &bundle.root))
+        }
+        None => (None, open::existing_dir(state_arg)?),
+    };
+    let op = crate::service::DeployOp::Resolve { bundle, target: target.to_string(), job: job.to_string() };
+    let deployment = deployment.to_string();
+    let overrides = args.params.iter().cloned().collect();
+    let json = args.json;
+    let options =
+        open::owner_options(&args.workspace, RuntimeOptions { max_parallel: args.max_parallel, ..Default::default() });
+    open::with_session(&dir.clone(), options, move |session| {
+        Box::pin(async move {
+            let crate::service::DeployAnswer::Job { job_id } = session.client().deployments(op).await? else {
+                anyhow::bail!("unexpected answer resolving {deployment}");
+            };
+            let sub = Submission {
+                overrides,
+                no_cache: args.no_cache,
+                rehash: args.rehash,
+                idempotency_token: Some(submission_token()),
+                ..Submission::new(Source::Job(job_id))
+            };
+            submit_and_follow(session, sub, json, DEPLOYED_BOARD_WIDTH, &dir).await
+        })
+    })
+}
+
+/// The task-key column of the board for a deployed job (its keys are the owner's to know).
+const DEPLOYED_BOARD_WIDTH: usize = 16;
 
 pub fn task(state_arg: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     let TaskCommand::Run(args) = cmd;

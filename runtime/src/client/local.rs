@@ -116,6 +116,15 @@ impl Client for LocalClient {
         })
     }
 
+    fn deployments(&self, op: crate::service::DeployOp) -> BoxFuture<'_, ClientResult<crate::service::DeployAnswer>> {
+        let service = self.service.clone();
+        let caller = self.caller.clone();
+        Box::pin(async move {
+            let answer = tokio::task::spawn_blocking(move || service.deployments(&caller, op));
+            Ok(answer.await.map_err(|e| crate::service::ServiceError::Internal(format!("deployments: {e}")))??)
+        })
+    }
+
     fn tokens(&self, op: TokensOp) -> BoxFuture<'_, ClientResult<TokensAnswer>> {
         Box::pin(async move {
             let (s, c) = (&self.service, &self.caller);

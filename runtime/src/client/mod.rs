@@ -11,6 +11,7 @@
 //! decides anything about runs (the service does) and never prints.
 
 mod local;
+pub mod remote;
 mod session;
 mod socket;
 
@@ -20,7 +21,10 @@ use std::pin::Pin;
 use crate::model::{Millis, RunId, RunSummary, RunView};
 use crate::scheduler::{Explanation, GcSummary, RepairRequest, Verification};
 use crate::secrets::{AclEntry, AuditFilter, AuditRecord, Permission, ScopeId, ScopeRecord, SecretInfo};
-use crate::service::{CancelOutcome, NewToken, Repaired, RunFilter, ServiceError, StreamItem, Submission, Submitted};
+use crate::service::{
+    CancelOutcome, DeployAnswer, DeployOp, NewToken, Repaired, RunFilter, ServiceError, StreamItem, Submission,
+    Submitted,
+};
 use crate::store::TokenRecord;
 
 pub use local::LocalClient;
@@ -77,6 +81,8 @@ pub trait Client: Send + Sync {
     /// Write a consistent copy of the store into the new directory `dest` (absolute), while
     /// the owner runs.
     fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>>;
+    /// A deployments request (plan, deploy, list, promote, …).
+    fn deployments(&self, op: DeployOp) -> BoxFuture<'_, ClientResult<DeployAnswer>>;
     /// `sluice triggers list|pause|resume|fire` (the owner must be `sluice serve`).
     fn triggers(
         &self,

@@ -38,7 +38,7 @@ fn disconnected(e: impl std::fmt::Display) -> ClientError {
 }
 
 /// The service error an error response carries.
-fn error_of(status: StatusCode, body: &[u8]) -> ClientError {
+pub(crate) fn error_of(status: StatusCode, body: &[u8]) -> ClientError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let code = parsed.as_ref().and_then(|v| v["error_code"].as_str()).unwrap_or("");
     let message =
@@ -221,6 +221,10 @@ impl Client for SocketClient {
 
     fn backup(&self, dest: std::path::PathBuf) -> BoxFuture<'_, ClientResult<crate::store::backup::DirBackupReport>> {
         Box::pin(async move { self.post(&format!("{API}/store/backup"), &json!({ "dest": dest })).await })
+    }
+
+    fn deployments(&self, op: crate::service::DeployOp) -> BoxFuture<'_, ClientResult<crate::service::DeployAnswer>> {
+        Box::pin(async move { self.post(&format!("{API}/deployments/op"), &op).await })
     }
 
     fn triggers(

@@ -50,6 +50,7 @@ mod exit_code;
 pub mod files;
 pub mod http;
 mod http_send;
+pub mod inspect;
 pub mod limits;
 pub mod logs;
 mod outcome;

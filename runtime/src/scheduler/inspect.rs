@@ -77,6 +77,14 @@ impl Runtime {
         for entry in self.store.cache_entries()? {
             keep.extend(entry.blobs());
         }
+        // every deployment's components (the deploy module's records: `components`, by name)
+        for (key, _) in self.deployments.targets(None)? {
+            for (_, record) in self.deployments.records(&key)? {
+                let record: serde_json::Value = serde_json::from_slice(&record).unwrap_or_default();
+                let hashes = record["components"].as_object().into_iter().flat_map(|c| c.values());
+                keep.extend(hashes.filter_map(|h| h.as_str()?.parse::<Hash>().ok()));
+            }
+        }
         let Some(cfg) = &self.cache else { return Ok(keep) };
         for summary in self.store.list_summaries(usize::MAX)? {
             let Ok(view) = self.view(summary.run_id) else { continue };

@@ -25,8 +25,8 @@ use crate::store::backup::DirBackupReport;
 use crate::store::sled_notify::SledNoticeStore;
 use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{
-    MemoryNoticeStore, MemoryServiceStore, MemoryTriggerStore, NoticeStore, ServiceStore, SledServiceStore, SledStore,
-    SledTriggerStore, Store, StoreError, TriggerStore,
+    DeploymentStore, MemoryDeploymentStore, MemoryNoticeStore, MemoryServiceStore, MemoryTriggerStore, NoticeStore,
+    ServiceStore, SledDeploymentStore, SledServiceStore, SledStore, SledTriggerStore, Store, StoreError, TriggerStore,
 };
 
 /// The run store's directory under the state directory.
@@ -69,6 +69,8 @@ pub struct Runtime {
     pub(crate) secrets: Option<Arc<dyn Resolver>>,
     /// Job ids, idempotency tokens and API tokens (in the run store's database).
     pub(crate) services: Arc<dyn ServiceStore>,
+    /// Deployments: numbered snapshots per target, current pointers, their journal.
+    pub(crate) deployments: Arc<dyn DeploymentStore>,
     /// Trigger firings, trigger state and consumed files (in the run store's database).
     pub(crate) triggers: Arc<dyn TriggerStore>,
     /// Notifications and their delivery (in the run store's database).
@@ -160,6 +162,7 @@ impl Runtime {
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
+        let deployments = Arc::new(SledDeploymentStore::open(&sled)?);
         let notices = Arc::new(SledNoticeStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
         // compiled components: the user's cache (shared by state directories), else this one's
@@ -172,6 +175,7 @@ impl Runtime {
         rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
+        rt.deployments = deployments;
         rt.notices = notices;
         let vault = Arc::new(vault);
         rt.secrets = Some(vault.clone());
@@ -193,6 +197,7 @@ impl Runtime {
             sandbox,
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
+            deployments: Arc::new(MemoryDeploymentStore::default()),
             triggers: Arc::new(MemoryTriggerStore::default()),
             notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
@@ -240,6 +245,11 @@ impl Runtime {
     /// Job ids, idempotency tokens and API tokens.
     pub fn services(&self) -> &Arc<dyn ServiceStore> {
         &self.services
+    }
+
+    /// Deployments (see the deploy module).
+    pub fn deployments(&self) -> &Arc<dyn DeploymentStore> {
+        &self.deployments
     }
 
     /// Trigger firings, trigger state and consumed files.

@@ -9,6 +9,7 @@
 //! decides nothing about runs.
 
 pub mod auth;
+mod deploy_api;
 mod error;
 mod jobs_api;
 mod jobs_json;
@@ -61,13 +62,19 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/databricks-config", get(|| async { Json(json!({})) }))
         .nest("/api/2.2", jobs.clone().layer(Extension(jobs_api::Version::V2_2)))
         .nest("/api/2.1", jobs.layer(Extension(jobs_api::Version::V2_1)))
-        .nest("/api/sluice/v1", sluice_api::routes())
+        .nest("/api/sluice/v1", sluice_api::routes().merge(deploy_api::routes()))
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::from_fn(handler_timeout))
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
         .layer(middleware::from_fn(json_errors))
+        .merge(
+            deploy_api::blob_routes()
+                .layer(middleware::from_fn(handler_timeout))
+                .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+                .layer(middleware::from_fn(json_errors)),
+        )
         .with_state(state)
 }
 

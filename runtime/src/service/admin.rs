@@ -41,6 +41,7 @@ impl Service {
         if record.view.workspace != caller.workspace {
             return Err(not_found());
         }
+        self.check_run_permission(caller, run, crate::deploy::rules::Level::CanView, "see runs of")?;
         match slot {
             None => Ok((record, None)),
             Some(slot) => {

@@ -91,6 +91,7 @@ impl Service {
                 });
             }
         }
+        out.extend(self.deployed_job_infos(caller)?);
         out.sort_by_key(|j| j.job_id);
         Ok(out)
     }
@@ -98,6 +99,10 @@ impl Service {
     /// One served job of the caller's workspace, with its bundle (read now).
     pub fn job(&self, caller: &Caller, job_id: u64) -> Result<(JobInfo, Arc<Bundle>), ServiceError> {
         let missing = || ServiceError::NotFound(format!("Job {job_id} does not exist."));
+        let view = crate::deploy::rules::Level::CanView;
+        if let Some((info, run)) = self.deployed_job(caller, job_id, view, "view")? {
+            return Ok((info, run.bundle));
+        }
         let key = self.inner.rt.services().job_key(job_id)?.ok_or_else(missing)?;
         if key.workspace != caller.workspace {
             return Err(missing());

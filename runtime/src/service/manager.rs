@@ -434,12 +434,17 @@ impl Service {
                 (bundle, name)
             }
             Source::Job(id) => {
+                let manage_run = crate::deploy::rules::Level::CanManageRun;
+                self.deployed_job(caller, *id, manage_run, "run")?;
                 let (info, bundle) = self.job(caller, *id)?;
                 (bundle, info.spec.name)
             }
         };
         let job = bundle.job(Some(&job_name)).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let job_id = self.job_key_id(&caller.workspace, &bundle.name, &job.name)?;
+        let job_id = match sub.source {
+            Source::Job(id) => id,
+            _ => self.job_key_id(&caller.workspace, &bundle.name, &job.name)?,
+        };
         let (max, queue) = (job.max_concurrent_runs, job.queue);
         let target = bundle.target(sub.target.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let req = JobRequest { bundle: &bundle, job, overrides: sub.overrides.clone(), target };
@@ -506,6 +511,7 @@ impl Service {
         let record = self.folded(run)?.ok_or_else(|| ServiceError::NotFound(run_not_found(run)))?;
         match record.view.clone() {
             mut view if view.workspace == caller.workspace => {
+                self.check_run_permission(caller, run, crate::deploy::rules::Level::CanView, "see runs of")?;
                 view.status = Some(self.status(run, view.result));
                 view.notifications = self.inner.notifier.views(run).unwrap_or_else(|e| {
                     tracing::warn!("run {run}: {e}");

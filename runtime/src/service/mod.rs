@@ -14,6 +14,7 @@
 //! and the CLI translate, the scheduler runs, the store keeps.
 
 mod admin;
+mod deployments;
 mod hub;
 mod jobs;
 mod manager;
@@ -31,6 +32,7 @@ use crate::secrets::SecretsError;
 use crate::store::StoreError;
 
 pub use admin::RunFilter;
+pub use deployments::{DeployAnswer, DeployOp};
 pub use hub::{StreamItem, Subscription};
 pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle, read_bundle_with};
 pub use manager::{CancelOutcome, ComponentTask, Repaired, Source, Submission, Submitted};

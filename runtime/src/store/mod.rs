@@ -24,11 +24,13 @@ use crate::model::{Event, RunId, RunSummary};
 
 pub mod backup;
 pub mod check;
+pub mod deploy;
 pub mod format;
 pub mod memory;
 pub mod notify;
 pub mod service;
 pub mod sled_backup;
+pub mod sled_deploy;
 pub mod sled_notify;
 mod sled_open;
 mod sled_recover;
@@ -44,11 +46,13 @@ pub mod verdicts;
 mod conformance;
 
 pub use check::{BlobCheck, CheckReport, Problem};
+pub use deploy::{Applied, Change, DeploymentStore, MemoryDeploymentStore, Pointer, TargetKey};
 pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
 pub use notify::{MemoryNoticeStore, Notice, NoticeStore};
 pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
 pub use sled_backup::{BackupReport, RestoreReport};
+pub use sled_deploy::SledDeploymentStore;
 pub use sled_service::SledServiceStore;
 pub use sled_store::SledStore;
 pub use sled_triggers::SledTriggerStore;

@@ -5,7 +5,7 @@
 //! Compiled only with the `failpoints` cargo feature (off by default; the end-to-end tests'
 //! crate turns it on). Without it [`hit`] is an empty function and no variable is read. With
 //! it, `SLUICE_FAILPOINT=POINT:N` (POINT one of `append`, `flush`, `blob`, `secret`,
-//! `checkpoint`; N from 1)
+//! `checkpoint`, `deploy`; N from 1)
 //! makes the Nth hit of that point in the process print `failpoint POINT:N` on stderr and
 //! abort (no destructor runs, nothing more reaches the disk — as a crash). Owns no policy and
 //! must never be reached by anything but the writes it names.
@@ -23,6 +23,8 @@ pub enum Point {
     Secret,
     /// A checkpoint saved and flushed, before the guest is told.
     Checkpoint,
+    /// A deployment change: hit 1 before its atomic write, hit 2 after it, before the flush.
+    Deploy,
 }
 
 #[cfg(feature = "failpoints")]
@@ -35,12 +37,13 @@ mod armed {
     /// The variable naming the point and its hit, e.g. `append:7`.
     pub const VAR: &str = "SLUICE_FAILPOINT";
 
-    const NAMES: [(&str, Point); 5] = [
+    const NAMES: [(&str, Point); 6] = [
         ("append", Point::Append),
         ("flush", Point::Flush),
         ("blob", Point::Blob),
         ("secret", Point::Secret),
         ("checkpoint", Point::Checkpoint),
+        ("deploy", Point::Deploy),
     ];
 
     fn armed() -> Option<(Point, u64)> {
