@@ -256,7 +256,8 @@ fn production_refuses_a_dirty_tree_and_another_branch() {
     assert_eq!(d["git"]["dirty"], false);
     assert_eq!(d["git"]["commit"].as_str().map(str::len), Some(40));
 
-    std::fs::write(dir.join("sluice.toml"), text.clone() + "# edited\n").unwrap();
+    let committed = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
+    std::fs::write(dir.join("sluice.toml"), committed + "# edited\n").unwrap();
     let dirty = s.run(&["deploy", "--bundle", &b]);
     dirty.assert_exit(2);
     assert!(dirty.stderr.contains("uncommitted changes"), "{}", dirty.stderr);

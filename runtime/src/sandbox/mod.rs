@@ -50,7 +50,6 @@ mod exit_code;
 pub mod files;
 pub mod http;
 mod http_send;
-pub mod inspect;
 pub mod limits;
 pub mod logs;
 mod outcome;
