@@ -341,3 +341,78 @@ fn remote_deploy_uploads_only_missing_components_and_serves_the_jobs_with_permis
     let bad = remote("sluice_nope", &[]);
     bad.assert_exit(2);
 }
+
+/// `etl` lives in an included file; prod requires tests; the bundle's own `[[tests]]`
+/// pin the word `etl` says.
+const GATED: &str = r#"include = ["jobs/*.toml"]
+
+[bundle]
+name = "gated"
+
+[targets.test]
+default = true
+
+[targets.prod]
+promote_from = "test"
+require_tests = true
+
+[components]
+probe = "{guest:probe}"
+
+[[tests]]
+name = "etl says one"
+job = "etl"
+assert = [{ run = "success" }, { task = "greet", output = "$.params.word", "==" = "one" }]
+"#;
+
+const ETL: &str = "[jobs.etl]\ntasks = [{ key = \"greet\", component = \"probe\", params = { word = \"one\" } }]\n";
+
+#[test]
+fn promotion_needs_a_passing_sluice_test_on_exactly_the_deployed_files_includes_too() {
+    let s = Sluice::new();
+    let dir = s.bundle("gated", GATED);
+    std::fs::create_dir_all(dir.join("jobs")).unwrap();
+    std::fs::write(dir.join("jobs/etl.toml"), ETL).unwrap();
+    let b = bundle_arg(&dir);
+    let test = s.run(&["deploy", "--bundle", &b, "--json"]);
+    test.assert_exit(0);
+    let test = test.json();
+    let promote = ["promote", "--bundle", &b, "--from", "test", "--to", "prod", "--json"];
+    let refused = s.run(&promote);
+    refused.assert_exit(2);
+    assert!(refused.stderr.contains("no passing `sluice test` recorded on bundle"), "{}", refused.stderr);
+
+    let tested = s.run(&["test", &b, "--json"]);
+    tested.assert_exit(0);
+    assert_eq!(tested.json()["report"]["bundle_hash"], test["bundle_hash"], "sluice test and deploy hash alike");
+
+    // the working tree moves on; the promotion carries what was deployed and tested
+    std::fs::write(dir.join("jobs/etl.toml"), ETL.replace("\"one\"", "\"two\"")).unwrap();
+    let plan = s.run(&["plan", "--bundle", &b, "--json"]);
+    plan.assert_exit(3);
+    let promoted = s.run(&promote);
+    promoted.assert_exit(0);
+    assert_eq!(promoted.json()["bundle_hash"], test["bundle_hash"]);
+    let ran = s.run(&["run", "--deployment", "prod/etl", "--json"]);
+    ran.assert_exit(0);
+    assert_eq!(greet(&ran.json())["params"]["word"], "one", "prod runs the deployed include, not the edited file");
+
+    // the edited files fail their tests: that verdict blocks their promotion
+    s.run(&["test", &b, "--json"]).assert_exit(1);
+    s.run(&["deploy", "--bundle", &b]).assert_exit(0);
+    let refused = s.run(&promote);
+    refused.assert_exit(2);
+    assert!(
+        refused.stderr.contains("`sluice test` failed on bundle") && refused.stderr.contains("etl says one"),
+        "{}",
+        refused.stderr
+    );
+
+    // a bad included file: named with its line, once, and nothing deployed
+    std::fs::write(dir.join("jobs/etl.toml"), "[jobs.etl]\ntasks = [{ key = \"greet\", nope = 1 }]\n").unwrap();
+    let bad = s.run(&["deploy", "--bundle", &b]);
+    bad.assert_exit(2);
+    assert_eq!(bad.stderr.matches("jobs/etl.toml:2:").count(), 1, "{}", bad.stderr);
+    std::fs::write(dir.join("jobs/etl.toml"), ETL).unwrap();
+    assert_eq!(show(&s, &dir, "test")["number"], 2, "nothing was deployed");
+}

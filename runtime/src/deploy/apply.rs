@@ -313,7 +313,11 @@ impl<'r> Deployments<'r> {
         }
         gates::check(self.rt, &source, &to_name, &self.journal(&source_key)?)?;
         // the same text, resolved for the destination: its variables and permissions
-        let opts = crate::spec::LoadOptions { target: Some(to_name.clone()), ..Default::default() };
+        let opts = crate::spec::LoadOptions {
+            target: Some(to_name.clone()),
+            included: Some(source.snapshot.includes.clone()),
+            ..Default::default()
+        };
         let resolved = crate::spec::parse_with(&source.snapshot.source, &spec.file, &spec.root, &opts)?;
         let snapshot = Snapshot { target: to_name, spec: resolved, ..source.snapshot.clone() };
         let origin = Origin::Promote { from: from.to_string(), number: source.number };
@@ -327,7 +331,7 @@ fn check_hashes(s: &Snapshot) -> Result<(), DeployError> {
     if names != s.components.keys().collect::<Vec<_>>() {
         return Err(DeployError::Invalid("the snapshot's components are not the bundle's".into()));
     }
-    if super::bundle_hash(&s.source, &s.components) != s.bundle_hash {
+    if super::bundle_hash(&s.source, &s.includes, &s.components) != s.bundle_hash {
         return Err(DeployError::Invalid("the snapshot's bundle hash is not its content's".into()));
     }
     Ok(())

@@ -1,10 +1,9 @@
-//! The gates a promotion passes: `require_tests` (a recorded success of every job of the
-//! promoted deployment, on exactly its content) and `require_approval = N` (N approvals of
+//! The gates a promotion passes: `require_tests` (a passing `sluice test` verdict on
+//! exactly the promoted deployment's content hash, or a recorded success of every job of it) and `require_approval = N` (N approvals of
 //! that deployment by principals other than its deployer, each holding CAN_MANAGE when it
 //! approved). A refused gate says exactly what is missing.
 //!
-//! [`tests_missing`] is the seam for recorded `sluice test` verdicts: until they exist it
-//! reads runs; a verdict store is an addition there. It must never write anything.
+//! It must never write anything.
 
 use std::collections::BTreeSet;
 
@@ -23,17 +22,7 @@ pub fn check(rt: &Runtime, source: &Deployment, to: &str, journal: &[JournalEntr
     let spec = rules::target(&source.snapshot.spec, to);
     let mut missing = Vec::new();
     if spec.require_tests {
-        let jobs = tests_missing(rt, source)?;
-        if !jobs.is_empty() {
-            missing.push(format!(
-                "require_tests: no successful run of {} on bundle {} in target `{}` (run them with `sluice run \
-                 --deployment {}/JOB`)",
-                jobs.iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", "),
-                &source.snapshot.bundle_hash[..12],
-                source.snapshot.target,
-                source.snapshot.target
-            ));
-        }
+        missing.extend(tests_gate(rt, source)?);
     }
     let needed = spec.require_approval as usize;
     if needed > 0 {
@@ -67,6 +56,44 @@ pub fn check(rt: &Runtime, source: &Deployment, to: &str, journal: &[JournalEntr
             missing.join("; ")
         )))
     }
+}
+
+/// What the `require_tests` gate lacks, if anything: a passing `sluice test` recorded on
+/// exactly the deployment's content hash (and no failing one), else a successful run of
+/// every job of the deployment on its content.
+fn tests_gate(rt: &Runtime, source: &Deployment) -> Result<Option<String>, DeployError> {
+    let hash = &source.snapshot.bundle_hash;
+    let mut passed = Vec::new();
+    for target in source.snapshot.spec.targets.keys() {
+        match rt.verdicts().verdict(hash, target)? {
+            Some(v) if !v.passed => {
+                return Ok(Some(format!(
+                    "require_tests: `sluice test` failed on bundle {} for target `{target}` ({} of {} failed: {})",
+                    &hash[..12],
+                    v.failed.len(),
+                    v.tests,
+                    v.failed.join(", ")
+                )));
+            }
+            Some(_) => passed.push(target),
+            None => {}
+        }
+    }
+    if !passed.is_empty() {
+        return Ok(None);
+    }
+    let jobs = tests_missing(rt, source)?;
+    if jobs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "require_tests: no passing `sluice test` recorded on bundle {} (run `sluice test` on exactly these files) nor \
+         a successful run of {} on it in target `{}` (`sluice run --deployment {}/JOB`)",
+        &hash[..12],
+        jobs.iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", "),
+        source.snapshot.target,
+        source.snapshot.target
+    )))
 }
 
 /// Who approved deployment `d` (the journal of its target).

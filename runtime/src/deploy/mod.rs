@@ -34,13 +34,13 @@ use crate::spec::{self, Bundle};
 pub const DEFAULT_WORKSPACE: &str = crate::secrets::DEFAULT_WORKSPACE;
 
 /// The version of the content hash's encoding: a change of encoding changes every hash.
-const BUNDLE_HASH_VERSION: &str = "sluice-bundle/1";
+const BUNDLE_HASH_VERSION: &str = "sluice-bundle/2";
 
 /// Why a deployment operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     /// The bundle does not load (nothing was written).
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] spec::SpecError),
     /// A component file could not be read at deploy time.
     #[error("component `{name}` ({}): {message}; nothing was deployed", path.display())]
@@ -68,7 +68,7 @@ pub enum DeployError {
     Invalid(String),
     #[error("reading Git metadata: {0}")]
     Git(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("blob store: {0}")]
     Blob(#[from] crate::cache::BlobError),
@@ -76,12 +76,13 @@ pub enum DeployError {
     Corrupt(String),
 }
 
-/// The bundle's content hash: blake3 over a version tag, the bundle file's text and every
-/// component's (name, blake3), in name order, each part length-prefixed. It does not
-/// depend on the target (a target's variables resolve the same text differently), so a
-/// promotion carries it unchanged from test to prod; the resolved spec of each target
-/// has its own hash ([`spec_hash`]).
-pub fn bundle_hash(source: &str, components: &BTreeMap<String, String>) -> String {
+/// The bundle's content hash: blake3 over a version tag, the bundle file's text, every
+/// included file's (path relative to the root, text) and every component's (name,
+/// blake3), in name order, each part length-prefixed. It does not depend on the target (a
+/// target's variables resolve the same text differently), so a promotion carries it
+/// unchanged from test to prod, and `sluice test` records its verdicts under it; the
+/// resolved spec of each target has its own hash ([`spec_hash`]).
+pub fn bundle_hash(source: &str, includes: &BTreeMap<String, String>, components: &BTreeMap<String, String>) -> String {
     let mut h = blake3::Hasher::new();
     let mut part = |bytes: &[u8]| {
         h.update(&(bytes.len() as u64).to_le_bytes());
@@ -89,11 +90,62 @@ pub fn bundle_hash(source: &str, components: &BTreeMap<String, String>) -> Strin
     };
     part(BUNDLE_HASH_VERSION.as_bytes());
     part(source.as_bytes());
+    part(&(includes.len() as u64).to_le_bytes());
+    for (path, text) in includes {
+        part(path.as_bytes());
+        part(text.as_bytes());
+    }
     for (name, hash) in components {
         part(name.as_bytes());
         part(hash.as_bytes());
     }
     h.finalize().to_hex().to_string()
+}
+
+/// What a bundle's content hash covers, read from its files.
+pub struct Content {
+    /// The bundle file's text.
+    pub source: String,
+    /// Each included file's text, by path relative to the bundle root.
+    pub includes: BTreeMap<String, String>,
+    /// Each component's blake3 (hex), by name.
+    pub components: BTreeMap<String, String>,
+    /// Each component's file, by blake3.
+    pub files: BTreeMap<String, PathBuf>,
+    /// [`bundle_hash`] of the above.
+    pub hash: String,
+}
+
+/// Read `bundle`'s files (its text, its includes', its components') into its [`Content`].
+pub fn content(bundle: &Bundle) -> Result<Content, DeployError> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| DeployError::from(spec::SpecError::Read { path: path.to_path_buf(), message: e.to_string() }))
+    };
+    let source = read(&bundle.file)?;
+    let shown_dir = bundle.file.parent().unwrap_or(Path::new(""));
+    let mut includes = BTreeMap::new();
+    for shown in &bundle.includes {
+        let relative = shown.strip_prefix(shown_dir).unwrap_or(shown);
+        includes.insert(relative.to_string_lossy().into_owned(), read(&bundle.root.join(relative))?);
+    }
+    let mut components = BTreeMap::new();
+    let mut files = BTreeMap::new();
+    for (name, c) in &bundle.components {
+        let failed = |e: std::io::Error| DeployError::Component {
+            name: name.clone(),
+            path: c.path.clone(),
+            message: format!("{e} (did you build the tasks?)"),
+        };
+        let mut file = std::fs::File::open(&c.path).map_err(failed)?;
+        let mut hasher = blake3::Hasher::new();
+        std::io::copy(&mut file, &mut hasher).map_err(failed)?;
+        let hash = hasher.finalize().to_hex().to_string();
+        files.insert(hash.clone(), c.path.clone());
+        components.insert(name.clone(), hash);
+    }
+    let hash = bundle_hash(&source, &includes, &components);
+    Ok(Content { source, includes, components, files, hash })
 }
 
 /// blake3 of the resolved spec's canonical encoding (JSON of ordered maps).
@@ -118,29 +170,14 @@ pub fn snapshot_with(
     let target = opts.target.as_deref();
     let bundle = spec::load_with(path, opts)?;
     let target = bundle.target(target)?;
-    let source = std::fs::read_to_string(&bundle.file)
-        .map_err(|e| spec::SpecError::Read { path: bundle.file.clone(), message: e.to_string() })?;
-    let mut components = BTreeMap::new();
-    let mut files = BTreeMap::new();
-    for (name, c) in &bundle.components {
-        let failed = |e: std::io::Error| DeployError::Component {
-            name: name.clone(),
-            path: c.path.clone(),
-            message: format!("{e} (did you build the tasks?)"),
-        };
-        let mut file = std::fs::File::open(&c.path).map_err(failed)?;
-        let mut hasher = blake3::Hasher::new();
-        std::io::copy(&mut file, &mut hasher).map_err(failed)?;
-        let hash = hasher.finalize().to_hex().to_string();
-        files.insert(hash.clone(), c.path.clone());
-        components.insert(name.clone(), hash);
-    }
+    let Content { source, includes, components, files, hash } = content(&bundle)?;
     let git = git::read(&bundle.root)?;
     let snapshot = Snapshot {
         bundle: bundle.name.clone(),
         target,
-        bundle_hash: bundle_hash(&source, &components),
+        bundle_hash: hash,
         source,
+        includes,
         components,
         spec: bundle,
         git,

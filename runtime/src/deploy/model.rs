@@ -34,6 +34,10 @@ pub struct Snapshot {
     pub spec: Bundle,
     /// The bundle file's text: promotion resolves it again for the next target.
     pub source: String,
+    /// Each included file's text by path relative to the bundle root: promotion resolves
+    /// these, never the working tree's.
+    #[serde(default)]
+    pub includes: BTreeMap<String, String>,
     /// Each component's blake3 (hex), by name.
     pub components: BTreeMap<String, String>,
     /// The bundle's content hash (see [`super::bundle_hash`]).

@@ -25,8 +25,9 @@ use crate::store::backup::DirBackupReport;
 use crate::store::sled_notify::SledNoticeStore;
 use crate::store::sled_secrets::SledSecretStore;
 use crate::store::{
-    DeploymentStore, MemoryDeploymentStore, MemoryNoticeStore, MemoryServiceStore, MemoryTriggerStore, NoticeStore,
-    ServiceStore, SledDeploymentStore, SledServiceStore, SledStore, SledTriggerStore, Store, StoreError, TriggerStore,
+    DeploymentStore, MemoryDeploymentStore, MemoryNoticeStore, MemoryServiceStore, MemoryTriggerStore,
+    MemoryVerdictStore, NoticeStore, ServiceStore, SledDeploymentStore, SledServiceStore, SledStore, SledTriggerStore,
+    SledVerdictStore, Store, StoreError, TriggerStore, VerdictStore,
 };
 
 /// The run store's directory under the state directory.
@@ -71,6 +72,8 @@ pub struct Runtime {
     pub(crate) services: Arc<dyn ServiceStore>,
     /// Deployments: numbered snapshots per target, current pointers, their journal.
     pub(crate) deployments: Arc<dyn DeploymentStore>,
+    /// `sluice test` verdicts by bundle content hash and target (the promotion gate reads them).
+    pub(crate) verdicts: Arc<dyn VerdictStore>,
     /// Trigger firings, trigger state and consumed files (in the run store's database).
     pub(crate) triggers: Arc<dyn TriggerStore>,
     /// Notifications and their delivery (in the run store's database).
@@ -173,6 +176,7 @@ impl Runtime {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
         rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
+        rt.verdicts = Arc::new(SledVerdictStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
         rt.deployments = deployments;
@@ -198,6 +202,7 @@ impl Runtime {
             secrets: None,
             services: Arc::new(MemoryServiceStore::default()),
             deployments: Arc::new(MemoryDeploymentStore::default()),
+            verdicts: Arc::new(MemoryVerdictStore::default()),
             triggers: Arc::new(MemoryTriggerStore::default()),
             notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
@@ -250,6 +255,11 @@ impl Runtime {
     /// Deployments (see the deploy module).
     pub fn deployments(&self) -> &Arc<dyn DeploymentStore> {
         &self.deployments
+    }
+
+    /// `sluice test` verdicts.
+    pub fn verdicts(&self) -> &Arc<dyn VerdictStore> {
+        &self.verdicts
     }
 
     /// Trigger firings, trigger state and consumed files.

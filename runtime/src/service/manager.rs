@@ -428,6 +428,7 @@ impl Service {
                     target: sub.target.clone(),
                     vars: sub.vars.clone(),
                     env: sub.env_vars.clone(),
+                    included: None,
                 };
                 let bundle = self.inner.parsed.load_with(path, &opts)?;
                 let name = bundle.job(job.as_deref()).map_err(|e| ServiceError::Invalid(e.to_string()))?.name.clone();

@@ -32,7 +32,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     let included = {
         let top = Node::root(&main_loc, &main).table()?;
         top.deny_unknown(TOP_KEYS)?;
-        include::read(&top, file, &root)?
+        include::read(&top, file, &root, opts.included.as_ref())?
     };
     let mut locs = vec![main_loc];
     locs.extend(included.iter().map(|source| Locator::new(&source.file, &source.text)));

@@ -32,15 +32,24 @@ pub(crate) struct Source {
     pub text: String,
 }
 
-/// Reads the files the bundle's `include` patterns match.
-pub(crate) fn read(top: &Table<'_>, file: &Path, root: &Path) -> Result<Vec<Source>, SpecError> {
+/// Reads the files the bundle's `include` patterns match: from disk, or from `texts` (by
+/// path relative to the root) when given.
+pub(crate) fn read(
+    top: &Table<'_>,
+    file: &Path,
+    root: &Path,
+    texts: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<Source>, SpecError> {
     let Some(node) = top.get("include") else { return Ok(Vec::new()) };
     let main = std::fs::canonicalize(file).ok();
     let shown_dir = file.parent().unwrap_or(Path::new(""));
     let mut found: BTreeSet<PathBuf> = BTreeSet::new();
     let mut out = Vec::new();
     for (pattern_node, pattern) in node.strings()? {
-        let matches = expand(&pattern_node, pattern, root)?;
+        let matches = match texts {
+            Some(texts) => expand_in(&pattern_node, pattern, texts)?,
+            None => expand(&pattern_node, pattern, root)?,
+        };
         if matches.is_empty() {
             return Err(pattern_node.error(format!(
                 "`{pattern}` matches no file under {}; patterns are relative to the bundle root",
@@ -59,12 +68,21 @@ pub(crate) fn read(top: &Table<'_>, file: &Path, root: &Path) -> Result<Vec<Sour
                 return Err(pattern_node.error(format!("more than {MAX_INCLUDED_FILES} files are included")));
             }
             let shown = shown_dir.join(&relative);
-            let text = std::fs::read_to_string(&absolute)
-                .map_err(|why| SpecError::Read { path: shown.clone(), message: why.to_string() })?;
+            let text = match texts.and_then(|t| t.get(&*relative.to_string_lossy())) {
+                Some(text) => text.clone(),
+                None => std::fs::read_to_string(&absolute)
+                    .map_err(|why| SpecError::Read { path: shown.clone(), message: why.to_string() })?,
+            };
             out.push(Source { file: shown, text });
         }
     }
     Ok(out)
+}
+
+/// The paths of `texts` (relative to the root, sorted) one pattern matches.
+fn expand_in(node: &Node<'_>, pattern: &str, texts: &BTreeMap<String, String>) -> Result<Vec<PathBuf>, SpecError> {
+    let glob = glob::Pattern::new(pattern).map_err(|why| node.error(format!("bad pattern: {why}")))?;
+    Ok(texts.keys().filter(|path| glob.matches(path)).map(PathBuf::from).collect())
 }
 
 /// The files (relative to `root`, sorted) one pattern matches.

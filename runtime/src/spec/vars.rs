@@ -45,6 +45,11 @@ pub struct LoadOptions {
     /// (one environment may serve several bundles).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The included files' texts by path relative to the bundle root, used instead of the
+    /// files on disk: a deployment resolved again (promotion) must read the texts it was
+    /// deployed with, never the working tree's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub included: Option<BTreeMap<String, String>>,
 }
 
 impl LoadOptions {
@@ -59,7 +64,7 @@ impl LoadOptions {
             .filter_map(|(key, value)| key.strip_prefix(VAR_ENV_PREFIX).map(|name| (name.to_string(), value)))
             .filter(|(name, _)| !name.is_empty())
             .collect();
-        LoadOptions { target, vars: vars.into_iter().collect(), env }
+        LoadOptions { target, vars: vars.into_iter().collect(), env, included: None }
     }
 }
 

@@ -2,70 +2,25 @@
 //! those bytes for each target — recorded in the state directory's store, read back by the
 //! promotion gate through [`verdict_for`].
 //!
-//! The bundle content hash is defined here, once: blake3 over a versioned, canonical JSON
-//! encoding of the resolved bundle (jobs, tasks, targets, components, with maps in key
-//! order) in which each component's path is replaced by the blake3 of its bytes, host
-//! paths under the bundle root are made relative to it, and what does not change what a
-//! deployment runs is left out: where the bundle lies (`root`, `file`) and its `[[tests]]`.
+//! The bundle content hash is the deployments' ([`crate::deploy::bundle_hash`]): blake3
+//! over the bundle file's text, its included files' texts and its components' bytes'
+//! hashes — so the verdict `sluice test` records is found again by the promotion gate for
+//! the deployment made from exactly those files. Where the bundle lies does not change it;
+//! any edit to its files (its `[[tests]]` included) does.
 //! It must never decide whether a promotion may go ahead: the gate does.
 
 use std::collections::BTreeMap;
-
-use serde_json::Value;
 
 use super::{SuiteReport, TestStatus, TestingError};
 use crate::model::Millis;
 use crate::spec::Bundle;
 use crate::store::{Verdict, VerdictStore};
 
-/// Bumped whenever the encoding hashed by [`bundle_hash`] changes.
-const BUNDLE_HASH_VERSION: &str = "sluice-bundle-hash-v1";
-
 /// The bundle's content hash (blake3 hex): see the module docs for what it covers.
 pub fn bundle_hash(bundle: &Bundle) -> Result<String, TestingError> {
-    let encoding =
-        |e: serde_json::Error| TestingError::Io { path: bundle.file.display().to_string(), message: e.to_string() };
-    let mut value = serde_json::to_value(bundle).map_err(encoding)?;
-    if let Value::Object(top) = &mut value {
-        top.remove("root");
-        top.remove("file");
-        top.remove("tests");
-        let mut components = serde_json::Map::new();
-        for (name, component) in &bundle.components {
-            let bytes = std::fs::read(&component.path).map_err(|e| TestingError::io(&component.path, e))?;
-            components.insert(name.clone(), Value::String(blake3::hash(&bytes).to_hex().to_string()));
-        }
-        top.insert("components".into(), Value::Object(components));
-    }
-    let mut roots = vec![bundle.root.display().to_string()];
-    if let Ok(canonical) = std::fs::canonicalize(&bundle.root) {
-        roots.push(canonical.display().to_string());
-    }
-    relativise(&mut value, &roots);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(BUNDLE_HASH_VERSION.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&serde_json::to_vec(&value).map_err(encoding)?);
-    Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// Every string that is a path under one of `roots` becomes `./REL`.
-fn relativise(value: &mut Value, roots: &[String]) {
-    match value {
-        Value::String(text) => {
-            for root in roots {
-                if let Some(rest) = text.strip_prefix(root.as_str())
-                    && (rest.is_empty() || rest.starts_with('/'))
-                {
-                    *text = format!(".{rest}");
-                    return;
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|item| relativise(item, roots)),
-        Value::Object(map) => map.values_mut().for_each(|item| relativise(item, roots)),
-        _ => {}
-    }
+    let content = crate::deploy::content(bundle)
+        .map_err(|e| TestingError::Io { path: bundle.file.display().to_string(), message: e.to_string() })?;
+    Ok(content.hash)
 }
 
 /// Records one verdict per target the suite's tests ran against (passed when every test
@@ -122,12 +77,12 @@ mod tests {
     const TEXT: &str = "[bundle]\nname = \"b\"\n[components]\nc = \"c.wasm\"\n[jobs.j]\ntasks = [{ key = \"t\", component = \"c\" }]\n";
 
     #[test]
-    fn the_hash_follows_content_not_place_nor_tests() {
+    fn the_hash_follows_content_not_place() {
         let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = bundle_hash(&bundle(one.path(), TEXT)).unwrap();
         assert_eq!(a, bundle_hash(&bundle(two.path(), TEXT)).unwrap(), "the same bytes elsewhere");
         let with_test = format!("{TEXT}[[tests]]\nname = \"x\"\njob = \"j\"\n");
-        assert_eq!(a, bundle_hash(&bundle(two.path(), &with_test)).unwrap(), "tests are not deployed");
+        assert_ne!(a, bundle_hash(&bundle(two.path(), &with_test)).unwrap(), "the files changed");
         let changed = TEXT.replace("key = \"t\"", "key = \"u\"");
         assert_ne!(a, bundle_hash(&bundle(two.path(), &changed)).unwrap(), "a changed spec");
         let b = bundle(two.path(), TEXT);
