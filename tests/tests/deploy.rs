@@ -416,3 +416,74 @@ fn promotion_needs_a_passing_sluice_test_on_exactly_the_deployed_files_includes_
     std::fs::write(dir.join("jobs/etl.toml"), ETL).unwrap();
     assert_eq!(show(&s, &dir, "test")["number"], 2, "nothing was deployed");
 }
+
+/// A job scheduled every minute, deployed to dev (development: paused) and prod (runs as
+/// `svc-etl`).
+const SCHEDULED: &str = r#"[bundle]
+name = "sched"
+
+[targets.dev]
+mode = "development"
+default = true
+
+[targets.prod]
+run_as = "svc-etl"
+
+[components]
+probe = "{guest:probe}"
+
+[jobs.tick]
+schedule = { cron = "0 * * * * ?", timezone = "UTC" }
+tasks = [{ key = "t", component = "probe", params = { at = "{{ trigger.time }}" } }]
+"#;
+
+#[test]
+fn deployed_schedules_fire_in_serve_paused_in_development_and_run_as_the_target_says() {
+    let s = Sluice::new();
+    let dir = s.bundle("sched", SCHEDULED);
+    let b = bundle_arg(&dir);
+    // 2026-03-28T12:00:00Z on the clock the server's triggers read
+    let clock = s.dir.path().join("clock");
+    std::fs::write(&clock, "1774699200000").unwrap();
+    let env = [("SLUICE_TEST_CLOCK", clock.to_str().unwrap()), ("SLUICE_PRINCIPAL", "ops")];
+    let server = s.serve_env(&[], &env);
+    as_user(&s, "alice", &["deploy", "--bundle", &b]).assert_exit(0);
+    as_user(&s, "alice", &["deploy", "--bundle", &b, "--target", "prod"]).assert_exit(0);
+    let listed = || {
+        let out = s.run(&["triggers", "list", "--json"]);
+        out.assert_exit(0);
+        out.json()["triggers"].as_array().cloned().unwrap_or_default()
+    };
+    let of = |list: &[Value], job: &str| list.iter().find(|t| t["job"] == job).cloned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let list = loop {
+        let list = listed();
+        if of(&list, "sched@dev.tick").is_some() && of(&list, "sched@prod.tick").is_some() {
+            break list;
+        }
+        assert!(std::time::Instant::now() < deadline, "the deployed triggers never showed: {list:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(of(&list, "sched@dev.tick").unwrap()["paused"], true, "development mode pauses schedules");
+    assert_eq!(of(&list, "sched@prod.tick").unwrap()["paused"], false);
+
+    // a minute later: prod fires once, as svc-etl; dev does not
+    std::fs::write(&clock, "1774699260500").unwrap();
+    let token = s.token("alice", "default", None);
+    let prod_job = of(&list, "sched@prod.tick").unwrap()["job_id"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let run = loop {
+        let (_, v) = server.get(Some(&token), &format!("/api/2.2/jobs/runs/list?job_id={prod_job}"));
+        if let Some(run) = v["runs"][0]["run_id"].as_u64() {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "prod's schedule never fired");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let done = server.wait_terminal(&token, run);
+    assert_eq!(done["state"]["result_state"], "SUCCESS", "{done:#}");
+    assert_eq!(done["creator_user_name"], "svc-etl", "the run runs as the target's run_as");
+    let list = listed();
+    assert_eq!(of(&list, "sched@prod.tick").unwrap()["fired"], 1);
+    assert_eq!(of(&list, "sched@dev.tick").unwrap()["fired"], 0, "{list:#?}");
+}

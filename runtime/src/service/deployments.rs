@@ -114,7 +114,12 @@ impl Service {
         let actor = Actor { principal: caller.principal.clone(), workspace: caller.workspace.clone() };
         let key = |bundle: &str, target: &str| Deployments::key(&caller.workspace, bundle, target);
         let one = |deployment: Deployment| DeployAnswer::Deployment { deployment: Box::new(deployment) };
-        Ok(match op {
+        // what changes the current deployments changes the triggers that watch them
+        let moves = matches!(
+            op,
+            DeployOp::Deploy { .. } | DeployOp::Rollback { .. } | DeployOp::Destroy { .. } | DeployOp::Promote { .. }
+        );
+        let answer = match op {
             DeployOp::Missing { hashes } => DeployAnswer::Missing { hashes: d.missing(&hashes)? },
             DeployOp::Plan { snapshot } => {
                 let current = d.current(&key(&snapshot.bundle, &snapshot.target))?;
@@ -149,7 +154,11 @@ impl Service {
             DeployOp::Resolve { bundle, target, job } => {
                 DeployAnswer::Job { job_id: self.resolve(caller, bundle, &target, &job)? }
             }
-        })
+        };
+        if moves {
+            self.poke_triggers();
+        }
+        Ok(answer)
     }
 
     fn resolve(&self, caller: &Caller, bundle: Option<String>, target: &str, job: &str) -> Result<u64, ServiceError> {
@@ -230,6 +239,44 @@ impl Service {
         Ok(Some((info, run)))
     }
 
+    /// Every job with a trigger of every current deployment (any workspace): paused when
+    /// the deployment is in development mode, started as the target's `run_as`, else as
+    /// its deployer. Unreadable records are skipped (the API reports them).
+    pub(crate) fn deployed_trigger_jobs(&self) -> Vec<crate::triggers::TriggerJob> {
+        let rt = &self.inner.rt;
+        let Ok(targets) = rt.deployments().targets(None) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (key, current) in targets {
+            let Some(Ok(Some(d))) = current.map(|n| Deployments::new(rt).get(&key, n)) else { continue };
+            for (name, job) in &d.snapshot.spec.jobs {
+                let Some(mut spec) = job.trigger.clone() else { continue };
+                spec.paused |= d.jobs.get(name).is_some_and(|j| j.paused);
+                let job_key = deploy::jobs::deployed_job_key(&key.workspace, &key.bundle, &key.target, name);
+                let Ok(job_id) = rt.services().job_id(&job_key) else { continue };
+                out.push(crate::triggers::TriggerJob {
+                    job_id,
+                    workspace: key.workspace.clone(),
+                    name: format!("{}.{name}", job_key.bundle),
+                    spec,
+                    principal: Some(run_as(&d).unwrap_or_else(|| d.principal.clone())),
+                });
+            }
+        }
+        out
+    }
+
+    /// Who a run of job `job_id` runs as: a deployed job's target's `run_as` when it
+    /// declares one, else the caller.
+    pub(crate) fn runs_as(&self, caller: &Caller, job_id: u64) -> String {
+        let deployed = || -> Option<String> {
+            let key = self.inner.rt.services().job_key(job_id).ok()??;
+            let (bundle, target) = deploy::jobs::split_key(&key)?;
+            let run = deploy::jobs::runnable(&self.inner.rt, &caller.workspace, bundle, target, &key.job).ok()?;
+            run_as(&run.deployment)
+        };
+        deployed().unwrap_or_else(|| caller.principal.clone())
+    }
+
     /// Refuse `what` on a run of a deployed job unless the caller holds `needed` on it
     /// (runs of other jobs: no check beyond the workspace's).
     pub(crate) fn check_run_permission(
@@ -248,4 +295,9 @@ impl Service {
         deploy::rules::require(&d, &key.job, &caller.principal, needed, what)?;
         Ok(())
     }
+}
+
+/// The `run_as` of deployment `d`'s target.
+fn run_as(d: &Deployment) -> Option<String> {
+    d.snapshot.spec.targets.get(&d.snapshot.target).and_then(|t| t.run_as.clone())
 }

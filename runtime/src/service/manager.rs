@@ -352,9 +352,13 @@ impl Service {
         token: Option<(String, u64)>,
         firing: Option<(u64, &crate::triggers::Firing)>,
     ) -> Result<Submitted, ServiceError> {
+        let principal = match sub.source {
+            Source::Job(id) => self.runs_as(caller, id),
+            _ => caller.principal.clone(),
+        };
         let opts = RunOptions {
             trigger: firing.map(|(_, f)| f.context.clone()),
-            principal: caller.principal.clone(),
+            principal,
             workspace: caller.workspace.clone(),
             observer: self.inner.observer.clone(),
             no_cache: sub.no_cache,

@@ -74,7 +74,8 @@ impl Launcher for ServiceLauncher {
         Box::pin(async move {
             let inner = self.service.upgrade().ok_or_else(|| TriggerError::Launch("sluice is stopping".into()))?;
             let service = Service { inner };
-            let caller = Caller::local(self.principal.clone(), job.workspace.clone());
+            let principal = job.principal.clone().unwrap_or_else(|| self.principal.clone());
+            let caller = Caller::local(principal, job.workspace.clone());
             service.submit_triggered(&caller, job.job_id, firing).await.map_err(|e| TriggerError::Launch(e.to_string()))
         })
     }
@@ -118,7 +119,8 @@ impl Service {
         }
     }
 
-    /// Every served job with a trigger, in every workspace it is served to.
+    /// Every served job with a trigger, in every workspace it is served to, and every job
+    /// with a trigger of every current deployment.
     pub fn trigger_jobs(&self) -> Vec<TriggerJob> {
         let mut out = Vec::new();
         let served = self.bundles().clone();
@@ -129,10 +131,12 @@ impl Service {
                 for workspace in &b.workspaces {
                     let Ok(job_id) = self.job_key_id(workspace, &bundle.name, &job.name) else { continue };
                     let name = format!("{}.{}", bundle.name, job.name);
-                    out.push(TriggerJob { job_id, workspace: workspace.clone(), name, spec: spec.clone() });
+                    let workspace = workspace.clone();
+                    out.push(TriggerJob { job_id, workspace, name, spec: spec.clone(), principal: None });
                 }
             }
         }
+        out.extend(self.deployed_trigger_jobs());
         out
     }
 

@@ -45,6 +45,9 @@ pub struct TriggerJob {
     /// `<bundle>.<job>`.
     pub name: String,
     pub spec: TriggerSpec,
+    /// Who its runs are started as; `None`: the principal `sluice serve` runs as (a
+    /// deployed job's: its target's `run_as`, else its deployer).
+    pub principal: Option<String>,
 }
 
 /// One firing to start a run for.

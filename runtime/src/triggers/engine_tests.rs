@@ -66,6 +66,7 @@ impl Launcher for Fake {
 
 fn job(kind: TriggerKind, catch_up: CatchUp) -> TriggerJob {
     TriggerJob {
+        principal: None,
         job_id: 7,
         workspace: "default".into(),
         name: "b.nightly".into(),
