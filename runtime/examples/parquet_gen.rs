@@ -31,7 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schema = "message rows { required int64 id; required binary country (UTF8); required double amount; \
                   required binary note (UTF8); }";
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut writer = SerializedFileWriter::new(File::create(out)?, Arc::new(parse_message_type(schema)?), props.into())?;
+    let mut writer =
+        SerializedFileWriter::new(File::create(out)?, Arc::new(parse_message_type(schema)?), props.into())?;
     let (mut first, mut written) = (0i64, 0u64);
     while written < target {
         let ids: Vec<i64> = (first..first + GROUP_ROWS).collect();

@@ -62,7 +62,9 @@ fn a_warning_expectation_records_its_failure_and_the_run_succeeds() {
         let shown = s.run(&["runs", "show", &id]);
         shown.assert_exit(0);
         assert!(shown.stdout.contains("expectations: 1 passed, 1 failed"), "{}", shown.stdout);
-        let line = format!("[warn] expect_column_values_to_be_in_set on rows.{ext} column `country`: 1 of 5 values unexpected");
+        let line = format!(
+            "[warn] expect_column_values_to_be_in_set on rows.{ext} column `country`: 1 of 5 values unexpected"
+        );
         assert!(shown.stdout.contains(&line), "{}", shown.stdout);
         assert!(shown.stdout.contains("row 3: \"XX\""), "{}", shown.stdout);
     }
@@ -104,7 +106,10 @@ fn a_blocking_expectation_skips_only_the_tasks_it_names() {
     let publish = task_of(&run, "publish");
     assert_eq!(publish["result"], "upstream_failed", "{run:#}");
     let reason = publish["skipped_reason"].as_str().unwrap();
-    assert!(reason.contains("blocked by a failed expectation (task `data`: expect_column_values_to_be_in_set"), "{reason}");
+    assert!(
+        reason.contains("blocked by a failed expectation (task `data`: expect_column_values_to_be_in_set"),
+        "{reason}"
+    );
     assert_eq!(quality(&run, "data")[0]["blocks"], serde_json::json!(["publish"]));
 }
 

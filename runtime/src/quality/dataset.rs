@@ -96,10 +96,8 @@ impl Dataset {
         }
         let before = self.line.len();
         let (Source::Csv(reader) | Source::Json(reader)) = &mut self.source else { return Ok(false) };
-        let read = reader
-            .take(MAX_ROW_BYTES as u64 + 1)
-            .read_line(&mut self.line)
-            .map_err(|e| format!("reading: {e}"))?;
+        let read =
+            reader.take(MAX_ROW_BYTES as u64 + 1).read_line(&mut self.line).map_err(|e| format!("reading: {e}"))?;
         if self.line.len() > MAX_ROW_BYTES {
             return Err(format!("a row longer than {MAX_ROW_BYTES} bytes"));
         }

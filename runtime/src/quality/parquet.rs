@@ -89,7 +89,9 @@ impl ParquetRows {
         for &c in indices {
             if self.leaves.get(c).is_none_or(Option::is_none) {
                 let name = self.columns.get(c).map_or("?", String::as_str);
-                return Err(format!("column `{name}` is nested (a list, map or struct): only flat columns are checked"));
+                return Err(format!(
+                    "column `{name}` is nested (a list, map or struct): only flat columns are checked"
+                ));
             }
         }
         self.selected = indices.to_vec();
@@ -141,7 +143,11 @@ impl ParquetRows {
             into.clear();
             read_batch(reader, descr, want, into).map_err(|e| format!("column `{}`: {e}", self.columns[c]))?;
             if into.len() != want {
-                return Err(format!("column `{}`: {} values where the row group has {want} more rows", self.columns[c], into.len()));
+                return Err(format!(
+                    "column `{}`: {} values where the row group has {want} more rows",
+                    self.columns[c],
+                    into.len()
+                ));
             }
         }
         self.left_in_group -= want;
@@ -151,7 +157,12 @@ impl ParquetRows {
 }
 
 /// `want` values of one column into `into`, as text.
-fn read_batch(reader: &mut ColumnReader, descr: &ColumnDescPtr, want: usize, into: &mut Vec<Option<String>>) -> Result<(), String> {
+fn read_batch(
+    reader: &mut ColumnReader,
+    descr: &ColumnDescPtr,
+    want: usize,
+    into: &mut Vec<Option<String>>,
+) -> Result<(), String> {
     match reader {
         ColumnReader::BoolColumnReader(r) => typed(r, descr, want, into, |d, v| Ok(Field::convert_bool(d, v))),
         ColumnReader::Int32ColumnReader(r) => typed(r, descr, want, into, |d, v| Ok(Field::convert_int32(d, v))),
@@ -177,9 +188,8 @@ fn typed<T: DataType>(
 ) -> Result<(), String> {
     let (mut values, mut defs) = (Vec::with_capacity(want), Vec::with_capacity(want));
     let nullable = descr.max_def_level() > 0;
-    let (records, _, _) = reader
-        .read_records(want, nullable.then_some(&mut defs), None, &mut values)
-        .map_err(|e| e.to_string())?;
+    let (records, _, _) =
+        reader.read_records(want, nullable.then_some(&mut defs), None, &mut values).map_err(|e| e.to_string())?;
     let mut values = values.into_iter();
     let mut text = |value: Option<T::T>| -> Result<(), String> {
         let field = value.map(|v| convert(descr, v)).transpose().map_err(|e| e.to_string())?;
@@ -227,9 +237,17 @@ fn field_text(field: Field) -> Option<String> {
         },
         Field::Date(days) => DateTime::from_timestamp(i64::from(days) * 86_400, 0)
             .map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string()),
-        Field::TimeMillis(ms) => format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000),
+        Field::TimeMillis(ms) => {
+            format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+        }
         Field::TimeMicros(us) => {
-            format!("{:02}:{:02}:{:02}.{:06}", us / 3_600_000_000, us / 60_000_000 % 60, us / 1_000_000 % 60, us % 1_000_000)
+            format!(
+                "{:02}:{:02}:{:02}.{:06}",
+                us / 3_600_000_000,
+                us / 60_000_000 % 60,
+                us / 1_000_000 % 60,
+                us % 1_000_000
+            )
         }
         Field::TimestampMillis(ms) => time(DateTime::from_timestamp_millis(ms), ms),
         Field::TimestampMicros(us) => time(DateTime::from_timestamp_micros(us), us),

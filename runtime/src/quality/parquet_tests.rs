@@ -22,8 +22,11 @@ const SCHEMA: &str = "message rows {
     optional int64 price (DECIMAL(10,2));
 }";
 
-/// One row group per slice of `rows`: (id, country, amount), snappy-compressed.
-fn write(path: &Path, groups: &[&[(i64, Option<&str>, Option<f64>)]]) {
+/// One row: id, country, amount.
+type Row<'a> = (i64, Option<&'a str>, Option<f64>);
+
+/// One row group per slice of `rows`, snappy-compressed.
+fn write(path: &Path, groups: &[&[Row<'_>]]) {
     let schema = Arc::new(parse_message_type(SCHEMA).unwrap());
     let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
     let mut writer = SerializedFileWriter::new(File::create(path).unwrap(), schema, props).unwrap();
@@ -130,7 +133,8 @@ fn a_file_that_is_not_parquet_and_a_nested_column_are_errors() {
     let schema = "message m { required int32 id; optional group tags (LIST) { repeated group list { optional binary element (UTF8); } } }";
     let schema = Arc::new(parse_message_type(schema).unwrap());
     let mut writer =
-        SerializedFileWriter::new(File::create(&nested).unwrap(), schema, Arc::new(WriterProperties::default())).unwrap();
+        SerializedFileWriter::new(File::create(&nested).unwrap(), schema, Arc::new(WriterProperties::default()))
+            .unwrap();
     let mut group = writer.next_row_group().unwrap();
     let mut column = group.next_column().unwrap().unwrap();
     column.typed::<Int32Type>().write_batch(&[7], None, None).unwrap();

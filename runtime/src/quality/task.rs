@@ -116,7 +116,11 @@ mod tests {
         assert_eq!((results[0].success, results[0].observed.as_str()), (false, "1 of 2 values unexpected"));
         assert_eq!(results[0].rows, vec!["row 1: null"]);
         assert_eq!(results[1].observed, "/out has no `missing.csv`");
-        assert!(results[2].observed.starts_with("rows.csv: `expect_column_values_to_x`: no column `nope`"), "{}", results[2].observed);
+        assert!(
+            results[2].observed.starts_with("rows.csv: `expect_column_values_to_x`: no column `nope`"),
+            "{}",
+            results[2].observed
+        );
         assert!(!results[2].success);
         assert_eq!(results[3].rows[0].chars().count(), MAX_SAMPLE_CHARS + 1);
         assert_eq!(results[3].on_failure, OnFailure::Warn);

@@ -287,7 +287,14 @@ impl Coordinator {
                 values: values.to_vec(),
                 out_tree,
                 created_at: self.now(),
-                quality: self.state.task(id).attempts.iter().rfind(|a| a.attempt == attempt).map(|a| a.quality.clone()).unwrap_or_default(),
+                quality: self
+                    .state
+                    .task(id)
+                    .attempts
+                    .iter()
+                    .rfind(|a| a.attempt == attempt)
+                    .map(|a| a.quality.clone())
+                    .unwrap_or_default(),
             };
             self.rt.store.put_cache_entry(&entry).map_err(|e| e.to_string())?;
         }

@@ -96,7 +96,10 @@ pub fn run_state(rec: &RunRecord) -> (Value, Value) {
 /// Why a run ended as it did: the first failed task's error, a stop's reason, a skip's.
 fn run_message(rec: &RunRecord) -> String {
     let v = &rec.view;
-    let failed = v.tasks.iter().find(|t| matches!(t.result, Some(TaskResult::Failed | TaskResult::TimedOut | TaskResult::QualityFailed)));
+    let failed = v
+        .tasks
+        .iter()
+        .find(|t| matches!(t.result, Some(TaskResult::Failed | TaskResult::TimedOut | TaskResult::QualityFailed)));
     if let Some(t) = failed {
         let error = t.attempts.last().and_then(|a| a.error.as_deref()).unwrap_or("");
         return format!("Task {} failed with message: {}", t.key, first_line(error));

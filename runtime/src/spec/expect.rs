@@ -124,13 +124,17 @@ pub(crate) fn task_expectations(node: &Node<'_>) -> Result<Vec<TaskExpectation>,
                 "fail" => OnFailure::Fail,
                 "block" => OnFailure::Block,
                 other => {
-                    return Err(n.error(format!("unknown on_failure `{other}`; expected \"warn\", \"fail\" or \"block\"")));
+                    return Err(
+                        n.error(format!("unknown on_failure `{other}`; expected \"warn\", \"fail\" or \"block\""))
+                    );
                 }
             },
         };
         match (on_failure, blocks.is_empty(), table.get("blocks")) {
             (OnFailure::Block, true, _) => {
-                return Err(item.error("`on_failure = \"block\"` needs `blocks = [\"TASK\", …]`: the downstream tasks a failure skips"));
+                return Err(item.error(
+                    "`on_failure = \"block\"` needs `blocks = [\"TASK\", …]`: the downstream tasks a failure skips",
+                ));
             }
             (OnFailure::Warn | OnFailure::Fail, false, Some(b)) => {
                 return Err(b.error("`blocks` goes with `on_failure = \"block\"` (or without `on_failure`)"));

@@ -125,9 +125,10 @@ impl RunState {
             }
             Event::QualityChecked { task, attempt, results, .. } => {
                 let i = self.id(task)?;
-                let a = self.view.tasks[i].attempts.iter_mut().rev().find(|a| a.attempt == *attempt).ok_or_else(|| {
-                    CorruptLog(format!("task `{task}` attempt {attempt} was checked but never started"))
-                })?;
+                let a =
+                    self.view.tasks[i].attempts.iter_mut().rev().find(|a| a.attempt == *attempt).ok_or_else(|| {
+                        CorruptLog(format!("task `{task}` attempt {attempt} was checked but never started"))
+                    })?;
                 a.quality = results.clone();
             }
             Event::TaskSkipped { task, result, reason, .. } => {

@@ -28,7 +28,8 @@ pub fn run_result(tasks: &[Ended<'_>]) -> RunResult {
     if tasks.iter().any(|t| t.result == TaskResult::Canceled) {
         return RunResult::Canceled;
     }
-    if tasks.iter().any(|t| t.result == TaskResult::TimedOut)     && !tasks.iter().any(|t| matches!(t.result, TaskResult::Failed | TaskResult::QualityFailed))
+    if tasks.iter().any(|t| t.result == TaskResult::TimedOut)
+        && !tasks.iter().any(|t| matches!(t.result, TaskResult::Failed | TaskResult::QualityFailed))
     {
         return RunResult::TimedOut;
     }
