@@ -387,11 +387,11 @@ fn dataset_bundle(s: &Sluice, name: &str, tests: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn expectations_on_csv_and_json_lines_pass_and_fail_naming_column_count_and_rows() {
+fn expectations_on_csv_json_lines_and_parquet_pass_and_fail_naming_column_count_and_rows() {
     task("sql");
     let s = Sluice::new();
     let mut tests = String::new();
-    for ext in ["csv", "jsonl"] {
+    for ext in ["csv", "jsonl", "parquet"] {
         let e = |expect: &str, rest: &str| {
             format!("  {{ task = \"as_{ext}\", dataset = \"rows.{ext}\", expect = \"{expect}\"{rest} }},\n")
         };
@@ -425,7 +425,7 @@ fn expectations_on_csv_and_json_lines_pass_and_fail_naming_column_count_and_rows
     let out = sluice_test(&s, &dir, &[]);
     out.assert_exit(1);
     let json = out.json();
-    for ext in ["csv", "jsonl"] {
+    for ext in ["csv", "jsonl", "parquet"] {
         assert_eq!(report(&json, &format!("holds {ext}"))["status"], "passed", "{json:#}");
         let failed = &report(&json, &format!("fails {ext}"))["failures"];
         let message = |i: usize| failed[i]["message"].as_str().unwrap().to_string();
@@ -458,8 +458,8 @@ fn expectations_on_csv_and_json_lines_pass_and_fail_naming_column_count_and_rows
         ),
         (
             "as_parquet",
-            "dataset = \"rows.parquet\", expect = \"expect_column_values_to_be_unique\", column = \"id\"",
-            "rows.parquet: Parquet datasets are not read yet",
+            "dataset = \"rows.parquet\", expect = \"expect_column_values_to_be_unique\", column = \"ids\"",
+            "no column `ids`; the dataset has id, country, amount",
         ),
     ] {
         let tests =

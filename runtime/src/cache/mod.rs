@@ -91,6 +91,9 @@ pub struct CacheEntry {
     pub out_tree: Option<TreeManifest>,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
+    /// What the task's production expectations found on these files (a reuse records it again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<crate::model::ExpectationResult>,
 }
 
 impl CacheEntry {

@@ -125,6 +125,7 @@ fn entry(out_tree: Option<TreeManifest>) -> CacheEntry {
         values: vec![("rows".into(), "3".into())],
         out_tree,
         created_at: 1_764_000_000_000,
+        quality: Vec::new(),
     }
 }
 

@@ -278,6 +278,7 @@ fn attempt(out: &mut String, key: &str, a: &AttemptView, indent: &str, paint: Pa
     if let Some(o) = &a.output {
         out.push_str(&format!("{indent}  output: {}\n", ellipsize(o, 2000)));
     }
+    expectations(out, &a.quality, indent, paint);
     if let Some(e) = &a.error
         && e.lines().count() > 1
     {
@@ -287,6 +288,28 @@ fn attempt(out: &mut String, key: &str, a: &AttemptView, indent: &str, paint: Pa
         }
     }
     log(out, &a.log, a.log_truncated, indent);
+}
+
+/// A task's production expectations on one attempt: each with its result, the failing
+/// ones with their sample of offending rows.
+fn expectations(out: &mut String, results: &[crate::model::ExpectationResult], indent: &str, paint: Paint) {
+    if results.is_empty() {
+        return;
+    }
+    let failed = results.iter().filter(|r| !r.success).count();
+    out.push_str(&format!("{indent}  expectations: {} passed, {failed} failed\n", results.len() - failed));
+    for r in results {
+        let (mark, tone) = if r.success { ("✓", Tone::Good) } else { ("✗", Tone::Bad) };
+        let on_failure = match (r.success, r.blocks.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => format!(" [{}]", r.on_failure.as_str()),
+            (false, false) => format!(" [blocks {}]", r.blocks.join(", ")),
+        };
+        out.push_str(&format!("{indent}    {}{on_failure} {}\n", paint.paint(tone, mark), clean(&r.describe())));
+        for row in &r.rows {
+            out.push_str(&format!("{indent}      {}\n", clean(row)));
+        }
+    }
 }
 
 fn log(out: &mut String, log: &str, truncated: bool, indent: &str) {

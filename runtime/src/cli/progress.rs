@@ -252,6 +252,11 @@ fn plain_line(board: &RunBoard, width: usize, event: &Event) -> Option<String> {
         Event::TaskSkipped { task, result, reason, .. } => {
             format!("  {} {task:<w$}  {} ({reason})", mark(*result), result.as_str())
         }
+        Event::QualityChecked { task, results, .. } if results.iter().any(|r| !r.success) => {
+            let failed: Vec<&crate::model::ExpectationResult> = results.iter().filter(|r| !r.success).collect();
+            let first = format!("[{}] {}", failed[0].on_failure.as_str(), failed[0].describe());
+            format!("  ⚠ {task:<w$}  {} of {} expectations failed: {}", failed.len(), results.len(), clean(&first))
+        }
         Event::RetryScheduled { task, next_attempt, not_before, at } => {
             let wait = stopwatch(Duration::from_millis(not_before.saturating_sub(*at)));
             let failed = board.max_attempts(task).fraction(*next_attempt);

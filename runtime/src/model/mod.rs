@@ -10,11 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod graph;
 mod notice;
+mod quality;
 mod trigger;
 mod view;
 pub use crate::spec::iteration_key;
 pub use graph::TaskGraph;
 pub use notice::{DeliveryState, NotificationView};
+pub use quality::ExpectationResult;
 pub use trigger::{TriggerContext, TriggerFile};
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
@@ -51,6 +53,8 @@ pub trait Telemetry: Send + Sync {
     fn trigger_missed(&self, _kind: &str, _count: u64) {}
     /// `count` firings of a trigger were skipped (paused, or daylight saving).
     fn trigger_skipped(&self, _kind: &str, _count: u64) {}
+    /// A production expectation was checked (`on_failure`: `warn`, `fail` or `block`).
+    fn expectation_checked(&self, _on_failure: &str, _success: bool) {}
 }
 
 /// Telemetry that keeps nothing.
@@ -88,6 +92,9 @@ pub enum TaskResult {
     /// The process running the attempt died (not the task's failure): the task runs again
     /// when the run resumes, unless it says `rerun_on_resume = false`.
     Interrupted,
+    /// The attempt ran, but an expectation with `on_failure = "fail"` did not hold on its
+    /// `/out`: a data-quality failure, not a technical one (never retried).
+    QualityFailed,
 }
 
 impl TaskResult {
@@ -101,6 +108,7 @@ impl TaskResult {
             TaskResult::UpstreamFailed => "upstream_failed",
             TaskResult::UpstreamCanceled => "upstream_canceled",
             TaskResult::Interrupted => "interrupted",
+            TaskResult::QualityFailed => "quality_failed",
         }
     }
 }
@@ -351,6 +359,14 @@ pub enum Event {
         /// `--pinned`: the plan in force, without reading the bundle again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         pinned: bool,
+    },
+    /// A task's production expectations were checked on the `/out` of an attempt that
+    /// succeeded (recorded just before the attempt's `AttemptFinished`).
+    QualityChecked {
+        task: String,
+        attempt: u32,
+        results: Vec<ExpectationResult>,
+        at: Millis,
     },
     /// A task that never ran (its upstream failed, it was excluded or canceled).
     TaskSkipped {

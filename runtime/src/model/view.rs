@@ -27,6 +27,9 @@ pub struct AttemptView {
     /// Why it failed, as a short code (see `Event::AttemptFinished`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// The task's production expectations on this attempt's `/out`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<super::ExpectationResult>,
 }
 
 impl AttemptView {

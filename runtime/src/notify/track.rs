@@ -146,7 +146,10 @@ impl Track {
         error: Option<&str>,
     ) -> Vec<Notice> {
         let since = self.running.remove(&(task.to_string(), attempt)).unwrap_or(at);
-        let failed = matches!(result, TaskResult::Failed | TaskResult::TimedOut | TaskResult::Canceled);
+        let failed = matches!(
+            result,
+            TaskResult::Failed | TaskResult::TimedOut | TaskResult::Canceled | TaskResult::QualityFailed
+        );
         if failed {
             self.failed.insert(task.to_string(), error.unwrap_or(result.as_str()).to_string());
         } else if result == TaskResult::Success {

@@ -96,6 +96,7 @@ impl Coordinator {
             collect_out: self.rt.cache.is_some(),
             max_out: max_out_of(spec, &self.plan),
             seed,
+            expectations: spec.expectations.clone(),
         };
         self.pending_cache.insert((id, attempt), *pending);
         // the slot is given back when the coordinator has recorded the attempt, so
@@ -181,9 +182,16 @@ impl Coordinator {
         report: AttemptReport,
     ) -> Result<(), SchedulerError> {
         let _slot = self.permits.remove(&(id, attempt));
-        let AttemptReport { outcome, out } = report;
+        let AttemptReport { outcome, out, quality } = report;
         let (mut result, mut output, mut error, retryable) = self.classify(id, outcome.status.clone());
         let mut error_code = error_code_of(&outcome.status);
+        if result == TaskResult::Success && !quality.is_empty() {
+            let key = self.state.task(id).key.clone();
+            if let Some(failure) = self.quality_checked(key, attempt, quality)? {
+                (result, output, error) = (TaskResult::QualityFailed, None, Some(failure));
+                error_code = Some("quality_failed".into());
+            }
+        }
         let mut cache = None;
         if let Some(mut pending) = self.pending_cache.remove(&(id, attempt)) {
             if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {

@@ -117,6 +117,11 @@ impl Coordinator {
         parts.inputs.insert("context.job".into(), self.plan.job.name.clone());
         parts.inputs.insert("context.task".into(), spec.key.clone());
         parts.inputs.insert("context.target".into(), self.state.view().target.clone());
+        if !spec.expectations.is_empty() {
+            // a reused result carries what these expectations found: other ones must look again
+            let json = serde_json::to_vec(&spec.expectations).map_err(|e| e.to_string())?;
+            parts.inputs.insert("quality.expectations".into(), Hash::of(&json).to_string());
+        }
         parts.capabilities = cache::capabilities_of(&spec.exec, spec.command());
         if has_inputs {
             parts.capabilities.push("in".into());
@@ -216,6 +221,10 @@ impl Coordinator {
             self.rt.store.put_value(self.state.run_id(), &key, name, json)?;
         }
         let artifacts = entry.out_tree.as_ref().map(|tree| self.store_manifest(tree)).transpose()?;
+        if !entry.quality.is_empty() {
+            // a stored result passed its `fail` expectations: only warnings and blocks come back
+            self.quality_checked(key.clone(), attempt, entry.quality.clone())?;
+        }
         self.set_produced(id, Produced::new(entry.output.as_deref(), &entry.values, entry.out_tree.clone()));
         let cache = AttemptCache {
             key: Some(entry.key.to_string()),
@@ -278,6 +287,14 @@ impl Coordinator {
                 values: values.to_vec(),
                 out_tree,
                 created_at: self.now(),
+                quality: self
+                    .state
+                    .task(id)
+                    .attempts
+                    .iter()
+                    .rfind(|a| a.attempt == attempt)
+                    .map(|a| a.quality.clone())
+                    .unwrap_or_default(),
             };
             self.rt.store.put_cache_entry(&entry).map_err(|e| e.to_string())?;
         }

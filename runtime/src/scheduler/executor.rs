@@ -53,6 +53,8 @@ pub struct PreparedAttempt {
     pub max_out: Option<u64>,
     /// Seed of every random source, for attempts that must be reproducible.
     pub seed: Option<[u8; 32]>,
+    /// The task's production expectations, checked on `/out` when the attempt succeeds.
+    pub expectations: Vec<crate::spec::expect::TaskExpectation>,
 }
 
 /// What an executor reports about an attempt.
@@ -62,12 +64,14 @@ pub struct AttemptReport {
     /// The files a successful attempt wrote under `/out`, stored by content (`None`: none,
     /// or nothing collected); `Err`: why they could not be, and the attempt must fail.
     pub out: Result<Option<TreeManifest>, String>,
+    /// The production expectations' results on `/out` (empty: none were checked).
+    pub quality: Vec<crate::model::ExpectationResult>,
 }
 
 impl AttemptReport {
     /// An attempt that could not run at all.
     pub fn failed(kind: FailureKind, message: String) -> AttemptReport {
-        AttemptReport { outcome: Outcome::failed(kind, message, Duration::ZERO), out: Ok(None) }
+        AttemptReport { outcome: Outcome::failed(kind, message, Duration::ZERO), out: Ok(None), quality: Vec::new() }
     }
 }
 
@@ -125,9 +129,39 @@ impl Executor for LocalExecutor {
                 None => sandbox.run(&component, invocation).await,
             };
             let success = matches!(outcome.status, Status::Success { .. });
+            let quality = match (success, attempt.expectations.is_empty()) {
+                (true, false) => check_quality(files.out.clone(), attempt.expectations).await,
+                _ => Vec::new(),
+            };
             let out = collect_out(cache.as_deref(), files.out, success, attempt.max_out);
-            AttemptReport { outcome, out }
+            AttemptReport { outcome, out, quality }
         })
+    }
+}
+
+/// The expectations' results on `out`, read off the async threads (a dataset may be large).
+async fn check_quality(
+    out: Option<PathBuf>,
+    expectations: Vec<crate::spec::expect::TaskExpectation>,
+) -> Vec<crate::model::ExpectationResult> {
+    let names: Vec<_> = expectations.iter().map(|e| (e.expectation.clone(), e.on_failure, e.blocks.clone())).collect();
+    let checking = tokio::task::spawn_blocking(move || crate::quality::task::check_out(out.as_deref(), &expectations));
+    match checking.await {
+        Ok(results) => results,
+        // the check itself died (a bug): every expectation fails saying so
+        Err(e) => names
+            .into_iter()
+            .map(|(x, on_failure, blocks)| crate::model::ExpectationResult {
+                expectation: x.name,
+                dataset: x.dataset,
+                column: x.column,
+                on_failure,
+                success: false,
+                observed: format!("the check stopped: {e}"),
+                rows: Vec::new(),
+                blocks,
+            })
+            .collect(),
     }
 }
 

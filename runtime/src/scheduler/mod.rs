@@ -21,6 +21,7 @@ pub mod journal;
 mod params;
 mod plan;
 mod plan_diff;
+mod quality;
 mod repair;
 mod runs;
 mod runtime;

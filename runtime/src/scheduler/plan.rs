@@ -177,6 +177,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
             allow_hosts: single.allow_hosts,
             ..ExecSpec::default()
         },
+        expectations: Vec::new(),
     };
     let job = JobSpec {
         name: "task".into(),

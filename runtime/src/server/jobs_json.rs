@@ -34,6 +34,10 @@ fn task_result(result: TaskResult, message: &str) -> (Value, Value) {
     match result {
         TaskResult::Success => ended("SUCCESS", "SUCCESS", "SUCCESS", message, "TERMINATED", false),
         TaskResult::Failed => ended("FAILED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR", message, "TERMINATED", false),
+        // a data-quality failure: the user's data, not the platform
+        TaskResult::QualityFailed => {
+            ended("FAILED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR", message, "TERMINATED", false)
+        }
         TaskResult::TimedOut => ended("TIMEDOUT", "CANCELED", "CLIENT_ERROR", message, "TERMINATED", canceled),
         TaskResult::Canceled => ended("CANCELED", "USER_CANCELED", "SUCCESS", message, "TERMINATED", canceled),
         TaskResult::Excluded => ended("EXCLUDED", "SKIPPED", "SUCCESS", message, "SKIPPED", false),
@@ -92,7 +96,10 @@ pub fn run_state(rec: &RunRecord) -> (Value, Value) {
 /// Why a run ended as it did: the first failed task's error, a stop's reason, a skip's.
 fn run_message(rec: &RunRecord) -> String {
     let v = &rec.view;
-    let failed = v.tasks.iter().find(|t| matches!(t.result, Some(TaskResult::Failed | TaskResult::TimedOut)));
+    let failed = v
+        .tasks
+        .iter()
+        .find(|t| matches!(t.result, Some(TaskResult::Failed | TaskResult::TimedOut | TaskResult::QualityFailed)));
     if let Some(t) = failed {
         let error = t.attempts.last().and_then(|a| a.error.as_deref()).unwrap_or("");
         return format!("Task {} failed with message: {}", t.key, first_line(error));

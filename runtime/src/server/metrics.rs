@@ -40,6 +40,7 @@ pub struct Metrics {
     instantiate_seconds: Histogram,
     slot_wait_seconds: Histogram,
     triggers: Family<Vec<(&'static str, String)>, Counter>,
+    expectations: Family<Labels, Counter>,
     /// Serialises scrapes (gauges are set, then encoded).
     scrape: Mutex<()>,
 }
@@ -73,8 +74,15 @@ impl Metrics {
             "Trigger firings, by trigger kind and outcome (fired, missed, skipped)",
             triggers.clone(),
         );
+        let expectations = Family::<Labels, Counter>::default();
+        registry.register(
+            "expectations",
+            "Production expectations checked, by on_failure (warn, fail, block) and result (passed, failed)",
+            expectations.clone(),
+        );
         Metrics {
             triggers,
+            expectations,
             registry,
             attempts,
             attempt_seconds,
@@ -126,6 +134,16 @@ impl Telemetry for Metrics {
 
     fn trigger_missed(&self, kind: &str, count: u64) {
         self.triggers.get_or_create(&vec![("kind", kind.to_string()), ("outcome", "missed".into())]).inc_by(count);
+    }
+
+    fn expectation_checked(&self, on_failure: &str, success: bool) {
+        let on_failure = match on_failure {
+            "warn" => "warn",
+            "block" => "block",
+            _ => "fail",
+        };
+        let result = if success { "passed" } else { "failed" };
+        self.expectations.get_or_create(&vec![("on_failure", on_failure), ("result", result)]).inc();
     }
 
     fn trigger_skipped(&self, kind: &str, count: u64) {

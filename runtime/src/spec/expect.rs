@@ -2,8 +2,12 @@
 //! them: `{ task = "T", dataset = "rows.csv", expect = "expect_column_values_to_be_between",
 //! column = "amount", min_value = 0, max_value = 1000, mostly = 0.95 }`.
 //!
+//! A task's production expectations read the same, without `task` and with what a failure
+//! does: `expectations = [{ dataset = "rows.csv", expect = "…", column = "id",
+//! on_failure = "warn" | "fail" | "block", blocks = ["publish"] }]`.
+//!
 //! Owns the names, their arguments and their validation (file:line errors); evaluating
-//! them over a dataset is `testing::expect`'s. It must never read a dataset.
+//! them over a dataset is `quality::expect`'s. It must never read a dataset.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +17,21 @@ use super::read::{Node, Table};
 /// Every key an expectation assertion may hold.
 pub(crate) const EXPECT_KEYS: &[&str] =
     &["task", "dataset", "expect", "column", "mostly", "min_value", "max_value", "column_list", "regex", "value_set"];
+
+/// Every key a task's production expectation may hold.
+pub(crate) const TASK_EXPECT_KEYS: &[&str] = &[
+    "dataset",
+    "expect",
+    "column",
+    "mostly",
+    "min_value",
+    "max_value",
+    "column_list",
+    "regex",
+    "value_set",
+    "on_failure",
+    "blocks",
+];
 
 const NAMES: &[&str] = &[
     "expect_table_row_count_to_be_between",
@@ -52,9 +71,89 @@ pub enum ExpectKind {
     MeanBetween { min: Option<f64>, max: Option<f64> },
 }
 
+/// What a failed production expectation does (Delta Live Tables' `expect` and
+/// `expect_or_fail`, and blocking only some downstream tasks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Recorded with the attempt; the task succeeds.
+    Warn,
+    /// The task ends `quality_failed` (a permanent error naming the expectation; no retry).
+    Fail,
+    /// The task succeeds; the downstream tasks in `blocks` are skipped as upstream_failed.
+    Block,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Warn => "warn",
+            OnFailure::Fail => "fail",
+            OnFailure::Block => "block",
+        }
+    }
+}
+
+/// An expectation checked after every successful attempt of a task, on its `/out`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskExpectation {
+    pub expectation: Expectation,
+    pub on_failure: OnFailure,
+    /// With [`OnFailure::Block`]: the direct downstream tasks a failure skips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
+}
+
+/// A task's `expectations = [...]`; `blocks` names are checked against the job by the caller
+/// ([`check_blocks`]).
+pub(crate) fn task_expectations(node: &Node<'_>) -> Result<Vec<TaskExpectation>, SpecError> {
+    let mut all = Vec::new();
+    for item in node.array()? {
+        let table = item.table()?;
+        table.deny_unknown(TASK_EXPECT_KEYS)?;
+        let expectation = read(&table, &item)?;
+        let blocks: Vec<String> = match table.get("blocks") {
+            Some(b) => b.strings()?.into_iter().map(|(_, s)| s.to_string()).collect(),
+            None => Vec::new(),
+        };
+        let on_failure = match table.get("on_failure") {
+            None if !blocks.is_empty() => OnFailure::Block,
+            None => OnFailure::Fail,
+            Some(n) => match n.str()? {
+                "warn" => OnFailure::Warn,
+                "fail" => OnFailure::Fail,
+                "block" => OnFailure::Block,
+                other => {
+                    return Err(
+                        n.error(format!("unknown on_failure `{other}`; expected \"warn\", \"fail\" or \"block\""))
+                    );
+                }
+            },
+        };
+        match (on_failure, blocks.is_empty(), table.get("blocks")) {
+            (OnFailure::Block, true, _) => {
+                return Err(item.error(
+                    "`on_failure = \"block\"` needs `blocks = [\"TASK\", …]`: the downstream tasks a failure skips",
+                ));
+            }
+            (OnFailure::Warn | OnFailure::Fail, false, Some(b)) => {
+                return Err(b.error("`blocks` goes with `on_failure = \"block\"` (or without `on_failure`)"));
+            }
+            _ => {}
+        }
+        all.push(TaskExpectation { expectation, on_failure, blocks });
+    }
+    Ok(all)
+}
+
 /// Reads an expectation assertion (its `task` is read by the caller).
 pub(crate) fn expectation(table: &Table<'_>, node: &Node<'_>) -> Result<Expectation, SpecError> {
     table.deny_unknown(EXPECT_KEYS)?;
+    read(table, node)
+}
+
+/// The expectation in `table` (its keys already checked).
+fn read(table: &Table<'_>, node: &Node<'_>) -> Result<Expectation, SpecError> {
     let name_node = table.require("expect")?;
     let name = name_node.str()?;
     if !NAMES.contains(&name) {
@@ -105,4 +204,24 @@ pub(crate) fn expectation(table: &Table<'_>, node: &Node<'_>) -> Result<Expectat
         None => None,
     };
     Ok(Expectation { name: name.to_string(), dataset, column, mostly, kind })
+}
+
+/// Every `blocks` entry names a task of the job that depends directly on the expectation's
+/// task; `keys[i]` is where task `i` is written, for the error.
+pub(crate) fn check_blocks(tasks: &[super::TaskSpec], keys: &[&Node<'_>]) -> Result<(), SpecError> {
+    for (task, key) in tasks.iter().zip(keys) {
+        for e in &task.expectations {
+            for blocked in &e.blocks {
+                let downstream = tasks.iter().find(|t| &t.key == blocked);
+                if !downstream.is_some_and(|d| d.depends_on.iter().any(|dep| dep.task == task.key)) {
+                    let what = if downstream.is_some() { "does not depend on it" } else { "is not a task of the job" };
+                    return Err(key.error(format!(
+                        "task `{}`: expectation `{}` blocks `{blocked}`, which {what}; `blocks` names direct downstream tasks",
+                        task.key, e.expectation.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }

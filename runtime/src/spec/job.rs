@@ -65,6 +65,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "notifications",
     "health",
     "notification_settings",
+    "expectations",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
 pub(crate) const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
@@ -114,6 +115,7 @@ pub(crate) fn job<'a>(
         sites.push(site);
     }
     let graph = graph::check(name, &tasks, &sites)?;
+    super::expect::check_blocks(&tasks, &sites.iter().map(|s| &s.key).collect::<Vec<_>>())?;
     let scope = Scope { job: name, parameters: &parameters, graph: &graph, tasks: &tasks };
     for (task, site) in tasks.iter().zip(&sites) {
         refs::check_task(&scope, task, &site.templates)?;
@@ -218,6 +220,7 @@ fn task<'a>(
              and a task without any always runs; add `depends_on` or remove `run_if`"
         )));
     }
+    let kind_name = kind.name();
     let spec = TaskSpec {
         key,
         kind,
@@ -227,6 +230,15 @@ fn task<'a>(
         retries: table.get("retries").map(retries).transpose()?,
         rerun_on_resume: table.get("rerun_on_resume").map(Node::bool).transpose()?.unwrap_or(true),
         exec: exec::read(&table, roots, "param", false, &mut templates)?,
+        expectations: match table.get("expectations") {
+            Some(node) if matches!(kind_name, "component" | "command") => super::expect::task_expectations(node)?,
+            Some(node) => {
+                return Err(node.error(format!(
+                    "`expectations` check the files a component or command task writes to /out, not a {kind_name} task"
+                )));
+            }
+            None => Vec::new(),
+        },
     };
     let site = TaskSite { key: key_node, depends_on: dependency_sites, templates, run_job };
     Ok((spec, site))

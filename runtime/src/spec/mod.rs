@@ -379,6 +379,10 @@ pub struct TaskSpec {
     /// for_each task's iterations use [`ForEachTemplate::exec`]).
     #[serde(flatten)]
     pub exec: ExecSpec,
+    /// Data-quality expectations checked on `/out` after every successful attempt
+    /// (component and command tasks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<expect::TaskExpectation>,
 }
 
 /// Resource limits of a task; `None` means the runtime default.

@@ -262,6 +262,9 @@ pub(crate) struct Task {
     notifications: Option<serde_json::Value>,
     health: Option<serde_json::Value>,
     notification_settings: Option<serde_json::Value>,
+    /// Data-quality expectations on `/out` after each successful attempt: `{ dataset, expect,
+    /// column, …, on_failure = "warn" | "fail" | "block", blocks = [TASK…] }`.
+    expectations: Option<Vec<serde_json::Value>>,
 }
 
 /// A `for_each` task's template: a component, command or run_job task without key,

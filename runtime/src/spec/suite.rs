@@ -52,8 +52,17 @@ const OPERATORS: &[(&str, CompareOp)] = &[
     ("contains", CompareOp::Contains),
 ];
 const RUN_RESULTS: &[&str] = &["success", "success_with_failures", "failed", "timed_out", "canceled", "skipped"];
-const TASK_RESULTS: &[&str] =
-    &["success", "failed", "timed_out", "canceled", "excluded", "upstream_failed", "upstream_canceled", "interrupted"];
+const TASK_RESULTS: &[&str] = &[
+    "success",
+    "failed",
+    "timed_out",
+    "canceled",
+    "excluded",
+    "upstream_failed",
+    "upstream_canceled",
+    "interrupted",
+    "quality_failed",
+];
 
 /// One `[[tests]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

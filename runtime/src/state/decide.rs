@@ -88,7 +88,7 @@ impl RunState {
             return None;
         }
         let spec = self.spec(id)?;
-        let mut edges = Vec::new();
+        let (mut edges, mut blocked_by) = (Vec::new(), None);
         for dep in &spec.depends_on {
             let Some(u) = self.id_of(&dep.task) else { continue };
             if !self.ended(u) {
@@ -97,12 +97,29 @@ impl RunState {
             let up = &self.view.tasks[u];
             let r = up.result.unwrap_or(TaskResult::Failed);
             let not_taken = r == TaskResult::Success && dep.outcome.is_some() && up.outcome != dep.outcome;
-            edges.push(if not_taken { Edge::NotTaken } else { Edge::Ended(r) });
+            // an upstream's failed `block` expectation naming this task fails the edge
+            let blocking = (r == TaskResult::Success)
+                .then(|| up.attempts.last()?.quality.iter().find(|q| !q.success && q.blocks.contains(&t.key)))
+                .flatten();
+            if let Some(q) = blocking {
+                blocked_by.get_or_insert_with(|| format!("task `{}`: {}", up.key, q.describe()));
+            }
+            edges.push(match (not_taken, blocking.is_some()) {
+                (true, _) => Edge::NotTaken,
+                (false, true) => Edge::Ended(TaskResult::QualityFailed),
+                (false, false) => Edge::Ended(r),
+            });
         }
         let task = t.key.clone();
         Some(match readiness::decide(spec.run_if, &edges) {
             Decision::Run => Event::TaskQueued { task, at: now },
-            Decision::Skip(result, reason) => Event::TaskSkipped { task, result, reason, at: now },
+            Decision::Skip(result, reason) => {
+                let reason = match blocked_by {
+                    Some(by) => format!("{reason}: blocked by a failed expectation ({by})"),
+                    None => reason,
+                };
+                Event::TaskSkipped { task, result, reason, at: now }
+            }
         })
     }
 

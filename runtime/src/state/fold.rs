@@ -123,6 +123,14 @@ impl RunState {
                 t.retry_not_before = Some(*not_before);
                 self.waiting.insert((*not_before, i));
             }
+            Event::QualityChecked { task, attempt, results, .. } => {
+                let i = self.id(task)?;
+                let a =
+                    self.view.tasks[i].attempts.iter_mut().rev().find(|a| a.attempt == *attempt).ok_or_else(|| {
+                        CorruptLog(format!("task `{task}` attempt {attempt} was checked but never started"))
+                    })?;
+                a.quality = results.clone();
+            }
             Event::TaskSkipped { task, result, reason, .. } => {
                 let i = self.id(task)?;
                 self.unwait(i);
@@ -185,6 +193,7 @@ impl RunState {
             elapsed_us: 0,
             cache: None,
             error_code: None,
+            quality: Vec::new(),
         });
         Ok(())
     }

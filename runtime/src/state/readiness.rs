@@ -36,7 +36,14 @@ pub enum Decision {
 }
 
 fn failed_like(r: TaskResult) -> bool {
-    matches!(r, TaskResult::Failed | TaskResult::TimedOut | TaskResult::UpstreamFailed | TaskResult::Interrupted)
+    matches!(
+        r,
+        TaskResult::Failed
+            | TaskResult::TimedOut
+            | TaskResult::UpstreamFailed
+            | TaskResult::Interrupted
+            | TaskResult::QualityFailed
+    )
 }
 
 fn canceled_like(r: TaskResult) -> bool {

@@ -28,7 +28,9 @@ pub fn run_result(tasks: &[Ended<'_>]) -> RunResult {
     if tasks.iter().any(|t| t.result == TaskResult::Canceled) {
         return RunResult::Canceled;
     }
-    if tasks.iter().any(|t| t.result == TaskResult::TimedOut) && !tasks.iter().any(|t| t.result == TaskResult::Failed) {
+    if tasks.iter().any(|t| t.result == TaskResult::TimedOut)
+        && !tasks.iter().any(|t| matches!(t.result, TaskResult::Failed | TaskResult::QualityFailed))
+    {
         return RunResult::TimedOut;
     }
     RunResult::Failed

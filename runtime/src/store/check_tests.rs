@@ -133,6 +133,7 @@ fn cache_entries_naming_missing_blobs_and_undecodable_ones_are_reported() {
         values: vec![],
         out_tree: Some(out_tree),
         created_at: 1,
+        quality: Vec::new(),
         attempt: Some(0),
     };
     f.store.put_cache_entry(&entry).unwrap();

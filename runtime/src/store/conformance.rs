@@ -324,6 +324,7 @@ pub(super) fn cache_entries_are_replaced_listed_and_removed(store: &dyn Store) {
             values: vec![("n".into(), "1".into())],
             out_tree: None,
             created_at: 7,
+            quality: Vec::new(),
         }
     };
     let (ab, cd) = (entry("ab", "1"), entry("cd", "2"));

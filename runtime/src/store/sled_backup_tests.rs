@@ -44,6 +44,7 @@ fn cache_entry() -> CacheEntry {
         out_tree: None,
         created_at: 7,
         attempt: Some(0),
+        quality: Vec::new(),
     }
 }
 

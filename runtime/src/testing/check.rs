@@ -41,7 +41,7 @@ pub fn evaluate(assertion: &Assertion, view: &RunView, store: &dyn Store) -> Opt
             let parsed = serde_json::from_str(&text).unwrap_or(Value::String(text));
             compare_at(&what, &parsed, path, *op, expected).and_then(|(m, d)| fail(m, d))
         }
-        // read from the task's /out files: see `testing::expect` (run by the test runner)
+        // read from the task's /out files: see `quality::expect` (run by the test runner)
         Check::Expect { .. } => None,
         Check::Value { task, key, path, op, expected } => {
             let what = format!("task `{task}` value `{key}` {}", path.text);

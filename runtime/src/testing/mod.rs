@@ -16,9 +16,7 @@
 //! never store a test secret outside the test's own state.
 
 pub mod check;
-pub mod dataset;
 pub mod diff;
-pub mod expect;
 pub mod golden;
 mod isolate;
 pub mod junit;
@@ -37,6 +35,8 @@ use crate::spec::suite::TestSpec;
 use crate::spec::{Bundle, SpecError};
 use crate::store::StoreError;
 
+// the expectations `sluice test` asserts are the production ones
+pub use crate::quality::{dataset, expect};
 pub use verdict::{bundle_hash, record_verdicts, verdict_for};
 
 /// Who a test run is started by: the principal its secrets are sealed for.

@@ -1,5 +1,5 @@
-//! Data-quality expectations evaluated over a dataset file (CSV or JSON Lines, read row by
-//! row by [`super::dataset`], so memory stays bounded by one row — plus, for
+//! Data-quality expectations evaluated over a dataset file (CSV, JSON Lines or Parquet, read
+//! row by row by [`super::dataset`], so memory stays bounded by one row — plus, for
 //! `_to_be_unique`, 8 bytes per distinct value). Every expectation on one file is
 //! evaluated in one pass.
 //!
@@ -50,6 +50,8 @@ pub fn evaluate(path: &Path, expectations: &[&Expectation]) -> Result<Vec<Outcom
     for &e in expectations {
         tallies.push(tally(e, &data.columns)?);
     }
+    let used: Vec<usize> = tallies.iter().filter_map(|t| t.column).collect();
+    data.select(&used).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut rows = 0u64;
     while let Some(row) = data.next_row().map_err(|e| format!("{}: data row {rows}: {e}", path.display()))? {
         for tally in &mut tallies {

@@ -1,14 +1,17 @@
 //! Reading a dataset file row by row, in bounded memory: CSV (a header line, RFC 4180
-//! quoting, an empty field is null) and JSON Lines (one object per line; the first line's
-//! keys, in their order, are the columns; a missing key or `null` is null). Every value
-//! comes back as text (`None` for null): numbers as written, strings unquoted, booleans
-//! `true`/`false`, arrays and objects as JSON.
+//! quoting, an empty field is null), JSON Lines (one object per line; the first line's
+//! keys, in their order, are the columns; a missing key or `null` is null) and Parquet
+//! (top-level columns, read in batches by [`super::parquet`]). Every value comes back as
+//! text (`None` for null): numbers as written, strings unquoted, booleans `true`/`false`,
+//! arrays and objects as JSON.
 //!
-//! It must never hold more than one row (and one read buffer) at a time, nor write.
+//! It must never hold more than one row (and one read buffer or batch) at a time, nor write.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+
+use super::parquet::ParquetRows;
 
 /// The longest row read (bytes): a file without line breaks must not exhaust memory.
 pub const MAX_ROW_BYTES: usize = 16 * 1024 * 1024;
@@ -17,41 +20,68 @@ pub const MAX_ROW_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Dataset {
     pub columns: Vec<String>,
-    reader: BufReader<File>,
-    json: bool,
+    source: Source,
     line: String,
     /// The first JSON line, read for its keys, is the first row too.
     pending_first: bool,
 }
 
+#[derive(Debug)]
+enum Source {
+    Csv(BufReader<File>),
+    Json(BufReader<File>),
+    Parquet(Box<ParquetRows>),
+}
+
 impl Dataset {
-    /// Opens `path` by its extension: `.csv`, `.jsonl` or `.ndjson`.
+    /// Opens `path` by its extension: `.csv`, `.jsonl`, `.ndjson` or `.parquet`.
     pub fn open(path: &Path) -> Result<Dataset, String> {
         let extension = path.extension().and_then(|x| x.to_str()).unwrap_or("").to_ascii_lowercase();
-        let json = match extension.as_str() {
-            "csv" => false,
-            "jsonl" | "ndjson" => true,
+        let open = || {
+            let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok::<_, String>(BufReader::with_capacity(1 << 20, file))
+        };
+        let source = match extension.as_str() {
+            "csv" => Source::Csv(open()?),
+            "jsonl" | "ndjson" => Source::Json(open()?),
             "parquet" => {
-                return Err(format!("{}: Parquet datasets are not read yet (CSV and JSON Lines are)", path.display()));
+                let rows = ParquetRows::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let columns = rows.columns().to_vec();
+                let source = Source::Parquet(Box::new(rows));
+                return Ok(Dataset { columns, source, line: String::new(), pending_first: false });
             }
             _ => {
                 return Err(format!(
-                    "{}: cannot read this as a dataset: CSV (.csv) and JSON Lines (.jsonl, .ndjson) are read",
+                    "{}: cannot read this as a dataset: CSV (.csv), JSON Lines (.jsonl, .ndjson) and Parquet \
+                     (.parquet) are read",
                     path.display()
                 ));
             }
         };
-        let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let reader = BufReader::with_capacity(1 << 20, file);
-        let mut data = Dataset { columns: Vec::new(), reader, json, line: String::new(), pending_first: false };
-        data.columns = if json { data.first_keys()? } else { data.csv_record()?.unwrap_or_default() };
+        let mut data = Dataset { columns: Vec::new(), source, line: String::new(), pending_first: false };
+        data.columns = match data.source {
+            Source::Json(_) => data.first_keys()?,
+            _ => data.csv_record()?.unwrap_or_default(),
+        };
         Ok(data)
+    }
+
+    /// Reads only the columns at `indices` (the others come back null): Parquet stores
+    /// columns apart, so the ones no expectation needs are never decoded. Text formats
+    /// read every row whole either way.
+    pub fn select(&mut self, indices: &[usize]) -> Result<(), String> {
+        match &mut self.source {
+            Source::Parquet(rows) => rows.select(indices),
+            _ => Ok(()),
+        }
     }
 
     /// The next row (one value per column), `None` at the end.
     pub fn next_row(&mut self) -> Result<Option<Vec<Option<String>>>, String> {
-        if self.json {
-            return self.json_row();
+        match &mut self.source {
+            Source::Json(_) => return self.json_row(),
+            Source::Parquet(rows) => return rows.next_row(),
+            Source::Csv(_) => {}
         }
         let Some(fields) = self.csv_record()? else { return Ok(None) };
         let mut row: Vec<Option<String>> = fields.into_iter().map(|f| (!f.is_empty()).then_some(f)).collect();
@@ -65,10 +95,9 @@ impl Dataset {
             self.line.clear();
         }
         let before = self.line.len();
-        let read = (&mut self.reader)
-            .take(MAX_ROW_BYTES as u64 + 1)
-            .read_line(&mut self.line)
-            .map_err(|e| format!("reading: {e}"))?;
+        let (Source::Csv(reader) | Source::Json(reader)) = &mut self.source else { return Ok(false) };
+        let read =
+            reader.take(MAX_ROW_BYTES as u64 + 1).read_line(&mut self.line).map_err(|e| format!("reading: {e}"))?;
         if self.line.len() > MAX_ROW_BYTES {
             return Err(format!("a row longer than {MAX_ROW_BYTES} bytes"));
         }
@@ -199,6 +228,6 @@ mod tests {
         assert_eq!(data.next_row().unwrap(), Some(vec![Some("1".into()), Some("x".into())]));
         assert_eq!(data.next_row().unwrap(), Some(vec![None, None]));
         assert_eq!(data.next_row().unwrap(), None);
-        assert!(Dataset::open(&dir.path().join("d.parquet")).unwrap_err().contains("Parquet"));
+        assert!(Dataset::open(&dir.path().join("d.txt")).unwrap_err().contains("cannot read this as a dataset"));
     }
 }
