@@ -35,6 +35,7 @@ pub mod client;
 pub mod model;
 pub mod notify;
 pub mod sandbox;
+pub mod scaleout;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
