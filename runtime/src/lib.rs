@@ -40,6 +40,7 @@ pub mod model;
 pub mod notify;
 pub mod quality;
 pub mod sandbox;
+pub mod scaleout;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;

@@ -336,7 +336,13 @@ pub struct Background {
 impl Sluice {
     /// Start `sluice ARGS --state <state>` in the background.
     pub fn spawn(&self, args: &[&str]) -> Background {
+        self.spawn_env(args, &[])
+    }
+
+    /// [`Sluice::spawn`] with `env` set.
+    pub fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Background {
         let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
         let shown = shown(&cmd);
         let mut child = cmd
             .stdout(Stdio::null())
@@ -375,6 +381,14 @@ impl Background {
             }
         }
         panic!("`{needle}` never appeared; saw:\n{}", self.seen.join("\n"));
+    }
+
+    /// Every line it has printed so far (read without waiting).
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
     }
 
     /// SIGKILL the process and reap it.

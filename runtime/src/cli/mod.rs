@@ -30,6 +30,7 @@ mod test;
 mod tokens;
 mod triggers;
 mod validate;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,6 +109,8 @@ pub enum Command {
     Schema,
     /// Run the bundle's [[tests]], each in isolated state; record the verdict.
     Test(test::TestArgs),
+    /// Run attempts for a `sluice serve --nats` server, pulled from NATS JetStream.
+    Worker(worker::WorkerArgs),
 }
 
 /// Parse the command line, run the command, print any error with its causes.
@@ -150,6 +153,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => validate::schema(),
         Command::Test(args) => test::test(cli.state, args),
         Command::Triggers(cmd) => triggers::triggers(cli.state, cmd),
+        Command::Worker(args) => worker::worker(cli.state, args),
     }
 }
 

@@ -42,6 +42,14 @@ pub struct ServeArgs {
     /// exits (their runs resume on the next start).
     #[arg(long, default_value = "30s", value_parser = crate::spec::parse_duration)]
     pub grace: Duration,
+    /// Run attempts on `sluice worker`s through this NATS JetStream server instead of
+    /// this process's sandbox (`nats://HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// With --nats: how long a worker holds an attempt without a heartbeat before it is
+    /// handed to another worker.
+    #[arg(long, default_value = "10s", value_parser = super::worker::parse_lease)]
+    pub lease: Duration,
 }
 
 /// The server's configuration file.
@@ -101,6 +109,14 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
     options.listen = args.listen;
     let tokio = open::tokio_runtime()?;
     tokio.block_on(async move {
+        if let Some(url) = &args.nats {
+            let link = crate::scaleout::Link::connect(url).await?;
+            options.runtime.executor = Some(crate::scaleout::RemoteExecutor::start(link, args.lease).await?);
+            errln!(
+                "attempts go to workers through NATS JetStream at {url} (lease {})",
+                crate::util::human_duration(args.lease)
+            );
+        }
         let session = crate::client::Session::open(&dir, options).await?;
         let Some(owner) = session.owner() else {
             anyhow::bail!(
@@ -165,7 +181,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -331,6 +331,11 @@ impl Sandbox {
         self.cache.load(&self.engine, &self.linker, bytes, label, World::Task)
     }
 
+    /// Load a component from bytes as a task or as a command; `label` names it in errors.
+    pub fn load_bytes_as(&self, bytes: &[u8], label: &str, world: World) -> Result<Arc<TaskComponent>, SandboxError> {
+        self.cache.load(&self.engine, &self.linker, bytes, label, world)
+    }
+
     /// A component by its blake3 (hex) alone — loaded earlier, or from the precompiled
     /// artifact compiling it left (`None`: neither): the exact code a run pinned, whatever
     /// its file holds now.

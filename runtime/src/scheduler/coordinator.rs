@@ -112,6 +112,7 @@ impl Coordinator {
             run,
             message: "was recorded without a plan and cannot be continued".into(),
         })?;
+        rt.executor.components_pinned(&plan.components);
         let run_cancel = Arc::new(AtomicBool::new(state.stop().is_some()));
         let cleanup_cancel = Arc::new(AtomicBool::new(state.stop().is_some_and(|s| s.cleanup_stopped)));
         Ok(Coordinator {

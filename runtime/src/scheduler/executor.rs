@@ -81,6 +81,10 @@ pub type Running = Pin<Box<dyn Future<Output = AttemptReport> + Send>>;
 /// Runs prepared attempts. `cancel` set: stop the attempt promptly (it ends `Canceled`).
 pub trait Executor: Send + Sync {
     fn execute(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>) -> Running;
+
+    /// A run's pinned components (name → file and blake3), told once per run before its
+    /// attempts: an executor elsewhere ships the code by hash; this process's needs nothing.
+    fn components_pinned(&self, _components: &std::collections::BTreeMap<String, crate::model::PinnedComponent>) {}
 }
 
 /// Runs attempts in this process's sandbox.

@@ -42,7 +42,9 @@ pub use inspect::{Explanation, GcSummary};
 pub use params::{RunLevel, check_overrides, resolve_job_parameters};
 pub use repair::RepairRequest;
 pub use runs::PreparedRun;
-pub use runtime::{COMPONENTS_DIR, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store, open_vault};
+pub use runtime::{
+    COMPONENTS_DIR, ExecutorFactory, OpenError, RunOptions, Runtime, RuntimeOptions, STORE_DIR, open_store, open_vault,
+};
 pub use verify::Verification;
 
 /// Why a run could not be started, resumed, repaired or recorded.

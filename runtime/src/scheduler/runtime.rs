@@ -45,7 +45,12 @@ pub struct RuntimeOptions {
     pub fair_share: FairShare,
     /// Told about attempts, runs, instantiations and slot waits (metrics).
     pub telemetry: Option<Arc<dyn Telemetry>>,
+    /// Where attempts run, made from the opened runtime; `None`: this process's sandbox.
+    pub executor: Option<ExecutorFactory>,
 }
+
+/// Makes the executor of an opened runtime (`sluice serve --nats`: workers elsewhere).
+pub type ExecutorFactory = Arc<dyn Fn(&Runtime) -> Arc<dyn Executor> + Send + Sync>;
 
 /// Why a runtime could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +192,10 @@ impl Runtime {
         rt.cache = Some(Arc::new(cache));
         rt.slots = Slots::with_observer(slots, options.fair_share, clock, Some(telemetry.clone()));
         rt.telemetry = telemetry;
-        rt.executor = rt.local_executor();
+        rt.executor = match &options.executor {
+            Some(make) => make(&rt),
+            None => rt.local_executor(),
+        };
         Ok(rt)
     }
 
@@ -280,6 +288,11 @@ impl Runtime {
     /// The sandbox slots every run shares.
     pub fn slots(&self) -> &Arc<Slots> {
         &self.slots
+    }
+
+    /// The result cache's directory (blobs, staging), when the runtime has one.
+    pub fn cache_dir(&self) -> Option<&Arc<CacheDir>> {
+        self.cache.as_ref()
     }
 
     /// Stop gracefully: runs start no new attempts and return

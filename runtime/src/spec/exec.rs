@@ -16,7 +16,12 @@ use super::read::{Node, Table};
 use super::refs::Templated;
 
 /// The keys [`read`] takes from a task table or a `for_each` template.
-pub(crate) const EXEC_KEYS: [&str; 6] = ["params", "limits", "secrets", "mounts", "allow_hosts", "cache"];
+pub(crate) const EXEC_KEYS: [&str; 7] = ["params", "limits", "secrets", "mounts", "allow_hosts", "cache", "worker"];
+/// The keys of `worker = { … }`.
+pub(crate) const WORKER_KEYS: &[&str] = &["labels"];
+/// Most labels a task may require: a worker subscribes to every subset of its own labels
+/// (`scaleout::routes`), so the count must stay small.
+pub const MAX_WORKER_LABELS: usize = 8;
 pub(crate) const LIMIT_KEYS: &[&str] = &["memory", "max_log", "max_output", "fuel", "max_out"];
 pub(crate) const SECRET_GRANT_KEYS: &[&str] = &["name", "inject"];
 
@@ -42,6 +47,10 @@ pub struct ExecSpec {
     /// `cache = false`: never reuse an earlier result, always run. Tasks with network
     /// access never reuse anyway.
     pub cache: bool,
+    /// `worker = { labels = { k = "v" } }`: with scale-out workers, only a worker holding
+    /// every one of these labels runs it (empty: any worker).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub worker_labels: BTreeMap<String, String>,
 }
 
 impl Default for ExecSpec {
@@ -54,6 +63,7 @@ impl Default for ExecSpec {
             mounts: Vec::new(),
             allow_hosts: Vec::new(),
             cache: true,
+            worker_labels: BTreeMap::new(),
         }
     }
 }
@@ -88,7 +98,39 @@ pub(crate) fn read<'a>(
         },
         allow_hosts: table.get("allow_hosts").map(allow_hosts).transpose()?.unwrap_or_default(),
         cache: table.get("cache").map(Node::bool).transpose()?.unwrap_or(true),
+        worker_labels: table.get("worker").map(worker_labels).transpose()?.unwrap_or_default(),
     })
+}
+
+/// `worker = { labels = { pool = "gpu" } }`: label names and values are short words
+/// (letters, digits, `_`, `-`), at most [`MAX_WORKER_LABELS`] of them.
+fn worker_labels(node: &Node<'_>) -> Result<BTreeMap<String, String>, SpecError> {
+    let table = node.table()?;
+    table.deny_unknown(WORKER_KEYS)?;
+    let mut labels = BTreeMap::new();
+    let Some(node) = table.get("labels") else { return Ok(labels) };
+    let entries = node.table()?;
+    for entry in entries.entries() {
+        let value = entry.node.str()?;
+        for word in [entry.key, value] {
+            if !is_label_word(word) {
+                return Err(entry.node.error(format!(
+                    "worker label `{}` = `{value}`: names and values are 1 to 64 letters, digits, `_` or `-`",
+                    entry.key
+                )));
+            }
+        }
+        labels.insert(entry.key.to_string(), value.to_string());
+    }
+    if labels.len() > MAX_WORKER_LABELS {
+        return Err(node.error(format!("at most {MAX_WORKER_LABELS} worker labels, not {}", labels.len())));
+    }
+    Ok(labels)
+}
+
+/// A worker label's name or value: 1 to 64 letters, digits, `_` or `-`.
+pub fn is_label_word(word: &str) -> bool {
+    (1..=64).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A params table: names follow the name rule; each value is added to `templates`

@@ -53,6 +53,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "mounts",
     "allow_hosts",
     "cache",
+    "worker",
     "args",
     "env",
     "stdin",

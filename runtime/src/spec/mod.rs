@@ -184,7 +184,7 @@ pub use access::{Permission, PermissionLevel, Principal, level_of};
 pub use command::{CommandSpec, Stdin, check_out_path};
 pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
-pub use exec::ExecSpec;
+pub use exec::{ExecSpec, MAX_WORKER_LABELS, is_label_word};
 pub use hosts::{HostRule, parse_host_rule};
 pub use include::MAX_INCLUDED_FILES;
 pub use kinds::{

@@ -246,6 +246,8 @@ pub(crate) struct Task {
     mounts: Option<Vec<Mount>>,
     allow_hosts: Option<Vec<String>>,
     cache: Option<bool>,
+    /// Which scale-out workers may run it: `{ labels = { pool = "gpu" } }`.
+    worker: Option<Worker>,
     args: Option<Vec<String>>,
     env: Option<BTreeMap<String, String>>,
     stdin: Option<String>,
@@ -267,6 +269,13 @@ pub(crate) struct Task {
     expectations: Option<Vec<serde_json::Value>>,
 }
 
+/// `worker = { labels = { … } }`: only workers holding every label run the task.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Worker {
+    labels: Option<BTreeMap<String, String>>,
+}
+
 /// A `for_each` task's template: a component, command or run_job task without key,
 /// dependencies or run_if.
 #[derive(JsonSchema)]
@@ -283,6 +292,8 @@ pub(crate) struct TaskTemplate {
     mounts: Option<Vec<Mount>>,
     allow_hosts: Option<Vec<String>>,
     cache: Option<bool>,
+    /// Which scale-out workers may run it: `{ labels = { pool = "gpu" } }`.
+    worker: Option<Worker>,
     args: Option<Vec<String>>,
     env: Option<BTreeMap<String, String>>,
     stdin: Option<String>,

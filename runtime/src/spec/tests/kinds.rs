@@ -378,3 +378,21 @@ fn templates_recorded_before_kinds_still_read() {
     let again: ForEachTemplate = serde_json::from_str(&serde_json::to_string(&template).unwrap()).unwrap();
     assert_eq!(&again, template.as_ref(), "round trip");
 }
+
+#[test]
+fn worker_labels_route_a_task() {
+    let t = task_of(
+        &task("key = \"a\"\ncomponent = \"ingest\"\nworker = { labels = { pool = \"gpu\", zone = \"eu-1\" } }"),
+        "a",
+    );
+    assert_eq!(t.exec.worker_labels, map(&[("pool", "gpu"), ("zone", "eu-1")]));
+    let plain = task_of(&task("key = \"a\"\ncomponent = \"ingest\""), "a");
+    assert!(plain.exec.worker_labels.is_empty());
+    // an unlabelled task serialises as before: plans pinned by earlier versions hash the same
+    assert!(!serde_json::to_string(&plain.exec).unwrap().contains("worker"));
+    let e =
+        error_of(&task("key = \"a\"\ncomponent = \"ingest\"\nworker = { labels = { pool = \"g.pu\" } }")).to_string();
+    assert!(e.contains("worker label `pool`") && e.contains("letters"), "{e}");
+    let e = error_of(&task("key = \"a\"\ncomponent = \"ingest\"\nworker = { lables = {} }")).to_string();
+    assert!(e.contains("lables"), "{e}");
+}

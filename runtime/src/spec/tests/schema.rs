@@ -40,6 +40,7 @@ fn every_table_in_the_schema_has_exactly_the_parsers_keys() {
     assert_eq!(def("TaskTemplate"), set(&template));
     assert_eq!(def("Limits"), set(exec::LIMIT_KEYS));
     assert_eq!(def("SecretGrantTable"), set(exec::SECRET_GRANT_KEYS));
+    assert_eq!(def("Worker"), set(exec::WORKER_KEYS));
     assert_eq!(def("Retries"), set(retries::RETRY_KEYS));
     assert_eq!(def("Mount"), set(mounts::MOUNT_KEYS));
     assert_eq!(def("DependencyTable"), set(depends::DEPENDENCY_KEYS));

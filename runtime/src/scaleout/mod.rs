@@ -1,0 +1,217 @@
+//! Scale-out through NATS JetStream: `sluice serve --nats URL` hands attempts to workers on
+//! other machines (`sluice worker --nats URL`) instead of this process's sandbox.
+//!
+//! Owns the wire between the coordinator and its workers: the JetStream streams and object
+//! stores and their names ([`Link`]), routing by worker labels ([`route_of`], [`routes_of`]),
+//! the messages ([`wire`]), the server's [`RemoteExecutor`] and the [`worker`] loop. The server
+//! stays the single owner of the store: a worker holds no store, no secret scope and no run
+//! state; it gets an attempt with everything it may read, runs it in the same sandbox with the
+//! same limits, and publishes what happened. This module must never decide what an outcome
+//! means for a run (that is the coordinator's), nor open a state directory's store.
+//!
+//! Streams (created by whoever connects first, with the same configuration):
+//! - `SLUICE_WORK` (work-queue retention), subjects `sluice.work.<route>`: one attempt per
+//!   message. Each route (a set of required labels) has its own durable pull consumer that
+//!   every eligible worker pulls from, so a worker without a task's labels never sees it.
+//! - `SLUICE_OUTCOMES` (work-queue retention), subjects `sluice.outcome.<attempt id>`: what
+//!   workers report, published with the attempt id as message id (JetStream drops a
+//!   duplicate within its window; the server keeps only the first outcome of an attempt).
+//! - object stores `sluice-components` (component bytes by blake3) and `sluice-blobs`
+//!   (`/in` and `/out` file contents by blake3).
+//! - core subject `sluice.cancel.<attempt id>`: stop a running attempt.
+
+pub mod remote;
+pub mod wire;
+pub mod worker;
+
+mod transfer;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::object_store::ObjectStore;
+
+pub use remote::RemoteExecutor;
+
+/// The work-queue stream attempts travel on.
+pub const WORK_STREAM: &str = "SLUICE_WORK";
+/// Subject prefix of the work stream: `sluice.work.<route>`.
+pub const WORK_PREFIX: &str = "sluice.work";
+/// The stream outcomes travel on.
+pub const OUTCOME_STREAM: &str = "SLUICE_OUTCOMES";
+/// Subject prefix of the outcome stream: `sluice.outcome.<attempt id>`.
+pub const OUTCOME_PREFIX: &str = "sluice.outcome";
+/// The coordinator's durable consumer of outcomes.
+pub const OUTCOME_CONSUMER: &str = "coordinator";
+/// Core subject prefix of cancel requests: `sluice.cancel.<attempt id>`.
+pub const CANCEL_PREFIX: &str = "sluice.cancel";
+/// Object store of component bytes, named by blake3.
+pub const COMPONENTS_BUCKET: &str = "sluice-components";
+/// Object store of file contents (`/in`, `/out`), named by blake3.
+pub const BLOBS_BUCKET: &str = "sluice-blobs";
+
+/// How long a worker holds an attempt without a heartbeat before JetStream hands it to
+/// another worker: long enough that a busy worker's heartbeat (every third of it) is never
+/// late, short enough that a dead worker's attempt moves on quickly.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// The shortest lease `--lease` accepts: heartbeats go every third of it.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+/// Deliveries of one attempt before JetStream gives up on it: an attempt that kills every
+/// worker it lands on must not circle forever (the server then fails it after its lease).
+pub const MAX_DELIVER: i64 = 5;
+/// How long outcomes and attempts wait in their streams for a server or worker to come
+/// back (and the window in which a duplicate outcome is dropped by JetStream).
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// JetStream's duplicate window for outcomes published twice (a worker that died between
+/// publishing and acknowledging, then the attempt ran again elsewhere).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Why the scale-out wire failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleoutError {
+    #[error("connecting to NATS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("NATS JetStream: {0}")]
+    Nats(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `err` with what was being done.
+pub(crate) fn nats(what: &str, err: impl std::fmt::Display) -> ScaleoutError {
+    ScaleoutError::Nats(format!("{what}: {err}"))
+}
+
+/// A connection to NATS with the streams and object stores scale-out uses.
+#[derive(Clone)]
+pub struct Link {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) components: ObjectStore,
+    pub(crate) blobs: ObjectStore,
+}
+
+impl Link {
+    /// Connect to `url` (`nats://HOST:PORT`) and make sure the streams and buckets exist.
+    pub async fn connect(url: &str) -> Result<Link, ScaleoutError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("sluice")
+            .connect(url)
+            .await
+            .map_err(|e| ScaleoutError::Connect { url: url.to_string(), message: e.to_string() })?;
+        let js = jetstream::new(client.clone());
+        ensure_stream(&js, WORK_STREAM, WORK_PREFIX).await?;
+        ensure_stream(&js, OUTCOME_STREAM, OUTCOME_PREFIX).await?;
+        let components = ensure_bucket(&js, COMPONENTS_BUCKET).await?;
+        let blobs = ensure_bucket(&js, BLOBS_BUCKET).await?;
+        Ok(Link { client, js, components, blobs })
+    }
+}
+
+async fn ensure_stream(js: &jetstream::Context, name: &str, prefix: &str) -> Result<(), ScaleoutError> {
+    use jetstream::stream::{Config, RetentionPolicy, StorageType};
+    let config = Config {
+        name: name.to_string(),
+        subjects: vec![format!("{prefix}.>")],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        max_age: RETENTION,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    js.get_or_create_stream(config).await.map_err(|e| nats(&format!("stream {name}"), e))?;
+    Ok(())
+}
+
+async fn ensure_bucket(js: &jetstream::Context, bucket: &str) -> Result<ObjectStore, ScaleoutError> {
+    if let Ok(store) = js.get_object_store(bucket).await {
+        return Ok(store);
+    }
+    let config = jetstream::object_store::Config { bucket: bucket.to_string(), ..Default::default() };
+    match js.create_object_store(config).await {
+        Ok(store) => Ok(store),
+        // another process created it meanwhile
+        Err(e) => js.get_object_store(bucket).await.map_err(|_| nats(&format!("object store {bucket}"), e)),
+    }
+}
+
+/// The route of a label set: `any` for none, else a short hash of the sorted `k=v` pairs
+/// (subject tokens must not hold the `.`, `*` or `>` labels could).
+pub fn route_of(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "any".into();
+    }
+    let mut h = blake3::Hasher::new();
+    for (k, v) in labels {
+        h.update(k.as_bytes()).update(b"=").update(v.as_bytes()).update(b"\n");
+    }
+    h.finalize().to_hex()[..16].to_string()
+}
+
+/// Every route a worker with `labels` serves: one per subset of its labels (a task requiring
+/// a subset of them may run there). Labels are at most [`crate::spec::MAX_WORKER_LABELS`].
+pub fn routes_of(labels: &BTreeMap<String, String>) -> Vec<String> {
+    let pairs: Vec<(&String, &String)> = labels.iter().collect();
+    (0u32..1 << pairs.len())
+        .map(|mask| {
+            let subset = pairs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, (k, v))| ((*k).clone(), (*v).clone()))
+                .collect();
+            route_of(&subset)
+        })
+        .collect()
+}
+
+/// The work subject of a route.
+pub(crate) fn work_subject(route: &str) -> String {
+    format!("{WORK_PREFIX}.{route}")
+}
+
+/// The durable consumer of a route's attempts.
+pub(crate) fn work_consumer(route: &str) -> String {
+    format!("work-{route}")
+}
+
+/// `k=v` as `--labels` takes it.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or_else(|| format!("`{text}`: a label is `name=value`"))?;
+    for word in [k, v] {
+        if !crate::spec::is_label_word(word) {
+            return Err(format!("`{text}`: label names and values are 1 to 64 letters, digits, `_` or `-`"));
+        }
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_worker_serves_exactly_the_routes_of_its_label_subsets() {
+        let worker = routes_of(&labels(&[("pool", "gpu"), ("zone", "a")]));
+        assert_eq!(worker.len(), 4);
+        assert!(worker.contains(&route_of(&labels(&[]))));
+        assert!(worker.contains(&route_of(&labels(&[("pool", "gpu")]))));
+        assert!(worker.contains(&route_of(&labels(&[("zone", "a"), ("pool", "gpu")]))));
+        assert!(!worker.contains(&route_of(&labels(&[("pool", "cpu")]))));
+        assert!(!worker.contains(&route_of(&labels(&[("pool", "gpu"), ("zone", "b")]))));
+        assert_eq!(routes_of(&labels(&[])), vec!["any".to_string()]);
+    }
+
+    #[test]
+    fn labels_are_words() {
+        assert_eq!(parse_label("pool=gpu").unwrap(), ("pool".into(), "gpu".into()));
+        assert!(parse_label("pool").unwrap_err().contains("name=value"));
+        assert!(parse_label("po.ol=x").unwrap_err().contains("letters"));
+        assert!(parse_label("pool=").is_err());
+    }
+}

@@ -1,0 +1,288 @@
+//! The server's side of scale-out: [`RemoteExecutor`] publishes each attempt to the work
+//! stream (on its route's subject), waits for the outcome a worker publishes, and turns it
+//! into the executor's report; one listener task takes outcomes off the outcome stream and
+//! hands each to the attempt waiting for it — the first one only, so an attempt delivered
+//! twice (its worker died, or was slow) is recorded once.
+//!
+//! It reads what the worker may see (upstream values, the task's checkpoints) from the
+//! store and writes back only what an attempt hands back (checkpoints, `/out` blobs). It
+//! never decides what an outcome means for the run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::message::PublishMessage;
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+
+use super::wire::{self, WorkOrder, WorkOutcome};
+use super::{
+    CANCEL_PREFIX, Link, MAX_DELIVER, OUTCOME_CONSUMER, OUTCOME_STREAM, ScaleoutError, WORK_STREAM, nats, route_of,
+    transfer, work_consumer, work_subject,
+};
+use crate::cache::CacheDir;
+use crate::model::PinnedComponent;
+use crate::sandbox::FailureKind;
+use crate::sandbox::values::Readable;
+use crate::scheduler::{AttemptReport, Executor, ExecutorFactory, PreparedAttempt, Running};
+use crate::store::Store;
+
+/// How often a waiting attempt looks at its cancel flag: a cancel reaches the worker
+/// within this (the sandbox's own cancel check is of the same order).
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// What every attempt of this server shares.
+struct Shared {
+    link: Link,
+    lease: Duration,
+    /// Unique to this server process: attempt ids are `<prefix>-<n>`.
+    prefix: String,
+    next: AtomicU64,
+    /// Attempts waiting for their outcome, by id.
+    pending: Mutex<HashMap<String, oneshot::Sender<WorkOutcome>>>,
+    /// Component files by blake3, as runs pinned them.
+    paths: Mutex<HashMap<String, PathBuf>>,
+    /// Components in the bucket already (checked or uploaded by this process).
+    uploaded: tokio::sync::Mutex<HashSet<String>>,
+    /// Routes whose consumer exists.
+    routes: tokio::sync::Mutex<HashSet<String>>,
+}
+
+/// Runs attempts on workers through JetStream.
+pub struct RemoteExecutor {
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    cache: Option<Arc<CacheDir>>,
+}
+
+impl RemoteExecutor {
+    /// Start listening for outcomes on `link`; the factory makes the executor of the runtime
+    /// `sluice serve` opens. `lease`: how long a worker holds an attempt without a heartbeat.
+    pub async fn start(link: Link, lease: Duration) -> Result<ExecutorFactory, ScaleoutError> {
+        let shared = Arc::new(Shared {
+            link,
+            lease,
+            prefix: format!("{:016x}", rand_u64()),
+            next: AtomicU64::new(0),
+            pending: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
+            uploaded: tokio::sync::Mutex::new(HashSet::new()),
+            routes: tokio::sync::Mutex::new(HashSet::new()),
+        });
+        let stream = shared.link.js.get_stream(OUTCOME_STREAM).await.map_err(|e| nats("outcome stream", e))?;
+        let config = pull::Config {
+            durable_name: Some(OUTCOME_CONSUMER.into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer::<pull::Config>(OUTCOME_CONSUMER, config)
+            .await
+            .map_err(|e| nats("outcome consumer", e))?;
+        let messages = consumer.messages().await.map_err(|e| nats("reading outcomes", e))?;
+        tokio::spawn(listen(shared.clone(), messages));
+        Ok(Arc::new(move |rt: &crate::scheduler::Runtime| {
+            Arc::new(RemoteExecutor {
+                shared: shared.clone(),
+                store: rt.store().clone(),
+                cache: rt.cache_dir().cloned(),
+            }) as Arc<dyn Executor>
+        }))
+    }
+}
+
+/// A random number (attempt ids of two server processes never collide).
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // ring's system random: already in the tree
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u64::from_le_bytes(bytes) ^ std::process::id() as u64
+}
+
+/// Hand each outcome to the attempt waiting for it; drop (and acknowledge) the rest.
+async fn listen(shared: Arc<Shared>, mut messages: pull::Stream) {
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an outcome");
+                continue;
+            }
+        };
+        match serde_json::from_slice::<WorkOutcome>(&message.payload) {
+            Ok(outcome) => {
+                let waiting = shared.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&outcome.id);
+                match waiting {
+                    Some(tx) => drop(tx.send(outcome)),
+                    None => {
+                        tracing::debug!(id = %outcome.id, worker = %outcome.worker, "outcome of no waiting attempt (a duplicate, or of an earlier server)")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "an outcome that is not one"),
+        }
+        if let Err(e) = message.ack().await {
+            tracing::warn!(error = %e, "acknowledging an outcome");
+        }
+    }
+    tracing::warn!("the outcome stream ended: attempts on workers will not be told apart from lost ones");
+}
+
+impl Executor for RemoteExecutor {
+    fn execute(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>) -> Running {
+        let (shared, store, cache) = (self.shared.clone(), self.store.clone(), self.cache.clone());
+        Box::pin(async move {
+            dispatch(&shared, &*store, cache.as_deref(), attempt, cancel).await.unwrap_or_else(|e| {
+                AttemptReport::failed(FailureKind::Host, format!("running the attempt on a worker: {e}"))
+            })
+        })
+    }
+
+    fn components_pinned(&self, components: &BTreeMap<String, PinnedComponent>) {
+        let mut paths = self.shared.paths.lock().unwrap_or_else(PoisonError::into_inner);
+        for pin in components.values() {
+            paths.entry(pin.hash.clone()).or_insert_with(|| pin.path.clone());
+        }
+    }
+}
+
+/// Publish `attempt`, wait for its outcome, take back what it hands back.
+async fn dispatch(
+    shared: &Shared,
+    store: &dyn Store,
+    cache: Option<&CacheDir>,
+    attempt: PreparedAttempt,
+    cancel: Arc<AtomicBool>,
+) -> Result<AttemptReport, ScaleoutError> {
+    upload_component(shared, &attempt.component).await?;
+    if let Some(cache) = cache {
+        let trees: Vec<&crate::cache::TreeManifest> = attempt.inputs.iter().map(|(_, t)| t).collect();
+        transfer::put_trees(&shared.link.blobs, &cache.blobs, &trees).await?;
+    }
+    let route = route_of(&attempt.exec.worker_labels);
+    ensure_route(shared, &route).await?;
+    let (run, task) = (attempt.run, attempt.task.task_key.clone());
+    let readable = readable_tasks(&attempt.readable);
+    let id = format!("{}-{}", shared.prefix, shared.next.fetch_add(1, Ordering::Relaxed));
+    let mut order = WorkOrder::new(id.clone(), shared.lease, attempt, readable);
+    let read = |e: crate::store::StoreError| ScaleoutError::Invalid(format!("reading the store: {e}"));
+    for up in &order.readable {
+        for (key, json) in store.values(run, up).map_err(read)? {
+            order.values.push((up.clone(), key, json));
+        }
+    }
+    for (key, bytes) in store.checkpoints(run, &task).map_err(read)? {
+        order.checkpoints.push((key, wire::encode(&bytes)));
+    }
+    let payload = serde_json::to_vec(&order).map_err(|e| ScaleoutError::Invalid(e.to_string()))?;
+    let (tx, rx) = oneshot::channel();
+    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), tx);
+    let published = publish(shared, &route, &id, payload).await;
+    if let Err(e) = published {
+        shared.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        return Err(e);
+    }
+    let outcome = wait(shared, &id, rx, &cancel).await?;
+    for (key, text) in &outcome.checkpoints {
+        let bytes = wire::decode(text).map_err(ScaleoutError::Invalid)?;
+        store
+            .save_checkpoint(run, &task, key, &bytes)
+            .map_err(|e| ScaleoutError::Invalid(format!("saving checkpoint {key}: {e}")))?;
+    }
+    let worker = outcome.worker.clone();
+    let mut report = outcome.report();
+    if let (Some(cache), Ok(Some(tree))) = (cache, &report.out)
+        && let Err(e) = transfer::get_trees(&shared.link.blobs, &cache.blobs, &[tree]).await
+    {
+        report.out = Err(format!("fetching /out from worker {worker}: {e}"));
+    }
+    tracing::debug!(id, worker, "attempt done on a worker");
+    Ok(report)
+}
+
+async fn publish(shared: &Shared, route: &str, id: &str, payload: Vec<u8>) -> Result<(), ScaleoutError> {
+    let message = PublishMessage::build().payload(payload.into()).message_id(id);
+    let ack = shared.link.js.send_publish(work_subject(route), message).await.map_err(|e| nats("publishing", e))?;
+    ack.await.map_err(|e| nats("publishing", e))?;
+    Ok(())
+}
+
+/// The outcome of attempt `id`; a cancel is passed on to its worker (which then reports
+/// the attempt canceled).
+async fn wait(
+    shared: &Shared,
+    id: &str,
+    mut rx: oneshot::Receiver<WorkOutcome>,
+    cancel: &AtomicBool,
+) -> Result<WorkOutcome, ScaleoutError> {
+    let mut told = false;
+    loop {
+        tokio::select! {
+            outcome = &mut rx => {
+                return outcome.map_err(|_| ScaleoutError::Invalid("the outcome listener stopped".into()));
+            }
+            _ = tokio::time::sleep(CANCEL_POLL), if !told => {
+                if cancel.load(Ordering::Relaxed) {
+                    told = true;
+                    let subject = format!("{CANCEL_PREFIX}.{id}");
+                    if let Err(e) = shared.link.client.publish(subject, bytes::Bytes::new()).await {
+                        tracing::warn!(error = %e, id, "sending a cancel to the worker");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Upload a component once per process (the bucket is checked first).
+async fn upload_component(shared: &Shared, hash: &str) -> Result<(), ScaleoutError> {
+    let mut uploaded = shared.uploaded.lock().await;
+    if uploaded.contains(hash) {
+        return Ok(());
+    }
+    let path = shared.paths.lock().unwrap_or_else(PoisonError::into_inner).get(hash).cloned();
+    let Some(path) = path else {
+        return Err(ScaleoutError::Invalid(format!("component {hash} was not pinned by any run of this server")));
+    };
+    transfer::put_component(&shared.link.components, hash, &path).await?;
+    uploaded.insert(hash.to_string());
+    Ok(())
+}
+
+/// Make sure the route's durable consumer exists, with this server's lease.
+async fn ensure_route(shared: &Shared, route: &str) -> Result<(), ScaleoutError> {
+    let mut routes = shared.routes.lock().await;
+    if routes.contains(route) {
+        return Ok(());
+    }
+    let stream = shared.link.js.get_stream(WORK_STREAM).await.map_err(|e| nats("work stream", e))?;
+    let name = work_consumer(route);
+    let config = pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject: work_subject(route),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: shared.lease,
+        max_deliver: MAX_DELIVER,
+        max_ack_pending: -1,
+        ..Default::default()
+    };
+    stream
+        .get_or_create_consumer::<pull::Config>(&name, config)
+        .await
+        .map_err(|e| nats(&format!("consumer {name}"), e))?;
+    routes.insert(route.to_string());
+    Ok(())
+}
+
+/// The tasks whose values an attempt may read.
+fn readable_tasks(readable: &Readable) -> BTreeSet<String> {
+    match readable {
+        Readable::Nothing => BTreeSet::new(),
+        Readable::Tasks(tasks) => tasks.clone(),
+        Readable::UpstreamsOf { graph, task } => graph.upstreams_of(task).into_iter().collect(),
+    }
+}

@@ -1,0 +1,200 @@
+//! Scale-out through NATS JetStream, end to end: a real `nats-server -js` on a free loopback
+//! port, `sluice serve --nats` owning the store, and `sluice worker` processes running the
+//! attempts. A killed worker's attempt runs again elsewhere and is recorded once; a worker
+//! without a task's labels never gets it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_tests::{Background, Sluice, attempt_results, task_of};
+
+/// A `nats-server -js` of this test, stopped when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let store = tempfile::tempdir().expect("tempdir");
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nats-server (scripts/setup installs it: apt-get install nats-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server never listened on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats { child, url: format!("nats://127.0.0.1:{port}"), _store: store }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sluice worker --nats … --name NAME` with its own directory; it logs each attempt.
+/// `own_cache`: compile components into a cache of its own (so it fetches them by hash).
+fn worker(s: &Sluice, nats: &Nats, name: &str, extra: &[&str], own_cache: bool) -> Background {
+    let dir = s.dir.path().join(format!("worker-{name}"));
+    let cache = s.dir.path().join(format!("cache-{name}"));
+    let mut args = vec!["worker", "--nats", &nats.url, "--name", name, "--dir", dir.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    let mut env = vec![("SLUICE_LOG", "sluice::scaleout=info")];
+    if own_cache {
+        env.push(("SLUICE_CACHE_DIR", cache.to_str().expect("utf-8")));
+    }
+    let mut w = s.spawn_env(&args, &env);
+    w.wait_for("pulling from");
+    w
+}
+
+/// Whether worker `w` has logged starting an attempt of task `task`.
+fn ran(w: &mut Background, task: &str) -> bool {
+    let needle = format!("task={task} ");
+    w.drain().iter().any(|l| l.contains("attempt started") && l.contains(&needle))
+}
+
+fn repo_example(name: &str) -> PathBuf {
+    sluice_tests::repo().join("examples").join(name)
+}
+
+#[test]
+fn a_job_runs_on_workers_with_values_checkpoints_and_files() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let pipeline = repo_example("pipeline");
+    let server = s.serve(&["--nats", &nats.url, pipeline.to_str().unwrap()]);
+    assert!(server.seen.iter().any(|l| l.contains("through NATS JetStream")), "{:?}", server.seen);
+    let mut workers: Vec<Background> =
+        ["w1", "w2", "w3"].iter().map(|n| worker(&s, &nats, n, &["--slots", "2"], false)).collect();
+    let (code, run) = s.run_json(&pipeline, &["--job", "nightly"]);
+    assert_eq!(code, 0, "{run:#}");
+    // flaky `download` failed twice (transient) and resumed from its checkpoints: the
+    // checkpoints a worker saved came back to the server and went out with the next attempt
+    assert_eq!(attempt_results(&run, "download"), ["failed", "failed", "success"], "{run:#}");
+    assert_eq!(task_of(&run, "extract")["result"], "success");
+    // every component attempt ran on a worker, none in the server
+    for task in ["download", "extract"] {
+        assert!(workers.iter_mut().any(|w| ran(w, task)), "no worker ran `{task}`");
+    }
+    let busy =
+        workers.iter_mut().map(|w| w.drain().iter().any(|l| l.contains("attempt started"))).filter(|b| *b).count();
+    assert!(busy >= 2, "the attempts should spread over the workers, {busy} of 3 ran any");
+    for w in workers {
+        w.kill();
+    }
+    server.kill();
+}
+
+#[test]
+fn a_killed_workers_attempt_is_retried_elsewhere_and_recorded_once() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let bundle = s.bundle(
+        "slow",
+        r#"
+[bundle]
+name = "slow"
+[components]
+probe = { path = "{guest:probe}" }
+[jobs.slow]
+[[jobs.slow.tasks]]
+key = "slow"
+component = "probe"
+params = { sleep_ms = "3000", set_done = "1" }
+[[jobs.slow.tasks]]
+key = "after"
+component = "probe"
+depends_on = ["slow"]
+params = { read_value = "slow.done" }
+"#,
+    );
+    let server = s.serve(&["--nats", &nats.url, "--lease", "1s", bundle.to_str().unwrap()]);
+    assert!(server.seen.iter().any(|l| l.contains("through NATS JetStream")), "{:?}", server.seen);
+    let mut first = worker(&s, &nats, "first", &["--slots", "1"], false);
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| s.run_json(&bundle, &[]));
+        first.wait_for("task=slow ");
+        first.kill(); // SIGKILL, mid-attempt: no outcome, no more heartbeats
+        let mut second = worker(&s, &nats, "second", &["--slots", "1"], false);
+        let (code, run) = running.join().expect("the run");
+        assert_eq!(code, 0, "{run:#}");
+        // the attempt went to the other worker once the lease ran out: one attempt,
+        // recorded once, not failed (no retry policy was needed)
+        assert_eq!(attempt_results(&run, "slow"), ["success"], "{run:#}");
+        assert!(ran(&mut second, "slow"), "the second worker never ran `slow`");
+        // its value reached the downstream task
+        let after = &task_of(&run, "after")["attempts"][0]["output"];
+        let output: serde_json::Value = serde_json::from_str(after.as_str().expect("output")).expect("json");
+        assert_eq!(output["read"], 1, "{output:#}");
+        second.kill();
+    });
+    server.kill();
+}
+
+#[test]
+fn a_worker_without_the_labels_never_gets_the_task() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let bundle = s.bundle(
+        "labels",
+        r#"
+[bundle]
+name = "labels"
+[components]
+probe = { path = "{guest:probe}" }
+[jobs.mixed]
+[[jobs.mixed.tasks]]
+key = "anywhere"
+component = "probe"
+[[jobs.mixed.tasks]]
+key = "on_gpu"
+component = "probe"
+worker = { labels = { pool = "gpu" } }
+"#,
+    );
+    let server = s.serve(&["--nats", &nats.url, bundle.to_str().unwrap()]);
+    assert!(server.seen.iter().any(|l| l.contains("through NATS JetStream")), "{:?}", server.seen);
+    // its own compiled-component cache: it fetches the component by hash and compiles it
+    let mut cpu = worker(&s, &nats, "cpu", &["--labels", "pool=cpu"], true);
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| s.run_json(&bundle, &[]));
+        cpu.wait_for("task=anywhere ");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!ran(&mut cpu, "on_gpu"), "the cpu worker got the gpu task:\n{}", cpu.seen.join("\n"));
+        let mut gpu = worker(&s, &nats, "gpu", &["--labels", "pool=gpu", "--labels", "zone=a"], true);
+        let (code, run) = running.join().expect("the run");
+        assert_eq!(code, 0, "{run:#}");
+        assert_eq!(task_of(&run, "on_gpu")["result"], "success");
+        assert!(ran(&mut gpu, "on_gpu"));
+        assert!(!ran(&mut cpu, "on_gpu"));
+        gpu.kill();
+    });
+    cpu.kill();
+    server.kill();
+}
+
+#[test]
+fn bad_worker_arguments_are_refused() {
+    let s = Sluice::new();
+    let out = s.run(&["worker", "--nats", "nats://127.0.0.1:1", "--labels", "pool"]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("name=value"), "{}", out.stderr);
+    let out = s.run(&["worker", "--nats", "nats://127.0.0.1:1", "--slots", "0"]);
+    out.assert_exit(2);
+    let out = s.run(&["worker", "--nats", "nats://127.0.0.1:1"]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("connecting to NATS at nats://127.0.0.1:1"), "{}", out.stderr);
+}
