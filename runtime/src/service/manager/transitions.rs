@@ -22,6 +22,7 @@ impl Service {
     /// process left is settled canceled. A finished run is left as it is.
     pub async fn cancel(&self, caller: &Caller, run: RunId) -> Result<CancelOutcome, ServiceError> {
         let view = self.visible(caller, run)?;
+        self.require_manage_run(caller, run)?;
         self.refuse_child(run, "cancel")?;
         let reason = format!("canceled by {}", caller.principal);
         let _serial = self.inner.manager.transitions.lock().await;
@@ -78,6 +79,7 @@ impl Service {
         no_cache: bool,
     ) -> Result<Repaired, ServiceError> {
         let view = self.visible(caller, run)?;
+        self.require_manage_run(caller, run)?;
         self.refuse_child(run, "repair")?;
         let _serial = self.inner.manager.transitions.lock().await;
         if view.result.is_some() {
