@@ -63,7 +63,15 @@ function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  return fill(el, ...children, true);
+}
+
+/// Put `children` (nested arrays flattened; null, undefined and false left out) into `el`,
+/// replacing what it held (appending when the last argument is `true`).
+function fill(el, ...children) {
+  const append = children[children.length - 1] === true;
+  if (append) children.pop(); else el.replaceChildren();
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }

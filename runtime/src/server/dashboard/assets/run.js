@@ -54,7 +54,7 @@ function taskPanel(panel, runId, key, canManage, repairTask) {
         h("h3", {}, "Log" + (a.log_truncated ? " (truncated)" : "")),
         h("pre", { class: "log", tabindex: "0", "aria-label": "log of attempt " + a.attempt }, a.log || "(empty)"));
     });
-    panel.replaceChildren(
+    fill(panel,
       h("h2", { id: "task-title" }, t.key), pill(letter, t.result || t.state),
       t.skipped_reason ? h("p", { class: "muted" }, t.skipped_reason) : null,
       h("dl", { class: "kv" },
@@ -152,7 +152,7 @@ sluice.pages.run = async function (main, runId, params) {
     const letter = runLetter(run);
     const canCancel = run.can_manage_run && !run.result;
     const canRepair = run.can_manage_run && run.result;
-    head.replaceChildren(
+    fill(head,
       h("h1", {}, "Run " + run.run_id + " · " + run.job),
       h("div", { class: "bar" },
         h("span", { id: "run-state", class: "pill st-" + letter, "data-result": run.result || "" }, runLabel(run)),
