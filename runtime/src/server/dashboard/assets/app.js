@@ -166,13 +166,16 @@ async function route() {
     try { sluice.me = await sluice.api("/api/sluice/v1/dashboard/me"); } catch (e) { return; }
     document.getElementById("who").textContent = sluice.me.principal + " · " + sluice.me.workspace;
   }
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  // each route draws into its own element: one left behind by a newer route (the hash
+  // changed while it loaded) draws into a detached element and cannot overwrite the page
+  const view = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  main.replaceChildren(view);
   try {
-    if (parts[0] === "runs" && parts[1]) await sluice.pages.run(main, Number(parts[1]), params);
-    else if (parts[0] === "jobs" && parts[1] && parts[2] === "matrix") await sluice.pages.matrix(main, Number(parts[1]), params);
-    else await sluice.pages.jobs(main);
+    if (parts[0] === "runs" && parts[1]) await sluice.pages.run(view, Number(parts[1]), params);
+    else if (parts[0] === "jobs" && parts[1] && parts[2] === "matrix") await sluice.pages.matrix(view, Number(parts[1]), params);
+    else await sluice.pages.jobs(view);
   } catch (e) {
-    main.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
+    view.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
   }
 }
 
