@@ -14,32 +14,8 @@ use super::model::GitInfo;
 use super::{DeployError, Deployment};
 use crate::spec::Bundle;
 
-/// A permission level on a job, Databricks' names; each includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Level {
-    CanView,
-    CanManageRun,
-    CanManage,
-    IsOwner,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::CanView => "CAN_VIEW",
-            Level::CanManageRun => "CAN_MANAGE_RUN",
-            Level::CanManage => "CAN_MANAGE",
-            Level::IsOwner => "IS_OWNER",
-        }
-    }
-}
-
-impl std::fmt::Display for Level {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A permission level on a job: the bundle's own type.
+pub use crate::spec::PermissionLevel as Level;
 
 /// One grant: a level for a user, group or service principal.
 #[derive(Debug, Clone, Deserialize)]

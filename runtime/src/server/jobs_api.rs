@@ -196,6 +196,7 @@ async fn run_now(
     if !body.only.is_empty() {
         return Err(ApiError::invalid("only is not supported: sluice runs every task of the job"));
     }
+    st.service.require_run_job(&caller, job_id)?;
     let sub = Submission {
         overrides: body.job_parameters,
         idempotency_token: body.idempotency_token,

@@ -2,7 +2,8 @@
 //! (the CLI's clients) and, with `sluice serve --listen`, a TCP address (everyone else).
 //!
 //! Owns the routes (the Databricks Jobs API subset in `jobs_api`, sluice's own in
-//! `sluice_api`, `/healthz`, `/metrics`, the SDK's config probe), authentication
+//! `sluice_api`, `/healthz`, `/metrics`, the SDK's config probe, the dashboard under
+//! `/ui/` in `dashboard`), authentication
 //! (`auth`), the error shape (`error`), request limits and timeouts, metrics
 //! (`metrics`), and the listeners with their graceful stop (`listen`). It translates
 //! HTTP to calls on the [`Service`] and back; it never touches sled or wasmtime, and
@@ -10,6 +11,7 @@
 
 pub mod auth;
 mod deploy_api;
+mod dashboard;
 mod error;
 mod jobs_api;
 mod jobs_json;
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/2.2", jobs.clone().layer(Extension(jobs_api::Version::V2_2)))
         .nest("/api/2.1", jobs.layer(Extension(jobs_api::Version::V2_1)))
         .nest("/api/sluice/v1", sluice_api::routes().merge(deploy_api::routes()))
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::from_fn(handler_timeout))
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))

@@ -277,6 +277,21 @@ impl Service {
         deployed().unwrap_or_else(|| caller.principal.clone())
     }
 
+    /// The current deployment and job name behind job `job_id`, when it is a deployed job.
+    pub(crate) fn deployment_of_job(&self, job_id: u64) -> Result<Option<(Deployment, String)>, ServiceError> {
+        let Some(key) = self.inner.rt.services().job_key(job_id)? else { return Ok(None) };
+        let Some((bundle, target)) = deploy::jobs::split_key(&key) else { return Ok(None) };
+        let k = TargetKey { workspace: key.workspace.clone(), bundle: bundle.into(), target: target.into() };
+        Ok(Deployments::new(&self.inner.rt).current(&k)?.map(|d| (d, key.job.clone())))
+    }
+
+    /// [`Self::deployment_of_job`] for the job run `run` belongs to.
+    pub(crate) fn deployment_of_run(&self, run: RunId) -> Result<Option<(Deployment, String)>, ServiceError> {
+        let Ok(Some(summary)) = self.inner.rt.store().summary(run) else { return Ok(None) };
+        let Some(job_id) = summary.job_id else { return Ok(None) };
+        self.deployment_of_job(job_id)
+    }
+
     /// Refuse `what` on a run of a deployed job unless the caller holds `needed` on it
     /// (runs of other jobs: no check beyond the workspace's).
     pub(crate) fn check_run_permission(
@@ -286,13 +301,8 @@ impl Service {
         needed: PermissionLevel,
         what: &str,
     ) -> Result<(), ServiceError> {
-        let Ok(Some(summary)) = self.inner.rt.store().summary(run) else { return Ok(()) };
-        let Some(job_id) = summary.job_id else { return Ok(()) };
-        let Some(key) = self.inner.rt.services().job_key(job_id)? else { return Ok(()) };
-        let Some((bundle, target)) = deploy::jobs::split_key(&key) else { return Ok(()) };
-        let k = TargetKey { workspace: key.workspace.clone(), bundle: bundle.into(), target: target.into() };
-        let Some(d) = Deployments::new(&self.inner.rt).current(&k)? else { return Ok(()) };
-        deploy::rules::require(&d, &key.job, &caller.principal, needed, what)?;
+        let Some((d, job)) = self.deployment_of_run(run)? else { return Ok(()) };
+        deploy::rules::require(&d, &job, &caller.principal, needed, what)?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! It must never speak HTTP, parse requests, print, or name sled or wasmtime: the server
 //! and the CLI translate, the scheduler runs, the store keeps.
 
+mod access;
 mod admin;
 mod deployments;
 mod hub;
@@ -31,6 +32,7 @@ use crate::scheduler::{Runtime, SchedulerError};
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
 
+pub use access::caller_level;
 pub use admin::RunFilter;
 pub use deployments::{DeployAnswer, DeployOp};
 pub use hub::{StreamItem, Subscription};

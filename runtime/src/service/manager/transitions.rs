@@ -23,6 +23,7 @@ impl Service {
     pub async fn cancel(&self, caller: &Caller, run: RunId) -> Result<CancelOutcome, ServiceError> {
         let view = self.visible(caller, run)?;
         self.check_run_permission(caller, run, crate::deploy::rules::Level::CanManageRun, "cancel runs of")?;
+        self.require_manage_run(caller, run)?;
         self.refuse_child(run, "cancel")?;
         let reason = format!("canceled by {}", caller.principal);
         let _serial = self.inner.manager.transitions.lock().await;
@@ -80,6 +81,7 @@ impl Service {
     ) -> Result<Repaired, ServiceError> {
         let view = self.visible(caller, run)?;
         self.check_run_permission(caller, run, crate::deploy::rules::Level::CanManageRun, "repair runs of")?;
+        self.require_manage_run(caller, run)?;
         self.refuse_child(run, "repair")?;
         let _serial = self.inner.manager.transitions.lock().await;
         if view.result.is_some() {
