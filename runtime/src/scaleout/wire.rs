@@ -47,6 +47,9 @@ pub struct WorkOrder {
     pub collect_out: bool,
     pub max_out: Option<u64>,
     pub seed: Option<[u8; 32]>,
+    /// The task's production expectations: the worker checks them on `/out`.
+    #[serde(default)]
+    pub expectations: Vec<crate::spec::expect::TaskExpectation>,
 }
 
 /// [`Limits`] on the wire.
@@ -89,6 +92,9 @@ pub struct WorkOutcome {
     pub checkpoints: Vec<(String, String)>,
     /// The `/out` tree (its blobs are in the blobs bucket), or why it could not be kept.
     pub out: Result<Option<TreeManifest>, String>,
+    /// The production expectations' results on `/out`.
+    #[serde(default)]
+    pub quality: Vec<crate::model::ExpectationResult>,
 }
 
 /// [`Status`] on the wire.
@@ -151,6 +157,7 @@ impl WorkOrder {
             collect_out: attempt.collect_out,
             max_out: attempt.max_out,
             seed: attempt.seed,
+            expectations: attempt.expectations,
         }
     }
 
@@ -193,6 +200,7 @@ impl WorkOrder {
             collect_out: self.collect_out,
             max_out: self.max_out,
             seed: self.seed,
+            expectations: self.expectations.clone(),
         })
     }
 }
@@ -217,6 +225,7 @@ impl WorkOutcome {
             elapsed_us: o.elapsed.as_micros() as u64,
             checkpoints,
             out: report.out,
+            quality: report.quality,
         }
     }
 
@@ -236,7 +245,7 @@ impl WorkOutcome {
             secret_audit: self.secret_audit,
             elapsed: Duration::from_micros(self.elapsed_us),
         };
-        AttemptReport { outcome, out: self.out }
+        AttemptReport { outcome, out: self.out, quality: self.quality }
     }
 }
 
