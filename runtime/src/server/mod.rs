@@ -10,8 +10,8 @@
 //! decides nothing about runs.
 
 pub mod auth;
-mod deploy_api;
 mod dashboard;
+mod deploy_api;
 mod error;
 mod jobs_api;
 mod jobs_json;
