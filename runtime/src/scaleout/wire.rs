@@ -277,6 +277,7 @@ mod tests {
             collect_out: true,
             max_out: Some(10),
             seed: Some([3; 32]),
+            expectations: Vec::new(),
         };
         let order = WorkOrder::new("id1".into(), Duration::from_secs(2), attempt, BTreeSet::from(["up".to_string()]));
         let back: WorkOrder = serde_json::from_slice(&serde_json::to_vec(&order).unwrap()).unwrap();
