@@ -145,6 +145,10 @@ fn a_viewer_sees_no_repair_button_and_the_api_refuses_it() {
     block_on(async {
         let b = Browser::start().await;
         log_in(&b, &server.base, &viewer).await;
+        b.goto(&format!("{}/ui/#/jobs", server.base)).await;
+        b.until("document.querySelector('#jobs tbody tr .read-only') !== null", "the jobs table").await;
+        assert!(!b.exists(".run-now").await, "a viewer is offered no Run now");
+        assert!(b.text("#jobs .read-only").await.contains("CAN_VIEW"));
         b.goto(&format!("{}/ui/#/runs/{run}?task=b", server.base)).await;
         assert_eq!(run_result(&b).await, "failed");
         b.until("document.querySelector('#task-title')?.textContent === 'b'", "b's panel").await;

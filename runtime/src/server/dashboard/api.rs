@@ -27,6 +27,7 @@ const DEFAULT_MATRIX_RUNS: usize = 25;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/sluice/v1/dashboard/me", get(me))
+        .route("/api/sluice/v1/dashboard/jobs", get(jobs))
         .route("/api/sluice/v1/dashboard/runs/{run}", get(run))
         .route("/api/sluice/v1/dashboard/runs/{run}/tasks/{task}", get(task))
         .route("/api/sluice/v1/dashboard/jobs/{job}/matrix", get(matrix))
@@ -36,6 +37,18 @@ type ApiResult = Result<Json<Value>, ApiError>;
 
 async fn me(Authed(caller): Authed) -> ApiResult {
     Ok(Json(json!({ "principal": caller.principal, "workspace": caller.workspace })))
+}
+
+/// The caller's permission level on each job it sees, so the jobs page offers "Run now"
+/// only where the API would accept it.
+async fn jobs(State(st): State<AppState>, Authed(caller): Authed) -> ApiResult {
+    let mut out = Vec::new();
+    for job in st.service.jobs(&caller)? {
+        let level = st.service.job_level(&caller, job.job_id)?;
+        let can_manage_run = level.allows(PermissionLevel::CanManageRun);
+        out.push(json!({ "job_id": job.job_id, "level": level.as_str(), "can_manage_run": can_manage_run }));
+    }
+    Ok(Json(json!({ "jobs": out })))
 }
 
 /// One letter per task state, as the matrix and the DAG colour it: `s` success, `c`

@@ -50,12 +50,14 @@ async function runNowDialog(job) {
 }
 
 async function renderJobs(main) {
-  const [list, triggers] = await Promise.all([
+  const [list, triggers, levels] = await Promise.all([
     sluice.api("/api/2.2/jobs/list?limit=100"),
     sluice.api("/api/sluice/v1/triggers", { body: { action: "list" } }).catch(() => ({ triggers: [] })),
+    sluice.api("/api/sluice/v1/dashboard/jobs"),
   ]);
   const jobs = list.jobs || [];
   const byJob = new Map((triggers.triggers || []).map((t) => [t.job_id, t]));
+  const levelOf = new Map((levels.jobs || []).map((l) => [l.job_id, l]));
   const runs = await Promise.all(jobs.map((j) =>
     sluice.api("/api/sluice/v1/runs?limit=" + JOB_SQUARES + "&job_id=" + j.job_id).catch(() => [])));
   const rows = jobs.map((job, i) => {
@@ -69,7 +71,9 @@ async function renderJobs(main) {
         h("div", { class: "muted" }, "bundle " + ((job.settings.tags || {}).bundle || "—") + " · id " + job.job_id)),
       h("td", {}, triggerText(byJob.get(job.job_id))),
       h("td", {}, h("div", { class: "squares" }, squares.length ? squares : h("span", { class: "muted" }, "no runs"))),
-      h("td", {}, h("button", { type: "button", class: "run-now", onclick: () => runNowDialog(job).catch((e) => sluice.say(e.message)) }, "Run now")));
+      h("td", {}, (levelOf.get(job.job_id) || {}).can_manage_run
+        ? h("button", { type: "button", class: "run-now", onclick: () => runNowDialog(job).catch((e) => sluice.say(e.message)) }, "Run now")
+        : h("span", { class: "muted read-only" }, "read only (" + ((levelOf.get(job.job_id) || {}).level || "CAN_VIEW") + ")")));
   });
   main.replaceChildren(
     h("h1", {}, "Jobs"),
