@@ -6,13 +6,13 @@
 //! world's `run` of this sluice's task world version, a command task's is a
 //! `wasi:cli/command` component or a core module (decoded by [`crate::sandbox::world`], the
 //! check the loader makes before compiling, never compiled); and every `user_name`/`service_principal_name` in `permissions` and
-//! every target's `run_as` names a known principal. Problems are collected (all of a
+//! every target's `run_as` names a known principal, every `group_name` a known group. Problems are collected (all of a
 //! kind, not only the first), each with file, line, column, key and message.
 //!
-//! Known principals: those holding API tokens in the state directory's store (given by
-//! the caller, who reads them through the owner), the principal running the command, and
-//! the targets' `run_as`. Groups are not checked: sluice keeps no group directory, so a
-//! `group_name` is taken as written.
+//! Known principals: those holding API tokens in the state directory's store and the
+//! members of its groups (given by the caller, who reads them through the owner), the
+//! principal running the command, and the targets' `run_as`. Known groups: those of the
+//! store's group directory (`sluice groups`).
 //!
 //! This module owns the checks and the problem list. It must never write anything, run a
 //! component, or open the store itself (the caller passes the principals it knows).
@@ -81,9 +81,17 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-/// Validates the bundle at `path` for `opts`; `principals` are the known principals
-/// (`None`: not checked, e.g. when there is no store to ask).
-pub fn validate(path: &Path, opts: &LoadOptions, principals: Option<&BTreeSet<String>>) -> Report {
+/// Who the state directory knows: principals (token holders, group members, whoever runs
+/// the command) and groups.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub principals: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
+}
+
+/// Validates the bundle at `path` for `opts`; `principals` are the known principals and
+/// groups (`None`: not checked, e.g. when there is no store to ask).
+pub fn validate(path: &Path, opts: &LoadOptions, principals: Option<&Known>) -> Report {
     let bundle = match spec::load_with(path, opts) {
         Ok(bundle) => bundle,
         Err(error) => {
@@ -161,24 +169,35 @@ fn components(bundle: &Bundle) -> Vec<Problem> {
 }
 
 /// Permissions and `run_as` name known principals.
-fn principals_problems(bundle: &Bundle, known: &BTreeSet<String>) -> Vec<Problem> {
-    let mut known = known.clone();
-    known.extend(bundle.targets.values().filter_map(|t| t.run_as.clone()));
+fn principals_problems(bundle: &Bundle, known: &Known) -> Vec<Problem> {
+    let mut principals = known.principals.clone();
+    principals.extend(bundle.targets.values().filter_map(|t| t.run_as.clone()));
     let mut problems = Vec::new();
     let mut check = |permissions: &[Permission], key: String| {
         for (index, permission) in permissions.iter().enumerate() {
-            if matches!(permission.principal, Principal::Group(_)) || known.contains(permission.principal.name()) {
-                continue;
-            }
-            let hint = format!(
-                "known: {}; create a token for it with `sluice tokens create --principal {}`",
-                crate::spec::names::list(&known),
-                permission.principal.name()
-            );
+            let name = permission.principal.name();
+            let (message, hint) = match &permission.principal {
+                Principal::Group(_) if known.groups.contains(name) => continue,
+                Principal::Group(_) => (
+                    format!("`{name}` is not a known group"),
+                    format!(
+                        "known groups: {}; add its members with `sluice groups add {name} PRINCIPAL…`",
+                        crate::spec::names::list(&known.groups)
+                    ),
+                ),
+                _ if principals.contains(name) => continue,
+                _ => (
+                    format!("`{name}` is not a known principal"),
+                    format!(
+                        "known: {}; create a token for it with `sluice tokens create --principal {name}`",
+                        crate::spec::names::list(&principals)
+                    ),
+                ),
+            };
             problems.push(located(
                 bundle,
                 format!("{key}[{index}].{}", permission.principal.key()),
-                format!("`{}` is not a known principal", permission.principal.name()),
+                message,
                 Some(&hint),
             ));
         }

@@ -119,6 +119,8 @@ fn validate_lists_every_problem_with_file_and_line_and_exits_2() {
     let s = Sluice::new();
     // a token makes `ana` a known principal of this state directory
     s.run(&["tokens", "create", "--principal", "ana"]).assert_exit(0);
+    // and `sluice groups` a known group
+    s.run(&["groups", "add", "all", "ana"]).assert_exit(0);
     let text = "[bundle]\nname = \"v\"\n[components]\nprobe = \"{guest:probe}\"\ncli = \"{guest:cli}\"\n\
                 gone = \"missing/gone.wasm\"\n\
                 [jobs.j]\npermissions = [{ level = \"IS_OWNER\", user_name = \"ana\" }, \
@@ -147,7 +149,7 @@ fn validate_lists_every_problem_with_file_and_line_and_exits_2() {
     assert_eq!(mallory["line"].as_u64(), Some(line_of(&written, "permissions")));
     assert!(mallory["message"].as_str().unwrap().contains("`mallory` is not a known principal"), "{mallory}");
     assert!(mallory["file"].as_str().unwrap().ends_with("sluice.toml"));
-    assert_eq!(problems.len(), 3, "ana (a token), the group and probe are fine: {report:#}");
+    assert_eq!(problems.len(), 3, "ana (a token), the group (added) and probe are fine: {report:#}");
 
     let valid = "[bundle]\nname = \"v\"\n[components]\nprobe = \"{guest:probe}\"\n[jobs.j]\n\
                  permissions = [{ level = \"IS_OWNER\", user_name = \"ana\" }, { level = \"CAN_VIEW\", group_name = \"all\" }]\n\

@@ -67,6 +67,10 @@ pub struct PromoteArgs {
     /// The target it is deployed to.
     #[arg(long)]
     pub to: String,
+    /// Promote only this job: the destination's other jobs keep running from the
+    /// deployments they run from now.
+    #[arg(long)]
+    pub job: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -250,7 +254,7 @@ pub fn destroy(state_arg: Option<PathBuf>, at: Where) -> anyhow::Result<ExitCode
 
 pub fn promote(state_arg: Option<PathBuf>, a: PromoteArgs) -> anyhow::Result<ExitCode> {
     let (bundle, root, _) = bundle_of(&Where { target: None, ..a.at.clone() })?;
-    let op = DeployOp::Promote { bundle, from: a.from, to: a.to };
+    let op = DeployOp::Promote { bundle, from: a.from, to: a.to, job: a.job };
     let d = expect_deployment(ask(state_arg, &a.at, &root, op)?)?;
     report(&d, "promoted to", a.at.json)
 }

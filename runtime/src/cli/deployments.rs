@@ -81,7 +81,9 @@ pub fn deployments(state_arg: Option<PathBuf>, cmd: DeploymentsCommand) -> anyho
                 outln!("  component    {name} {}", short(hash));
             }
             for (name, job) in &d.jobs {
-                outln!("  job          {name}: {}{}", job.display_name, if job.paused { " (paused)" } else { "" });
+                let pinned = d.pinned.get(name).map(|n| format!(" (runs from deployment {n})")).unwrap_or_default();
+                let paused = if job.paused { " (paused)" } else { "" };
+                outln!("  job          {name}: {}{paused}{pinned}", job.display_name);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -15,6 +15,7 @@ mod deploy;
 mod deployments;
 mod follow;
 mod frame;
+mod groups;
 mod open;
 mod out;
 mod print;
@@ -88,6 +89,9 @@ pub enum Command {
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Groups and their members, for `group_name` grants in `permissions`.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Snapshot the bundle into the store as the target's next deployment.
     Deploy(deploy::Where),
     /// What `deploy` would change (exit 0: nothing, 3: changes, 2: error).
@@ -142,6 +146,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::store(cli.state, cmd),
         Command::Serve(args) => serve::serve(cli.state, args),
         Command::Tokens(cmd) => tokens::tokens(cli.state, cmd),
+        Command::Groups(cmd) => groups::groups(cli.state, cmd),
         Command::Deploy(at) => deploy::deploy(cli.state, at),
         Command::Plan(at) => deploy::plan(cli.state, at),
         Command::Destroy(at) => deploy::destroy(cli.state, at),

@@ -8,9 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 
-use super::open;
 use crate::client::{TokensAnswer, TokensOp};
-use crate::scheduler::RuntimeOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -48,11 +46,7 @@ pub struct RevokeArgs {
     pub id: String,
 }
 
-fn ask(state_arg: Option<PathBuf>, op: TokensOp) -> anyhow::Result<TokensAnswer> {
-    let dir = open::state_dir(state_arg, &std::env::current_dir()?);
-    let options = open::owner_options(crate::secrets::DEFAULT_WORKSPACE, RuntimeOptions::default());
-    open::with_session(&dir, options, move |session| Box::pin(async move { Ok(session.client().tokens(op).await?) }))
-}
+use super::groups::ask;
 
 pub fn tokens(state_arg: Option<PathBuf>, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     match cmd {

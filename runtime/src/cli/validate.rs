@@ -2,7 +2,6 @@
 //! Schema of `sluice.toml` for editors.
 
 use super::out::{errln, outln};
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +11,7 @@ use super::{EXIT_ERROR, open, parse_param};
 use crate::client::{TokensAnswer, TokensOp};
 use crate::scheduler::{RuntimeOptions, STORE_DIR};
 use crate::spec::{self, LoadOptions};
+use crate::validate::Known;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -53,26 +53,36 @@ pub fn validate(state_arg: Option<PathBuf>, args: ValidateArgs) -> anyhow::Resul
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
 }
 
-/// Token principals in the state directory's store (read through its owner) and whoever
-/// runs this; `None` when there is no state to read.
-fn known_principals(state_arg: Option<PathBuf>, bundle: &std::path::Path) -> Option<BTreeSet<String>> {
+/// Token principals and groups in the state directory's store (read through its owner)
+/// and whoever runs this; `None` when there is no state to read.
+fn known_principals(state_arg: Option<PathBuf>, bundle: &std::path::Path) -> Option<Known> {
     let dir = state_arg.unwrap_or_else(|| crate::validate::default_state_dir(bundle));
     if !dir.join(STORE_DIR).exists() {
         return None;
     }
     let options = open::owner_options(crate::secrets::DEFAULT_WORKSPACE, RuntimeOptions::default());
     let asked = open::with_session(&dir, options, move |session| {
-        Box::pin(async move { Ok(session.client().tokens(TokensOp::List).await?) })
+        Box::pin(async move {
+            let client = session.client();
+            Ok((client.tokens(TokensOp::List).await?, client.tokens(TokensOp::Groups).await?))
+        })
     });
-    let mut known: BTreeSet<String> = match asked {
-        Ok(TokensAnswer::Listed(tokens)) => tokens.into_iter().map(|t| t.principal).collect(),
-        Ok(_) => BTreeSet::new(),
+    let mut known = Known::default();
+    match asked {
+        Ok((TokensAnswer::Listed(tokens), TokensAnswer::Groups(groups))) => {
+            known.principals.extend(tokens.into_iter().map(|t| t.principal));
+            for group in groups {
+                known.principals.extend(group.members);
+                known.groups.insert(group.name);
+            }
+        }
+        Ok(_) => {}
         Err(e) => {
             errln!("note: could not read the tokens in {}: {e}; principals not checked", dir.display());
             return None;
         }
-    };
-    known.extend(open::principal());
+    }
+    known.principals.extend(open::principal());
     Some(known)
 }
 

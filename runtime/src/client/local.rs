@@ -135,6 +135,8 @@ impl Client for LocalClient {
                 }
                 TokensOp::List => TokensAnswer::Listed(s.tokens(c)?),
                 TokensOp::Revoke(id) => s.revoke_token(c, &id).map(|()| TokensAnswer::Revoked)?,
+                TokensOp::Group { name, add, remove } => TokensAnswer::Group(s.update_group(c, &name, &add, &remove)?),
+                TokensOp::Groups => TokensAnswer::Groups(s.groups(c)?),
             })
         })
     }

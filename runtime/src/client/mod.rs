@@ -25,7 +25,7 @@ use crate::service::{
     CancelOutcome, DeployAnswer, DeployOp, NewToken, Repaired, RunFilter, ServiceError, StreamItem, Submission,
     Submitted,
 };
-use crate::store::TokenRecord;
+use crate::store::{GroupRecord, TokenRecord};
 
 pub use local::LocalClient;
 pub use session::{ELECTION_WAIT, Owner, OwnerOptions, Session, SessionError};
@@ -115,12 +115,24 @@ pub enum SecretsAnswer {
     Acl(Vec<AclEntry>),
 }
 
-/// A tokens operation.
+/// An operation on who callers are: API tokens and groups (local callers only).
 #[derive(Debug, Clone)]
 pub enum TokensOp {
-    Create { principal: String, workspace: String, expires_in_secs: Option<u64> },
+    Create {
+        principal: String,
+        workspace: String,
+        expires_in_secs: Option<u64>,
+    },
     List,
     Revoke(String),
+    /// Add and remove members of a group.
+    Group {
+        name: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    /// Every group and its members.
+    Groups,
 }
 
 /// What a tokens operation answers.
@@ -129,4 +141,6 @@ pub enum TokensAnswer {
     Created(Box<NewToken>),
     Listed(Vec<TokenRecord>),
     Revoked,
+    Group(GroupRecord),
+    Groups(Vec<GroupRecord>),
 }

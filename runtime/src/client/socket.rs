@@ -321,6 +321,11 @@ impl Client for SocketClient {
                     self.post::<Value>(&format!("{API}/tokens/revoke"), &json!({ "id": id })).await?;
                     TokensAnswer::Revoked
                 }
+                TokensOp::Group { name, add, remove } => {
+                    let body = json!({ "name": name, "add": add, "remove": remove });
+                    TokensAnswer::Group(self.post(&format!("{API}/groups/update"), &body).await?)
+                }
+                TokensOp::Groups => TokensAnswer::Groups(self.get(&format!("{API}/groups")).await?),
             })
         })
     }

@@ -21,6 +21,15 @@ use crate::store::{Applied, Change, Pointer, TargetKey};
 pub struct Actor {
     pub principal: String,
     pub workspace: String,
+    /// The groups the principal belongs to (`group_name` grants reach it through them).
+    pub groups: Vec<String>,
+}
+
+impl Actor {
+    /// The actor as permission rules see it.
+    pub fn member(&self) -> rules::Member<'_> {
+        rules::Member { principal: &self.principal, groups: &self.groups }
+    }
 }
 
 /// A deployment in a listing.
@@ -145,6 +154,19 @@ impl<'r> Deployments<'r> {
         expected: Option<Option<u64>>,
         origin: Origin,
     ) -> Result<Deployment, DeployError> {
+        self.commit_only(actor, snapshot, expected, origin, None)
+    }
+
+    /// [`Self::commit`], of one job only when `only` names it and the deployment current
+    /// before: every other job of that deployment stays pinned where it runs from.
+    fn commit_only(
+        &self,
+        actor: &Actor,
+        snapshot: Snapshot,
+        expected: Option<Option<u64>>,
+        origin: Origin,
+        only: Option<(&str, &Deployment)>,
+    ) -> Result<Deployment, DeployError> {
         // the target must be one the bundle declares
         snapshot.spec.target(Some(&snapshot.target))?;
         if origin == Origin::Deploy {
@@ -159,7 +181,10 @@ impl<'r> Deployments<'r> {
         let key = Self::key(&actor.workspace, &snapshot.bundle, &snapshot.target);
         let before = self.current(&key)?;
         let expected = expected.unwrap_or(before.as_ref().map(|d| d.number));
-        let d = self.record(actor, snapshot, origin);
+        let mut d = self.record(actor, snapshot, origin);
+        if let Some((job, kept)) = only {
+            keep_all_but(&mut d, job, kept);
+        }
         let action = if matches!(d.origin, Origin::Promote { .. }) { Action::Promote } else { Action::Deploy };
         let source = match &d.origin {
             Origin::Promote { from, number } => Some(format!("{from}/{number}")),
@@ -192,7 +217,20 @@ impl<'r> Deployments<'r> {
             at: self.rt.clock().now_millis(),
             origin,
             snapshot,
+            pinned: Default::default(),
         }
+    }
+
+    /// The deployment `job` of `d` (a deployment of `key`) runs from: `d` itself, or the
+    /// earlier one a one-job promotion pinned it to.
+    pub fn owner(&self, key: &TargetKey, d: Deployment, job: &str) -> Result<Deployment, DeployError> {
+        let Some(&n) = d.pinned.get(job) else { return Ok(d) };
+        self.get(key, n)?.ok_or_else(|| {
+            DeployError::Corrupt(format!(
+                "deployment {}/{} pins job `{job}` to {n}, which is gone",
+                key.target, d.number
+            ))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -286,17 +324,28 @@ impl<'r> Deployments<'r> {
     /// CAN_MANAGE on every job of the deployment.
     fn require_manage(&self, actor: &Actor, d: &Deployment, what: &str) -> Result<(), DeployError> {
         for job in d.snapshot.spec.jobs.keys() {
-            rules::require(d, job, &actor.principal, rules::Level::CanManage, what)?;
+            rules::require(d, job, actor.member(), rules::Level::CanManage, what)?;
         }
         Ok(())
     }
 
     /// Deploy to `to` exactly the current deployment of `from`: the same bundle text and
     /// component hashes, resolved for `to`; refused unless `to`'s gates pass.
-    pub fn promote(&self, actor: &Actor, bundle: &str, from: &str, to: &str) -> Result<Deployment, DeployError> {
+    pub fn promote(
+        &self,
+        actor: &Actor,
+        bundle: &str,
+        from: &str,
+        to: &str,
+        job: Option<&str>,
+    ) -> Result<Deployment, DeployError> {
         let source_key = Self::key(&actor.workspace, bundle, from);
         let source = self.show(&source_key, None)?;
         let spec = &source.snapshot.spec;
+        let kept = match job {
+            Some(job) => Some(self.kept_for(&source, &Self::key(&actor.workspace, bundle, to), job)?),
+            None => None,
+        };
         if !spec.targets.contains_key(to) {
             let known: Vec<&String> = spec.targets.keys().collect();
             return Err(DeployError::NotFound(format!(
@@ -321,7 +370,39 @@ impl<'r> Deployments<'r> {
         let resolved = crate::spec::parse_with(&source.snapshot.source, &spec.file, &spec.root, &opts)?;
         let snapshot = Snapshot { target: to_name, spec: resolved, ..source.snapshot.clone() };
         let origin = Origin::Promote { from: from.to_string(), number: source.number };
-        self.commit(actor, snapshot, None, origin)
+        let only = job.zip(kept.as_ref());
+        self.commit_only(actor, snapshot, None, origin, only)
+    }
+
+    /// The deployment a one-job promotion of `job` from `source` to `to` keeps the other
+    /// jobs of: `to`'s current one (a target without one takes whole promotions only).
+    fn kept_for(&self, source: &Deployment, to: &TargetKey, job: &str) -> Result<Deployment, DeployError> {
+        if !source.jobs.contains_key(job) {
+            let known: Vec<&String> = source.jobs.keys().collect();
+            return Err(DeployError::NotFound(format!(
+                "deployment {}/{} has no job `{job}` to promote (it has {known:?})",
+                source.snapshot.target, source.number
+            )));
+        }
+        self.current(to)?.ok_or_else(|| {
+            DeployError::Refused(format!(
+                "target `{}` has no deployment whose other jobs `--job {job}` could keep: promote the whole bundle first",
+                to.target
+            ))
+        })
+    }
+}
+
+/// Make `d` a deployment of `job` alone: every other job of `kept` (the deployment current
+/// before) stays, pinned to the deployment it ran from; the source's other jobs are not
+/// deployed.
+fn keep_all_but(d: &mut Deployment, job: &str, kept: &Deployment) {
+    let promoted = d.jobs.remove(job);
+    d.jobs = kept.jobs.iter().filter(|(name, _)| name.as_str() != job).map(|(n, j)| (n.clone(), j.clone())).collect();
+    d.pinned =
+        d.jobs.keys().map(|name| (name.clone(), kept.pinned.get(name).copied().unwrap_or(kept.number))).collect();
+    if let Some(promoted) = promoted {
+        d.jobs.insert(job.to_string(), promoted);
     }
 }
 

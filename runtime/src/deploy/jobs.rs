@@ -45,13 +45,14 @@ pub fn runnable(
     let d = Deployments::new(rt).current(&key)?.ok_or_else(|| {
         DeployError::NotFound(format!("target `{target}` of bundle `{bundle}` has no current deployment"))
     })?;
-    if !d.snapshot.spec.jobs.contains_key(job) {
-        let known: Vec<&String> = d.snapshot.spec.jobs.keys().collect();
+    if !d.jobs.contains_key(job) {
+        let known: Vec<&String> = d.jobs.keys().collect();
         return Err(DeployError::NotFound(format!(
             "deployment {}/{} has no job `{job}` (it has {known:?})",
             target, d.number
         )));
     }
+    let d = Deployments::new(rt).owner(&key, d, job)?;
     let bundle = run_bundle(rt, &d)?;
     Ok(DeployedRun { deployment: d, bundle: Arc::new(bundle) })
 }
@@ -87,10 +88,11 @@ pub fn deployed_jobs(rt: &Runtime, workspace: &str) -> Result<Vec<(Deployment, S
     let mut out = Vec::new();
     for (key, current) in rt.deployments().targets(Some(workspace))? {
         let Some(n) = current else { continue };
-        let Some(d) = Deployments::new(rt).get(&key, n)? else { continue };
-        for job in d.snapshot.spec.jobs.keys() {
+        let deployments = Deployments::new(rt);
+        let Some(d) = deployments.get(&key, n)? else { continue };
+        for job in d.jobs.keys() {
             let id = rt.services().job_id(&deployed_job_key(workspace, &key.bundle, &key.target, job))?;
-            out.push((d.clone(), job.clone(), id));
+            out.push((deployments.owner(&key, d.clone(), job)?, job.clone(), id));
         }
     }
     Ok(out)

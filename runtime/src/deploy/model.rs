@@ -84,6 +84,11 @@ pub struct Deployment {
     pub principal: String,
     pub at: Millis,
     pub origin: Origin,
+    /// Jobs this deployment keeps from an earlier deployment of its target (a promotion
+    /// of one job, `promote --job`): job → the deployment it runs from. A pinned job's
+    /// spec, components and permissions are that deployment's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pinned: BTreeMap<String, u64>,
 }
 
 /// What happened to a target.

@@ -129,33 +129,44 @@ pub fn permissions(d: &Deployment, job: &str) -> Vec<Grant> {
     out
 }
 
-/// The highest level `grants` give `principal` (groups have no members yet: a group grant
-/// matches nobody).
-fn granted(grants: &[Grant], principal: &str) -> Option<Level> {
-    let who = [Who::User(principal.to_string()), Who::ServicePrincipal(principal.to_string())];
-    grants.iter().filter(|g| who.contains(&g.principal)).map(|g| g.level).max()
+/// Someone acting: a principal and the groups it belongs to (`sluice groups`).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub principal: &'a str,
+    pub groups: &'a [String],
 }
 
-/// What `principal` may do with `job` of deployment `d`, `None` when it is named nowhere;
+/// The highest level `grants` give `who`: as a user or service principal, or through one
+/// of its groups.
+fn granted(grants: &[Grant], who: Member<'_>) -> Option<Level> {
+    let matches = |g: &Grant| match &g.principal {
+        Who::User(name) | Who::ServicePrincipal(name) => name == who.principal,
+        Who::Group(name) => who.groups.contains(name),
+    };
+    grants.iter().filter(|g| matches(g)).map(|g| g.level).max()
+}
+
+/// What `who` may do with `job` of deployment `d`, `None` when it is named nowhere;
 /// the deployer owns what it deployed; a job that declares no permissions is open to
 /// everyone who reaches the workspace (as before permissions existed).
-pub fn level(d: &Deployment, job: &str, principal: &str) -> Option<Level> {
+pub fn level(d: &Deployment, job: &str, who: Member<'_>) -> Option<Level> {
     let declared = permissions(d, job);
-    if declared.is_empty() || principal == d.principal {
+    if declared.is_empty() || who.principal == d.principal {
         return Some(Level::IsOwner);
     }
-    granted(&declared, principal)
+    granted(&declared, who)
 }
 
-/// Whether `principal` is named at all by the job's permissions (one named by none sees
+/// Whether `who` is named at all by the job's permissions (one named by none sees
 /// nothing of a job that declares permissions).
-pub fn named(d: &Deployment, job: &str, principal: &str) -> bool {
-    level(d, job, principal).is_some()
+pub fn named(d: &Deployment, job: &str, who: Member<'_>) -> bool {
+    level(d, job, who).is_some()
 }
 
-/// Refuse unless `principal` holds `needed` on `job`, saying what it holds.
-pub fn require(d: &Deployment, job: &str, principal: &str, needed: Level, what: &str) -> Result<(), DeployError> {
-    let held = level(d, job, principal);
+/// Refuse unless `who` holds `needed` on `job`, saying what it holds.
+pub fn require(d: &Deployment, job: &str, who: Member<'_>, needed: Level, what: &str) -> Result<(), DeployError> {
+    let principal = who.principal;
+    let held = level(d, job, who);
     if held.is_some_and(|h| h >= needed) {
         return Ok(());
     }

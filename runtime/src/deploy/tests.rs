@@ -19,7 +19,7 @@ fn snapshot_of(dir: &std::path::Path) -> Snapshot {
 }
 
 fn actor(who: &str) -> Actor {
-    Actor { principal: who.into(), workspace: DEFAULT_WORKSPACE.into() }
+    Actor { principal: who.into(), workspace: DEFAULT_WORKSPACE.into(), groups: vec![] }
 }
 
 #[test]

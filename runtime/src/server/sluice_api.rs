@@ -2,7 +2,7 @@
 //! the owner's socket — submit (a bundle or component by path, local callers only), runs
 //! as sluice records them, the events stream (server-sent events of flushed events),
 //! cancel, repair, resume and takeover, the audit trail, secrets (names, never values
-//! out), cache explain and gc, verify, and API tokens (local callers only).
+//! out), cache explain and gc, verify, and API tokens and groups (local callers only).
 
 use std::convert::Infallible;
 
@@ -55,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens", get(tokens_list))
         .route("/tokens/create", post(token_create))
         .route("/tokens/revoke", post(token_revoke))
+        .route("/groups", get(groups_list))
+        .route("/groups/update", post(group_update))
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -318,6 +320,24 @@ async fn acl_list(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): Api
 async fn acl_delete(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<ScopeBody>) -> ApiResult {
     st.service.acl_delete(&c, &b.id(&c)?, b.principal()?)?;
     to_json(json!({}))
+}
+
+async fn groups_list(State(st): State<AppState>, Authed(caller): Authed) -> ApiResult {
+    to_json(st.service.groups(&caller)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    name: String,
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+async fn group_update(State(st): State<AppState>, Authed(caller): Authed, ApiJson(b): ApiJson<GroupBody>) -> ApiResult {
+    to_json(st.service.update_group(&caller, &b.name, &b.add, &b.remove)?)
 }
 
 async fn tokens_list(State(st): State<AppState>, Authed(caller): Authed) -> ApiResult {

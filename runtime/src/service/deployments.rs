@@ -63,6 +63,9 @@ pub enum DeployOp {
         bundle: String,
         from: String,
         to: String,
+        /// Promote only this job; the target's other jobs stay where they are.
+        #[serde(default)]
+        job: Option<String>,
     },
     Approve {
         bundle: String,
@@ -111,7 +114,8 @@ impl Service {
     /// Serve one deployments request as `caller`.
     pub fn deployments(&self, caller: &Caller, op: DeployOp) -> Result<DeployAnswer, ServiceError> {
         let d = Deployments::new(&self.inner.rt);
-        let actor = Actor { principal: caller.principal.clone(), workspace: caller.workspace.clone() };
+        let groups = self.groups_of(&caller.principal)?;
+        let actor = Actor { principal: caller.principal.clone(), workspace: caller.workspace.clone(), groups };
         let key = |bundle: &str, target: &str| Deployments::key(&caller.workspace, bundle, target);
         let one = |deployment: Deployment| DeployAnswer::Deployment { deployment: Box::new(deployment) };
         // what changes the current deployments changes the triggers that watch them
@@ -144,11 +148,11 @@ impl Service {
             }
             DeployOp::Rollback { bundle, target, to } => one(d.rollback(&actor, &key(&bundle, &target), to)?),
             DeployOp::Destroy { bundle, target } => one(d.destroy(&actor, &key(&bundle, &target))?),
-            DeployOp::Promote { bundle, from, to } => {
+            DeployOp::Promote { bundle, from, to, job } => {
                 if let Some(current) = d.current(&key(&bundle, &to))? {
                     self.require_on_all(caller, &current, PermissionLevel::CanManage, "promote to")?;
                 }
-                one(d.promote(&actor, &bundle, &from, &to)?)
+                one(d.promote(&actor, &bundle, &from, &to, job.as_deref())?)
             }
             DeployOp::Approve { bundle, target, number } => one(d.approve(&actor, &key(&bundle, &target), number)?),
             DeployOp::Resolve { bundle, target, job } => {
@@ -192,8 +196,10 @@ impl Service {
         needed: PermissionLevel,
         what: &str,
     ) -> Result<(), ServiceError> {
+        let groups = self.groups_of(&caller.principal)?;
+        let who = deploy::rules::Member { principal: &caller.principal, groups: &groups };
         for job in d.snapshot.spec.jobs.keys() {
-            deploy::rules::require(d, job, &caller.principal, needed, what)?;
+            deploy::rules::require(d, job, who, needed, what)?;
         }
         Ok(())
     }
@@ -201,8 +207,10 @@ impl Service {
     /// The jobs of the caller's workspace's current deployments (those the caller may see).
     pub(crate) fn deployed_job_infos(&self, caller: &Caller) -> Result<Vec<JobInfo>, ServiceError> {
         let mut out = Vec::new();
+        let groups = self.groups_of(&caller.principal)?;
+        let who = deploy::rules::Member { principal: &caller.principal, groups: &groups };
         for (d, job, job_id) in deploy::jobs::deployed_jobs(&self.inner.rt, &caller.workspace)? {
-            if !deploy::rules::named(&d, &job, &caller.principal) {
+            if !deploy::rules::named(&d, &job, who) {
                 continue;
             }
             let mut spec = d.snapshot.spec.jobs[&job].clone();
@@ -230,10 +238,12 @@ impl Service {
         }
         let run = deploy::jobs::runnable(&self.inner.rt, &caller.workspace, bundle, target, &key.job)
             .map_err(|_| missing())?;
-        if !deploy::rules::named(&run.deployment, &key.job, &caller.principal) {
+        let groups = self.groups_of(&caller.principal)?;
+        let who = deploy::rules::Member { principal: &caller.principal, groups: &groups };
+        if !deploy::rules::named(&run.deployment, &key.job, who) {
             return Err(missing());
         }
-        deploy::rules::require(&run.deployment, &key.job, &caller.principal, needed, what)?;
+        deploy::rules::require(&run.deployment, &key.job, who, needed, what)?;
         let spec = run.bundle.jobs[&key.job].clone();
         let info = JobInfo { job_id, bundle: key.bundle.clone(), workspace: key.workspace.clone(), spec };
         Ok(Some((info, run)))
@@ -282,7 +292,9 @@ impl Service {
         let Some(key) = self.inner.rt.services().job_key(job_id)? else { return Ok(None) };
         let Some((bundle, target)) = deploy::jobs::split_key(&key) else { return Ok(None) };
         let k = TargetKey { workspace: key.workspace.clone(), bundle: bundle.into(), target: target.into() };
-        Ok(Deployments::new(&self.inner.rt).current(&k)?.map(|d| (d, key.job.clone())))
+        let deployments = Deployments::new(&self.inner.rt);
+        let Some(current) = deployments.current(&k)? else { return Ok(None) };
+        Ok(Some((deployments.owner(&k, current, &key.job)?, key.job.clone())))
     }
 
     /// [`Self::deployment_of_job`] for the job run `run` belongs to.
@@ -302,7 +314,14 @@ impl Service {
         what: &str,
     ) -> Result<(), ServiceError> {
         let Some((d, job)) = self.deployment_of_run(run)? else { return Ok(()) };
-        deploy::rules::require(&d, &job, &caller.principal, needed, what)?;
+        let groups = self.groups_of(&caller.principal)?;
+        deploy::rules::require(
+            &d,
+            &job,
+            deploy::rules::Member { principal: &caller.principal, groups: &groups },
+            needed,
+            what,
+        )?;
         Ok(())
     }
 }

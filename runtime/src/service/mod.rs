@@ -16,6 +16,7 @@
 mod access;
 mod admin;
 mod deployments;
+mod groups;
 mod hub;
 mod jobs;
 mod manager;

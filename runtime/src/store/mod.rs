@@ -50,7 +50,7 @@ pub use deploy::{Applied, Change, DeploymentStore, MemoryDeploymentStore, Pointe
 pub use format::STORE_FORMAT;
 pub use memory::MemoryStore;
 pub use notify::{MemoryNoticeStore, Notice, NoticeStore};
-pub use service::{IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
+pub use service::{GroupRecord, IdempotencyRecord, JobKey, MemoryServiceStore, ServiceStore, TokenRecord};
 pub use sled_backup::{BackupReport, RestoreReport};
 pub use sled_deploy::SledDeploymentStore;
 pub use sled_service::SledServiceStore;

@@ -1,5 +1,5 @@
-//! What a serving owner keeps beside the runs: stable job ids, idempotency tokens and
-//! API tokens, behind the [`ServiceStore`] trait.
+//! What a serving owner keeps beside the runs: stable job ids, idempotency tokens, API
+//! tokens and groups (who belongs to which group), behind the [`ServiceStore`] trait.
 //!
 //! Owns the record types and the contract; the sled backend is `sled_service.rs` (in the
 //! same database as the runs, so one flush covers a run's creation and the idempotency
@@ -48,6 +48,15 @@ pub struct TokenRecord {
     pub expires_at: Option<Millis>,
 }
 
+/// A group and its members (principals), as `permissions`' `group_name` grants name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    /// Principals (users or service principals), sorted.
+    pub members: std::collections::BTreeSet<String>,
+    pub updated_at: Millis,
+}
+
 /// Durable records of a serving owner. Writes are durable once [`ServiceStore::flush`]
 /// (or the run store's flush, which shares it) returns, unless a method says it flushes.
 pub trait ServiceStore: Send + Sync {
@@ -70,6 +79,10 @@ pub trait ServiceStore: Send + Sync {
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Remove the token with public id `id`; whether there was one. Flushed before returning.
     fn remove_token(&self, id: &str) -> Result<bool, StoreError>;
+    /// Add or replace a group; one without members is removed. Flushed before returning.
+    fn put_group(&self, group: &GroupRecord) -> Result<(), StoreError>;
+    /// Every group, by name.
+    fn groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
     fn flush(&self) -> Result<(), StoreError>;
 }
 
@@ -107,6 +120,7 @@ struct Memory {
     job_keys: BTreeMap<u64, JobKey>,
     idempotency: BTreeMap<Vec<u8>, IdempotencyRecord>,
     tokens: BTreeMap<String, TokenRecord>,
+    groups: BTreeMap<String, GroupRecord>,
 }
 
 impl MemoryServiceStore {
@@ -170,6 +184,21 @@ impl ServiceStore for MemoryServiceStore {
         Ok(m.tokens.len() < n)
     }
 
+    fn put_group(&self, group: &GroupRecord) -> Result<(), StoreError> {
+        check_name(&group.name)?;
+        let mut m = self.lock();
+        if group.members.is_empty() {
+            m.groups.remove(&group.name);
+        } else {
+            m.groups.insert(group.name.clone(), group.clone());
+        }
+        Ok(())
+    }
+
+    fn groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        Ok(self.lock().groups.values().cloned().collect())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -228,10 +257,26 @@ pub(crate) mod conformance {
         assert_eq!(s.token("h1").unwrap(), None);
     }
 
+    pub(crate) fn groups_replaced_listed_by_name_and_removed_when_empty(s: &dyn ServiceStore) {
+        let g = |name: &str, members: &[&str]| GroupRecord {
+            name: name.into(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            updated_at: 1,
+        };
+        s.put_group(&g("ops", &["bob", "ana"])).unwrap();
+        s.put_group(&g("analysts", &["cy"])).unwrap();
+        assert_eq!(s.groups().unwrap(), vec![g("analysts", &["cy"]), g("ops", &["ana", "bob"])]);
+        s.put_group(&g("ops", &["bob"])).unwrap();
+        s.put_group(&g("analysts", &[])).unwrap();
+        assert_eq!(s.groups().unwrap(), vec![g("ops", &["bob"])], "replaced, and removed when empty");
+        assert!(s.put_group(&g("", &["x"])).is_err(), "an empty name is refused");
+    }
+
     pub(crate) fn all(s: &dyn ServiceStore) {
         job_ids_are_stable_small_and_distinct(s);
         idempotency_tokens_per_workspace(s);
         tokens_by_hash_listed_by_id_and_revoked(s);
+        groups_replaced_listed_by_name_and_removed_when_empty(s);
     }
 
     #[test]

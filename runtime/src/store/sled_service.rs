@@ -12,10 +12,13 @@
 //! | `service.job_ids`     | job id u64 BE                                  | [`JobKey`] JSON        |
 //! | `service.idempotency` | part(workspace) token                          | [`IdempotencyRecord`] JSON |
 //! | `service.tokens`      | hash (hex)                                     | [`TokenRecord`] JSON   |
+//! | `service.groups`      | group name                                     | [`GroupRecord`] JSON   |
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::service::{IdempotencyRecord, JobKey, ServiceStore, TokenRecord, idempotency_key, job_key_bytes};
+use super::service::{
+    GroupRecord, IdempotencyRecord, JobKey, ServiceStore, TokenRecord, idempotency_key, job_key_bytes,
+};
 use super::sled_store::{decode_json, decode_u64, encode_json, storage};
 use super::{SledStore, StoreError};
 use crate::model::Millis;
@@ -27,6 +30,7 @@ pub struct SledServiceStore {
     job_ids: sled::Tree,
     idempotency: sled::Tree,
     tokens: sled::Tree,
+    groups: sled::Tree,
     /// Serializes job id assignment (read the last id, write the next).
     write_lock: Mutex<()>,
 }
@@ -41,6 +45,7 @@ impl SledServiceStore {
             job_ids: tree("service.job_ids")?,
             idempotency: tree("service.idempotency")?,
             tokens: tree("service.tokens")?,
+            groups: tree("service.groups")?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -131,6 +136,25 @@ impl ServiceStore for SledServiceStore {
         self.tokens.remove(token.hash.as_bytes()).map_err(storage)?;
         self.flush()?;
         Ok(true)
+    }
+
+    fn put_group(&self, group: &GroupRecord) -> Result<(), StoreError> {
+        super::check_name(&group.name)?;
+        if group.members.is_empty() {
+            self.groups.remove(group.name.as_bytes()).map_err(storage)?;
+        } else {
+            self.groups.insert(group.name.as_bytes(), encode_json(group, "group")?).map_err(storage)?;
+        }
+        self.flush()
+    }
+
+    fn groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.groups.iter() {
+            let (key, value) = entry.map_err(storage)?;
+            out.push(decode_json(&value, || format!("group {}", String::from_utf8_lossy(&key)))?);
+        }
+        Ok(out)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -139,8 +139,7 @@ async fn run(State(st): State<AppState>, Authed(caller): Authed, Path(run): Path
     super::super::blocking(&st, move |svc| {
         let view = svc.visible(&caller, run)?;
         let (record, _) = svc.record(&caller, run)?;
-        let permissions = record.plan.as_ref().map(|p| p.job.permissions.as_slice()).unwrap_or_default();
-        let level = crate::service::caller_level(&caller, permissions);
+        let level = svc.run_level(&caller, run)?;
         let mut branches = HashMap::new();
         if let Some(plan) = &record.plan {
             for task in &plan.job.tasks {
