@@ -127,7 +127,27 @@ fn promote_one_job_moves_it_alone_and_rollback_brings_both_back() {
     empty.assert_exit(2);
     assert!(empty.stderr.contains("promote the whole bundle first"), "{}", empty.stderr);
 
+    let nowhere = s.run(&["promote", "--bundle", &b, "--from", "test", "--to", "nowhere"]);
+    nowhere.assert_exit(2);
+    assert!(nowhere.stderr.contains("declares no target `nowhere`"), "{}", nowhere.stderr);
+
     s.run(&["rollback", "--bundle", &b, "--target", "prod"]).assert_exit(0);
     assert_eq!(word(&s, "prod/a"), "v1", "rolled back to prod/1");
     assert_eq!(word(&s, "prod/b"), "v1");
+}
+
+#[test]
+fn a_component_missing_at_deploy_time_is_named_and_nothing_is_deployed() {
+    let s = Sluice::new();
+    let dir = s.bundle("two", TWO);
+    let text = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
+    let probe = text.lines().find(|l| l.starts_with("probe = ")).unwrap().to_string();
+    std::fs::write(dir.join("sluice.toml"), text.replace(&probe, "probe = \"build/gone.wasm\"")).unwrap();
+    let b = arg(&dir);
+    let out = s.run(&["deploy", "--bundle", &b]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("gone.wasm") && out.stderr.contains("nothing was deployed"), "{}", out.stderr);
+    let listed = s.run(&["deployments", "list", "--bundle", &b, "--target", "test", "--json"]);
+    listed.assert_exit(0);
+    assert_eq!(listed.json()["deployments"], json!([]), "no deployment was written");
 }
