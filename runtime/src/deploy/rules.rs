@@ -2,92 +2,43 @@
 //! (development's prefix and pauses, production's Git rules), its promotion gates, and who
 //! may do what with a deployed job (Databricks' permission levels).
 //!
-//! The target's and job's settings are read through their serialised form ([`Rules`]), the
-//! shape `spec` gives them (`mode`, `git.branch`, `promote_from`, `require_tests`,
-//! `require_approval`, `permissions`, `jobs.J.permissions`), so this module depends on the
-//! names, not on the parser's types. It must never read anything but the spec it is given,
-//! nor write anything.
-
-use serde::Deserialize;
+//! The target's and job's settings are the parser's own types ([`TargetSpec`],
+//! [`Permission`]), read from the deployment's resolved spec. It must never read anything
+//! but the spec it is given, nor write anything.
 
 use super::model::GitInfo;
 use super::{DeployError, Deployment};
-use crate::spec::Bundle;
+use crate::spec::{Bundle, Permission, Principal, TargetMode, TargetSpec};
 
 /// A permission level on a job: the bundle's own type.
 pub use crate::spec::PermissionLevel as Level;
 
-/// One grant: a level for a user, group or service principal.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Grant {
-    pub level: Level,
-    pub principal: Who,
+/// The settings of target `name` (defaults when the bundle does not declare it).
+pub fn target(bundle: &Bundle, name: &str) -> TargetSpec {
+    bundle.targets.get(name).cloned().unwrap_or_default()
 }
 
-/// Who a grant names.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Who {
-    User(String),
-    Group(String),
-    ServicePrincipal(String),
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct GitRule {
-    branch: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct JobRules {
-    #[serde(default)]
-    permissions: Vec<Grant>,
-}
-
-/// A target's settings as far as deployments care.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Rules {
-    #[serde(default)]
-    pub mode: Option<String>,
-    #[serde(default)]
-    git: Option<GitRule>,
-    #[serde(default)]
-    pub promote_from: Option<String>,
-    #[serde(default)]
-    pub require_tests: bool,
-    #[serde(default)]
-    pub require_approval: u32,
-    #[serde(default)]
-    permissions: Vec<Grant>,
-    #[serde(default)]
-    jobs: std::collections::BTreeMap<String, JobRules>,
-}
-
-/// The rules of target `name` (defaults when the bundle does not declare it).
-pub fn target(bundle: &Bundle, name: &str) -> Rules {
-    bundle
-        .targets
-        .get(name)
-        .and_then(|t| serde_json::to_value(t).ok())
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
+fn mode(bundle: &Bundle, name: &str) -> Option<TargetMode> {
+    bundle.targets.get(name).and_then(|t| t.mode)
 }
 
 /// The target's mode as its deployment records it.
 pub fn mode_name(bundle: &Bundle, name: &str) -> Option<String> {
-    target(bundle, name).mode
+    mode(bundle, name).map(|m| match m {
+        TargetMode::Development => "development".to_string(),
+        TargetMode::Production => "production".to_string(),
+    })
 }
 
 /// Whether the target deploys in development mode.
 pub fn is_development(bundle: &Bundle, name: &str) -> bool {
-    target(bundle, name).mode.as_deref() == Some("development")
+    mode(bundle, name) == Some(TargetMode::Development)
 }
 
 /// Production mode refuses a dirty tree, a tree outside Git, and a branch other than the
 /// target's `git.branch`; the error says which.
 pub fn check_production(bundle: &Bundle, name: &str, git: Option<&GitInfo>) -> Result<(), DeployError> {
-    let rules = target(bundle, name);
-    if rules.mode.as_deref() != Some("production") {
+    if mode(bundle, name) != Some(TargetMode::Production) {
         return Ok(());
     }
     let Some(git) = git else {
@@ -103,7 +54,7 @@ pub fn check_production(bundle: &Bundle, name: &str, git: Option<&GitInfo>) -> R
             bundle.root.display()
         )));
     }
-    if let Some(want) = rules.git.and_then(|g| g.branch)
+    if let Some(want) = bundle.targets.get(name).and_then(|t| t.git.as_ref()).and_then(|g| g.branch.clone())
         && git.branch.as_deref() != Some(want.as_str())
     {
         return Err(DeployError::Refused(format!(
@@ -116,15 +67,12 @@ pub fn check_production(bundle: &Bundle, name: &str, git: Option<&GitInfo>) -> R
 
 /// Every permission on `job` in the deployment's target: the job's own, the target's, and
 /// the target's override for the job.
-pub fn permissions(d: &Deployment, job: &str) -> Vec<Grant> {
+pub fn permissions(d: &Deployment, job: &str) -> Vec<Permission> {
     let spec = &d.snapshot.spec;
-    let own: Option<JobRules> =
-        spec.jobs.get(job).and_then(|j| serde_json::to_value(j).ok()).and_then(|v| serde_json::from_value(v).ok());
-    let mut out = own.map(|j| j.permissions).unwrap_or_default();
-    let mut rules = target(spec, &d.snapshot.target);
-    out.append(&mut rules.permissions);
-    if let Some(mut j) = rules.jobs.remove(job) {
-        out.append(&mut j.permissions);
+    let mut out = spec.jobs.get(job).map(|j| j.permissions.clone()).unwrap_or_default();
+    if let Some(t) = spec.targets.get(&d.snapshot.target) {
+        out.extend(t.permissions.iter().cloned());
+        out.extend(t.jobs.get(job).into_iter().flat_map(|j| j.permissions.iter().cloned()));
     }
     out
 }
@@ -138,10 +86,10 @@ pub struct Member<'a> {
 
 /// The highest level `grants` give `who`: as a user or service principal, or through one
 /// of its groups.
-fn granted(grants: &[Grant], who: Member<'_>) -> Option<Level> {
-    let matches = |g: &Grant| match &g.principal {
-        Who::User(name) | Who::ServicePrincipal(name) => name == who.principal,
-        Who::Group(name) => who.groups.contains(name),
+fn granted(grants: &[Permission], who: Member<'_>) -> Option<Level> {
+    let matches = |g: &Permission| match &g.principal {
+        Principal::User(name) | Principal::ServicePrincipal(name) => name == who.principal,
+        Principal::Group(name) => who.groups.contains(name),
     };
     grants.iter().filter(|g| matches(g)).map(|g| g.level).max()
 }
