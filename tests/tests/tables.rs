@@ -157,9 +157,11 @@ fn a_changed_hash_fires_once_an_identical_rewrite_never_and_lineage_is_shown() {
     assert_eq!(names_and_versions(&tables), expected);
 
     // a restart fires nothing twice
+    let token = jobs.token.clone();
+    drop(jobs);
     assert_eq!(server.terminate(), 0);
     let server = start(&s, &dir, &clock);
-    let jobs = Jobs { server: &server, token: jobs.token };
+    let jobs = Jobs { server: &server, token };
     clock.set(T0 + 900_000);
     std::thread::sleep(SETTLE);
     assert_eq!((jobs.runs("consume").len(), jobs.runs("both").len()), (3, 1), "nothing fired again");

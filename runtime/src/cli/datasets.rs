@@ -34,7 +34,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The dataset's name (`sales.orders`).
-    pub name: String,
+    pub dataset: String,
     #[command(flatten)]
     pub workspace: Workspace,
     #[arg(long)]
@@ -44,7 +44,7 @@ pub struct ShowArgs {
 pub fn datasets(state_arg: Option<PathBuf>, cmd: DatasetsCommand) -> anyhow::Result<ExitCode> {
     let (name, workspace, json) = match cmd {
         DatasetsCommand::List(a) => (None, a.workspace.name, a.json),
-        DatasetsCommand::Show(a) => (Some(a.name), a.workspace.name, a.json),
+        DatasetsCommand::Show(a) => (Some(a.dataset), a.workspace.name, a.json),
     };
     let show = name.is_some();
     let dir = open::state_dir(state_arg, &std::env::current_dir()?);

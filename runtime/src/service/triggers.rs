@@ -101,7 +101,8 @@ impl Service {
     /// Start the trigger engine on `clock`; its runs are started as `principal`.
     pub fn start_triggers(&self, clock: Arc<dyn WakeClock>, principal: &str) {
         let rt = &self.inner.rt;
-        let engine = Arc::new(Engine::new(clock, rt.triggers().clone(), rt.telemetry.clone()));
+        let engine =
+            Arc::new(Engine::new(clock, rt.triggers().clone(), rt.telemetry.clone()).with_datasets(rt.datasets().clone()));
         let launcher =
             Arc::new(ServiceLauncher { service: Arc::downgrade(&self.inner), principal: principal.to_string() });
         let (stop, stopped) = tokio::sync::watch::channel(false);
