@@ -80,7 +80,9 @@ pub fn datasets(state_arg: Option<PathBuf>, cmd: DatasetsCommand) -> anyhow::Res
         for v in &versions {
             let consumed: Vec<String> = v["consumed_by"]
                 .as_array()
-                .map(|c| c.iter().map(|u| format!("run {} ({})", u["run"], u["job"].as_str().unwrap_or_default())).collect())
+                .map(|c| {
+                    c.iter().map(|u| format!("run {} ({})", u["run"], u["job"].as_str().unwrap_or_default())).collect()
+                })
                 .unwrap_or_default();
             outln!(
                 "  v{:<4} {}  produced by run {} task {} of {}  consumed by: {}",

@@ -162,22 +162,32 @@ fn alert_on_last_attempt_holds_back_retried_starts_and_failures() {
     let mut track = Track::new(1, &created(notify(Notifications::default(), Some(task)))).unwrap();
     let started = |attempt| Event::AttemptStarted { task: "t".into(), attempt, at: 1_200 };
     let failed = |n: u32| match finished_attempt(TaskResult::Failed, Some("boom")) {
-        Event::AttemptFinished { task, at, result, output, error, log, log_truncated, elapsed_us, outcome, cache, .. } => {
-            Event::AttemptFinished {
-                task,
-                attempt: n,
-                at,
-                result,
-                output,
-                error,
-                log,
-                log_truncated,
-                elapsed_us,
-                outcome,
-                cache,
-                error_code: None,
-            }
-        }
+        Event::AttemptFinished {
+            task,
+            at,
+            result,
+            output,
+            error,
+            log,
+            log_truncated,
+            elapsed_us,
+            outcome,
+            cache,
+            ..
+        } => Event::AttemptFinished {
+            task,
+            attempt: n,
+            at,
+            result,
+            output,
+            error,
+            log,
+            log_truncated,
+            elapsed_us,
+            outcome,
+            cache,
+            error_code: None,
+        },
         other => other,
     };
     let retry = Event::RetryScheduled { task: "t".into(), next_attempt: 1, not_before: 2_000, at: 1_300 };

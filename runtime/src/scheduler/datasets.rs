@@ -68,8 +68,14 @@ impl Coordinator {
             bundle => format!("{bundle}.{}", self.plan.job.name),
         };
         for (name, hash) in found {
-            let version =
-                DatasetVersion { version: 0, hash, run: view.run_id, job: job.clone(), task: task.into(), at: self.now() };
+            let version = DatasetVersion {
+                version: 0,
+                hash,
+                run: view.run_id,
+                job: job.clone(),
+                task: task.into(),
+                at: self.now(),
+            };
             if let Some(v) = self.rt.datasets.publish(ns, &name, version)? {
                 tracing::info!(dataset = %name, version = v.version, run = v.run, "published a new dataset version");
             }

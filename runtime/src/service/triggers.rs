@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Caller, Inner, Service, ServiceError, Source, Submission};
 use crate::model::{RunId, RunView};
-use crate::store::datasets::{DatasetUse, Namespace};
 use crate::spec::triggers::TriggerKind;
+use crate::store::datasets::{DatasetUse, Namespace};
 use crate::store::triggers::{Consumed, FiringKey, FiringRecord, Outcome};
 use crate::triggers::tables;
 use crate::triggers::webhook::{self, HookError};
@@ -101,8 +101,9 @@ impl Service {
     /// Start the trigger engine on `clock`; its runs are started as `principal`.
     pub fn start_triggers(&self, clock: Arc<dyn WakeClock>, principal: &str) {
         let rt = &self.inner.rt;
-        let engine =
-            Arc::new(Engine::new(clock, rt.triggers().clone(), rt.telemetry.clone()).with_datasets(rt.datasets().clone()));
+        let engine = Arc::new(
+            Engine::new(clock, rt.triggers().clone(), rt.telemetry.clone()).with_datasets(rt.datasets().clone()),
+        );
         let launcher =
             Arc::new(ServiceLauncher { service: Arc::downgrade(&self.inner), principal: principal.to_string() });
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -197,7 +198,11 @@ impl Service {
         }
         let ns = Namespace { workspace: &view.workspace, target: &view.target };
         for t in &firing.context.tables {
-            store.put_consumed(job, &tables::consumed_path(&t.name), &Consumed { version: t.version.to_string(), run })?;
+            store.put_consumed(
+                job,
+                &tables::consumed_path(&t.name),
+                &Consumed { version: t.version.to_string(), run },
+            )?;
             let used = DatasetUse { version: t.version, job: view.job.clone(), run, at: now };
             self.inner.rt.datasets().put_use(ns, &t.name, &used)?;
         }
@@ -311,8 +316,13 @@ impl Service {
                 "this request was received before (a replay); nothing was started".into(),
             ));
         }
-        let context =
-            crate::model::TriggerContext { kind: "webhook".into(), time: now, files: vec![], payload: Some(payload), tables: vec![] };
+        let context = crate::model::TriggerContext {
+            kind: "webhook".into(),
+            time: now,
+            files: vec![],
+            payload: Some(payload),
+            tables: vec![],
+        };
         let caller = Caller::local(t.launcher.principal.clone(), job.workspace.clone());
         let launched = self.submit_triggered(&caller, job_id, Firing { key, also, context }).await?;
         if !launched.existing {

@@ -60,14 +60,20 @@ pub fn check_dataset_name(name: &str) -> Result<(), String> {
     }
     for part in name.split('.') {
         names::check_name(part).map_err(|why| {
-            format!("bad dataset name `{name}`: {why} (a dataset name is name parts joined by `.`, e.g. `sales.orders`)")
+            format!(
+                "bad dataset name `{name}`: {why} (a dataset name is name parts joined by `.`, e.g. `sales.orders`)"
+            )
         })?;
     }
     Ok(())
 }
 
 /// A task's `datasets = { NAME = "path/in/out" }` (component and command tasks only).
-pub(crate) fn task_datasets(table: &Table<'_>, key: &str, kind: &TaskKind) -> Result<BTreeMap<String, String>, SpecError> {
+pub(crate) fn task_datasets(
+    table: &Table<'_>,
+    key: &str,
+    kind: &TaskKind,
+) -> Result<BTreeMap<String, String>, SpecError> {
     let Some(node) = table.get("datasets") else { return Ok(BTreeMap::new()) };
     if !matches!(kind, TaskKind::Component { .. } | TaskKind::Command(_)) {
         return Err(node.error(format!(
@@ -79,7 +85,8 @@ pub(crate) fn task_datasets(table: &Table<'_>, key: &str, kind: &TaskKind) -> Re
     for entry in node.table()?.entries() {
         check_dataset_name(entry.key).map_err(|why| entry.key_error(format!("task `{key}`: {why}")))?;
         let path = entry.node.str()?;
-        check_out_relative(path).map_err(|why| entry.node.error(format!("task `{key}`, dataset `{}`: {why}", entry.key)))?;
+        check_out_relative(path)
+            .map_err(|why| entry.node.error(format!("task `{key}`, dataset `{}`: {why}", entry.key)))?;
         out.insert(entry.key.to_string(), path.trim_end_matches('/').to_string());
     }
     Ok(out)
@@ -97,7 +104,9 @@ fn check_out_relative(path: &str) -> Result<(), String> {
     let bad = trimmed.is_empty()
         || trimmed.split('/').any(|part| part.is_empty() || part == "." || part == ".." || part.contains('\\'));
     if bad {
-        return Err(format!("`{path}` leaves the task's /out or is empty; use a path such as `orders.parquet` or `tables/orders` (no `.` or `..` parts)"));
+        return Err(format!(
+            "`{path}` leaves the task's /out or is empty; use a path such as `orders.parquet` or `tables/orders` (no `.` or `..` parts)"
+        ));
     }
     Ok(())
 }
@@ -143,7 +152,8 @@ pub(crate) fn check_triggers(jobs_table: &Table<'_>, jobs: &BTreeMap<String, Job
         .flat_map(|j| j.tasks.iter().flat_map(move |t| t.datasets.keys().map(move |d| (d.as_str(), j.name.as_str()))))
         .collect();
     for entry in jobs_table.entries() {
-        let Some(TriggerKind::TableUpdate(spec)) = jobs.get(entry.key).and_then(|j| j.trigger.as_ref()).map(|t| &t.kind)
+        let Some(TriggerKind::TableUpdate(spec)) =
+            jobs.get(entry.key).and_then(|j| j.trigger.as_ref()).map(|t| &t.kind)
         else {
             continue;
         };
@@ -152,7 +162,9 @@ pub(crate) fn check_triggers(jobs_table: &Table<'_>, jobs: &BTreeMap<String, Job
                 continue;
             }
             let job = entry.node.table()?;
-            let at = job.get("trigger").and_then(|t| t.table().ok()?.get("table_update")?.table().ok()?.get("tables").cloned());
+            let at = job
+                .get("trigger")
+                .and_then(|t| t.table().ok()?.get("table_update")?.table().ok()?.get("tables").cloned());
             let item = at.and_then(|n| n.array().ok()?.into_iter().find(|i| i.str().ok() == Some(name.as_str())));
             let hint = names::suggestion(name, published.keys().copied());
             let known = if published.is_empty() {

@@ -185,9 +185,8 @@ pub(crate) fn read(table: &Table<'_>) -> Result<Option<TriggerSpec>, SpecError> 
                 .filter_map(|k| t.get(k).map(|n| (k, n)))
                 .collect();
             let [(kind, n)] = kinds.as_slice() else {
-                return Err(node.error(
-                    "a trigger names exactly one of `periodic`, `file_arrival`, `webhook` or `table_update`",
-                ));
+                return Err(node
+                    .error("a trigger names exactly one of `periodic`, `file_arrival`, `webhook` or `table_update`"));
             };
             let kind = match *kind {
                 "periodic" => periodic(n)?,

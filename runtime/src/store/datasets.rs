@@ -53,8 +53,12 @@ pub struct Namespace<'a> {
 pub trait DatasetStore: Send + Sync {
     /// Record `version` (its number ignored) as the next version of `name` unless the
     /// latest version has the same hash; the version recorded, or `None`. Not flushed.
-    fn publish(&self, ns: Namespace<'_>, name: &str, version: DatasetVersion)
-    -> Result<Option<DatasetVersion>, StoreError>;
+    fn publish(
+        &self,
+        ns: Namespace<'_>,
+        name: &str,
+        version: DatasetVersion,
+    ) -> Result<Option<DatasetVersion>, StoreError>;
     fn latest(&self, ns: Namespace<'_>, name: &str) -> Result<Option<DatasetVersion>, StoreError>;
     /// Every version of `name`, oldest first.
     fn versions(&self, ns: Namespace<'_>, name: &str) -> Result<Vec<DatasetVersion>, StoreError>;
@@ -99,14 +103,17 @@ pub(crate) fn decode_name(workspace: &str, key: &[u8]) -> Option<(String, String
     Some((target, name))
 }
 
+/// Versions and uses by key.
+type Records = (BTreeMap<Vec<u8>, DatasetVersion>, BTreeMap<Vec<u8>, DatasetUse>);
+
 /// In memory: the reference behaviour, for unit tests.
 #[derive(Default)]
 pub struct MemoryDatasetStore {
-    inner: Mutex<(BTreeMap<Vec<u8>, DatasetVersion>, BTreeMap<Vec<u8>, DatasetUse>)>,
+    inner: Mutex<Records>,
 }
 
 impl MemoryDatasetStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (BTreeMap<Vec<u8>, DatasetVersion>, BTreeMap<Vec<u8>, DatasetUse>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -11,9 +11,7 @@
 
 use std::sync::Mutex;
 
-use super::datasets::{
-    DatasetStore, DatasetUse, DatasetVersion, Namespace, decode_name, prefix, use_key, version_key,
-};
+use super::datasets::{DatasetStore, DatasetUse, DatasetVersion, Namespace, decode_name, prefix, use_key, version_key};
 use super::sled_store::{decode_json, encode_json, storage};
 use super::{SledStore, StoreError};
 
@@ -36,7 +34,11 @@ impl SledDatasetStore {
         })
     }
 
-    fn all<T: serde::de::DeserializeOwned>(tree: &sled::Tree, prefix: Vec<u8>, what: &str) -> Result<Vec<T>, StoreError> {
+    fn all<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        prefix: Vec<u8>,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for entry in tree.scan_prefix(prefix) {
             let (_, value) = entry.map_err(storage)?;

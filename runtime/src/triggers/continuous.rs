@@ -48,7 +48,13 @@ impl Engine {
         let firing = Firing {
             key: FiringKey::Named(format!("continuous-after-{:020}", w.previous.unwrap_or(0))),
             also: vec![],
-            context: TriggerContext { kind: "continuous".into(), time: now, files: vec![], payload: None, tables: vec![] },
+            context: TriggerContext {
+                kind: "continuous".into(),
+                time: now,
+                files: vec![],
+                payload: None,
+                tables: vec![],
+            },
         };
         if let Some(launched) = self.launch(w, launcher, firing, now).await? {
             w.running = Some(launched.run);

@@ -425,7 +425,13 @@ impl Engine {
         let firing = Firing {
             key: FiringKey::Named(format!("files-{now:020}")),
             also: vec![],
-            context: TriggerContext { kind: "file_arrival".into(), time: now, files: batch, payload: None, tables: vec![] },
+            context: TriggerContext {
+                kind: "file_arrival".into(),
+                time: now,
+                files: batch,
+                payload: None,
+                tables: vec![],
+            },
         };
         if self.launch(w, launcher, firing, now).await?.is_some() {
             w.watch.fired(now);

@@ -121,7 +121,13 @@ impl Engine {
         let firing = Firing {
             key: firing_key(&set),
             also: vec![],
-            context: TriggerContext { kind: "table_update".into(), time: now, files: vec![], payload: None, tables: set },
+            context: TriggerContext {
+                kind: "table_update".into(),
+                time: now,
+                files: vec![],
+                payload: None,
+                tables: set,
+            },
         };
         if self.launch(w, launcher, firing, now).await?.is_some() {
             w.tables.fired(now);
