@@ -462,3 +462,54 @@ fn an_unknown_destination_is_refused_at_its_line_and_nothing_runs() {
         assert_eq!(listed.json(), serde_json::json!([]), "no run was created");
     }
 }
+
+/// Databricks' `alert_on_last_attempt`: a task's retries announce no start, and only the
+/// failure no retry follows is sent; a task without the flag hears of every attempt.
+#[test]
+fn alert_on_last_attempt_sends_only_the_first_start_and_the_last_failure() {
+    let s = Sluice::new();
+    let hook = Hook::new();
+    let text = format!(
+        "[bundle]\nname = \"n\"\n[components]\nprobe = \"{{guest:probe}}\"\n\
+         [destinations.hook]\nkind = \"webhook\"\nurl = \"{}\"\n\
+         [jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"flagged\"\ncomponent = \"probe\"\nparams = {{ fail = \"transient\" }}\n\
+         retries = {{ max = 1, initial = \"10ms\" }}\n\
+         notifications = {{ on_start = [\"hook\"], on_failure = [\"hook\"] }}\n\
+         notification_settings = {{ alert_on_last_attempt = true }}\n\
+         [[jobs.j.tasks]]\nkey = \"plain\"\ncomponent = \"probe\"\nparams = {{ fail = \"transient\" }}\n\
+         retries = {{ max = 1, initial = \"10ms\" }}\n\
+         notifications = {{ on_start = [\"hook\"], on_failure = [\"hook\"] }}\n",
+        hook.url("/generic"),
+    );
+    let dir = s.bundle("b", &text);
+    let out = alice(&s, &["run", dir.to_str().expect("utf-8"), "--json"], &[], None);
+    assert_eq!(out.code, 1, "both tasks fail twice: {}", out.stderr);
+    hook.wait_for(6);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut seen: Vec<(String, String, u64)> = hook
+        .events()
+        .iter()
+        .map(|e| {
+            let task = e["task"].as_str().unwrap_or_default().to_string();
+            (task, e["event"].as_str().unwrap_or_default().to_string(), e["attempt"].as_u64().unwrap_or(99))
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("flagged", "on_failure", 1),
+        ("flagged", "on_start", 0),
+        ("plain", "on_failure", 0),
+        ("plain", "on_failure", 1),
+        ("plain", "on_start", 0),
+        ("plain", "on_start", 1),
+    ];
+    assert_eq!(seen, expected.map(|(t, e, a)| (t.to_string(), e.to_string(), a)), "{seen:?}");
+
+    // the flag belongs to a task: on a job it is refused, naming it
+    let bad = text.replace("[jobs.j]\n", "[jobs.j]\nnotification_settings = { alert_on_last_attempt = true }\n");
+    let dir = s.bundle("bad", &bad);
+    let out = alice(&s, &["validate", dir.to_str().expect("utf-8")], &[], None);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("alert_on_last_attempt") && out.stderr.contains("sluice.toml:"), "{}", out.stderr);
+}

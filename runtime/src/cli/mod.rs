@@ -11,6 +11,7 @@
 mod board;
 mod cache;
 mod dag;
+mod datasets;
 mod deploy;
 mod deployments;
 mod follow;
@@ -86,6 +87,9 @@ pub enum Command {
     /// The served jobs' triggers (schedules, file arrival, webhooks): list, pause, resume, fire.
     #[command(subcommand)]
     Triggers(triggers::TriggersCommand),
+    /// Named datasets tasks publish: versions and lineage (list, show NAME).
+    #[command(subcommand)]
+    Datasets(datasets::DatasetsCommand),
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -158,6 +162,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => validate::schema(),
         Command::Test(args) => test::test(cli.state, args),
         Command::Triggers(cmd) => triggers::triggers(cli.state, cmd),
+        Command::Datasets(cmd) => datasets::datasets(cli.state, cmd),
         Command::Worker(args) => worker::worker(cli.state, args),
     }
 }

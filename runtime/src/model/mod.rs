@@ -17,7 +17,7 @@ pub use crate::spec::iteration_key;
 pub use graph::TaskGraph;
 pub use notice::{DeliveryState, NotificationView};
 pub use quality::ExpectationResult;
-pub use trigger::{TriggerContext, TriggerFile};
+pub use trigger::{TriggerContext, TriggerFile, TriggerTable};
 pub use view::{AttemptView, CorruptLog, PlanView, RepairView, ReusedFrom, RunStatus, RunView, TaskView};
 
 use serde::{Deserialize, Serialize};

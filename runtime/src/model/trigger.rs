@@ -1,6 +1,8 @@
 //! What a trigger hands the run it starts: the firing's kind and logical time, the files
-//! a file-arrival trigger consumed, a webhook's JSON body. Pinned into the run's plan, so
-//! `{{ trigger.time }}`, `{{ trigger.files }}` and `{{ trigger.payload.FIELD }}` resolve
+//! a file-arrival trigger consumed, a webhook's JSON body, the dataset versions a
+//! table-update trigger consumed. Pinned into the run's plan, so
+//! `{{ trigger.time }}`, `{{ trigger.files }}`, `{{ trigger.tables }}` and
+//! `{{ trigger.payload.FIELD }}` resolve
 //! the same on resume and repair.
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,23 @@ pub struct TriggerContext {
     /// A webhook's JSON body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
+    /// The dataset versions a table-update trigger started the run for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TriggerTable>,
+}
+
+/// One new dataset version a table-update trigger started a run for (`{{ trigger.tables }}`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TriggerTable {
+    /// The dataset's name (`sales.orders`).
+    pub name: String,
+    /// Its version number in the workspace and target (1, 2, …).
+    pub version: u64,
+    /// blake3 (hex) of its content.
+    pub hash: String,
+    /// The run and task that produced it.
+    pub run: super::RunId,
+    pub task: String,
 }
 
 /// One file a run was started for.

@@ -8,7 +8,10 @@
 //! unless `no_alert_for_canceled_runs`, `skipped` unless `no_alert_for_skipped_runs`;
 //! `on_duration_warning_threshold_exceeded` once per run (and per repair) whose duration
 //! passes its `RUN_DURATION_SECONDS` rule while it runs. A task's notifications are about
-//! its attempts, the same way. It decides only; it never writes or sends anything.
+//! its attempts, the same way; with the task's `alert_on_last_attempt`, a retry's
+//! `on_start` is not sent and a failed attempt's `on_failure` only when no retry follows
+//! (its next event is not the task's `RetryScheduled`). It decides only; it never writes
+//! or sends anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +46,9 @@ pub(crate) struct Track {
     /// Attempts running of tasks with a duration rule: (task, attempt) → start.
     running: BTreeMap<(String, u32), Millis>,
     warned_tasks: BTreeSet<(String, u32)>,
+    /// A failed attempt's `on_failure` held back (`alert_on_last_attempt`) until the next
+    /// event says whether a retry follows: (task, attempt, state, at, since).
+    held: Option<(String, u32, String, Millis, Millis)>,
     pub(crate) finished: bool,
 }
 
@@ -77,12 +83,27 @@ impl Track {
             failed: BTreeMap::new(),
             running: BTreeMap::new(),
             warned_tasks: BTreeSet::new(),
+            held: None,
             finished: false,
         })
     }
 
-    /// The notices `event` implies.
+    /// The notices `event` implies. A failure held back for `alert_on_last_attempt` is
+    /// dropped when `event` schedules its retry, else sent now (that attempt was the last).
     pub(crate) fn apply(&mut self, event: &Event) -> Vec<Notice> {
+        let mut out = Vec::new();
+        if let Some((task, attempt, state, at, since)) = self.held.take() {
+            let retried = matches!(event, Event::RetryScheduled { task: t, .. } if *t == task);
+            if !retried {
+                let about = About { event: ON_FAILURE, task: Some((task.as_str(), attempt)), state, at, since };
+                out.extend(self.task_notices(&about));
+            }
+        }
+        out.extend(self.apply_event(event));
+        out
+    }
+
+    fn apply_event(&mut self, event: &Event) -> Vec<Notice> {
         match event {
             Event::RunQueued { .. } => self.queued = true,
             Event::RunDequeued { at } => {
@@ -108,7 +129,10 @@ impl Track {
                     at: *at,
                     since: *at,
                 };
-                out.extend(self.task_notices(&about));
+                // alert_on_last_attempt: a retry's start is not announced
+                if *attempt == 0 || !self.task(task).is_some_and(|n| n.alert_on_last_attempt) {
+                    out.extend(self.task_notices(&about));
+                }
                 return out;
             }
             Event::TaskQueued { at, .. } | Event::ChildRunStarted { at, .. } | Event::IterationsPlanned { at, .. } => {
@@ -161,6 +185,10 @@ impl Track {
             _ if failed && !quiet => ON_FAILURE,
             _ => return Vec::new(),
         };
+        if event == ON_FAILURE && self.task(task).is_some_and(|n| n.alert_on_last_attempt) {
+            self.held = Some((task.to_string(), attempt, result.as_str().into(), at, since));
+            return Vec::new();
+        }
         self.task_notices(&About { event, task: Some((task, attempt)), state: result.as_str().into(), at, since })
     }
 

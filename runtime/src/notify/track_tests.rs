@@ -155,3 +155,51 @@ fn task_notifications_are_about_its_attempts() {
 fn a_job_without_notifications_is_not_tracked() {
     assert!(Track::new(1, &created(JobNotify::default())).is_none());
 }
+
+#[test]
+fn alert_on_last_attempt_holds_back_retried_starts_and_failures() {
+    let task = Notifications { alert_on_last_attempt: true, ..all() };
+    let mut track = Track::new(1, &created(notify(Notifications::default(), Some(task)))).unwrap();
+    let started = |attempt| Event::AttemptStarted { task: "t".into(), attempt, at: 1_200 };
+    let failed = |n: u32| match finished_attempt(TaskResult::Failed, Some("boom")) {
+        Event::AttemptFinished {
+            task,
+            at,
+            result,
+            output,
+            error,
+            log,
+            log_truncated,
+            elapsed_us,
+            outcome,
+            cache,
+            ..
+        } => Event::AttemptFinished {
+            task,
+            attempt: n,
+            at,
+            result,
+            output,
+            error,
+            log,
+            log_truncated,
+            elapsed_us,
+            outcome,
+            cache,
+            error_code: None,
+        },
+        other => other,
+    };
+    let retry = Event::RetryScheduled { task: "t".into(), next_attempt: 1, not_before: 2_000, at: 1_300 };
+    assert_eq!(ids(&track.apply(&started(0))), ["on_start/task:t:0/ops"]);
+    assert!(track.apply(&failed(0)).is_empty(), "held until it is known whether a retry follows");
+    assert!(track.apply(&retry).is_empty(), "a retry follows: no failure notice");
+    assert!(track.apply(&started(1)).is_empty(), "a retry's start is not announced");
+    assert!(track.apply(&failed(1)).is_empty());
+    let end = track.apply(&Event::RunFinished { result: RunResult::Failed, at: 4_000 });
+    assert_eq!(ids(&end), ["on_failure/task:t:1/ops"], "the last attempt's failure is sent");
+    // without the flag every attempt is announced
+    let mut plain = Track::new(1, &created(notify(Notifications::default(), Some(all())))).unwrap();
+    assert_eq!(ids(&plain.apply(&failed(0))), ["on_failure/task:t:0/ops"]);
+    assert_eq!(ids(&plain.apply(&started(1))), ["on_start/task:t:1/ops"]);
+}

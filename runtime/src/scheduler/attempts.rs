@@ -192,6 +192,18 @@ impl Coordinator {
                 error_code = Some("quality_failed".into());
             }
         }
+        let mut published = Vec::new();
+        if let Some(declared) = self.state.spec(id).map(|s| &s.datasets).filter(|d| !d.is_empty())
+            && result == TaskResult::Success
+        {
+            match super::datasets::hashes(declared, out.as_ref().ok().and_then(Option::as_ref)) {
+                Ok(found) => published = found,
+                Err(message) => {
+                    (result, output, error) = (TaskResult::Failed, None, Some(message));
+                    error_code = Some(super::datasets::DATASET_MISSING.into());
+                }
+            }
+        }
         let mut cache = None;
         if let Some(mut pending) = self.pending_cache.remove(&(id, attempt)) {
             if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
@@ -230,6 +242,9 @@ impl Coordinator {
             cache,
             error_code,
         })?;
+        if result == TaskResult::Success {
+            self.publish_datasets(&self.state.task(id).key.clone(), published)?;
+        }
         if result != TaskResult::Success
             && let Some(retry) = self.state.retry(id, attempt, retryable, self.now())
         {

@@ -122,6 +122,11 @@ impl Coordinator {
             let json = serde_json::to_vec(&spec.expectations).map_err(|e| e.to_string())?;
             parts.inputs.insert("quality.expectations".into(), Hash::of(&json).to_string());
         }
+        if !spec.datasets.is_empty() {
+            // a reused result publishes these datasets: other declarations must look again
+            let json = serde_json::to_vec(&spec.datasets).map_err(|e| e.to_string())?;
+            parts.inputs.insert("datasets".into(), Hash::of(&json).to_string());
+        }
         parts.capabilities = cache::capabilities_of(&spec.exec, spec.command());
         if has_inputs {
             parts.capabilities.push("in".into());
@@ -225,6 +230,9 @@ impl Coordinator {
             // a stored result passed its `fail` expectations: only warnings and blocks come back
             self.quality_checked(key.clone(), attempt, entry.quality.clone())?;
         }
+        let declared = self.state.spec(id).map(|s| s.datasets.clone()).unwrap_or_default();
+        // the key holds the declaration, so the stored result had every dataset
+        let published = super::datasets::hashes(&declared, entry.out_tree.as_ref()).unwrap_or_default();
         self.set_produced(id, Produced::new(entry.output.as_deref(), &entry.values, entry.out_tree.clone()));
         let cache = AttemptCache {
             key: Some(entry.key.to_string()),
@@ -233,6 +241,7 @@ impl Coordinator {
             artifacts: artifacts.map(|h| h.to_string()),
             not_cached: None,
         };
+        let key_of_hit = key.clone();
         self.record(Event::AttemptFinished {
             task: key,
             attempt,
@@ -246,7 +255,8 @@ impl Coordinator {
             outcome: None,
             cache: Some(Box::new(cache)),
             error_code: None,
-        })
+        })?;
+        self.publish_datasets(&key_of_hit, published)
     }
 
     fn store_manifest(&self, tree: &TreeManifest) -> Result<Hash, SchedulerError> {

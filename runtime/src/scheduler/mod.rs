@@ -15,6 +15,7 @@ mod attempt;
 mod attempts;
 mod caching;
 mod coordinator;
+mod datasets;
 mod executor;
 mod inspect;
 pub mod journal;

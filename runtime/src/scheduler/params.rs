@@ -102,6 +102,9 @@ fn run_level(r: &Reference, at: RunLevel<'_>) -> Option<String> {
         Reference::TriggerFiles => {
             Some(at.trigger.map_or_else(|| "[]".into(), |t| serde_json::to_string(&t.files).unwrap_or_default()))
         }
+        Reference::TriggerTables => {
+            Some(at.trigger.map_or_else(|| "[]".into(), |t| serde_json::to_string(&t.tables).unwrap_or_default()))
+        }
         Reference::TriggerPayload => Some(match at.trigger.and_then(|t| t.payload.as_ref()) {
             Some(p) => p.to_string(),
             None => "{}".into(),

@@ -178,6 +178,7 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
             ..ExecSpec::default()
         },
         expectations: Vec::new(),
+        datasets: BTreeMap::new(),
     };
     let job = JobSpec {
         name: "task".into(),

@@ -81,6 +81,8 @@ pub struct Runtime {
     pub(crate) verdicts: Arc<dyn VerdictStore>,
     /// Trigger firings, trigger state and consumed files (in the run store's database).
     pub(crate) triggers: Arc<dyn TriggerStore>,
+    /// Named datasets' versions and who consumed them (in the run store's database).
+    pub(crate) datasets: Arc<dyn crate::store::DatasetStore>,
     /// Notifications and their delivery (in the run store's database).
     pub(crate) notices: Arc<dyn NoticeStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
@@ -181,6 +183,7 @@ impl Runtime {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
         rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
+        rt.datasets = Arc::new(crate::store::SledDatasetStore::open(&sled)?);
         rt.verdicts = Arc::new(SledVerdictStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
@@ -212,6 +215,7 @@ impl Runtime {
             deployments: Arc::new(MemoryDeploymentStore::default()),
             verdicts: Arc::new(MemoryVerdictStore::default()),
             triggers: Arc::new(MemoryTriggerStore::default()),
+            datasets: Arc::new(crate::store::MemoryDatasetStore::default()),
             notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
             cache: None,
@@ -273,6 +277,11 @@ impl Runtime {
     /// Trigger firings, trigger state and consumed files.
     pub fn triggers(&self) -> &Arc<dyn TriggerStore> {
         &self.triggers
+    }
+
+    /// Named datasets' versions and lineage.
+    pub fn datasets(&self) -> &Arc<dyn crate::store::DatasetStore> {
+        &self.datasets
     }
 
     /// Notifications and their delivery.

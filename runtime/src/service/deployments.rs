@@ -267,6 +267,7 @@ impl Service {
                     job_id,
                     workspace: key.workspace.clone(),
                     name: format!("{}.{name}", job_key.bundle),
+                    target: key.target.clone(),
                     spec,
                     principal: Some(run_as(&d).unwrap_or_else(|| d.principal.clone())),
                 });

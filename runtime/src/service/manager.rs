@@ -373,7 +373,7 @@ impl Service {
             self.inner.rt.services().put_idempotency(&caller.workspace, token, record)?;
         }
         if let Some((job, firing)) = firing {
-            self.record_firing(job, firing, run)?;
+            self.record_firing(job, firing, prepared.view())?;
         }
         let admission = {
             let mut st = self.inner.manager.lock();

@@ -15,6 +15,7 @@
 
 mod access;
 mod admin;
+mod datasets;
 mod deployments;
 mod groups;
 mod hub;
@@ -35,6 +36,7 @@ use crate::store::StoreError;
 
 pub use access::caller_level;
 pub use admin::RunFilter;
+pub use datasets::{DatasetView, VersionView};
 pub use deployments::{DeployAnswer, DeployOp};
 pub use hub::{StreamItem, Subscription};
 pub use jobs::{BundleRead, JobInfo, ServedBundle, read_bundle, read_bundle_with};

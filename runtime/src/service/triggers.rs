@@ -11,9 +11,11 @@ use std::sync::{Arc, Weak};
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Inner, Service, ServiceError, Source, Submission};
-use crate::model::RunId;
+use crate::model::{RunId, RunView};
 use crate::spec::triggers::TriggerKind;
+use crate::store::datasets::{DatasetUse, Namespace};
 use crate::store::triggers::{Consumed, FiringKey, FiringRecord, Outcome};
+use crate::triggers::tables;
 use crate::triggers::webhook::{self, HookError};
 use crate::triggers::{
     Engine, Firing, LaunchFuture, Launched, Launcher, TriggerError, TriggerJob, TriggerStatus, WakeClock,
@@ -43,6 +45,11 @@ pub enum TriggerAction {
         #[serde(default)]
         payload: Option<serde_json::Value>,
     },
+    /// `sluice datasets list|show`: the datasets (one, when named) and their lineage.
+    Datasets {
+        #[serde(default)]
+        name: Option<String>,
+    },
 }
 
 /// The answer: the triggers (after the change), and the run a fire started.
@@ -53,6 +60,9 @@ pub struct TriggerAnswer {
     pub run_id: Option<RunId>,
     #[serde(default)]
     pub existing: bool,
+    /// For [`TriggerAction::Datasets`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datasets: Option<Vec<serde_json::Value>>,
 }
 
 /// A webhook request, as the server hands it over.
@@ -91,7 +101,9 @@ impl Service {
     /// Start the trigger engine on `clock`; its runs are started as `principal`.
     pub fn start_triggers(&self, clock: Arc<dyn WakeClock>, principal: &str) {
         let rt = &self.inner.rt;
-        let engine = Arc::new(Engine::new(clock, rt.triggers().clone(), rt.telemetry.clone()));
+        let engine = Arc::new(
+            Engine::new(clock, rt.triggers().clone(), rt.telemetry.clone()).with_datasets(rt.datasets().clone()),
+        );
         let launcher =
             Arc::new(ServiceLauncher { service: Arc::downgrade(&self.inner), principal: principal.to_string() });
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -126,13 +138,15 @@ impl Service {
         let served = self.bundles().clone();
         for b in served {
             let Ok(bundle) = self.inner.parsed.load(&b.path) else { continue };
+            let Ok(target) = bundle.target(None) else { continue };
             for job in bundle.jobs.values() {
                 let Some(spec) = job.trigger.clone() else { continue };
                 for workspace in &b.workspaces {
                     let Ok(job_id) = self.job_key_id(workspace, &bundle.name, &job.name) else { continue };
                     let name = format!("{}.{}", bundle.name, job.name);
                     let workspace = workspace.clone();
-                    out.push(TriggerJob { job_id, workspace, name, spec: spec.clone(), principal: None });
+                    let target = target.clone();
+                    out.push(TriggerJob { job_id, workspace, name, target, spec: spec.clone(), principal: None });
                 }
             }
         }
@@ -169,15 +183,28 @@ impl Service {
         Ok(Launched { run: submitted.run_id, existing: false })
     }
 
-    /// Record a firing's keys and consumed files for run `run` (flushed with its creation).
-    pub(crate) fn record_firing(&self, job: u64, firing: &Firing, run: RunId) -> Result<(), ServiceError> {
+    /// Record a firing's keys, consumed files and dataset versions for the run `view` shows
+    /// (flushed with its creation).
+    pub(crate) fn record_firing(&self, job: u64, firing: &Firing, view: &RunView) -> Result<(), ServiceError> {
         let store = self.inner.rt.triggers();
-        let record = FiringRecord { outcome: Outcome::Fired { run }, recorded_at: self.inner.rt.clock().now_millis() };
+        let run = view.run_id;
+        let now = self.inner.rt.clock().now_millis();
+        let record = FiringRecord { outcome: Outcome::Fired { run }, recorded_at: now };
         for key in std::iter::once(&firing.key).chain(&firing.also) {
             store.put_firing(job, key, &record)?;
         }
         for file in &firing.context.files {
             store.put_consumed(job, &file.path, &Consumed { version: file.version(), run })?;
+        }
+        let ns = Namespace { workspace: &view.workspace, target: &view.target };
+        for t in &firing.context.tables {
+            store.put_consumed(
+                job,
+                &tables::consumed_path(&t.name),
+                &Consumed { version: t.version.to_string(), run },
+            )?;
+            let used = DatasetUse { version: t.version, job: view.job.clone(), run, at: now };
+            self.inner.rt.datasets().put_use(ns, &t.name, &used)?;
         }
         Ok(())
     }
@@ -190,10 +217,15 @@ impl Service {
 
     /// `sluice triggers list|pause|resume|fire`, in the caller's workspace.
     pub async fn triggers_do(&self, caller: &Caller, action: TriggerAction) -> Result<TriggerAnswer, ServiceError> {
+        if let TriggerAction::Datasets { name } = &action {
+            let views = self.datasets(caller, name.as_deref())?;
+            let datasets = views.iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect();
+            return Ok(TriggerAnswer { triggers: vec![], run_id: None, existing: false, datasets: Some(datasets) });
+        }
         let t = self.triggers()?;
         let (mut run_id, mut existing) = (None, false);
         match &action {
-            TriggerAction::List => {}
+            TriggerAction::List | TriggerAction::Datasets { .. } => {}
             TriggerAction::Pause { job } | TriggerAction::Resume { job } => {
                 let id = self.trigger_job_id(caller, job).await?;
                 let paused = matches!(action, TriggerAction::Pause { .. });
@@ -216,7 +248,7 @@ impl Service {
             .filter(|s| s.workspace == caller.workspace)
             .map(|s| serde_json::to_value(&s).unwrap_or_default())
             .collect();
-        Ok(TriggerAnswer { triggers, run_id, existing })
+        Ok(TriggerAnswer { triggers, run_id, existing, datasets: None })
     }
 
     /// A job of the caller's workspace with a trigger, by id or by name (`bundle.job` or `job`).
@@ -284,8 +316,13 @@ impl Service {
                 "this request was received before (a replay); nothing was started".into(),
             ));
         }
-        let context =
-            crate::model::TriggerContext { kind: "webhook".into(), time: now, files: vec![], payload: Some(payload) };
+        let context = crate::model::TriggerContext {
+            kind: "webhook".into(),
+            time: now,
+            files: vec![],
+            payload: Some(payload),
+            tables: vec![],
+        };
         let caller = Caller::local(t.launcher.principal.clone(), job.workspace.clone());
         let launched = self.submit_triggered(&caller, job_id, Firing { key, also, context }).await?;
         if !launched.existing {

@@ -192,5 +192,6 @@ fn jobs(
         run_jobs.insert(entry.key.to_string(), sites);
     }
     calls::check(&jobs, &run_jobs)?;
+    super::datasets::check_triggers(table, &jobs)?;
     Ok(jobs)
 }

@@ -67,6 +67,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "health",
     "notification_settings",
     "expectations",
+    "datasets",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
 pub(crate) const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
@@ -222,6 +223,7 @@ fn task<'a>(
         )));
     }
     let kind_name = kind.name();
+    let datasets = super::datasets::task_datasets(&table, &key, &kind)?;
     let spec = TaskSpec {
         key,
         kind,
@@ -240,6 +242,7 @@ fn task<'a>(
             }
             None => Vec::new(),
         },
+        datasets,
     };
     let site = TaskSite { key: key_node, depends_on: dependency_sites, templates, run_job };
     Ok((spec, site))

@@ -28,7 +28,8 @@ pub(crate) const CONDITION_KEYS: &[&str] = &["op", "left", "right"];
 pub(crate) const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
 /// The task keys a `for_each.task` template does not take: it has no key, no place in
 /// the graph, and is not itself a condition or a loop.
-pub(crate) const NOT_IN_TEMPLATE: &[&str] = &["key", "condition", "for_each", "depends_on", "run_if", "expectations"];
+pub(crate) const NOT_IN_TEMPLATE: &[&str] =
+    &["key", "condition", "for_each", "depends_on", "run_if", "expectations", "datasets"];
 pub(crate) const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
@@ -153,6 +154,7 @@ impl ForEachTemplate {
             rerun_on_resume: self.rerun_on_resume,
             exec: self.exec.clone(),
             expectations: Vec::new(),
+            datasets: Default::default(),
         }
     }
 }

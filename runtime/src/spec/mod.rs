@@ -145,6 +145,7 @@ mod access;
 mod build;
 mod calls;
 mod command;
+pub mod datasets;
 mod depends;
 mod error;
 mod exec;
@@ -383,6 +384,9 @@ pub struct TaskSpec {
     /// (component and command tasks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<expect::TaskExpectation>,
+    /// `datasets = { NAME = "path in /out" }`: what a successful attempt publishes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub datasets: BTreeMap<String, String>,
 }
 
 /// Resource limits of a task; `None` means the runtime default.

@@ -33,7 +33,9 @@
 //! notification_settings = { no_alert_for_skipped_runs = true, no_alert_for_canceled_runs = true }
 //! ```
 //!
-//! A task takes the same three keys (its notifications are about the task's attempts).
+//! A task takes the same three keys (its notifications are about the task's attempts), and
+//! `notification_settings.alert_on_last_attempt` (a job does not: its notifications are
+//! about runs, which have no retries).
 
 use std::collections::BTreeMap;
 
@@ -127,6 +129,10 @@ pub struct Notifications {
     pub no_alert_for_skipped_runs: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_alert_for_canceled_runs: bool,
+    /// A task's `alert_on_last_attempt` (Databricks'): no `on_start` for its retries, and
+    /// `on_failure` only for an attempt no retry follows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alert_on_last_attempt: bool,
 }
 
 impl Notifications {
@@ -164,12 +170,12 @@ pub(crate) fn attach(top: &Table<'_>, jobs: &mut BTreeMap<String, JobSpec>) -> R
     for entry in jobs_node.table()?.entries() {
         let Some(job) = jobs.get_mut(entry.key) else { continue };
         let table = entry.node.table()?;
-        let mut notify = JobNotify { job: notifications(&table, &destinations)?, ..JobNotify::default() };
+        let mut notify = JobNotify { job: notifications(&table, &destinations, false)?, ..JobNotify::default() };
         if let Some(tasks) = table.get("tasks") {
             for task in tasks.array()? {
                 let task = task.table()?;
                 let key = task.require("key")?.str()?;
-                let read = notifications(&task, &destinations)?;
+                let read = notifications(&task, &destinations, true)?;
                 if !read.is_empty() {
                     notify.tasks.insert(key.to_string(), read);
                 }
@@ -277,7 +283,11 @@ fn secret(table: &Table<'_>, key: &str) -> Result<Option<String>, SpecError> {
 }
 
 /// A job's or task's `notifications`, `health` and `notification_settings`.
-fn notifications(table: &Table<'_>, destinations: &BTreeMap<String, Destination>) -> Result<Notifications, SpecError> {
+fn notifications(
+    table: &Table<'_>,
+    destinations: &BTreeMap<String, Destination>,
+    is_task: bool,
+) -> Result<Notifications, SpecError> {
     let mut out = Notifications::default();
     if let Some(node) = table.get("notifications") {
         let lists = node.table()?;
@@ -314,7 +324,13 @@ fn notifications(table: &Table<'_>, destinations: &BTreeMap<String, Destination>
         let flag = |key| settings.get(key).map(Node::bool).transpose().map(Option::unwrap_or_default);
         out.no_alert_for_skipped_runs = flag("no_alert_for_skipped_runs")?;
         out.no_alert_for_canceled_runs = flag("no_alert_for_canceled_runs")?;
-        flag("alert_on_last_attempt")?;
+        out.alert_on_last_attempt = flag("alert_on_last_attempt")?;
+        if let (Some(node), false) = (settings.get("alert_on_last_attempt"), is_task) {
+            return Err(node.error(
+                "alert_on_last_attempt is a task's setting (it is about the task's attempts and retries); \
+                 move it to the task's notification_settings",
+            ));
+        }
     }
     Ok(out)
 }

@@ -189,8 +189,8 @@ pub(crate) struct Job {
     permissions: Option<Vec<Permission>>,
     /// `{ cron, timezone, pause_status, dst, catch_up, catch_up_window }` (Quartz cron).
     schedule: Option<serde_json::Value>,
-    /// `{ periodic | file_arrival | webhook = {…} }`.
-    trigger: Option<serde_json::Value>,
+    /// `{ periodic | file_arrival | webhook | table_update = {…} }`.
+    trigger: Option<Trigger>,
     /// `{ pause_status }`: a new run when the previous ends.
     continuous: Option<serde_json::Value>,
     /// `{ on_start, on_success, on_failure, on_duration_warning_threshold_exceeded }`: destination names.
@@ -267,6 +267,50 @@ pub(crate) struct Task {
     /// Data-quality expectations on `/out` after each successful attempt: `{ dataset, expect,
     /// column, …, on_failure = "warn" | "fail" | "block", blocks = [TASK…] }`.
     expectations: Option<Vec<serde_json::Value>>,
+    /// Named datasets this task publishes from its `/out`: `{ "sales.orders" = "orders.parquet" }`.
+    datasets: Option<BTreeMap<String, String>>,
+}
+
+/// A job's trigger: exactly one of `periodic`, `file_arrival`, `webhook`, `table_update`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Trigger {
+    /// `{ interval, unit = "MINUTES" | "HOURS" | "DAYS" | "WEEKS" }`.
+    periodic: Option<serde_json::Value>,
+    /// `{ url, min_time_between_triggers, wait_after_last_change, credentials }`.
+    file_arrival: Option<serde_json::Value>,
+    /// `{ secret = "scope/key" }`.
+    webhook: Option<serde_json::Value>,
+    table_update: Option<TableUpdate>,
+    pause_status: Option<PauseStatus>,
+    catch_up: Option<String>,
+    catch_up_window: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+pub(crate) enum PauseStatus {
+    #[serde(rename = "PAUSED")]
+    Paused,
+    #[serde(rename = "UNPAUSED")]
+    Unpaused,
+}
+
+/// A run when named datasets (published by tasks' `datasets`) get new content.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TableUpdate {
+    /// Dataset names, e.g. `["sales.orders"]`.
+    tables: Vec<String>,
+    condition: Option<TableCondition>,
+    min_time_between_triggers: Option<Duration>,
+    wait_after_last_change: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum TableCondition {
+    AnyUpdated,
+    AllUpdated,
 }
 
 /// `worker = { labels = { … } }`: only workers holding every label run the task.

@@ -57,6 +57,9 @@ pub enum Reference {
     /// `trigger.files`: the new files a file-arrival trigger started the run for, as a JSON
     /// array of `{path, size, etag | mtime}` (`[]` otherwise).
     TriggerFiles,
+    /// `trigger.tables`: the new dataset versions a table-update trigger started the run
+    /// for, as a JSON array of `{name, version, hash, run, task}` (`[]` otherwise).
+    TriggerTables,
     /// `trigger.payload`: a webhook's JSON body (`{}` otherwise).
     TriggerPayload,
     /// `trigger.payload.<field>[.<field>…]`: a field of the webhook's body (strings
@@ -81,7 +84,7 @@ pub enum TimePart {
 }
 
 /// The references that name one fixed thing, as written.
-const FIXED: [(&str, Reference); 19] = [
+const FIXED: [(&str, Reference); 20] = [
     ("job.run_id", Reference::JobRunId),
     ("job.name", Reference::JobName),
     ("job.id", Reference::JobId),
@@ -100,6 +103,7 @@ const FIXED: [(&str, Reference); 19] = [
     ("input", Reference::Input),
     ("trigger.time", Reference::TriggerTime),
     ("trigger.files", Reference::TriggerFiles),
+    ("trigger.tables", Reference::TriggerTables),
     ("trigger.payload", Reference::TriggerPayload),
 ];
 
@@ -117,6 +121,7 @@ impl Reference {
                 | Reference::JobStartTime(_)
                 | Reference::TriggerTime
                 | Reference::TriggerFiles
+                | Reference::TriggerTables
                 | Reference::TriggerPayload
                 | Reference::TriggerPayloadField(_)
         )

@@ -1,5 +1,6 @@
 //! A job's trigger, one per job as in Databricks: `schedule = { cron, timezone, … }`
-//! or `trigger = { periodic | file_arrival | webhook = … }` or `continuous = { … }`.
+//! or `trigger = { periodic | file_arrival | webhook | table_update = … }` or
+//! `continuous = { … }`.
 //!
 //! Reading only: the cron pattern is checked with the same parser the trigger engine
 //! uses ([`parse_cron`]), the time zone against the tz database, URLs and durations by
@@ -17,7 +18,8 @@ use super::read::{Node, Table};
 pub(crate) const TRIGGER_JOB_KEYS: [&str; 3] = ["schedule", "trigger", "continuous"];
 
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "pause_status", "dst", "catch_up", "catch_up_window"];
-const TRIGGER_KEYS: &[&str] = &["periodic", "file_arrival", "webhook", "pause_status", "catch_up", "catch_up_window"];
+pub(crate) const TRIGGER_KEYS: &[&str] =
+    &["periodic", "file_arrival", "webhook", "table_update", "pause_status", "catch_up", "catch_up_window"];
 const PERIODIC_KEYS: &[&str] = &["interval", "unit"];
 const FILE_KEYS: &[&str] = &["url", "min_time_between_triggers", "wait_after_last_change", "credentials"];
 const DST_KEYS: &[&str] = &["skipped", "repeated"];
@@ -62,10 +64,12 @@ pub enum TriggerKind {
     Webhook { secret: String },
     /// `continuous = { pause_status }`: a new run when the previous one ends.
     Continuous,
+    /// `trigger = { table_update = { tables, condition, … } }` (see [`super::datasets`]).
+    TableUpdate(super::datasets::TableUpdate),
 }
 
 impl TriggerKind {
-    /// `schedule`, `periodic`, `file_arrival`, `webhook` or `continuous`.
+    /// `schedule`, `periodic`, `file_arrival`, `webhook`, `continuous` or `table_update`.
     pub fn name(&self) -> &'static str {
         match self {
             TriggerKind::Schedule { .. } => "schedule",
@@ -73,6 +77,7 @@ impl TriggerKind {
             TriggerKind::FileArrival(_) => "file_arrival",
             TriggerKind::Webhook { .. } => "webhook",
             TriggerKind::Continuous => "continuous",
+            TriggerKind::TableUpdate(_) => "table_update",
         }
     }
 }
@@ -175,14 +180,18 @@ pub(crate) fn read(table: &Table<'_>) -> Result<Option<TriggerSpec>, SpecError> 
         }
         _ => {
             t.deny_unknown(TRIGGER_KEYS)?;
-            let kinds: Vec<_> =
-                ["periodic", "file_arrival", "webhook"].into_iter().filter_map(|k| t.get(k).map(|n| (k, n))).collect();
+            let kinds: Vec<_> = ["periodic", "file_arrival", "webhook", "table_update"]
+                .into_iter()
+                .filter_map(|k| t.get(k).map(|n| (k, n)))
+                .collect();
             let [(kind, n)] = kinds.as_slice() else {
-                return Err(node.error("a trigger names exactly one of `periodic`, `file_arrival` or `webhook`"));
+                return Err(node
+                    .error("a trigger names exactly one of `periodic`, `file_arrival`, `webhook` or `table_update`"));
             };
             let kind = match *kind {
                 "periodic" => periodic(n)?,
                 "file_arrival" => file_arrival(n)?,
+                "table_update" => super::datasets::table_update(n)?,
                 _ => webhook(n)?,
             };
             common(&t, kind, line)?

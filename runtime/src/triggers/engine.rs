@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::TriggerError;
 use super::catchup::due;
 use super::clock::WakeClock;
+pub use super::continuous::{CONTINUOUS_BACKOFF_BASE, CONTINUOUS_BACKOFF_CAP, backoff};
 use super::cron::Ticks;
 use super::files::{self, Watch};
 use crate::model::{Millis, RunId, Telemetry, TriggerContext, TriggerFile, time_of};
@@ -27,11 +28,6 @@ use crate::spec::triggers::{TriggerKind, TriggerSpec};
 use crate::store::TriggerStore;
 use crate::store::triggers::{FiringKey, FiringRecord, Outcome, TriggerState};
 
-/// A continuous job's wait after its first failed run; doubled after each further one.
-pub const CONTINUOUS_BACKOFF_BASE: Duration = Duration::from_secs(10);
-/// The longest a continuous job waits between failed runs (an hour: a broken job keeps
-/// being retried, but costs little).
-pub const CONTINUOUS_BACKOFF_CAP: Duration = Duration::from_secs(3600);
 /// How often, in real time, the engine looks at its jobs even when nothing is due: a
 /// changed bundle, a finished run of a continuous job.
 pub const RESCAN: Duration = Duration::from_secs(1);
@@ -44,6 +40,8 @@ pub struct TriggerJob {
     pub workspace: String,
     /// `<bundle>.<job>`.
     pub name: String,
+    /// The target its runs run in (a table-update trigger watches datasets there).
+    pub target: String,
     pub spec: TriggerSpec,
     /// Who its runs are started as; `None`: the principal `sluice serve` runs as (a
     /// deployed job's: its target's `run_as`, else its deployer).
@@ -100,24 +98,28 @@ pub struct TriggerStatus {
     pub error: Option<String>,
 }
 
-struct Watched {
-    job: TriggerJob,
+pub(super) struct Watched {
+    pub(super) job: TriggerJob,
     ticks: Option<Ticks>,
     watch: Watch,
+    /// A table-update trigger's pending versions and timing.
+    pub(super) tables: super::tables::TableWatch,
     /// A continuous job's current run, failures in a row, and when it may start again.
-    running: Option<RunId>,
+    pub(super) running: Option<RunId>,
     /// The continuous run the next one follows (its firing key).
-    previous: Option<RunId>,
-    failures: u32,
-    not_before: Millis,
+    pub(super) previous: Option<RunId>,
+    pub(super) failures: u32,
+    pub(super) not_before: Millis,
     loaded: bool,
-    error: Option<String>,
+    pub(super) error: Option<String>,
 }
 
 /// The trigger engine. `Send + Sync`; share it in an `Arc`.
 pub struct Engine {
     clock: Arc<dyn WakeClock>,
-    store: Arc<dyn TriggerStore>,
+    pub(super) store: Arc<dyn TriggerStore>,
+    /// Where table-update triggers read dataset versions.
+    pub(super) datasets: Arc<dyn crate::store::DatasetStore>,
     telemetry: Arc<dyn Telemetry>,
     jobs: tokio::sync::Mutex<BTreeMap<u64, Watched>>,
     wake: tokio::sync::Notify,
@@ -129,11 +131,18 @@ impl Engine {
         Engine {
             clock,
             store,
+            datasets: Arc::new(crate::store::MemoryDatasetStore::default()),
             telemetry,
             jobs: tokio::sync::Mutex::new(BTreeMap::new()),
             wake: tokio::sync::Notify::new(),
             manual: AtomicU64::new(0),
         }
+    }
+
+    /// The engine reading dataset versions (table-update triggers) from `datasets`.
+    pub fn with_datasets(mut self, datasets: Arc<dyn crate::store::DatasetStore>) -> Engine {
+        self.datasets = datasets;
+        self
     }
 
     pub fn clock(&self) -> &Arc<dyn WakeClock> {
@@ -164,6 +173,7 @@ impl Engine {
                     job,
                     ticks,
                     watch: Watch::default(),
+                    tables: Default::default(),
                     running: None,
                     previous: None,
                     failures: 0,
@@ -262,6 +272,12 @@ impl Engine {
                 }
                 self.continuous(w, launcher, now).await
             }
+            TriggerKind::TableUpdate(spec) => {
+                if paused {
+                    return Ok(None);
+                }
+                self.tables(w, launcher, spec, now).await
+            }
             TriggerKind::Webhook { .. } => Ok(None),
         }
     }
@@ -282,6 +298,8 @@ impl Engine {
             let (FiringKey::Named(name), Outcome::Fired { run }) = (&key, &record.outcome) else { continue };
             if name.starts_with("files-") {
                 w.watch.last_fired = Some(record.recorded_at);
+            } else if name.starts_with(super::tables::FIRING_PREFIX) {
+                w.tables.last_fired = Some(record.recorded_at);
             } else if name.starts_with("continuous-") {
                 w.running = Some(*run);
             }
@@ -332,7 +350,7 @@ impl Engine {
             let firing = Firing {
                 key: FiringKey::Tick(*at),
                 also: vec![],
-                context: TriggerContext { kind: kind.into(), time: *at, files: vec![], payload: None },
+                context: TriggerContext { kind: kind.into(), time: *at, files: vec![], payload: None, tables: vec![] },
             };
             self.launch(w, launcher, firing, now).await?;
         }
@@ -362,7 +380,7 @@ impl Engine {
 
     /// Start a run for `firing`; a launch that fails is recorded as missed (with why), so
     /// it is not retried forever.
-    async fn launch(
+    pub(super) async fn launch(
         &self,
         w: &mut Watched,
         launcher: &dyn Launcher,
@@ -407,7 +425,13 @@ impl Engine {
         let firing = Firing {
             key: FiringKey::Named(format!("files-{now:020}")),
             also: vec![],
-            context: TriggerContext { kind: "file_arrival".into(), time: now, files: batch, payload: None },
+            context: TriggerContext {
+                kind: "file_arrival".into(),
+                time: now,
+                files: batch,
+                payload: None,
+                tables: vec![],
+            },
         };
         if self.launch(w, launcher, firing, now).await?.is_some() {
             w.watch.fired(now);
@@ -431,40 +455,6 @@ impl Engine {
             }
         }
         Ok(out)
-    }
-
-    async fn continuous(
-        &self,
-        w: &mut Watched,
-        launcher: &dyn Launcher,
-        now: Millis,
-    ) -> Result<Option<Millis>, TriggerError> {
-        if let Some(run) = w.running {
-            match launcher.finished(run) {
-                None => return Ok(None),
-                Some(true) => w.failures = 0,
-                Some(false) => {
-                    w.failures += 1;
-                    w.not_before = now + backoff(w.failures).as_millis() as Millis;
-                }
-            }
-            w.previous = Some(run);
-            w.running = None;
-        }
-        if now < w.not_before {
-            return Ok(Some(w.not_before));
-        }
-        // keyed by the run it follows: a crash between creating the run and noting it here
-        // finds the same key again (no second run), and two runs never share one
-        let firing = Firing {
-            key: FiringKey::Named(format!("continuous-after-{:020}", w.previous.unwrap_or(0))),
-            also: vec![],
-            context: TriggerContext { kind: "continuous".into(), time: now, files: vec![], payload: None },
-        };
-        if let Some(launched) = self.launch(w, launcher, firing, now).await? {
-            w.running = Some(launched.run);
-        }
-        Ok(None)
     }
 
     /// Whether the job's trigger is paused now (durable override, else the bundle's).
@@ -512,6 +502,10 @@ impl Engine {
             TriggerKind::FileArrival(spec) => self.new_files(job, &spec.url)?,
             _ => vec![],
         };
+        let tables = match &w.job.spec.kind {
+            TriggerKind::TableUpdate(spec) => self.new_tables(&w.job, spec)?,
+            _ => vec![],
+        };
         let payload = match &w.job.spec.kind {
             TriggerKind::Webhook { .. } => Some(payload.unwrap_or_else(|| serde_json::json!({}))),
             _ => payload,
@@ -521,11 +515,13 @@ impl Engine {
         let firing = Firing {
             key: FiringKey::Named(format!("manual-{now:020}-{n}")),
             also: vec![],
-            context: TriggerContext { kind, time: now, files, payload },
+            context: TriggerContext { kind, time: now, files, payload, tables },
         };
         let launched = launcher.launch(&w.job, firing).await?;
-        if matches!(w.job.spec.kind, TriggerKind::FileArrival(_)) {
-            w.watch.fired(now);
+        match w.job.spec.kind {
+            TriggerKind::FileArrival(_) => w.watch.fired(now),
+            TriggerKind::TableUpdate(_) => w.tables.fired(now),
+            _ => {}
         }
         self.telemetry.trigger_fired("manual");
         Ok(Some(launched))
@@ -568,12 +564,6 @@ impl Engine {
     pub async fn job(&self, job: u64) -> Option<TriggerJob> {
         self.jobs.lock().await.get(&job).map(|w| w.job.clone())
     }
-}
-
-/// A continuous job's wait after `failures` failed runs in a row.
-pub fn backoff(failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1));
-    CONTINUOUS_BACKOFF_BASE.saturating_mul(factor).min(CONTINUOUS_BACKOFF_CAP)
 }
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ fn job(kind: TriggerKind, catch_up: CatchUp) -> TriggerJob {
         job_id: 7,
         workspace: "default".into(),
         name: "b.nightly".into(),
+        target: "dev".into(),
         spec: TriggerSpec { kind, paused: false, catch_up, catch_up_window: Duration::from_secs(6 * 3600), line: 1 },
     }
 }

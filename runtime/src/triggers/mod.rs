@@ -1,6 +1,7 @@
 //! Triggers: what starts a served job's runs inside `sluice serve` — Quartz cron schedules
 //! in a time zone (daylight saving spelled out), periodic ticks, file arrival in a local
-//! directory, HMAC-signed webhooks, and continuous jobs.
+//! directory, HMAC-signed webhooks, continuous jobs, and new content in named datasets
+//! ([`tables`]).
 //!
 //! Owns when a trigger fires ([`cron`], [`catchup`]), the engine that watches the served
 //! jobs' triggers on an injected clock ([`engine`], [`clock`]), listing a watched location
@@ -15,9 +16,11 @@
 
 pub mod catchup;
 pub mod clock;
+pub mod continuous;
 pub mod cron;
 pub mod engine;
 pub mod files;
+pub mod tables;
 pub mod webhook;
 
 pub use clock::{FileClock, ManualClock, WakeClock};

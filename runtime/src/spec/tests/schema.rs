@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::spec::{access, build, depends, exec, job, kinds, mounts, retries, scopes, target, vars};
+use crate::spec::{access, build, datasets, depends, exec, job, kinds, mounts, retries, scopes, target, vars};
 
 /// The property names of the object schema at `pointer` (following one `$ref`).
 fn properties(schema: &Value, pointer: &str) -> BTreeSet<String> {
@@ -47,6 +47,8 @@ fn every_table_in_the_schema_has_exactly_the_parsers_keys() {
     assert_eq!(def("Condition"), set(kinds::CONDITION_KEYS));
     assert_eq!(def("ForEach"), set(kinds::FOR_EACH_KEYS));
     assert_eq!(def("RunJob"), set(kinds::RUN_JOB_KEYS));
+    assert_eq!(def("Trigger"), set(crate::spec::triggers::TRIGGER_KEYS));
+    assert_eq!(def("TableUpdate"), set(datasets::TABLE_UPDATE_KEYS));
 }
 
 #[test]
