@@ -32,6 +32,7 @@
 // unit tests may print what they measure, or talk to a child process through stdout
 #![cfg_attr(test, allow(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod client;

@@ -135,6 +135,10 @@ fn components(bundle: &Bundle) -> Vec<Problem> {
         let spec = &bundle.components[name];
         let key = crate::spec::names::child_path("components", name);
         let problem = |message: String, hint: Option<&str>| located(bundle, key.clone(), message, hint);
+        if let Err(why) = crate::build::check_fresh(spec) {
+            problems.push(problem(why.to_string(), Some("`sluice build` builds the bundle's source components")));
+            continue;
+        }
         let bytes = match std::fs::read(&spec.path) {
             Ok(bytes) => bytes,
             Err(_) if !spec.path.exists() => {

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod board;
+mod build;
 mod cache;
 mod dag;
 mod datasets;
@@ -63,6 +64,11 @@ pub struct Cli {
 pub enum Command {
     /// Run a job from a bundle directory (or sluice.toml file) and wait for it.
     Run(run::RunArgs),
+    /// Build the bundle's source components (`{ path = "tasks/x", lang = "python" | "rust" }`).
+    Build(build::BuildArgs),
+    /// Scaffold something new: `sluice new task NAME --lang python|rust`.
+    #[command(subcommand)]
+    New(build::NewCommand),
     /// Inspect runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -141,6 +147,8 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(cli.state, args),
+        Command::Build(args) => build::build(args),
+        Command::New(cmd) => build::new(cmd),
         Command::Task(cmd) => run::task(cli.state, cmd),
         Command::Runs(cmd) => runs::runs(cli.state, cmd),
         Command::Secrets(cmd) => secrets::secrets(cli.state, cmd),

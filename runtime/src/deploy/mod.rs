@@ -137,6 +137,11 @@ pub fn content(bundle: &Bundle) -> Result<Content, DeployError> {
             path: c.path.clone(),
             message: format!("{e} (did you build the tasks?)"),
         };
+        crate::build::check_fresh(c).map_err(|e| DeployError::Component {
+            name: name.clone(),
+            path: c.path.clone(),
+            message: e.to_string(),
+        })?;
         let mut file = std::fs::File::open(&c.path).map_err(failed)?;
         let mut hasher = blake3::Hasher::new();
         std::io::copy(&mut file, &mut hasher).map_err(failed)?;

@@ -89,6 +89,7 @@ pub(crate) fn pin(sandbox: &Sandbox, bundle: &Bundle, job: &JobSpec) -> Result<(
             let spec = bundle.components.get(name).ok_or_else(|| {
                 SchedulerError::Parameters(format!("job `{}` uses unknown component `{name}`", j.name))
             })?;
+            crate::build::check_fresh(spec).map_err(|e| SchedulerError::Parameters(e.to_string()))?;
             let component = sandbox.load_file_as(&spec.path, world).map_err(|e| match e {
                 SandboxError::Read { path, message } => SandboxError::Read {
                     path,

@@ -9,6 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::calls;
+use super::component::components;
 use super::error::{Locator, SpecError};
 use super::include::{self, Sections};
 use super::job;
@@ -22,7 +23,6 @@ use super::{scopes, target};
 pub(crate) const TOP_KEYS: &[&str] =
     &["bundle", "components", "jobs", "targets", "variables", "include", "secret_scopes", "tests", "destinations"];
 pub(crate) const BUNDLE_KEYS: &[&str] = &["name", "data_roots"];
-pub(crate) const COMPONENT_KEYS: &[&str] = &["path"];
 
 /// Parses `text` (and the files it includes), substitutes variables for the target `opts`
 /// names, and validates it into a bundle rooted at the absolute `root`.
@@ -146,36 +146,6 @@ pub(crate) fn checked_name<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
 pub(crate) fn check_key_name(entry: &Entry<'_>, what: &str) -> Result<(), SpecError> {
     names::check_name(entry.key)
         .map_err(|why| entry.node.loc.invalid(&entry.key_span, &entry.node.path, format!("bad {what} name: {why}")))
-}
-
-fn components(table: &Table<'_>, root: &Path) -> Result<BTreeMap<String, ComponentSpec>, SpecError> {
-    let mut components = BTreeMap::new();
-    for entry in table.entries() {
-        check_key_name(entry, "component")?;
-        let path = component_path(&entry.node)?;
-        let name = entry.key.to_string();
-        components.insert(name.clone(), ComponentSpec { name, path: root.join(path) });
-    }
-    Ok(components)
-}
-
-/// `name = "path"` or `name = { path = "path" }`.
-fn component_path<'a>(node: &Node<'a>) -> Result<&'a str, SpecError> {
-    let (path_node, path) = match node.value {
-        DeValue::String(_) => (node.clone(), node.str()?),
-        DeValue::Table(_) => {
-            let table = node.table()?;
-            table.deny_unknown(COMPONENT_KEYS)?;
-            let path_node = table.require("path")?.clone();
-            let path = path_node.str()?;
-            (path_node, path)
-        }
-        _ => return Err(node.error("expected a path string or a table `{ path = \"…\" }`")),
-    };
-    if path.trim().is_empty() {
-        return Err(path_node.error("component path is empty"));
-    }
-    Ok(path)
 }
 
 fn jobs(

@@ -147,6 +147,18 @@ pub(crate) fn task_expectations(node: &Node<'_>) -> Result<Vec<TaskExpectation>,
 }
 
 /// Reads an expectation assertion (its `task` is read by the caller).
+/// `min_value`/`max_value`: a number, or a string holding one, so a bound can be a
+/// variable (`min_value = "${var.min_rows}"`, each target its own).
+fn bound(node: &Node<'_>) -> Result<f64, SpecError> {
+    if let toml::de::DeValue::String(_) = node.value {
+        let text = node.str()?;
+        return text.trim().parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| {
+            node.error(format!("expected a number (or a string holding one, e.g. a variable), not `{text}`"))
+        });
+    }
+    node.number()
+}
+
 pub(crate) fn expectation(table: &Table<'_>, node: &Node<'_>) -> Result<Expectation, SpecError> {
     table.deny_unknown(EXPECT_KEYS)?;
     read(table, node)
@@ -170,7 +182,7 @@ fn read(table: &Table<'_>, node: &Node<'_>) -> Result<Expectation, SpecError> {
     if dataset.is_empty() || path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(dataset_node.error("a dataset is a path relative to the task's /out, without `..`"));
     }
-    let number = |key: &str| table.get(key).map(Node::number).transpose();
+    let number = |key: &str| table.get(key).map(bound).transpose();
     let (min, max) = (number("min_value")?, number("max_value")?);
     let needs = |key: &str| table.require(key);
     let kind = match name {

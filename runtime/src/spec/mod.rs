@@ -145,6 +145,7 @@ mod access;
 mod build;
 mod calls;
 mod command;
+mod component;
 pub mod datasets;
 mod depends;
 mod error;
@@ -183,6 +184,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::util::{parse_duration, parse_size};
 pub use access::{Permission, PermissionLevel, Principal, level_of};
 pub use command::{CommandSpec, Stdin, check_out_path};
+pub use component::{BUILD_DIR, ComponentSource, ComponentSpec, SourceLang};
 pub use depends::{Dependency, RunIf};
 pub use error::SpecError;
 pub use exec::{ExecSpec, MAX_WORKER_LABELS, is_label_word};
@@ -296,14 +298,6 @@ pub struct TargetSpec {
 
 /// The target a run uses when a bundle declares none and none is named.
 pub const DEFAULT_TARGET: &str = "dev";
-
-/// A named WebAssembly component.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComponentSpec {
-    pub name: String,
-    /// `root.join(path)`; existence is checked by whoever loads it, not here.
-    pub path: PathBuf,
-}
 
 /// A job: parameters and a DAG of tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -96,6 +96,8 @@ pub(crate) fn add_runner(bundle: &mut Bundle) {
     }
     let used = bundle.jobs.values().flat_map(|j| &j.tasks).any(|t| t.component() == Some(PYTHON_COMPONENT));
     if let (true, Some(path)) = (used, runner_path()) {
-        bundle.components.insert(PYTHON_COMPONENT.into(), ComponentSpec { name: PYTHON_COMPONENT.into(), path });
+        bundle
+            .components
+            .insert(PYTHON_COMPONENT.into(), ComponentSpec { name: PYTHON_COMPONENT.into(), path, source: None });
     }
 }

@@ -158,7 +158,8 @@ pub(crate) enum AclPermission {
     Manage,
 }
 
-/// A path, or `{ path = "…" }`.
+/// A `.wasm` path, or `{ path = "…" }`, or sources `sluice build` builds:
+/// `{ path = "tasks/x", lang = "python" | "rust" }`.
 #[derive(JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum Component {
@@ -170,6 +171,8 @@ pub(crate) enum Component {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComponentTable {
     path: String,
+    /// Build the component from the source directory `path` (`sluice build`).
+    lang: Option<super::SourceLang>,
 }
 
 #[derive(JsonSchema)]

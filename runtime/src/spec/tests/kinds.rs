@@ -396,3 +396,18 @@ fn worker_labels_route_a_task() {
     let e = error_of(&task("key = \"a\"\ncomponent = \"ingest\"\nworker = { lables = {} }")).to_string();
     assert!(e.contains("lables"), "{e}");
 }
+
+#[test]
+fn an_expectation_bound_may_be_a_string_holding_a_number() {
+    use crate::spec::expect::ExpectKind;
+    let lines = |min: &str| {
+        format!(
+            "key = \"a\"\ncomponent = \"ingest\"\nexpectations = [{{ dataset = \"r.csv\", \
+             expect = \"expect_table_row_count_to_be_between\", min_value = {min} }}]"
+        )
+    };
+    let t = task_of(&task(&lines("\"1500\"")), "a");
+    assert_eq!(t.expectations[0].expectation.kind, ExpectKind::RowCountBetween { min: Some(1500.0), max: None });
+    let e = error_of(&task(&lines("\"many\""))).to_string();
+    assert!(e.contains("expected a number (or a string holding one") && e.contains("`many`"), "{e}");
+}

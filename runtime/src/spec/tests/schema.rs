@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::spec::{access, build, datasets, depends, exec, job, kinds, mounts, retries, scopes, target, vars};
+use crate::spec::{
+    access, build, component, datasets, depends, exec, job, kinds, mounts, retries, scopes, target, vars,
+};
 
 /// The property names of the object schema at `pointer` (following one `$ref`).
 fn properties(schema: &Value, pointer: &str) -> BTreeSet<String> {
@@ -26,7 +28,7 @@ fn every_table_in_the_schema_has_exactly_the_parsers_keys() {
     let def = |name: &str| properties(&schema, &format!("/$defs/{name}"));
     assert_eq!(properties(&schema, ""), set(build::TOP_KEYS));
     assert_eq!(def("BundleSection"), set(build::BUNDLE_KEYS));
-    assert_eq!(def("ComponentTable"), set(build::COMPONENT_KEYS));
+    assert_eq!(def("ComponentTable"), set(component::COMPONENT_KEYS));
     assert_eq!(def("Variable"), set(vars::VARIABLE_KEYS));
     assert_eq!(def("Target"), set(target::TARGET_KEYS));
     assert_eq!(def("TargetJob"), set(target::TARGET_JOB_KEYS));
