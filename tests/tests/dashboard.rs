@@ -182,3 +182,107 @@ fn a_viewer_sees_no_repair_button_and_the_api_refuses_it() {
     assert_eq!((after["state"]["result_state"].as_str(), b_entries), (Some("FAILED"), 1), "nothing was repaired");
     server.kill();
 }
+
+/// The WCAG contrast ratio of the text of every element matching the selectors, against
+/// the first opaque background behind it: `[[selector, ratio], …]` of those below 4.5.
+const LOW_CONTRAST: &str = r#"
+const lum = (c) => {
+  const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const bg = (el) => {
+  for (; el; el = el.parentElement) {
+    const c = getComputedStyle(el).backgroundColor;
+    const alpha = (c.match(/[\d.]+/g) || [])[3];
+    if (c !== "transparent" && alpha !== "0") return c;
+  }
+  return "rgb(255, 255, 255)";
+};
+const low = [];
+for (const sel of arguments[0]) {
+  for (const el of document.querySelectorAll(sel)) {
+    if (!el.textContent.trim() || !el.offsetParent) continue;
+    const [a, b] = [lum(getComputedStyle(el).color), lum(bg(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push([sel, el.textContent.trim().slice(0, 30), Math.round(ratio * 100) / 100]);
+  }
+}
+return low;
+"#;
+
+#[test]
+fn deployments_secrets_audit_and_search_pages_work_by_keyboard_with_readable_contrast() {
+    let s = Sluice::new();
+    let dir = s.bundle("ui", BUNDLE);
+    let server = s.serve(&[dir.to_str().unwrap()]);
+    let alice = s.token("alice", "default", None);
+    let as_alice = |args: &[&str], stdin: Option<&[u8]>| s.run_with(args, &[("SLUICE_PRINCIPAL", "alice")], stdin);
+    as_alice(&["deploy", "--bundle", dir.to_str().unwrap()], None).assert_exit(0);
+    as_alice(&["secrets", "scopes", "create", "db"], None).assert_exit(0);
+    as_alice(&["secrets", "put", "db", "password"], Some(b"hunter2-very-secret")).assert_exit(0);
+    let job = server.job_id(&alice, "flaky");
+    let run = server.run_now(&alice, job, json!({}), None);
+    assert_eq!(server.wait_terminal(&alice, run)["state"]["result_state"], "FAILED");
+    block_on(async {
+        let b = Browser::start().await;
+        log_in(&b, &server.base, &alice).await;
+
+        b.goto(&format!("{}/ui/#/deployments?bundle=ui&target=dev", server.base)).await;
+        b.until("document.querySelector('table[aria-label=Deployments] tbody tr.current')", "the current deployment")
+            .await;
+        assert!(b.text("table[aria-label=Journal] tbody").await.contains("alice"));
+        b.screenshot("deployments").await;
+
+        b.goto(&format!("{}/ui/#/secrets?target=dev", server.base)).await;
+        let keys = b.text("table[aria-label='Keys of db'] tbody").await;
+        assert!(keys.contains("password") && keys.contains("alice"), "{keys}");
+        let page = b.js("return document.body.innerText", vec![]).await;
+        assert!(!page.as_str().unwrap().contains("hunter2"), "a secret value is never shown");
+        b.screenshot("secrets").await;
+
+        b.goto(&format!("{}/ui/#/audit?scope=db", server.base)).await;
+        let audit = b.text("table[aria-label='Audit records'] tbody").await;
+        assert!(audit.contains("dev/db") && audit.contains("alice"), "{audit}");
+        b.screenshot("audit").await;
+
+        // by keyboard: Tab from the skip link to the Search link, Enter, type, Enter
+        b.js("document.querySelector('.skip').focus()", vec![]).await;
+        let mut reached = false;
+        for _ in 0..20 {
+            b.client.active_element().await.expect("focus").send_keys("\u{E004}").await.expect("Tab");
+            let here = b.js("return document.activeElement.getAttribute('href')", vec![]).await;
+            if here == json!("#/search") {
+                reached = true;
+                break;
+            }
+        }
+        assert!(reached, "the Search link is reachable with Tab");
+        b.client.active_element().await.expect("focus").send_keys("\u{E007}").await.expect("Enter");
+        b.until("document.querySelector('#search-form-q')", "the search form").await;
+        b.js("document.querySelector('#search-form-q').focus()", vec![]).await;
+        b.client.active_element().await.expect("focus").send_keys("HELLO from\u{E007}").await.expect("type");
+        let summary = b.text("#search-summary").await;
+        assert!(summary.starts_with("1 hits"), "one log line matches, case-insensitively: {summary}");
+        let hit = b.text("table[aria-label='Search results'] tbody tr").await;
+        assert!(hit.contains("hello from b") && hit.contains("log"), "{hit}");
+        b.screenshot("search").await;
+        b.click("table[aria-label='Search results'] tbody a").await;
+        b.until("document.querySelector('#task-title')?.textContent === 'b'", "the hit's task").await;
+
+        for page in ["jobs", "search?q=hello%20from", "audit", "secrets"] {
+            b.goto(&format!("{}/ui/#/{page}", server.base)).await;
+            b.until("document.querySelector('main table, main form')", "the page").await;
+            let selectors = json!(["nav a", "h1", "h2", ".muted", "th", "td", "code", "button", "label"]);
+            let low = b.js(LOW_CONTRAST, vec![selectors]).await;
+            assert_eq!(low, json!([]), "text below 4.5:1 contrast on #/{page}");
+        }
+        b.close().await;
+    });
+    // the search API: a short query is bad input; another workspace's runs are not searched
+    let (status, err) = server.get(Some(&alice), "/api/sluice/v1/dashboard/search?q=he");
+    assert_eq!(status, 400, "{err}");
+    let viewer = s.token("alice", "elsewhere", None);
+    let (status, found) = server.get(Some(&viewer), "/api/sluice/v1/dashboard/search?q=hello%20from");
+    assert_eq!((status, found["hits"].as_array().map(Vec::len)), (200, Some(0)), "{found}");
+    server.kill();
+}

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sluice/v1/dashboard/runs/{run}", get(run))
         .route("/api/sluice/v1/dashboard/runs/{run}/tasks/{task}", get(task))
         .route("/api/sluice/v1/dashboard/jobs/{job}/matrix", get(matrix))
+        .route("/api/sluice/v1/dashboard/search", get(super::search::search))
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;

@@ -10,6 +10,7 @@
 //! dashboard never decides who may do what — the buttons it hides, the API refuses anyway.
 
 pub mod api;
+pub mod search;
 
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
@@ -32,6 +33,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("views.js", "text/javascript; charset=utf-8", include_str!("assets/views.js")),
     ("run.js", "text/javascript; charset=utf-8", include_str!("assets/run.js")),
     ("matrix.js", "text/javascript; charset=utf-8", include_str!("assets/matrix.js")),
+    ("admin.js", "text/javascript; charset=utf-8", include_str!("assets/admin.js")),
 ];
 
 /// The routes, merged at the root: `/ui` redirects to `/ui/` (the page), each asset at

@@ -173,6 +173,7 @@ async function route() {
   try {
     if (parts[0] === "runs" && parts[1]) await sluice.pages.run(view, Number(parts[1]), params);
     else if (parts[0] === "jobs" && parts[1] && parts[2] === "matrix") await sluice.pages.matrix(view, Number(parts[1]), params);
+    else if (["deployments", "secrets", "audit", "search"].includes(parts[0])) await sluice.pages[parts[0]](view, params);
     else await sluice.pages.jobs(view);
   } catch (e) {
     view.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
