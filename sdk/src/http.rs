@@ -85,7 +85,9 @@ mod imp {
             _ => client.head(url),
         };
         for (name, value) in headers {
-            req = req.header(*name, *value);
+            let name = waki::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| TaskError::permanent(format!("{method} {url}: header `{name}`: {e}")))?;
+            req = req.header(name, *value);
         }
         if let Some(body) = body {
             req = req.body(body.to_vec());

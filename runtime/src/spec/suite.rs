@@ -211,15 +211,17 @@ impl JsonPath {
     }
 }
 
-/// Reads `[[tests]]` against the jobs and targets already read.
+/// Reads `[[tests]]` (of the bundle file, then of each included file) against the jobs
+/// and targets already read; a test name is unique across all of them.
 pub(crate) fn tests(
-    node: &Node<'_>,
+    nodes: &[Node<'_>],
     jobs: &BTreeMap<String, JobSpec>,
     targets: &BTreeMap<String, TargetSpec>,
     root: &Path,
 ) -> Result<Vec<TestSpec>, SpecError> {
     let mut out: Vec<TestSpec> = Vec::new();
-    for item in node.array()? {
+    let items = nodes.iter().map(Node::array).collect::<Result<Vec<_>, _>>()?;
+    for item in items.into_iter().flatten() {
         let test = test(&item, jobs, targets, root)?;
         if out.iter().any(|t| t.name == test.name) {
             return Err(item.table()?.require("name")?.error(format!("a test named `{}` exists already", test.name)));
