@@ -29,7 +29,8 @@ impl Response {
 
     /// The body parsed as JSON into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, TaskError> {
-        serde_json::from_slice(&self.body).map_err(|e| TaskError::permanent(format!("the response is not the JSON expected: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| TaskError::permanent(format!("the response is not the JSON expected: {e}")))
     }
 
     /// `self` when the status is 2xx or 3xx; else a transient (5xx, 429) or permanent error.
@@ -74,7 +75,12 @@ mod imp {
     use super::Response;
     use crate::TaskError;
 
-    pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response, TaskError> {
+    pub fn request(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, TaskError> {
         let client = waki::Client::new();
         let mut req = match method {
             "GET" => client.get(url),
@@ -123,8 +129,14 @@ mod imp {
     use crate::TaskError;
     use crate::testing::{Request, with_host};
 
-    pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response, TaskError> {
-        let host = super::host_of(url).ok_or_else(|| TaskError::permanent(format!("{method} {url}: not an http(s) URL")))?;
+    pub fn request(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, TaskError> {
+        let host =
+            super::host_of(url).ok_or_else(|| TaskError::permanent(format!("{method} {url}: not an http(s) URL")))?;
         with_host(|h| {
             h.requests.push(Request {
                 method: method.to_string(),
@@ -155,10 +167,14 @@ mod tests {
             .allow_host("api.example.com")
             .respond("GET", "https://api.example.com/rates", 200, r#"{"NL": 1.5}"#)
             .install();
-        let rates: std::collections::BTreeMap<String, f64> = get("https://api.example.com/rates").unwrap().json().unwrap();
+        let rates: std::collections::BTreeMap<String, f64> =
+            get("https://api.example.com/rates").unwrap().json().unwrap();
         assert_eq!(rates["NL"], 1.5);
         let refused = get("https://evil.example.net/x").unwrap_err();
-        assert!(refused.is_permanent() && refused.message().contains("host `evil.example.net` is not allowed"), "{refused}");
+        assert!(
+            refused.is_permanent() && refused.message().contains("host `evil.example.net` is not allowed"),
+            "{refused}"
+        );
         let unknown = post("https://api.example.com/other", &[("x-k", "v")], b"{}").unwrap_err();
         assert!(unknown.message().contains("no canned response"), "{unknown}");
         let seen = testing::requests();

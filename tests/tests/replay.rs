@@ -83,7 +83,8 @@ fn a_replay_fails_as_production_did_and_passes_once_the_task_is_fixed() {
     assert_eq!(only_test(&out)["status"], "passed", "{}", out.stdout);
     // JUnit and the human summary, as for any test
     let junit = dir.join("replay.xml");
-    let human = s.run(&["test", dir.to_str().unwrap(), "--from-run", &run.to_string(), "--junit", junit.to_str().unwrap()]);
+    let human =
+        s.run(&["test", dir.to_str().unwrap(), "--from-run", &run.to_string(), "--junit", junit.to_str().unwrap()]);
     human.assert_exit(0);
     assert!(human.stdout.contains("1 passed, 0 failed"), "{}", human.stdout);
     assert!(std::fs::read_to_string(&junit).unwrap().contains(&format!("replay-run-{run}")));
@@ -135,7 +136,8 @@ fn a_saved_replay_runs_with_plain_sluice_test_without_the_production_state() {
     let out = s.run(&["test", dir.to_str().unwrap(), "--json"]);
     out.assert_exit(0);
     let json = out.json();
-    let names: Vec<&str> = json["report"]["tests"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        json["report"]["tests"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 2, "{json:#}");
     // the buggy task fails the saved regression test again
     let buggy = std::fs::read_to_string(dir.join("sluice.toml")).unwrap().replace(FIXED, BUGGY);
@@ -150,7 +152,10 @@ fn replays_that_cannot_be_made_are_bad_input() {
     let cases: Vec<(Vec<String>, String)> = vec![
         (vec!["--from-run".into(), "999".into()], "run 999 does not exist".into()),
         (vec!["--from-run".into(), run.to_string(), "--task".into(), "nope".into()], "has no task `nope`".into()),
-        (vec!["--from-run".into(), run.to_string(), "--job".into(), "other".into()], "is a run of job `etl`, not of `other`".into()),
+        (
+            vec!["--from-run".into(), run.to_string(), "--job".into(), "other".into()],
+            "is a run of job `etl`, not of `other`".into(),
+        ),
     ];
     for (args, expected) in cases {
         let mut all = vec!["test", dir.to_str().unwrap()];

@@ -69,7 +69,9 @@ pub fn replay(state_arg: Option<PathBuf>, args: &TestArgs, bundle: &Bundle) -> a
         }
     }
     if included == Some(false) {
-        errln!("note: the bundle does not include the saved file yet: add its directory to `include` (e.g. include = [\"tests/*.toml\"])");
+        errln!(
+            "note: the bundle does not include the saved file yet: add its directory to `include` (e.g. include = [\"tests/*.toml\"])"
+        );
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
 }
@@ -83,7 +85,9 @@ fn read_run(
     fixtures: &Path,
 ) -> anyhow::Result<replay::Replay> {
     if !dir.join(crate::scheduler::STORE_DIR).exists() {
-        return Err(TestingError::Replay(format!("run {} does not exist: {} holds no runs", req.run, dir.display())).into());
+        return Err(
+            TestingError::Replay(format!("run {} does not exist: {} holds no runs", req.run, dir.display())).into()
+        );
     }
     let sled = crate::scheduler::open_store(dir).map_err(|e| match e {
         StoreError::Locked { .. } => anyhow::anyhow!(

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use super::dataset::Dataset;
-use super::unique::{Duplicates, Unique};
 pub use super::unique::UNIQUE_MEMORY_CAP;
+use super::unique::{Duplicates, Unique};
 use crate::spec::expect::{ExpectKind, Expectation};
 
 /// Offending rows a failure shows: enough to see the pattern, few enough to read.

@@ -54,10 +54,11 @@ impl Unique {
         let mut first = [0u8; 16];
         first.copy_from_slice(&digest.as_bytes()[..16]);
         self.buffer.push((u128::from_le_bytes(first), row));
-        if self.buffer.len() >= self.cap_entries && self.failed.is_none() {
-            if let Err(e) = self.spill() {
-                self.failed = Some(format!("spilling `_to_be_unique` digests to a temporary file: {e}"));
-            }
+        if self.buffer.len() >= self.cap_entries
+            && self.failed.is_none()
+            && let Err(e) = self.spill()
+        {
+            self.failed = Some(format!("spilling `_to_be_unique` digests to a temporary file: {e}"));
         }
     }
 
@@ -191,7 +192,10 @@ mod tests {
         assert_eq!(tiny, roomy);
         assert!(!tiny[0].success);
         assert_eq!(tiny[0].observed, "5 of 500 values unexpected");
-        assert_eq!(tiny[0].rows, ["row 99: \"49\"", "row 199: \"149\"", "row 299: \"249\"", "row 399: \"349\"", "row 499: \"449\""]);
+        assert_eq!(
+            tiny[0].rows,
+            ["row 99: \"49\"", "row 199: \"149\"", "row 299: \"249\"", "row 399: \"349\"", "row 499: \"449\""]
+        );
     }
 
     #[test]

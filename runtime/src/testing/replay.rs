@@ -81,11 +81,12 @@ pub fn build(
     let job = bundle.jobs.get(&view.job).ok_or_else(|| {
         bad(format!("run {run} is of job `{}`, which bundle `{}` no longer has", view.job, bundle.name))
     })?;
-    if let Some(task) = &req.task {
-        if view.task(task).is_none() || job.task(task).is_none() {
-            let known: Vec<&str> = job.tasks.iter().map(|t| t.key.as_str()).collect();
-            return Err(bad(format!("run {run} (job `{}`) has no task `{task}`; tasks: {}", view.job, known.join(", "))));
-        }
+    if let Some(task) = &req.task
+        && (view.task(task).is_none() || job.task(task).is_none())
+    {
+        let known: Vec<&str> = job.tasks.iter().map(|t| t.key.as_str()).collect();
+        let known = known.join(", ");
+        return Err(bad(format!("run {run} (job `{}`) has no task `{task}`; tasks: {known}", view.job)));
     }
     bundle.target(Some(&view.target)).map_err(|e| bad(format!("run {run} ran on target `{}`: {e}", view.target)))?;
     let runs: Vec<&str> = match &req.task {
@@ -269,7 +270,10 @@ fn stubs(
                     task.key
                 )));
             }
-            out.insert(task.key.clone(), Stub { values: BTreeMap::new(), output: serde_json::Value::Null, files: None });
+            out.insert(
+                task.key.clone(),
+                Stub { values: BTreeMap::new(), output: serde_json::Value::Null, files: None },
+            );
             continue;
         };
         if success.is_none() && upstream.contains(task.key.as_str()) {
@@ -312,9 +316,12 @@ fn ancestors<'a>(job: &'a JobSpec, task: &str) -> BTreeSet<&'a str> {
 /// `/out` files recorded as manifest `hash`, written to `dest`.
 fn materialize(cache: &CacheDir, hash: &str, task: &str, run: RunId, dest: &Path) -> Result<PathBuf, TestingError> {
     let gone = |why: String| {
-        bad(format!("the /out files task `{task}` wrote in run {run} are no longer stored ({why}); were they garbage-collected (`sluice cache gc`)?"))
+        bad(format!(
+            "the /out files task `{task}` wrote in run {run} are no longer stored ({why}); were they garbage-collected (`sluice cache gc`)?"
+        ))
     };
-    let manifest = cache.manifest(hash).ok_or_else(|| gone(format!("manifest {}… missing", &hash[..12.min(hash.len())])))?;
+    let manifest =
+        cache.manifest(hash).ok_or_else(|| gone(format!("manifest {}… missing", &hash[..12.min(hash.len())])))?;
     cache::materialize(&cache.blobs, &manifest, dest).map_err(|e| gone(e.to_string()))?;
     Ok(dest.to_path_buf())
 }
@@ -348,7 +355,11 @@ pub fn save(bundle: &Bundle, replay: &Replay, dir: &Path, run: RunId) -> Result<
     let rel = |path: &Path, what: &str| -> Result<String, TestingError> {
         let path = std::fs::canonicalize(path).map_err(|e| TestingError::io(path, e))?;
         let inside = path.strip_prefix(&root).map_err(|_| {
-            bad(format!("{what} {} is outside the bundle root {}: a saved test names files of the bundle", path.display(), root.display()))
+            bad(format!(
+                "{what} {} is outside the bundle root {}: a saved test names files of the bundle",
+                path.display(),
+                root.display()
+            ))
         })?;
         Ok(q(&inside.to_string_lossy().replace('\\', "/")))
     };
