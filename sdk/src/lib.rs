@@ -75,22 +75,26 @@
 //! ## What the SDK never does
 //!
 //! The SDK is a thin, deterministic layer over the world's imports (`params`, `values`,
-//! `secrets`, `checkpoint`) and nothing else. It never touches the filesystem, network,
-//! environment variables, clocks or randomness, never spawns threads, and never prints anything
-//! itself — it only flushes stdout/stderr after `run` so buffered log lines are not lost. Any
+//! `secrets`, `checkpoint`) and, only when the task calls them, [`files`] (`/in`, `/out`) and
+//! [`http`] (the task's `allow_hosts`; the `http` feature). It never touches the filesystem or
+//! network on its own, nor environment variables, clocks or randomness, never spawns threads,
+//! and never prints anything itself — it only flushes stdout/stderr after `run` so buffered log lines are not lost. Any
 //! WASI access a task makes is the task author's own code, limited to what the task's spec
 //! grants. Keep it that way: a deterministic task is what makes content-hashed reruns sound.
 //!
 //! ## Testing natively
 //!
-//! Off `wasm32`, the imports are served by an in-memory [`testing::MockHost`], so
-//! `cargo test` can exercise `run` end to end (see [`testing`]).
+//! Off `wasm32`, the imports — and [`files`] and [`http`] — are served by an in-memory
+//! [`testing::MockHost`], so `cargo test` can exercise `run` end to end, no wasm needed (see
+//! [`testing`], and `tasks/enrich` for a task using each).
 
 pub mod checkpoint;
 mod context;
 mod de;
 mod error;
+pub mod files;
 mod host;
+pub mod http;
 pub mod params;
 pub mod secrets;
 #[cfg(not(target_arch = "wasm32"))]

@@ -22,6 +22,7 @@ mod open;
 mod out;
 mod print;
 mod progress;
+mod replay;
 mod run;
 mod runs;
 mod secrets;

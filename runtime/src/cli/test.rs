@@ -34,32 +34,37 @@ pub struct TestArgs {
     /// Tests run at once (default: the number of cores).
     #[arg(long, value_parser = super::run::parse_max_parallel)]
     pub parallel: Option<usize>,
+    /// Replay recorded run N of this state directory as a regression test: its parameters,
+    /// upstream values and files and mounted data (by content), against the current bundle.
+    #[arg(long, value_name = "N", conflicts_with_all = ["filter", "update_golden"])]
+    pub from_run: Option<u64>,
+    /// With --from-run: run only task T, every other task stubbed with what the run recorded.
+    #[arg(long, value_name = "T", requires = "from_run")]
+    pub task: Option<String>,
+    /// With --from-run: the job the run must be of.
+    #[arg(long, value_name = "J", requires = "from_run")]
+    pub job: Option<String>,
+    /// With --from-run: also save the replay as a test, DIR/NAME.toml plus its fixtures
+    /// under DIR/NAME/ (DIR inside the bundle; `include` it to run it with `sluice test`).
+    #[arg(long, value_name = "DIR", requires = "from_run")]
+    pub save: Option<PathBuf>,
+    /// With --from-run: test-only secret values (`[scope] key = "value"`) for replayed tasks
+    /// that read secrets (production values are never copied).
+    #[arg(long, value_name = "FILE", requires = "from_run")]
+    pub secrets_file: Option<PathBuf>,
 }
 
 pub fn test(state_arg: Option<PathBuf>, args: TestArgs) -> anyhow::Result<ExitCode> {
     let bundle = crate::spec::load(&args.bundle)?;
+    if args.from_run.is_some() {
+        return super::replay::replay(state_arg, &args, &bundle);
+    }
     if bundle.tests.is_empty() {
         anyhow::bail!("{}: the bundle has no [[tests]]", bundle.file.display());
     }
     let dir = open::state_dir(state_arg, &bundle.root);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
-    let quiet = args.json;
-    let on_test: Arc<dyn Fn(&TestReport) + Send + Sync> = Arc::new(move |t: &TestReport| {
-        if !quiet {
-            let mark = if t.status == TestStatus::Passed { "ok  " } else { "FAIL" };
-            errln!("{mark} {} ({} ms)", t.name, t.elapsed_ms);
-        }
-    });
-    let options = SuiteOptions {
-        filter: args.filter.clone(),
-        update_golden: args.update_golden,
-        parallel: args.parallel.unwrap_or(0),
-        // the user's compiled-component cache, as every other command uses
-        components_dir: Some(
-            crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| dir.join(crate::scheduler::COMPONENTS_DIR)),
-        ),
-        on_test: Some(on_test),
-    };
+    let options = suite_options(&args, &dir);
     let report = open::tokio_runtime()?.block_on(testing::run_suite(&bundle, &options))?;
     if let Some(file) = &args.junit {
         write_atomically(file, &testing::junit::render(&report))?;
@@ -72,6 +77,27 @@ pub fn test(state_arg: Option<PathBuf>, args: TestArgs) -> anyhow::Result<ExitCo
         print(&report, &verdicts);
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
+}
+
+/// The suite options the arguments ask for; progress on stderr unless `--json`.
+pub(super) fn suite_options(args: &TestArgs, dir: &std::path::Path) -> SuiteOptions {
+    let quiet = args.json;
+    let on_test: Arc<dyn Fn(&TestReport) + Send + Sync> = Arc::new(move |t: &TestReport| {
+        if !quiet {
+            let mark = if t.status == TestStatus::Passed { "ok  " } else { "FAIL" };
+            errln!("{mark} {} ({} ms)", t.name, t.elapsed_ms);
+        }
+    });
+    SuiteOptions {
+        filter: args.filter.clone(),
+        update_golden: args.update_golden,
+        parallel: args.parallel.unwrap_or(0),
+        // the user's compiled-component cache, as every other command uses
+        components_dir: Some(
+            crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| dir.join(crate::scheduler::COMPONENTS_DIR)),
+        ),
+        on_test: Some(on_test),
+    }
 }
 
 /// Records the verdicts in the state directory's store; a store another process owns is
@@ -96,7 +122,7 @@ fn record(dir: &std::path::Path, report: &SuiteReport) -> Vec<crate::store::Verd
     }
 }
 
-fn print(report: &SuiteReport, verdicts: &[crate::store::Verdict]) {
+pub(super) fn print(report: &SuiteReport, verdicts: &[crate::store::Verdict]) {
     for test in &report.tests {
         for update in &test.golden_updates {
             if update.diff.is_empty() {
@@ -135,7 +161,7 @@ fn indent(text: &str) -> String {
 }
 
 /// Writes `file` whole or not at all (a temporary beside it, then renamed).
-fn write_atomically(file: &std::path::Path, text: &str) -> anyhow::Result<()> {
+pub(super) fn write_atomically(file: &std::path::Path, text: &str) -> anyhow::Result<()> {
     let tmp = file.with_extension("xml.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, file).with_context(|| format!("writing {}", file.display()))

@@ -1,18 +1,20 @@
 //! Data-quality expectations evaluated over a dataset file (CSV, JSON Lines or Parquet, read
 //! row by row by [`super::dataset`], so memory stays bounded by one row — plus, for
-//! `_to_be_unique`, 8 bytes per distinct value). Every expectation on one file is
-//! evaluated in one pass.
+//! `_to_be_unique`, at most [`UNIQUE_MEMORY_CAP`] of value digests, the rest spilled to
+//! disk by [`super::unique`]). Every expectation on one file is evaluated in one pass; a
+//! failed `_to_be_unique` reads the file once more for the values of the rows it shows.
 //!
 //! A failure reports the expectation, the column, how many values were unexpected out of
 //! how many, and up to [`MAX_SHOWN_ROWS`] offending rows. A file it cannot read, or a
 //! column the file does not have, is an error (bad input), not a failed expectation.
 //! It must never write anything.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use super::dataset::Dataset;
+pub use super::unique::UNIQUE_MEMORY_CAP;
+use super::unique::{Duplicates, Unique};
 use crate::spec::expect::{ExpectKind, Expectation};
 
 /// Offending rows a failure shows: enough to see the pattern, few enough to read.
@@ -37,18 +39,23 @@ struct Tally<'e> {
     unexpected: u64,
     rows: Vec<String>,
     sum: f64,
-    /// Hashes of the values seen (`_to_be_unique`).
-    seen: HashSet<u64>,
+    /// Digests of the values seen (`_to_be_unique`).
+    seen: Option<Unique>,
     regex: Option<regex::Regex>,
     set: HashSet<String>,
 }
 
 /// Evaluates `expectations` over the dataset at `path`, in one pass.
 pub fn evaluate(path: &Path, expectations: &[&Expectation]) -> Result<Vec<Outcome>, String> {
+    evaluate_capped(path, expectations, UNIQUE_MEMORY_CAP)
+}
+
+/// [`evaluate`] with `_to_be_unique` holding at most `unique_cap` bytes in memory.
+pub fn evaluate_capped(path: &Path, expectations: &[&Expectation], unique_cap: usize) -> Result<Vec<Outcome>, String> {
     let mut data = Dataset::open(path)?;
     let mut tallies = Vec::new();
     for &e in expectations {
-        tallies.push(tally(e, &data.columns)?);
+        tallies.push(tally(e, &data.columns, unique_cap)?);
     }
     let used: Vec<usize> = tallies.iter().filter_map(|t| t.column).collect();
     data.select(&used).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -59,10 +66,35 @@ pub fn evaluate(path: &Path, expectations: &[&Expectation]) -> Result<Vec<Outcom
         }
         rows += 1;
     }
+    for tally in &mut tallies {
+        if let (Some(seen), Some(column)) = (tally.seen.take(), tally.column) {
+            let found = seen.finish()?;
+            tally.duplicates(path, column, found)?;
+        }
+    }
     Ok(tallies.iter().map(|t| t.outcome(rows, &data.columns)).collect())
 }
 
-fn tally<'e>(e: &'e Expectation, columns: &[String]) -> Result<Tally<'e>, String> {
+/// The values of `column` on `rows` (ascending), read from the file again.
+fn values_at(path: &Path, column: usize, rows: &[u64]) -> Result<BTreeMap<u64, String>, String> {
+    let mut data = Dataset::open(path)?;
+    data.select(&[column]).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    let mut at = 0u64;
+    while let Some(&last) = rows.last()
+        && at <= last
+    {
+        let Some(row) = data.next_row().map_err(|e| format!("{}: data row {at}: {e}", path.display()))? else { break };
+        if rows.binary_search(&at).is_ok() {
+            let value = row.get(column).and_then(|v| v.clone()).unwrap_or_default();
+            out.insert(at, format!("{value:?}"));
+        }
+        at += 1;
+    }
+    Ok(out)
+}
+
+fn tally<'e>(e: &'e Expectation, columns: &[String], unique_cap: usize) -> Result<Tally<'e>, String> {
     let column = match &e.column {
         Some(c) => Some(columns.iter().position(|n| n == c).ok_or_else(|| {
             format!("{}: `{}`: no column `{c}`; the dataset has {}", e.dataset, e.name, columns.join(", "))
@@ -86,7 +118,7 @@ fn tally<'e>(e: &'e Expectation, columns: &[String]) -> Result<Tally<'e>, String
         unexpected: 0,
         rows: Vec::new(),
         sum: 0.0,
-        seen: HashSet::new(),
+        seen: matches!(e.kind, ExpectKind::Unique).then(|| Unique::new(unique_cap)),
         regex,
         set,
     })
@@ -117,7 +149,12 @@ impl Tally<'_> {
                 }
                 Err(_) => false,
             },
-            ExpectKind::Unique => self.seen.insert(BuildHasherDefault::<DefaultHasher>::default().hash_one(value)),
+            ExpectKind::Unique => {
+                if let Some(seen) = &mut self.seen {
+                    seen.push(value, at);
+                }
+                true
+            }
             ExpectKind::MatchRegex { .. } => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
             ExpectKind::InSet { .. } => self.set.contains(value),
             ExpectKind::RowCountBetween { .. } | ExpectKind::ColumnsMatchOrderedList { .. } => true,
@@ -125,6 +162,17 @@ impl Tally<'_> {
         if !passes {
             self.unexpected(at, format!("{value:?}"));
         }
+    }
+
+    /// Counts the duplicates `_to_be_unique` found and shows their rows with their values.
+    fn duplicates(&mut self, path: &Path, column: usize, found: Duplicates) -> Result<(), String> {
+        let values = if found.rows.is_empty() { BTreeMap::new() } else { values_at(path, column, &found.rows)? };
+        for row in &found.rows {
+            let value = values.get(row).cloned().unwrap_or_else(|| "?".into());
+            self.rows.push(format!("row {row}: {value}"));
+        }
+        self.unexpected += found.count;
+        Ok(())
     }
 
     fn unexpected(&mut self, row: u64, value: String) {

@@ -10,3 +10,4 @@ pub mod dataset;
 pub mod expect;
 pub mod parquet;
 pub mod task;
+pub mod unique;

@@ -86,10 +86,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     }
     target::apply_job_overrides(&mut jobs, target.as_ref().and_then(|t| targets.get(t)));
     let secret_scopes = sections.get("secret_scopes").map(scopes::secret_scopes).transpose()?.unwrap_or_default();
-    let tests = match top.get("tests") {
-        Some(node) => super::suite::tests(node, &jobs, &targets, &root)?,
-        None => Vec::new(),
-    };
+    let tests = super::suite::tests(&sections.tests, &jobs, &targets, &root)?;
     let mut bundle = Bundle {
         name,
         root,

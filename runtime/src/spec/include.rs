@@ -111,12 +111,15 @@ fn expand(node: &Node<'_>, pattern: &str, root: &Path) -> Result<Vec<PathBuf>, S
 pub(crate) struct Sections<'a> {
     pub top: Table<'a>,
     merged: BTreeMap<&'static str, Table<'a>>,
+    /// The `[[tests]]` arrays of every file, the bundle file's first (concatenated).
+    pub tests: Vec<Node<'a>>,
 }
 
 impl<'a> Sections<'a> {
     /// `tops[0]` is the bundle file's top level, the rest its includes' (already checked
     /// for their keys).
     pub fn new(mut tops: Vec<Table<'a>>) -> Result<Self, SpecError> {
+        let tests = tops.iter().filter_map(|part| part.get("tests").cloned()).collect();
         let top = tops.remove(0);
         let mut merged = BTreeMap::new();
         for key in MERGED_KEYS {
@@ -142,7 +145,7 @@ impl<'a> Sections<'a> {
                 merged.insert(*key, Table::merged(node, entries));
             }
         }
-        Ok(Sections { top, merged })
+        Ok(Sections { top, merged, tests })
     }
 
     /// A merged section, when any file has it.

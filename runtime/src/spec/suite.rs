@@ -16,6 +16,8 @@
 //! mounts = { orders = { "/data" = "fixtures/data" } }
 //! secrets_file = "fixtures/secrets.toml"   # [scope] key = "value"
 //! stub = { customers = { values = { rows = 3 }, output = { rows = 3 }, files = "fixtures/customers" } }
+//! # or a stub's values and output as recorded (JSON keeps nulls TOML cannot write):
+//! # stub = { customers = { json = "fixtures/customers.json" } }  # {"values": {…}, "output": …}
 //! golden = { by_country = "golden/by_country.csv" }   # a file: /out/<its name>; a directory: all of /out
 //! assert = [
 //!   { run = "success" },
@@ -38,7 +40,7 @@ use super::{JobSpec, TargetSpec};
 
 const TEST_KEYS: &[&str] =
     &["name", "job", "target", "parameters", "mounts", "secrets_file", "stub", "golden", "assert", "description"];
-const STUB_KEYS: &[&str] = &["values", "output", "files"];
+const STUB_KEYS: &[&str] = &["values", "output", "files", "json"];
 /// Comparison keys of an assertion, each with its operator.
 const OPERATORS: &[(&str, CompareOp)] = &[
     ("==", CompareOp::Eq),
@@ -209,15 +211,17 @@ impl JsonPath {
     }
 }
 
-/// Reads `[[tests]]` against the jobs and targets already read.
+/// Reads `[[tests]]` (of the bundle file, then of each included file) against the jobs
+/// and targets already read; a test name is unique across all of them.
 pub(crate) fn tests(
-    node: &Node<'_>,
+    nodes: &[Node<'_>],
     jobs: &BTreeMap<String, JobSpec>,
     targets: &BTreeMap<String, TargetSpec>,
     root: &Path,
 ) -> Result<Vec<TestSpec>, SpecError> {
     let mut out: Vec<TestSpec> = Vec::new();
-    for item in node.array()? {
+    let items = nodes.iter().map(Node::array).collect::<Result<Vec<_>, _>>()?;
+    for item in items.into_iter().flatten() {
         let test = test(&item, jobs, targets, root)?;
         if out.iter().any(|t| t.name == test.name) {
             return Err(item.table()?.require("name")?.error(format!("a test named `{}` exists already", test.name)));
@@ -350,20 +354,46 @@ fn stubs(table: &Table<'_>, job: &JobSpec, root: &Path) -> Result<BTreeMap<Strin
     for (task, node) in per_task(table, "stub", job)? {
         let stub = node.table()?;
         stub.deny_unknown(STUB_KEYS)?;
-        let mut values = BTreeMap::new();
+        let (mut values, recorded) = match stub.get("json") {
+            Some(node) => stub_json(node, root)?,
+            None => (BTreeMap::new(), None),
+        };
         if let Some(v) = stub.get("values") {
             for entry in v.table()?.entries() {
                 values.insert(entry.key.to_string(), entry.node.json()?);
             }
         }
-        let output = match stub.get("output") {
-            Some(o) => o.json()?,
-            None => serde_json::Value::Object(values.clone().into_iter().collect()),
+        let output = match (stub.get("output"), recorded) {
+            (Some(o), _) => o.json()?,
+            (None, Some(output)) => output,
+            (None, None) => serde_json::Value::Object(values.clone().into_iter().collect()),
         };
         let files = stub.get("files").map(|f| fixture(f, root, true)).transpose()?;
         out.insert(task, Stub { values, output, files });
     }
     Ok(out)
+}
+
+/// A stub's `json` file: `{"values": {KEY: JSON…}, "output": JSON}` (both optional).
+type StubJson = (BTreeMap<String, serde_json::Value>, Option<serde_json::Value>);
+
+fn stub_json(node: &Node<'_>, root: &Path) -> Result<StubJson, SpecError> {
+    let path = fixture(node, root, false)?;
+    let bad = |why: String| node.error(format!("stub file {}: {why}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let serde_json::Value::Object(mut top) = value else {
+        return Err(bad("not a JSON object {\"values\": {…}, \"output\": …}".into()));
+    };
+    let values = match top.remove("values") {
+        None => BTreeMap::new(),
+        Some(serde_json::Value::Object(values)) => values.into_iter().collect(),
+        Some(_) => return Err(bad("`values` is not an object".into())),
+    };
+    if let Some(other) = top.keys().find(|k| *k != "output") {
+        return Err(bad(format!("unknown key `{other}` (expected `values`, `output`)")));
+    }
+    Ok((values, top.remove("output")))
 }
 
 fn golden(table: &Table<'_>, job: &JobSpec, root: &Path) -> Result<BTreeMap<String, PathBuf>, SpecError> {

@@ -9,17 +9,20 @@
 //! assertions evaluated ([`check`]); `/out` compared with golden files or rewritten
 //! ([`golden`], with text and JSON-aware diffs from [`diff`]); reports as JUnit XML
 //! ([`junit`]); and verdicts ([`verdict`]: [`bundle_hash`], [`verdict_for`], which the
-//! promotion gate calls).
+//! promotion gate calls); [`replay`] makes a recorded run's inputs a test
+//! (`sluice test --from-run`).
 //!
 //! It must never print (progress goes to the caller's callback), never touch a state
-//! directory but the tests' own temporary ones and the verdict store it is handed, and
-//! never store a test secret outside the test's own state.
+//! directory but the tests' own temporary ones and the verdict store it is handed (a
+//! replay only reads the recorded run's store and blobs it is handed), and never store a
+//! test secret outside the test's own state.
 
 pub mod check;
 pub mod diff;
 pub mod golden;
 mod isolate;
 pub mod junit;
+pub mod replay;
 pub mod stub;
 pub mod verdict;
 
@@ -66,6 +69,10 @@ pub enum TestingError {
     /// An expectation that cannot be evaluated: a dataset it cannot read, a column it lacks.
     #[error("{file}:{line}: test `{test}`: {message}")]
     Expectation { file: String, line: usize, test: String, message: String },
+    /// `--from-run`: the run cannot be replayed (unknown, of another job or bundle, its
+    /// files garbage-collected, its mounts changed, a secret needed).
+    #[error("replay: {0}")]
+    Replay(String),
     /// `--filter TEXT` matched nothing.
     #[error("no test matches `{0}`")]
     NoMatch(String),
@@ -176,7 +183,6 @@ pub fn target_of(bundle: &Bundle, test: &TestSpec) -> Result<String, SpecError> 
 /// Runs the bundle's tests (those matching `options.filter`), in parallel up to the cores,
 /// each in its own temporary state; returns every report in the bundle's order.
 pub async fn run_suite(bundle: &Bundle, options: &SuiteOptions) -> Result<SuiteReport, TestingError> {
-    let (started, started_at) = (Instant::now(), std::time::SystemTime::now());
     let hash = bundle_hash(bundle)?;
     let tests: Vec<TestSpec> =
         bundle.tests.iter().filter(|t| options.filter.as_deref().is_none_or(|f| t.name.contains(f))).cloned().collect();
@@ -185,6 +191,17 @@ pub async fn run_suite(bundle: &Bundle, options: &SuiteOptions) -> Result<SuiteR
     {
         return Err(TestingError::NoMatch(filter.clone()));
     }
+    run_tests(bundle, tests, options, hash).await
+}
+
+/// Runs `tests` of `bundle` (whose content hash is `hash`) as [`run_suite`] does.
+pub async fn run_tests(
+    bundle: &Bundle,
+    tests: Vec<TestSpec>,
+    options: &SuiteOptions,
+    hash: String,
+) -> Result<SuiteReport, TestingError> {
+    let (started, started_at) = (Instant::now(), std::time::SystemTime::now());
     for test in &tests {
         target_of(bundle, test)?;
     }
