@@ -477,3 +477,23 @@ fn expectations_on_csv_json_lines_and_parquet_pass_and_fail_naming_column_count_
     out.assert_exit(2);
     assert!(out.stderr.contains("did you mean `expect_column_values_to_be_unique`?"), "{}", out.stderr);
 }
+
+#[test]
+fn a_test_sees_the_variables_of_its_own_target() {
+    let s = Sluice::new();
+    let text = format!(
+        "[bundle]\nname = \"vars\"\n[variables]\nword = {{ default = \"from-default\" }}\n\
+         [targets.dev]\ndefault = true\n[targets.test]\nvariables = {{ word = \"from-test\" }}\n\
+         [targets.prod]\nvariables = {{ word = \"from-prod\" }}\n\
+         [components]\nprobe = \"{}\"\n[jobs.j]\ntasks = [{{ key = \"p\", component = \"probe\", params = {{ word = \"${{var.word}}\" }} }}]\n\
+         [[tests]]\nname = \"in test\"\njob = \"j\"\nassert = [{{ task = \"p\", output = \"$.params.word\", \"==\" = \"from-test\" }}]\n\
+         [[tests]]\nname = \"in prod\"\njob = \"j\"\ntarget = \"prod\"\nassert = [{{ task = \"p\", output = \"$.params.word\", \"==\" = \"from-prod\" }}]\n",
+        guest("probe").display()
+    );
+    let dir = s.bundle("vars", &text);
+    let out = sluice_test(&s, &dir, &[]);
+    let json = out.json();
+    assert_eq!(out.code, 0, "{json:#}");
+    assert_eq!(report(&json, "in test")["target"], "test");
+    assert_eq!(report(&json, "in prod")["target"], "prod");
+}

@@ -20,9 +20,9 @@ use crate::sandbox::{MAX_CONCURRENT_INSTANCES, Sandbox};
 use crate::scheduler::slots::{FairShare, Slots};
 use crate::scheduler::{JobRequest, LocalExecutor, RunOptions, Runtime, open_store, open_vault};
 use crate::secrets::{ScopeId, SecretString, Vault};
-use crate::spec::Bundle;
 use crate::spec::expect::Expectation;
 use crate::spec::suite::{Assertion, Check, TestSpec};
+use crate::spec::{Bundle, LoadOptions};
 use crate::store::Store;
 
 /// What every test's runtime shares.
@@ -118,6 +118,17 @@ pub(super) async fn run_test(
 ) -> Result<TestReport, TestingError> {
     let started = Instant::now();
     let target = super::target_of(bundle, test)?;
+    // a test of another target than the one the bundle was read for sees that target's
+    // variables (its paths, thresholds, URLs), as a run with `--target` would
+    let reloaded;
+    let bundle = match &bundle.resolved_target {
+        Some(read_for) if *read_for != target => {
+            let opts = LoadOptions { target: Some(target.clone()), ..LoadOptions::default() };
+            reloaded = crate::spec::load_with(&bundle.file, &opts)?;
+            &reloaded
+        }
+        _ => bundle,
+    };
     let iso = isolate(shared, test, &target)?;
     let fixed = with_fixtures(bundle, test);
     let job = fixed.job(Some(&test.job))?;
