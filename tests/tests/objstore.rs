@@ -116,7 +116,8 @@ fn file_arrival_on(kind: Kind) {
     secret(&s, "good", &store_server.credentials(false));
     secret(&s, "bad", &store_server.credentials(true));
     // an endpoint nothing listens on
-    let gone = store_server.credentials(false).replace(&store_server.port.to_string(), &free_port().to_string());
+    let gone =
+        store_server.credentials(false).replace(&format!(":{}", store_server.port), &format!(":{}", free_port()));
     secret(&s, "gone", &gone);
     let url = store_server.url("landing", "in/");
     let dir = s.bundle("obj", &bundle(&url, &url, &url));

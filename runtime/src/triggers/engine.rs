@@ -23,7 +23,7 @@ use super::clock::WakeClock;
 pub use super::continuous::{CONTINUOUS_BACKOFF_BASE, CONTINUOUS_BACKOFF_CAP, backoff};
 use super::cron::Ticks;
 use super::files::Watch;
-use crate::model::{Millis, RunId, Telemetry, TriggerContext, TriggerFile, time_of};
+use crate::model::{Millis, RunId, Telemetry, TriggerContext, time_of};
 use crate::spec::triggers::{TriggerKind, TriggerSpec};
 use crate::store::TriggerStore;
 use crate::store::triggers::{FiringKey, FiringRecord, Outcome, TriggerState};
