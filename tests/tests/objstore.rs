@@ -60,14 +60,14 @@ fn runs(server: &Server, token: &str, job_id: u64) -> Vec<u64> {
     v["runs"].as_array().map(|r| r.iter().filter_map(|x| x["run_id"].as_u64()).collect()).unwrap_or_default()
 }
 
-fn wait_runs(server: &Server, token: &str, job_id: u64, n: usize) -> Vec<u64> {
+fn wait_runs(s: &Sluice, server: &Server, token: &str, job_id: u64, n: usize) -> Vec<u64> {
     let deadline = Instant::now() + WAIT;
     loop {
         let r = runs(server, token, job_id);
         if r.len() >= n {
             return r;
         }
-        assert!(Instant::now() < deadline, "job {job_id} has {} runs, never {n}", r.len());
+        assert!(Instant::now() < deadline, "job {job_id} has {} runs, never {n}: {:#?}", r.len(), list(s));
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -83,9 +83,28 @@ fn files(server: &Server, token: &str, run: u64) -> Vec<(String, u64)> {
     files.as_array().unwrap().iter().map(|f| (f["path"].as_str().unwrap().into(), f["size"].as_u64().unwrap())).collect()
 }
 
-fn put(store: &sluice::objstore::Store, path: &str, data: &str) {
+/// Write `prefix/path` into bucket `landing`: through `objstore::Store::put` — except on
+/// fake-gcs-server, which has no XML-API upload (object_store's GCS put): its JSON upload.
+fn put(server: &ObjectServer, prefix: &str, path: &str, data: &str) {
+    if server.kind == Kind::Gcs {
+        let url = format!(
+            "http://127.0.0.1:{}/upload/storage/v1/b/landing/o?uploadType=media&name={prefix}/{path}",
+            server.port
+        );
+        let resp = ureq::post(&url).header("Content-Type", "text/csv").send(data.as_bytes());
+        assert!(resp.is_ok(), "put {path}: {resp:?}");
+        return;
+    }
+    let store = sluice::objstore::Store::open(&server.url("landing", prefix), &server.credentials(false))
+        .expect("open the store");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(store.put(path, data.as_bytes().to_vec().into())).unwrap_or_else(|e| panic!("put {path}: {e}"));
+}
+
+/// Move the server's clock and give its listing (a task of its own) time to answer.
+fn advance(clock: &Clock, at: u64) {
+    clock.set(at);
+    std::thread::sleep(Duration::from_millis(1000));
 }
 
 fn secret(s: &Sluice, key: &str, value: &str) {
@@ -123,23 +142,20 @@ fn file_arrival_on(kind: Kind) {
     let dir = s.bundle("obj", &bundle(&url, &url, &url));
     let clock = Clock(s.dir.path().join("clock"));
     clock.set(T0);
-    let writer = sluice::objstore::Store::open(&url, &store_server.credentials(false)).expect("open the store");
-    let outside = sluice::objstore::Store::open(&store_server.url("landing", "out/"), &store_server.credentials(false))
-        .expect("open the store");
 
     let server = start(&s, &dir, &clock, None);
     let token = s.token("alice", "default", None);
     let job = server.job_id(&token, "landing");
-    put(&writer, "a.csv", "1,2\n");
-    put(&writer, "day/b.csv", "3\n");
-    put(&outside, "x.csv", "not watched\n");
-    clock.set(T0 + 10_000);
-    std::thread::sleep(Duration::from_millis(800));
-    clock.set(T0 + 25_000);
-    std::thread::sleep(Duration::from_millis(800));
+    let w = &store_server;
+    std::thread::sleep(Duration::from_millis(1000));
+    put(w, "in", "a.csv", "1,2\n");
+    put(w, "in", "day/b.csv", "3\n");
+    put(w, "out", "x.csv", "not watched\n");
+    advance(&clock, T0 + 10_000);
+    advance(&clock, T0 + 25_000);
     assert!(runs(&server, &token, job).is_empty(), "not quiet for 30 s yet");
     clock.set(T0 + 45_000);
-    let first = wait_runs(&server, &token, job, 1);
+    let first = wait_runs(&s, &server, &token, job, 1);
     assert_eq!(files(&server, &token, first[0]), [("a.csv".into(), 4), ("day/b.csv".into(), 2)]);
 
     // nothing new: nothing more
@@ -148,11 +164,10 @@ fn file_arrival_on(kind: Kind) {
     assert_eq!(runs(&server, &token, job).len(), 1, "consumed files never start a run again");
 
     // a rewrite is a new version: it fires again, alone
-    put(&writer, "a.csv", "1,2,3,4\n");
-    clock.set(T0 + 210_000);
-    std::thread::sleep(Duration::from_millis(800));
+    put(w, "in", "a.csv", "1,2,3,4\n");
+    advance(&clock, T0 + 210_000);
     clock.set(T0 + 250_000);
-    let second = wait_runs(&server, &token, job, 2);
+    let second = wait_runs(&s, &server, &token, job, 2);
     assert_eq!(files(&server, &token, second[0]), [("a.csv".into(), 8)]);
 
     // bad credentials and an unreachable endpoint: a visible error and a metric, no run
@@ -169,9 +184,10 @@ fn file_arrival_on(kind: Kind) {
 
     // the server dies after listing, before the run's creation is durable (its first
     // journal append): the batch comes again, whole, after a restart — once
-    put(&writer, "c.csv", "5\n");
+    put(w, "in", "c.csv", "5\n");
     let mut doomed = start(&s, &dir, &clock, Some("append:1"));
-    clock.set(T0 + 300_000);
+    std::thread::sleep(Duration::from_millis(1000));
+    advance(&clock, T0 + 300_000);
     clock.set(T0 + 340_000);
     doomed.wait_for("failpoint append:1");
     let deadline = Instant::now() + WAIT;
@@ -180,8 +196,10 @@ fn file_arrival_on(kind: Kind) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let server = start(&s, &dir, &clock, None);
+    std::thread::sleep(Duration::from_millis(1000));
+    advance(&clock, T0 + 350_000);
     clock.set(T0 + 380_000);
-    let third = wait_runs(&server, &token, job, 3);
+    let third = wait_runs(&s, &server, &token, job, 3);
     assert_eq!(files(&server, &token, third[0]), [("c.csv".into(), 2)]);
     clock.set(T0 + 500_000);
     std::thread::sleep(Duration::from_millis(1500));
