@@ -13,7 +13,8 @@ use super::repo;
 
 /// Azurite's well-known development account and key.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-pub const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// The S3 server's keys.
 pub const S3_KEY_ID: &str = "sluice-test-key";
@@ -93,7 +94,10 @@ impl ObjectServer {
             }
             Kind::Gcs => {
                 let mut c = Command::new(fake_gcs_bin());
+                // the public host is the XML API's (object_store lists through it)
+                let public = format!("127.0.0.1:{port}");
                 c.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &p, "-backend", "filesystem"])
+                    .args(["-public-host", &public])
                     .args(["-log-level", "warn", "-filesystem-root"])
                     .arg(data.path().join("gcs"));
                 c

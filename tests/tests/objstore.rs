@@ -80,7 +80,12 @@ fn files(server: &Server, token: &str, run: u64) -> Vec<(String, u64)> {
     let (_, out) = server.get(Some(token), &format!("/api/2.2/jobs/runs/get-output?run_id={task}"));
     let value: Value = serde_json::from_str(out["notebook_output"]["result"].as_str().unwrap()).unwrap();
     let files: Value = serde_json::from_str(value["params"]["files"].as_str().unwrap()).unwrap();
-    files.as_array().unwrap().iter().map(|f| (f["path"].as_str().unwrap().into(), f["size"].as_u64().unwrap())).collect()
+    files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().into(), f["size"].as_u64().unwrap()))
+        .collect()
 }
 
 /// Write `prefix/path` into bucket `landing`: through `objstore::Store::put` — except on

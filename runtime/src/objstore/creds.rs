@@ -108,10 +108,7 @@ impl Credentials {
 
 fn options(creds: &Credentials) -> ClientOptions {
     let http = creds.endpoint().is_some_and(|e| e.starts_with("http://"));
-    ClientOptions::new()
-        .with_allow_http(http)
-        .with_timeout(REQUEST_TIMEOUT)
-        .with_connect_timeout(CONNECT_TIMEOUT)
+    ClientOptions::new().with_allow_http(http).with_timeout(REQUEST_TIMEOUT).with_connect_timeout(CONNECT_TIMEOUT)
 }
 
 fn retry() -> RetryConfig {
@@ -142,12 +139,11 @@ pub(super) fn build(location: &Location, creds: &Credentials) -> object_store::R
             Arc::new(b.build()?)
         }
         Credentials::Azure(c) => {
-            let account = c.account.clone().or_else(|| location.account.clone()).ok_or_else(|| {
-                object_store::Error::Generic {
+            let account =
+                c.account.clone().or_else(|| location.account.clone()).ok_or_else(|| object_store::Error::Generic {
                     store: "azure",
                     source: "`account` is required (or an abfss://container@account… URL)".into(),
-                }
-            })?;
+                })?;
             let mut b = object_store::azure::MicrosoftAzureBuilder::new()
                 .with_account(account)
                 .with_container_name(bucket)

@@ -343,7 +343,9 @@ fn check_url(url: &str) -> Result<(), String> {
              s3://bucket/prefix/, az://container/prefix/, abfss://container@account.dfs.core.windows.net/prefix/ \
              or gs://bucket/prefix/"
         ),
-        None => format!("\"{url}\" is neither an absolute directory nor an object-store URL (s3://, az://, abfss://, gs://)"),
+        None => format!(
+            "\"{url}\" is neither an absolute directory nor an object-store URL (s3://, az://, abfss://, gs://)"
+        ),
     })
 }
 

@@ -67,7 +67,10 @@ impl Engine {
                 w.objects.listing = Some(tokio::spawn(async move {
                     let listed = store.list(MAX_LISTED).await;
                     wake.notify_one();
-                    listed.map_err(|e| TriggerError::Listing { url: store.location().url.clone(), message: e.to_string() })
+                    listed.map_err(|e| TriggerError::Listing {
+                        url: store.location().url.clone(),
+                        message: e.to_string(),
+                    })
                 }));
                 Ok(None)
             }

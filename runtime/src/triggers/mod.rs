@@ -14,13 +14,13 @@
 //!
 //! It must never create runs itself, speak HTTP, or read a clock but the one it is given.
 
+pub mod arrival;
 pub mod catchup;
 pub mod clock;
 pub mod continuous;
 pub mod cron;
 pub mod engine;
 pub mod files;
-pub mod arrival;
 pub mod tables;
 pub mod webhook;
 
