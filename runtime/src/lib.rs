@@ -23,6 +23,8 @@
 //!   takeover), events to subscribers, jobs with stable ids, tokens, idempotency
 //! - [`server`]: HTTP for the owner's socket and `sluice serve`: the Databricks Jobs API
 //!   subset, sluice's own API, auth, metrics, limits
+//! - [`objstore`]: object storage (S3, Azure Blob/ADLS, GCS): URLs, credentials from a secret's
+//!   value, listing, getting and putting objects
 //! - [`quality`]: data-quality expectations over CSV, JSON Lines and Parquet datasets, read in bounded memory
 //! - [`testing`]: `sluice test`: bundle tests in isolated state, golden files, JUnit, verdicts by bundle hash
 //! - [`client`]: how a command reaches its state directory's owner (itself, or another
@@ -39,6 +41,7 @@ pub mod client;
 pub mod deploy;
 pub mod model;
 pub mod notify;
+pub mod objstore;
 pub mod quality;
 pub mod sandbox;
 pub mod scaleout;

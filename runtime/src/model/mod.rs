@@ -53,6 +53,8 @@ pub trait Telemetry: Send + Sync {
     fn trigger_missed(&self, _kind: &str, _count: u64) {}
     /// `count` firings of a trigger were skipped (paused, or daylight saving).
     fn trigger_skipped(&self, _kind: &str, _count: u64) {}
+    /// A file-arrival trigger could not list its location (unreachable, refused).
+    fn trigger_listing_failed(&self, _kind: &str) {}
     /// A production expectation was checked (`on_failure`: `warn`, `fail` or `block`).
     fn expectation_checked(&self, _on_failure: &str, _success: bool) {}
 }

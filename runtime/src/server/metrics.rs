@@ -149,4 +149,8 @@ impl Telemetry for Metrics {
     fn trigger_skipped(&self, kind: &str, count: u64) {
         self.triggers.get_or_create(&vec![("kind", kind.to_string()), ("outcome", "skipped".into())]).inc_by(count);
     }
+
+    fn trigger_listing_failed(&self, kind: &str) {
+        self.triggers.get_or_create(&vec![("kind", kind.to_string()), ("outcome", "listing_failed".into())]).inc();
+    }
 }

@@ -95,6 +95,16 @@ impl Launcher for ServiceLauncher {
         let view = service.inner.rt.view(run).ok()?;
         view.result.map(|r| r.is_success())
     }
+
+    fn credentials(&self, job: &TriggerJob, name: &str) -> Result<secrecy::SecretString, TriggerError> {
+        let inner = self.service.upgrade().ok_or_else(|| TriggerError::Launch("sluice is stopping".into()))?;
+        let service = Service { inner };
+        let principal = job.principal.clone().unwrap_or_else(|| self.principal.clone());
+        service
+            .trigger_secret(job, name, &principal, "trigger.file_arrival")
+            .map(secrecy::SecretString::from)
+            .map_err(|e| TriggerError::Invalid(e.to_string()))
+    }
 }
 
 impl Service {
@@ -286,7 +296,7 @@ impl Service {
         let missing = || ServiceError::NotFound(format!("job {job_id} has no webhook trigger"));
         let job = t.engine.job(job_id).await.ok_or_else(missing)?;
         let TriggerKind::Webhook { secret } = &job.spec.kind else { return Err(missing()) };
-        let value = self.hook_secret(&job, secret, &t.launcher.principal)?;
+        let value = self.trigger_secret(&job, secret, &t.launcher.principal, "trigger.webhook")?;
         let now = t.engine.clock().now_millis();
         let payload =
             webhook::verify(value.as_bytes(), req.timestamp, req.signature, req.body, now).map_err(|e| match e {
@@ -331,15 +341,22 @@ impl Service {
         Ok(launched)
     }
 
-    /// The webhook's secret, revealed through the vault (audited) for the job's default target.
-    fn hook_secret(&self, job: &TriggerJob, name: &str, principal: &str) -> Result<String, ServiceError> {
+    /// A trigger's secret (a webhook's key, an object store's credentials), revealed through
+    /// the vault (audited, as `task`) for the job's default target.
+    fn trigger_secret(
+        &self,
+        job: &TriggerJob,
+        name: &str,
+        principal: &str,
+        task: &str,
+    ) -> Result<String, ServiceError> {
         use secrecy::ExposeSecret;
         let (_, bundle) = self.job(&Caller::local(principal, job.workspace.clone()), job.job_id)?;
         let target = bundle.target(None).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let resolver = self.inner.rt.secrets.clone().ok_or_else(|| ServiceError::Internal("no secrets here".into()))?;
         let req = crate::secrets::RevealRequest {
             run: 0,
-            task: "trigger.webhook".into(),
+            task: task.into(),
             attempt: 0,
             principal: principal.to_string(),
             workspace: job.workspace.clone(),
@@ -349,7 +366,7 @@ impl Service {
         };
         let value = resolver
             .reveal(&req)
-            .map_err(|why| ServiceError::Internal(format!("the webhook's secret `{name}` cannot be read: {why}")))?;
+            .map_err(|why| ServiceError::Internal(format!("the trigger's secret `{name}` cannot be read: {why}")))?;
         Ok(value.expose_secret().to_string())
     }
 }

@@ -85,14 +85,15 @@ impl TriggerKind {
 /// Where files arrive and how the trigger waits for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileArrival {
-    /// An absolute local directory, or `s3://bucket/prefix/`.
+    /// An absolute local directory, or an object store's URL (`s3://`, `az://`, `abfss://`,
+    /// `gs://`; see `objstore::Location`).
     pub url: String,
     /// At least this long between two runs the trigger starts.
     pub min_time_between_triggers: Duration,
     /// A run starts only once the location has been unchanged this long.
     pub wait_after_last_change: Duration,
-    /// For object stores: the secret scope holding `access_key_id`, `secret_access_key`,
-    /// `endpoint` and `region` (never the values themselves in the bundle).
+    /// For object stores (required there): the secret (`scope/key`) whose value is the store's
+    /// JSON credentials (`objstore::Credentials`; never the values themselves in the bundle).
     pub credentials: Option<String>,
 }
 
@@ -293,13 +294,20 @@ fn file_arrival(node: &Node<'_>) -> Result<TriggerKind, SpecError> {
     let url = u.str()?;
     check_url(url).map_err(|why| u.error(why))?;
     let credentials = t.get("credentials").map(|n| {
-        let scope = n.str()?;
-        super::names::check_name(scope).map_err(|why| n.error(format!("credentials names a secret scope: {why}")))?;
-        Ok::<_, SpecError>(scope.to_string())
+        let name = n.str()?;
+        super::names::check_secret_name(name)
+            .map_err(|why| n.error(format!("credentials names a secret, `scope/key`: {why}")))?;
+        Ok::<_, SpecError>(name.to_string())
     });
     let credentials = credentials.transpose()?;
     if url.starts_with('/') && credentials.is_some() {
         return Err(node.error("credentials apply to object stores (s3://…), not to a local directory"));
+    }
+    if crate::objstore::is_object_url(url) && credentials.is_none() {
+        return Err(node.error(format!(
+            "file arrival on \"{url}\" needs `credentials = \"scope/key\"`: a secret whose value is the store's \
+             JSON credentials (never in the bundle)"
+        )));
     }
     Ok(TriggerKind::FileArrival(FileArrival {
         url: url.to_string(),
@@ -317,13 +325,10 @@ fn file_arrival(node: &Node<'_>) -> Result<TriggerKind, SpecError> {
     }))
 }
 
-/// An absolute local directory or `s3://bucket[/prefix]`.
+/// An absolute local directory or an object store's URL (`s3://`, `az://`, `abfss://`, `gs://`).
 fn check_url(url: &str) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let bucket = rest.split('/').next().unwrap_or_default();
-        let ok = (3..=63).contains(&bucket.len())
-            && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-        return if ok { Ok(()) } else { Err(format!("bad S3 bucket name in \"{url}\" (3 to 63 of a-z 0-9 . -)")) };
+    if crate::objstore::is_object_url(url) {
+        return crate::objstore::Location::parse(url).map(|_| ()).map_err(|e| e.to_string());
     }
     if url.starts_with('/') {
         if url.split('/').any(|part| part == "..") {
@@ -334,9 +339,13 @@ fn check_url(url: &str) -> Result<(), String> {
     let scheme = url.split_once("://").map(|(s, _)| s);
     Err(match scheme {
         Some(s) => format!(
-            "unsupported URL scheme `{s}://` in \"{url}\"; file arrival watches an absolute local directory or s3://bucket/prefix/"
+            "unsupported URL scheme `{s}://` in \"{url}\"; file arrival watches an absolute local directory, \
+             s3://bucket/prefix/, az://container/prefix/, abfss://container@account.dfs.core.windows.net/prefix/ \
+             or gs://bucket/prefix/"
         ),
-        None => format!("\"{url}\" is neither an absolute directory nor an s3:// URL"),
+        None => format!(
+            "\"{url}\" is neither an absolute directory nor an object-store URL (s3://, az://, abfss://, gs://)"
+        ),
     })
 }
 
@@ -367,6 +376,9 @@ mod tests {
     fn urls_are_absolute_dirs_or_s3() {
         assert!(check_url("/data/landing").is_ok());
         assert!(check_url("s3://bucket/landing/").is_ok());
+        assert!(check_url("az://container/landing/").is_ok());
+        assert!(check_url("abfss://lake@acct.dfs.core.windows.net/raw").is_ok());
+        assert!(check_url("gs://bucket/landing/").is_ok());
         assert!(check_url("landing").is_err());
         assert!(check_url("ftp://x/y").unwrap_err().contains("ftp://"));
         assert!(check_url("s3://B/x").is_err());

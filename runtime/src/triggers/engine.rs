@@ -22,8 +22,8 @@ use super::catchup::due;
 use super::clock::WakeClock;
 pub use super::continuous::{CONTINUOUS_BACKOFF_BASE, CONTINUOUS_BACKOFF_CAP, backoff};
 use super::cron::Ticks;
-use super::files::{self, Watch};
-use crate::model::{Millis, RunId, Telemetry, TriggerContext, TriggerFile, time_of};
+use super::files::Watch;
+use crate::model::{Millis, RunId, Telemetry, TriggerContext, time_of};
 use crate::spec::triggers::{TriggerKind, TriggerSpec};
 use crate::store::TriggerStore;
 use crate::store::triggers::{FiringKey, FiringRecord, Outcome, TriggerState};
@@ -77,6 +77,12 @@ pub trait Launcher: Send + Sync {
     fn launch<'a>(&'a self, job: &'a TriggerJob, firing: Firing) -> LaunchFuture<'a>;
     /// `None` while `run` has not finished; else whether it succeeded.
     fn finished(&self, run: RunId) -> Option<bool>;
+    /// The value of the secret `name` (`scope/key`) for `job`'s trigger — an object store's
+    /// credentials — revealed through the vault and audited.
+    fn credentials(&self, job: &TriggerJob, name: &str) -> Result<secrecy::SecretString, TriggerError> {
+        let _ = job;
+        Err(TriggerError::Invalid(format!("the secret `{name}` cannot be read here")))
+    }
 }
 
 /// A trigger as `sluice triggers list` shows it.
@@ -101,7 +107,9 @@ pub struct TriggerStatus {
 pub(super) struct Watched {
     pub(super) job: TriggerJob,
     ticks: Option<Ticks>,
-    watch: Watch,
+    pub(super) watch: Watch,
+    /// An object store's listing: the opened store, and the listing in flight.
+    pub(super) objects: super::arrival::ObjectWatch,
     /// A table-update trigger's pending versions and timing.
     pub(super) tables: super::tables::TableWatch,
     /// A continuous job's current run, failures in a row, and when it may start again.
@@ -120,9 +128,9 @@ pub struct Engine {
     pub(super) store: Arc<dyn TriggerStore>,
     /// Where table-update triggers read dataset versions.
     pub(super) datasets: Arc<dyn crate::store::DatasetStore>,
-    telemetry: Arc<dyn Telemetry>,
+    pub(super) telemetry: Arc<dyn Telemetry>,
     jobs: tokio::sync::Mutex<BTreeMap<u64, Watched>>,
-    wake: tokio::sync::Notify,
+    pub(super) wake: Arc<tokio::sync::Notify>,
     manual: AtomicU64,
 }
 
@@ -134,7 +142,7 @@ impl Engine {
             datasets: Arc::new(crate::store::MemoryDatasetStore::default()),
             telemetry,
             jobs: tokio::sync::Mutex::new(BTreeMap::new()),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
             manual: AtomicU64::new(0),
         }
     }
@@ -173,6 +181,7 @@ impl Engine {
                     job,
                     ticks,
                     watch: Watch::default(),
+                    objects: Default::default(),
                     tables: Default::default(),
                     running: None,
                     previous: None,
@@ -260,6 +269,9 @@ impl Engine {
                 if paused {
                     return Ok(None);
                 }
+                if crate::objstore::is_object_url(&spec.url) {
+                    return self.object_files(w, launcher, spec, now).await;
+                }
                 if w.watch.next_check(now, spec) <= now {
                     self.files(w, launcher, spec, now).await?;
                 }
@@ -296,8 +308,10 @@ impl Engine {
     fn load(&self, w: &mut Watched) -> Result<(), TriggerError> {
         for (key, record) in self.store.firings(w.job.job_id)? {
             let (FiringKey::Named(name), Outcome::Fired { run }) = (&key, &record.outcome) else { continue };
-            if name.starts_with("files-") {
-                w.watch.last_fired = Some(record.recorded_at);
+            if let Some(at) = name.strip_prefix("files-") {
+                // the key holds the engine's time of the firing (the record's is the store's clock)
+                let at = at.parse().unwrap_or(record.recorded_at);
+                w.watch.last_fired = w.watch.last_fired.max(Some(at));
             } else if name.starts_with(super::tables::FIRING_PREFIX) {
                 w.tables.last_fired = Some(record.recorded_at);
             } else if name.starts_with("continuous-") {
@@ -413,50 +427,6 @@ impl Engine {
         }
     }
 
-    async fn files(
-        &self,
-        w: &mut Watched,
-        launcher: &dyn Launcher,
-        spec: &crate::spec::triggers::FileArrival,
-        now: Millis,
-    ) -> Result<(), TriggerError> {
-        let new = self.new_files(w.job.job_id, &spec.url)?;
-        let Some(batch) = w.watch.observe(new, now, spec) else { return Ok(()) };
-        let firing = Firing {
-            key: FiringKey::Named(format!("files-{now:020}")),
-            also: vec![],
-            context: TriggerContext {
-                kind: "file_arrival".into(),
-                time: now,
-                files: batch,
-                payload: None,
-                tables: vec![],
-            },
-        };
-        if self.launch(w, launcher, firing, now).await?.is_some() {
-            w.watch.fired(now);
-        }
-        Ok(())
-    }
-
-    /// The files at `url` whose version the job's trigger has not consumed.
-    pub fn new_files(&self, job: u64, url: &str) -> Result<Vec<TriggerFile>, TriggerError> {
-        if !url.starts_with('/') {
-            return Err(TriggerError::Listing {
-                url: url.to_string(),
-                message: "object stores are not supported by this build yet; watch a local directory".into(),
-            });
-        }
-        let mut out = Vec::new();
-        for file in files::list_local(url)? {
-            let version = file.version();
-            if self.store.consumed(job, &file.path)?.is_none_or(|c| c.version != version) {
-                out.push(file);
-            }
-        }
-        Ok(out)
-    }
-
     /// Whether the job's trigger is paused now (durable override, else the bundle's).
     pub async fn is_paused(&self, job: u64) -> Result<Option<bool>, TriggerError> {
         let map = self.jobs.lock().await;
@@ -498,7 +468,12 @@ impl Engine {
         if self.state(job, now)?.paused.unwrap_or(w.job.spec.paused) {
             return Err(TriggerError::Invalid(format!("the trigger of job {} is paused; resume it first", w.job.name)));
         }
-        let files = match &w.job.spec.kind {
+        let kind = w.job.spec.kind.clone();
+        let files = match &kind {
+            TriggerKind::FileArrival(spec) if crate::objstore::is_object_url(&spec.url) => {
+                let listed = self.list_objects(w, launcher, spec).await?;
+                self.unconsumed(job, listed)?
+            }
             TriggerKind::FileArrival(spec) => self.new_files(job, &spec.url)?,
             _ => vec![],
         };

@@ -1,6 +1,6 @@
 //! Triggers: what starts a served job's runs inside `sluice serve` — Quartz cron schedules
 //! in a time zone (daylight saving spelled out), periodic ticks, file arrival in a local
-//! directory, HMAC-signed webhooks, continuous jobs, and new content in named datasets
+//! directory or an object store ([`arrival`]), HMAC-signed webhooks, continuous jobs, and new content in named datasets
 //! ([`tables`]).
 //!
 //! Owns when a trigger fires ([`cron`], [`catchup`]), the engine that watches the served
@@ -14,6 +14,7 @@
 //!
 //! It must never create runs itself, speak HTTP, or read a clock but the one it is given.
 
+pub mod arrival;
 pub mod catchup;
 pub mod clock;
 pub mod continuous;
