@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::out::{errln, outln};
-use super::{EXIT_ERROR, EXIT_RUN_FAILED, parse_param};
+use super::{EXIT_ERROR, EXIT_RUN_FAILED};
 use crate::build::{self, Tools, scaffold};
-use crate::spec::{self, LoadOptions, SourceLang};
+use crate::spec::{self, SourceLang};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -22,12 +22,8 @@ pub struct BuildArgs {
     /// Rebuild even components whose sources are unchanged.
     #[arg(long)]
     pub force: bool,
-    /// The target whose variables the bundle is read with.
-    #[arg(long, env = "SLUICE_TARGET")]
-    pub target: Option<String>,
-    /// Set a bundle variable: --var name=value (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_param)]
-    pub vars: Vec<(String, String)>,
+    #[command(flatten)]
+    pub read_as: super::validate::ReadAs,
     /// Print one JSON object per component on stdout.
     #[arg(long)]
     pub json: bool,
@@ -58,8 +54,7 @@ pub enum Lang {
 
 /// Exit 0 when every component is built or up to date, 1 when a build failed, 2 bad input.
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let opts = LoadOptions::new(args.target.clone(), args.vars.clone(), std::env::vars());
-    let bundle = spec::load_with(&args.bundle, &opts)?;
+    let bundle = spec::load_with(&args.bundle, &args.read_as.load_options())?;
     let selected = build::selected(&bundle, args.component.as_deref())?;
     if selected.is_empty() {
         errln!(

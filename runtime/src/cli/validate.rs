@@ -18,12 +18,9 @@ pub struct ValidateArgs {
     /// Bundle directory (holding sluice.toml) or the bundle file itself.
     #[arg(default_value = ".")]
     pub bundle: PathBuf,
-    /// The target to validate for (its variables, overrides and permissions).
-    #[arg(long, env = "SLUICE_TARGET")]
-    pub target: Option<String>,
-    /// Set a bundle variable: --var name=value (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_param)]
-    pub vars: Vec<(String, String)>,
+    /// The target to validate for (its variables, overrides and permissions) and variables.
+    #[command(flatten)]
+    pub read_as: ReadAs,
     /// Print `{"valid": …, "problems": [{"file","line","col","key","message","hint"}]}` on stdout.
     #[arg(long)]
     pub json: bool,
@@ -31,7 +28,7 @@ pub struct ValidateArgs {
 
 /// Exit 0 when valid, 2 when not.
 pub fn validate(state_arg: Option<PathBuf>, args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let opts = LoadOptions::new(args.target.clone(), args.vars.clone(), std::env::vars());
+    let opts = args.read_as.load_options();
     let principals = known_principals(state_arg, &args.bundle);
     if principals.is_none() && !args.json {
         errln!("note: permissions' principals not checked: no sluice state here yet (no tokens to check them against)");
@@ -90,4 +87,22 @@ fn known_principals(state_arg: Option<PathBuf>, bundle: &std::path::Path) -> Opt
 pub fn schema() -> anyhow::Result<ExitCode> {
     outln!("{}", serde_json::to_string_pretty(&spec::json_schema())?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--target T --var NAME=VALUE…`: which target's variables a bundle is read with.
+#[derive(Debug, Args)]
+pub struct ReadAs {
+    /// The target whose variables (and overrides) the bundle is read with.
+    #[arg(long, env = "SLUICE_TARGET")]
+    pub target: Option<String>,
+    /// Set a bundle variable: --var name=value (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub vars: Vec<(String, String)>,
+}
+
+impl ReadAs {
+    /// These, with `SLUICE_VAR_*` from the environment.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions::new(self.target.clone(), self.vars.clone(), std::env::vars())
+    }
 }
