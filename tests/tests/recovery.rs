@@ -44,6 +44,32 @@ fn a_run_is_canceled_from_another_terminal() {
 }
 
 #[test]
+fn a_cancel_stops_a_task_that_waits_inside_the_host() {
+    // the guest sleeps in a host call, where no epoch check reaches it
+    let s = Sluice::new();
+    let dir = s.bundle(
+        "nap",
+        &format!(
+            "{HEAD}[jobs.j]\n\
+             [[jobs.j.tasks]]\nkey = \"nap\"\ncomponent = \"probe\"\ntimeout = \"1h\"\nparams = {{ sleep_ms = \"600000\" }}\n\
+             [[jobs.j.tasks]]\nkey = \"quick\"\ncomponent = \"probe\"\n"
+        ),
+    );
+    let mut bg = s.spawn(&["run", dir.to_str().unwrap()]);
+    bg.wait_for("✓ quick"); // side by side with the nap: it is asleep by now
+    let started = std::time::Instant::now();
+    s.run(&["runs", "cancel", "1"]).assert_exit(0);
+    assert_eq!(bg.wait(), 1, "a canceled run is not a success");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the ten-minute sleep was cut short by the cancel, not waited out"
+    );
+    let run = show(&s, 1);
+    assert_eq!(run["result"], "canceled");
+    assert_eq!(task_of(&run, "nap")["result"], "canceled");
+}
+
+#[test]
 fn repair_reruns_failed_tasks_and_keeps_successful_results() {
     let s = Sluice::new();
     let dir = s.bundle(

@@ -26,6 +26,12 @@ use crate::util::{DirPool, human_bytes, human_duration};
 /// blocked inside a host call, where epochs are not checked.
 const HOST_TIMER_GRACE: Duration = Duration::from_millis(500);
 
+/// How often a call blocked inside the host (a sleep, a socket read) looks at the run's
+/// cancel flag: the epoch callback sees it only while guest code runs, and a canceled run
+/// should stop within a blink, not when the guest's sleep ends. A task that returns sooner
+/// never pays for the watch.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
 /// Handles one attempt may hold at once in the host's table: open files and directories,
 /// streams, pollables, HTTP requests and responses each take one, and each holds host
 /// memory; a task needs tens, so a guest opening without end is stopped long before the
@@ -55,9 +61,40 @@ pub(crate) enum Returned {
     Exit(i32),
 }
 
-/// The result of calling into the guest: `Err(elapsed)` when the host timer
-/// fired; `(instantiating, error)` when wasmtime reported a failure.
-pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, tokio::time::error::Elapsed>;
+/// Why the host abandoned a call before the guest returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// The host timer fired (the deadline plus [`HOST_TIMER_GRACE`]).
+    Deadline,
+    /// The run was canceled while the guest was blocked in a host call.
+    Canceled,
+}
+
+/// The result of calling into the guest: `Err(cut)` when the host gave up on it;
+/// `(instantiating, error)` when wasmtime reported a failure.
+pub(crate) type CallResult = Result<Result<Returned, (bool, wasmtime::Error)>, Cut>;
+
+/// Drive `call` until it returns, the host deadline passes, or the run is canceled —
+/// whichever comes first. Dropping the call unwinds the guest wherever it stands.
+pub(crate) async fn bounded(
+    limits: &Limits,
+    cancel: &AtomicBool,
+    call: impl Future<Output = Result<Returned, (bool, wasmtime::Error)>>,
+) -> CallResult {
+    let watch = async {
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            if cancel.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        result = tokio::time::timeout(host_deadline(limits), call) => result.map_err(|_elapsed| Cut::Deadline),
+        () = watch => Err(Cut::Canceled),
+    }
+}
 
 /// A store for one attempt: deny-by-default WASI, every capability prepared from its
 /// grant, the memory limiter, and the epoch callback enforcing deadline and cancel.
@@ -153,7 +190,7 @@ pub(crate) async fn run(
                     Err(e) => Err((false, e)),
                 }
             };
-            tokio::time::timeout(host_deadline(&limits), call).await
+            bounded(&limits, &context.cancel, call).await
         }
         None => {
             Ok(Err((true, wasmtime::Error::msg("this component is a command; run it as a `kind = \"command\"` task"))))
@@ -247,8 +284,9 @@ fn floor(s: &str, max: usize) -> &str {
 fn classify(result: CallResult, state: &HostState, log: &str, limits: &Limits, cancel: &AtomicBool) -> Status {
     let timed_out = || Status::TimedOut { message: format!("timed out after {}", human_duration(limits.timeout)) };
     let (instantiating, e) = match result {
-        Err(_elapsed) if cancel.load(Ordering::Relaxed) => return Status::Canceled,
-        Err(_elapsed) => return timed_out(),
+        Err(Cut::Canceled) => return Status::Canceled,
+        Err(Cut::Deadline) if cancel.load(Ordering::Relaxed) => return Status::Canceled,
+        Err(Cut::Deadline) => return timed_out(),
         Ok(Ok(returned)) => return returned_status(returned, limits.max_output),
         Ok(Err(failure)) => failure,
     };

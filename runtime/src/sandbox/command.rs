@@ -104,7 +104,7 @@ pub(crate) async fn run(
                 };
                 Ok(exit_returned(&cmd, code, &mut store))
             };
-            tokio::time::timeout(attempt::host_deadline(&limits), call).await
+            attempt::bounded(&limits, &context.cancel, call).await
         }
         None => Ok(Err((
             true,
