@@ -8,8 +8,9 @@
 //! secret the bundle names; audited) and opened again after a failed listing (the secret
 //! may have been fixed). A failed listing is a warning, a metric
 //! (`sluice_trigger_firings_total{outcome="listing_failed"}`) and the trigger's error in
-//! `sluice triggers list`, never a crash and never a run; the next look is a
-//! `POLL_INTERVAL` later. It never creates runs itself.
+//! `sluice triggers list`, never a crash and never a run; the next look waits twice as long
+//! after each failure in a row (from `POLL_INTERVAL` up to `MAX_FAILURE_BACKOFF`), so a broken
+//! credential is not revealed and audited every poll. It never creates runs itself.
 
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
@@ -114,13 +115,14 @@ impl Engine {
     }
 
     /// A listing failed: say so (warning, metric, the trigger's error), open the store
-    /// afresh next time, and look again a `POLL_INTERVAL` later.
+    /// afresh next time, and look again later — twice as long after each failure in a row
+    /// (`files::MAX_FAILURE_BACKOFF` at most).
     fn listing_failed(&self, w: &mut Watched, e: TriggerError, now: Millis) {
         tracing::warn!("file-arrival trigger of job {}: {e}", w.job.name);
         self.telemetry.trigger_listing_failed(w.job.spec.kind.name());
         w.error = Some(e.to_string());
         w.objects.store = None;
-        w.watch.listed_at = Some(now);
+        w.watch.failed(now);
     }
 
     /// A local directory, listed inline (it is fast).

@@ -18,6 +18,12 @@ use crate::spec::triggers::FileArrival;
 /// directory is not free, and arrival is measured in tens of seconds anyway.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The longest a failing location waits between looks. After a failed listing (a broken
+/// credential, an unreachable endpoint) the wait doubles from [`POLL_INTERVAL`] up to this,
+/// so a broken trigger does not reveal its secret (and write an audit record) every ten
+/// seconds all night; the first good listing brings it back to [`POLL_INTERVAL`].
+pub const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(5 * 60);
+
 /// The most files one run is started for; more wait for the next run (a batch is pinned
 /// into the run's plan and rendered into `{{ trigger.files }}`).
 pub const MAX_FILES_PER_RUN: usize = 1000;
@@ -68,14 +74,17 @@ pub struct Watch {
     changed_at: Millis,
     /// When the trigger last started a run.
     pub last_fired: Option<Millis>,
-    /// When the location was last listed.
+    /// When the location was last listed (or a listing last failed).
     pub listed_at: Option<Millis>,
+    /// Listings that failed in a row since the last good one.
+    failures: u32,
 }
 
 impl Watch {
     /// A listing's new files at `now`: the batch to start a run for, when it is time.
     pub fn observe(&mut self, new: Vec<TriggerFile>, now: Millis, spec: &FileArrival) -> Option<Vec<TriggerFile>> {
         self.listed_at = Some(now);
+        self.failures = 0;
         if new != self.pending {
             self.pending = new;
             self.changed_at = now;
@@ -99,9 +108,22 @@ impl Watch {
         quiet.max(spaced)
     }
 
+    /// A listing failed at `now`: the next look waits longer (see [`MAX_FAILURE_BACKOFF`]).
+    pub fn failed(&mut self, now: Millis) {
+        self.listed_at = Some(now);
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    /// How long after a listing the next one is due: [`POLL_INTERVAL`], doubled per failure
+    /// in a row, at most [`MAX_FAILURE_BACKOFF`].
+    fn interval(&self) -> Millis {
+        let doubled = POLL_INTERVAL.saturating_mul(1 << self.failures.min(16));
+        doubled.min(MAX_FAILURE_BACKOFF.max(POLL_INTERVAL)).as_millis() as Millis
+    }
+
     /// When to look again.
     pub fn next_check(&self, now: Millis, spec: &FileArrival) -> Millis {
-        let poll = self.listed_at.map_or(now, |t| t + POLL_INTERVAL.as_millis() as Millis);
+        let poll = self.listed_at.map_or(now, |t| t + self.interval());
         if self.pending.is_empty() { poll } else { poll.min(self.ready_at(spec).max(now)) }
     }
 }
@@ -138,6 +160,23 @@ mod tests {
         assert_eq!(w.observe(vec![file("c", 1)], 55_000, &s), None);
         assert_eq!(w.observe(vec![file("c", 1)], 100_000, &s), None);
         assert_eq!(w.observe(vec![file("c", 1)], 110_000, &s).unwrap(), vec![file("c", 1)]);
+    }
+
+    #[test]
+    fn failed_listings_back_off_up_to_a_bound_and_a_good_one_resets() {
+        let s = spec();
+        let mut w = Watch::default();
+        let poll = POLL_INTERVAL.as_millis() as Millis;
+        w.failed(0);
+        assert_eq!(w.next_check(0, &s), 2 * poll, "one failure: twice the poll interval");
+        w.failed(20_000);
+        assert_eq!(w.next_check(20_000, &s), 20_000 + 4 * poll);
+        for _ in 0..40 {
+            w.failed(1_000_000);
+        }
+        assert_eq!(w.next_check(1_000_000, &s), 1_000_000 + MAX_FAILURE_BACKOFF.as_millis() as Millis);
+        assert_eq!(w.observe(vec![], 2_000_000, &s), None);
+        assert_eq!(w.next_check(2_000_000, &s), 2_000_000 + poll, "a good listing: back to polling");
     }
 
     #[test]
