@@ -7,12 +7,14 @@
 //! is written with its run's creation, so a crash re-fires a tick only if its run was
 //! never durable. A trigger first seen records when (`TriggerState::since`): earlier ticks
 //! were never due. Paused triggers record their ticks as skipped.
+//!
+//! Pausing, firing by hand and the status list are in `control.rs`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -106,7 +108,7 @@ pub struct TriggerStatus {
 
 pub(super) struct Watched {
     pub(super) job: TriggerJob,
-    ticks: Option<Ticks>,
+    pub(super) ticks: Option<Ticks>,
     pub(super) watch: Watch,
     /// An object store's listing: the opened store, and the listing in flight.
     pub(super) objects: super::arrival::ObjectWatch,
@@ -124,14 +126,14 @@ pub(super) struct Watched {
 
 /// The trigger engine. `Send + Sync`; share it in an `Arc`.
 pub struct Engine {
-    clock: Arc<dyn WakeClock>,
+    pub(super) clock: Arc<dyn WakeClock>,
     pub(super) store: Arc<dyn TriggerStore>,
     /// Where table-update triggers read dataset versions.
     pub(super) datasets: Arc<dyn crate::store::DatasetStore>,
     pub(super) telemetry: Arc<dyn Telemetry>,
-    jobs: tokio::sync::Mutex<BTreeMap<u64, Watched>>,
+    pub(super) jobs: tokio::sync::Mutex<BTreeMap<u64, Watched>>,
     pub(super) wake: Arc<tokio::sync::Notify>,
-    manual: AtomicU64,
+    pub(super) manual: AtomicU64,
 }
 
 impl Engine {
@@ -295,7 +297,7 @@ impl Engine {
     }
 
     /// The trigger's state, recorded the first time it is seen.
-    fn state(&self, job: u64, now: Millis) -> Result<TriggerState, TriggerError> {
+    pub(super) fn state(&self, job: u64, now: Millis) -> Result<TriggerState, TriggerError> {
         if let Some(state) = self.store.state(job)? {
             return Ok(state);
         }
@@ -322,7 +324,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn ticks(
+    pub(super) async fn ticks(
         &self,
         w: &mut Watched,
         launcher: &dyn Launcher,
@@ -425,119 +427,6 @@ impl Engine {
                 Ok(None)
             }
         }
-    }
-
-    /// Whether the job's trigger is paused now (durable override, else the bundle's).
-    pub async fn is_paused(&self, job: u64) -> Result<Option<bool>, TriggerError> {
-        let map = self.jobs.lock().await;
-        let Some(w) = map.get(&job) else { return Ok(None) };
-        let state = self.store.state(job)?;
-        Ok(Some(state.and_then(|s| s.paused).unwrap_or(w.job.spec.paused)))
-    }
-
-    /// Pause or resume a job's trigger (durable). Ticks due while it was paused are
-    /// recorded as skipped before it resumes, so resuming never catches them up.
-    pub async fn set_paused(&self, launcher: &dyn Launcher, job: u64, paused: bool) -> Result<bool, TriggerError> {
-        let mut map = self.jobs.lock().await;
-        let Some(w) = map.get_mut(&job) else { return Ok(false) };
-        let now = self.clock.now_millis();
-        let mut state = self.state(job, now)?;
-        if !paused && state.paused.unwrap_or(w.job.spec.paused) {
-            self.ticks(w, launcher, &state, now, true).await?;
-            // a continuous or file trigger starts afresh
-            w.not_before = 0;
-        }
-        state.paused = Some(paused);
-        self.store.put_state(job, &state)?;
-        drop(map);
-        self.poke();
-        Ok(true)
-    }
-
-    /// Fire a job's trigger by hand, with the same payload shape: a file-arrival trigger
-    /// takes the new files there are now, a webhook the given payload.
-    pub async fn fire(
-        &self,
-        launcher: &dyn Launcher,
-        job: u64,
-        payload: Option<serde_json::Value>,
-    ) -> Result<Option<Launched>, TriggerError> {
-        let mut map = self.jobs.lock().await;
-        let Some(w) = map.get_mut(&job) else { return Ok(None) };
-        let now = self.clock.now_millis();
-        if self.state(job, now)?.paused.unwrap_or(w.job.spec.paused) {
-            return Err(TriggerError::Invalid(format!("the trigger of job {} is paused; resume it first", w.job.name)));
-        }
-        let kind = w.job.spec.kind.clone();
-        let files = match &kind {
-            TriggerKind::FileArrival(spec) if crate::objstore::is_object_url(&spec.url) => {
-                let listed = self.list_objects(w, launcher, spec).await?;
-                self.unconsumed(job, listed)?
-            }
-            TriggerKind::FileArrival(spec) => self.new_files(job, &spec.url)?,
-            _ => vec![],
-        };
-        let tables = match &w.job.spec.kind {
-            TriggerKind::TableUpdate(spec) => self.new_tables(&w.job, spec)?,
-            _ => vec![],
-        };
-        let payload = match &w.job.spec.kind {
-            TriggerKind::Webhook { .. } => Some(payload.unwrap_or_else(|| serde_json::json!({}))),
-            _ => payload,
-        };
-        let n = self.manual.fetch_add(1, Ordering::Relaxed);
-        let kind = w.job.spec.kind.name().to_string();
-        let firing = Firing {
-            key: FiringKey::Named(format!("manual-{now:020}-{n}")),
-            also: vec![],
-            context: TriggerContext { kind, time: now, files, payload, tables },
-        };
-        let launched = launcher.launch(&w.job, firing).await?;
-        match w.job.spec.kind {
-            TriggerKind::FileArrival(_) => w.watch.fired(now),
-            TriggerKind::TableUpdate(_) => w.tables.fired(now),
-            _ => {}
-        }
-        self.telemetry.trigger_fired("manual");
-        Ok(Some(launched))
-    }
-
-    /// The engine's triggers, as `sluice triggers list` shows them.
-    pub async fn statuses(&self) -> Result<Vec<TriggerStatus>, TriggerError> {
-        let map = self.jobs.lock().await;
-        let now = self.clock.now_millis();
-        let mut out = Vec::new();
-        for w in map.values() {
-            let state = self.store.state(w.job.job_id)?;
-            let firings = self.store.firings(w.job.job_id)?;
-            let mut s = TriggerStatus {
-                job_id: w.job.job_id,
-                job: w.job.name.clone(),
-                workspace: w.job.workspace.clone(),
-                kind: w.job.spec.kind.name().into(),
-                paused: state.and_then(|s| s.paused).unwrap_or(w.job.spec.paused),
-                next: w.ticks.as_ref().and_then(|t| t.next_after(now)),
-                last: firings.iter().max_by_key(|(_, r)| r.recorded_at).cloned(),
-                fired: 0,
-                missed: 0,
-                skipped: 0,
-                error: w.error.clone(),
-            };
-            for (_, r) in &firings {
-                match &r.outcome {
-                    Outcome::Fired { .. } => s.fired += 1,
-                    Outcome::Missed { count, .. } => s.missed += count,
-                    Outcome::Skipped { count, .. } => s.skipped += count,
-                }
-            }
-            out.push(s);
-        }
-        Ok(out)
-    }
-
-    /// The job a trigger of the engine's belongs to.
-    pub async fn job(&self, job: u64) -> Option<TriggerJob> {
-        self.jobs.lock().await.get(&job).map(|w| w.job.clone())
     }
 }
 

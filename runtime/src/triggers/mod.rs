@@ -18,6 +18,7 @@ pub mod arrival;
 pub mod catchup;
 pub mod clock;
 pub mod continuous;
+mod control;
 pub mod cron;
 pub mod engine;
 pub mod files;
