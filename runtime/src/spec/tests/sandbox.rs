@@ -75,6 +75,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
         guest: guest.into(),
         mode,
         outside_roots: false,
+        object: None,
     };
     assert_eq!(
         a.exec.mounts,
