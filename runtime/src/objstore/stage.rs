@@ -126,6 +126,8 @@ pub async fn fetch(store: &Store, blobs: &BlobStore, index: &Path) -> Result<Fet
         .iter()
         .flat_map(|e| e.path.match_indices('/').map(|(i, _)| e.path[..i].to_string()).collect::<Vec<_>>())
         .collect();
+    // a "directory marker" object (`day/`, or `day` beside `day/x`) is the directory itself
+    entries.retain(|e| !e.path.ends_with('/') && !dirs.contains(&e.path));
     let dirs: Vec<String> = dirs.into_iter().collect();
     let root = cache::tree_root(entries.iter().map(|e| (e.path.as_str(), &e.hash)), dirs.iter().map(String::as_str));
     Ok(Fetched { manifest: TreeManifest { root, entries, dirs }, downloaded, reused })
