@@ -247,3 +247,147 @@ fn bad_object_store_urls_are_refused_by_file_and_line() {
         assert!(out.stderr.contains("sluice.toml:6:"), "{url}: file:line: {}", out.stderr);
     }
 }
+
+// ---- object-storage mounts (`mounts = [{ url = "s3://…", … }]`), against s3s-fs ----
+
+/// Jobs reading `s3://${var.bucket}/bronze/` read-only and writing `…/silver/`
+/// read-write (one of them failing after its write), with credentials `store/<creds>`.
+fn mount_bundle(creds: &str) -> String {
+    let mount = |prefix: &str, guest: &str, mode: &str| {
+        format!(
+            "mounts = [{{ url = \"s3://${{var.bucket}}/{prefix}/\", guest = \"{guest}\", mode = \"{mode}\", \
+             credentials = \"store/{creds}\" }}]\n"
+        )
+    };
+    let task = |job: &str, mount: &str, params: &str| {
+        format!("[jobs.{job}]\n[[jobs.{job}.tasks]]\nkey = \"t\"\ncomponent = \"fs\"\n{mount}params = {{ {params} }}\n")
+    };
+    format!(
+        "[bundle]\nname = \"mnt\"\n[variables.bucket]\ndefault = \"landing\"\n[components]\nfs = \"{{guest:fsprobe}}\"\n{}{}{}",
+        task("read", &mount("bronze", "/bronze", "ro"), "read = \"/bronze/day/orders.csv\", list = \"/bronze\""),
+        task(
+            "write",
+            &mount("silver", "/silver", "rw"),
+            "write = \"/silver/gold.csv\", data = \"g\", list = \"/silver\""
+        ),
+        task("broken", &mount("silver", "/silver", "rw"), "write = \"/silver/never.csv\", data = \"x\", fail = \"1\""),
+    )
+}
+
+fn run_job(s: &Sluice, dir: &Path, job: &str, principal: &str) -> (i32, Value) {
+    let out =
+        s.run_with(&["run", dir.to_str().unwrap(), "--job", job, "--json"], &[("SLUICE_PRINCIPAL", principal)], None);
+    (out.code, out.json())
+}
+
+fn objects_indexed(s: &Sluice) -> usize {
+    std::fs::read_dir(s.state().join("objects")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn get(server: &ObjectServer, prefix: &str, path: &str) -> Option<String> {
+    let store = sluice::objstore::Store::open(&server.url("landing", prefix), &server.credentials(false)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.get(path)).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+#[test]
+fn object_mounts_stage_by_content_and_upload_only_after_success() {
+    let server = ObjectServer::start(Kind::S3, "landing");
+    let s = Sluice::new();
+    s.run_with(&["secrets", "scopes", "create", "store"], &[OPS], None).assert_exit(0);
+    secret(&s, "good", &server.credentials(false));
+    put(&server, "bronze", "day/orders.csv", "1,2\n");
+    put(&server, "bronze", "customers.csv", "c\n");
+    put(&server, "silver", "old.csv", "o\n");
+    let dir = s.bundle("mnt", &mount_bundle("good"));
+
+    // ro: the task reads the staged objects
+    let (code, first) = run_job(&s, &dir, "read", "ops");
+    assert_eq!(code, 0, "{first:#}");
+    let attempt = sluice_tests::last_attempt(&first, "t");
+    let seen: Value = serde_json::from_str(attempt["output"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["read"]["ok"], "1,2\n", "{seen}");
+    assert_eq!(seen["list"]["ok"], serde_json::json!(["customers.csv", "day"]), "{seen}");
+    assert_eq!(objects_indexed(&s), 2);
+
+    // an unchanged bucket: the result is reused and nothing is downloaded again
+    let (_, second) = run_job(&s, &dir, "read", "ops");
+    let reused = &sluice_tests::last_attempt(&second, "t")["cache"]["reused_from"];
+    assert_eq!(reused, &Value::String(format!("{}/t", first["run_id"])), "{second:#}");
+    assert_eq!(objects_indexed(&s), 2, "no object was fetched again");
+
+    // a changed object changes the key: the task runs and reads the new bytes
+    put(&server, "bronze", "day/orders.csv", "1,2,3\n");
+    let (_, third) = run_job(&s, &dir, "read", "ops");
+    let attempt = sluice_tests::last_attempt(&third, "t");
+    assert!(attempt["cache"]["reused_from"].is_null(), "{third:#}");
+    assert_ne!(attempt["cache"]["key"], sluice_tests::last_attempt(&first, "t")["cache"]["key"]);
+    assert!(attempt["output"].as_str().unwrap().contains("1,2,3"), "{attempt}");
+    assert_eq!(objects_indexed(&s), 3, "only the changed object was fetched");
+
+    // rw: the written file is uploaded after success; the staged ones stay as they were
+    let (code, wrote) = run_job(&s, &dir, "write", "ops");
+    assert_eq!(code, 0, "{wrote:#}");
+    assert!(sluice_tests::last_attempt(&wrote, "t")["output"].as_str().unwrap().contains("old.csv"));
+    assert_eq!(get(&server, "silver", "gold.csv").as_deref(), Some("g"));
+    assert_eq!(get(&server, "silver", "old.csv").as_deref(), Some("o\n"));
+
+    // a failing task uploads nothing
+    let (code, failed) = run_job(&s, &dir, "broken", "ops");
+    assert_ne!(code, 0, "{failed:#}");
+    let error = sluice_tests::last_attempt(&failed, "t")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("asked to fail") && error.contains("\"write\":{\"ok\":true}"), "{error}");
+    assert_eq!(get(&server, "silver", "never.csv"), None, "a failed attempt must upload nothing");
+}
+
+#[test]
+fn object_mounts_need_readable_credentials() {
+    let server = ObjectServer::start(Kind::S3, "landing");
+    let s = Sluice::new();
+    s.run_with(&["secrets", "scopes", "create", "store"], &[OPS], None).assert_exit(0);
+    secret(&s, "good", &server.credentials(false));
+    secret(&s, "bad", &server.credentials(true));
+    put(&server, "bronze", "day/orders.csv", "1,2\n");
+    let error_of = |creds: &str, principal: &str| {
+        let dir = s.bundle(&format!("m-{creds}-{principal}"), &mount_bundle(creds));
+        let (code, run) = run_job(&s, &dir, "read", principal);
+        assert_ne!(code, 0, "{run:#}");
+        let error = sluice_tests::last_attempt(&run, "t")["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains("task `t`") && error.contains("s3://landing/bronze/"), "{error}");
+        error
+    };
+    let wrong = error_of("bad", "ops");
+    assert!(wrong.contains("staging"), "{wrong}");
+    assert!(!wrong.contains("wrong-secret"), "a credential never shows: {wrong}");
+    let missing = error_of("nope", "ops");
+    assert!(missing.contains("credentials `store/nope`") && missing.contains("no secret `nope`"), "{missing}");
+    let denied = error_of("good", "mallory");
+    assert!(
+        denied.contains("principal `mallory`") && denied.contains("no read permission on scope `store`"),
+        "{denied}"
+    );
+}
+
+#[test]
+fn bad_object_mounts_are_refused_by_file_line_and_key() {
+    let s = Sluice::new();
+    for (mount, needle) in [
+        ("{ url = \"s3://landing/x/\", host = \".\", guest = \"/x\", credentials = \"store/k\" }", "not both"),
+        ("{ url = \"s3://landing/x/\", guest = \"/x\" }", "needs `credentials = \"scope/key\"`"),
+        ("{ url = \"s3://landing/x/\", guest = \"/x\", credential = \"store/k\" }", "credential"),
+        ("{ url = \"ftp://landing/x/\", guest = \"/x\", credentials = \"store/k\" }", "not an object-storage URL"),
+        ("{ url = \"s3://Bad/x/\", guest = \"/x\", credentials = \"store/k\" }", "bad bucket name"),
+        ("{ host = \".\", guest = \"/x\", credentials = \"store/k\" }", "not to `host`"),
+        ("{ guest = \"/x\" }", "needs `host"),
+    ] {
+        let text = format!(
+            "[bundle]\nname = \"bad\"\n[components]\nfs = \"{{guest:fsprobe}}\"\n[jobs.j]\n\
+             [[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"fs\"\nmounts = [{mount}]\n"
+        );
+        let dir = s.bundle("bad", &text);
+        let out = s.run(&["validate", dir.to_str().unwrap()]);
+        out.assert_exit(2);
+        assert!(out.stderr.contains(needle), "{mount}: {}", out.stderr);
+        assert!(out.stderr.contains("sluice.toml:9:"), "{mount}: file:line: {}", out.stderr);
+    }
+}

@@ -1,7 +1,8 @@
 //! [`CacheDir`]: the cache's part of a state directory — the blob store, the stat cache and
 //! the staging area where attempts' `/out` directories and `/in` copies live.
 //!
-//! Owns the layout below the state directory (`blobs/`, `statcache.json`, `staging/`) and
+//! Owns the layout below the state directory (`blobs/`, `statcache.json`, `staging/`, the
+//! object-storage mounts' index `objects/`) and
 //! clearing what an earlier process left in `staging`. It never decides what is cached.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub struct CacheDir {
     pub staging: PathBuf,
     pub stat_cache: Mutex<StatCache>,
     stat_cache_path: PathBuf,
+    /// The object-storage mounts' index: object version → content hash
+    /// (`objstore::stage`).
+    pub objects: PathBuf,
     /// Empty `/out` directories, reused (in `staging`).
     pub out_dirs: DirPool,
 }
@@ -42,7 +46,7 @@ impl CacheDir {
         // dirs and half-made `/in` copies left by earlier processes are garbage
         for entry in std::fs::read_dir(&staging).map_err(|e| format!("reading {}: {e}", staging.display()))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("out-") || name.starts_with(".in-") {
+            if name.starts_with("out-") || name.starts_with(".in-") || name.starts_with("rw-") {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -52,6 +56,7 @@ impl CacheDir {
             staging,
             stat_cache: Mutex::new(stat_cache),
             stat_cache_path,
+            objects: state.join(crate::objstore::stage::OBJECTS_DIR),
         })
     }
 

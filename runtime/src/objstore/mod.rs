@@ -6,7 +6,7 @@
 //! `gs://bucket/prefix/`), the credentials a location is opened with ([`Credentials`]: the
 //! JSON value of a secret, parsed strictly per scheme), building a store from both
 //! ([`Store::open`]), and listing, getting and putting objects under the location's prefix
-//! (file-arrival triggers list; object-storage mounts get and put).
+//! (file-arrival triggers list; object-storage mounts get and put: [`stage`]).
 //!
 //! It must never read credentials from a bundle, the environment or instance metadata:
 //! the caller hands over the secret's value (revealed through the vault, audited). Every
@@ -14,6 +14,7 @@
 //! seconds, never a hang.
 
 mod creds;
+pub mod stage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +40,17 @@ pub enum ObjstoreError {
     /// The credentials' JSON is not what the scheme takes.
     #[error("credentials for {url}: {message}")]
     Credentials { url: String, message: String },
-    /// The store answered with an error, or could not be reached.
+    /// The store answered with an error, or could not be reached. `transient`: a server
+    /// error or a lost connection (worth another try), not a refusal (not found, denied).
     #[error("{url}: {message}")]
-    Store { url: String, message: String },
+    Store { url: String, message: String, transient: bool },
+}
+
+impl ObjstoreError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ObjstoreError::Store { transient: true, .. })
+    }
 }
 
 /// The kind of object store a URL names.
@@ -163,7 +172,13 @@ impl Store {
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> ObjstoreError {
-        ObjstoreError::Store { url: self.location.url.clone(), message: e.to_string() }
+        ObjstoreError::Store { url: self.location.url.clone(), message: e.to_string(), transient: false }
+    }
+
+    /// An error of the store itself: transient unless it is a refusal.
+    fn failed(&self, e: object_store::Error) -> ObjstoreError {
+        let transient = matches!(e, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. });
+        ObjstoreError::Store { url: self.location.url.clone(), message: e.to_string(), transient }
     }
 
     /// Every object under the prefix (at most `max`), relative paths in order, with size,
@@ -177,7 +192,7 @@ impl Store {
         let mut stream = self.inner.list(prefix.as_ref());
         let mut out = Vec::new();
         while let Some(meta) = stream.next().await {
-            let meta = meta.map_err(|e| self.fail(e))?;
+            let meta = meta.map_err(|e| self.failed(e))?;
             let full = meta.location.as_ref();
             let rel = match self.location.prefix.is_empty() {
                 true => full,
@@ -203,21 +218,21 @@ impl Store {
     /// The bytes of the object at `rel` (relative to the prefix).
     pub async fn get(&self, rel: &str) -> Result<bytes::Bytes, ObjstoreError> {
         let path = self.path(rel)?;
-        let got = self.inner.get(&path).await.map_err(|e| self.fail(e))?;
-        got.bytes().await.map_err(|e| self.fail(e))
+        let got = self.inner.get(&path).await.map_err(|e| self.failed(e))?;
+        got.bytes().await.map_err(|e| self.failed(e))
     }
 
     /// Write `data` to `rel` (relative to the prefix), replacing what is there.
     pub async fn put(&self, rel: &str, data: bytes::Bytes) -> Result<(), ObjstoreError> {
         let path = self.path(rel)?;
-        self.inner.put(&path, data.into()).await.map_err(|e| self.fail(e))?;
+        self.inner.put(&path, data.into()).await.map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     /// Delete the object at `rel` (relative to the prefix).
     pub async fn delete(&self, rel: &str) -> Result<(), ObjstoreError> {
         let path = self.path(rel)?;
-        self.inner.delete(&path).await.map_err(|e| self.fail(e))
+        self.inner.delete(&path).await.map_err(|e| self.failed(e))
     }
 }
 

@@ -190,6 +190,7 @@ mod tests {
             guest: "/data".into(),
             mode: MountMode::Ro,
             outside_roots: false,
+            object: None,
         };
         let err = Files::grant(&mut wasi, &[m], &Arc::new(scratch_pool().unwrap())).err().unwrap();
         assert!(err.contains("/nonexistent/dir") && err.contains("/data"), "{err}");

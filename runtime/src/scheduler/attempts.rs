@@ -64,8 +64,18 @@ impl Coordinator {
             return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
         };
         let limits = limits_of(spec, &self.plan);
-        let runs = Executes { component: &component.hash, params: &params, limits: &limits, command: command.as_ref() };
-        let (pending, inputs, seed) = match self.prepare_cache(id, &runs) {
+        let staged = match self.stage_objects(id, attempt, spec) {
+            Ok(staged) => staged,
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+        };
+        let runs = Executes {
+            component: &component.hash,
+            params: &params,
+            limits: &limits,
+            command: command.as_ref(),
+            staged: &staged.roots,
+        };
+        let (mut pending, inputs, seed) = match self.prepare_cache(id, &runs) {
             Ok(Prepared::Hit(entry)) => return self.record_hit(id, attempt, *entry).map(|()| true),
             Ok(Prepared::Run { pending, inputs, seed }) => (pending, inputs, seed),
             Err(e) => {
@@ -88,7 +98,7 @@ impl Coordinator {
             logical_start: view.created_at,
             component: component.hash.clone(),
             world: component.world(),
-            exec: crate::spec::ExecSpec { params, ..spec.exec.clone() },
+            exec: crate::spec::ExecSpec { params, mounts: staged.mounts, ..spec.exec.clone() },
             command,
             limits,
             readable: Readable::UpstreamsOf { graph: self.state.graph().clone(), task: self.state.top_key(id).into() },
@@ -98,6 +108,7 @@ impl Coordinator {
             seed,
             expectations: spec.expectations.clone(),
         };
+        pending.objects = staged.rw;
         self.pending_cache.insert((id, attempt), *pending);
         // the slot is given back when the coordinator has recorded the attempt, so
         // finished-but-unrecorded attempts count against the bound too
@@ -205,7 +216,9 @@ impl Coordinator {
             }
         }
         let mut cache = None;
+        let mut objects = Vec::new();
         if let Some(mut pending) = self.pending_cache.remove(&(id, attempt)) {
+            objects = std::mem::take(&mut pending.objects);
             if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
                 pending.not_cached = Some(
                     "a secret reveal was refused: the result depends on access rights, so it is not reused".into(),
@@ -223,6 +236,10 @@ impl Coordinator {
             }
         }
         let key = self.state.task(id).key.clone();
+        if let Err(message) = self.upload_objects(&key, attempt, objects, result == TaskResult::Success) {
+            (result, output, error) = (TaskResult::Failed, None, Some(message));
+            error_code = Some("upload_failed".into());
+        }
         if result == TaskResult::Success {
             for (name, json) in &outcome.values {
                 self.rt.store.put_value(self.state.run_id(), &key, name, json)?;

@@ -3,7 +3,7 @@
 //!
 //! Owns the per-run use of the `cache` module (keys, blobs, trees). A task is reused only
 //! when its key — component, rendered params, behavioural limits, read-only mounts by
-//! content, every upstream result by content, granted capabilities, secret names and
+//! content (an object-storage mount by what was staged), every upstream result by content, granted capabilities, secret names and
 //! versions, the sandbox ABI — matches a stored success. Tasks with network access, rw
 //! mounts or `cache = false` (or a run with `--no-cache`) always run. It never decides
 //! readiness or retries, and never moves files (the executor offers `/in` and collects
@@ -36,6 +36,8 @@ pub(crate) struct Executes<'a> {
     pub params: &'a BTreeMap<String, String>,
     pub limits: &'a Limits,
     pub command: Option<&'a Command>,
+    /// Object-storage mounts' staged content: guest path → Merkle root.
+    pub staged: &'a BTreeMap<String, Hash>,
 }
 
 impl Coordinator {
@@ -43,7 +45,7 @@ impl Coordinator {
     pub(crate) fn prepare_cache(&mut self, id: TaskId, runs: &Executes<'_>) -> Result<Prepared, String> {
         let inputs = self.inputs_of(id);
         let (Some(cfg), Some(spec)) = (self.rt.cache.clone(), self.state.spec(id).cloned()) else {
-            let pending = Box::new(Pending { key: None, not_cached: None });
+            let pending = Box::new(Pending { key: None, not_cached: None, objects: Vec::new() });
             return Ok(Prepared::Run { pending, inputs: Vec::new(), seed: None });
         };
         let not_cached = match cache::reusable(&spec) {
@@ -52,7 +54,11 @@ impl Coordinator {
             Ok(()) => None,
         };
         if not_cached.is_some() && !self.opts.no_cache {
-            return Ok(Prepared::Run { pending: Box::new(Pending { key: None, not_cached }), inputs, seed: None });
+            return Ok(Prepared::Run {
+                pending: Box::new(Pending { key: None, not_cached, objects: Vec::new() }),
+                inputs,
+                seed: None,
+            });
         }
         let parts = self.key_parts(id, &spec, &cfg, runs, !inputs.is_empty())?;
         let key = parts.key();
@@ -63,7 +69,11 @@ impl Coordinator {
         {
             return Ok(Prepared::Hit(Box::new(entry)));
         }
-        Ok(Prepared::Run { pending: Box::new(Pending { key: Some((key, parts)), not_cached }), inputs, seed })
+        Ok(Prepared::Run {
+            pending: Box::new(Pending { key: Some((key, parts)), not_cached, objects: Vec::new() }),
+            inputs,
+            seed,
+        })
     }
 
     /// Each direct upstream's `/out` files (an iteration's: its parent's upstreams').
@@ -99,6 +109,11 @@ impl Coordinator {
         let max_out = super::attempt::max_out_of(spec, &self.plan);
         parts.limits = cache::limit_parts(limits.memory, limits.fuel, limits.max_output, max_out);
         for m in spec.exec.mounts.iter().filter(|m| m.mode == MountMode::Ro) {
+            if m.object.is_some() {
+                let root = runs.staged.get(&m.guest).ok_or_else(|| format!("mount {} was not staged", m.guest))?;
+                parts.mounts.push(cache::mount_part(m, root));
+                continue;
+            }
             let tree = {
                 let mut stats = cfg.stat_cache.lock().unwrap_or_else(PoisonError::into_inner);
                 cache::snapshot_cached(&m.host, &mut stats, self.opts.rehash)

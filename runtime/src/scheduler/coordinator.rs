@@ -67,6 +67,8 @@ pub(crate) struct Ready {
 pub(crate) struct Pending {
     pub key: Option<(Hash, KeyParts)>,
     pub not_cached: Option<String>,
+    /// Read-write object-storage mounts to upload if the attempt succeeds.
+    pub objects: Vec<super::objmounts::RwStaged>,
 }
 
 pub(crate) struct Coordinator {

@@ -194,7 +194,7 @@ pub use kinds::{
     ConditionOp, DEFAULT_FOR_EACH_CONCURRENCY, ForEachTemplate, MAX_FOR_EACH_CONCURRENCY, TaskKind, iteration_key,
 };
 pub use locate::Place;
-pub use mounts::{Mount, MountMode, RESERVED_GUEST_PATHS, parse_mount_arg};
+pub use mounts::{Mount, MountMode, ObjectSource, RESERVED_GUEST_PATHS, parse_mount_arg};
 pub use notify::{Destination, JobNotify, Notifications, RUN_DURATION_SECONDS, SmtpTls, WebhookFormat};
 pub use retries::RetryPolicy;
 pub use schema::json_schema;

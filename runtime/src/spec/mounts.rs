@@ -1,9 +1,10 @@
-//! Host directories a task sees (`mounts`), `[bundle] data_roots`, and the rule every host
-//! path of the bundle file follows: it must exist and, with symlinks resolved, lie under
-//! the bundle root or a data root.
+//! Host directories and object-storage prefixes a task sees (`mounts`), `[bundle]
+//! data_roots`, and the rule every host path of the bundle file follows: it must exist and,
+//! with symlinks resolved, lie under the bundle root or a data root.
 //!
 //! These are the module's only filesystem reads besides the bundle file: `stat` and
-//! `canonicalize` of the paths named, never their contents.
+//! `canonicalize` of the paths named, never their contents. An object-storage mount
+//! (`url = "s3://…"`) is only checked for form here; it is staged when an attempt starts.
 
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
@@ -12,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SpecError;
 use super::names;
-use super::read::Node;
+use super::read::{Node, Table};
 
-pub(crate) const MOUNT_KEYS: &[&str] = &["host", "guest", "mode"];
+pub(crate) const MOUNT_KEYS: &[&str] = &["host", "url", "guest", "mode", "credentials"];
 /// Guest paths the runtime provides itself: per-attempt scratch, upstream inputs, outputs.
 pub const RESERVED_GUEST_PATHS: [&str; 3] = ["/tmp", "/in", "/out"];
 
@@ -22,7 +23,7 @@ pub const RESERVED_GUEST_PATHS: [&str; 3] = ["/tmp", "/in", "/out"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     /// Absolute and canonical (symlinks resolved); an existing directory under the bundle
-    /// root or a data root.
+    /// root or a data root. Empty for an object-storage mount until it is staged.
     pub host: PathBuf,
     /// Absolute and normalised (`/landing`, `/data/raw`); never `/` nor a reserved path.
     pub guest: String,
@@ -31,6 +32,20 @@ pub struct Mount {
     /// target with `allow_absolute_paths = true` may use it (checked when a run starts).
     #[serde(default)]
     pub outside_roots: bool,
+    /// An object-storage prefix the host stages into a local directory (`url = "s3://…"`)
+    /// instead of a host directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectSource>,
+}
+
+/// Where an object-storage mount's files come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectSource {
+    /// `s3://bucket/prefix/`, `az://…`, `abfss://…` or `gs://…` (see `objstore::Location`).
+    pub url: String,
+    /// The secret (`scope/key`) whose JSON value opens the store; the host reads it for
+    /// the run's principal (audited), the guest never sees it.
+    pub credentials: String,
 }
 
 /// Whether the guest may change what it sees under a mount.
@@ -172,8 +187,7 @@ pub(crate) fn mounts(node: &Node<'_>, roots: &Roots) -> Result<Vec<Mount>, SpecE
     for item in node.array()? {
         let table = item.table()?;
         table.deny_unknown(MOUNT_KEYS)?;
-        let host_node = table.require("host")?;
-        let host = roots.host_path(host_node, host_node.str()?, "mount host", Want::Preopen)?;
+        let (host, object) = source(&item, &table, roots)?;
         let guest_node = table.require("guest")?;
         let guest = guest_node.str()?;
         check_guest(guest).map_err(|why| guest_node.error(why))?;
@@ -199,10 +213,49 @@ pub(crate) fn mounts(node: &Node<'_>, roots: &Roots) -> Result<Vec<Mount>, SpecE
             Some(node) => mode(node)?,
             None => MountMode::Ro,
         };
-        let outside_roots = !roots.contains(&host);
-        mounts.push(Mount { host, guest: guest.to_string(), mode, outside_roots });
+        let outside_roots = object.is_none() && !roots.contains(&host);
+        mounts.push(Mount { host, guest: guest.to_string(), mode, outside_roots, object });
     }
     Ok(mounts)
+}
+
+/// A mount's `host` directory, or its `url` and `credentials`: exactly one of the two.
+fn source(item: &Node<'_>, table: &Table<'_>, roots: &Roots) -> Result<(PathBuf, Option<ObjectSource>), SpecError> {
+    let credentials = table.get("credentials");
+    match (table.get("host"), table.get("url")) {
+        (Some(_), Some(url)) => Err(url.error(
+            "a mount takes `host` (a directory) or `url` (an object-storage prefix), not both",
+        )),
+        (None, None) => Err(item.error(
+            "a mount needs `host = \"DIR\"` (a directory) or `url = \"s3://bucket/prefix/\"` (an object-storage prefix)",
+        )),
+        (Some(host), None) => {
+            if let Some(node) = credentials {
+                return Err(node.error("`credentials` apply to object-storage mounts (`url = \"s3://…\"`), not to `host`"));
+            }
+            Ok((roots.host_path(host, host.str()?, "mount host", Want::Preopen)?, None))
+        }
+        (None, Some(node)) => {
+            let url = node.str()?;
+            if !crate::objstore::is_object_url(url) {
+                return Err(node.error(format!(
+                    "mount url `{url}` is not an object-storage URL (s3://, az://, abfss://, gs://); mount a \
+                     local directory with `host = \"DIR\"`"
+                )));
+            }
+            crate::objstore::Location::parse(url).map_err(|e| node.error(format!("mount url {e}")))?;
+            let Some(creds) = credentials else {
+                return Err(item.error(format!(
+                    "the mount of \"{url}\" needs `credentials = \"scope/key\"`: a secret whose value is the \
+                     store's JSON credentials (the host reads it; the task never does)"
+                )));
+            };
+            let name = creds.str()?;
+            names::check_secret_name(name)
+                .map_err(|why| creds.error(format!("credentials names a secret, `scope/key`: {why}")))?;
+            Ok((PathBuf::new(), Some(ObjectSource { url: url.to_string(), credentials: name.to_string() })))
+        }
+    }
 }
 
 fn mode(node: &Node<'_>) -> Result<MountMode, SpecError> {
@@ -296,5 +349,5 @@ pub fn parse_mount_arg(arg: &str) -> Result<Mount, String> {
         return Err(format!("--mount `{arg}`: host path `{host}` is not a directory"));
     }
     check_guest(guest).map_err(|why| format!("--mount `{arg}`: {why}"))?;
-    Ok(Mount { host: canonical, guest: guest.to_string(), mode, outside_roots: false })
+    Ok(Mount { host: canonical, guest: guest.to_string(), mode, outside_roots: false, object: None })
 }

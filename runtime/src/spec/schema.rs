@@ -460,9 +460,14 @@ pub(crate) struct SecretGrantTable {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Mount {
-    host: String,
+    /// A host directory (give `host` or `url`).
+    host: Option<String>,
+    /// An object-storage prefix, `s3://bucket/prefix/` (az://, abfss://, gs://), staged by the host.
+    url: Option<String>,
     guest: String,
     mode: Option<MountMode>,
+    /// With `url`: the secret (`scope/key`) holding the store's JSON credentials.
+    credentials: Option<String>,
 }
 
 #[derive(JsonSchema)]

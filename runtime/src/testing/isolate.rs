@@ -102,6 +102,8 @@ fn with_fixtures(bundle: &Bundle, test: &TestSpec) -> Bundle {
                 if let Some(host) = fixtures.get(&mount.guest) {
                     mount.host = host.clone();
                     mount.outside_roots = false;
+                    // a fixture directory stands in for an object-storage prefix too
+                    mount.object = None;
                 }
             }
         }

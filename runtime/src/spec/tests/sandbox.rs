@@ -75,6 +75,7 @@ fn mounts_hosts_and_limits_parse_into_the_model() {
         guest: guest.into(),
         mode,
         outside_roots: false,
+        object: None,
     };
     assert_eq!(
         a.exec.mounts,
@@ -314,4 +315,21 @@ fn mounts_and_allow_hosts_only_where_a_guest_runs() {
         let line = text[..at].matches('\n').count() + 1;
         assert_error(&text, line, &format!("jobs.hello.tasks[1].{key}"), needle);
     }
+}
+
+#[test]
+fn object_storage_mounts_take_a_url_and_credentials_and_no_host() {
+    let d = dirs();
+    let text = mounts_line(
+        "{ url = \"s3://lake-bucket/bronze/\", guest = \"/bronze\", mode = \"rw\", credentials = \"store/lake\" }",
+    );
+    let mount = &d.task(&text, "a").exec.mounts[0];
+    assert_eq!(mount.host, PathBuf::new(), "staged when an attempt starts");
+    assert_eq!((mount.mode, mount.outside_roots), (MountMode::Rw, false));
+    let object = mount.object.as_ref().expect("an object-storage mount");
+    assert_eq!((object.url.as_str(), object.credentials.as_str()), ("s3://lake-bucket/bronze/", "store/lake"));
+    let json = serde_json::to_string(mount).unwrap();
+    assert_eq!(serde_json::from_str::<Mount>(&json).unwrap(), *mount, "plans keep it");
+    let text = mounts_line("{ url = \"s3://lake-bucket/x/\", guest = \"/x\", credentials = \"lake\" }");
+    d.error(&text, "mounts", &format!("{A}.mounts[0].credentials"), "scope/key");
 }

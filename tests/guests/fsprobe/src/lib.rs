@@ -4,7 +4,7 @@
 //! under its name as `{"ok": …}` or `{"err": "…"}`):
 //! `read=PATH` (file contents), `list=DIR` (sorted entry names),
 //! `write=PATH` with `data=TEXT`, `env=NAME` (an environment variable),
-//! `env_all=1` (every variable).
+//! `env_all=1` (every variable), `fail=1` (fail after the other operations).
 
 use std::fs;
 
@@ -45,6 +45,9 @@ impl Task for FsProbe {
         }
         if params::get("env_all").is_some() {
             out.insert("env_all".into(), json!(std::env::vars().collect::<Vec<_>>()));
+        }
+        if params::get("fail").is_some() {
+            return Err(TaskError::permanent(format!("asked to fail after {}", Value::Object(out))));
         }
         Ok(Value::Object(out))
     }
