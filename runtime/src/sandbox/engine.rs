@@ -34,11 +34,13 @@ pub const MAX_WASM_STACK: usize = 1 << 20;
 /// for host calls made from deep inside the guest).
 const ASYNC_STACK: usize = 2 << 20;
 
-/// Bytes of each pooled linear memory kept mapped (and zeroed with memset) when an
-/// instance ends, instead of returned to the kernel: a short task's guest touches about
-/// this much (its stack and first heap pages), and decommitting it cost TLB-flush IPIs on
-/// every attempt, then page faults on the next. Instances still start from zeroed memory.
-const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
+/// Bytes of each pooled linear memory's dirty pages reset with memset (and kept mapped)
+/// when an instance ends; dirty pages beyond it are decommitted. Instances still start
+/// from clean memory either way. Wasmtime finds the dirty pages with `PAGEMAP_SCAN`, and
+/// every page a slot ever touched stays "dirty" while resident, so the memset grows to this
+/// bound: measured on the fib chain (scripts/bench), 1 MiB cost ~140 µs of sandbox time per
+/// attempt, 64–128 KiB ~60–70 µs, 0 (decommit all: TLB-flush IPIs, page faults) ~70–100 µs.
+const MEMORY_KEEP_RESIDENT: usize = 128 << 10;
 
 /// Bytes of each pooled table (and async stack) kept resident likewise: small tables and
 /// the top of the host stack are reused by nearly every attempt.

@@ -44,7 +44,7 @@ impl Coordinator {
     /// Work out the attempt's key and look it up; the upstream files it gets at `/in`.
     pub(crate) fn prepare_cache(&mut self, id: TaskId, runs: &Executes<'_>) -> Result<Prepared, String> {
         let inputs = self.inputs_of(id);
-        let (Some(cfg), Some(spec)) = (self.rt.cache.clone(), self.state.spec(id).cloned()) else {
+        let (Some(cfg), Some(spec)) = (self.rt.cache.clone(), self.state.spec_shared(id)) else {
             let pending = Box::new(Pending { key: None, not_cached: None, objects: Vec::new() });
             return Ok(Prepared::Run { pending, inputs: Vec::new(), seed: None });
         };

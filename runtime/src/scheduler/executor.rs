@@ -221,7 +221,12 @@ fn collect_out(
         return Ok(None);
     }
     let tree = cache::store_tree(&cache.blobs, &dir).map_err(|e| format!("collecting /out: {e}"));
-    cache.out_dirs.give_back(dir);
+    match &tree {
+        // the walk found nothing at all (a link or special file is an error): the guest is
+        // gone, so the directory is still empty
+        Ok(t) if t.entries.is_empty() && t.dirs.is_empty() => cache.out_dirs.give_back_empty(dir),
+        _ => cache.out_dirs.give_back(dir),
+    }
     let tree = tree?;
     if let Some(max) = max
         && tree.total_size() > max

@@ -15,16 +15,16 @@ use super::{SchedulerError, plan};
 impl Coordinator {
     /// Start task `id`. `Ok(false)`: no free sandbox slot yet; try again later.
     pub(crate) fn start(&mut self, id: TaskId) -> Result<bool, SchedulerError> {
-        let Some(spec) = self.state.spec(id).cloned() else {
+        let Some(spec) = self.state.spec_shared(id) else {
             let attempt = self.begin(id)?;
             self.finish_in_place(id, attempt, InPlace::failed("the run's plan has no such task"))?;
             return Ok(true);
         };
-        match spec.kind {
+        match &spec.kind {
             TaskKind::Component { .. } | TaskKind::Command(_) => return self.start_attempt(id, &spec),
             TaskKind::Condition { op, left, right } => {
                 let attempt = self.begin(id)?;
-                let rendered = self.render(id, attempt, &left).and_then(|l| Ok((l, self.render(id, attempt, &right)?)));
+                let rendered = self.render(id, attempt, left).and_then(|l| Ok((l, self.render(id, attempt, right)?)));
                 let end = match rendered.and_then(|(l, r)| op.evaluate(&l, &r).map(|v| (l, r, v))) {
                     Ok((l, r, v)) => {
                         let output = serde_json::json!({ "outcome": v, "left": l, "right": r }).to_string();
@@ -36,7 +36,7 @@ impl Coordinator {
             }
             TaskKind::ForEach { inputs, .. } => {
                 let attempt = self.begin(id)?;
-                match self.render(id, attempt, &inputs).and_then(|text| parse_inputs(&text)) {
+                match self.render(id, attempt, inputs).and_then(|text| parse_inputs(&text)) {
                     Ok(inputs) => {
                         let task = self.state.task(id).key.clone();
                         self.record(Event::IterationsPlanned { task, inputs, at: self.now() })?;
@@ -44,7 +44,7 @@ impl Coordinator {
                     Err(e) => self.finish_in_place(id, attempt, InPlace::failed(format!("for_each inputs: {e}")))?,
                 }
             }
-            TaskKind::RunJob { job, parameters } => self.start_child(id, &job, &parameters)?,
+            TaskKind::RunJob { job, parameters } => self.start_child(id, job, parameters)?,
         }
         Ok(true)
     }

@@ -173,6 +173,11 @@ impl RunState {
         self.tasks[id].spec.as_deref()
     }
 
+    /// Task `id`'s spec, shared: what an attempt holds on to without copying it.
+    pub fn spec_shared(&self, id: TaskId) -> Option<Arc<TaskSpec>> {
+        self.tasks[id].spec.clone()
+    }
+
     /// The for_each task `id` is an iteration of.
     pub fn parent(&self, id: TaskId) -> Option<TaskId> {
         self.tasks[id].parent

@@ -29,6 +29,7 @@
 //! still checked with [`check_name`] (non-empty, ≤ 255 bytes, no control
 //! characters) so that the length fits its byte.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
@@ -72,7 +73,10 @@ pub struct SledStore {
     /// Serializes the writes that are more than one sled operation: an append
     /// (find the run's next sequence number, write after it) and a summary
     /// (summary plus in-flight index), so concurrent callers cannot interleave them.
-    write_lock: Mutex<()>,
+    /// It guards the next sequence number of each run appended to since it last
+    /// finished: only appends write the events tree, so a run's next number is known
+    /// without looking up its last key (a reverse scan of sled per event otherwise).
+    write_lock: Mutex<HashMap<RunId, u64>>,
     /// Every write holds it shared; a backup holds it exclusively, so that what it
     /// copies is one moment of the whole database (shared with the secrets' trees).
     gate: Arc<RwLock<()>>,
@@ -105,7 +109,7 @@ impl SledStore {
             key_parts: tree(KEY_PARTS)?,
             meta: tree(META)?,
             db,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(HashMap::new()),
             gate: Arc::new(RwLock::new(())),
             run_mark: RunMark::open(dir)?,
             _lock: lock,
@@ -167,6 +171,7 @@ impl SledStore {
     /// Stores raw bytes as event `seq` of `run`: damage, for tests of what reads it.
     #[cfg(test)]
     pub(crate) fn insert_raw_event(&self, run: RunId, seq: u64, bytes: &[u8]) {
+        self.write_lock().remove(&run);
         self.events.insert(event_key(run, seq), bytes).unwrap();
     }
 
@@ -188,7 +193,7 @@ impl SledStore {
 
     /// Held for a multi-step write. Nothing panics while holding it, and a
     /// poisoned lock guards no data, so poisoning is ignored.
-    fn write_lock(&self) -> MutexGuard<'_, ()> {
+    fn write_lock(&self) -> MutexGuard<'_, HashMap<RunId, u64>> {
         self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -244,8 +249,12 @@ impl Store for SledStore {
             return Ok(());
         }
         let _writing = self.writing();
-        let _guard = self.write_lock();
-        let first = self.next_seq(run)?;
+        let mut next = self.write_lock();
+        // taken out: a failed write leaves the run to be looked up again
+        let first = match next.remove(&run) {
+            Some(seq) => seq,
+            None => self.next_seq(run)?,
+        };
         let end = u64::try_from(events.len())
             .ok()
             .and_then(|count| first.checked_add(count))
@@ -254,13 +263,19 @@ impl Store for SledStore {
             // a single insert is atomic on its own; sled batches cost a log
             // write each, which a group commit cannot amortise
             self.events.insert(&event_key(run, first)[..], super::encode_event(event)?).map_err(storage)?;
-            return Ok(());
+        } else {
+            let mut batch = sled::Batch::default();
+            for (seq, event) in (first..end).zip(events) {
+                batch.insert(&event_key(run, seq)[..], super::encode_event(event)?);
+            }
+            self.events.apply_batch(batch).map_err(storage)?;
         }
-        let mut batch = sled::Batch::default();
-        for (seq, event) in (first..end).zip(events) {
-            batch.insert(&event_key(run, seq)[..], super::encode_event(event)?);
+        // a finished run is forgotten (a repair or resume looks it up again), so the map
+        // holds only runs in flight
+        if !matches!(events.last(), Some(Event::RunFinished { .. })) {
+            next.insert(run, end);
         }
-        self.events.apply_batch(batch).map_err(storage)
+        Ok(())
     }
 
     fn events(&self, run: RunId) -> Result<Vec<Event>, StoreError> {

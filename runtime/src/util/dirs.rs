@@ -65,6 +65,16 @@ impl DirPool {
     /// fails or enough are kept).
     pub fn give_back(&self, dir: PathBuf) {
         let emptied = empty(&dir);
+        self.keep_or_remove(dir, emptied);
+    }
+
+    /// Keep `dir`, which the caller has just listed as empty and nothing writes any more,
+    /// without listing it again (one walk of an attempt's `/out` instead of two).
+    pub fn give_back_empty(&self, dir: PathBuf) {
+        self.keep_or_remove(dir, Ok(()));
+    }
+
+    fn keep_or_remove(&self, dir: PathBuf, emptied: std::io::Result<()>) {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         if emptied.is_ok() && free.len() < self.keep {
             free.push(dir);
