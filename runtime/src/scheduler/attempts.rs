@@ -63,8 +63,18 @@ impl Coordinator {
             let e = format!("component `{name}` was not loaded for this run");
             return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
         };
+        let staged = match self.staged_models(&spec.models) {
+            Ok(staged) => staged,
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+        };
         let limits = limits_of(spec, &self.plan);
-        let runs = Executes { component: &component.hash, params: &params, limits: &limits, command: command.as_ref() };
+        let runs = Executes {
+            component: &component.hash,
+            params: &params,
+            limits: &limits,
+            command: command.as_ref(),
+            models: &staged,
+        };
         let (pending, inputs, seed) = match self.prepare_cache(id, &runs) {
             Ok(Prepared::Hit(entry)) => return self.record_hit(id, attempt, *entry).map(|()| true),
             Ok(Prepared::Run { pending, inputs, seed }) => (pending, inputs, seed),
@@ -73,6 +83,11 @@ impl Coordinator {
                 return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
             }
         };
+        let mut mounts = spec.exec.mounts.clone();
+        match super::models::mounts(self.rt.cache.as_deref(), &staged) {
+            Ok(staged) => mounts.extend(staged),
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+        }
         let view = self.state.view();
         let prepared = PreparedAttempt {
             run: view.run_id,
@@ -88,7 +103,7 @@ impl Coordinator {
             logical_start: view.created_at,
             component: component.hash.clone(),
             world: component.world(),
-            exec: crate::spec::ExecSpec { params, ..spec.exec.clone() },
+            exec: crate::spec::ExecSpec { params, mounts, ..spec.exec.clone() },
             command,
             limits,
             readable: Readable::UpstreamsOf { graph: self.state.graph().clone(), task: self.state.top_key(id).into() },
@@ -204,6 +219,19 @@ impl Coordinator {
                 }
             }
         }
+        let mut registered = None;
+        if let Some(declared) = self.state.spec(id).and_then(|s| s.register_model.clone())
+            && result == TaskResult::Success
+        {
+            let tree = out.as_ref().ok().and_then(Option::as_ref);
+            match super::models::artifact(&declared, tree, self.rt.cache.as_deref()) {
+                Ok(found) => registered = Some((declared, found)),
+                Err(message) => {
+                    (result, output, error) = (TaskResult::Failed, None, Some(message));
+                    error_code = Some(super::models::MODEL_MISSING.into());
+                }
+            }
+        }
         let mut cache = None;
         if let Some(mut pending) = self.pending_cache.remove(&(id, attempt)) {
             if outcome.secret_audit.iter().any(|(_, revealed)| !revealed) && pending.not_cached.is_none() {
@@ -244,6 +272,9 @@ impl Coordinator {
         })?;
         if result == TaskResult::Success {
             self.publish_datasets(&self.state.task(id).key.clone(), published)?;
+            if let Some((declared, found)) = registered {
+                self.register_model(&self.state.task(id).key.clone(), &declared, found)?;
+            }
         }
         if result != TaskResult::Success
             && let Some(retry) = self.state.retry(id, attempt, retryable, self.now())

@@ -19,6 +19,7 @@ mod datasets;
 mod executor;
 mod inspect;
 pub mod journal;
+mod models;
 mod params;
 mod plan;
 mod plan_diff;
