@@ -231,3 +231,26 @@ fn ml_deploy_ci_script_validates_tests_deploys_and_promotes_against_serve() {
     stages.sort();
     assert_eq!(stages, ["dev", "prod", "test"], "{m:#}");
 }
+
+#[test]
+fn bad_model_keys_in_a_bundle_are_refused_at_their_place() {
+    let s = Sluice::new();
+    let head =
+        "[bundle]\nname = \"b\"\n[components]\nchurn = \"{task:churn}\"\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"a\"\n";
+    for (n, (keys, says)) in [
+        ("component = \"churn\"\nmounts = [{ host = \".\", guest = \"/model\" }]\nmodels = [{ name = \"churn\", guest = \"/model/x\" }]", "overlaps `/model`"),
+        ("component = \"churn\"\nmodels = [{ name = \"churn\", guest = \"/in/m\" }]", "reserved"),
+        ("component = \"churn\"\nregister_model = { name = \"churn\", file = \"../m.json\" }", "not a file inside the task's /out"),
+        ("condition = { op = \"equal_to\", left = \"1\", right = \"1\" }\nregister_model = { name = \"churn\", file = \"m.json\" }", "register_model"),
+        ("component = \"churn\"\nregister_model = { name = \"churn\", path = \"m.json\" }", "path"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        task("churn");
+        let dir = s.bundle(&format!("bad{n}"), &format!("{head}{keys}\n"));
+        let out = s.run(&["validate", dir.to_str().unwrap()]);
+        out.assert_exit(2);
+        assert!(out.stderr.contains("sluice.toml:") && out.stderr.contains(says), "{keys}: {}", out.stderr);
+    }
+}
