@@ -207,28 +207,13 @@ impl Coordinator {
                 error_code = Some("quality_failed".into());
             }
         }
-        let mut published = Vec::new();
-        if let Some(declared) = self.state.spec(id).map(|s| &s.datasets).filter(|d| !d.is_empty())
-            && result == TaskResult::Success
-        {
-            match super::datasets::hashes(declared, out.as_ref().ok().and_then(Option::as_ref)) {
-                Ok(found) => published = found,
-                Err(message) => {
+        let (mut published, mut registered) = (Vec::new(), None);
+        if result == TaskResult::Success {
+            match self.declared_outputs(id, out.as_ref().ok().and_then(Option::as_ref)) {
+                Ok(found) => (published, registered) = found,
+                Err((message, code)) => {
                     (result, output, error) = (TaskResult::Failed, None, Some(message));
-                    error_code = Some(super::datasets::DATASET_MISSING.into());
-                }
-            }
-        }
-        let mut registered = None;
-        if let Some(declared) = self.state.spec(id).and_then(|s| s.register_model.clone())
-            && result == TaskResult::Success
-        {
-            let tree = out.as_ref().ok().and_then(Option::as_ref);
-            match super::models::artifact(&declared, tree, self.rt.cache.as_deref()) {
-                Ok(found) => registered = Some((declared, found)),
-                Err(message) => {
-                    (result, output, error) = (TaskResult::Failed, None, Some(message));
-                    error_code = Some(super::models::MODEL_MISSING.into());
+                    error_code = Some(code.into());
                 }
             }
         }
@@ -282,6 +267,35 @@ impl Coordinator {
             self.record(retry)?;
         }
         Ok(())
+    }
+
+    /// What a successful attempt's `/out` publishes: its declared datasets (name, hash) and
+    /// the model it registers; else why not, with the error code that fails the attempt.
+    #[allow(clippy::type_complexity)]
+    fn declared_outputs(
+        &self,
+        id: TaskId,
+        tree: Option<&crate::cache::TreeManifest>,
+    ) -> Result<
+        (Vec<(String, String)>, Option<(crate::spec::models::RegisterModel, super::models::Artifact)>),
+        (String, &'static str),
+    > {
+        let Some(spec) = self.state.spec(id) else { return Ok((Vec::new(), None)) };
+        let published = match spec.datasets.is_empty() {
+            true => Vec::new(),
+            false => {
+                super::datasets::hashes(&spec.datasets, tree).map_err(|m| (m, super::datasets::DATASET_MISSING))?
+            }
+        };
+        let registered = match &spec.register_model {
+            None => None,
+            Some(declared) => {
+                let found = super::models::artifact(declared, tree, self.rt.cache.as_deref())
+                    .map_err(|m| (m, super::models::MODEL_MISSING))?;
+                Some((declared.clone(), found))
+            }
+        };
+        Ok((published, registered))
     }
 
     /// What an attempt's status means for task `id`: its result, output, error, and
