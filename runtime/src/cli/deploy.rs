@@ -101,7 +101,7 @@ pub(crate) fn ask(state_arg: Option<PathBuf>, at: &Where, root: &Path, op: Deplo
     open::with_session(&dir, options, move |s| Box::pin(async move { Ok(s.client().deployments(op).await?) }))
 }
 
-fn remote(url: &str) -> anyhow::Result<RemoteServer> {
+pub(crate) fn remote(url: &str) -> anyhow::Result<RemoteServer> {
     let token = std::env::var(TOKEN_ENV).map_err(|_| anyhow::anyhow!("--server needs a token in {TOKEN_ENV}"))?;
     RemoteServer::new(url, &token).map_err(anyhow::Error::msg)
 }

@@ -18,6 +18,7 @@ mod deployments;
 mod follow;
 mod frame;
 mod groups;
+mod models;
 mod open;
 mod out;
 mod print;
@@ -97,6 +98,10 @@ pub enum Command {
     /// Named datasets tasks publish: versions and lineage (list, show NAME).
     #[command(subcommand)]
     Datasets(datasets::DatasetsCommand),
+    /// The model registry: versions, metrics, lineage, and the version each target loads
+    /// (list, show NAME [VERSION], stage NAME VERSION --target T).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// API tokens for `sluice serve`.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -172,6 +177,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test::test(cli.state, args),
         Command::Triggers(cmd) => triggers::triggers(cli.state, cmd),
         Command::Datasets(cmd) => datasets::datasets(cli.state, cmd),
+        Command::Models(cmd) => models::models(cli.state, cmd),
         Command::Worker(args) => worker::worker(cli.state, args),
     }
 }

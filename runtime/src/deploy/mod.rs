@@ -15,7 +15,7 @@
 
 pub mod apply;
 pub mod gates;
-mod git;
+pub(crate) mod git;
 pub mod jobs;
 pub mod model;
 pub mod plan;

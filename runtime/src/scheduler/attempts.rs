@@ -63,6 +63,10 @@ impl Coordinator {
             let e = format!("component `{name}` was not loaded for this run");
             return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
         };
+        let models = match self.staged_models(&spec.models) {
+            Ok(models) => models,
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+        };
         let limits = limits_of(spec, &self.plan);
         let staged = match self.stage_objects(id, attempt, spec) {
             Ok(staged) => staged,
@@ -74,6 +78,7 @@ impl Coordinator {
             limits: &limits,
             command: command.as_ref(),
             staged: &staged.roots,
+            models: &models,
         };
         let (mut pending, inputs, seed) = match self.prepare_cache(id, &runs) {
             Ok(Prepared::Hit(entry)) => return self.record_hit(id, attempt, *entry).map(|()| true),
@@ -83,6 +88,11 @@ impl Coordinator {
                 return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
             }
         };
+        let mut mounts = staged.mounts;
+        match super::models::mounts(self.rt.cache.as_deref(), &models) {
+            Ok(models) => mounts.extend(models),
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+        }
         let view = self.state.view();
         let prepared = PreparedAttempt {
             run: view.run_id,
@@ -98,7 +108,7 @@ impl Coordinator {
             logical_start: view.created_at,
             component: component.hash.clone(),
             world: component.world(),
-            exec: crate::spec::ExecSpec { params, mounts: staged.mounts, ..spec.exec.clone() },
+            exec: crate::spec::ExecSpec { params, mounts, ..spec.exec.clone() },
             command,
             limits,
             readable: Readable::UpstreamsOf { graph: self.state.graph().clone(), task: self.state.top_key(id).into() },
@@ -203,15 +213,13 @@ impl Coordinator {
                 error_code = Some("quality_failed".into());
             }
         }
-        let mut published = Vec::new();
-        if let Some(declared) = self.state.spec(id).map(|s| &s.datasets).filter(|d| !d.is_empty())
-            && result == TaskResult::Success
-        {
-            match super::datasets::hashes(declared, out.as_ref().ok().and_then(Option::as_ref)) {
-                Ok(found) => published = found,
-                Err(message) => {
+        let (mut published, mut registered) = (Vec::new(), None);
+        if result == TaskResult::Success {
+            match self.declared_outputs(id, out.as_ref().ok().and_then(Option::as_ref)) {
+                Ok(found) => (published, registered) = found,
+                Err((message, code)) => {
                     (result, output, error) = (TaskResult::Failed, None, Some(message));
-                    error_code = Some(super::datasets::DATASET_MISSING.into());
+                    error_code = Some(code.into());
                 }
             }
         }
@@ -261,6 +269,9 @@ impl Coordinator {
         })?;
         if result == TaskResult::Success {
             self.publish_datasets(&self.state.task(id).key.clone(), published)?;
+            if let Some((declared, found)) = registered {
+                self.register_model(&self.state.task(id).key.clone(), &declared, found)?;
+            }
         }
         if result != TaskResult::Success
             && let Some(retry) = self.state.retry(id, attempt, retryable, self.now())
@@ -268,6 +279,35 @@ impl Coordinator {
             self.record(retry)?;
         }
         Ok(())
+    }
+
+    /// What a successful attempt's `/out` publishes: its declared datasets (name, hash) and
+    /// the model it registers; else why not, with the error code that fails the attempt.
+    #[allow(clippy::type_complexity)]
+    fn declared_outputs(
+        &self,
+        id: TaskId,
+        tree: Option<&crate::cache::TreeManifest>,
+    ) -> Result<
+        (Vec<(String, String)>, Option<(crate::spec::models::RegisterModel, super::models::Artifact)>),
+        (String, &'static str),
+    > {
+        let Some(spec) = self.state.spec(id) else { return Ok((Vec::new(), None)) };
+        let published = match spec.datasets.is_empty() {
+            true => Vec::new(),
+            false => {
+                super::datasets::hashes(&spec.datasets, tree).map_err(|m| (m, super::datasets::DATASET_MISSING))?
+            }
+        };
+        let registered = match &spec.register_model {
+            None => None,
+            Some(declared) => {
+                let found = super::models::artifact(declared, tree, self.rt.cache.as_deref())
+                    .map_err(|m| (m, super::models::MODEL_MISSING))?;
+                Some((declared.clone(), found))
+            }
+        };
+        Ok((published, registered))
     }
 
     /// What an attempt's status means for task `id`: its result, output, error, and

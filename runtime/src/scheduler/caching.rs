@@ -38,6 +38,8 @@ pub(crate) struct Executes<'a> {
     pub command: Option<&'a Command>,
     /// Object-storage mounts' staged content: guest path → Merkle root.
     pub staged: &'a BTreeMap<String, Hash>,
+    /// The model versions staged for the run's target it loads.
+    pub models: &'a [super::models::Staged],
 }
 
 impl Coordinator {
@@ -76,14 +78,29 @@ impl Coordinator {
         })
     }
 
-    /// Each direct upstream's `/out` files (an iteration's: its parent's upstreams').
+    /// Each direct upstream's `/out` files (an iteration's: its parent's upstreams'). A
+    /// condition task writes no files and is transparent: a task behind it sees the files of
+    /// the tasks the condition depends on (`train → evaluate → gate → register` reads
+    /// `/in/train` and `/in/evaluate`).
     fn inputs_of(&self, id: TaskId) -> Vec<(String, TreeManifest)> {
         let start = self.state.parent(id).unwrap_or(id);
-        let trees = self.state.upstream_keys(start).filter_map(|up| {
-            let tree = self.produced.get(&self.state.id_of(up)?)?.out_tree.clone()?;
-            Some((up.to_string(), tree))
-        });
-        trees.collect()
+        let mut out: Vec<(String, TreeManifest)> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<&str> = self.state.upstream_keys(start).collect();
+        todo.reverse();
+        while let Some(up) = todo.pop() {
+            let Some(u) = self.state.id_of(up).filter(|_| seen.insert(up)) else { continue };
+            if matches!(self.state.spec(u).map(|s| &s.kind), Some(crate::spec::TaskKind::Condition { .. })) {
+                let mut behind: Vec<&str> = self.state.upstream_keys(u).collect();
+                behind.reverse();
+                todo.extend(behind);
+                continue;
+            }
+            if let Some(tree) = self.produced.get(&u).and_then(|p| p.out_tree.clone()) {
+                out.push((up.to_string(), tree));
+            }
+        }
+        out
     }
 
     fn lookup(&self, cfg: &CacheDir, key: &Hash) -> Option<CacheEntry> {
@@ -141,6 +158,15 @@ impl Coordinator {
             // a reused result publishes these datasets: other declarations must look again
             let json = serde_json::to_vec(&spec.datasets).map_err(|e| e.to_string())?;
             parts.inputs.insert("datasets".into(), Hash::of(&json).to_string());
+        }
+        if let Some(declared) = &spec.register_model {
+            // a reused result registers this artifact: another declaration must look again
+            let json = serde_json::to_vec(declared).map_err(|e| e.to_string())?;
+            parts.inputs.insert("register_model".into(), Hash::of(&json).to_string());
+        }
+        for staged in runs.models {
+            // the model loaded is an input by content (its version number is not)
+            parts.inputs.insert(format!("model.{}", staged.name), format!("{} at {}", staged.hash, staged.guest));
         }
         parts.capabilities = cache::capabilities_of(&spec.exec, spec.command());
         if has_inputs {
@@ -271,7 +297,15 @@ impl Coordinator {
             cache: Some(Box::new(cache)),
             error_code: None,
         })?;
-        self.publish_datasets(&key_of_hit, published)
+        self.publish_datasets(&key_of_hit, published)?;
+        let declared = self.state.spec(id).and_then(|s| s.register_model.clone());
+        if let Some(declared) = declared {
+            // the key holds the declaration, so the stored result had the files
+            if let Ok(found) = super::models::artifact(&declared, entry.out_tree.as_ref(), self.rt.cache.as_deref()) {
+                self.register_model(&key_of_hit, &declared, found)?;
+            }
+        }
+        Ok(())
     }
 
     fn store_manifest(&self, tree: &TreeManifest) -> Result<Hash, SchedulerError> {

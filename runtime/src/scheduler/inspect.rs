@@ -85,6 +85,15 @@ impl Runtime {
                 keep.extend(hashes.filter_map(|h| h.as_str()?.parse::<Hash>().ok()));
             }
         }
+        // every registered model's artifact (any version may be staged again)
+        let workspaces: HashSet<String> =
+            self.store.list_summaries(usize::MAX)?.into_iter().map(|s| s.workspace).collect();
+        for ws in &workspaces {
+            for name in self.models.names(ws)? {
+                let versions = self.models.versions(ws, &name)?;
+                keep.extend(versions.iter().filter_map(|v| v.hash.parse::<Hash>().ok()));
+            }
+        }
         let Some(cfg) = &self.cache else { return Ok(keep) };
         for summary in self.store.list_summaries(usize::MAX)? {
             let Ok(view) = self.view(summary.run_id) else { continue };

@@ -19,6 +19,7 @@ mod datasets;
 mod executor;
 mod inspect;
 pub mod journal;
+mod models;
 mod objmounts;
 mod params;
 mod plan;

@@ -180,6 +180,8 @@ pub(crate) fn single(path: &Path, component: &TaskComponent, single: super::Sing
         },
         expectations: Vec::new(),
         datasets: BTreeMap::new(),
+        register_model: None,
+        models: Vec::new(),
     };
     let job = JobSpec {
         name: "task".into(),

@@ -83,6 +83,8 @@ pub struct Runtime {
     pub(crate) triggers: Arc<dyn TriggerStore>,
     /// Named datasets' versions and who consumed them (in the run store's database).
     pub(crate) datasets: Arc<dyn crate::store::DatasetStore>,
+    /// The model registry: versions and what each target loads (in the run store's database).
+    pub(crate) models: Arc<dyn crate::store::ModelStore>,
     /// Notifications and their delivery (in the run store's database).
     pub(crate) notices: Arc<dyn NoticeStore>,
     /// The vault behind `secrets` (scopes, values, ACLs, audit), when opened from a state directory.
@@ -184,6 +186,7 @@ impl Runtime {
         let mut rt = Runtime::new(sled.clone(), Arc::new(sandbox), clock.clone());
         rt.triggers = Arc::new(SledTriggerStore::open(&sled)?);
         rt.datasets = Arc::new(crate::store::SledDatasetStore::open(&sled)?);
+        rt.models = Arc::new(crate::store::SledModelStore::open(&sled)?);
         rt.verdicts = Arc::new(SledVerdictStore::open(&sled)?);
         rt.files = Some((sled, state_dir.to_path_buf()));
         rt.services = services;
@@ -216,6 +219,7 @@ impl Runtime {
             verdicts: Arc::new(MemoryVerdictStore::default()),
             triggers: Arc::new(MemoryTriggerStore::default()),
             datasets: Arc::new(crate::store::MemoryDatasetStore::default()),
+            models: Arc::new(crate::store::MemoryModelStore::default()),
             notices: Arc::new(MemoryNoticeStore::default()),
             vault: None,
             cache: None,
@@ -282,6 +286,11 @@ impl Runtime {
     /// Named datasets' versions and lineage.
     pub fn datasets(&self) -> &Arc<dyn crate::store::DatasetStore> {
         &self.datasets
+    }
+
+    /// The model registry.
+    pub fn models(&self) -> &Arc<dyn crate::store::ModelStore> {
+        &self.models
     }
 
     /// Notifications and their delivery.

@@ -213,7 +213,8 @@ fn checkpoints_of(cfg: &CacheDir, parts: &KeyParts) -> Result<Vec<(String, Vec<u
     saved.into_iter().map(|(k, v)| Ok((k, engine.decode(v).map_err(|e| gone(e.to_string()))?))).collect()
 }
 
-/// The recorded `/out` files of task `start`'s direct upstreams, materialised under `work`.
+/// The recorded `/out` files of task `start`'s direct upstreams (through condition tasks,
+/// which are transparent for files, as the coordinator offers them), materialised under `work`.
 fn upstream_files(
     view: &RunView,
     plan: &RunPlan,
@@ -222,7 +223,27 @@ fn upstream_files(
     work: &Path,
 ) -> Result<Vec<(String, PathBuf)>, SchedulerError> {
     let mut inputs = Vec::new();
-    for up in plan.job.task(start).into_iter().flat_map(|t| t.upstream_keys()) {
+    let mut ups: Vec<&str> = Vec::new();
+    let mut todo: Vec<&str> = plan.job.task(start).into_iter().flat_map(|t| t.upstream_keys()).collect();
+    todo.reverse();
+    while let Some(up) = todo.pop() {
+        if ups.contains(&up) {
+            continue;
+        }
+        match plan.job.task(up) {
+            Some(t) if matches!(t.kind, crate::spec::TaskKind::Condition { .. }) => {
+                ups.push(up);
+                let mut behind: Vec<&str> = t.upstream_keys().collect();
+                behind.reverse();
+                todo.extend(behind);
+            }
+            _ => ups.push(up),
+        }
+    }
+    for up in ups
+        .into_iter()
+        .filter(|u| !plan.job.task(u).is_some_and(|t| matches!(t.kind, crate::spec::TaskKind::Condition { .. })))
+    {
         let manifest = view
             .task(up)
             .and_then(|t| t.attempts.iter().rev().find(|a| a.result == Some(TaskResult::Success)))

@@ -79,6 +79,20 @@ pub enum DeployOp {
         target: String,
         job: String,
     },
+    /// `sluice models list`.
+    ModelsList,
+    /// `sluice models show NAME [VERSION]`.
+    ModelsShow {
+        name: String,
+        #[serde(default)]
+        version: Option<u64>,
+    },
+    /// `sluice models stage NAME VERSION --target T`.
+    ModelsStage {
+        name: String,
+        version: u64,
+        target: String,
+    },
 }
 
 /// What a deployments request answers.
@@ -90,6 +104,7 @@ pub enum DeployAnswer {
     Deployment { deployment: Box<Deployment> },
     Listed { deployments: Vec<Summary>, journal: Vec<JournalEntry> },
     Job { job_id: u64 },
+    Models { models: Vec<super::models::ModelView> },
 }
 
 impl From<DeployError> for ServiceError {
@@ -157,6 +172,13 @@ impl Service {
             DeployOp::Approve { bundle, target, number } => one(d.approve(&actor, &key(&bundle, &target), number)?),
             DeployOp::Resolve { bundle, target, job } => {
                 DeployAnswer::Job { job_id: self.resolve(caller, bundle, &target, &job)? }
+            }
+            DeployOp::ModelsList => DeployAnswer::Models { models: self.models(caller, None, None)? },
+            DeployOp::ModelsShow { name, version } => {
+                DeployAnswer::Models { models: self.models(caller, Some(&name), version)? }
+            }
+            DeployOp::ModelsStage { name, version, target } => {
+                DeployAnswer::Models { models: vec![self.stage_model(caller, &name, version, &target)?] }
             }
         };
         if moves {

@@ -68,6 +68,8 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "notification_settings",
     "expectations",
     "datasets",
+    "register_model",
+    "models",
 ];
 /// Besides [`EXEC_KEYS`]: the task keys only some kinds take.
 pub(crate) const SCHEDULE_KEYS: [&str; 3] = ["timeout", "retries", "rerun_on_resume"];
@@ -224,6 +226,9 @@ fn task<'a>(
     }
     let kind_name = kind.name();
     let datasets = super::datasets::task_datasets(&table, &key, &kind)?;
+    let register_model = super::models::register_model(&table, &key, &kind)?;
+    let exec = exec::read(&table, roots, "param", false, &mut templates)?;
+    let models = super::models::model_uses(&table, &key, &kind, &exec.mounts)?;
     let spec = TaskSpec {
         key,
         kind,
@@ -232,7 +237,7 @@ fn task<'a>(
         timeout: table.get("timeout").map(Node::duration).transpose()?,
         retries: table.get("retries").map(retries).transpose()?,
         rerun_on_resume: table.get("rerun_on_resume").map(Node::bool).transpose()?.unwrap_or(true),
-        exec: exec::read(&table, roots, "param", false, &mut templates)?,
+        exec,
         expectations: match table.get("expectations") {
             Some(node) if matches!(kind_name, "component" | "command") => super::expect::task_expectations(node)?,
             Some(node) => {
@@ -243,6 +248,8 @@ fn task<'a>(
             None => Vec::new(),
         },
         datasets,
+        register_model,
+        models,
     };
     let site = TaskSite { key: key_node, depends_on: dependency_sites, templates, run_job };
     Ok((spec, site))

@@ -29,7 +29,7 @@ pub(crate) const FOR_EACH_KEYS: &[&str] = &["inputs", "concurrency", "task"];
 /// The task keys a `for_each.task` template does not take: it has no key, no place in
 /// the graph, and is not itself a condition or a loop.
 pub(crate) const NOT_IN_TEMPLATE: &[&str] =
-    &["key", "condition", "for_each", "depends_on", "run_if", "expectations", "datasets"];
+    &["key", "condition", "for_each", "depends_on", "run_if", "expectations", "datasets", "register_model", "models"];
 pub(crate) const RUN_JOB_KEYS: &[&str] = &["job", "parameters"];
 
 /// The most iterations of a `for_each` task that may run at once.
@@ -155,6 +155,8 @@ impl ForEachTemplate {
             exec: self.exec.clone(),
             expectations: Vec::new(),
             datasets: Default::default(),
+            register_model: None,
+            models: Vec::new(),
         }
     }
 }

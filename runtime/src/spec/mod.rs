@@ -157,6 +157,7 @@ mod include;
 mod job;
 mod kinds;
 mod locate;
+pub mod models;
 mod mounts;
 pub mod names;
 mod notify;
@@ -381,6 +382,13 @@ pub struct TaskSpec {
     /// `datasets = { NAME = "path in /out" }`: what a successful attempt publishes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub datasets: BTreeMap<String, String>,
+    /// `register_model = { name, file, metrics }`: the `/out` file a successful attempt
+    /// registers as the model's next version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_model: Option<models::RegisterModel>,
+    /// `models = [{ name, guest }]`: the versions staged for the run's target it loads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<models::ModelUse>,
 }
 
 /// Resource limits of a task; `None` means the runtime default.

@@ -270,12 +270,12 @@ fn mode(node: &Node<'_>) -> Result<MountMode, SpecError> {
 }
 
 /// Whether guest path `inner` lies strictly inside `outer`.
-fn nested(outer: &str, inner: &str) -> bool {
+pub(crate) fn nested(outer: &str, inner: &str) -> bool {
     inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A guest path: absolute, normalised, not `/`, not reserved by the runtime.
-fn check_guest(guest: &str) -> Result<(), String> {
+pub(crate) fn check_guest(guest: &str) -> Result<(), String> {
     if !guest.starts_with('/') {
         let parts: Vec<&str> = guest.split('/').filter(|part| !part.is_empty() && *part != ".").collect();
         return Err(format!("guest path `{guest}` must be absolute, e.g. `/{}`", parts.join("/")));

@@ -272,6 +272,29 @@ pub(crate) struct Task {
     expectations: Option<Vec<serde_json::Value>>,
     /// Named datasets this task publishes from its `/out`: `{ "sales.orders" = "orders.parquet" }`.
     datasets: Option<BTreeMap<String, String>>,
+    /// Register a file of `/out` as the next version of a model: `{ name = "churn", file =
+    /// "model.json", metrics = "metrics.json" }`.
+    register_model: Option<RegisterModel>,
+    /// Load the version of each model staged for the run's target, read-only:
+    /// `[{ name = "churn", guest = "/model" }]`.
+    models: Option<Vec<ModelUse>>,
+}
+
+/// A task's `register_model`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterModel {
+    name: String,
+    file: String,
+    metrics: Option<String>,
+}
+
+/// One entry of a task's `models`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelUse {
+    name: String,
+    guest: String,
 }
 
 /// A job's trigger: exactly one of `periodic`, `file_arrival`, `webhook`, `table_update`.
