@@ -12,7 +12,7 @@
 use std::sync::Mutex;
 
 use super::datasets::{DatasetStore, DatasetUse, DatasetVersion, Namespace, decode_name, prefix, use_key, version_key};
-use super::sled_store::{decode_json, encode_json, storage};
+use super::sled_store::{decode_json, encode_json, scan_json, storage};
 use super::{SledStore, StoreError};
 
 /// Dataset versions and uses in the run store's sled database.
@@ -32,19 +32,6 @@ impl SledDatasetStore {
             uses: db.open_tree("datasets.uses").map_err(storage)?,
             publishing: Mutex::new(()),
         })
-    }
-
-    fn all<T: serde::de::DeserializeOwned>(
-        tree: &sled::Tree,
-        prefix: Vec<u8>,
-        what: &str,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        for entry in tree.scan_prefix(prefix) {
-            let (_, value) = entry.map_err(storage)?;
-            out.push(decode_json(&value, || what.to_string())?);
-        }
-        Ok(out)
     }
 }
 
@@ -77,7 +64,7 @@ impl DatasetStore for SledDatasetStore {
     }
 
     fn versions(&self, ns: Namespace<'_>, name: &str) -> Result<Vec<DatasetVersion>, StoreError> {
-        Self::all(&self.versions, prefix(ns, name), "dataset version")
+        scan_json(&self.versions, prefix(ns, name), "dataset version")
     }
 
     fn names(&self, workspace: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -101,7 +88,7 @@ impl DatasetStore for SledDatasetStore {
     }
 
     fn uses(&self, ns: Namespace<'_>, name: &str) -> Result<Vec<DatasetUse>, StoreError> {
-        Self::all(&self.uses, prefix(ns, name), "dataset use")
+        scan_json(&self.uses, prefix(ns, name), "dataset use")
     }
 }
 

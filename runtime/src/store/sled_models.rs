@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 
 use super::models::{ModelStage, ModelStore, ModelVersion, decode_name, prefix, stage_key, version_key};
-use super::sled_store::{decode_json, encode_json, storage};
+use super::sled_store::{decode_json, encode_json, scan_json, storage};
 use super::{SledStore, StoreError};
 
 /// Model versions and stages in the run store's sled database.
@@ -35,19 +35,6 @@ impl SledModelStore {
             stages: db.open_tree("models.stages").map_err(storage)?,
             registering: Mutex::new(()),
         })
-    }
-
-    fn all<T: serde::de::DeserializeOwned>(
-        tree: &sled::Tree,
-        prefix: Vec<u8>,
-        what: &str,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        for entry in tree.scan_prefix(prefix) {
-            let (_, value) = entry.map_err(storage)?;
-            out.push(decode_json(&value, || what.to_string())?);
-        }
-        Ok(out)
     }
 }
 
@@ -83,7 +70,7 @@ impl ModelStore for SledModelStore {
     }
 
     fn versions(&self, workspace: &str, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
-        Self::all(&self.versions, prefix(workspace, name), "model version")
+        scan_json(&self.versions, prefix(workspace, name), "model version")
     }
 
     fn names(&self, workspace: &str) -> Result<Vec<String>, StoreError> {
@@ -109,7 +96,7 @@ impl ModelStore for SledModelStore {
     }
 
     fn stages(&self, workspace: &str, name: &str) -> Result<Vec<ModelStage>, StoreError> {
-        Self::all(&self.stages, prefix(workspace, name), "model stage")
+        scan_json(&self.stages, prefix(workspace, name), "model stage")
     }
 }
 

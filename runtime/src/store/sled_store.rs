@@ -541,6 +541,20 @@ fn decode_utf8(bytes: &[u8], what: impl FnOnce() -> String) -> Result<String, St
     String::from_utf8(bytes.to_vec()).map_err(|e| corrupt(what(), e.to_string()))
 }
 
+/// Every JSON value of `tree` under `prefix`, in key order (`what` names one in an error).
+pub(super) fn scan_json<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: Vec<u8>,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for entry in tree.scan_prefix(prefix) {
+        let (_, value) = entry.map_err(storage)?;
+        out.push(decode_json(&value, || what.to_string())?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[path = "sled_store_tests.rs"]
 mod tests;
