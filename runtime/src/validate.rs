@@ -106,6 +106,19 @@ pub fn validate(path: &Path, opts: &LoadOptions, principals: Option<&Known>) -> 
     Report { valid: problems.is_empty(), target: bundle.resolved_target.clone(), problems }
 }
 
+/// The targets the bundle file at `path` (a directory holding `sluice.toml`, or the file)
+/// declares in `[targets]`, read from the file's TOML without loading the bundle (so a
+/// target whose values do not load is still listed). Empty when it declares none.
+pub fn declared_targets(path: &Path) -> Result<Vec<String>, String> {
+    let file = if path.is_dir() { path.join("sluice.toml") } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {}", file.display(), e.message()))?;
+    Ok(match table.get("targets") {
+        Some(toml::Value::Table(targets)) => targets.keys().cloned().collect(),
+        _ => Vec::new(),
+    })
+}
+
 /// What each component is used as: (name, as a task, as a command).
 fn uses(bundle: &Bundle) -> Vec<(&str, bool, bool)> {
     let mut out: Vec<(&str, bool, bool)> = bundle.components.keys().map(|name| (name.as_str(), false, false)).collect();

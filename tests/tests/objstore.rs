@@ -391,3 +391,135 @@ fn bad_object_mounts_are_refused_by_file_line_and_key() {
         assert!(out.stderr.contains("sluice.toml:9:"), "{mount}: file:line: {}", out.stderr);
     }
 }
+
+// ---- examples/medallion per target: dev on its committed fixtures, test on a bucket ----
+
+/// examples/medallion copied into `s`'s directory (fixtures and the dev gold directory
+/// with it), its SQL component named by absolute path.
+fn medallion_copy(s: &Sluice) -> PathBuf {
+    let example = sluice_tests::repo().join("examples/medallion");
+    let text = std::fs::read_to_string(example.join("sluice.toml")).unwrap();
+    let text = text.replace("\"../../tasks/target/wasm32-wasip2/release/sql.wasm\"", "\"{task:sql}\"");
+    let dir = s.bundle("medallion", &text);
+    for sub in ["fixtures/landing", "fixtures/thin", "fixtures/golden"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for file in std::fs::read_dir(example.join(sub)).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, dir.join(sub).join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("gold")).unwrap();
+    dir
+}
+
+fn medallion_run(s: &Sluice, dir: &Path, target: &str, principal: &str) -> (i32, Value) {
+    let args = ["run", dir.to_str().unwrap(), "--target", target, "--json"];
+    let out = s.run_with(&args, &[("SLUICE_PRINCIPAL", principal)], None);
+    (out.code, out.json())
+}
+
+#[test]
+fn medallion_reads_its_bucket_in_test_and_its_fixtures_in_dev() {
+    let server = ObjectServer::start(Kind::S3, "medallion-test");
+    let s = Sluice::new();
+    let dir = medallion_copy(&s);
+    let golden = std::fs::read_to_string(dir.join("fixtures/golden/summary.csv")).unwrap();
+    let bucket = |prefix: &str| {
+        let store = sluice::objstore::Store::open(&server.url("medallion-test", prefix), &server.credentials(false));
+        store.expect("open the test bucket")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for file in ["orders.csv", "customers.jsonl", "products.csv"] {
+        let data = std::fs::read(dir.join("fixtures/landing").join(file)).unwrap();
+        rt.block_on(bucket("landing").put(file, data.into())).unwrap();
+    }
+    // the storage secret, in the test target's own scope, through the vault
+    let ops = [OPS];
+    s.run_with(&["secrets", "scopes", "create", "storage-test", "--target", "test"], &ops, None).assert_exit(0);
+    let creds = server.credentials(false);
+    let put = ["secrets", "put", "storage-test", "lake", "--target", "test"];
+    s.run_with(&put, &ops, Some(creds.as_bytes())).assert_exit(0);
+
+    // validate: every target's locations are well formed; a bad one is named by file:line
+    let all = s.run(&["validate", dir.to_str().unwrap(), "--all-targets", "--json"]);
+    assert_eq!(all.code, 0, "{}\n{}", all.stdout, all.stderr);
+    let targets: Vec<Value> = all.json()["targets"].as_array().unwrap().iter().map(|r| r["target"].clone()).collect();
+    assert_eq!(targets, ["dev", "prod", "test"], "{}", all.stdout);
+    let bad = s.run(&["validate", dir.to_str().unwrap(), "--target", "test", "--var", "landing=s3://Bad_Bucket/x/"]);
+    bad.assert_exit(2);
+    assert!(bad.stderr.contains("sluice.toml:") && bad.stderr.contains("mounts[0]"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("bad bucket name") && bad.stderr.contains("(target `test`)"), "{}", bad.stderr);
+    let bad = s.run(&["validate", dir.to_str().unwrap(), "--all-targets", "--var", "storage=storage-x/lake"]);
+    bad.assert_exit(2);
+    assert!(
+        bad.stderr.contains("target dev: ") && bad.stderr.contains("`location` is the directory"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!bad.stderr.contains("target test: "), "test and prod take the credentials: {}", bad.stderr);
+
+    // test: the landing sources come from the bucket, gold goes back to it
+    let started = Instant::now();
+    let (code, run) = medallion_run(&s, &dir, "test", "ops");
+    assert_eq!(code, 0, "{run:#}");
+    eprintln!("medallion on target test (s3s-fs): {:?}", started.elapsed());
+    assert_eq!(run["target"], "test", "{run:#}");
+    let output: Value =
+        serde_json::from_str(sluice_tests::last_attempt(&run, "bronze_orders")["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["rows"], 2010, "{output}");
+    let summary = rt.block_on(bucket("gold").get("summary.csv")).expect("gold/summary.csv in the bucket");
+    assert_eq!(String::from_utf8_lossy(&summary), golden);
+    for table in ["revenue_by_country.parquet", "daily_revenue.parquet", "category_mix.parquet"] {
+        let bytes = rt.block_on(bucket("gold").get(table)).unwrap_or_else(|e| panic!("gold/{table}: {e}"));
+        assert!(bytes.starts_with(b"PAR1"), "gold/{table} is Parquet");
+    }
+    assert!(!dir.join("gold/summary.csv").exists(), "target test publishes to the bucket, not ./gold");
+
+    // a principal the scope does not grant, and a target with no storage secret: refused
+    let refused = |target: &str, principal: &str| {
+        let (code, run) = medallion_run(&s, &dir, target, principal);
+        assert_ne!(code, 0, "{run:#}");
+        let error = sluice_tests::last_attempt(&run, "bronze_orders")["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains("task `bronze_orders`") && error.contains("mount /landing"), "{error}");
+        assert!(!error.contains("sluice-test-secret"), "a credential never shows: {error}");
+        error
+    };
+    let denied = refused("test", "mallory");
+    assert!(
+        denied.contains("credentials `storage-test/lake` cannot be read")
+            && denied.contains("no read permission on scope `storage-test`"),
+        "{denied}"
+    );
+    let prod = refused("prod", "ops");
+    assert!(prod.contains("credentials `storage-prod/lake` cannot be read"), "{prod}");
+
+    // dev: the committed fixtures, gold published into the bundle's ./gold
+    let (code, run) = medallion_run(&s, &dir, "dev", "ops");
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(std::fs::read_to_string(dir.join("gold/summary.csv")).unwrap(), golden);
+    assert!(dir.join("gold/category_mix.parquet").exists());
+}
+
+#[test]
+fn verify_and_replays_read_what_an_object_mount_staged() {
+    let server = ObjectServer::start(Kind::S3, "landing");
+    let s = Sluice::new();
+    s.run_with(&["secrets", "scopes", "create", "store"], &[OPS], None).assert_exit(0);
+    secret(&s, "good", &server.credentials(false));
+    put(&server, "bronze", "day/orders.csv", "1,2\n");
+    let dir = s.bundle("mnt", &mount_bundle("good"));
+    let (code, run) = run_job(&s, &dir, "read", "ops");
+    assert_eq!(code, 0, "{run:#}");
+    let id = run["run_id"].to_string();
+    // the bucket changes after the run: a rerun must still read what the run read
+    put(&server, "bronze", "day/orders.csv", "changed\n");
+    let verify = s.run(&["verify", &id, "--json"]);
+    verify.assert_exit(0);
+    let verdicts = verify.json();
+    assert_eq!(verdicts[0]["task"], "t", "{verdicts:#}");
+    assert_eq!(verdicts[0]["verdict"], "identical", "{verdicts:#}");
+    let replay = s.run_with(&["test", dir.to_str().unwrap(), "--from-run", &id, "--json"], &[OPS], None);
+    assert_eq!(replay.code, 0, "{}\n{}", replay.stdout, replay.stderr);
+    let report = replay.json();
+    assert_eq!(report["report"]["tests"][0]["status"], "passed", "{report:#}");
+}

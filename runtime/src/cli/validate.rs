@@ -21,9 +21,14 @@ pub struct ValidateArgs {
     /// The target to validate for (its variables, overrides and permissions) and variables.
     #[command(flatten)]
     pub read_as: ReadAs,
-    /// Print `{"valid": …, "problems": [{"file","line","col","key","message","hint"}]}` on stdout.
+    /// Print `{"valid": …, "problems": [{"file","line","col","key","message","hint"}]}` on stdout
+    /// (with --all-targets: `{"valid": …, "targets": [that, per target]}`).
     #[arg(long)]
     pub json: bool,
+    /// Validate for every target the bundle declares (each with its own variables: a
+    /// directory in one, a bucket in another), not only one.
+    #[arg(long, conflicts_with = "target")]
+    pub all_targets: bool,
 }
 
 /// Exit 0 when valid, 2 when not.
@@ -32,6 +37,9 @@ pub fn validate(state_arg: Option<PathBuf>, args: ValidateArgs) -> anyhow::Resul
     let principals = known_principals(state_arg, &args.bundle);
     if principals.is_none() && !args.json {
         errln!("note: permissions' principals not checked: no sluice state here yet (no tokens to check them against)");
+    }
+    if args.all_targets {
+        return all_targets(&args, &opts, principals.as_ref());
     }
     let report = crate::validate::validate(&args.bundle, &opts, principals.as_ref());
     if args.json {
@@ -48,6 +56,34 @@ pub fn validate(state_arg: Option<PathBuf>, args: ValidateArgs) -> anyhow::Resul
         errln!("{} problem{} found", report.problems.len(), if report.problems.len() == 1 { "" } else { "s" });
     }
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
+}
+
+/// `--all-targets`: one report per declared target; valid when every one is.
+fn all_targets(args: &ValidateArgs, opts: &LoadOptions, known: Option<&Known>) -> anyhow::Result<ExitCode> {
+    let targets = crate::validate::declared_targets(&args.bundle).map_err(|e| anyhow::anyhow!(e))?;
+    let names: Vec<Option<String>> = match targets.is_empty() {
+        true => vec![None],
+        false => targets.into_iter().map(Some).collect(),
+    };
+    let mut reports = Vec::new();
+    for target in names {
+        let opts = LoadOptions { target: target.clone(), ..opts.clone() };
+        let mut report = crate::validate::validate(&args.bundle, &opts, known);
+        report.target = report.target.or(target);
+        reports.push(report);
+    }
+    let valid = reports.iter().all(|r| r.valid);
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "valid": valid, "targets": reports }))?);
+    }
+    for report in reports.iter().filter(|_| !args.json) {
+        let target = report.target.as_deref().unwrap_or("(none)");
+        match report.valid {
+            true => outln!("{}: valid for target {target}", args.bundle.display()),
+            false => report.problems.iter().for_each(|p| errln!("target {target}: {p}")),
+        }
+    }
+    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
 }
 
 /// Token principals and groups in the state directory's store (read through its owner)

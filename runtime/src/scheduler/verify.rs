@@ -146,7 +146,27 @@ impl Runtime {
         if !spec.exec.secrets.is_empty() {
             return Ok(Err("reveals secrets; not re-executed outside its run".into()));
         }
+        let mut spec = spec;
+        if let Err(why) = self.staged_mounts(&mut spec, &parts) {
+            return Ok(Err(why));
+        }
         Ok(Ok(Candidate { attempt, info, key: key_hash, parts, spec, component }))
+    }
+
+    /// Point the spec's object-storage mounts at what the run staged (`staging/obj-<root>`,
+    /// by the content its key recorded): a rerun reads exactly those objects, with no
+    /// credentials and no request to the store. `Err`: why it cannot.
+    fn staged_mounts(&self, spec: &mut TaskSpec, parts: &KeyParts) -> Result<(), String> {
+        for mount in spec.exec.mounts.iter_mut().filter(|m| m.object.is_some()) {
+            let part = parts.mounts.iter().find(|p| p.guest == mount.guest);
+            let dir = part.zip(self.cache.as_ref()).map(|(p, cfg)| cfg.staging.join(format!("obj-{}", p.content)));
+            match dir {
+                Some(dir) if dir.is_dir() => mount.host = dir,
+                _ => return Err(format!("the objects mount {} staged are no longer in the staging area", mount.guest)),
+            }
+            mount.object = None;
+        }
+        Ok(())
     }
 
     /// Run the candidate again in a scratch store holding what it could read (its

@@ -72,6 +72,7 @@ pub(crate) fn bundle(text: &str, file: &Path, root: PathBuf, opts: &LoadOptions)
     let (name, mut roots) = bundle_table(top, &root)?;
     let targets = top.get("targets").map(target::targets).transpose()?.unwrap_or_default();
     roots.anywhere = targets.values().any(|t| t.allow_absolute_paths);
+    roots.target = target.clone();
     let components = match sections.get("components") {
         Some(table) => components(table, &root)?,
         None => BTreeMap::new(),

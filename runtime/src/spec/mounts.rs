@@ -15,7 +15,7 @@ use super::error::SpecError;
 use super::names;
 use super::read::{Node, Table};
 
-pub(crate) const MOUNT_KEYS: &[&str] = &["host", "url", "guest", "mode", "credentials"];
+pub(crate) const MOUNT_KEYS: &[&str] = &["host", "url", "location", "guest", "mode", "credentials"];
 /// Guest paths the runtime provides itself: per-attempt scratch, upstream inputs, outputs.
 pub const RESERVED_GUEST_PATHS: [&str; 3] = ["/tmp", "/in", "/out"];
 
@@ -80,6 +80,8 @@ pub(crate) struct Roots {
     /// Some target allows absolute host paths: mounts outside the roots are accepted
     /// here and checked against the run's target when it starts.
     pub anywhere: bool,
+    /// The target the bundle is read for (its variables filled the paths), for errors.
+    pub target: Option<String>,
 }
 
 impl Roots {
@@ -90,7 +92,13 @@ impl Roots {
             canonical: std::fs::canonicalize(root).map_err(|why| why.to_string()),
             data: Vec::new(),
             anywhere: false,
+            target: None,
         }
+    }
+
+    /// ` (target `T`)`, or nothing when the bundle is read for no target.
+    pub(crate) fn in_target(&self) -> String {
+        self.target.as_ref().map(|t| format!(" (target `{t}`)")).unwrap_or_default()
     }
 
     /// Reads `[bundle] data_roots`: each an existing directory, canonicalised.
@@ -219,43 +227,86 @@ pub(crate) fn mounts(node: &Node<'_>, roots: &Roots) -> Result<Vec<Mount>, SpecE
     Ok(mounts)
 }
 
-/// A mount's `host` directory, or its `url` and `credentials`: exactly one of the two.
+/// Where a mount's files come from: `host` (a directory), `url` (an object-storage
+/// prefix) or `location` (either, told apart by its value after `${var.…}` substitution,
+/// so one mount can read a directory in one target and a bucket in another). Exactly one
+/// of the three; `credentials` only (and always) with an object-storage prefix.
 fn source(item: &Node<'_>, table: &Table<'_>, roots: &Roots) -> Result<(PathBuf, Option<ObjectSource>), SpecError> {
+    let given: Vec<(&str, &Node<'_>)> =
+        ["host", "url", "location"].into_iter().filter_map(|k| table.get(k).map(|n| (k, n))).collect();
     let credentials = table.get("credentials");
-    match (table.get("host"), table.get("url")) {
-        (Some(_), Some(url)) => Err(url.error(
-            "a mount takes `host` (a directory) or `url` (an object-storage prefix), not both",
+    match given.as_slice() {
+        [] => Err(item.error(
+            "a mount needs `host = \"DIR\"` (a directory), `url = \"s3://bucket/prefix/\"` (an object-storage \
+             prefix) or `location = \"DIR or URL\"` (either, e.g. `\"${var.landing}\"` set per target)",
         )),
-        (None, None) => Err(item.error(
-            "a mount needs `host = \"DIR\"` (a directory) or `url = \"s3://bucket/prefix/\"` (an object-storage prefix)",
-        )),
-        (Some(host), None) => {
-            if let Some(node) = credentials {
-                return Err(node.error("`credentials` apply to object-storage mounts (`url = \"s3://…\"`), not to `host`"));
-            }
-            Ok((roots.host_path(host, host.str()?, "mount host", Want::Preopen)?, None))
-        }
-        (None, Some(node)) => {
+        [(first, _), (second, node), ..] => Err(node.error(format!(
+            "a mount takes one of `host` (a directory), `url` (an object-storage prefix) or `location` \
+             (either), not both `{first}` and `{second}`"
+        ))),
+        [("url", node)] => {
             let url = node.str()?;
             if !crate::objstore::is_object_url(url) {
                 return Err(node.error(format!(
-                    "mount url `{url}` is not an object-storage URL (s3://, az://, abfss://, gs://); mount a \
-                     local directory with `host = \"DIR\"`"
+                    "mount url `{url}`{} is not an object-storage URL (s3://, az://, abfss://, gs://); mount a \
+                     local directory with `host = \"DIR\"`",
+                    roots.in_target()
                 )));
             }
-            crate::objstore::Location::parse(url).map_err(|e| node.error(format!("mount url {e}")))?;
-            let Some(creds) = credentials else {
-                return Err(item.error(format!(
-                    "the mount of \"{url}\" needs `credentials = \"scope/key\"`: a secret whose value is the \
-                     store's JSON credentials (the host reads it; the task never does)"
+            object_source(item, node, url, credentials, roots)
+        }
+        [(key, node)] => {
+            let text = node.str()?;
+            if *key == "location" && crate::objstore::is_object_url(text) {
+                return object_source(item, node, text, credentials, roots);
+            }
+            if *key == "location" && text.contains("://") {
+                return Err(node.error(format!(
+                    "mount location `{text}`{} is neither a directory nor an object-storage URL (s3://, az://, \
+                     abfss://, gs://)",
+                    roots.in_target()
                 )));
+            }
+            if let Some(node) = credentials.filter(|c| !matches!(c.str(), Ok(""))) {
+                let what = match *key {
+                    "host" => "not to `host`".to_string(),
+                    _ => format!("but `location` is the directory `{text}`{}", roots.in_target()),
+                };
+                return Err(node.error(format!(
+                    "`credentials` apply to object-storage mounts (`url`/`location = \"s3://…\"`), {what}; for a \
+                     directory leave them out (or `\"\"`, e.g. a variable this target leaves empty)"
+                )));
+            }
+            let what = match *key {
+                "location" => format!("mount location{}", roots.in_target()),
+                _ => "mount host".to_string(),
             };
-            let name = creds.str()?;
-            names::check_secret_name(name)
-                .map_err(|why| creds.error(format!("credentials names a secret, `scope/key`: {why}")))?;
-            Ok((PathBuf::new(), Some(ObjectSource { url: url.to_string(), credentials: name.to_string() })))
+            Ok((roots.host_path(node, text, &what, Want::Preopen)?, None))
         }
     }
+}
+
+/// An object-storage mount of `url` (from `node`): the URL well formed, `credentials`
+/// naming a secret (`""` counts as none: an error).
+fn object_source(
+    item: &Node<'_>,
+    node: &Node<'_>,
+    url: &str,
+    credentials: Option<&Node<'_>>,
+    roots: &Roots,
+) -> Result<(PathBuf, Option<ObjectSource>), SpecError> {
+    crate::objstore::Location::parse(url).map_err(|e| node.error(format!("mount url {e}{}", roots.in_target())))?;
+    let Some(creds) = credentials.filter(|c| !matches!(c.str(), Ok(""))) else {
+        return Err(item.error(format!(
+            "the mount of \"{url}\"{} needs `credentials = \"scope/key\"`: a secret whose value is the \
+             store's JSON credentials (the host reads it; the task never does)",
+            roots.in_target()
+        )));
+    };
+    let name = creds.str()?;
+    names::check_secret_name(name)
+        .map_err(|why| creds.error(format!("credentials names a secret, `scope/key`: {why}")))?;
+    Ok((PathBuf::new(), Some(ObjectSource { url: url.to_string(), credentials: name.to_string() })))
 }
 
 fn mode(node: &Node<'_>) -> Result<MountMode, SpecError> {

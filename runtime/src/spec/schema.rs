@@ -483,13 +483,17 @@ pub(crate) struct SecretGrantTable {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Mount {
-    /// A host directory (give `host` or `url`).
+    /// A host directory (give one of `host`, `url`, `location`).
     host: Option<String>,
     /// An object-storage prefix, `s3://bucket/prefix/` (az://, abfss://, gs://), staged by the host.
     url: Option<String>,
+    /// A host directory or an object-storage prefix, told apart by its value (e.g. a
+    /// `${var.…}` each target sets: a directory in dev, a bucket in test and prod).
+    location: Option<String>,
     guest: String,
     mode: Option<MountMode>,
-    /// With `url`: the secret (`scope/key`) holding the store's JSON credentials.
+    /// With an object-storage prefix: the secret (`scope/key`) holding the store's JSON
+    /// credentials (`""` or absent for a directory).
     credentials: Option<String>,
 }
 

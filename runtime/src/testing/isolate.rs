@@ -22,7 +22,7 @@ use crate::scheduler::{JobRequest, LocalExecutor, RunOptions, Runtime, open_stor
 use crate::secrets::{ScopeId, SecretString, Vault};
 use crate::spec::expect::Expectation;
 use crate::spec::suite::{Assertion, Check, TestSpec};
-use crate::spec::{Bundle, LoadOptions};
+use crate::spec::{Bundle, LoadOptions, MountMode};
 use crate::store::Store;
 
 /// What every test's runtime shares.
@@ -92,23 +92,32 @@ fn put_secrets(vault: &Vault, file: &Path, target: &str) -> Result<(), TestingEr
     Ok(())
 }
 
-/// The bundle with the test's mount fixtures in place of the tasks' own mounts.
-fn with_fixtures(bundle: &Bundle, test: &TestSpec) -> Bundle {
+/// The bundle with the test's mount fixtures in place of the tasks' own mounts. A
+/// read-write object-storage mount with no fixture gets an empty directory under `scratch`
+/// (the test's own): a test never writes to object storage.
+fn with_fixtures(bundle: &Bundle, test: &TestSpec, scratch: &Path) -> Result<Bundle, TestingError> {
     let mut bundle = bundle.clone();
     if let Some(job) = bundle.jobs.get_mut(&test.job) {
         for task in &mut job.tasks {
-            let Some(fixtures) = test.mounts.get(&task.key) else { continue };
-            for mount in &mut task.exec.mounts {
-                if let Some(host) = fixtures.get(&mount.guest) {
-                    mount.host = host.clone();
-                    mount.outside_roots = false;
-                    // a fixture directory stands in for an object-storage prefix too
-                    mount.object = None;
-                }
+            let fixtures = test.mounts.get(&task.key);
+            for (n, mount) in task.exec.mounts.iter_mut().enumerate() {
+                let host = match fixtures.and_then(|f| f.get(&mount.guest)) {
+                    Some(host) => host.clone(),
+                    None if mount.object.is_some() && mount.mode == MountMode::Rw => {
+                        let dir = scratch.join("rw-objects").join(&task.key).join(n.to_string());
+                        std::fs::create_dir_all(&dir).map_err(|e| TestingError::io(&dir, e))?;
+                        dir
+                    }
+                    None => continue,
+                };
+                mount.host = host;
+                mount.outside_roots = false;
+                // a fixture directory stands in for an object-storage prefix too
+                mount.object = None;
             }
         }
     }
-    bundle
+    Ok(bundle)
 }
 
 /// Runs one test to its report. Errors are bad input or a run that could not be driven.
@@ -132,7 +141,7 @@ pub(super) async fn run_test(
         _ => bundle,
     };
     let iso = isolate(shared, test, &target)?;
-    let fixed = with_fixtures(bundle, test);
+    let fixed = with_fixtures(bundle, test, iso.dir.path())?;
     let job = fixed.job(Some(&test.job))?;
     let request = JobRequest { bundle: &fixed, job, overrides: test.parameters.clone(), target: target.clone() };
     let options = RunOptions { principal: TEST_PRINCIPAL.into(), ..Default::default() };

@@ -95,7 +95,7 @@ pub fn build(
     };
     let mut notes = Vec::new();
     secrets_needed(job, &runs, req)?;
-    let mounts = mount_fixtures(store, &plan, &view, job, &runs, req, fixtures, &mut notes)?;
+    let mounts = mount_fixtures(store, cache, &plan, &view, job, &runs, req, fixtures, &mut notes)?;
     let stubs = match &req.task {
         Some(task) => stubs(store, cache, &view, job, task, fixtures, &mut notes)?,
         None => BTreeMap::new(),
@@ -176,6 +176,7 @@ fn recorded_mounts(store: &dyn Store, view: &RunView, task: &str) -> Result<BTre
 #[allow(clippy::too_many_arguments)]
 fn mount_fixtures(
     store: &dyn Store,
+    cache: &CacheDir,
     plan: &RunPlan,
     view: &RunView,
     job: &JobSpec,
@@ -196,8 +197,22 @@ fn mount_fixtures(
                 notes.push(format!("task `{}`: mount {} is new since the run; used as it is", task.key, mount.guest));
                 continue;
             };
-            let root = cache::snapshot(&then.host)
-                .map_err(|e| bad(format!("task `{}` mount {} ({}): {e}", task.key, then.guest, then.host.display())))?
+            let source = match then.object {
+                None => then.host.clone(),
+                Some(_) => match staged_object(cache, &recorded, &task.key, then, req.run)? {
+                    Some(dir) => dir,
+                    None => {
+                        let (key, guest) = (&task.key, &then.guest);
+                        notes.push(format!(
+                            "task `{key}`: read-write object-storage mount {guest} is replayed on an empty \
+                             directory (nothing is uploaded)"
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let root = cache::snapshot(&source)
+                .map_err(|e| bad(format!("task `{}` mount {} ({}): {e}", task.key, then.guest, source.display())))?
                 .root
                 .to_string();
             match (&recorded, then.mode) {
@@ -228,15 +243,45 @@ fn mount_fixtures(
             }
             let host = if req.copy_mounts || then.mode == MountMode::Rw {
                 let dest = fixtures.join("mounts").join(&task.key).join(i.to_string());
-                copy_dir(&then.host, &dest)?;
+                copy_dir(&source, &dest)?;
                 dest
             } else {
-                then.host.clone()
+                source
             };
             out.entry(task.key.clone()).or_default().insert(mount.guest.clone(), host);
         }
     }
     Ok(out)
+}
+
+/// The directory holding what a read-only object-storage mount staged for the run (the
+/// state's `staging/obj-<root>`, by the content its cache key recorded); `None` for a
+/// read-write one (it gets an empty directory); an error when the staged tree is gone.
+fn staged_object(
+    cache: &CacheDir,
+    recorded: &Result<BTreeMap<String, String>, String>,
+    task: &str,
+    then: &crate::spec::Mount,
+    run: RunId,
+) -> Result<Option<PathBuf>, TestingError> {
+    if then.mode == MountMode::Rw {
+        return Ok(None);
+    }
+    let url = then.object.as_ref().map(|o| o.url.as_str()).unwrap_or_default();
+    let what = format!("task `{task}` mount {} ({url})", then.guest);
+    let root = match recorded {
+        Ok(contents) => contents.get(&then.guest).ok_or_else(|| bad(format!("{what}: no recorded content")))?,
+        Err(why) => return Err(bad(format!("{what}: the content run {run} read is not recorded ({why})"))),
+    };
+    let dir = cache.staging.join(format!("obj-{root}"));
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "{what}: the objects run {run} read (content {}…) are no longer staged in this state directory; \
+             the run's input is no longer there to replay",
+            &root[..12.min(root.len())]
+        )));
+    }
+    Ok(Some(dir))
 }
 
 /// Every component or command task but `only`, stubbed with what the run recorded: its

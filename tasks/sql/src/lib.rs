@@ -1,7 +1,7 @@
 //! `sql`: the engine behind `kind = "sql"` tasks — one read-only SQL query (SQLite, compiled
 //! into the component) over Parquet, CSV and JSON Lines files, its result written to `/out`.
 //!
-//! Params: see [`spec`] (`query`, `params`, `inputs`, `output`, `format`). Each input file is
+//! Params: see [`spec`] (`query`, `params`, `inputs`, `output`, `format`, `copy`). Each input file is
 //! loaded into an in-memory table ([`load`]); the query runs with its parameters bound, never
 //! spliced ([`query`]); the result is written as Parquet, CSV or JSON Lines ([`write`]).
 //!
@@ -36,12 +36,32 @@ pub fn execute(spec: &Spec, out_dir: &Path) -> Result<Value, String> {
     let batch = query::run(&conn, &spec.query, &spec.params, &tables).map_err(|e| e.0)?;
     let file = out_dir.join(&spec.output);
     write::write(&batch, &file, spec.output_format)?;
-    Ok(json!({
+    let mut copied = Vec::new();
+    for (dest, source) in &spec.copies {
+        copy(Path::new(source), Path::new(dest)).map_err(|e| format!("copying {source} to {dest}: {e}"))?;
+        copied.push(dest.clone());
+    }
+    let mut out = json!({
         "rows": batch.num_rows(),
         "schema": write::schema_json(&batch),
         "file": format!("{OUT_DIR}/{}", spec.output),
         "format": spec.output_format.name(),
-    }))
+    });
+    if !copied.is_empty() {
+        out["copied"] = json!(copied);
+    }
+    Ok(out)
+}
+
+/// `source` to `dest` through a temporary file beside it, so a failed copy leaves no
+/// half-written destination.
+fn copy(source: &Path, dest: &Path) -> std::io::Result<()> {
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = dest.with_extension("sluice-copy");
+    std::fs::copy(source, &tmp)?;
+    std::fs::rename(&tmp, dest)
 }
 
 /// The `sql` task.

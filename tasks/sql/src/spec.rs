@@ -9,6 +9,9 @@
 //!   (from the extension `.parquet`/`.pq`, `.csv`, `.tsv`, `.jsonl`/`.ndjson` unless given).
 //! * `output` (optional, default `result.parquet`) — file name under `/out`; its format from
 //!   the extension (`.parquet`, `.csv`, `.jsonl`) or `format`.
+//! * `copy` (optional) — JSON object, destination → source, both absolute: files copied after
+//!   the output is written (`{"/gold/summary.csv": "/out/summary.csv", "/gold/x.parquet":
+//!   "/in/up/x.parquet"}`), e.g. to publish into a read-write mount. Never into `/in` or `/out`.
 //!
 //! Every mistake is a [`SpecError`] naming the param and what is wrong; unknown params too.
 
@@ -17,7 +20,7 @@ use std::fmt;
 use serde_json::Value;
 
 /// Params this task reads; any other is an error (a typo must not be ignored).
-pub const KNOWN_PARAMS: [&str; 5] = ["query", "params", "inputs", "output", "format"];
+pub const KNOWN_PARAMS: [&str; 6] = ["query", "params", "inputs", "output", "format", "copy"];
 
 /// Where a task's output files go inside the sandbox.
 pub const OUT_DIR: &str = "/out";
@@ -88,6 +91,8 @@ pub struct Spec {
     /// File name under [`OUT_DIR`].
     pub output: String,
     pub output_format: Format,
+    /// `(destination, source)` pairs, copied after the output is written.
+    pub copies: Vec<(String, String)>,
 }
 
 /// A bad spec: which param, and what is wrong with it.
@@ -192,6 +197,28 @@ fn parse_input(table: &str, v: &Value) -> Result<Input, SpecError> {
     Ok(Input { table: table.to_string(), path, format, delimiter })
 }
 
+fn parse_copies(text: &str) -> Result<Vec<(String, String)>, SpecError> {
+    let Value::Object(map) = json("copy", text)? else {
+        return err("param `copy` must be a JSON object: destination → source");
+    };
+    let mut out = Vec::new();
+    for (dest, source) in map {
+        let Value::String(source) = source else {
+            return err(format!("param `copy`: `{dest}`: the source is a path string"));
+        };
+        for path in [&dest, &source] {
+            if !path.starts_with('/') || path.split('/').skip(1).any(|p| p == ".." || p == "." || p.is_empty()) {
+                return err(format!("param `copy`: `{path}` must be an absolute, normalised file path"));
+            }
+        }
+        if dest.starts_with("/in/") || dest.starts_with("/out/") {
+            return err(format!("param `copy`: destination `{dest}` lies in /in or /out; copy into a mount"));
+        }
+        out.push((dest, source));
+    }
+    Ok(out)
+}
+
 fn parse_output(output: Option<&str>, format: Option<&str>) -> Result<(String, Format), SpecError> {
     let name = output.unwrap_or("result.parquet").to_string();
     if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == ".." || p.is_empty()) {
@@ -227,6 +254,7 @@ impl Spec {
             },
         };
         let (output, output_format) = parse_output(get("output"), get("format"))?;
-        Ok(Spec { query, params: parse_params(get("params"))?, inputs, output, output_format })
+        let copies = get("copy").map(parse_copies).transpose()?.unwrap_or_default();
+        Ok(Spec { query, params: parse_params(get("params"))?, inputs, output, output_format, copies })
     }
 }

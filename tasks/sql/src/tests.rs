@@ -205,3 +205,30 @@ fn null_only_columns_and_unused_arrays() {
     let batch = read_parquet(&out.path().join("n.parquet"));
     assert_eq!(batch.column(0).null_count(), 1);
 }
+
+#[test]
+fn copy_publishes_the_output_and_inputs_into_another_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    orders_and_customers(dir.path());
+    let out = dir.path().join("out");
+    let gold = dir.path().join("gold");
+    let copy = json!({
+        gold.join("day/n.csv").to_str().unwrap(): out.join("n.csv").to_str().unwrap(),
+        gold.join("orders.parquet").to_str().unwrap(): dir.path().join("orders.parquet").to_str().unwrap(),
+    });
+    let s = spec(
+        dir.path(),
+        &[("query", "SELECT COUNT(*) AS n FROM orders".into()), ("output", "n.csv".into()), ("copy", copy.to_string())],
+    );
+    // the copy's sources are absolute: point the output at the temp dir's out/
+    std::fs::create_dir_all(&out).unwrap();
+    let result = execute(&s, &out).unwrap();
+    assert_eq!(result["copied"].as_array().unwrap().len(), 2, "{result}");
+    assert_eq!(std::fs::read(gold.join("day/n.csv")).unwrap(), std::fs::read(out.join("n.csv")).unwrap());
+    assert!(gold.join("orders.parquet").exists());
+    let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let e = |c: &str| Spec::from_params(&pairs(&[("query", "x"), ("copy", c)])).unwrap_err().0;
+    assert!(e(r#"{"/out/x.csv": "/in/a/x.csv"}"#).contains("copy into a mount"));
+    assert!(e(r#"{"gold/x.csv": "/out/x.csv"}"#).contains("absolute, normalised"));
+    assert!(e(r#"["/gold/x"]"#).contains("destination → source"));
+}

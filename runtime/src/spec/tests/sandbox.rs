@@ -333,3 +333,45 @@ fn object_storage_mounts_take_a_url_and_credentials_and_no_host() {
     let text = mounts_line("{ url = \"s3://lake-bucket/x/\", guest = \"/x\", credentials = \"lake\" }");
     d.error(&text, "mounts", &format!("{A}.mounts[0].credentials"), "scope/key");
 }
+
+#[test]
+fn a_location_is_a_directory_or_an_object_url_per_target() {
+    let d = dirs();
+    let mut text = mounts_line(
+        "{ location = \"${var.landing}\", guest = \"/landing\", credentials = \"${var.creds}\" }, \
+         { host = \"data/scratch\", guest = \"/work\" }",
+    );
+    text.push_str(
+        "[variables]\nlanding = { default = \"data/landing\" }\ncreds = { default = \"\" }\n\
+         [targets.dev]\ndefault = true\n\
+         [targets.test]\nvariables = { landing = \"s3://lake-test/in/\", creds = \"storage-test/lake\" }\n\
+         [targets.nocreds]\nvariables = { landing = \"s3://lake-test/in/\" }\n\
+         [targets.ftp]\nvariables = { landing = \"ftp://lake/in/\", creds = \"storage-test/lake\" }\n\
+         [targets.dircreds]\nvariables = { creds = \"storage-test/lake\" }\n\
+         [targets.gone]\nvariables = { landing = \"data/nope\" }\n",
+    );
+    let read = |target: &str| {
+        let opts = crate::spec::LoadOptions { target: Some(target.into()), ..Default::default() };
+        crate::spec::parse_with(&text, Path::new(FILE), &d.root, &opts)
+    };
+    let dev = read("dev").unwrap_or_else(|e| panic!("{e}"));
+    let mount = &dev.jobs["hello"].tasks[0].exec.mounts[0];
+    assert_eq!((mount.host.clone(), mount.object.is_none()), (d.root.join("data/landing"), true));
+    let test = read("test").unwrap_or_else(|e| panic!("{e}"));
+    let object = test.jobs["hello"].tasks[0].exec.mounts[0].object.clone().expect("an object mount in test");
+    assert_eq!((object.url.as_str(), object.credentials.as_str()), ("s3://lake-test/in/", "storage-test/lake"));
+    let line = line_of(&text, "mounts");
+    for (target, key, needle) in [
+        ("nocreds", "mounts[0]", "needs `credentials = \"scope/key\"`"),
+        ("ftp", "mounts[0].location", "neither a directory nor an object-storage URL"),
+        ("dircreds", "mounts[0].credentials", "`location` is the directory `data/landing` (target `dircreds`)"),
+        ("gone", "mounts[0].location", "mount location (target `gone`) `data/nope` does not exist"),
+    ] {
+        let error = read(target).expect_err(target);
+        let shown = error.to_string();
+        assert_eq!((error.line(), error.key()), (Some(line), Some(format!("{A}.{key}").as_str())), "{shown}");
+        assert!(shown.contains(needle) && shown.starts_with(&format!("{FILE}:{line}:")), "{target}: {shown}");
+    }
+    let both = mounts_line("{ location = \"data/landing\", url = \"s3://lake-test/in/\", guest = \"/x\" }");
+    d.error(&both, "mounts", &format!("{A}.mounts[0].location"), "not both `url` and `location`");
+}
