@@ -459,10 +459,8 @@ fn medallion_reads_its_bucket_in_test_and_its_fixtures_in_dev() {
     assert!(!bad.stderr.contains("target test: "), "test and prod take the credentials: {}", bad.stderr);
 
     // test: the landing sources come from the bucket, gold goes back to it
-    let started = Instant::now();
     let (code, run) = medallion_run(&s, &dir, "test", "ops");
     assert_eq!(code, 0, "{run:#}");
-    eprintln!("medallion on target test (s3s-fs): {:?}", started.elapsed());
     assert_eq!(run["target"], "test", "{run:#}");
     let output: Value =
         serde_json::from_str(sluice_tests::last_attempt(&run, "bronze_orders")["output"].as_str().unwrap()).unwrap();
