@@ -50,6 +50,8 @@ pub struct ServeArgs {
     /// handed to another worker.
     #[arg(long, default_value = "10s", value_parser = super::worker::parse_lease)]
     pub lease: Duration,
+    #[command(flatten)]
+    pub nats_auth: super::worker::NatsAuthArgs,
 }
 
 /// The server's configuration file.
@@ -110,7 +112,7 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
     let tokio = open::tokio_runtime()?;
     tokio.block_on(async move {
         if let Some(url) = &args.nats {
-            let link = crate::scaleout::Link::connect(url).await?;
+            let link = crate::scaleout::Link::connect(url, &args.nats_auth.auth()).await?;
             options.runtime.executor = Some(crate::scaleout::RemoteExecutor::start(link, args.lease).await?);
             errln!(
                 "attempts go to workers through NATS JetStream at {url} (lease {})",

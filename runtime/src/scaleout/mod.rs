@@ -19,14 +19,18 @@
 //! - object stores `sluice-components` (component bytes by blake3) and `sluice-blobs`
 //!   (`/in` and `/out` file contents by blake3).
 //! - core subject `sluice.cancel.<attempt id>`: stop a running attempt.
+//! - core subject `sluice.reveal.<server>`: a worker asks the server for a secret of an
+//!   attempt it runs ([`reveal`]).
 
 pub mod remote;
 pub mod wire;
 pub mod worker;
 
+mod reveal;
 mod transfer;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -46,6 +50,8 @@ pub const OUTCOME_PREFIX: &str = "sluice.outcome";
 pub const OUTCOME_CONSUMER: &str = "coordinator";
 /// Core subject prefix of cancel requests: `sluice.cancel.<attempt id>`.
 pub const CANCEL_PREFIX: &str = "sluice.cancel";
+/// Core subject prefix of workers' secret reveals: `sluice.reveal.<server prefix>`.
+pub const REVEAL_PREFIX: &str = "sluice.reveal";
 /// Object store of component bytes, named by blake3.
 pub const COMPONENTS_BUCKET: &str = "sluice-components";
 /// Object store of file contents (`/in`, `/out`), named by blake3.
@@ -92,11 +98,46 @@ pub struct Link {
     pub(crate) blobs: ObjectStore,
 }
 
+/// How to authenticate to NATS and which TLS roots to trust (`--nats-user`/
+/// `--nats-password`, `--nats-token`, `--nats-tls-ca`). NATS `.creds` files (JWT + NKey)
+/// need async-nats' `nkeys` feature, which this build leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// PEM roots to verify the server's certificate with (TLS is then required).
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl Auth {
+    fn options(&self, url: &str) -> Result<async_nats::ConnectOptions, ScaleoutError> {
+        let invalid = |message: String| ScaleoutError::Connect { url: url.to_string(), message };
+        let mut options = async_nats::ConnectOptions::new();
+        match (&self.user, &self.password) {
+            (Some(user), Some(password)) => options = options.user_and_password(user.clone(), password.clone()),
+            (None, None) => {}
+            _ => return Err(invalid("--nats-user and --nats-password go together".into())),
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            if !ca.is_file() {
+                return Err(invalid(format!("--nats-tls-ca {}: no such file", ca.display())));
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        Ok(options.name("sluice"))
+    }
+}
+
 impl Link {
-    /// Connect to `url` (`nats://HOST:PORT`) and make sure the streams and buckets exist.
-    pub async fn connect(url: &str) -> Result<Link, ScaleoutError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("sluice")
+    /// Connect to `url` (`nats://HOST:PORT`) as `auth` says and make sure the streams and
+    /// buckets exist.
+    pub async fn connect(url: &str, auth: &Auth) -> Result<Link, ScaleoutError> {
+        let client = auth
+            .options(url)?
             .connect(url)
             .await
             .map_err(|e| ScaleoutError::Connect { url: url.to_string(), message: e.to_string() })?;

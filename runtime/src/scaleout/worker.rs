@@ -7,7 +7,8 @@
 //! Owns its sandbox, its compiled-component cache and a blob store of its own (`/in` and
 //! `/out` contents). It holds no run store and no secrets: values it may read and its
 //! task's checkpoints come with the attempt, in a store that lives as long as the attempt;
-//! a secret reveal is refused. It never decides what an outcome means for the run.
+//! a secret reveal is a request to the server that dispatched the attempt ([`super::reveal`]).
+//! It never decides what an outcome means for the run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::reveal::RemoteResolver;
 use super::wire::{self, WorkOrder, WorkOutcome};
 use super::{
     CANCEL_PREFIX, Link, OUTCOME_PREFIX, ScaleoutError, WORK_STREAM, nats, routes_of, transfer, work_consumer,
@@ -236,10 +238,19 @@ impl Worker {
             store.save_checkpoint(run, task, key, &bytes).map_err(seed)?;
             before.insert(key.clone(), bytes);
         }
+        let secrets = order.reveal_subject.as_ref().map(|subject| {
+            Arc::new(RemoteResolver {
+                client: self.link.client.clone(),
+                subject: subject.clone(),
+                id: order.id.clone(),
+                worker: self.name.clone(),
+                handle: tokio::runtime::Handle::current(),
+            }) as Arc<dyn crate::secrets::Resolver>
+        });
         let executor = LocalExecutor {
             sandbox: self.sandbox.clone(),
             store: store.clone(),
-            secrets: None,
+            secrets,
             cache: Some(self.cache.clone()),
         };
         let mut report = executor.execute(prepared, cancel).await;
