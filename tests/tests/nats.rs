@@ -394,3 +394,38 @@ fn a_nats_server_requiring_a_password_refuses_a_worker_without_it() {
     w.kill();
     server.kill();
 }
+
+#[test]
+fn a_worker_bound_to_a_tenants_stream_never_sees_another_tenants_attempts() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let config = s.dir.path().join("server.toml");
+    let streams =
+        "[workspaces.acme]\nnats_stream = \"TENANT_ACME\"\n[workspaces.globex]\nnats_stream = \"TENANT_GLOBEX\"\n";
+    std::fs::write(&config, streams).expect("config");
+    let bundle = s.bundle(
+        "tenants",
+        "[bundle]\nname = \"tenants\"\n[components]\nprobe = { path = \"{guest:probe}\" }\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"probe\"\n",
+    );
+    let args =
+        ["--nats", &nats.url, "--config", config.to_str().unwrap(), "--workspace", "acme", "--workspace", "globex"];
+    let server = s.serve(&[&args[..], &[bundle.to_str().unwrap()]].concat());
+    let mut acme = worker(&s, &nats, "acme", &["--stream", "TENANT_ACME"], false);
+    let mut globex = worker(&s, &nats, "globex", &["--stream", "TENANT_GLOBEX"], false);
+    let mut shared = worker(&s, &nats, "shared", &[], false);
+    let started = |w: &mut Background| w.drain().iter().filter(|l| l.contains("attempt started")).count();
+    for workspace in ["acme", "globex"] {
+        let (code, run) = s.run_json(&bundle, &["--workspace", workspace, "--no-cache"]);
+        assert_eq!(code, 0, "{run:#}");
+    }
+    assert_eq!(started(&mut acme), 1, "acme's worker ran acme's run only:\n{}", acme.seen.join("\n"));
+    assert_eq!(started(&mut globex), 1, "globex's worker ran globex's run only:\n{}", globex.seen.join("\n"));
+    assert_eq!(started(&mut shared), 0, "the shared stream's worker saw no tenant's attempt");
+    let bad = s.run(&["worker", "--nats", &nats.url, "--stream", "a.b"]);
+    bad.assert_exit(2);
+    assert!(bad.stderr.contains("work stream"), "{}", bad.stderr);
+    for w in [acme, globex, shared] {
+        w.kill();
+    }
+    server.kill();
+}

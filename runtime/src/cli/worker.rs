@@ -34,6 +34,10 @@ pub struct WorkerArgs {
     /// else ./.sluice-worker).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The work stream to serve: a tenant's own (`nats_stream` of a workspace in the
+    /// server's --config), or the shared one.
+    #[arg(long, value_name = "NAME", default_value = scaleout::WORK_STREAM, value_parser = parse_stream)]
+    pub stream: String,
     #[command(flatten)]
     pub auth: NatsAuthArgs,
 }
@@ -66,6 +70,10 @@ impl NatsAuthArgs {
     }
 }
 
+fn parse_stream(text: &str) -> Result<String, String> {
+    scaleout::check_stream_name(text).map(|()| text.to_string())
+}
+
 fn parse_slots(text: &str) -> Result<usize, String> {
     let max = MAX_CONCURRENT_INSTANCES as usize;
     match text.parse::<usize>() {
@@ -96,16 +104,17 @@ pub fn worker(state: Option<PathBuf>, args: WorkerArgs) -> anyhow::Result<ExitCo
         .name
         .unwrap_or_else(|| format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id()));
     let dir = args.dir.or(state).unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-    let options = WorkerOptions { name: name.clone(), slots, labels: labels.clone(), dir };
+    let options = WorkerOptions { name: name.clone(), slots, labels: labels.clone(), dir, stream: args.stream.clone() };
     let tokio = super::open::tokio_runtime()?;
     tokio.block_on(async move {
         let link = scaleout::Link::connect(&args.nats, &args.auth.auth()).await?;
         let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         errln!(
-            "sluice worker {name}: {slots} slot{}, labels [{}], pulling from {}",
+            "sluice worker {name}: {slots} slot{}, labels [{}], pulling from {} (stream {})",
             if slots == 1 { "" } else { "s" },
             shown.join(", "),
-            args.nats
+            args.nats,
+            args.stream
         );
         scaleout::worker::run(link, options, super::serve::stop_signal(), STOP_GRACE).await?;
         errln!("stopped");

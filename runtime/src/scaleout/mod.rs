@@ -13,6 +13,9 @@
 //! - `SLUICE_WORK` (work-queue retention), subjects `sluice.work.<route>`: one attempt per
 //!   message. Each route (a set of required labels) has its own durable pull consumer that
 //!   every eligible worker pulls from, so a worker without a task's labels never sees it.
+//! - a tenant's own work-queue stream (`nats_stream` of a workspace in the server's
+//!   config), subjects `sluice.lane.<stream>.<route>`: that workspace's attempts only,
+//!   served by workers started with `--stream <stream>` (and by no other worker).
 //! - `SLUICE_OUTCOMES` (work-queue retention), subjects `sluice.outcome.<attempt id>`: what
 //!   workers report, published with the attempt id as message id (JetStream drops a
 //!   duplicate within its window; the server keeps only the first outcome of an attempt).
@@ -207,9 +210,32 @@ pub fn routes_of(labels: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-/// The work subject of a route.
-pub(crate) fn work_subject(route: &str) -> String {
-    format!("{WORK_PREFIX}.{route}")
+/// The work subject of a route in work stream `stream`.
+pub(crate) fn work_subject(stream: &str, route: &str) -> String {
+    format!("{}.{route}", stream_prefix(stream))
+}
+
+/// The subject prefix of work stream `stream`: [`WORK_PREFIX`] for the shared one, a
+/// prefix of its own for a tenant's (streams' subjects must not overlap).
+pub(crate) fn stream_prefix(stream: &str) -> String {
+    if stream == WORK_STREAM { WORK_PREFIX.to_string() } else { format!("sluice.lane.{stream}") }
+}
+
+/// Make sure work stream `stream` exists (a tenant's is made when first used).
+pub(crate) async fn ensure_work_stream(js: &jetstream::Context, stream: &str) -> Result<(), ScaleoutError> {
+    ensure_stream(js, stream, &stream_prefix(stream)).await
+}
+
+/// Check a work stream's name: 1 to 32 letters, digits, `_` or `-` (a subject token and a
+/// JetStream stream name both).
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok || name == OUTCOME_STREAM {
+        return Err(format!(
+            "`{name}`: a work stream's name is 1 to 32 letters, digits, `_` or `-` (and not {OUTCOME_STREAM})"
+        ));
+    }
+    Ok(())
 }
 
 /// The durable consumer of a route's attempts.
@@ -246,6 +272,16 @@ mod tests {
         assert!(!worker.contains(&route_of(&labels(&[("pool", "cpu")]))));
         assert!(!worker.contains(&route_of(&labels(&[("pool", "gpu"), ("zone", "b")]))));
         assert_eq!(routes_of(&labels(&[])), vec!["any".to_string()]);
+    }
+
+    #[test]
+    fn tenant_streams_have_subjects_of_their_own() {
+        assert_eq!(work_subject(WORK_STREAM, "any"), "sluice.work.any");
+        assert_eq!(work_subject("ACME", "any"), "sluice.lane.ACME.any");
+        assert!(check_stream_name("TENANT_a-1").is_ok());
+        for bad in ["", "a.b", "a*", "a>", OUTCOME_STREAM, &"x".repeat(33)] {
+            assert!(check_stream_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

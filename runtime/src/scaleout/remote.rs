@@ -49,8 +49,10 @@ struct Shared {
     paths: Mutex<HashMap<String, PathBuf>>,
     /// Components in the bucket already (checked or uploaded by this process).
     uploaded: tokio::sync::Mutex<HashSet<String>>,
-    /// Routes whose consumer exists.
-    routes: tokio::sync::Mutex<HashSet<String>>,
+    /// Routes whose consumer exists, as (stream, route).
+    routes: tokio::sync::Mutex<HashSet<(String, String)>>,
+    /// Workspaces whose attempts go to a work stream of their own (workspace → stream).
+    streams: BTreeMap<String, String>,
     /// What each attempt waiting on a worker may reveal, by id.
     grants: Arc<reveal::Grants>,
     /// Where workers ask for secrets: `sluice.reveal.<prefix>`.
@@ -68,8 +70,16 @@ pub struct RemoteExecutor {
 
 impl RemoteExecutor {
     /// Start listening for outcomes on `link`; the factory makes the executor of the runtime
-    /// `sluice serve` opens. `lease`: how long a worker holds an attempt without a heartbeat.
-    pub async fn start(link: Link, lease: Duration) -> Result<ExecutorFactory, ScaleoutError> {
+    /// `sluice serve` opens. `lease`: how long a worker holds an attempt without a heartbeat;
+    /// `streams`: workspaces whose attempts go to a work stream of their own.
+    pub async fn start(
+        link: Link,
+        lease: Duration,
+        streams: BTreeMap<String, String>,
+    ) -> Result<ExecutorFactory, ScaleoutError> {
+        for stream in streams.values() {
+            super::check_stream_name(stream).map_err(ScaleoutError::Invalid)?;
+        }
         let prefix = format!("{:016x}", rand_u64());
         let reveal_subject = format!("{REVEAL_PREFIX}.{prefix}");
         let reveals = link.client.subscribe(reveal_subject.clone()).await.map_err(|e| nats("subscribing", e))?;
@@ -84,6 +94,7 @@ impl RemoteExecutor {
             paths: Mutex::new(HashMap::new()),
             uploaded: tokio::sync::Mutex::new(HashSet::new()),
             routes: tokio::sync::Mutex::new(HashSet::new()),
+            streams,
             grants,
             reveal_subject,
         });
@@ -181,7 +192,8 @@ async fn dispatch(
         transfer::put_trees(&shared.link.blobs, &cache.blobs, &trees).await?;
     }
     let route = route_of(&attempt.exec.worker_labels);
-    ensure_route(shared, &route).await?;
+    let stream = shared.streams.get(&attempt.workspace).map_or(WORK_STREAM, String::as_str).to_string();
+    ensure_route(shared, &stream, &route).await?;
     let (run, task) = (attempt.run, attempt.task.task_key.clone());
     let readable = readable_tasks(&attempt.readable);
     let id = format!("{}-{}", shared.prefix, shared.next.fetch_add(1, Ordering::Relaxed));
@@ -200,7 +212,7 @@ async fn dispatch(
     let (tx, rx) = oneshot::channel();
     shared.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), tx);
     shared.grants.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), grant);
-    let published = publish(shared, &route, &id, payload).await;
+    let published = publish(shared, &work_subject(&stream, &route), &id, payload).await;
     let outcome = match published {
         Ok(()) => wait(shared, &id, rx, &cancel).await,
         Err(e) => Err(e),
@@ -227,9 +239,9 @@ async fn dispatch(
     Ok(report)
 }
 
-async fn publish(shared: &Shared, route: &str, id: &str, payload: Vec<u8>) -> Result<(), ScaleoutError> {
+async fn publish(shared: &Shared, subject: &str, id: &str, payload: Vec<u8>) -> Result<(), ScaleoutError> {
     let message = PublishMessage::build().payload(payload.into()).message_id(id);
-    let ack = shared.link.js.send_publish(work_subject(route), message).await.map_err(|e| nats("publishing", e))?;
+    let ack = shared.link.js.send_publish(subject.to_string(), message).await.map_err(|e| nats("publishing", e))?;
     ack.await.map_err(|e| nats("publishing", e))?;
     Ok(())
 }
@@ -277,16 +289,19 @@ async fn upload_component(shared: &Shared, hash: &str) -> Result<(), ScaleoutErr
 }
 
 /// Make sure the route's durable consumer exists, with this server's lease.
-async fn ensure_route(shared: &Shared, route: &str) -> Result<(), ScaleoutError> {
+async fn ensure_route(shared: &Shared, stream: &str, route: &str) -> Result<(), ScaleoutError> {
     let mut routes = shared.routes.lock().await;
-    if routes.contains(route) {
+    let key = (stream.to_string(), route.to_string());
+    if routes.contains(&key) {
         return Ok(());
     }
-    let stream = shared.link.js.get_stream(WORK_STREAM).await.map_err(|e| nats("work stream", e))?;
+    super::ensure_work_stream(&shared.link.js, stream).await?;
     let name = work_consumer(route);
+    let filter_subject = work_subject(stream, route);
+    let stream = shared.link.js.get_stream(stream).await.map_err(|e| nats(&format!("work stream {stream}"), e))?;
     let config = pull::Config {
         durable_name: Some(name.clone()),
-        filter_subject: work_subject(route),
+        filter_subject,
         ack_policy: AckPolicy::Explicit,
         ack_wait: shared.lease,
         max_deliver: MAX_DELIVER,
@@ -297,7 +312,7 @@ async fn ensure_route(shared: &Shared, route: &str) -> Result<(), ScaleoutError>
         .get_or_create_consumer::<pull::Config>(&name, config)
         .await
         .map_err(|e| nats(&format!("consumer {name}"), e))?;
-    routes.insert(route.to_string());
+    routes.insert(key);
     Ok(())
 }
 

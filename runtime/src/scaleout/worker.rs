@@ -24,9 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::reveal::RemoteResolver;
 use super::wire::{self, WorkOrder, WorkOutcome};
-use super::{
-    CANCEL_PREFIX, Link, OUTCOME_PREFIX, ScaleoutError, WORK_STREAM, nats, routes_of, transfer, work_consumer,
-};
+use super::{CANCEL_PREFIX, Link, OUTCOME_PREFIX, ScaleoutError, nats, routes_of, transfer, work_consumer};
 use crate::cache::CacheDir;
 use crate::sandbox::{FailureKind, Sandbox, SandboxConfig, World};
 use crate::scheduler::{AttemptReport, Executor, LocalExecutor};
@@ -53,6 +51,8 @@ pub struct WorkerOptions {
     pub labels: BTreeMap<String, String>,
     /// Its own directory: blobs, staging, `/out` directories.
     pub dir: PathBuf,
+    /// The work stream it serves: [`super::WORK_STREAM`], or a tenant's own.
+    pub stream: String,
 }
 
 struct Worker {
@@ -95,7 +95,7 @@ pub async fn run(
     let routes = routes_of(&options.labels);
     let per_route = (options.slots / routes.len()).clamp(1, MAX_BATCH);
     for route in routes {
-        tasks.spawn(pull_loop(worker.clone(), route, per_route));
+        tasks.spawn(pull_loop(worker.clone(), options.stream.clone(), route, per_route));
     }
     stop.await;
     tasks.abort_all();
@@ -114,10 +114,10 @@ async fn cancel_loop(worker: Arc<Worker>, mut cancels: async_nats::Subscriber) {
 }
 
 /// Pull a route's attempts while slots are free.
-async fn pull_loop(worker: Arc<Worker>, route: String, per_fetch: usize) {
+async fn pull_loop(worker: Arc<Worker>, stream: String, route: String, per_fetch: usize) {
     let name = work_consumer(&route);
     loop {
-        let consumer = match worker.link.js.get_stream(WORK_STREAM).await {
+        let consumer = match worker.link.js.get_stream(&stream).await {
             Ok(stream) => stream.get_consumer::<pull::Config>(&name).await.ok(),
             Err(_) => None,
         };
