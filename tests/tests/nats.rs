@@ -1,14 +1,16 @@
 //! Scale-out through NATS JetStream, end to end: a real `nats-server -js` on a free loopback
 //! port, `sluice serve --nats` owning the store, and `sluice worker` processes running the
 //! attempts. A killed worker's attempt runs again elsewhere and is recorded once; a worker
-//! without a task's labels never gets it.
+//! without a task's labels never gets it; secrets are revealed through the server and
+//! audited as the worker; a killed server loses nothing; `/out` moves between workers by
+//! content; a NATS server requiring a password refuses a worker without it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_tests::{Background, Sluice, attempt_results, task_of};
+use sluice_tests::{Background, Sluice, attempt_results, last_attempt, task_of};
 
 /// A `nats-server -js` of this test, stopped when dropped.
 struct Nats {
@@ -19,11 +21,17 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
+        Nats::start_with(&[])
+    }
+
+    /// `nats-server -js` with `extra` arguments (e.g. `--user`, `--pass`).
+    fn start_with(extra: &[&str]) -> Nats {
         let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
         let store = tempfile::tempdir().expect("tempdir");
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -197,4 +205,227 @@ fn bad_worker_arguments_are_refused() {
     let out = s.run(&["worker", "--nats", "nats://127.0.0.1:1"]);
     out.assert_exit(2);
     assert!(out.stderr.contains("connecting to NATS at nats://127.0.0.1:1"), "{}", out.stderr);
+}
+
+/// The JSON output of task `key`'s last attempt.
+fn output_of(run: &serde_json::Value, key: &str) -> serde_json::Value {
+    let text = last_attempt(run, key)["output"].as_str().unwrap_or_else(|| panic!("{key}: no output in {run:#}"));
+    serde_json::from_str(text).expect("output is JSON")
+}
+
+const SECRET: &str = "w0rker-s3cret+value";
+
+#[test]
+fn a_task_on_a_worker_reveals_its_secrets_through_the_server_audited_as_the_worker() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let alice = [("SLUICE_PRINCIPAL", "alice")];
+    s.run_with(&["secrets", "scopes", "create", "db"], &alice, None).assert_exit(0);
+    s.run_with(&["secrets", "put", "db", "pw"], &alice, Some(SECRET.as_bytes())).assert_exit(0);
+    let bundle = s.bundle(
+        "sec",
+        r#"
+[bundle]
+name = "sec"
+[components]
+probe = { path = "{guest:probe}" }
+[jobs.sec]
+[[jobs.sec.tasks]]
+key = "granted"
+component = "probe"
+secrets = ["db/pw"]
+params = { secret = "db/pw", echo_secret = "1" }
+[[jobs.sec.tasks]]
+key = "ungranted"
+component = "probe"
+params = { secret = "db/pw" }
+"#,
+    );
+    let server = s.serve(&["--nats", &nats.url, bundle.to_str().unwrap()]);
+    let mut w = worker(&s, &nats, "w1", &["--slots", "2"], false);
+    let out = s.run_with(&["run", bundle.to_str().unwrap(), "--json"], &alice, None);
+    out.assert_exit(0);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET), "the value leaked: {}", out.stdout);
+    let run = out.json();
+    assert!(ran(&mut w, "granted") && ran(&mut w, "ungranted"), "both ran on the worker");
+    let granted = output_of(&run, "granted");
+    assert_eq!(granted["secret_result"]["ok"], "[REDACTED]", "revealed on the worker, redacted there: {granted:#}");
+    assert_eq!(granted["secret_len"], SECRET.len(), "{granted:#}");
+    assert_eq!(granted["echo"]["raw"], "[REDACTED]", "{granted:#}");
+    let denied = output_of(&run, "ungranted");
+    let err = denied["secret_result"]["err"].as_str().unwrap_or_default();
+    assert!(err.contains("not granted to task `ungranted`"), "{denied:#}");
+    // the server's vault audited both, as alice's run, asked by worker w1
+    let trail = s.run_with(&["audit", "--json", "--run", &run["run_id"].to_string()], &alice, None);
+    trail.assert_exit(0);
+    let trail = trail.json();
+    let records = trail.as_array().expect("records");
+    assert_eq!(records.len(), 2, "{trail:#}");
+    for r in records {
+        assert_eq!((r["principal"].as_str(), r["via"].as_str()), (Some("alice"), Some("worker:w1")), "{r:#}");
+        assert_eq!(r["granted"], r["task"] == "granted", "{r:#}");
+    }
+    let human = s.run_with(&["audit", "--run", &run["run_id"].to_string()], &alice, None);
+    assert!(human.stdout.contains("by alice via worker:w1"), "{}", human.stdout);
+    assert!(w.drain().iter().all(|l| !l.contains(SECRET)), "the worker logged the value");
+    w.kill();
+    server.kill();
+}
+
+const SLOW_BUNDLE: &str = r#"
+[bundle]
+name = "slow"
+[components]
+probe = { path = "{guest:probe}" }
+[jobs.slow]
+[[jobs.slow.tasks]]
+key = "slow"
+component = "probe"
+params = { sleep_ms = "3000", set_done = "1" }
+[[jobs.slow.tasks]]
+key = "after"
+component = "probe"
+depends_on = ["slow"]
+params = { read_value = "slow.done" }
+"#;
+
+#[test]
+fn a_killed_server_loses_nothing_and_records_nothing_twice() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let bundle = s.bundle("slow", SLOW_BUNDLE);
+    let args = ["--nats", &nats.url, "--lease", "1s", bundle.to_str().unwrap()];
+    let server = s.serve(&args);
+    let mut w = worker(&s, &nats, "keeper", &["--slots", "1"], false);
+    let client = s.spawn(&["run", bundle.to_str().unwrap(), "--json"]);
+    w.wait_for("task=slow ");
+    server.kill(); // SIGKILL mid-attempt: the worker keeps running it and publishes its outcome
+    client.kill();
+    w.wait_for("attempt ended");
+    // the outcome waits in JetStream; the server comes back and resumes the run
+    let server = s.serve(&args);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let shown = s.run(&["runs", "show", "1", "--json"]);
+        if shown.code == 0 {
+            let run = shown.json();
+            if run["result"].is_string() {
+                break run;
+            }
+        }
+        assert!(Instant::now() < deadline, "the run never ended after the restart");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(run["result"], "success", "{run:#}");
+    // the attempt the server died under ended interrupted (not failed, no retry spent),
+    // then ran again: one success, and the downstream task ran once with its value
+    let slow = attempt_results(&run, "slow");
+    assert_eq!(slow.iter().filter(|r| *r == "success").count(), 1, "{run:#}");
+    assert!(slow.iter().all(|r| r == "success" || r == "interrupted"), "{slow:?}");
+    assert_eq!(attempt_results(&run, "after"), ["success"], "{run:#}");
+    assert_eq!(output_of(&run, "after")["read"], 1, "{run:#}");
+    w.kill();
+    server.kill();
+}
+
+#[test]
+fn a_downstream_task_on_another_worker_reads_its_upstreams_out_by_content() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let bundle = s.bundle(
+        "files",
+        r#"
+[bundle]
+name = "files"
+[components]
+fs = { path = "{guest:fsprobe}" }
+[jobs.files]
+[[jobs.files.tasks]]
+key = "up"
+component = "fs"
+worker = { labels = { pool = "a" } }
+params = { write = "/out/data.txt", data = "written on worker a" }
+[[jobs.files.tasks]]
+key = "down"
+component = "fs"
+depends_on = ["up"]
+worker = { labels = { pool = "b" } }
+params = { read = "/in/up/data.txt" }
+"#,
+    );
+    let server = s.serve(&["--nats", &nats.url, bundle.to_str().unwrap()]);
+    // each worker has its own directory (blob store): the file moves by its blake3
+    let mut a = worker(&s, &nats, "a", &["--labels", "pool=a"], false);
+    let mut b = worker(&s, &nats, "b", &["--labels", "pool=b"], false);
+    let (code, run) = s.run_json(&bundle, &[]);
+    assert_eq!(code, 0, "{run:#}");
+    assert!(ran(&mut a, "up") && ran(&mut b, "down"), "up on a, down on b");
+    assert_eq!(output_of(&run, "down")["read"]["ok"], "written on worker a", "{run:#}");
+    a.kill();
+    b.kill();
+    server.kill();
+}
+
+#[test]
+fn a_nats_server_requiring_a_password_refuses_a_worker_without_it() {
+    let nats = Nats::start_with(&["--user", "sluice", "--pass", "n4ts-pw"]);
+    let s = Sluice::new();
+    let out = s.run(&["worker", "--nats", &nats.url]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains(&format!("connecting to NATS at {}", nats.url)), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("authorization"), "{}", out.stderr);
+    let out = s.run(&["worker", "--nats", &nats.url, "--nats-user", "sluice", "--nats-password", "wrong"]);
+    out.assert_exit(2);
+    assert!(out.stderr.to_lowercase().contains("authorization"), "{}", out.stderr);
+    let out = s.run(&["worker", "--nats", &nats.url, "--nats-user", "sluice"]);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("--nats-user and --nats-password go together"), "{}", out.stderr);
+    // with them (the server through the environment), a job runs on the worker
+    let bundle = s.bundle(
+        "auth",
+        "[bundle]\nname = \"auth\"\n[components]\nprobe = { path = \"{guest:probe}\" }\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"probe\"\n",
+    );
+    let env = [("SLUICE_NATS_USER", "sluice"), ("SLUICE_NATS_PASSWORD", "n4ts-pw")];
+    let server = s.serve_env(&["--nats", &nats.url, bundle.to_str().unwrap()], &env);
+    let mut w = worker(&s, &nats, "authed", &["--nats-user", "sluice", "--nats-password", "n4ts-pw"], false);
+    let (code, run) = s.run_json(&bundle, &[]);
+    assert_eq!(code, 0, "{run:#}");
+    assert!(ran(&mut w, "t"));
+    w.kill();
+    server.kill();
+}
+
+#[test]
+fn a_worker_bound_to_a_tenants_stream_never_sees_another_tenants_attempts() {
+    let nats = Nats::start();
+    let s = Sluice::new();
+    let config = s.dir.path().join("server.toml");
+    let streams =
+        "[workspaces.acme]\nnats_stream = \"TENANT_ACME\"\n[workspaces.globex]\nnats_stream = \"TENANT_GLOBEX\"\n";
+    std::fs::write(&config, streams).expect("config");
+    let bundle = s.bundle(
+        "tenants",
+        "[bundle]\nname = \"tenants\"\n[components]\nprobe = { path = \"{guest:probe}\" }\n[jobs.j]\n[[jobs.j.tasks]]\nkey = \"t\"\ncomponent = \"probe\"\n",
+    );
+    let args =
+        ["--nats", &nats.url, "--config", config.to_str().unwrap(), "--workspace", "acme", "--workspace", "globex"];
+    let server = s.serve(&[&args[..], &[bundle.to_str().unwrap()]].concat());
+    let mut acme = worker(&s, &nats, "acme", &["--stream", "TENANT_ACME"], false);
+    let mut globex = worker(&s, &nats, "globex", &["--stream", "TENANT_GLOBEX"], false);
+    let mut shared = worker(&s, &nats, "shared", &[], false);
+    let started = |w: &mut Background| w.drain().iter().filter(|l| l.contains("attempt started")).count();
+    for workspace in ["acme", "globex"] {
+        let (code, run) = s.run_json(&bundle, &["--workspace", workspace, "--no-cache"]);
+        assert_eq!(code, 0, "{run:#}");
+    }
+    assert_eq!(started(&mut acme), 1, "acme's worker ran acme's run only:\n{}", acme.seen.join("\n"));
+    assert_eq!(started(&mut globex), 1, "globex's worker ran globex's run only:\n{}", globex.seen.join("\n"));
+    assert_eq!(started(&mut shared), 0, "the shared stream's worker saw no tenant's attempt");
+    let bad = s.run(&["worker", "--nats", &nats.url, "--stream", "a.b"]);
+    bad.assert_exit(2);
+    assert!(bad.stderr.contains("work stream"), "{}", bad.stderr);
+    for w in [acme, globex, shared] {
+        w.kill();
+    }
+    server.kill();
 }

@@ -367,8 +367,9 @@ pub fn audit(state_arg: Option<PathBuf>, args: AuditArgs) -> anyhow::Result<Exit
             _ => String::new(),
         };
         let verdict = if r.granted { "ok    " } else { "DENIED" };
+        let via = r.via.as_ref().map(|v| format!(" via {v}")).unwrap_or_default();
         outln!(
-            "{} {verdict} {:<12} {name} ({}) by {}{by_run}: {}",
+            "{} {verdict} {:<12} {name} ({}) by {}{via}{by_run}: {}",
             when(r.at),
             r.action.as_str(),
             r.target,

@@ -50,6 +50,8 @@ pub struct ServeArgs {
     /// handed to another worker.
     #[arg(long, default_value = "10s", value_parser = super::worker::parse_lease)]
     pub lease: Duration,
+    #[command(flatten)]
+    pub nats_auth: super::worker::NatsAuthArgs,
 }
 
 /// The server's configuration file.
@@ -67,14 +69,29 @@ struct WorkspaceConfig {
     weight: Option<u32>,
     /// The most slots its runs hold at once.
     max_slots: Option<usize>,
+    /// With --nats: the JetStream work-queue stream its attempts go to, its own (served
+    /// by `sluice worker --stream NAME`) instead of the shared one.
+    nats_stream: Option<String>,
 }
 
-fn fair_share(path: Option<&PathBuf>) -> anyhow::Result<FairShare> {
-    let Some(path) = path else { return Ok(FairShare::default()) };
+/// What the configuration file says: fair share, and workspaces' own work streams.
+struct Configured {
+    share: FairShare,
+    streams: BTreeMap<String, String>,
+}
+
+fn server_config(path: Option<&PathBuf>) -> anyhow::Result<Configured> {
+    let Some(path) = path else { return Ok(Configured { share: FairShare::default(), streams: BTreeMap::new() }) };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: ServerConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut share = FairShare::default();
+    let mut streams = BTreeMap::new();
     for (name, ws) in config.workspaces {
+        if let Some(stream) = ws.nats_stream {
+            crate::scaleout::check_stream_name(&stream)
+                .map_err(|e| anyhow::anyhow!("{}: workspaces.{name}.nats_stream: {e}", path.display()))?;
+            streams.insert(name.clone(), stream);
+        }
         super::parse_workspace(&name).map_err(|e| anyhow::anyhow!("{}: [workspaces.{name}]: {e}", path.display()))?;
         if let Some(w) = ws.weight {
             if w == 0 {
@@ -89,7 +106,7 @@ fn fair_share(path: Option<&PathBuf>) -> anyhow::Result<FairShare> {
             share.caps.insert(name, cap);
         }
     }
-    Ok(share)
+    Ok(Configured { share, streams })
 }
 
 pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -101,7 +118,7 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
         _ => None,
     };
     let dir = open::state_dir(state_arg, &beside.map_or_else(std::env::current_dir, Ok)?);
-    let fair_share = fair_share(args.config.as_ref())?;
+    let Configured { share: fair_share, streams } = server_config(args.config.as_ref())?;
     let runtime = RuntimeOptions { max_parallel: args.max_parallel, fair_share, ..Default::default() };
     let workspaces =
         if args.workspaces.is_empty() { vec![crate::secrets::DEFAULT_WORKSPACE.to_string()] } else { args.workspaces };
@@ -110,8 +127,8 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
     let tokio = open::tokio_runtime()?;
     tokio.block_on(async move {
         if let Some(url) = &args.nats {
-            let link = crate::scaleout::Link::connect(url).await?;
-            options.runtime.executor = Some(crate::scaleout::RemoteExecutor::start(link, args.lease).await?);
+            let link = crate::scaleout::Link::connect(url, &args.nats_auth.auth()).await?;
+            options.runtime.executor = Some(crate::scaleout::RemoteExecutor::start(link, args.lease, streams).await?);
             errln!(
                 "attempts go to workers through NATS JetStream at {url} (lease {})",
                 crate::util::human_duration(args.lease)
@@ -205,13 +222,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.toml");
         std::fs::write(&path, "[workspaces.a]\nweight = 3\nmax_slots = 2\n[workspaces.b]\nweight = 1\n").unwrap();
-        let share = fair_share(Some(&path)).unwrap();
+        let share = server_config(Some(&path)).unwrap().share;
         assert_eq!(share.weights.get("a"), Some(&3));
         assert_eq!(share.caps.get("a"), Some(&2));
         std::fs::write(&path, "[workspaces.a]\nweigth = 3\n").unwrap();
-        let e = fair_share(Some(&path)).unwrap_err().to_string();
+        let e = server_config(Some(&path)).err().unwrap().to_string();
         assert!(e.contains("weigth") && e.contains("server.toml"), "{e}");
         std::fs::write(&path, "[workspaces.a]\nweight = 0\n").unwrap();
-        assert!(fair_share(Some(&path)).unwrap_err().to_string().contains("workspaces.a.weight"));
+        assert!(server_config(Some(&path)).err().unwrap().to_string().contains("workspaces.a.weight"));
+        std::fs::write(&path, "[workspaces.a]\nnats_stream = \"ACME\"\n").unwrap();
+        assert_eq!(server_config(Some(&path)).unwrap().streams.get("a").map(String::as_str), Some("ACME"));
+        std::fs::write(&path, "[workspaces.a]\nnats_stream = \"a.b\"\n").unwrap();
+        assert!(server_config(Some(&path)).err().unwrap().to_string().contains("workspaces.a.nats_stream"));
     }
 }

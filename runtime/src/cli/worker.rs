@@ -34,6 +34,44 @@ pub struct WorkerArgs {
     /// else ./.sluice-worker).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The work stream to serve: a tenant's own (`nats_stream` of a workspace in the
+    /// server's --config), or the shared one.
+    #[arg(long, value_name = "NAME", default_value = scaleout::WORK_STREAM, value_parser = parse_stream)]
+    pub stream: String,
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
+}
+
+/// How `sluice serve --nats` and `sluice worker` authenticate to NATS.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NatsAuthArgs {
+    /// The NATS user (with --nats-password).
+    #[arg(long, value_name = "USER", env = "SLUICE_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// The NATS user's password (better: the SLUICE_NATS_PASSWORD variable).
+    #[arg(long, value_name = "PASSWORD", env = "SLUICE_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// A NATS token (better: the SLUICE_NATS_TOKEN variable).
+    #[arg(long, value_name = "TOKEN", env = "SLUICE_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// PEM file of the roots that sign the NATS server's certificate: TLS is required.
+    #[arg(long, value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+}
+
+impl NatsAuthArgs {
+    pub(crate) fn auth(&self) -> scaleout::Auth {
+        scaleout::Auth {
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            token: self.nats_token.clone(),
+            tls_ca: self.nats_tls_ca.clone(),
+        }
+    }
+}
+
+fn parse_stream(text: &str) -> Result<String, String> {
+    scaleout::check_stream_name(text).map(|()| text.to_string())
 }
 
 fn parse_slots(text: &str) -> Result<usize, String> {
@@ -66,16 +104,17 @@ pub fn worker(state: Option<PathBuf>, args: WorkerArgs) -> anyhow::Result<ExitCo
         .name
         .unwrap_or_else(|| format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id()));
     let dir = args.dir.or(state).unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-    let options = WorkerOptions { name: name.clone(), slots, labels: labels.clone(), dir };
+    let options = WorkerOptions { name: name.clone(), slots, labels: labels.clone(), dir, stream: args.stream.clone() };
     let tokio = super::open::tokio_runtime()?;
     tokio.block_on(async move {
-        let link = scaleout::Link::connect(&args.nats).await?;
+        let link = scaleout::Link::connect(&args.nats, &args.auth.auth()).await?;
         let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         errln!(
-            "sluice worker {name}: {slots} slot{}, labels [{}], pulling from {}",
+            "sluice worker {name}: {slots} slot{}, labels [{}], pulling from {} (stream {})",
             if slots == 1 { "" } else { "s" },
             shown.join(", "),
-            args.nats
+            args.nats,
+            args.stream
         );
         scaleout::worker::run(link, options, super::serve::stop_signal(), STOP_GRACE).await?;
         errln!("stopped");

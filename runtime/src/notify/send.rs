@@ -88,6 +88,7 @@ fn reveal(notice: &Notice, name: &str, resolver: Option<&Arc<dyn Resolver>>) -> 
         target: notice.target.clone(),
         name: name.to_string(),
         granted: true,
+        via: None,
     };
     resolver.reveal(&request).map_err(|why| SendError::Permanent(format!("secret `{name}`: {why}")))
 }

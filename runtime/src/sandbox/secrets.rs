@@ -217,6 +217,7 @@ impl Secrets {
             target: access.target.clone(),
             name: name.clone(),
             granted,
+            via: None,
         };
         let resolver = access.resolver.clone();
         // the resolver reads the store and flushes the audit record: blocking work
@@ -283,6 +284,7 @@ pub(crate) async fn resolve_env(
                         target: context.task.target.clone(),
                         name: name.clone(),
                         granted: true,
+                        via: None,
                     };
                     let value = tokio::task::spawn_blocking(move || resolver.reveal(&request))
                         .await

@@ -13,20 +13,27 @@
 //! - `SLUICE_WORK` (work-queue retention), subjects `sluice.work.<route>`: one attempt per
 //!   message. Each route (a set of required labels) has its own durable pull consumer that
 //!   every eligible worker pulls from, so a worker without a task's labels never sees it.
+//! - a tenant's own work-queue stream (`nats_stream` of a workspace in the server's
+//!   config), subjects `sluice.lane.<stream>.<route>`: that workspace's attempts only,
+//!   served by workers started with `--stream <stream>` (and by no other worker).
 //! - `SLUICE_OUTCOMES` (work-queue retention), subjects `sluice.outcome.<attempt id>`: what
 //!   workers report, published with the attempt id as message id (JetStream drops a
 //!   duplicate within its window; the server keeps only the first outcome of an attempt).
 //! - object stores `sluice-components` (component bytes by blake3) and `sluice-blobs`
 //!   (`/in` and `/out` file contents by blake3).
 //! - core subject `sluice.cancel.<attempt id>`: stop a running attempt.
+//! - core subject `sluice.reveal.<server>`: a worker asks the server for a secret of an
+//!   attempt it runs ([`reveal`]).
 
 pub mod remote;
 pub mod wire;
 pub mod worker;
 
+mod reveal;
 mod transfer;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -46,6 +53,8 @@ pub const OUTCOME_PREFIX: &str = "sluice.outcome";
 pub const OUTCOME_CONSUMER: &str = "coordinator";
 /// Core subject prefix of cancel requests: `sluice.cancel.<attempt id>`.
 pub const CANCEL_PREFIX: &str = "sluice.cancel";
+/// Core subject prefix of workers' secret reveals: `sluice.reveal.<server prefix>`.
+pub const REVEAL_PREFIX: &str = "sluice.reveal";
 /// Object store of component bytes, named by blake3.
 pub const COMPONENTS_BUCKET: &str = "sluice-components";
 /// Object store of file contents (`/in`, `/out`), named by blake3.
@@ -92,11 +101,46 @@ pub struct Link {
     pub(crate) blobs: ObjectStore,
 }
 
+/// How to authenticate to NATS and which TLS roots to trust (`--nats-user`/
+/// `--nats-password`, `--nats-token`, `--nats-tls-ca`). NATS `.creds` files (JWT + NKey)
+/// need async-nats' `nkeys` feature, which this build leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// PEM roots to verify the server's certificate with (TLS is then required).
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl Auth {
+    fn options(&self, url: &str) -> Result<async_nats::ConnectOptions, ScaleoutError> {
+        let invalid = |message: String| ScaleoutError::Connect { url: url.to_string(), message };
+        let mut options = async_nats::ConnectOptions::new();
+        match (&self.user, &self.password) {
+            (Some(user), Some(password)) => options = options.user_and_password(user.clone(), password.clone()),
+            (None, None) => {}
+            _ => return Err(invalid("--nats-user and --nats-password go together".into())),
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            if !ca.is_file() {
+                return Err(invalid(format!("--nats-tls-ca {}: no such file", ca.display())));
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        Ok(options.name("sluice"))
+    }
+}
+
 impl Link {
-    /// Connect to `url` (`nats://HOST:PORT`) and make sure the streams and buckets exist.
-    pub async fn connect(url: &str) -> Result<Link, ScaleoutError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("sluice")
+    /// Connect to `url` (`nats://HOST:PORT`) as `auth` says and make sure the streams and
+    /// buckets exist.
+    pub async fn connect(url: &str, auth: &Auth) -> Result<Link, ScaleoutError> {
+        let client = auth
+            .options(url)?
             .connect(url)
             .await
             .map_err(|e| ScaleoutError::Connect { url: url.to_string(), message: e.to_string() })?;
@@ -166,9 +210,32 @@ pub fn routes_of(labels: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-/// The work subject of a route.
-pub(crate) fn work_subject(route: &str) -> String {
-    format!("{WORK_PREFIX}.{route}")
+/// The work subject of a route in work stream `stream`.
+pub(crate) fn work_subject(stream: &str, route: &str) -> String {
+    format!("{}.{route}", stream_prefix(stream))
+}
+
+/// The subject prefix of work stream `stream`: [`WORK_PREFIX`] for the shared one, a
+/// prefix of its own for a tenant's (streams' subjects must not overlap).
+pub(crate) fn stream_prefix(stream: &str) -> String {
+    if stream == WORK_STREAM { WORK_PREFIX.to_string() } else { format!("sluice.lane.{stream}") }
+}
+
+/// Make sure work stream `stream` exists (a tenant's is made when first used).
+pub(crate) async fn ensure_work_stream(js: &jetstream::Context, stream: &str) -> Result<(), ScaleoutError> {
+    ensure_stream(js, stream, &stream_prefix(stream)).await
+}
+
+/// Check a work stream's name: 1 to 32 letters, digits, `_` or `-` (a subject token and a
+/// JetStream stream name both).
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok || name == OUTCOME_STREAM {
+        return Err(format!(
+            "`{name}`: a work stream's name is 1 to 32 letters, digits, `_` or `-` (and not {OUTCOME_STREAM})"
+        ));
+    }
+    Ok(())
 }
 
 /// The durable consumer of a route's attempts.
@@ -205,6 +272,16 @@ mod tests {
         assert!(!worker.contains(&route_of(&labels(&[("pool", "cpu")]))));
         assert!(!worker.contains(&route_of(&labels(&[("pool", "gpu"), ("zone", "b")]))));
         assert_eq!(routes_of(&labels(&[])), vec!["any".to_string()]);
+    }
+
+    #[test]
+    fn tenant_streams_have_subjects_of_their_own() {
+        assert_eq!(work_subject(WORK_STREAM, "any"), "sluice.work.any");
+        assert_eq!(work_subject("ACME", "any"), "sluice.lane.ACME.any");
+        assert!(check_stream_name("TENANT_a-1").is_ok());
+        for bad in ["", "a.b", "a*", "a>", OUTCOME_STREAM, &"x".repeat(33)] {
+            assert!(check_stream_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

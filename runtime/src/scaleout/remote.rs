@@ -21,14 +21,15 @@ use tokio::sync::oneshot;
 
 use super::wire::{self, WorkOrder, WorkOutcome};
 use super::{
-    CANCEL_PREFIX, Link, MAX_DELIVER, OUTCOME_CONSUMER, OUTCOME_STREAM, ScaleoutError, WORK_STREAM, nats, route_of,
-    transfer, work_consumer, work_subject,
+    CANCEL_PREFIX, Link, MAX_DELIVER, OUTCOME_CONSUMER, OUTCOME_STREAM, REVEAL_PREFIX, ScaleoutError, WORK_STREAM,
+    nats, reveal, route_of, transfer, work_consumer, work_subject,
 };
 use crate::cache::CacheDir;
 use crate::model::PinnedComponent;
 use crate::sandbox::FailureKind;
 use crate::sandbox::values::Readable;
 use crate::scheduler::{AttemptReport, Executor, ExecutorFactory, PreparedAttempt, Running};
+use crate::secrets::Resolver;
 use crate::store::Store;
 
 /// How often a waiting attempt looks at its cancel flag: a cancel reaches the worker
@@ -48,8 +49,14 @@ struct Shared {
     paths: Mutex<HashMap<String, PathBuf>>,
     /// Components in the bucket already (checked or uploaded by this process).
     uploaded: tokio::sync::Mutex<HashSet<String>>,
-    /// Routes whose consumer exists.
-    routes: tokio::sync::Mutex<HashSet<String>>,
+    /// Routes whose consumer exists, as (stream, route).
+    routes: tokio::sync::Mutex<HashSet<(String, String)>>,
+    /// Workspaces whose attempts go to a work stream of their own (workspace → stream).
+    streams: BTreeMap<String, String>,
+    /// What each attempt waiting on a worker may reveal, by id.
+    grants: Arc<reveal::Grants>,
+    /// Where workers ask for secrets: `sluice.reveal.<prefix>`.
+    reveal_subject: String,
 }
 
 /// Runs attempts on workers through JetStream.
@@ -57,21 +64,39 @@ pub struct RemoteExecutor {
     shared: Arc<Shared>,
     store: Arc<dyn Store>,
     cache: Option<Arc<CacheDir>>,
+    /// The server's secrets: workers' reveals are answered with it.
+    resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl RemoteExecutor {
     /// Start listening for outcomes on `link`; the factory makes the executor of the runtime
-    /// `sluice serve` opens. `lease`: how long a worker holds an attempt without a heartbeat.
-    pub async fn start(link: Link, lease: Duration) -> Result<ExecutorFactory, ScaleoutError> {
+    /// `sluice serve` opens. `lease`: how long a worker holds an attempt without a heartbeat;
+    /// `streams`: workspaces whose attempts go to a work stream of their own.
+    pub async fn start(
+        link: Link,
+        lease: Duration,
+        streams: BTreeMap<String, String>,
+    ) -> Result<ExecutorFactory, ScaleoutError> {
+        for stream in streams.values() {
+            super::check_stream_name(stream).map_err(ScaleoutError::Invalid)?;
+        }
+        let prefix = format!("{:016x}", rand_u64());
+        let reveal_subject = format!("{REVEAL_PREFIX}.{prefix}");
+        let reveals = link.client.subscribe(reveal_subject.clone()).await.map_err(|e| nats("subscribing", e))?;
+        let grants = Arc::new(reveal::Grants::default());
+        tokio::spawn(reveal::serve(link.client.clone(), grants.clone(), reveals));
         let shared = Arc::new(Shared {
             link,
             lease,
-            prefix: format!("{:016x}", rand_u64()),
+            prefix,
             next: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             paths: Mutex::new(HashMap::new()),
             uploaded: tokio::sync::Mutex::new(HashSet::new()),
             routes: tokio::sync::Mutex::new(HashSet::new()),
+            streams,
+            grants,
+            reveal_subject,
         });
         let stream = shared.link.js.get_stream(OUTCOME_STREAM).await.map_err(|e| nats("outcome stream", e))?;
         let config = pull::Config {
@@ -90,6 +115,7 @@ impl RemoteExecutor {
                 shared: shared.clone(),
                 store: rt.store().clone(),
                 cache: rt.cache_dir().cloned(),
+                resolver: rt.resolver().cloned(),
             }) as Arc<dyn Executor>
         }))
     }
@@ -135,8 +161,9 @@ async fn listen(shared: Arc<Shared>, mut messages: pull::Stream) {
 impl Executor for RemoteExecutor {
     fn execute(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>) -> Running {
         let (shared, store, cache) = (self.shared.clone(), self.store.clone(), self.cache.clone());
+        let grant = reveal::Grant::of(&attempt, self.resolver.clone());
         Box::pin(async move {
-            dispatch(&shared, &*store, cache.as_deref(), attempt, cancel).await.unwrap_or_else(|e| {
+            dispatch(&shared, &*store, cache.as_deref(), attempt, grant, cancel).await.unwrap_or_else(|e| {
                 AttemptReport::failed(FailureKind::Host, format!("running the attempt on a worker: {e}"))
             })
         })
@@ -156,6 +183,7 @@ async fn dispatch(
     store: &dyn Store,
     cache: Option<&CacheDir>,
     attempt: PreparedAttempt,
+    grant: reveal::Grant,
     cancel: Arc<AtomicBool>,
 ) -> Result<AttemptReport, ScaleoutError> {
     upload_component(shared, &attempt.component).await?;
@@ -164,11 +192,13 @@ async fn dispatch(
         transfer::put_trees(&shared.link.blobs, &cache.blobs, &trees).await?;
     }
     let route = route_of(&attempt.exec.worker_labels);
-    ensure_route(shared, &route).await?;
+    let stream = shared.streams.get(&attempt.workspace).map_or(WORK_STREAM, String::as_str).to_string();
+    ensure_route(shared, &stream, &route).await?;
     let (run, task) = (attempt.run, attempt.task.task_key.clone());
     let readable = readable_tasks(&attempt.readable);
     let id = format!("{}-{}", shared.prefix, shared.next.fetch_add(1, Ordering::Relaxed));
     let mut order = WorkOrder::new(id.clone(), shared.lease, attempt, readable);
+    order.reveal_subject = Some(shared.reveal_subject.clone());
     let read = |e: crate::store::StoreError| ScaleoutError::Invalid(format!("reading the store: {e}"));
     for up in &order.readable {
         for (key, json) in store.values(run, up).map_err(read)? {
@@ -181,12 +211,17 @@ async fn dispatch(
     let payload = serde_json::to_vec(&order).map_err(|e| ScaleoutError::Invalid(e.to_string()))?;
     let (tx, rx) = oneshot::channel();
     shared.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), tx);
-    let published = publish(shared, &route, &id, payload).await;
-    if let Err(e) = published {
+    shared.grants.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), grant);
+    let published = publish(shared, &work_subject(&stream, &route), &id, payload).await;
+    let outcome = match published {
+        Ok(()) => wait(shared, &id, rx, &cancel).await,
+        Err(e) => Err(e),
+    };
+    // no reveal is answered for this attempt once it is over
+    shared.grants.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    let outcome = outcome.inspect_err(|_| {
         shared.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        return Err(e);
-    }
-    let outcome = wait(shared, &id, rx, &cancel).await?;
+    })?;
     for (key, text) in &outcome.checkpoints {
         let bytes = wire::decode(text).map_err(ScaleoutError::Invalid)?;
         store
@@ -204,9 +239,9 @@ async fn dispatch(
     Ok(report)
 }
 
-async fn publish(shared: &Shared, route: &str, id: &str, payload: Vec<u8>) -> Result<(), ScaleoutError> {
+async fn publish(shared: &Shared, subject: &str, id: &str, payload: Vec<u8>) -> Result<(), ScaleoutError> {
     let message = PublishMessage::build().payload(payload.into()).message_id(id);
-    let ack = shared.link.js.send_publish(work_subject(route), message).await.map_err(|e| nats("publishing", e))?;
+    let ack = shared.link.js.send_publish(subject.to_string(), message).await.map_err(|e| nats("publishing", e))?;
     ack.await.map_err(|e| nats("publishing", e))?;
     Ok(())
 }
@@ -254,16 +289,19 @@ async fn upload_component(shared: &Shared, hash: &str) -> Result<(), ScaleoutErr
 }
 
 /// Make sure the route's durable consumer exists, with this server's lease.
-async fn ensure_route(shared: &Shared, route: &str) -> Result<(), ScaleoutError> {
+async fn ensure_route(shared: &Shared, stream: &str, route: &str) -> Result<(), ScaleoutError> {
     let mut routes = shared.routes.lock().await;
-    if routes.contains(route) {
+    let key = (stream.to_string(), route.to_string());
+    if routes.contains(&key) {
         return Ok(());
     }
-    let stream = shared.link.js.get_stream(WORK_STREAM).await.map_err(|e| nats("work stream", e))?;
+    super::ensure_work_stream(&shared.link.js, stream).await?;
     let name = work_consumer(route);
+    let filter_subject = work_subject(stream, route);
+    let stream = shared.link.js.get_stream(stream).await.map_err(|e| nats(&format!("work stream {stream}"), e))?;
     let config = pull::Config {
         durable_name: Some(name.clone()),
-        filter_subject: work_subject(route),
+        filter_subject,
         ack_policy: AckPolicy::Explicit,
         ack_wait: shared.lease,
         max_deliver: MAX_DELIVER,
@@ -274,7 +312,7 @@ async fn ensure_route(shared: &Shared, route: &str) -> Result<(), ScaleoutError>
         .get_or_create_consumer::<pull::Config>(&name, config)
         .await
         .map_err(|e| nats(&format!("consumer {name}"), e))?;
-    routes.insert(route.to_string());
+    routes.insert(key);
     Ok(())
 }
 

@@ -50,6 +50,9 @@ pub struct WorkOrder {
     /// The task's production expectations: the worker checks them on `/out`.
     #[serde(default)]
     pub expectations: Vec<crate::spec::expect::TaskExpectation>,
+    /// Where the worker asks the server for this attempt's secrets (`None`: reveals fail).
+    #[serde(default)]
+    pub reveal_subject: Option<String>,
 }
 
 /// [`Limits`] on the wire.
@@ -158,6 +161,7 @@ impl WorkOrder {
             max_out: attempt.max_out,
             seed: attempt.seed,
             expectations: attempt.expectations,
+            reveal_subject: None,
         }
     }
 

@@ -7,7 +7,8 @@
 //! Owns its sandbox, its compiled-component cache and a blob store of its own (`/in` and
 //! `/out` contents). It holds no run store and no secrets: values it may read and its
 //! task's checkpoints come with the attempt, in a store that lives as long as the attempt;
-//! a secret reveal is refused. It never decides what an outcome means for the run.
+//! a secret reveal is a request to the server that dispatched the attempt ([`super::reveal`]).
+//! It never decides what an outcome means for the run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,10 +22,9 @@ use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::reveal::RemoteResolver;
 use super::wire::{self, WorkOrder, WorkOutcome};
-use super::{
-    CANCEL_PREFIX, Link, OUTCOME_PREFIX, ScaleoutError, WORK_STREAM, nats, routes_of, transfer, work_consumer,
-};
+use super::{CANCEL_PREFIX, Link, OUTCOME_PREFIX, ScaleoutError, nats, routes_of, transfer, work_consumer};
 use crate::cache::CacheDir;
 use crate::sandbox::{FailureKind, Sandbox, SandboxConfig, World};
 use crate::scheduler::{AttemptReport, Executor, LocalExecutor};
@@ -51,6 +51,8 @@ pub struct WorkerOptions {
     pub labels: BTreeMap<String, String>,
     /// Its own directory: blobs, staging, `/out` directories.
     pub dir: PathBuf,
+    /// The work stream it serves: [`super::WORK_STREAM`], or a tenant's own.
+    pub stream: String,
 }
 
 struct Worker {
@@ -93,7 +95,7 @@ pub async fn run(
     let routes = routes_of(&options.labels);
     let per_route = (options.slots / routes.len()).clamp(1, MAX_BATCH);
     for route in routes {
-        tasks.spawn(pull_loop(worker.clone(), route, per_route));
+        tasks.spawn(pull_loop(worker.clone(), options.stream.clone(), route, per_route));
     }
     stop.await;
     tasks.abort_all();
@@ -112,10 +114,10 @@ async fn cancel_loop(worker: Arc<Worker>, mut cancels: async_nats::Subscriber) {
 }
 
 /// Pull a route's attempts while slots are free.
-async fn pull_loop(worker: Arc<Worker>, route: String, per_fetch: usize) {
+async fn pull_loop(worker: Arc<Worker>, stream: String, route: String, per_fetch: usize) {
     let name = work_consumer(&route);
     loop {
-        let consumer = match worker.link.js.get_stream(WORK_STREAM).await {
+        let consumer = match worker.link.js.get_stream(&stream).await {
             Ok(stream) => stream.get_consumer::<pull::Config>(&name).await.ok(),
             Err(_) => None,
         };
@@ -236,10 +238,19 @@ impl Worker {
             store.save_checkpoint(run, task, key, &bytes).map_err(seed)?;
             before.insert(key.clone(), bytes);
         }
+        let secrets = order.reveal_subject.as_ref().map(|subject| {
+            Arc::new(RemoteResolver {
+                client: self.link.client.clone(),
+                subject: subject.clone(),
+                id: order.id.clone(),
+                worker: self.name.clone(),
+                handle: tokio::runtime::Handle::current(),
+            }) as Arc<dyn crate::secrets::Resolver>
+        });
         let executor = LocalExecutor {
             sandbox: self.sandbox.clone(),
             store: store.clone(),
-            secrets: None,
+            secrets,
             cache: Some(self.cache.clone()),
         };
         let mut report = executor.execute(prepared, cancel).await;

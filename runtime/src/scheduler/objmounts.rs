@@ -141,6 +141,7 @@ impl Coordinator {
             name: name.clone(),
             // the mount's declaration in the bundle is the grant; the vault checks the rest
             granted: true,
+            via: None,
         };
         resolver.reveal(&req).map_err(|why| format!("credentials `{name}` cannot be read: {why}"))
     }

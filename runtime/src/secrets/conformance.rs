@@ -42,6 +42,7 @@ fn audit(action: AuditAction, granted: bool) -> AuditRecord {
         version: None,
         granted,
         reason: "because".into(),
+        via: None,
     }
 }
 

@@ -209,6 +209,9 @@ pub struct AuditRecord {
     pub granted: bool,
     /// Why it was denied, or what was done.
     pub reason: String,
+    /// Who asked on a task's behalf when it ran elsewhere (`worker:NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// Check a scope, key, workspace or target name: 1–128 of `A-Z a-z 0-9 _ . -`

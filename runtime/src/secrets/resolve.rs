@@ -25,6 +25,8 @@ pub struct RevealRequest {
     pub name: String,
     /// Whether the task's spec lists `name` in its `secrets`.
     pub granted: bool,
+    /// Who asked on the task's behalf when it ran elsewhere (`worker:NAME`): audited.
+    pub via: Option<String>,
 }
 
 /// Resolves granted secret names for running tasks.

@@ -332,6 +332,7 @@ impl Vault {
             version: None,
             granted,
             reason,
+            via: None,
         }
     }
 
@@ -410,6 +411,7 @@ impl Resolver for Vault {
             version: None,
             granted: false,
             reason: String::new(),
+            via: req.via.clone(),
         };
         match self.try_reveal(req, &mut rec) {
             Ok((value, version)) => {

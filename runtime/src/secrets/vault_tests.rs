@@ -29,6 +29,7 @@ fn request(principal: &str, target: &str, name: &str, granted: bool) -> RevealRe
         target: target.into(),
         name: name.into(),
         granted,
+        via: None,
     }
 }
 

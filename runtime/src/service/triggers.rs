@@ -363,6 +363,7 @@ impl Service {
             target,
             name: name.to_string(),
             granted: true,
+            via: None,
         };
         let value = resolver
             .reveal(&req)
