@@ -71,6 +71,23 @@ fn a_rerun_with_nothing_changed_executes_nothing_and_reproduces_outputs() {
 }
 
 #[test]
+fn a_workspace_never_reuses_another_workspaces_results() {
+    let s = Sluice::new();
+    let dir = pipeline(&s, 1, "data");
+    std::fs::write(dir.join("data/in.txt"), "rows").unwrap();
+    let acme = run(&s, &dir, &["--workspace", "acme"]);
+    assert_eq!(executed(&acme), ["a", "b", "c", "d"]);
+    // the same bundle in another tenant's workspace: nothing of acme's is handed to globex
+    let globex = run(&s, &dir, &["--workspace", "globex"]);
+    assert_eq!(executed(&globex), ["a", "b", "c", "d"], "globex must not be given acme's results");
+    // within one workspace, reuse works as before
+    let again = run(&s, &dir, &["--workspace", "globex"]);
+    assert_eq!(executed(&again), Vec::<String>::new());
+    let from = &sluice_tests::last_attempt(&again, "a")["cache"]["reused_from"];
+    assert_eq!(from, &Value::String(format!("{}/a", globex["run_id"])));
+}
+
+#[test]
 fn a_changed_param_reruns_that_task_and_its_dependents_only() {
     let s = Sluice::new();
     let dir = pipeline(&s, 1, "data");

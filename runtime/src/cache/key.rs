@@ -74,7 +74,8 @@ pub struct KeyParts {
     /// it can read, however far upstream); `context.job`,
     /// `context.task`, `context.target` → the context fields a guest sees that are stable
     /// across runs (the run id and attempt number are not keyed: a task's result must not
-    /// depend on them).
+    /// depend on them); `context.workspace` → the run's workspace, so one tenant is never
+    /// handed another tenant's result.
     pub inputs: BTreeMap<String, String>,
     /// What was granted ([`capabilities_of`]); a set, encoded sorted.
     pub capabilities: Vec<String>,

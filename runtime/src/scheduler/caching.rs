@@ -149,6 +149,8 @@ impl Coordinator {
         parts.inputs.insert("context.job".into(), self.plan.job.name.clone());
         parts.inputs.insert("context.task".into(), spec.key.clone());
         parts.inputs.insert("context.target".into(), self.state.view().target.clone());
+        // one tenant's results are never another's: a key never matches across workspaces
+        parts.inputs.insert("context.workspace".into(), self.plan.workspace.clone());
         if !spec.expectations.is_empty() {
             // a reused result carries what these expectations found: other ones must look again
             let json = serde_json::to_vec(&spec.expectations).map_err(|e| e.to_string())?;

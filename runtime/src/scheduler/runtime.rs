@@ -49,6 +49,25 @@ pub struct RuntimeOptions {
     pub executor: Option<ExecutorFactory>,
 }
 
+/// Starts building the sandbox (the engine, its pooling allocator, the host linker: ~2 ms
+/// of CPU) on a thread of its own while the caller opens the store, and returns how to
+/// wait for it. If the store turns out to be another process's, the thread finishes and
+/// its sandbox is dropped unused.
+fn sandbox_aside(compiled: PathBuf) -> impl FnOnce() -> Result<Sandbox, SandboxError> {
+    let build = move || Sandbox::new(SandboxConfig { cache_dir: Some(compiled) });
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("sluice-sandbox".into()).spawn({
+        let build = build.clone();
+        move || {
+            let _ = tx.send(build());
+        }
+    });
+    move || match spawned {
+        Ok(_) => rx.recv().unwrap_or_else(|_| Err(SandboxError::Engine("building the sandbox failed".into()))),
+        Err(_) => build(),
+    }
+}
+
 /// Makes the executor of an opened runtime (`sluice serve --nats`: workers elsewhere).
 pub type ExecutorFactory = Arc<dyn Fn(&Runtime) -> Arc<dyn Executor> + Send + Sync>;
 
@@ -171,15 +190,16 @@ impl Runtime {
             Some(n) => n,
             None => max,
         };
+        // compiled components: the user's cache (shared by state directories), else this one's
+        let compiled = crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| state_dir.join(COMPONENTS_DIR));
+        let sandbox = sandbox_aside(compiled);
         let sled = open_store(state_dir)?;
         let vault = open_vault(&sled, state_dir)?;
         let services = Arc::new(SledServiceStore::open(&sled)?);
         let deployments = Arc::new(SledDeploymentStore::open(&sled)?);
         let notices = Arc::new(SledNoticeStore::open(&sled)?);
         let telemetry = options.telemetry.unwrap_or_else(|| Arc::new(NoTelemetry));
-        // compiled components: the user's cache (shared by state directories), else this one's
-        let compiled = crate::sandbox::artifacts::user_cache_dir().unwrap_or_else(|| state_dir.join(COMPONENTS_DIR));
-        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(compiled) })?.with_telemetry(telemetry.clone());
+        let sandbox = sandbox()?.with_telemetry(telemetry.clone());
         let cache = CacheDir::open(state_dir, slots)
             .map_err(|message| OpenError::Cache { dir: state_dir.display().to_string(), message })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -36,6 +36,15 @@ pub struct StreamItem {
 #[derive(Default)]
 pub(crate) struct Hub {
     state: Mutex<HubState>,
+    /// The service's folded runs, told of each durable event with its position.
+    views: Option<Arc<super::views::Views>>,
+}
+
+impl Hub {
+    /// A hub that also keeps `views` folded as events become durable.
+    pub(crate) fn with_views(views: Arc<super::views::Views>) -> Hub {
+        Hub { state: Mutex::default(), views: Some(views) }
+    }
 }
 
 #[derive(Default)]
@@ -159,6 +168,10 @@ impl Observer for Hub {
         for e in history {
             st.learn(run, e);
         }
+        drop(st);
+        if let Some(views) = &self.views {
+            views.attached(run, history);
+        }
     }
 
     fn event(&self, run: RunId, event: &Event) {
@@ -178,6 +191,10 @@ impl Observer for Hub {
         }
         if run == root && matches!(event, Event::RunFinished { .. }) {
             st.forget(root);
+        }
+        drop(st);
+        if let Some(views) = &self.views {
+            views.durable(run, seq, event);
         }
     }
 }

@@ -168,7 +168,7 @@ struct Inner {
     notifier: Arc<crate::notify::Notifier>,
     /// What runs driven here tell about their events: the hub and the notifier.
     observer: Arc<dyn crate::scheduler::Observer>,
-    views: views::Views,
+    views: Arc<views::Views>,
     parsed: jobs::Parsed,
     /// The trigger engine, once `sluice serve` started it.
     triggers: std::sync::OnceLock<triggers::Triggers>,
@@ -177,7 +177,8 @@ struct Inner {
 impl Service {
     /// The service over `rt`, the runtime of `state_dir`.
     pub fn new(rt: Runtime, state_dir: PathBuf) -> Service {
-        let hub = Arc::new(hub::Hub::default());
+        let views = Arc::new(views::Views::default());
+        let hub = Arc::new(hub::Hub::with_views(views.clone()));
         let notifier = Arc::new(crate::notify::Notifier::new(
             rt.notices().clone(),
             rt.store().clone(),
@@ -194,7 +195,7 @@ impl Service {
                 rt,
                 state_dir,
                 bundles: Mutex::new(Vec::new()),
-                views: views::Views::default(),
+                views,
                 parsed: jobs::Parsed::default(),
                 triggers: std::sync::OnceLock::new(),
             }),

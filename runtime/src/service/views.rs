@@ -1,6 +1,8 @@
 //! Runs as readers see them, folded once: each run's log is folded as far as it is durable
 //! and kept with the count of events folded, so a read of a run whose log has not grown
 //! costs no store read and no fold, and one whose log grew folds only the new events.
+//! A run this process drives is folded live, event by event as the hub announces it
+//! durable, so reading it (the CLI's result at the end of `sluice run`) reads no log.
 //!
 //! Owns the cache of folded runs; it never writes the store and never shows an event that
 //! is not durable (the count folded to is the hub's announced count for runs this process
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::records::{Folded, RunRecord};
 use super::{Service, ServiceError};
-use crate::model::RunId;
+use crate::model::{Event, RunId};
 
 /// How many runs keep their folded state: enough for every run polled at once by a busy
 /// server; beyond it the cache starts again (a miss costs one fold).
@@ -34,6 +36,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Views {
+    /// A run this process drives from now on, with its log so far: folded here, so the
+    /// reads that follow (the CLI's result, the dashboard's polls) need not fold it again
+    /// from the store.
+    pub(crate) fn attached(&self, run: RunId, history: &[Event]) {
+        let slot = self.slot(run);
+        let mut slot = lock(&slot);
+        if slot.folded.as_ref().is_some_and(|f| f.count() >= history.len() as u64) {
+            return;
+        }
+        slot.folded = Folded::new(history).ok();
+        slot.record = None;
+    }
+
+    /// `run`'s event at position `seq` is durable: fold it if it is the next one of a run
+    /// folded here. A fold already past it (a reader read it from the store first) or
+    /// behind it (the cache was cleared) is left to the next read.
+    pub(crate) fn durable(&self, run: RunId, seq: u64, event: &Event) {
+        let Some(slot) = lock(&self.runs).get(&run).cloned() else { return };
+        let mut slot = lock(&slot);
+        let Some(folded) = slot.folded.as_mut() else { return };
+        if folded.count() != seq {
+            return;
+        }
+        if folded.extend(std::slice::from_ref(event)).is_err() {
+            slot.folded = None;
+        }
+        slot.record = None;
+    }
+
     fn slot(&self, run: RunId) -> Arc<Mutex<Slot>> {
         let mut runs = lock(&self.runs);
         if !runs.contains_key(&run) && runs.len() >= MAX_FOLDED_RUNS {
@@ -59,10 +90,16 @@ impl Service {
         let mut slot = lock(&slot);
         let corrupt = |e: crate::model::CorruptLog| ServiceError::Internal(format!("run {run}: {e}"));
         let folded_count = slot.folded.as_ref().map_or(0, Folded::count);
-        if folded_count == durable
-            && let Some(record) = &slot.record
-        {
-            return Ok(Some(record.clone()));
+        if folded_count == durable {
+            if let Some(record) = &slot.record {
+                return Ok(Some(record.clone()));
+            }
+            // folded live, as the events became durable: no store read
+            if let Some(folded) = &slot.folded {
+                let record = Arc::new(folded.record());
+                slot.record = Some(record.clone());
+                return Ok(Some(record));
+            }
         }
         let from = if folded_count < durable { folded_count } else { 0 };
         let mut new = store.events_from(run, from)?;
