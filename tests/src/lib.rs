@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod browser;
+pub mod faultproxy;
 pub mod objstores;
 mod server;
 pub use server::Server;

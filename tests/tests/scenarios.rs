@@ -2,6 +2,8 @@
 //! Medallion: examples/medallion on its committed small landing zone (fixtures/landing).
 //! ML deploy: examples/ml-deploy — train, gate, register, stage per target, score — and its
 //! ci.sh against a `sluice serve`.
+//! File-triggered: examples/file-triggered under `sluice serve` on an injected clock, its
+//! bucket (s3s-fs) behind a fault-injecting proxy: 5 batches, 5 runs, each scoring its own files.
 
 use std::time::{Duration, Instant};
 
@@ -253,4 +255,156 @@ fn bad_model_keys_in_a_bundle_are_refused_at_their_place() {
         out.assert_exit(2);
         assert!(out.stderr.contains("sluice.toml:") && out.stderr.contains(says), "{keys}: {}", out.stderr);
     }
+}
+
+// ---- file-triggered: examples/file-triggered against s3s-fs behind a fault-injecting proxy ----
+
+/// 2026-03-28T12:00:00Z: the trigger engine's clock (`SLUICE_TEST_CLOCK`), moved by the test.
+const FT_T0: u64 = 1_774_699_200_000;
+
+/// The example's 20 landing files, as committed: `(batch, name, text)`.
+fn landing_files() -> Vec<(usize, String, String)> {
+    let data = repo().join("examples/file-triggered/data");
+    let mut out = Vec::new();
+    for batch in 1..=5 {
+        let dir = data.join(format!("batch-{batch}"));
+        let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for name in names {
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+            out.push((batch, name.to_string_lossy().into_owned(), text));
+        }
+    }
+    out
+}
+
+fn set_clock(path: &std::path::Path, at: u64) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, at.to_string()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The job's runs, oldest first.
+fn ft_runs(server: &sluice_tests::Server, token: &str, job: u64) -> Vec<u64> {
+    let (status, v) = server.get(Some(token), &format!("/api/2.2/jobs/runs/list?job_id={job}&limit=25"));
+    assert_eq!(status, 200, "{v}");
+    let mut ids: Vec<u64> =
+        v["runs"].as_array().map(|r| r.iter().filter_map(|x| x["run_id"].as_u64()).collect()).unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// An object store client straight to s3s-fs (the test's own writes and reads bypass the proxy).
+fn ft_store(server: &sluice_tests::objstores::ObjectServer, prefix: &str) -> sluice::objstore::Store {
+    sluice::objstore::Store::open(&server.url("landing", prefix), &server.credentials(false)).expect("open the store")
+}
+
+#[test]
+fn file_triggered_batches_score_once_each_through_storage_faults() {
+    use sluice_tests::faultproxy::FaultProxy;
+    use sluice_tests::objstores::{Kind, ObjectServer};
+    let started = Instant::now();
+    let s3 = ObjectServer::start(Kind::S3, "landing");
+    let proxy = FaultProxy::start(s3.port);
+    let s = Sluice::new();
+    // the model of scenario 2, registered and staged for dev
+    ml_run(&s, "train", &[]).assert_exit(0);
+    s.run(&["models", "stage", "churn", "1", "--target", "dev"]).assert_exit(0);
+    // the bucket's credentials, pointing at the proxy: every request of sluice's may fail
+    let ops = [("SLUICE_PRINCIPAL", "ops")];
+    s.run_with(&["secrets", "scopes", "create", "landing"], &ops, None).assert_exit(0);
+    let creds = s3.credentials(false).replace(&format!(":{}", s3.port), &format!(":{}", proxy.port));
+    s.run_with(&["secrets", "put", "landing", "s3"], &ops, Some(creds.as_bytes())).assert_exit(0);
+
+    let clock = s.dir.path().join("clock");
+    set_clock(&clock, FT_T0);
+    let bundle = repo().join("examples/file-triggered");
+    let env = [("SLUICE_TEST_CLOCK", clock.to_str().unwrap()), ops[0]];
+    let server = s.serve_env(&[bundle.to_str().unwrap()], &env);
+    let token = s.token("alice", "default", None);
+    let job = server.job_id(&token, "score_new_files");
+    let files = landing_files();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let incoming = ft_store(&s3, "incoming/");
+    let mut now = FT_T0;
+    let mut runs = Vec::new();
+    for batch in 1..=5 {
+        for (_, name, text) in files.iter().filter(|f| f.0 == batch) {
+            rt.block_on(incoming.put(name, text.clone().into_bytes().into())).unwrap();
+        }
+        // move the engine's clock (5 s a step) until the batch has started its run
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let run = loop {
+            now += 5_000;
+            set_clock(&clock, now);
+            std::thread::sleep(Duration::from_millis(200));
+            let listed = ft_runs(&server, &token, job);
+            if listed.len() >= batch {
+                assert_eq!(listed.len(), batch, "one run per batch: {listed:?}");
+                break listed[batch - 1];
+            }
+            assert!(Instant::now() < deadline, "batch {batch} started no run (faults so far {})", proxy.faults());
+        };
+        let done = server.wait_terminal(&token, run);
+        assert_eq!(done["state"]["result_state"], "SUCCESS", "batch {batch}: {done:#}");
+        runs.push(run);
+    }
+    // nothing new: no more runs however long the bucket stays quiet
+    for _ in 0..6 {
+        now += 30_000;
+        set_clock(&clock, now);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ft_runs(&server, &token, job), runs, "no run lost, none doubled");
+
+    let mut consumed = Vec::new();
+    let scores = ft_store(&s3, "scores/");
+    for (i, run) in runs.iter().enumerate() {
+        let shown = s.show(*run);
+        let mut expected: Vec<&str> = files.iter().filter(|f| f.0 == i + 1).map(|f| f.1.as_str()).collect::<Vec<_>>();
+        expected.sort();
+        let ingest = output_of(&shown, "ingest");
+        let score = output_of(&shown, "score");
+        assert_eq!(ingest["files"], serde_json::json!(expected), "run {run} ingests exactly its batch");
+        assert_eq!(score["files"], serde_json::json!(expected), "run {run} scores exactly its batch");
+        assert_eq!(ingest["rejected"].as_array().map(Vec::len), Some(1), "one bad row per batch: {ingest}");
+        assert_eq!(score["rows"], ingest["rows"], "{shown:#}");
+        assert_eq!(score["model_seed"], 7, "the staged model v1");
+        consumed.extend(expected.iter().map(|f| f.to_string()));
+        // each input file's scores are in the bucket, a line per valid customer
+        for name in &expected {
+            let key = format!("{}.scores.csv", name.trim_end_matches(".csv"));
+            let got = rt.block_on(scores.get(&key)).unwrap_or_else(|e| panic!("scores/{key}: {e}"));
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("customer,churn_probability,at_risk\n"), "{key}: {text}");
+            let raw = &files.iter().find(|f| f.1 == *name).unwrap().2;
+            let valid = raw.lines().count() - 1 - usize::from(raw.contains(",,") || raw.contains("weekly"));
+            assert_eq!(text.lines().count() - 1, valid, "{key}");
+        }
+    }
+    consumed.sort();
+    let mut all: Vec<String> = files.iter().map(|f| f.1.clone()).collect();
+    all.sort();
+    assert_eq!(consumed, all, "every file scored exactly once");
+    // the faults happened and were absorbed
+    let retried = runs
+        .iter()
+        .map(|r| s.show(*r))
+        .flat_map(|shown| shown["tasks"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["attempts"].as_array().map_or(0, Vec::len).saturating_sub(1))
+        .sum::<usize>();
+    assert!(proxy.faults() >= 10, "{} faults in {} requests", proxy.faults(), proxy.requests());
+    // a burst of ten 503s outlasts the storage client's and staging's own tries: the task's
+    // retry policy takes over (a transient staging or upload failure is retryable)
+    assert!(retried >= 1, "no task attempt was retried: the burst never reached a task");
+    #[allow(clippy::print_stderr)] // the figures of the scenario are its report
+    {
+        eprintln!(
+            "file-triggered: 5 batches, {} storage requests, {} failed by the proxy, {retried} task retries, {:?}",
+            proxy.requests(),
+            proxy.faults(),
+            started.elapsed()
+        );
+    }
+    assert_eq!(server.terminate(), 0);
 }

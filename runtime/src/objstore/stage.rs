@@ -46,6 +46,14 @@ pub enum StageError {
     Local(String),
 }
 
+impl StageError {
+    /// Whether trying the transfer again later may succeed (a store's transient failure that
+    /// outlasted [`TRANSFER_TRIES`]); local trouble is not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StageError::Store(e) if e.is_transient())
+    }
+}
+
 fn local(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StageError {
     let what = format!("{what} {}", path.display());
     move |e| StageError::Local(format!("{what}: {e}"))
@@ -209,4 +217,22 @@ pub async fn upload(store: &Store, dir: &Path, staged: &TreeManifest) -> Result<
         sent.bytes += file.size;
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_error(transient: bool) -> StageError {
+        StageError::Store(ObjstoreError::Store { url: "s3://b/p/".into(), message: "503".into(), transient })
+    }
+
+    #[test]
+    fn only_a_stores_transient_failure_is_worth_a_retry() {
+        assert!(store_error(true).is_transient());
+        assert!(!store_error(false).is_transient(), "a refusal (denied, not found) is final");
+        assert!(!StageError::Local("disk full".into()).is_transient());
+        let url = ObjstoreError::Url("ftp://x".into());
+        assert!(!StageError::Store(url).is_transient());
+    }
 }

@@ -16,6 +16,7 @@ use super::attempt::{limits_of, max_out_of};
 use super::caching::{Executes, Prepared};
 use super::coordinator::{Coordinator, Ready};
 use super::executor::{AttemptReport, PreparedAttempt};
+use super::objmounts::MountError;
 use super::params;
 
 /// Where a command's `stdin_from` reads.
@@ -70,7 +71,7 @@ impl Coordinator {
         let limits = limits_of(spec, &self.plan);
         let staged = match self.stage_objects(id, attempt, spec) {
             Ok(staged) => staged,
-            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+            Err(e) => return self.staging_failed(id, attempt, e).map(|()| true),
         };
         let runs = Executes {
             component: &component.hash,
@@ -204,7 +205,7 @@ impl Coordinator {
     ) -> Result<(), SchedulerError> {
         let _slot = self.permits.remove(&(id, attempt));
         let AttemptReport { outcome, out, quality } = report;
-        let (mut result, mut output, mut error, retryable) = self.classify(id, outcome.status.clone());
+        let (mut result, mut output, mut error, mut retryable) = self.classify(id, outcome.status.clone());
         let mut error_code = error_code_of(&outcome.status);
         if result == TaskResult::Success && !quality.is_empty() {
             let key = self.state.task(id).key.clone();
@@ -244,8 +245,8 @@ impl Coordinator {
             }
         }
         let key = self.state.task(id).key.clone();
-        if let Err(message) = self.upload_objects(&key, attempt, objects, result == TaskResult::Success) {
-            (result, output, error) = (TaskResult::Failed, None, Some(message));
+        if let Err(e) = self.upload_objects(&key, attempt, objects, result == TaskResult::Success) {
+            (result, output, error, retryable) = (TaskResult::Failed, None, Some(e.message), e.transient);
             error_code = Some("upload_failed".into());
         }
         if result == TaskResult::Success {
@@ -275,6 +276,19 @@ impl Coordinator {
         }
         if result != TaskResult::Success
             && let Some(retry) = self.state.retry(id, attempt, retryable, self.now())
+        {
+            self.record(retry)?;
+        }
+        Ok(())
+    }
+
+    /// Attempt `attempt` of task `id` failed before it ran, staging its object-storage
+    /// mounts: recorded as failed, and retried by the task's policy when the store failed
+    /// transiently.
+    fn staging_failed(&mut self, id: TaskId, attempt: u32, e: MountError) -> Result<(), SchedulerError> {
+        self.finish_in_place(id, attempt, InPlace::failed(e.message))?;
+        if e.transient
+            && let Some(retry) = self.state.retry(id, attempt, true, self.now())
         {
             self.record(retry)?;
         }

@@ -5,6 +5,10 @@
 //! attempt that succeeded (its result final: expectations and datasets passed), a rw
 //! mount's new and changed files are uploaded; after one that did not, nothing is.
 //!
+//! A transfer that failed transiently (the store's own retries and `stage::TRANSFER_TRIES`
+//! exhausted) is a [`MountError`] marked `transient`: the attempt fails, and the task's
+//! retry policy may try it again; credentials, bad prefixes and local trouble are not.
+//!
 //! The guest sees a local directory only: it never holds the credentials nor talks to the
 //! store. Staging and uploading run on a thread of their own with its own I/O driver while
 //! the coordinator waits (so an attempt's key is known before it is looked up); with many
@@ -24,6 +28,21 @@ use crate::spec::{Mount, MountMode, ObjectSource, TaskSpec};
 use crate::state::TaskId;
 
 use super::coordinator::Coordinator;
+
+/// Why an attempt's object-storage mounts could not be staged or uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MountError {
+    /// Names the task, the mount and what went wrong (never a credential's value).
+    pub message: String,
+    /// A store's transient failure: the task's retry policy may retry the attempt.
+    pub transient: bool,
+}
+
+impl MountError {
+    fn permanent(message: String) -> MountError {
+        MountError { message, transient: false }
+    }
+}
 
 /// A rw object-storage mount's private copy, uploaded after a successful attempt.
 #[derive(Debug)]
@@ -48,27 +67,33 @@ pub(crate) struct StagedMounts {
 impl Coordinator {
     /// Stage task `id`'s object-storage mounts for attempt `attempt`; an error names the
     /// task, the mount and what went wrong (never a credential's value).
-    pub(crate) fn stage_objects(&self, id: TaskId, attempt: u32, spec: &TaskSpec) -> Result<StagedMounts, String> {
+    pub(crate) fn stage_objects(&self, id: TaskId, attempt: u32, spec: &TaskSpec) -> Result<StagedMounts, MountError> {
         let mut out = StagedMounts { mounts: spec.exec.mounts.clone(), ..StagedMounts::default() };
         if spec.exec.mounts.iter().all(|m| m.object.is_none()) {
             return Ok(out);
         }
         let key = self.state.task(id).key.clone();
         let cfg = self.rt.cache.clone().ok_or_else(|| {
-            format!("task `{key}` has object-storage mounts, which need the state directory's blob store")
+            MountError::permanent(format!(
+                "task `{key}` has object-storage mounts, which need the state directory's blob store"
+            ))
         })?;
         for mount in &mut out.mounts {
             let Some(object) = mount.object.clone() else { continue };
             let what = format!("task `{key}`: mount {} ({})", mount.guest, object.url);
-            let secret = self.mount_credentials(&key, attempt, &object).map_err(|e| format!("{what}: {e}"))?;
+            let fail = |e: String| MountError::permanent(format!("{what}: {e}"));
+            let secret = self.mount_credentials(&key, attempt, &object).map_err(fail)?;
             let (cache, kept) = (cfg.clone(), object.clone());
             let fetched = on_own_thread(async move {
                 let store = Store::open(&kept.url, secret.expose_secret())
-                    .map_err(|e| format!("{e} (secret `{}`)", kept.credentials))?;
-                stage::fetch(&store, &cache.blobs, &cache.objects).await.map_err(|e| format!("staging: {e}"))
+                    .map_err(|e| (format!("{e} (secret `{}`)", kept.credentials), false))?;
+                stage::fetch(&store, &cache.blobs, &cache.objects)
+                    .await
+                    .map_err(|e| (format!("staging: {e}"), e.is_transient()))
             })
+            .map_err(|e| (e, false))
             .and_then(|r| r)
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(|(e, transient)| MountError { message: format!("{what}: {e}"), transient })?;
             tracing::info!(task = %key, mount = %mount.guest, url = %object.url, downloaded = fetched.downloaded,
                 reused = fetched.reused, root = %fetched.manifest.root, "object-storage mount staged");
             out.roots.insert(mount.guest.clone(), fetched.manifest.root);
@@ -76,7 +101,7 @@ impl Coordinator {
                 MountMode::Ro => stage::offer_read_only(&cfg.blobs, &cfg.staging, &fetched.manifest),
                 MountMode::Rw => stage::offer_writable(&cfg.blobs, &cfg.staging, &fetched.manifest),
             }
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(|e| fail(e.to_string()))?;
             if mount.mode == MountMode::Rw {
                 out.rw.push(RwStaged {
                     guest: mount.guest.clone(),
@@ -98,7 +123,7 @@ impl Coordinator {
         attempt: u32,
         staged: Vec<RwStaged>,
         success: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), MountError> {
         let mut result = Ok(());
         for rw in staged {
             if success && result.is_ok() {
@@ -109,17 +134,20 @@ impl Coordinator {
         result
     }
 
-    fn upload_one(&self, key: &str, attempt: u32, rw: &RwStaged) -> Result<(), String> {
+    fn upload_one(&self, key: &str, attempt: u32, rw: &RwStaged) -> Result<(), MountError> {
         let what = format!("task `{key}`: uploading mount {} to {}", rw.guest, rw.object.url);
-        let secret = self.mount_credentials(key, attempt, &rw.object).map_err(|e| format!("{what}: {e}"))?;
+        let secret = self
+            .mount_credentials(key, attempt, &rw.object)
+            .map_err(|e| MountError::permanent(format!("{what}: {e}")))?;
         let (object, dir, staged) = (rw.object.clone(), rw.dir.clone(), Arc::new(rw.staged.clone()));
         let sent = on_own_thread(async move {
             let store = Store::open(&object.url, secret.expose_secret())
-                .map_err(|e| format!("{e} (secret `{}`)", object.credentials))?;
-            stage::upload(&store, &dir, &staged).await.map_err(|e| e.to_string())
+                .map_err(|e| (format!("{e} (secret `{}`)", object.credentials), false))?;
+            stage::upload(&store, &dir, &staged).await.map_err(|e| (e.to_string(), e.is_transient()))
         })
+        .map_err(|e| (e, false))
         .and_then(|r| r)
-        .map_err(|e| format!("{what}: {e}"))?;
+        .map_err(|(e, transient)| MountError { message: format!("{what}: {e}"), transient })?;
         tracing::info!(task = %key, mount = %rw.guest, url = %rw.object.url, files = sent.files, bytes = sent.bytes,
             "object-storage mount uploaded");
         Ok(())

@@ -1,4 +1,4 @@
-//! `churn`: the ml-deploy example's model, one component with four steps (param `step`):
+//! `churn`: the ml-deploy example's model, one component with seven steps (param `step`):
 //!
 //! - `train`: generate `rows` customers from `seed` (a fraction `label_noise` of labels
 //!   flipped), keep the last 20% as a holdout, fit logistic regression (`epochs`, `rate`);
@@ -10,9 +10,14 @@
 //! - `score`: load `<model_dir>/model.json` (default `/model`: the version staged for the
 //!   run's target), score `rows` new customers from `seed`; writes `/out/scores.csv`.
 //!
+//! - `ingest`, `features`, `score_batch`: the file-triggered example's pipeline (see
+//!   [`pipeline`]).
+//!
 //! Output: a JSON summary of the step. Bad input is a permanent error naming the file.
 
+pub mod batch;
 pub mod model;
+mod pipeline;
 
 use serde_json::{Value, json};
 use sluice_sdk::{Context, Task, TaskError, params, values};
@@ -23,15 +28,15 @@ fn io(path: &str) -> impl Fn(std::io::Error) -> TaskError + '_ {
     move |e| TaskError::permanent(format!("{path}: {e}"))
 }
 
-fn read(path: &str) -> Result<String, TaskError> {
+pub(crate) fn read(path: &str) -> Result<String, TaskError> {
     std::fs::read_to_string(path).map_err(io(path))
 }
 
-fn write(path: &str, text: &str) -> Result<(), TaskError> {
+pub(crate) fn write(path: &str, text: &str) -> Result<(), TaskError> {
     std::fs::write(path, text).map_err(io(path))
 }
 
-fn load_model(path: &str) -> Result<Model, TaskError> {
+pub(crate) fn load_model(path: &str) -> Result<Model, TaskError> {
     let m: Model = serde_json::from_str(&read(path)?).map_err(|e| TaskError::permanent(format!("{path}: {e}")))?;
     m.check().map_err(|e| TaskError::permanent(format!("{path}: {e}")))?;
     Ok(m)
@@ -108,8 +113,11 @@ impl Task for Churn {
             Some("evaluate") => step_evaluate(),
             Some("package") => step_package(),
             Some("score") => step_score(),
+            Some("ingest") => pipeline::step_ingest(),
+            Some("features") => pipeline::step_features(),
+            Some("score_batch") => pipeline::step_score_batch(),
             other => Err(TaskError::permanent(format!(
-                "param `step`: {other:?} is not one of train, evaluate, package, score"
+                "param `step`: {other:?} is not one of train, evaluate, package, score, ingest, features, score_batch"
             ))),
         }
     }
