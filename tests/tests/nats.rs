@@ -110,25 +110,7 @@ fn a_job_runs_on_workers_with_values_checkpoints_and_files() {
 fn a_killed_workers_attempt_is_retried_elsewhere_and_recorded_once() {
     let nats = Nats::start();
     let s = Sluice::new();
-    let bundle = s.bundle(
-        "slow",
-        r#"
-[bundle]
-name = "slow"
-[components]
-probe = { path = "{guest:probe}" }
-[jobs.slow]
-[[jobs.slow.tasks]]
-key = "slow"
-component = "probe"
-params = { sleep_ms = "3000", set_done = "1" }
-[[jobs.slow.tasks]]
-key = "after"
-component = "probe"
-depends_on = ["slow"]
-params = { read_value = "slow.done" }
-"#,
-    );
+    let bundle = s.bundle("slow", SLOW_BUNDLE);
     let server = s.serve(&["--nats", &nats.url, "--lease", "1s", bundle.to_str().unwrap()]);
     assert!(server.seen.iter().any(|l| l.contains("through NATS JetStream")), "{:?}", server.seen);
     let mut first = worker(&s, &nats, "first", &["--slots", "1"], false);
