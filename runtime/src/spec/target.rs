@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Limits;
 use super::access::{self, Permission};
 use super::build::check_key_name;
 use super::error::SpecError;
 use super::names;
 use super::read::{Node, Table};
-use super::{Limits, TargetSpec};
 
 pub(crate) const TARGET_KEYS: &[&str] = &[
     "default",
@@ -261,4 +261,45 @@ impl super::Bundle {
         }
         out
     }
+}
+
+/// A deployment target's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    /// Defaults for every task's limits in runs of this target (job and task limits win).
+    pub limits: Limits,
+    /// Runs of this target may mount host directories outside the bundle and its data roots.
+    #[serde(default)]
+    pub allow_absolute_paths: bool,
+    /// The target runs use when none is named (`default = true`; at most one).
+    #[serde(default)]
+    pub default: bool,
+    /// `mode = "development" | "production"`; `None` when absent (as in Databricks:
+    /// neither development's prefix and pauses nor production's Git checks).
+    #[serde(default)]
+    pub mode: Option<TargetMode>,
+    /// `variables = { name = value }`: this target's values of declared variables.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// `[targets.T.jobs.J]`: per-job parameter overrides and permissions in this target.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, TargetJob>,
+    /// `run_as = "principal"`: who the target's runs run as (default: whoever deploys).
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Permissions on every job of this target (added to each job's own).
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    /// `git = { branch = "main" }`: the branch a production target deploys from.
+    #[serde(default)]
+    pub git: Option<GitSpec>,
+    /// `promote_from = "test"`: the target whose deployments this one promotes.
+    #[serde(default)]
+    pub promote_from: Option<String>,
+    /// Promotion needs a recorded passing test verdict on the promoted content hash.
+    #[serde(default)]
+    pub require_tests: bool,
+    /// Promotion needs this many approvals (0: none) by principals other than the deployer.
+    #[serde(default)]
+    pub require_approval: u32,
 }

@@ -32,6 +32,7 @@ pub mod models;
 pub mod notify;
 pub mod service;
 pub mod sled_backup;
+mod sled_codec;
 pub mod sled_datasets;
 pub mod sled_deploy;
 pub mod sled_models;
