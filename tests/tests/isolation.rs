@@ -80,6 +80,51 @@ fn each_attempt_gets_a_fresh_scratch_tmp() {
     assert_eq!(output(&run, "second")["list"]["ok"], serde_json::json!([]), "the scratch dir was wiped");
 }
 
+/// File I/O runs on the guest's own thread (`INLINE_FILE_IO`): a file of many reads arrives
+/// whole, a read-only mount still refuses writes, and the guest's `/` (shared by attempts of
+/// one layout) lists only the attempt's own mount points, `/in` only its own upstream tasks.
+#[test]
+fn inline_file_io_reads_whole_files_and_each_layout_sees_only_its_own_root() {
+    let s = Sluice::new();
+    let root = s.dir.path().join("files");
+    std::fs::create_dir_all(root.join("big")).unwrap();
+    let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect(); // ~190 KB: several reads
+    std::fs::write(root.join("big/lines.txt"), &text).unwrap();
+    let toml = format!(
+        "{HEAD}[jobs.j]\n\
+         [[jobs.j.tasks]]\nkey = \"big\"\ncomponent = \"fs\"\nmounts = [{{ host = \"big\", guest = \"/big\", mode = \"ro\" }}]\nparams = {{ read = \"/big/lines.txt\", write = \"/big/new.txt\", data = \"x\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"up\"\ncomponent = \"fs\"\nparams = {{ write = \"/out/note\", data = \"hi\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"down1\"\ncomponent = \"fs\"\ndepends_on = [\"up\"]\nparams = {{ list = \"/in\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"down2\"\ncomponent = \"fs\"\ndepends_on = [\"up\"]\nparams = {{ list = \"/in\", read = \"/in/up/note\" }}\n\
+         [[jobs.j.tasks]]\nkey = \"alone\"\ncomponent = \"fs\"\nparams = {{ list = \"/\" }}\n"
+    );
+    std::fs::write(
+        root.join("sluice.toml"),
+        toml.replace("{guest:fsprobe}", guest("fsprobe").to_str().unwrap())
+            .replace("{guest:netprobe}", guest("netprobe").to_str().unwrap())
+            .replace("{guest:cmd}", guest("cmd").to_str().unwrap()),
+    )
+    .unwrap();
+    let out = s.run(&["run", root.to_str().unwrap(), "--json"]);
+    out.assert_exit(0);
+    let run = out.json();
+    let big = output(&run, "big");
+    assert!(big["read"]["ok"].as_str() == Some(text.as_str()), "the whole file, in order");
+    assert!(big["write"]["err"].is_string(), "a read-only mount refuses writes: {}", big["write"]);
+    assert!(!root.join("big/new.txt").exists());
+    for key in ["down1", "down2"] {
+        assert_eq!(output(&run, key)["list"]["ok"], serde_json::json!(["up"]), "{key} sees its upstream only");
+    }
+    assert_eq!(output(&run, "down2")["read"]["ok"], "hi");
+    let alone = output(&run, "alone")["list"]["ok"].clone();
+    assert!(
+        alone
+            .as_array()
+            .is_some_and(|l| !l.contains(&serde_json::json!("in")) && l.contains(&serde_json::json!("tmp"))),
+        "{alone}"
+    );
+}
+
 #[test]
 fn guests_see_no_environment_and_no_sockets() {
     let s = Sluice::new();

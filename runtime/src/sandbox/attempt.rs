@@ -38,11 +38,21 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// host feels it.
 pub const MAX_HOST_HANDLES: usize = 4096;
 
+/// Whether WASI file I/O runs inline on the thread running the guest instead of through
+/// tokio's blocking pool (`spawn_blocking` and a wake-up per operation). Measured with
+/// `scripts/bench-polyglot` (ripgrep over a mounted tree): see docs/ARCHITECTURE.md. A read
+/// blocks that thread only as long as the local filesystem takes; the guest cannot make it
+/// wait on anything else, and the epoch deadline and host timer still apply between calls.
+pub(crate) const INLINE_FILE_IO: bool = true;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupted {
     Deadline,
     Canceled,
 }
+
+/// The pools an attempt's directories come from: the scratch `/tmp`s and the guest's `/`.
+pub(crate) type Dirs<'a> = (&'a Arc<DirPool>, &'a Arc<super::root::Roots>);
 
 /// What the epoch callback needs to decide whether to stop the guest.
 pub(crate) struct InterruptState {
@@ -100,7 +110,7 @@ pub(crate) async fn bounded(
 /// grant, the memory limiter, and the epoch callback enforcing deadline and cancel.
 pub(crate) fn new_store(
     engine: &Engine,
-    scratch: &Arc<DirPool>,
+    (scratch, roots): Dirs<'_>,
     context: &AttemptContext,
     limits: &Limits,
     grants: Grants,
@@ -108,11 +118,16 @@ pub(crate) fn new_store(
 ) -> Result<WasmStore<HostState>, String> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    // file reads, writes, opens and stats run on the guest's own thread: every mount is a
+    // local directory (object mounts are staged first), and handing each 64 KiB read to
+    // tokio's blocking pool and back cost more than the read (see INLINE_FILE_IO)
+    wasi.allow_blocking_current_thread(INLINE_FILE_IO);
     let mut cx = Prepare {
         context,
         limits,
         wasi: &mut wasi,
         scratch,
+        roots,
         revealed: Default::default(),
         injections: Default::default(),
     };
@@ -159,14 +174,14 @@ pub(crate) fn host_deadline(limits: &Limits) -> Duration {
 /// Run a task component (`sluice:task/task`): `run(context)` returns its output.
 pub(crate) async fn run(
     engine: &Engine,
-    scratch: &Arc<DirPool>,
+    dirs: Dirs<'_>,
     telemetry: &dyn crate::model::Telemetry,
     component: &TaskComponent,
     inv: Invocation,
 ) -> Outcome {
     let started = Instant::now();
     let Invocation { context, limits, grants } = inv;
-    let mut store = match new_store(engine, scratch, &context, &limits, grants, started) {
+    let mut store = match new_store(engine, dirs, &context, &limits, grants, started) {
         Ok(store) => store,
         Err(e) => return setup_failed(e, started),
     };

@@ -7,7 +7,6 @@
 //! component gets: no env but what is declared, no files but the mounts.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Engine;
@@ -17,7 +16,6 @@ use super::attempt::{self, Returned};
 use super::cache::TaskComponent;
 use super::outcome::{FailureKind, Outcome};
 use super::{Invocation, logs};
-use crate::util::DirPool;
 
 /// What a command task hands its program.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +50,7 @@ impl Command {
 
 pub(crate) async fn run(
     engine: &Engine,
-    scratch: &Arc<DirPool>,
+    dirs: attempt::Dirs<'_>,
     telemetry: &dyn crate::model::Telemetry,
     component: &TaskComponent,
     inv: Invocation,
@@ -82,7 +80,7 @@ pub(crate) async fn run(
         stdout_file,
         stdin_path,
     };
-    let mut store = match attempt::new_store(engine, scratch, &context, &limits, grants, started) {
+    let mut store = match attempt::new_store(engine, dirs, &context, &limits, grants, started) {
         Ok(store) => store,
         Err(e) => return attempt::setup_failed(e, started),
     };

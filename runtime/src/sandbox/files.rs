@@ -50,7 +50,7 @@ impl Capability for Files {
         if grant.out.is_some() {
             guests.push(OUT_GUEST_PATH.into());
         }
-        super::root::grant_root(cx.wasi, cx.scratch.root(), &guests)?;
+        files.root = Some(cx.roots.grant(cx.wasi, &guests)?);
         files.out = grant.out;
         Ok(files)
     }
@@ -89,6 +89,8 @@ pub(crate) struct Files {
     scratch: Option<(PathBuf, Arc<DirPool>)>,
     /// The host directory offered as `/out`.
     out: Option<PathBuf>,
+    /// The guest's `/`, held while the attempt lives.
+    root: Option<super::root::RootLease>,
 }
 
 impl Files {
@@ -103,7 +105,7 @@ impl Files {
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", m.host.display(), m.guest))?;
         }
         let dir = pool.take()?;
-        let files = Files { scratch: Some((dir.clone(), pool.clone())), out: None };
+        let files = Files { scratch: Some((dir.clone(), pool.clone())), out: None, root: None };
         wasi.preopened_dir(&dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot mount the scratch directory: {e:#}"))?;
         Ok(files)

@@ -197,6 +197,8 @@ pub(crate) struct Prepare<'a> {
     pub wasi: &'a mut WasiCtxBuilder,
     /// Where the scratch `/tmp` comes from.
     pub scratch: &'a Arc<DirPool>,
+    /// Where the guest's `/` comes from.
+    pub roots: &'a Arc<root::Roots>,
     /// The values the attempt holds: secrets adds to it, checkpoints refuse to store them.
     pub revealed: secrets::Revealed,
     /// Secrets the host puts into outbound requests: secrets adds, http fills them in.
@@ -286,6 +288,7 @@ impl wasmtime_wasi_http::WasiHttpView for HostState {
 pub struct Sandbox {
     engine: Engine,
     scratch: Arc<DirPool>,
+    roots: Arc<root::Roots>,
     linker: Linker<HostState>,
     cache: cache::ComponentCache,
     /// Told how long each instantiation took.
@@ -299,7 +302,8 @@ impl Sandbox {
         let linker = link(&engine).map_err(|e| SandboxError::Engine(format!("linking host capabilities: {e:#}")))?;
         let cache = cache::ComponentCache::new(config.cache_dir, engine::compatibility_key(&engine));
         let scratch = Arc::new(files::scratch_pool().map_err(SandboxError::Engine)?);
-        Ok(Sandbox { engine, linker, cache, scratch, telemetry: Arc::new(crate::model::NoTelemetry) })
+        let roots = Arc::new(root::Roots::new().map_err(SandboxError::Engine)?);
+        Ok(Sandbox { engine, linker, cache, scratch, roots, telemetry: Arc::new(crate::model::NoTelemetry) })
     }
 
     /// The same sandbox reporting instantiation times to `telemetry`.
@@ -351,12 +355,12 @@ impl Sandbox {
     /// Run one attempt of a task. Never panics on guest behaviour: every
     /// failure is an [`Outcome`].
     pub async fn run(&self, component: &TaskComponent, invocation: Invocation) -> Outcome {
-        attempt::run(&self.engine, &self.scratch, &*self.telemetry, component, invocation).await
+        attempt::run(&self.engine, (&self.scratch, &self.roots), &*self.telemetry, component, invocation).await
     }
 
     /// Run one attempt of a command task (`wasi:cli/command`): exit code 0 is success.
     pub async fn run_command(&self, component: &TaskComponent, invocation: Invocation, command: Command) -> Outcome {
-        command::run(&self.engine, &self.scratch, &*self.telemetry, component, invocation, command).await
+        command::run(&self.engine, (&self.scratch, &self.roots), &*self.telemetry, component, invocation, command).await
     }
 }
 
@@ -373,12 +377,14 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 #[cfg(test)]
 pub(crate) fn prepared<C: Capability>(grant: C::Grant, context: &AttemptContext) -> Result<C, String> {
     let scratch = Arc::new(files::scratch_pool()?);
+    let roots = Arc::new(root::Roots::new()?);
     let (mut wasi, limits) = (WasiCtxBuilder::new(), Limits::default());
     let mut cx = Prepare {
         context,
         limits: &limits,
         wasi: &mut wasi,
         scratch: &scratch,
+        roots: &roots,
         revealed: Default::default(),
         injections: Default::default(),
     };
