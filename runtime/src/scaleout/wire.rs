@@ -53,6 +53,10 @@ pub struct WorkOrder {
     /// Where the worker asks the server for this attempt's secrets (`None`: reveals fail).
     #[serde(default)]
     pub reveal_subject: Option<String>,
+    /// What the worker shows with each reveal: only the worker the order was delivered
+    /// to has it (the server refuses a reveal without it).
+    #[serde(default)]
+    pub reveal_token: Option<String>,
 }
 
 /// [`Limits`] on the wire.
@@ -162,6 +166,7 @@ impl WorkOrder {
             seed: attempt.seed,
             expectations: attempt.expectations,
             reveal_subject: None,
+            reveal_token: None,
         }
     }
 
@@ -249,7 +254,7 @@ impl WorkOutcome {
             secret_audit: self.secret_audit,
             elapsed: Duration::from_micros(self.elapsed_us),
         };
-        AttemptReport { outcome, out: self.out, quality: self.quality }
+        AttemptReport { outcome, out: self.out, quality: self.quality, receipt: None }
     }
 }
 

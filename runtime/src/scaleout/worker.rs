@@ -243,6 +243,7 @@ impl Worker {
                 client: self.link.client.clone(),
                 subject: subject.clone(),
                 id: order.id.clone(),
+                token: order.reveal_token.clone().unwrap_or_default(),
                 worker: self.name.clone(),
                 handle: tokio::runtime::Handle::current(),
             }) as Arc<dyn crate::secrets::Resolver>
