@@ -223,14 +223,14 @@ mod tests {
         let grant = Grant { base, names, resolver: Some(vault.clone()), asked: 0, token: "right".into() };
         let grants: Grants = Mutex::new(HashMap::from([("a1".to_string(), grant)]));
         for forged in [ask("wrong", "mallory"), ask("", "mallory")] {
-            let err = answer(&grants, forged).await.err().expect("refused");
+            let Err(err) = answer(&grants, forged).await else { panic!("revealed to a forger") };
             assert!(err.contains("was not delivered to worker mallory"), "{err}");
         }
         assert_eq!(answer(&grants, ask("right", "w1")).await.expect("revealed").expose_secret(), "v");
+        assert!(answer(&grants, Ask { id: "other".into(), ..ask("right", "w1") }).await.is_err());
         let asked = vault.0.lock().unwrap();
         assert_eq!(asked.len(), 3, "every refusal is audited too");
         assert!(asked[..2].iter().all(|r| !r.granted && r.via.as_deref().is_some_and(|v| v.contains("without"))));
         assert!(asked[2].granted && asked[2].via.as_deref() == Some("worker:w1"));
-        assert!(answer(&grants, Ask { id: "other".into(), ..ask("right", "w1") }).await.is_err());
     }
 }
