@@ -267,6 +267,13 @@ async fn send(
     let mut order = WorkOrder::new(id.to_string(), shared.lease, attempt, readable);
     order.reveal_subject = Some(shared.reveal_subject.clone());
     order.reveal_token = Some(shared.key.token(id));
+    if let Some(cache) = cache {
+        order.models = take_models(cache, &mut order.exec.mounts);
+        for model in &order.models {
+            let hash = model.hash.parse().map_err(|_| ScaleoutError::Invalid(format!("model hash {}", model.hash)))?;
+            transfer::put_blob(&shared.link.blobs, &cache.blobs, &hash).await?;
+        }
+    }
     let read = |e: crate::store::StoreError| ScaleoutError::Invalid(format!("reading the store: {e}"));
     for up in &order.readable {
         for (key, json) in store.values(run, up).map_err(read)? {
@@ -355,6 +362,22 @@ async fn ensure_route(shared: &Shared, stream: &str, route: &str) -> Result<(), 
         .map_err(|e| nats(&format!("consumer {name}"), e))?;
     routes.insert(key);
     Ok(())
+}
+
+/// The staged-model mounts among `mounts` (`<staging>/model-<blake3>-<file>`, made by
+/// `scheduler::models::mounts`), taken out: they travel by content instead.
+fn take_models(cache: &CacheDir, mounts: &mut Vec<crate::spec::Mount>) -> Vec<wire::WireModel> {
+    let mut models = Vec::new();
+    mounts.retain(|m| {
+        let model = m.host.parent().filter(|p| *p == cache.staging).and_then(|_| {
+            let name = m.host.file_name()?.to_str()?.strip_prefix("model-")?;
+            let (hash, file) = (name.get(..64)?, name.get(65..)?);
+            Some(wire::WireModel { guest: m.guest.clone(), hash: hash.into(), file: file.into() })
+        });
+        models.extend(model.clone());
+        model.is_none()
+    });
+    models
 }
 
 /// The tasks whose values an attempt may read.

@@ -57,6 +57,18 @@ pub struct WorkOrder {
     /// to has it (the server refuses a reveal without it).
     #[serde(default)]
     pub reveal_token: Option<String>,
+    /// Staged models it loads, by content: the worker stages each from the blobs bucket and
+    /// offers it read-only at its guest path (the server's staging path means nothing there).
+    #[serde(default)]
+    pub models: Vec<WireModel>,
+}
+
+/// A staged model on the wire: its artifact's blake3 (in the blobs bucket) and file name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireModel {
+    pub guest: String,
+    pub hash: String,
+    pub file: String,
 }
 
 /// [`Limits`] on the wire.
@@ -167,6 +179,7 @@ impl WorkOrder {
             expectations: attempt.expectations,
             reveal_subject: None,
             reveal_token: None,
+            models: Vec::new(),
         }
     }
 

@@ -19,7 +19,7 @@ mod datasets;
 mod executor;
 mod inspect;
 pub mod journal;
-mod models;
+pub(crate) mod models;
 mod objmounts;
 mod params;
 mod plan;
