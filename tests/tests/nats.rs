@@ -2,8 +2,10 @@
 //! port, `sluice serve --nats` owning the store, and `sluice worker` processes running the
 //! attempts. A killed worker's attempt runs again elsewhere and is recorded once; a worker
 //! without a task's labels never gets it; secrets are revealed through the server and
-//! audited as the worker; a killed server loses nothing; `/out` moves between workers by
-//! content; a NATS server requiring a password refuses a worker without it.
+//! audited as the worker, and only to the worker the attempt was delivered to; a killed
+//! server loses nothing (the restarted one adopts the attempts workers kept running);
+//! `/out` moves between workers by content; a NATS server requiring a password refuses a
+//! worker without it, one requiring TLS a worker that does not trust its certificate.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -11,6 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_tests::{Background, Sluice, attempt_results, last_attempt, task_of};
+
+#[path = "nats/models.rs"]
+mod models;
+#[path = "nats/security.rs"]
+mod security;
 
 /// A `nats-server -js` of this test, stopped when dropped.
 struct Nats {
@@ -187,6 +194,7 @@ fn bad_worker_arguments_are_refused() {
     let out = s.run(&["worker", "--nats", "nats://127.0.0.1:1"]);
     out.assert_exit(2);
     assert!(out.stderr.contains("connecting to NATS at nats://127.0.0.1:1"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "the error, once:\n{}", out.stderr);
 }
 
 /// The JSON output of task `key`'s last attempt.
@@ -273,6 +281,20 @@ params = { read_value = "slow.done" }
 
 #[test]
 fn a_killed_server_loses_nothing_and_records_nothing_twice() {
+    // the worker ends the attempt while the server is down: its outcome waits in JetStream
+    server_killed_mid_attempt(false);
+}
+
+#[test]
+fn a_restarted_server_adopts_an_attempt_still_running_on_a_worker() {
+    // the server is back before the worker ends: it finds the attempt in the work stream
+    server_killed_mid_attempt(true);
+}
+
+/// Kill -9 the server while a worker runs `slow`, restart it (before the attempt ends, or
+/// once the worker has published its outcome): the resumed run adopts the attempt — it is
+/// recorded once, a success, never interrupted nor run again — and the run completes.
+fn server_killed_mid_attempt(back_before_it_ends: bool) {
     let nats = Nats::start();
     let s = Sluice::new();
     let bundle = s.bundle("slow", SLOW_BUNDLE);
@@ -283,8 +305,9 @@ fn a_killed_server_loses_nothing_and_records_nothing_twice() {
     w.wait_for("task=slow ");
     server.kill(); // SIGKILL mid-attempt: the worker keeps running it and publishes its outcome
     client.kill();
-    w.wait_for("attempt ended");
-    // the outcome waits in JetStream; the server comes back and resumes the run
+    if !back_before_it_ends {
+        w.wait_for("attempt ended");
+    }
     let server = s.serve(&args);
     let deadline = Instant::now() + Duration::from_secs(90);
     let run = loop {
@@ -299,11 +322,11 @@ fn a_killed_server_loses_nothing_and_records_nothing_twice() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(run["result"], "success", "{run:#}");
-    // the attempt the server died under ended interrupted (not failed, no retry spent),
-    // then ran again: one success, and the downstream task ran once with its value
-    let slow = attempt_results(&run, "slow");
-    assert_eq!(slow.iter().filter(|r| *r == "success").count(), 1, "{run:#}");
-    assert!(slow.iter().all(|r| r == "success" || r == "interrupted"), "{slow:?}");
+    // one attempt, the one the worker ran while the server was away: not interrupted, not
+    // run again; the downstream task ran once with its value
+    assert_eq!(attempt_results(&run, "slow"), ["success"], "{run:#}");
+    let started = w.drain().iter().filter(|l| l.contains("attempt started") && l.contains("task=slow ")).count();
+    assert_eq!(started, 1, "`slow` ran once:\n{}", w.seen.join("\n"));
     assert_eq!(attempt_results(&run, "after"), ["success"], "{run:#}");
     assert_eq!(output_of(&run, "after")["read"], 1, "{run:#}");
     w.kill();
@@ -356,6 +379,7 @@ fn a_nats_server_requiring_a_password_refuses_a_worker_without_it() {
     out.assert_exit(2);
     assert!(out.stderr.contains(&format!("connecting to NATS at {}", nats.url)), "{}", out.stderr);
     assert!(out.stderr.to_lowercase().contains("authorization"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "the error, once (not async-nats' log too):\n{}", out.stderr);
     let out = s.run(&["worker", "--nats", &nats.url, "--nats-user", "sluice", "--nats-password", "wrong"]);
     out.assert_exit(2);
     assert!(out.stderr.to_lowercase().contains("authorization"), "{}", out.stderr);

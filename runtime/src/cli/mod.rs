@@ -184,7 +184,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // async-nats logs its own errors (a refused login) that the command reports anyway:
+        // one error, said once; its connection events are logged by `scaleout::Auth`
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_nats=off"));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
     let _ = tracing_subscriber::fmt()

@@ -127,10 +127,13 @@ pub fn serve(state_arg: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exit
     let tokio = open::tokio_runtime()?;
     tokio.block_on(async move {
         if let Some(url) = &args.nats {
+            let key = crate::scaleout::ServerKey::of_state(&dir)?;
+            let id = key.id.clone();
             let link = crate::scaleout::Link::connect(url, &args.nats_auth.auth()).await?;
-            options.runtime.executor = Some(crate::scaleout::RemoteExecutor::start(link, args.lease, streams).await?);
+            let executor = crate::scaleout::RemoteExecutor::start(link, args.lease, streams, key).await?;
+            options.runtime.executor = Some(executor);
             errln!(
-                "attempts go to workers through NATS JetStream at {url} (lease {})",
+                "attempts go to workers through NATS JetStream at {url} (lease {}, server {id})",
                 crate::util::human_duration(args.lease)
             );
         }

@@ -16,6 +16,8 @@
 //! - a tenant's own work-queue stream (`nats_stream` of a workspace in the server's
 //!   config), subjects `sluice.lane.<stream>.<route>`: that workspace's attempts only,
 //!   served by workers started with `--stream <stream>` (and by no other worker).
+//!   An attempt's subject ends with its id (`sluice.work.<route>.<id>`), so a restarted
+//!   server can tell whether an attempt it dispatched is still there.
 //! - `SLUICE_OUTCOMES` (work-queue retention), subjects `sluice.outcome.<attempt id>`: what
 //!   workers report, published with the attempt id as message id (JetStream drops a
 //!   duplicate within its window; the server keeps only the first outcome of an attempt).
@@ -29,11 +31,12 @@ pub mod remote;
 pub mod wire;
 pub mod worker;
 
+mod inbox;
 mod reveal;
 mod transfer;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -131,7 +134,17 @@ impl Auth {
             }
             options = options.add_root_certificates(ca.clone()).require_tls(true);
         }
-        Ok(options.name("sluice"))
+        Ok(options.name("sluice").event_callback(|event| async move { log_event(&event) }))
+    }
+}
+
+/// A connection's events, in this process's log (async-nats' own log is off by default: it
+/// repeats the errors commands report).
+fn log_event(event: &async_nats::Event) {
+    use async_nats::Event;
+    match event {
+        Event::Connected | Event::Draining | Event::Closed => tracing::info!("NATS: {event}"),
+        _ => tracing::warn!("NATS: {event}"),
     }
 }
 
@@ -180,6 +193,89 @@ async fn ensure_bucket(js: &jetstream::Context, bucket: &str) -> Result<ObjectSt
     }
 }
 
+/// File in a server's state directory holding its scale-out key (32 random bytes, hex).
+pub const KEY_FILE: &str = "nats.key";
+
+/// A server's durable identity on the wire, kept in its state directory: attempt ids and
+/// the reveal subject are derived from it, so a restarted server recognises the attempts
+/// (and the outcomes workers kept) of the process before it; delivery tokens are keyed by
+/// it, so only the server can make them.
+#[derive(Clone)]
+pub struct ServerKey {
+    /// Public: names the server in subjects.
+    pub id: String,
+    key: [u8; 32],
+}
+
+impl ServerKey {
+    /// The key of the server whose state directory is `dir`, made on first use.
+    pub fn of_state(dir: &Path) -> Result<ServerKey, ScaleoutError> {
+        let path = dir.join(KEY_FILE);
+        let io = |e: std::io::Error| ScaleoutError::Invalid(format!("{}: {e}", path.display()));
+        if !path.exists() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let tmp = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+            let mut bytes = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| ScaleoutError::Invalid("no system randomness".into()))?;
+            write_private(&tmp, &hex(&bytes)).map_err(io)?;
+            // another server process may have made it meanwhile: the first one stays
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            if let Err(e) = linked
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(io(e));
+            }
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let mut key = [0u8; 32];
+        let text = text.trim();
+        let bad = || ScaleoutError::Invalid(format!("{}: not 64 hex digits", path.display()));
+        if text.len() != 64 {
+            return Err(bad());
+        }
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(ServerKey::from_bytes(key))
+    }
+
+    fn from_bytes(key: [u8; 32]) -> ServerKey {
+        let id = blake3::keyed_hash(&key, b"server id").to_hex()[..16].to_string();
+        ServerKey { id, key }
+    }
+
+    /// The id of attempt `attempt` of task `task` in run `run` (the same in every process
+    /// of this server).
+    pub fn attempt_id(&self, run: crate::model::RunId, task: &str, attempt: u32) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(self.id.as_bytes()).update(b"\0");
+        h.update(&run.to_le_bytes()).update(task.as_bytes()).update(b"\0").update(&attempt.to_le_bytes());
+        h.finalize().to_hex()[..32].to_string()
+    }
+
+    /// The token a worker shows with the reveals of attempt `id`: in its order only.
+    pub(crate) fn token(&self, id: &str) -> String {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(b"reveal token\0").update(id.as_bytes());
+        h.finalize().to_hex()[..32].to_string()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write `text` to a new file only its owner may read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
 /// The route of a label set: `any` for none, else a short hash of the sorted `k=v` pairs
 /// (subject tokens must not hold the `.`, `*` or `>` labels could).
 pub fn route_of(labels: &BTreeMap<String, String>) -> String {
@@ -210,9 +306,14 @@ pub fn routes_of(labels: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-/// The work subject of a route in work stream `stream`.
+/// The subjects of a route's attempts in work stream `stream` (a consumer's filter).
 pub(crate) fn work_subject(stream: &str, route: &str) -> String {
-    format!("{}.{route}", stream_prefix(stream))
+    format!("{}.{route}.*", stream_prefix(stream))
+}
+
+/// The subject of attempt `id` on route `route` of work stream `stream`.
+pub(crate) fn attempt_subject(stream: &str, route: &str, id: &str) -> String {
+    format!("{}.{route}.{id}", stream_prefix(stream))
 }
 
 /// The subject prefix of work stream `stream`: [`WORK_PREFIX`] for the shared one, a
@@ -276,12 +377,30 @@ mod tests {
 
     #[test]
     fn tenant_streams_have_subjects_of_their_own() {
-        assert_eq!(work_subject(WORK_STREAM, "any"), "sluice.work.any");
-        assert_eq!(work_subject("ACME", "any"), "sluice.lane.ACME.any");
+        assert_eq!(work_subject(WORK_STREAM, "any"), "sluice.work.any.*");
+        assert_eq!(attempt_subject("ACME", "any", "ab"), "sluice.lane.ACME.any.ab");
         assert!(check_stream_name("TENANT_a-1").is_ok());
         for bad in ["", "a.b", "a*", "a>", OUTCOME_STREAM, &"x".repeat(33)] {
             assert!(check_stream_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_servers_key_survives_its_restart_and_names_attempts_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ServerKey::of_state(dir.path()).unwrap();
+        let again = ServerKey::of_state(dir.path()).unwrap();
+        assert_eq!(first.id, again.id);
+        assert_eq!(first.attempt_id(3, "t", 1), again.attempt_id(3, "t", 1));
+        assert_ne!(first.attempt_id(3, "t", 1), first.attempt_id(3, "t", 2));
+        assert_ne!(first.attempt_id(3, "t", 1), first.attempt_id(4, "t", 1));
+        assert_eq!(first.token("x"), again.token("x"));
+        let other = ServerKey::of_state(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_ne!(other.attempt_id(3, "t", 1), first.attempt_id(3, "t", 1));
+        assert_ne!(other.token("x"), first.token("x"));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only its owner reads the key");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The server's side of scale-out: [`RemoteExecutor`] publishes each attempt to the work
 //! stream (on its route's subject), waits for the outcome a worker publishes, and turns it
 //! into the executor's report; one listener task takes outcomes off the outcome stream and
-//! hands each to the attempt waiting for it — the first one only, so an attempt delivered
-//! twice (its worker died, or was slow) is recorded once.
+//! hands each to the attempt waiting for it ([`super::inbox`]) — the first one only, so an
+//! attempt delivered twice (its worker died, or was slow) is recorded once. Attempt ids are
+//! derived from the server's durable key, run, task and attempt number, so a restarted
+//! server adopts the attempts its previous process dispatched: it waits for the outcome a
+//! worker kept (or is still making) instead of running the attempt again.
 //!
 //! It reads what the worker may see (upstream values, the task's checkpoints) from the
 //! store and writes back only what an attempt hands back (checkpoints, `/out` blobs). It
@@ -10,19 +13,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::message::PublishMessage;
-use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use super::wire::{self, WorkOrder, WorkOutcome};
+use super::inbox::{Delivered, Inbox};
+use super::wire::{self, WorkOrder};
 use super::{
-    CANCEL_PREFIX, Link, MAX_DELIVER, OUTCOME_CONSUMER, OUTCOME_STREAM, REVEAL_PREFIX, ScaleoutError, WORK_STREAM,
-    nats, reveal, route_of, transfer, work_consumer, work_subject,
+    CANCEL_PREFIX, Link, MAX_DELIVER, OUTCOME_CONSUMER, OUTCOME_PREFIX, OUTCOME_STREAM, REVEAL_PREFIX, ScaleoutError,
+    ServerKey, WORK_STREAM, attempt_subject, nats, reveal, route_of, transfer, work_consumer, work_subject,
 };
 use crate::cache::CacheDir;
 use crate::model::PinnedComponent;
@@ -36,15 +39,19 @@ use crate::store::Store;
 /// within this (the sandbox's own cancel check is of the same order).
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// How long an outcome handed out is left unacknowledged before JetStream delivers it
+/// again: a coordinator journals well within it; one delivered to a server that died
+/// comes back to the next one after it.
+const OUTCOME_ACK_WAIT: Duration = Duration::from_secs(10);
+
 /// What every attempt of this server shares.
 struct Shared {
     link: Link,
     lease: Duration,
-    /// Unique to this server process: attempt ids are `<prefix>-<n>`.
-    prefix: String,
-    next: AtomicU64,
-    /// Attempts waiting for their outcome, by id.
-    pending: Mutex<HashMap<String, oneshot::Sender<WorkOutcome>>>,
+    /// This server's durable identity: attempt ids and delivery tokens come from it.
+    key: ServerKey,
+    /// Attempts waiting for their outcome, and outcomes waiting for their attempt.
+    inbox: Arc<Inbox>,
     /// Component files by blake3, as runs pinned them.
     paths: Mutex<HashMap<String, PathBuf>>,
     /// Components in the bucket already (checked or uploaded by this process).
@@ -55,7 +62,7 @@ struct Shared {
     streams: BTreeMap<String, String>,
     /// What each attempt waiting on a worker may reveal, by id.
     grants: Arc<reveal::Grants>,
-    /// Where workers ask for secrets: `sluice.reveal.<prefix>`.
+    /// Where workers ask for secrets: `sluice.reveal.<server id>`.
     reveal_subject: String,
 }
 
@@ -71,26 +78,26 @@ pub struct RemoteExecutor {
 impl RemoteExecutor {
     /// Start listening for outcomes on `link`; the factory makes the executor of the runtime
     /// `sluice serve` opens. `lease`: how long a worker holds an attempt without a heartbeat;
-    /// `streams`: workspaces whose attempts go to a work stream of their own.
+    /// `streams`: workspaces whose attempts go to a work stream of their own; `key`: the
+    /// server's durable identity ([`ServerKey::of_state`]).
     pub async fn start(
         link: Link,
         lease: Duration,
         streams: BTreeMap<String, String>,
+        key: ServerKey,
     ) -> Result<ExecutorFactory, ScaleoutError> {
         for stream in streams.values() {
             super::check_stream_name(stream).map_err(ScaleoutError::Invalid)?;
         }
-        let prefix = format!("{:016x}", rand_u64());
-        let reveal_subject = format!("{REVEAL_PREFIX}.{prefix}");
+        let reveal_subject = format!("{REVEAL_PREFIX}.{}", key.id);
         let reveals = link.client.subscribe(reveal_subject.clone()).await.map_err(|e| nats("subscribing", e))?;
         let grants = Arc::new(reveal::Grants::default());
         tokio::spawn(reveal::serve(link.client.clone(), grants.clone(), reveals));
         let shared = Arc::new(Shared {
             link,
             lease,
-            prefix,
-            next: AtomicU64::new(0),
-            pending: Mutex::new(HashMap::new()),
+            key,
+            inbox: Arc::new(Inbox::default()),
             paths: Mutex::new(HashMap::new()),
             uploaded: tokio::sync::Mutex::new(HashSet::new()),
             routes: tokio::sync::Mutex::new(HashSet::new()),
@@ -102,6 +109,10 @@ impl RemoteExecutor {
         let config = pull::Config {
             durable_name: Some(OUTCOME_CONSUMER.into()),
             ack_policy: AckPolicy::Explicit,
+            // outcomes are acknowledged once journaled; held ones wait unacknowledged (and
+            // come again after OUTCOME_ACK_WAIT, which keeps them held)
+            max_ack_pending: -1,
+            ack_wait: OUTCOME_ACK_WAIT,
             ..Default::default()
         };
         let consumer = stream
@@ -109,7 +120,7 @@ impl RemoteExecutor {
             .await
             .map_err(|e| nats("outcome consumer", e))?;
         let messages = consumer.messages().await.map_err(|e| nats("reading outcomes", e))?;
-        tokio::spawn(listen(shared.clone(), messages));
+        tokio::spawn(super::inbox::listen(shared.inbox.clone(), messages));
         Ok(Arc::new(move |rt: &crate::scheduler::Runtime| {
             Arc::new(RemoteExecutor {
                 shared: shared.clone(),
@@ -121,52 +132,30 @@ impl RemoteExecutor {
     }
 }
 
-/// A random number (attempt ids of two server processes never collide).
-fn rand_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // ring's system random: already in the tree
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    u64::from_le_bytes(bytes) ^ std::process::id() as u64
-}
-
-/// Hand each outcome to the attempt waiting for it; drop (and acknowledge) the rest.
-async fn listen(shared: Arc<Shared>, mut messages: pull::Stream) {
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading an outcome");
-                continue;
-            }
-        };
-        match serde_json::from_slice::<WorkOutcome>(&message.payload) {
-            Ok(outcome) => {
-                let waiting = shared.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&outcome.id);
-                match waiting {
-                    Some(tx) => drop(tx.send(outcome)),
-                    None => {
-                        tracing::debug!(id = %outcome.id, worker = %outcome.worker, "outcome of no waiting attempt (a duplicate, or of an earlier server)")
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "an outcome that is not one"),
-        }
-        if let Err(e) = message.ack().await {
-            tracing::warn!(error = %e, "acknowledging an outcome");
-        }
+impl RemoteExecutor {
+    fn run(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>, adopt: bool) -> Running {
+        let (shared, store, cache) = (self.shared.clone(), self.store.clone(), self.cache.clone());
+        let grant = reveal::Grant::of(&attempt, self.resolver.clone());
+        Box::pin(async move {
+            dispatch(&shared, &*store, cache.as_deref(), attempt, grant, cancel, adopt).await.unwrap_or_else(|e| {
+                AttemptReport::failed(FailureKind::Host, format!("running the attempt on a worker: {e}"))
+            })
+        })
     }
-    tracing::warn!("the outcome stream ended: attempts on workers will not be told apart from lost ones");
 }
 
 impl Executor for RemoteExecutor {
     fn execute(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>) -> Running {
-        let (shared, store, cache) = (self.shared.clone(), self.store.clone(), self.cache.clone());
-        let grant = reveal::Grant::of(&attempt, self.resolver.clone());
-        Box::pin(async move {
-            dispatch(&shared, &*store, cache.as_deref(), attempt, grant, cancel).await.unwrap_or_else(|e| {
-                AttemptReport::failed(FailureKind::Host, format!("running the attempt on a worker: {e}"))
-            })
-        })
+        self.run(attempt, cancel, false)
+    }
+
+    /// Workers keep running (and keep the outcomes of) attempts while the server is down.
+    fn adopts(&self) -> bool {
+        true
+    }
+
+    fn adopt(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>) -> Running {
+        self.run(attempt, cancel, true)
     }
 
     fn components_pinned(&self, components: &BTreeMap<String, PinnedComponent>) {
@@ -177,51 +166,39 @@ impl Executor for RemoteExecutor {
     }
 }
 
-/// Publish `attempt`, wait for its outcome, take back what it hands back.
+/// Publish `attempt` (adopted: only if it is neither in the work stream nor has an outcome
+/// waiting), wait for its outcome, take back what it hands back.
 async fn dispatch(
     shared: &Shared,
     store: &dyn Store,
     cache: Option<&CacheDir>,
     attempt: PreparedAttempt,
-    grant: reveal::Grant,
+    mut grant: reveal::Grant,
     cancel: Arc<AtomicBool>,
+    adopt: bool,
 ) -> Result<AttemptReport, ScaleoutError> {
-    upload_component(shared, &attempt.component).await?;
-    if let Some(cache) = cache {
-        let trees: Vec<&crate::cache::TreeManifest> = attempt.inputs.iter().map(|(_, t)| t).collect();
-        transfer::put_trees(&shared.link.blobs, &cache.blobs, &trees).await?;
-    }
+    let (run, task) = (attempt.run, attempt.task.task_key.clone());
+    let id = shared.key.attempt_id(run, &task, attempt.task.attempt);
     let route = route_of(&attempt.exec.worker_labels);
     let stream = shared.streams.get(&attempt.workspace).map_or(WORK_STREAM, String::as_str).to_string();
-    ensure_route(shared, &stream, &route).await?;
-    let (run, task) = (attempt.run, attempt.task.task_key.clone());
-    let readable = readable_tasks(&attempt.readable);
-    let id = format!("{}-{}", shared.prefix, shared.next.fetch_add(1, Ordering::Relaxed));
-    let mut order = WorkOrder::new(id.clone(), shared.lease, attempt, readable);
-    order.reveal_subject = Some(shared.reveal_subject.clone());
-    let read = |e: crate::store::StoreError| ScaleoutError::Invalid(format!("reading the store: {e}"));
-    for up in &order.readable {
-        for (key, json) in store.values(run, up).map_err(read)? {
-            order.values.push((up.clone(), key, json));
-        }
-    }
-    for (key, bytes) in store.checkpoints(run, &task).map_err(read)? {
-        order.checkpoints.push((key, wire::encode(&bytes)));
-    }
-    let payload = serde_json::to_vec(&order).map_err(|e| ScaleoutError::Invalid(e.to_string()))?;
-    let (tx, rx) = oneshot::channel();
-    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), tx);
+    let subject = attempt_subject(&stream, &route, &id);
+    grant.token = shared.key.token(&id);
+    let rx = shared.inbox.wait_for(&id);
     shared.grants.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), grant);
-    let published = publish(shared, &work_subject(&stream, &route), &id, payload).await;
-    let outcome = match published {
-        Ok(()) => wait(shared, &id, rx, &cancel).await,
-        Err(e) => Err(e),
-    };
+    let outcome = async {
+        if !adopt || !dispatched(shared, &stream, &route, &subject, &id).await? {
+            send(shared, store, cache, attempt, &stream, &route, &subject, &id).await?;
+        } else {
+            tracing::info!(id, task, run, "adopted an attempt the previous server process dispatched");
+        }
+        wait(shared, &id, rx, &cancel).await
+    }
+    .await;
     // no reveal is answered for this attempt once it is over
     shared.grants.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-    let outcome = outcome.inspect_err(|_| {
-        shared.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-    })?;
+    let delivered = outcome.inspect_err(|_| shared.inbox.forget(&id))?;
+    let receipt = delivered.receipt();
+    let outcome = delivered.outcome;
     for (key, text) in &outcome.checkpoints {
         let bytes = wire::decode(text).map_err(ScaleoutError::Invalid)?;
         store
@@ -235,8 +212,79 @@ async fn dispatch(
     {
         report.out = Err(format!("fetching /out from worker {worker}: {e}"));
     }
+    report.receipt = Some(receipt);
     tracing::debug!(id, worker, "attempt done on a worker");
     Ok(report)
+}
+
+/// Whether attempt `id` left this server before (a previous process of it): its order is
+/// still in the work stream (waiting or running), or its outcome is waiting.
+async fn dispatched(
+    shared: &Shared,
+    stream: &str,
+    route: &str,
+    subject: &str,
+    id: &str,
+) -> Result<bool, ScaleoutError> {
+    if shared.inbox.holds(id) {
+        return Ok(true);
+    }
+    ensure_route(shared, stream, route).await?;
+    // the order first: a worker publishes the outcome before it acknowledges the order,
+    // so an order gone means an outcome there
+    let outcome = format!("{OUTCOME_PREFIX}.{id}");
+    for (stream, subject) in [(stream, subject), (OUTCOME_STREAM, outcome.as_str())] {
+        let found = shared.link.js.get_stream(stream).await.map_err(|e| nats(&format!("stream {stream}"), e))?;
+        match found.get_last_raw_message_by_subject(subject).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(nats(&format!("looking for {subject}"), e)),
+        }
+    }
+    Ok(false)
+}
+
+/// Publish attempt `id`'s order, with what it may read, on `subject`.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    shared: &Shared,
+    store: &dyn Store,
+    cache: Option<&CacheDir>,
+    attempt: PreparedAttempt,
+    stream: &str,
+    route: &str,
+    subject: &str,
+    id: &str,
+) -> Result<(), ScaleoutError> {
+    upload_component(shared, &attempt.component).await?;
+    if let Some(cache) = cache {
+        let trees: Vec<&crate::cache::TreeManifest> = attempt.inputs.iter().map(|(_, t)| t).collect();
+        transfer::put_trees(&shared.link.blobs, &cache.blobs, &trees).await?;
+    }
+    ensure_route(shared, stream, route).await?;
+    let (run, task) = (attempt.run, attempt.task.task_key.clone());
+    let readable = readable_tasks(&attempt.readable);
+    let mut order = WorkOrder::new(id.to_string(), shared.lease, attempt, readable);
+    order.reveal_subject = Some(shared.reveal_subject.clone());
+    order.reveal_token = Some(shared.key.token(id));
+    if let Some(cache) = cache {
+        order.models = take_models(cache, &mut order.exec.mounts);
+        for model in &order.models {
+            let hash = model.hash.parse().map_err(|_| ScaleoutError::Invalid(format!("model hash {}", model.hash)))?;
+            transfer::put_blob(&shared.link.blobs, &cache.blobs, &hash).await?;
+        }
+    }
+    let read = |e: crate::store::StoreError| ScaleoutError::Invalid(format!("reading the store: {e}"));
+    for up in &order.readable {
+        for (key, json) in store.values(run, up).map_err(read)? {
+            order.values.push((up.clone(), key, json));
+        }
+    }
+    for (key, bytes) in store.checkpoints(run, &task).map_err(read)? {
+        order.checkpoints.push((key, wire::encode(&bytes)));
+    }
+    let payload = serde_json::to_vec(&order).map_err(|e| ScaleoutError::Invalid(e.to_string()))?;
+    publish(shared, subject, id, payload).await
 }
 
 async fn publish(shared: &Shared, subject: &str, id: &str, payload: Vec<u8>) -> Result<(), ScaleoutError> {
@@ -251,9 +299,9 @@ async fn publish(shared: &Shared, subject: &str, id: &str, payload: Vec<u8>) -> 
 async fn wait(
     shared: &Shared,
     id: &str,
-    mut rx: oneshot::Receiver<WorkOutcome>,
+    mut rx: oneshot::Receiver<Delivered>,
     cancel: &AtomicBool,
-) -> Result<WorkOutcome, ScaleoutError> {
+) -> Result<Delivered, ScaleoutError> {
     let mut told = false;
     loop {
         tokio::select! {
@@ -314,6 +362,22 @@ async fn ensure_route(shared: &Shared, stream: &str, route: &str) -> Result<(), 
         .map_err(|e| nats(&format!("consumer {name}"), e))?;
     routes.insert(key);
     Ok(())
+}
+
+/// The staged-model mounts among `mounts` (`<staging>/model-<blake3>-<file>`, made by
+/// `scheduler::models::mounts`), taken out: they travel by content instead.
+fn take_models(cache: &CacheDir, mounts: &mut Vec<crate::spec::Mount>) -> Vec<wire::WireModel> {
+    let mut models = Vec::new();
+    mounts.retain(|m| {
+        let model = m.host.parent().filter(|p| *p == cache.staging).and_then(|_| {
+            let name = m.host.file_name()?.to_str()?.strip_prefix("model-")?;
+            let (hash, file) = (name.get(..64)?, name.get(65..)?);
+            Some(wire::WireModel { guest: m.guest.clone(), hash: hash.into(), file: file.into() })
+        });
+        models.extend(model.clone());
+        model.is_none()
+    });
+    models
 }
 
 /// The tasks whose values an attempt may read.

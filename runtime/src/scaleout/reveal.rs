@@ -3,9 +3,10 @@
 //! dispatched the attempt, answered by the server's own resolver.
 //!
 //! Owns both ends of that request. The server answers only for attempts it is waiting
-//! for, decides the grant itself from the attempt it dispatched (never from what the
-//! worker claims), and audits every reveal and denial with the worker's identity
-//! (`via = worker:NAME`). A worker never holds a scope, the sealed store or the master
+//! for, and only to the worker the attempt was delivered to (it shows the token the
+//! server put in the order), decides the grant itself from the attempt it dispatched
+//! (never from what the worker claims), and audits every reveal and denial with the
+//! worker's identity (`via = worker:NAME`). A worker never holds a scope, the sealed store or the master
 //! key; it sees exactly the values its attempts were granted, one reveal at a time, and
 //! forgets them with the attempt. Values cross NATS: use TLS (`--nats-tls-ca`) where the
 //! network is not trusted.
@@ -28,6 +29,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, Serialize, Deserialize)]
 struct Ask {
     id: String,
+    /// The attempt's delivery token, from its order.
+    #[serde(default)]
+    token: String,
     worker: String,
     name: String,
 }
@@ -47,6 +51,8 @@ pub(crate) struct Grant {
     pub(crate) resolver: Option<Arc<dyn Resolver>>,
     /// Reveals answered so far (capped like the sandbox caps them).
     pub(crate) asked: usize,
+    /// The token in the attempt's order: a reveal without it is refused (and audited).
+    pub(crate) token: String,
 }
 
 impl Grant {
@@ -71,7 +77,7 @@ impl Grant {
             granted: false,
             via: None,
         };
-        Grant { base, names, resolver, asked: 0 }
+        Grant { base, names, resolver, asked: 0, token: String::new() }
     }
 }
 
@@ -98,21 +104,38 @@ pub(crate) async fn serve(client: async_nats::Client, grants: Arc<Grants>, mut r
 
 /// Resolve `ask` for the attempt it names, as the server would for a local attempt.
 async fn answer(grants: &Grants, ask: Ask) -> Result<SecretString, String> {
-    let (request, resolver) = {
+    let (request, resolver, refused) = {
         let mut grants = grants.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(grant) = grants.get_mut(&ask.id) else {
             return Err(format!("attempt {} is not running for this server: no secret is revealed for it", ask.id));
         };
-        if grant.asked >= MAX_REVEALS_PER_ATTEMPT {
-            return Err(format!("a task may ask for at most {MAX_REVEALS_PER_ATTEMPT} secrets per attempt"));
-        }
-        grant.asked += 1;
         let mut request = grant.base.clone();
-        request.granted = grant.names.contains(&ask.name);
         request.name = ask.name.clone();
-        request.via = Some(format!("worker:{}", ask.worker));
-        (request, grant.resolver.clone())
+        if same_token(&grant.token, &ask.token) {
+            if grant.asked >= MAX_REVEALS_PER_ATTEMPT {
+                return Err(format!("a task may ask for at most {MAX_REVEALS_PER_ATTEMPT} secrets per attempt"));
+            }
+            grant.asked += 1;
+            request.granted = grant.names.contains(&ask.name);
+            request.via = Some(format!("worker:{}", ask.worker));
+            (request, grant.resolver.clone(), false)
+        } else {
+            // not the worker the attempt was delivered to: refused, and audited as such
+            request.via = Some(format!("worker:{} without the attempt's delivery token", ask.worker));
+            (request, grant.resolver.clone(), true)
+        }
     };
+    if refused {
+        tracing::warn!(task = %request.task, run = request.run, worker = %ask.worker, "a secret reveal without the attempt's delivery token: refused");
+        if let Some(resolver) = resolver {
+            // granted is false: the vault refuses and audits it
+            let _ = tokio::task::spawn_blocking(move || resolver.reveal(&request)).await;
+        }
+        return Err(format!(
+            "attempt {} was not delivered to worker {}: no secret is revealed for it",
+            ask.id, ask.worker
+        ));
+    }
     let Some(resolver) = resolver else {
         return Err(format!("secret `{}` cannot be revealed: the server has no secret store", ask.name));
     };
@@ -122,19 +145,28 @@ async fn answer(grants: &Grants, ask: Ask) -> Result<SecretString, String> {
         .unwrap_or_else(|e| Err(format!("the secret store failed: {e}")))
 }
 
+/// Whether `shown` is `token` (never an empty one), compared in constant time (blake3's
+/// hashes compare so).
+fn same_token(token: &str, shown: &str) -> bool {
+    !token.is_empty() && blake3::hash(token.as_bytes()) == blake3::hash(shown.as_bytes())
+}
+
 /// A worker's resolver for one attempt: asks the server that dispatched it.
 pub(crate) struct RemoteResolver {
     pub(crate) client: async_nats::Client,
     /// The server's reveal subject (from the work order).
     pub(crate) subject: String,
     pub(crate) id: String,
+    /// The attempt's delivery token (from its order).
+    pub(crate) token: String,
     pub(crate) worker: String,
     pub(crate) handle: tokio::runtime::Handle,
 }
 
 impl RemoteResolver {
     async fn ask(&self, name: &str) -> Result<SecretString, String> {
-        let ask = Ask { id: self.id.clone(), worker: self.worker.clone(), name: name.to_string() };
+        let ask =
+            Ask { id: self.id.clone(), token: self.token.clone(), worker: self.worker.clone(), name: name.to_string() };
         let payload = serde_json::to_vec(&ask).map_err(|e| e.to_string())?;
         let request = self.client.request(self.subject.clone(), payload.into());
         let reply = tokio::time::timeout(ANSWER_WAIT, request)
@@ -151,5 +183,54 @@ impl Resolver for RemoteResolver {
     /// Called off the async threads (the sandbox reveals in `spawn_blocking`).
     fn reveal(&self, req: &RevealRequest) -> Result<SecretString, String> {
         self.handle.block_on(self.ask(&req.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every granted reveal with "v"; keeps what it was asked.
+    #[derive(Default)]
+    struct Vault(Mutex<Vec<RevealRequest>>);
+
+    impl Resolver for Vault {
+        fn reveal(&self, req: &RevealRequest) -> Result<SecretString, String> {
+            self.0.lock().unwrap().push(req.clone());
+            if req.granted { Ok(SecretString::from("v".to_string())) } else { Err("not granted".into()) }
+        }
+    }
+
+    fn ask(token: &str, worker: &str) -> Ask {
+        Ask { id: "a1".into(), token: token.into(), worker: worker.into(), name: "db/pw".into() }
+    }
+
+    #[tokio::test]
+    async fn only_the_worker_holding_the_orders_token_gets_a_secret_and_forgers_are_audited() {
+        let vault = Arc::new(Vault::default());
+        let base = RevealRequest {
+            run: 1,
+            task: "t".into(),
+            attempt: 1,
+            principal: "alice".into(),
+            workspace: "w".into(),
+            target: "dev".into(),
+            name: String::new(),
+            granted: false,
+            via: None,
+        };
+        let names = BTreeSet::from(["db/pw".to_string()]);
+        let grant = Grant { base, names, resolver: Some(vault.clone()), asked: 0, token: "right".into() };
+        let grants: Grants = Mutex::new(HashMap::from([("a1".to_string(), grant)]));
+        for forged in [ask("wrong", "mallory"), ask("", "mallory")] {
+            let Err(err) = answer(&grants, forged).await else { panic!("revealed to a forger") };
+            assert!(err.contains("was not delivered to worker mallory"), "{err}");
+        }
+        assert_eq!(answer(&grants, ask("right", "w1")).await.expect("revealed").expose_secret(), "v");
+        assert!(answer(&grants, Ask { id: "other".into(), ..ask("right", "w1") }).await.is_err());
+        let asked = vault.0.lock().unwrap();
+        assert_eq!(asked.len(), 3, "every refusal is audited too");
+        assert!(asked[..2].iter().all(|r| !r.granted && r.via.as_deref().is_some_and(|v| v.contains("without"))));
+        assert!(asked[2].granted && asked[2].via.as_deref() == Some("worker:w1"));
     }
 }

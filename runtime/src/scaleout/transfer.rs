@@ -57,6 +57,30 @@ pub(crate) async fn get_component(store: &ObjectStore, hash: &str) -> Result<Vec
     Ok(bytes)
 }
 
+/// Upload blob `hash` from `blobs` unless the bucket has it.
+pub(crate) async fn put_blob(store: &ObjectStore, blobs: &BlobStore, hash: &Hash) -> Result<(), ScaleoutError> {
+    let name = hash.to_hex();
+    if store.info(&name).await.is_ok() {
+        return Ok(());
+    }
+    let bytes = blobs.get(hash).map_err(|e| ScaleoutError::Invalid(format!("blob {name}: {e}")))?;
+    put_once(store, &name, &bytes).await
+}
+
+/// Fetch blob `hash` into `blobs` unless it is there, checking it against its hash.
+pub(crate) async fn get_blob(store: &ObjectStore, blobs: &BlobStore, hash: &Hash) -> Result<(), ScaleoutError> {
+    if blobs.contains(hash) {
+        return Ok(());
+    }
+    let name = hash.to_hex();
+    let bytes = get(store, &name).await?;
+    let stored: Hash = blobs.put_bytes(&bytes).map_err(|e| ScaleoutError::Invalid(format!("blob {name}: {e}")))?;
+    if stored != *hash {
+        return Err(ScaleoutError::Invalid(format!("blob {name}: the bytes fetched do not have that hash")));
+    }
+    Ok(())
+}
+
 /// Upload every blob of `trees` from `blobs` (those already in the bucket are skipped).
 pub(crate) async fn put_trees(
     store: &ObjectStore,

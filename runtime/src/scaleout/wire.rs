@@ -53,6 +53,22 @@ pub struct WorkOrder {
     /// Where the worker asks the server for this attempt's secrets (`None`: reveals fail).
     #[serde(default)]
     pub reveal_subject: Option<String>,
+    /// What the worker shows with each reveal: only the worker the order was delivered
+    /// to has it (the server refuses a reveal without it).
+    #[serde(default)]
+    pub reveal_token: Option<String>,
+    /// Staged models it loads, by content: the worker stages each from the blobs bucket and
+    /// offers it read-only at its guest path (the server's staging path means nothing there).
+    #[serde(default)]
+    pub models: Vec<WireModel>,
+}
+
+/// A staged model on the wire: its artifact's blake3 (in the blobs bucket) and file name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireModel {
+    pub guest: String,
+    pub hash: String,
+    pub file: String,
 }
 
 /// [`Limits`] on the wire.
@@ -162,6 +178,8 @@ impl WorkOrder {
             seed: attempt.seed,
             expectations: attempt.expectations,
             reveal_subject: None,
+            reveal_token: None,
+            models: Vec::new(),
         }
     }
 
@@ -249,7 +267,7 @@ impl WorkOutcome {
             secret_audit: self.secret_audit,
             elapsed: Duration::from_micros(self.elapsed_us),
         };
-        AttemptReport { outcome, out: self.out, quality: self.quality }
+        AttemptReport { outcome, out: self.out, quality: self.quality, receipt: None }
     }
 }
 

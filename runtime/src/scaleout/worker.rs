@@ -222,8 +222,9 @@ impl Worker {
     }
 
     async fn try_run(&self, order: &WorkOrder, cancel: Arc<AtomicBool>) -> Result<WorkOutcome, ScaleoutError> {
-        let prepared = order.prepared().map_err(ScaleoutError::Invalid)?;
+        let mut prepared = order.prepared().map_err(ScaleoutError::Invalid)?;
         self.load(&order.component, prepared.world).await?;
+        prepared.exec.mounts.extend(self.stage_models(&order.models).await?);
         let trees: Vec<&crate::cache::TreeManifest> = order.inputs.iter().map(|(_, t)| t).collect();
         transfer::get_trees(&self.link.blobs, &self.cache.blobs, &trees).await?;
         let (run, task) = (order.run, order.task.task_key.as_str());
@@ -243,6 +244,7 @@ impl Worker {
                 client: self.link.client.clone(),
                 subject: subject.clone(),
                 id: order.id.clone(),
+                token: order.reveal_token.clone().unwrap_or_default(),
                 worker: self.name.clone(),
                 handle: tokio::runtime::Handle::current(),
             }) as Arc<dyn crate::secrets::Resolver>
@@ -263,6 +265,25 @@ impl Worker {
             report.out = Err(format!("sending /out from worker {}: {e}", self.name));
         }
         Ok(WorkOutcome::new(order.id.clone(), self.name.clone(), report, changed))
+    }
+
+    /// The order's models staged here from the blobs bucket (by content), as read-only mounts.
+    async fn stage_models(&self, models: &[wire::WireModel]) -> Result<Vec<crate::spec::Mount>, ScaleoutError> {
+        let mut staged = Vec::new();
+        for m in models {
+            let hash = m.hash.parse().map_err(|_| ScaleoutError::Invalid(format!("model hash {}", m.hash)))?;
+            transfer::get_blob(&self.link.blobs, &self.cache.blobs, &hash).await?;
+            let (guest, file) = (m.guest.clone(), m.file.clone());
+            staged.push(crate::scheduler::models::Staged { name: file.clone(), guest, version: 0, hash, file });
+        }
+        let cache = self.cache.clone();
+        let mounts = tokio::task::spawn_blocking(move || crate::scheduler::models::mounts(Some(&*cache), &staged));
+        let mounts = mounts.await.map_err(|e| ScaleoutError::Invalid(format!("staging models: {e}")))?;
+        let mounts = mounts.map_err(ScaleoutError::Invalid)?;
+        if !mounts.is_empty() {
+            tracing::info!(models = mounts.len(), "staged models by content");
+        }
+        Ok(mounts)
     }
 
     /// Make component `hash` loaded for `world`: from memory, this machine's compiled

@@ -27,6 +27,9 @@ enum UpstreamStdout {
     Output(String),
 }
 
+/// A task's rendered params and command.
+type Rendered = (std::collections::BTreeMap<String, String>, Option<Command>);
+
 /// Largest file a command task may take on stdin: stdin is held in memory.
 pub const MAX_STDIN_FILE_BYTES: u64 = 64 << 20;
 
@@ -52,26 +55,55 @@ impl Coordinator {
     pub(crate) fn start_attempt(&mut self, id: TaskId, spec: &TaskSpec) -> Result<bool, SchedulerError> {
         let Some(permit) = self.take_slot() else { return Ok(false) };
         let next = self.state.next_attempt(id);
-        let rendered = params::render_all(&spec.exec.params, &self.scope(id, next))
-            .and_then(|p| Ok((p, spec.command().map(|c| self.render_command(id, next, c)).transpose()?)));
+        let rendered = self.render_attempt(id, next, spec);
         let attempt = self.begin(id)?;
+        self.prepare_attempt(id, attempt, spec, rendered, Some(permit), false)?;
+        Ok(true)
+    }
+
+    /// Adopt attempt `attempt` of task `id`, which a process that died left running where
+    /// it may still run (the executor [`adopts`](super::Executor::adopts)): prepared as it
+    /// was started, and handed to the executor to wait for (not recorded interrupted).
+    pub(crate) fn adopt_attempt(&mut self, id: TaskId, attempt: u32) -> Result<(), SchedulerError> {
+        let Some(spec) = self.state.spec_shared(id) else { return Ok(()) };
+        let rendered = self.render_attempt(id, attempt, &spec);
+        self.prepare_attempt(id, attempt, &spec, rendered, None, true)
+    }
+
+    /// Task `id`'s params and command rendered for attempt `attempt`.
+    fn render_attempt(&self, id: TaskId, attempt: u32, spec: &TaskSpec) -> Result<Rendered, String> {
+        params::render_all(&spec.exec.params, &self.scope(id, attempt))
+            .and_then(|p| Ok((p, spec.command().map(|c| self.render_command(id, attempt, c)).transpose()?)))
+    }
+
+    /// Prepare started attempt `attempt` for the executor (queued in `ready`), or end it in
+    /// place (a reused result, a failure before it runs).
+    fn prepare_attempt(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        spec: &TaskSpec,
+        rendered: Result<Rendered, String>,
+        permit: Option<crate::scheduler::slots::SlotPermit>,
+        adopt: bool,
+    ) -> Result<(), SchedulerError> {
         let (params, command) = match rendered {
             Ok(rendered) => rendered,
-            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)),
         };
         let name = spec.component().unwrap_or_default();
         let Some(component) = self.components.get(name).cloned() else {
             let e = format!("component `{name}` was not loaded for this run");
-            return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
+            return self.finish_in_place(id, attempt, InPlace::failed(e));
         };
         let models = match self.staged_models(&spec.models) {
             Ok(models) => models,
-            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)),
         };
         let limits = limits_of(spec, &self.plan);
         let staged = match self.stage_objects(id, attempt, spec) {
             Ok(staged) => staged,
-            Err(e) => return self.staging_failed(id, attempt, e).map(|()| true),
+            Err(e) => return self.staging_failed(id, attempt, e),
         };
         let runs = Executes {
             component: &component.hash,
@@ -82,17 +114,17 @@ impl Coordinator {
             models: &models,
         };
         let (mut pending, inputs, seed) = match self.prepare_cache(id, &runs) {
-            Ok(Prepared::Hit(entry)) => return self.record_hit(id, attempt, *entry).map(|()| true),
+            Ok(Prepared::Hit(entry)) => return self.record_hit(id, attempt, *entry),
             Ok(Prepared::Run { pending, inputs, seed }) => (pending, inputs, seed),
             Err(e) => {
                 let e = format!("preparing the attempt: {e}");
-                return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true);
+                return self.finish_in_place(id, attempt, InPlace::failed(e));
             }
         };
         let mut mounts = staged.mounts;
         match super::models::mounts(self.rt.cache.as_deref(), &models) {
             Ok(models) => mounts.extend(models),
-            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)).map(|()| true),
+            Err(e) => return self.finish_in_place(id, attempt, InPlace::failed(e)),
         }
         let view = self.state.view();
         let prepared = PreparedAttempt {
@@ -123,10 +155,12 @@ impl Coordinator {
         self.pending_cache.insert((id, attempt), *pending);
         // the slot is given back when the coordinator has recorded the attempt, so
         // finished-but-unrecorded attempts count against the bound too
-        self.permits.insert((id, attempt), permit);
+        if let Some(permit) = permit {
+            self.permits.insert((id, attempt), permit);
+        }
         let side_effects = has_side_effects(spec);
-        self.ready.push(Ready { task: id, attempt, prepared, side_effects });
-        Ok(true)
+        self.ready.push(Ready { task: id, attempt, prepared, side_effects, adopt });
+        Ok(())
     }
 
     /// A command task's args, env and stdin with every reference filled in.
@@ -204,7 +238,7 @@ impl Coordinator {
         report: AttemptReport,
     ) -> Result<(), SchedulerError> {
         let _slot = self.permits.remove(&(id, attempt));
-        let AttemptReport { outcome, out, quality } = report;
+        let AttemptReport { outcome, out, quality, receipt } = report;
         let (mut result, mut output, mut error, mut retryable) = self.classify(id, outcome.status.clone());
         let mut error_code = error_code_of(&outcome.status);
         if result == TaskResult::Success && !quality.is_empty() {
@@ -268,6 +302,9 @@ impl Coordinator {
             cache,
             error_code,
         })?;
+        if let Some(receipt) = receipt {
+            self.journal.when_durable(receipt);
+        }
         if result == TaskResult::Success {
             self.publish_datasets(&self.state.task(id).key.clone(), published)?;
             if let Some((declared, found)) = registered {

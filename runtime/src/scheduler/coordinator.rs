@@ -61,6 +61,10 @@ pub(crate) struct Ready {
     pub prepared: super::executor::PreparedAttempt,
     /// Network, read-write mounts or a command: its start must be durable before it runs.
     pub side_effects: bool,
+    /// Started by a process that died, adopted where it may still run ([`Executor::adopt`]).
+    ///
+    /// [`Executor::adopt`]: super::Executor::adopt
+    pub adopt: bool,
 }
 
 /// An attempt's cache context between its start and its end.
@@ -261,17 +265,30 @@ impl Coordinator {
             // runs, so a crash counts that attempt (it ends `interrupted` on resume)
             self.journal.flush()?;
         }
-        for Ready { task, attempt, prepared, .. } in std::mem::take(&mut self.ready) {
-            let running = self.rt.executor.execute(prepared, self.cancel_flag());
+        for Ready { task, attempt, prepared, adopt, .. } in std::mem::take(&mut self.ready) {
+            let running = match adopt {
+                true => self.rt.executor.adopt(prepared, self.cancel_flag()),
+                false => self.rt.executor.execute(prepared, self.cancel_flag()),
+            };
             self.spawn(task, attempt, async move { Done::Attempt { task, attempt, report: running.await } });
         }
         Ok(())
     }
 
-    /// Settle what a process that died mid-run left running (resume, cancel).
+    /// Settle what a process that died mid-run left running (resume, cancel). Attempts the
+    /// executor may still be running elsewhere are adopted, not interrupted.
     pub(crate) fn settle_interrupted(&mut self) -> Result<(), SchedulerError> {
+        let adopted = self.adoptable();
+        for &(task, attempt) in &adopted {
+            self.adopt_attempt(task, attempt)?;
+        }
+        let keys: std::collections::HashSet<String> =
+            adopted.iter().map(|&(task, _)| self.state.task(task).key.clone()).collect();
         for settle in self.state.settle_interrupted(self.now()) {
             match settle {
+                // an adopted attempt goes on: it is neither interrupted nor queued again
+                Settle::Record(Event::AttemptFinished { task, .. } | Event::TaskQueued { task, .. })
+                    if keys.contains(&task) => {}
                 Settle::Record(event) => self.record(event)?,
                 Settle::ResumeChild { task, attempt, child } if self.rt.store.events(child)?.is_empty() => {
                     // the child's creation never reached the disk, so nothing of it with side
@@ -291,6 +308,24 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+
+    /// Open attempts of component and command tasks that would run again on resume, when
+    /// the executor may still be running them elsewhere and the run is not stopping.
+    fn adoptable(&self) -> Vec<(TaskId, u32)> {
+        if !self.rt.executor.adopts() || self.state.stop().is_some() {
+            return Vec::new();
+        }
+        let tasks = &self.state.view().tasks;
+        (0..tasks.len())
+            .filter(|&id| tasks[id].state == crate::model::TaskState::Running)
+            .filter(|&id| {
+                self.state.spec(id).is_some_and(|s| {
+                    s.rerun_on_resume && matches!(s.kind, TaskKind::Component { .. } | TaskKind::Command(_))
+                })
+            })
+            .filter_map(|id| tasks[id].attempts.last().filter(|a| a.finished_at.is_none()).map(|a| (id, a.attempt)))
+            .collect()
     }
 
     /// What a child run of this one runs with: this run's options, stopped with it (a

@@ -66,12 +66,41 @@ pub struct AttemptReport {
     pub out: Result<Option<TreeManifest>, String>,
     /// The production expectations' results on `/out` (empty: none were checked).
     pub quality: Vec<crate::model::ExpectationResult>,
+    /// Told once the attempt's end is durable in the run's journal (an executor elsewhere
+    /// lets go of the outcome only then); `None`: nothing to tell.
+    pub receipt: Option<Receipt>,
 }
 
 impl AttemptReport {
     /// An attempt that could not run at all.
     pub fn failed(kind: FailureKind, message: String) -> AttemptReport {
-        AttemptReport { outcome: Outcome::failed(kind, message, Duration::ZERO), out: Ok(None), quality: Vec::new() }
+        AttemptReport {
+            outcome: Outcome::failed(kind, message, Duration::ZERO),
+            out: Ok(None),
+            quality: Vec::new(),
+            receipt: None,
+        }
+    }
+}
+
+/// What the coordinator calls once an attempt's end is durable (flushed with its journal).
+#[derive(Clone)]
+pub struct Receipt(Arc<dyn Fn() + Send + Sync>);
+
+impl Receipt {
+    pub fn new(durable: impl Fn() + Send + Sync + 'static) -> Receipt {
+        Receipt(Arc::new(durable))
+    }
+
+    /// The attempt's end is durable.
+    pub fn durable(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receipt")
     }
 }
 
@@ -85,6 +114,20 @@ pub trait Executor: Send + Sync {
     /// A run's pinned components (name → file and blake3), told once per run before its
     /// attempts: an executor elsewhere ships the code by hash; this process's needs nothing.
     fn components_pinned(&self, _components: &std::collections::BTreeMap<String, crate::model::PinnedComponent>) {}
+
+    /// Whether an attempt a previous process left running may still be running here (on a
+    /// worker that keeps its outcome): then a resumed run adopts it ([`Executor::adopt`])
+    /// instead of recording it interrupted and running it again. This process's sandbox
+    /// died with the process: no.
+    fn adopts(&self) -> bool {
+        false
+    }
+
+    /// The outcome of `attempt`, dispatched by a previous process that died: waited for
+    /// where it still is, run if it never left.
+    fn adopt(&self, attempt: PreparedAttempt, cancel: Arc<AtomicBool>) -> Running {
+        self.execute(attempt, cancel)
+    }
 }
 
 /// Runs attempts in this process's sandbox.
@@ -138,7 +181,7 @@ impl Executor for LocalExecutor {
                 _ => Vec::new(),
             };
             let out = collect_out(cache.as_deref(), files.out, success, attempt.max_out);
-            AttemptReport { outcome, out, quality }
+            AttemptReport { outcome, out, quality, receipt: None }
         })
     }
 }

@@ -31,12 +31,23 @@ pub(crate) struct Journal {
     base: u64,
     /// Events this journal appended.
     appended: u64,
+    /// Told after the next flush: their attempts' ends are durable then.
+    receipts: Vec<super::Receipt>,
 }
 
 impl Journal {
     /// The journal of a new run.
     pub(crate) fn new(store: Arc<dyn Store>, run: RunId, observer: Arc<dyn Observer>) -> Self {
-        Journal { store, run, observer, unannounced: Vec::new(), dirty_since: None, base: 0, appended: 0 }
+        Journal {
+            store,
+            run,
+            observer,
+            unannounced: Vec::new(),
+            dirty_since: None,
+            base: 0,
+            appended: 0,
+            receipts: Vec::new(),
+        }
     }
 
     /// The journal of a run that goes on: the observer is shown its history first.
@@ -67,7 +78,7 @@ impl Journal {
         self.appended
     }
 
-    /// Make everything appended durable, then announce it.
+    /// Make everything appended durable, then announce it and tell the receipts.
     pub(crate) fn flush(&mut self) -> Result<(), SchedulerError> {
         if self.dirty_since.take().is_some() {
             self.store.flush()?;
@@ -75,7 +86,15 @@ impl Journal {
         for e in self.unannounced.drain(..) {
             self.observer.event(self.run, &e);
         }
+        for receipt in self.receipts.drain(..) {
+            receipt.durable();
+        }
         Ok(())
+    }
+
+    /// Tell `receipt` once what was appended so far is durable (after the next flush).
+    pub(crate) fn when_durable(&mut self, receipt: super::Receipt) {
+        self.receipts.push(receipt);
     }
 
     /// When the pending group must be flushed, if anything is pending.

@@ -19,7 +19,7 @@ mod datasets;
 mod executor;
 mod inspect;
 pub mod journal;
-mod models;
+pub(crate) mod models;
 mod objmounts;
 mod params;
 mod plan;
@@ -40,7 +40,7 @@ use crate::spec::{Bundle, JobSpec, SpecError};
 use crate::store::StoreError;
 
 pub use attempts::MAX_STDIN_FILE_BYTES;
-pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Running};
+pub use executor::{AttemptReport, Executor, LocalExecutor, PreparedAttempt, Receipt, Running};
 pub use inspect::{Explanation, GcSummary};
 pub use params::{RunLevel, check_overrides, resolve_job_parameters};
 pub use repair::RepairRequest;

@@ -43,6 +43,6 @@ impl Executor for StubExecutor {
             elapsed: Duration::ZERO,
         };
         // a stubbed task did not run: its expectations are not checked
-        Box::pin(async move { AttemptReport { outcome, out, quality: Vec::new() } })
+        Box::pin(async move { AttemptReport { outcome, out, quality: Vec::new(), receipt: None } })
     }
 }
