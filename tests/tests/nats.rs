@@ -18,8 +18,6 @@ use sluice_tests::{Background, Sluice, attempt_results, last_attempt, task_of};
 mod models;
 #[path = "nats/security.rs"]
 mod security;
-#[path = "nats/upgrade.rs"]
-mod upgrade;
 
 /// A `nats-server -js` of this test, stopped when dropped.
 struct Nats {
