@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use sluice_tests::{Background, Sluice, attempt_results, last_attempt, task_of};
 
+#[path = "nats/medallion.rs"]
+mod medallion;
 #[path = "nats/models.rs"]
 mod models;
 #[path = "nats/security.rs"]
