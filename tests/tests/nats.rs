@@ -20,6 +20,8 @@ mod medallion;
 mod models;
 #[path = "nats/security.rs"]
 mod security;
+#[path = "nats/upgrade.rs"]
+mod upgrade;
 
 /// A `nats-server -js` of this test, stopped when dropped.
 struct Nats {

@@ -115,10 +115,7 @@ impl RemoteExecutor {
             ack_wait: OUTCOME_ACK_WAIT,
             ..Default::default()
         };
-        let consumer = stream
-            .get_or_create_consumer::<pull::Config>(OUTCOME_CONSUMER, config)
-            .await
-            .map_err(|e| nats("outcome consumer", e))?;
+        let consumer = super::ensure_consumer(&stream, OUTCOME_CONSUMER, config).await?;
         let messages = consumer.messages().await.map_err(|e| nats("reading outcomes", e))?;
         tokio::spawn(super::inbox::listen(shared.inbox.clone(), messages));
         Ok(Arc::new(move |rt: &crate::scheduler::Runtime| {
@@ -356,10 +353,7 @@ async fn ensure_route(shared: &Shared, stream: &str, route: &str) -> Result<(), 
         max_ack_pending: -1,
         ..Default::default()
     };
-    stream
-        .get_or_create_consumer::<pull::Config>(&name, config)
-        .await
-        .map_err(|e| nats(&format!("consumer {name}"), e))?;
+    super::ensure_consumer(&stream, &name, config).await?;
     routes.insert(key);
     Ok(())
 }

@@ -13,7 +13,7 @@ use sluice_tests::Sluice;
 
 /// One request over NATS' text protocol, as any client on the bus could send it: the
 /// reply's payload.
-fn nats_request(url: &str, subject: &str, payload: &str) -> String {
+pub(super) fn nats_request(url: &str, subject: &str, payload: &str) -> String {
     let addr = url.trim_start_matches("nats://");
     let stream = TcpStream::connect(addr).expect("connecting to nats-server");
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
