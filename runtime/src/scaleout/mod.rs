@@ -181,27 +181,30 @@ async fn ensure_stream(js: &jetstream::Context, name: &str, prefix: &str) -> Res
     Ok(())
 }
 
-/// Make sure durable pull consumer `name` of `stream` has `config`: created, updated in
-/// place, or — when the server refuses the update (a consumer an older sluice made, with
-/// another subject filter) — deleted and made again. Its messages stay in the stream
-/// meanwhile (work-queue retention drops a message only when it is acknowledged), and an
-/// attempt delivered twice by the change is recorded once (outcomes go by attempt id).
+/// Make sure durable pull consumer `name` of `stream` has `config`. A consumer with another
+/// subject filter (one an older sluice made, before attempt ids joined the work subjects) is
+/// deleted and made again: NATS 2.9 accepts a filter change in place but then skips the
+/// messages published after it. Other settings (the lease as `ack_wait`) are updated in
+/// place. The stream keeps its messages meanwhile (work-queue retention drops one only when
+/// it is acknowledged), and an attempt delivered twice by the change is recorded once
+/// (outcomes go by attempt id).
 pub(crate) async fn ensure_consumer(
     stream: &jetstream::stream::Stream,
     name: &str,
     config: jetstream::consumer::pull::Config,
 ) -> Result<jetstream::consumer::PullConsumer, ScaleoutError> {
-    match stream.create_consumer(config.clone()).await {
-        Ok(consumer) => Ok(consumer),
-        Err(refused) => {
-            tracing::info!(consumer = name, reason = %refused, "NATS: replacing a consumer whose settings changed");
-            stream
-                .delete_consumer(name)
-                .await
-                .map_err(|e| nats(&format!("consumer {name}: {refused}; deleting it"), e))?;
-            stream.create_consumer(config).await.map_err(|e| nats(&format!("consumer {name}"), e))
-        }
+    if let Ok(info) = stream.consumer_info(name).await
+        && info.config.filter_subject != config.filter_subject
+    {
+        tracing::info!(
+            consumer = name,
+            old = %info.config.filter_subject,
+            new = %config.filter_subject,
+            "NATS: replacing a consumer whose subject filter changed"
+        );
+        stream.delete_consumer(name).await.map_err(|e| nats(&format!("replacing consumer {name}"), e))?;
     }
+    stream.create_consumer(config).await.map_err(|e| nats(&format!("consumer {name}"), e))
 }
 
 async fn ensure_bucket(js: &jetstream::Context, bucket: &str) -> Result<ObjectStore, ScaleoutError> {
