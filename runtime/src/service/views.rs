@@ -118,3 +118,76 @@ impl Service {
         Ok(Some(record))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{PlannedTask, RunResult, TaskResult};
+
+    /// A one-task run's whole log.
+    fn log(run: RunId) -> Vec<Event> {
+        let task =
+            PlannedTask { key: "t".into(), component: "c".into(), component_hash: "ab".repeat(32), depends_on: vec![] };
+        let created = Event::RunCreated {
+            run_id: run,
+            job: "j".into(),
+            source: "./b".into(),
+            target: "dev".into(),
+            parameters: BTreeMap::new(),
+            tasks: vec![task],
+            at: 1,
+            plan: None,
+        };
+        let finished = Event::AttemptFinished {
+            task: "t".into(),
+            attempt: 0,
+            at: 3,
+            result: TaskResult::Success,
+            output: Some("{}".into()),
+            error: None,
+            log: String::new(),
+            log_truncated: false,
+            elapsed_us: 1,
+            outcome: None,
+            cache: None,
+            error_code: None,
+        };
+        let started = Event::AttemptStarted { task: "t".into(), attempt: 0, at: 2 };
+        vec![created, started, finished, Event::RunFinished { result: RunResult::Success, at: 4 }]
+    }
+
+    fn count(views: &Views, run: RunId) -> Option<u64> {
+        let slot = lock(&views.runs).get(&run).cloned()?;
+        let slot = lock(&slot);
+        slot.folded.as_ref().map(Folded::count)
+    }
+
+    #[test]
+    fn a_driven_run_is_folded_event_by_event_and_never_past_a_gap() {
+        let views = Views::default();
+        let events = log(7);
+        // not attached: nothing is folded for it
+        views.durable(7, 0, &events[0]);
+        assert_eq!(count(&views, 7), None);
+        views.attached(7, &events[..1]);
+        assert_eq!(count(&views, 7), Some(1));
+        views.durable(7, 1, &events[1]);
+        assert_eq!(count(&views, 7), Some(2));
+        // an event announced out of order (a gap) or again is left to the next read
+        views.durable(7, 3, &events[3]);
+        views.durable(7, 1, &events[1]);
+        assert_eq!(count(&views, 7), Some(2));
+        views.durable(7, 2, &events[2]);
+        views.durable(7, 3, &events[3]);
+        assert_eq!(count(&views, 7), Some(4));
+        let slot = lock(&views.runs).get(&7).cloned().unwrap();
+        let record = lock(&slot).folded.as_ref().unwrap().record();
+        assert_eq!(record.view.result, Some(RunResult::Success));
+        assert_eq!(record.finishes.len(), 1);
+        // attaching again with a shorter history keeps what was folded live
+        views.attached(7, &events[..2]);
+        assert_eq!(count(&views, 7), Some(4));
+    }
+}
