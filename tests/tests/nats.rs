@@ -85,6 +85,11 @@ fn ran(w: &mut Background, task: &str) -> bool {
     w.drain().iter().any(|l| l.contains("attempt started") && l.contains(&needle))
 }
 
+/// How many of `workers` have logged starting any attempt.
+fn busy(workers: &mut [Background]) -> usize {
+    workers.iter_mut().map(|w| w.drain().iter().any(|l| l.contains("attempt started"))).filter(|b| *b).count()
+}
+
 fn repo_example(name: &str) -> PathBuf {
     sluice_tests::repo().join("examples").join(name)
 }
@@ -108,8 +113,7 @@ fn a_job_runs_on_workers_with_values_checkpoints_and_files() {
     for task in ["download", "extract"] {
         assert!(workers.iter_mut().any(|w| ran(w, task)), "no worker ran `{task}`");
     }
-    let busy =
-        workers.iter_mut().map(|w| w.drain().iter().any(|l| l.contains("attempt started"))).filter(|b| *b).count();
+    let busy = busy(&mut workers);
     assert!(busy >= 2, "the attempts should spread over the workers, {busy} of 3 ran any");
     for w in workers {
         w.kill();

@@ -2,7 +2,7 @@
 //! target: the committed landing zone, gold published into the bundle's `gold/`), every
 //! SQL step on a worker, the Parquet files between steps moving by content.
 
-use super::{Nats, ran, repo_example, worker};
+use super::{Nats, busy, ran, repo_example, worker};
 use sluice_tests::{Background, Sluice, last_attempt, task_of};
 
 #[test]
@@ -27,8 +27,7 @@ fn one_server_and_three_workers_run_the_medallion() {
     for task in ["bronze_orders", "silver_orders", "gold_revenue_by_country", "publish"] {
         assert!(workers.iter_mut().any(|w| ran(w, task)), "no worker ran `{task}`");
     }
-    let busy =
-        workers.iter_mut().map(|w| w.drain().iter().any(|l| l.contains("attempt started"))).filter(|b| *b).count();
+    let busy = busy(&mut workers);
     assert!(busy >= 2, "the steps should spread over the workers, {busy} of 3 ran any");
     for w in workers {
         w.kill();
